@@ -1,0 +1,48 @@
+// File: common/files.h
+//
+// File helpers with Status errors, and atomic replacement of files.
+//
+//   RETURN_IF_ERROR(WriteFileAtomically("runs/x/report.json", json));
+//   RETURN_IF_ERROR(ReplaceFileAtomically("runs/x/model.pt",
+//       [&](const std::string& tmp) { return SaveTo(tmp); }));
+//
+// Atomic: the content is written to a temporary file in the destination's
+// directory, flushed to disk (fsync), then renamed over the destination. A
+// reader, or a run killed at any moment, sees the old file or the new one,
+// never a torn one. On any failure the temporary is removed and the old file
+// is untouched.
+#ifndef SLIMFIT_COMMON_FILES_H_
+#define SLIMFIT_COMMON_FILES_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace slimfit {
+
+// The whole file. NotFound if it does not exist; the error names the path.
+absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+
+// Size in bytes; NotFound if missing, FailedPrecondition if not a regular file.
+absl::StatusOr<int64_t> RegularFileSize(const std::string& path);
+
+// Writes `contents` to `path` atomically.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+// Calls `write(tmp_path)` to produce the new file, then renames it over
+// `path` atomically. `write` must create `tmp_path` (and may fail).
+absl::Status ReplaceFileAtomically(
+    const std::string& path,
+    const std::function<absl::Status(const std::string& tmp_path)>& write);
+
+// mkdir -p. OK if it exists as a directory.
+absl::Status CreateDirectories(const std::string& path);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_COMMON_FILES_H_

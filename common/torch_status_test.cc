@@ -1,0 +1,56 @@
+#include "common/torch_status.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::IsOkAndHolds;
+using ::slimfit::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+TEST(TorchStatusTest, ShapeMismatchBecomesStatusWithTorchMessage) {
+  absl::Status s = TorchCall("multiplying", [] {
+    at::matmul(at::ones({2, 3}), at::ones({4, 5}));
+  });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal,
+                          AllOf(StartsWith("multiplying: "),
+                                HasSubstr("cannot be multiplied"))));
+}
+
+TEST(TorchStatusTest, BacktraceIsNotInTheMessage) {
+  absl::Status s = TorchCall("", [] { at::ones({2}).view({3}); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), Not(HasSubstr("frame #")));
+}
+
+TEST(TorchStatusTest, IndexErrorIsOutOfRange) {
+  absl::Status s = TorchCall("indexing", [] { at::ones({2, 2}).select(0, 7); });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("indexing")));
+}
+
+TEST(TorchStatusTest, StdExceptionsAreMapped) {
+  EXPECT_THAT(TorchCall("c", [] { throw std::invalid_argument("bad"); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, "c: bad"));
+  EXPECT_THAT(TorchCall("c", [] { throw std::runtime_error("boom"); }),
+              StatusIs(absl::StatusCode::kInternal, "c: boom"));
+  EXPECT_THAT(TorchCall("c", [] { throw 42; }),
+              StatusIs(absl::StatusCode::kUnknown, "c: unknown exception"));
+}
+
+TEST(TorchStatusTest, ValuesPassThrough) {
+  auto r = TorchCallOr("sum", [] { return at::ones({3}).sum().item<float>(); });
+  EXPECT_THAT(r, IsOkAndHolds(3.0f));
+}
+
+}  // namespace
+}  // namespace slimfit
