@@ -1,0 +1,47 @@
+// File: model/archive.h
+//
+// Reads a TorchScript file's zip directory without running any of it: the
+// pre-check Model::Load does before handing a file to torch::jit::load, and
+// what `tools:inspect --archive` prints.
+//
+// A TorchScript archive is a zip (written by PyTorch's stored-only zip writer)
+// with entries "<root>/data.pkl", "<root>/constants.pkl", "<root>/code/...".
+// torch.save() files share the zip layout but have no code/ and no
+// constants.pkl: that is how a state_dict is told apart from a model.
+#ifndef SLIMFIT_MODEL_ARCHIVE_H_
+#define SLIMFIT_MODEL_ARCHIVE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace slimfit {
+
+struct ArchiveEntry {
+  std::string name;
+  uint64_t uncompressed_size = 0;
+};
+
+struct ArchiveSummary {
+  std::vector<ArchiveEntry> entries;
+  int64_t file_size = 0;
+  int num_code_files = 0;     // entries under <root>/code/ ending in .py
+  int num_tensor_blobs = 0;   // entries under <root>/data/ or constants/
+  uint64_t tensor_bytes = 0;  // their total size
+  bool has_constants_pkl = false;
+  bool has_data_pkl = false;
+};
+
+// Lists the zip directory of `path` and checks it is a plausible TorchScript
+// archive. Errors (InvalidArgument unless the file is missing/unreadable)
+// name the file and say what is wrong: empty, not a zip, truncated, an entry
+// name that is absolute or contains "..", an entry larger than
+// `max_entry_bytes`, or no TorchScript code (a torch.save() file).
+absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
+    const std::string& path, uint64_t max_entry_bytes = uint64_t{1} << 36);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_MODEL_ARCHIVE_H_

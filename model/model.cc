@@ -1,0 +1,110 @@
+#include "model/model.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+#include "model/archive.h"
+
+namespace slimfit {
+namespace {
+
+absl::StatusOr<std::string> MetadataToJson(const ModelMetadata& metadata) {
+  ModelMetadata m = metadata;
+  if (m.format_version() == 0) m.set_format_version(1);
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  auto s = google::protobuf::util::MessageToJsonString(m, &json, options);
+  if (!s.ok()) return absl::InternalError(absl::StrCat("metadata to JSON: ", s.ToString()));
+  return json;
+}
+
+}  // namespace
+
+Model::Model(torch::jit::Module module, ModelMetadata metadata)
+    : module_(std::make_unique<torch::jit::Module>(std::move(module))),
+      metadata_(std::move(metadata)) {}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+absl::StatusOr<Model> Model::Load(const std::string& path, c10::Device device) {
+  RETURN_IF_ERROR(InspectTorchScriptArchive(path).status());
+  torch::jit::ExtraFilesMap extra{{kMetadataFileName, ""}};
+  ASSIGN_OR_RETURN(
+      torch::jit::Module module,
+      TorchCallOr(absl::StrCat("loading TorchScript model \"", path, "\""),
+                  [&] { return torch::jit::load(path, device, extra); }));
+  ModelMetadata metadata;
+  const std::string& json = extra[kMetadataFileName];
+  if (!json.empty()) {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;  // written by a newer slimfit
+    auto s = google::protobuf::util::JsonStringToMessage(json, &metadata, options);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", path, "\": corrupt ", kMetadataFileName, ": ", s.ToString()));
+    }
+  }
+  return Model(std::move(module), std::move(metadata));
+}
+
+absl::Status Model::Save(const std::string& path) const {
+  ASSIGN_OR_RETURN(std::string json, MetadataToJson(metadata_));
+  torch::jit::ExtraFilesMap extra{{kMetadataFileName, json}};
+  return ReplaceFileAtomically(path, [&](const std::string& tmp) {
+    return TorchCall(absl::StrCat("saving model to \"", path, "\""),
+                     [&] { module_->save(tmp, extra); });
+  });
+}
+
+absl::StatusOr<Model> Model::Clone() const {
+  ASSIGN_OR_RETURN(torch::jit::Module copy,
+                   TorchCallOr("cloning model", [&] { return module_->deepcopy(); }));
+  return Model(std::move(copy), metadata_);
+}
+
+void Model::Train(bool on) { module_->train(on); }
+
+bool Model::is_training() const { return module_->is_training(); }
+
+absl::Status Model::To(c10::Device device) {
+  return TorchCall(absl::StrCat("moving model to ", device.str()),
+                   [&] { module_->to(device); });
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::NamedParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module_->named_parameters(/*recurse=*/true)) {
+    out.emplace_back(p.name, p.value);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::NamedBuffers() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& b : module_->named_buffers(/*recurse=*/true)) {
+    out.emplace_back(b.name, b.value);
+  }
+  return out;
+}
+
+int64_t Model::NumParameters() const {
+  int64_t n = 0;
+  for (const auto& p : module_->parameters(/*recurse=*/true)) n += p.numel();
+  return n;
+}
+
+std::vector<int64_t> FirstInputShape(const ModelMetadata& metadata) {
+  if (metadata.inputs_size() == 0) return {};
+  const auto& shape = metadata.inputs(0).shape();
+  return std::vector<int64_t>(shape.begin(), shape.end());
+}
+
+}  // namespace slimfit

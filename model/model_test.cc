@@ -1,0 +1,152 @@
+#include "model/model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "common/files.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/test_zip.h"
+#include "model/zoo/zoo.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string TmpPath(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+}
+
+at::Tensor Forward(Model& m, const at::Tensor& x) { return m.module().forward({x}).toTensor(); }
+
+TEST(ModelTest, SaveLoadRoundTripKeepsOutputsAndMetadata) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("resnet_small"));
+  m.Eval();
+  const at::Tensor x = at::randn({2, 1, 28, 28});
+  const at::Tensor y = Forward(m, x);
+  const std::string path = TmpPath("resnet.pt");
+  ASSERT_OK(m.Save(path));
+  ASSERT_OK_AND_ASSIGN(Model back, Model::Load(path));
+  back.Eval();
+  EXPECT_TRUE(Forward(back, x).equal(y));
+  EXPECT_EQ(back.metadata().name(), "resnet_small");
+  EXPECT_EQ(back.metadata().num_classes(), 10);
+  EXPECT_THAT(FirstInputShape(back.metadata()), ElementsAre(1, 1, 28, 28));
+  EXPECT_EQ(back.NumParameters(), m.NumParameters());
+}
+
+TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  const std::string dir = TmpPath("atomic");
+  ASSERT_OK(CreateDirectories(dir));
+  ASSERT_OK(m.Save(dir + "/m.pt"));
+  ASSERT_OK(m.Save(dir + "/m.pt"));
+  int entries = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(ModelTest, SaveIntoMissingDirectoryFailsCleanly) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  EXPECT_THAT(m.Save(TmpPath("no/such/dir/m.pt")),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("saving model to")));
+}
+
+TEST(ModelTest, LoadMissingFileIsNotFound) {
+  EXPECT_THAT(Model::Load(TmpPath("absent.pt")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("absent.pt")));
+}
+
+TEST(ModelTest, LoadTruncatedModelIsAClearError) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("vgg_small"));
+  const std::string path = TmpPath("full.pt");
+  ASSERT_OK(m.Save(path));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(path));
+  for (size_t keep : {bytes.size() / 2, bytes.size() - 10, size_t{3}}) {
+    const std::string cut = TmpPath("cut.pt");
+    ASSERT_OK(WriteFileAtomically(cut, bytes.substr(0, keep)));
+    EXPECT_THAT(Model::Load(cut), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           HasSubstr("cut.pt")))
+        << "kept " << keep << " of " << bytes.size() << " bytes";
+  }
+}
+
+TEST(ModelTest, LoadNonTorchScriptFilesIsAClearError) {
+  const std::string text = TmpPath("notes.pt");
+  ASSERT_OK(WriteFileAtomically(text, "not a model"));
+  EXPECT_THAT(Model::Load(text),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a zip archive")));
+  const std::string sd = TmpPath("state_dict.pt");
+  ASSERT_OK(WriteFileAtomically(sd, testing::MakeZip({{"a/data.pkl", "x"}, {"a/version", "3"}})));
+  EXPECT_THAT(Model::Load(sd), StatusIs(absl::StatusCode::kInvalidArgument,
+                                        HasSubstr("torch.jit.script(model).save(path)")));
+}
+
+TEST(ModelTest, CorruptArchiveContentsBecomeAStatusNotACrash) {
+  const std::string path = TmpPath("garbage.pt");
+  ASSERT_OK(WriteFileAtomically(
+      path, testing::MakeZip({{"a/data.pkl", "\x80\x02garbage"},
+                              {"a/constants.pkl", "\x80\x02garbage"},
+                              {"a/code/__torch__/m.py", "class M:\n  pass\n"},
+                              {"a/version", "3\n"}})));
+  EXPECT_THAT(Model::Load(path),
+              StatusIs(absl::StatusCode::kInternal,
+                       HasSubstr("loading TorchScript model \"" + path + "\"")));
+}
+
+TEST(ModelTest, CloneIsDeep) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("resnet_small"));
+  ASSERT_OK_AND_ASSIGN(Model c, m.Clone());
+  m.Eval();
+  c.Eval();
+  const at::Tensor x = at::randn({2, 1, 28, 28});
+  EXPECT_TRUE(Forward(m, x).equal(Forward(c, x)));
+  {
+    c10::NoGradGuard no_grad;
+    for (auto& [name, p] : c.NamedParameters()) p.zero_();
+    for (auto& [name, b] : c.NamedBuffers()) b.fill_(2.0);
+  }
+  for (const auto& [name, p] : m.NamedParameters()) {
+    if (name == "conv1.weight") {
+      EXPECT_GT(p.abs().sum().item<double>(), 0.0);
+    }
+  }
+  for (const auto& [name, b] : m.NamedBuffers()) {
+    if (name == "bn1.running_var") {
+      EXPECT_TRUE(b.equal(at::ones_like(b)));
+    }
+  }
+  EXPECT_EQ(c.metadata().name(), "resnet_small");
+  EXPECT_FALSE(Forward(m, x).equal(Forward(c, x)));
+}
+
+TEST(ModelTest, TrainEvalAndNamedTensors) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("vgg_small"));
+  m.Eval();
+  EXPECT_FALSE(m.is_training());
+  m.Train();
+  EXPECT_TRUE(m.is_training());
+  auto params = m.NamedParameters();
+  ASSERT_FALSE(params.empty());
+  EXPECT_EQ(params.front().first, "conv1.weight");
+  EXPECT_EQ(params.back().first, "fc2.bias");
+  auto buffers = m.NamedBuffers();
+  ASSERT_FALSE(buffers.empty());
+  EXPECT_EQ(buffers.front().first, "bn1.running_mean");
+  ASSERT_OK(m.To(c10::kCPU));
+}
+
+}  // namespace
+}  // namespace slimfit
