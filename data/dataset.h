@@ -1,0 +1,85 @@
+// File: data/dataset.h
+//
+// Batch: what a data loader yields, the C++ form of a Python loader's tuple —
+// one c10::IValue per field (for classification: {images, labels}).
+//
+// Dataset: random access to stacked batches. Every dataset in slimfit is
+// in-memory tensors (TensorDataset) or a view of one (SubsetDataset): a batch
+// is one index_select per field, never a per-sample loop.
+//
+//   ASSIGN_OR_RETURN(auto ds, TensorDataset::Create({images, labels}, "train"));
+//   ASSIGN_OR_RETURN(Batch b, ds->GetBatch(at::arange(0, 32)));
+#ifndef SLIMFIT_DATA_DATASET_H_
+#define SLIMFIT_DATA_DATASET_H_
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace slimfit {
+
+using Batch = std::vector<c10::IValue>;
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  // Number of samples.
+  virtual int64_t size() const = 0;
+  // Number of fields in each batch.
+  virtual int64_t num_fields() const = 0;
+  // The samples at `indices` (1-D int64, each in [0, size())), stacked.
+  virtual absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const = 0;
+  // For messages: "fashion-mnist/train".
+  virtual const std::string& name() const = 0;
+};
+
+// Fields held as tensors sharing their first dimension.
+class TensorDataset : public Dataset {
+ public:
+  // InvalidArgument if `fields` is empty, a tensor is 0-d, or first
+  // dimensions differ (the message names the field and both sizes).
+  static absl::StatusOr<std::shared_ptr<TensorDataset>> Create(
+      std::vector<at::Tensor> fields, std::string name);
+
+  int64_t size() const override { return size_; }
+  int64_t num_fields() const override { return static_cast<int64_t>(fields_.size()); }
+  absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override;
+  const std::string& name() const override { return name_; }
+  const std::vector<at::Tensor>& fields() const { return fields_; }
+
+ private:
+  TensorDataset(std::vector<at::Tensor> fields, std::string name, int64_t size)
+      : fields_(std::move(fields)), name_(std::move(name)), size_(size) {}
+  std::vector<at::Tensor> fields_;
+  std::string name_;
+  int64_t size_;
+};
+
+// A view of `base` restricted to `indices` (a 1-D int64 tensor).
+class SubsetDataset : public Dataset {
+ public:
+  static absl::StatusOr<std::shared_ptr<SubsetDataset>> Create(
+      std::shared_ptr<const Dataset> base, at::Tensor indices, std::string name);
+
+  int64_t size() const override { return indices_.size(0); }
+  int64_t num_fields() const override { return base_->num_fields(); }
+  absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override;
+  const std::string& name() const override { return name_; }
+
+ private:
+  SubsetDataset(std::shared_ptr<const Dataset> base, at::Tensor indices, std::string name)
+      : base_(std::move(base)), indices_(std::move(indices)), name_(std::move(name)) {}
+  std::shared_ptr<const Dataset> base_;
+  at::Tensor indices_;
+  std::string name_;
+};
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_DATA_DATASET_H_

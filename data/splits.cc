@@ -1,0 +1,137 @@
+#include "data/splits.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Dataset> ds,
+                                                    int64_t max_samples) {
+  if (ds == nullptr || max_samples <= 0 || max_samples >= ds->size()) return ds;
+  ASSIGN_OR_RETURN(auto subset,
+                   SubsetDataset::Create(ds, at::arange(max_samples, at::kLong), ds->name()));
+  return std::shared_ptr<const Dataset>(std::move(subset));
+}
+
+absl::Status ValidateConfig(const DataConfig& c) {
+  if (c.dataset_case() == DataConfig::DATASET_NOT_SET) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.dataset: required (one of: ", absl::StrJoin(DatasetRegistry().Names(), ", "), ")"));
+  }
+  if (!(c.val_fraction() >= 0 && c.val_fraction() < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.val_fraction: must be in [0, 1), got ", c.val_fraction()));
+  }
+  if (c.max_train_samples() < 0 || c.max_eval_samples() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.max_", c.max_train_samples() < 0 ? "train" : "eval",
+        "_samples: must be >= 0 (0 = all), got ",
+        std::min(c.max_train_samples(), c.max_eval_samples())));
+  }
+  if (c.train_batch_size() < 0 || c.eval_batch_size() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.", c.train_batch_size() < 0 ? "train" : "eval",
+        "_batch_size: must be >= 1 (0 = default), got ",
+        std::min(c.train_batch_size(), c.eval_batch_size())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Registry<DatasetSource>& DatasetRegistry() {
+  static auto* registry = new Registry<DatasetSource>("dataset");
+  return *registry;
+}
+
+absl::StatusOr<std::shared_ptr<const Dataset>> Splits::Get(absl::string_view name) const {
+  std::shared_ptr<const Dataset> ds;
+  if (name == "train") ds = train;
+  else if (name == "val") ds = val;
+  else if (name == "test") ds = test;
+  else {
+    return absl::NotFoundError(
+        absl::StrCat("split \"", name, "\" does not exist (valid: train, val, test)"));
+  }
+  if (ds == nullptr) {
+    return absl::NotFoundError(absl::StrCat("this dataset has no \"", name, "\" split"));
+  }
+  return ds;
+}
+
+absl::StatusOr<std::pair<std::shared_ptr<const Dataset>, std::shared_ptr<const Dataset>>>
+CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
+           const std::string& carved_name) {
+  const int64_t n = train->size();
+  const int64_t k = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
+  if (fraction > 0 && (k < 1 || k >= n)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        train->name(), ": carving ", fraction, " of ", n, " samples into ", carved_name,
+        " leaves an empty split"));
+  }
+  ASSIGN_OR_RETURN(at::Tensor perm, TorchCallOr("carving split", [&] {
+                     at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x5eed5eedull);
+                     return at::randperm(n, gen, at::kLong);
+                   }));
+  // Sorted indices keep the on-disk order within each part.
+  at::Tensor carved = std::get<0>(perm.narrow(0, 0, k).sort());
+  at::Tensor rest = std::get<0>(perm.narrow(0, k, n - k).sort());
+  ASSIGN_OR_RETURN(auto carved_ds, SubsetDataset::Create(train, carved, carved_name));
+  ASSIGN_OR_RETURN(auto rest_ds, SubsetDataset::Create(train, rest, train->name()));
+  return std::make_pair(std::shared_ptr<const Dataset>(rest_ds),
+                        std::shared_ptr<const Dataset>(carved_ds));
+}
+
+absl::StatusOr<Splits> LoadSplits(const DataConfig& config) {
+  RETURN_IF_ERROR(ValidateConfig(config));
+  const auto* field = config.GetDescriptor()->FindFieldByNumber(config.dataset_case());
+  ASSIGN_OR_RETURN(DatasetSource source, DatasetRegistry().Get(field->name()), "data.dataset");
+  ASSIGN_OR_RETURN(Splits s, source(config), absl::StrCat("data.", field->name()));
+  if (s.train == nullptr) {
+    return absl::InternalError(absl::StrCat("data.", field->name(), ": source returned no train split"));
+  }
+  const double fraction = config.val_fraction() == 0 ? 0.1 : config.val_fraction();
+  if (s.val == nullptr) {
+    ASSIGN_OR_RETURN(auto parts, CarveSplit(s.train, fraction, config.seed(),
+                                            s.train->name() + "[val]"),
+                     "data.val_fraction");
+    s.train = parts.first;
+    s.val = parts.second;
+  }
+  ASSIGN_OR_RETURN(s.train, Head(s.train, config.max_train_samples()));
+  ASSIGN_OR_RETURN(s.val, Head(s.val, config.max_eval_samples()));
+  ASSIGN_OR_RETURN(s.test, Head(s.test, config.max_eval_samples()));
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
+                                                      const Splits& splits,
+                                                      absl::string_view name) {
+  ASSIGN_OR_RETURN(auto ds, splits.Get(name));
+  const bool train = name == "train";
+  // Does field 0 hold uint8 images (to be scaled to [0, 1] first)?
+  ASSIGN_OR_RETURN(Batch probe, ds->GetBatch(at::zeros({1}, at::kLong)));
+  const bool uint8 = !probe.empty() && probe[0].isTensor() &&
+                     probe[0].toTensor().scalar_type() == at::kByte;
+  ASSIGN_OR_RETURN(auto transforms,
+                   MakeTransforms(train ? config.train_transforms() : config.eval_transforms(),
+                                  uint8, train ? "data.train_transforms" : "data.eval_transforms"));
+  LoaderOptions o;
+  o.batch_size = train ? (config.train_batch_size() > 0 ? config.train_batch_size() : 64)
+                       : (config.eval_batch_size() > 0 ? config.eval_batch_size() : 256);
+  o.shuffle = train;
+  o.drop_last = train && config.drop_last();
+  o.seed = config.seed();
+  ASSIGN_OR_RETURN(auto loader, BatchLoader::Create(ds, o, std::move(transforms)));
+  return std::unique_ptr<DataLoader>(std::move(loader));
+}
+
+}  // namespace slimfit

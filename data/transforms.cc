@@ -1,0 +1,197 @@
+#include "data/transforms.h"
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+absl::StatusOr<at::Tensor> Field(Batch& batch, int field, const std::string& who) {
+  if (field < 0 || field >= static_cast<int>(batch.size()) || !batch[field].isTensor()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, ": batch field ", field, " is not a tensor (the batch has ",
+        batch.size(), " fields)"));
+  }
+  return batch[field].toTensor();
+}
+
+absl::Status NeedImages(const at::Tensor& x, const std::string& who) {
+  if (x.dim() != 4) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, ": expects images shaped [N, C, H, W], got ", x.dim(), " dimensions"));
+  }
+  if (!at::isFloatingType(x.scalar_type())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, ": expects float images (list to_float first), got ", c10::toString(x.scalar_type())));
+  }
+  return absl::OkStatus();
+}
+
+class ToFloat : public Transform {
+ public:
+  ToFloat(int field, float scale) : field_(field), scale_(scale) {}
+  absl::Status Apply(Batch& batch, at::Generator&) const override {
+    ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
+    return TorchCall(name(), [&] { batch[field_] = x.to(at::kFloat).mul_(scale_); });
+  }
+  std::string name() const override { return "to_float"; }
+
+ private:
+  int field_;
+  float scale_;
+};
+
+class Normalize : public Transform {
+ public:
+  Normalize(int field, std::vector<float> mean, std::vector<float> std)
+      : field_(field), mean_(std::move(mean)), std_(std::move(std)) {}
+  absl::Status Apply(Batch& batch, at::Generator&) const override {
+    ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
+    RETURN_IF_ERROR(NeedImages(x, name()));
+    const int64_t c = x.size(1);
+    if (mean_.size() != 1 && static_cast<int64_t>(mean_.size()) != c) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "normalize: ", mean_.size(), " means for images with ", c, " channels"));
+    }
+    return TorchCall(name(), [&] {
+      const int64_t k = static_cast<int64_t>(mean_.size());
+      at::Tensor mean = at::tensor(mean_).view({1, k, 1, 1}).to(x.scalar_type());
+      at::Tensor inv_std = at::tensor(std_).reciprocal().view({1, k, 1, 1}).to(x.scalar_type());
+      batch[field_] = (x - mean).mul_(inv_std);
+    });
+  }
+  std::string name() const override { return "normalize"; }
+
+ private:
+  int field_;
+  std::vector<float> mean_, std_;
+};
+
+class RandomCrop : public Transform {
+ public:
+  RandomCrop(int field, int64_t size, int64_t padding)
+      : field_(field), size_(size), padding_(padding) {}
+  absl::Status Apply(Batch& batch, at::Generator& gen) const override {
+    ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
+    RETURN_IF_ERROR(NeedImages(x, name()));
+    const int64_t ph = x.size(2) + 2 * padding_, pw = x.size(3) + 2 * padding_;
+    if (size_ > ph || size_ > pw) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "random_crop.size: ", size_, " is larger than the padded ", ph, "x", pw, " images"));
+    }
+    return TorchCall(name(), [&] {
+      const int64_t n = x.size(0);
+      at::Tensor padded = padding_ > 0
+                              ? at::constant_pad_nd(x, {padding_, padding_, padding_, padding_}, 0)
+                              : x;
+      // Gather windows with one advanced-indexing op: rows [N, S], cols [N, S].
+      at::Tensor top = at::randint(0, ph - size_ + 1, {n, 1}, gen, at::kLong);
+      at::Tensor left = at::randint(0, pw - size_ + 1, {n, 1}, gen, at::kLong);
+      at::Tensor ar = at::arange(size_, at::kLong).view({1, size_});
+      at::Tensor rows = (top + ar).view({n, 1, size_, 1});
+      at::Tensor cols = (left + ar).view({n, 1, 1, size_});
+      at::Tensor batch_idx = at::arange(n, at::kLong).view({n, 1, 1, 1});
+      at::Tensor chan_idx = at::arange(x.size(1), at::kLong).view({1, x.size(1), 1, 1});
+      batch[field_] = padded.index({batch_idx, chan_idx, rows, cols});
+    });
+  }
+  std::string name() const override { return "random_crop"; }
+
+ private:
+  int field_;
+  int64_t size_, padding_;
+};
+
+class RandomHorizontalFlip : public Transform {
+ public:
+  RandomHorizontalFlip(int field, double p) : field_(field), p_(p) {}
+  absl::Status Apply(Batch& batch, at::Generator& gen) const override {
+    ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
+    RETURN_IF_ERROR(NeedImages(x, name()));
+    return TorchCall(name(), [&] {
+      at::Tensor u = at::empty({x.size(0), 1, 1, 1}, x.options());
+      u.uniform_(0.0, 1.0, gen);
+      batch[field_] = at::where(u < p_, x.flip({3}), x);
+    });
+  }
+  std::string name() const override { return "random_horizontal_flip"; }
+
+ private:
+  int field_;
+  double p_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const TransformConfig& config,
+                                                         int field) {
+  switch (config.transform_case()) {
+    case TransformConfig::kToFloat: {
+      const float scale = config.to_float().scale() == 0 ? 1.0f / 255.0f : config.to_float().scale();
+      return std::make_unique<ToFloat>(field, scale);
+    }
+    case TransformConfig::kNormalize: {
+      const auto& c = config.normalize();
+      if (c.mean_size() == 0 || c.mean_size() != c.std_size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "normalize: mean and std must be non-empty and of equal length, got ",
+            c.mean_size(), " and ", c.std_size()));
+      }
+      for (int i = 0; i < c.std_size(); ++i) {
+        if (!(c.std(i) > 0)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("normalize.std[", i, "]: must be > 0, got ", c.std(i)));
+        }
+      }
+      return std::make_unique<Normalize>(field, std::vector<float>(c.mean().begin(), c.mean().end()),
+                                         std::vector<float>(c.std().begin(), c.std().end()));
+    }
+    case TransformConfig::kRandomCrop: {
+      const auto& c = config.random_crop();
+      if (c.size() < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("random_crop.size: required, must be >= 1, got ", c.size()));
+      }
+      if (c.padding() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("random_crop.padding: must be >= 0, got ", c.padding()));
+      }
+      return std::make_unique<RandomCrop>(field, c.size(), c.padding());
+    }
+    case TransformConfig::kRandomHorizontalFlip: {
+      const bool has_p = config.random_horizontal_flip().p() != 0;
+      const float p = has_p ? config.random_horizontal_flip().p() : 0.5f;
+      if (!(p >= 0 && p <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("random_horizontal_flip.p: must be in [0, 1], got ", p));
+      }
+      return std::make_unique<RandomHorizontalFlip>(field, p);
+    }
+    case TransformConfig::TRANSFORM_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "transform: empty (set one of to_float, normalize, random_crop, random_horizontal_flip)");
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<const Transform>>> MakeTransforms(
+    const google::protobuf::RepeatedPtrField<TransformConfig>& configs, bool scale_uint8,
+    const std::string& context) {
+  std::vector<std::shared_ptr<const Transform>> out;
+  bool has_to_float = false;
+  for (const auto& c : configs) has_to_float |= c.has_to_float();
+  if (scale_uint8 && !has_to_float) {
+    out.push_back(std::make_shared<ToFloat>(0, 1.0f / 255.0f));
+  }
+  for (int i = 0; i < configs.size(); ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Transform> t, MakeTransform(configs.Get(i)),
+                     absl::StrCat(context, "[", i, "]"));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace slimfit
