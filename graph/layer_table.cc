@@ -1,0 +1,161 @@
+#include "graph/layer_table.h"
+
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+// The dotted attribute path of `v` from the graph's `self`, if `v` is reached
+// only through prim::GetAttr nodes.
+std::optional<std::string> AttrPath(const Value* v, const Value* self) {
+  std::vector<std::string> parts;
+  while (v != self) {
+    const Node* n = v->node();
+    if (n->kind() != c10::prim::GetAttr) return std::nullopt;
+    parts.push_back(n->s(c10::attr::name));
+    v = n->input(0);
+  }
+  std::reverse(parts.begin(), parts.end());
+  return absl::StrJoin(parts, ".");
+}
+
+std::optional<int64_t> ConstantInt(const Value* v) {
+  auto iv = torch::jit::toIValue(v);
+  if (iv && iv->isInt()) return iv->toInt();
+  return std::nullopt;
+}
+
+std::string OpType(const Node* n, const std::vector<int64_t>& weight_shape, int64_t* groups) {
+  const std::string kind = n->kind().toQualString();
+  if (kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d" ||
+      kind == "aten::_convolution") {
+    // groups: input 6 of convNd(input, weight, bias, stride, padding, dilation, groups),
+    // input 8 of _convolution(..., transposed, output_padding, groups, ...).
+    const size_t gi = kind == "aten::_convolution" ? 8 : 6;
+    if (n->inputs().size() > gi) *groups = ConstantInt(n->input(gi)).value_or(1);
+    const size_t dims = weight_shape.size() >= 3 ? weight_shape.size() - 2 : 2;
+    if (kind == "aten::_convolution" && n->inputs().size() > 6) {
+      auto transposed = torch::jit::toIValue(n->input(6));
+      if (transposed && transposed->isBool() && transposed->toBool()) {
+        return absl::StrCat("ConvTranspose", dims, "d");
+      }
+    }
+    if (dims == 2 && *groups > 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
+      return "DepthwiseConv2d";
+    }
+    return absl::StrCat("Conv", dims, "d");
+  }
+  if (kind == "aten::linear" || kind == "aten::addmm" || kind == "aten::matmul") return "Linear";
+  if (kind == "aten::batch_norm") return "BatchNorm";
+  if (kind == "aten::layer_norm") return "LayerNorm";
+  if (kind == "aten::group_norm") return "GroupNorm";
+  if (kind == "aten::embedding") return "Embedding";
+  return kind;
+}
+
+struct Collector {
+  const Value* self;
+  const std::unordered_map<std::string, at::Tensor>* params;
+  std::map<std::string, size_t> layer_of_module;  // module path+op → index
+  LayerTable* table;
+  std::map<std::string, bool> consumed;
+
+  void Walk(const torch::jit::Block* block) {
+    for (const Node* n : block->nodes()) {
+      for (const torch::jit::Block* b : n->blocks()) Walk(b);
+      if (n->kind() == c10::prim::GetAttr) continue;
+      std::vector<std::string> used;
+      for (const Value* in : n->inputs()) {
+        auto path = AttrPath(in, self);
+        if (path && params->count(*path)) used.push_back(*path);
+      }
+      if (used.empty()) continue;
+      // Weight first: the operand named "weight", else the first one.
+      std::stable_sort(used.begin(), used.end(), [](const std::string& a, const std::string& b) {
+        auto is_weight = [](const std::string& s) {
+          return s == "weight" || (s.size() > 7 && s.compare(s.size() - 7, 7, ".weight") == 0);
+        };
+        return is_weight(a) && !is_weight(b);
+      });
+      const std::string& first = used.front();
+      const size_t dot = first.rfind('.');
+      Layer layer;
+      layer.module_path = dot == std::string::npos ? "" : first.substr(0, dot);
+      layer.op_kind = n->kind().toQualString();
+      layer.weight_shape = params->at(first).sizes().vec();
+      layer.op_type = OpType(n, layer.weight_shape, &layer.groups);
+      for (const auto& p : used) {
+        if (consumed[p]) continue;  // a parameter counts once, for its first consumer
+        consumed[p] = true;
+        layer.parameters.push_back(p);
+        layer.num_params += params->at(p).numel();
+      }
+      if (layer.parameters.empty()) continue;
+      table->params_in_layers += layer.num_params;
+      table->layers.push_back(std::move(layer));
+    }
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<LayerTable> BuildLayerTable(const Model& model) {
+  return TorchCallOr("building the layer table", [&] {
+    const torch::jit::Module& m = model.module();
+    std::unordered_map<std::string, at::Tensor> params;
+    LayerTable table;
+    for (const auto& p : m.named_parameters(/*recurse=*/true)) {
+      params.emplace(p.name, p.value);
+      table.total_params += p.value.numel();
+    }
+    std::shared_ptr<torch::jit::Graph> graph = m.get_method("forward").graph()->copy();
+    torch::jit::Inline(*graph);
+    Collector c{graph->inputs().at(0), &params, {}, &table, {}};
+    c.Walk(graph->block());
+    return table;
+  });
+}
+
+std::string FormatLayerTable(const LayerTable& table) {
+  size_t path_w = 11, type_w = 7;
+  std::vector<std::string> shapes;
+  for (const Layer& l : table.layers) {
+    path_w = std::max(path_w, l.module_path.size());
+    type_w = std::max(type_w, l.op_type.size());
+    shapes.push_back(absl::StrCat("[", absl::StrJoin(l.weight_shape, ", "), "]"));
+  }
+  size_t shape_w = 12;
+  for (const auto& s : shapes) shape_w = std::max(shape_w, s.size());
+  std::string out = absl::StrFormat("%-*s  %-*s  %-*s  %10s\n", path_w, "module path", type_w,
+                                    "op type", shape_w, "weight shape", "params");
+  for (size_t i = 0; i < table.layers.size(); ++i) {
+    const Layer& l = table.layers[i];
+    absl::StrAppendFormat(&out, "%-*s  %-*s  %-*s  %10d\n", path_w,
+                          l.module_path.empty() ? "(root)" : l.module_path, type_w, l.op_type,
+                          shape_w, shapes[i], l.num_params);
+  }
+  absl::StrAppendFormat(&out, "%d layers, %d parameters", table.layers.size(), table.total_params);
+  if (table.params_in_layers != table.total_params) {
+    absl::StrAppendFormat(&out, " (%d not used by forward)", table.total_params - table.params_in_layers);
+  }
+  out += "\n";
+  return out;
+}
+
+}  // namespace slimfit

@@ -1,0 +1,60 @@
+// File: graph/layer_table.h
+//
+// LayerTable: the layers of any TorchScript model, found from its inlined
+// `forward` graph rather than from module class names, so it works the same
+// on models scripted or traced in Python and on models built in C++.
+//
+// A layer is a graph op that consumes one or more of the model's parameters.
+// Each parameter operand is traced back through its prim::GetAttr chain to
+// `self`, which names it ("layer1.0.conv1.weight"); the layer's module path is
+// that name without the last component. Known ops get a readable type:
+//   aten::conv{1,2,3}d, aten::_convolution   → Conv1d/Conv2d/Conv3d
+//                                              (DepthwiseConv2d when groups ==
+//                                              in_channels == out_channels/k)
+//   aten::linear, aten::addmm, aten::matmul  → Linear
+//   aten::batch_norm                         → BatchNorm
+//   aten::layer_norm / group_norm            → LayerNorm / GroupNorm
+//   aten::embedding                          → Embedding
+// and any other op keeps its kind ("aten::prelu"). Ops inside prim::If /
+// prim::Loop blocks are included (blocks are walked recursively).
+//
+//   ASSIGN_OR_RETURN(LayerTable table, BuildLayerTable(model));
+//   for (const Layer& l : table.layers) ...
+#ifndef SLIMFIT_GRAPH_LAYER_TABLE_H_
+#define SLIMFIT_GRAPH_LAYER_TABLE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/model.h"
+
+namespace slimfit {
+
+struct Layer {
+  std::string module_path;              // "layer1.b0.conv1" ("" for the root)
+  std::string op_type;                  // "Conv2d", "Linear", ..., or the op kind
+  std::string op_kind;                  // "aten::conv2d"
+  std::vector<std::string> parameters;  // full names, weight first
+  std::vector<int64_t> weight_shape;    // shape of the first parameter
+  int64_t num_params = 0;               // elements of all its parameters
+  int64_t groups = 1;                   // convolutions only
+};
+
+struct LayerTable {
+  std::vector<Layer> layers;            // in graph (execution) order
+  int64_t total_params = 0;             // all parameters of the model
+  int64_t params_in_layers = 0;         // those that some layer consumes
+};
+
+// Fails (Internal, with torch's message) only if the model has no forward
+// method or its graph cannot be inlined.
+absl::StatusOr<LayerTable> BuildLayerTable(const Model& model);
+
+// The table as aligned text, one layer per line plus a total line.
+std::string FormatLayerTable(const LayerTable& table);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_GRAPH_LAYER_TABLE_H_

@@ -1,0 +1,75 @@
+#include "graph/layer_table.h"
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/zoo/zoo.h"
+
+namespace slimfit {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+LayerTable TableFor(const std::string& name) {
+  auto m = CreateZooModel(name);
+  EXPECT_OK(m);
+  auto t = BuildLayerTable(*m);
+  EXPECT_OK(t);
+  return *t;
+}
+
+TEST(LayerTableTest, LeNet5LayersInExecutionOrder) {
+  LayerTable t = TableFor("lenet5");
+  std::vector<std::string> paths, types;
+  for (const Layer& l : t.layers) {
+    paths.push_back(l.module_path);
+    types.push_back(l.op_type);
+  }
+  EXPECT_THAT(paths, ElementsAre("conv1", "conv2", "fc1", "fc2", "fc3"));
+  EXPECT_THAT(types, ElementsAre("Conv2d", "Conv2d", "Linear", "Linear", "Linear"));
+  EXPECT_THAT(t.layers[2].weight_shape, ElementsAre(120, 400));
+  EXPECT_THAT(t.layers[0].parameters, ElementsAre("conv1.weight", "conv1.bias"));
+  EXPECT_EQ(t.layers[0].num_params, 156);
+  EXPECT_EQ(t.total_params, 61706);
+  EXPECT_EQ(t.params_in_layers, t.total_params);
+}
+
+TEST(LayerTableTest, ResNetNestedPathsAndBatchNorms) {
+  LayerTable t = TableFor("resnet_small");
+  int convs = 0, bns = 0, linears = 0;
+  bool saw_downsample = false;
+  for (const Layer& l : t.layers) {
+    convs += l.op_type == "Conv2d";
+    bns += l.op_type == "BatchNorm";
+    linears += l.op_type == "Linear";
+    saw_downsample |= l.module_path == "layer2.b0.downsample.conv";
+  }
+  EXPECT_EQ(convs, 1 + 3 * 2 * 2 + 2);  // stem + 12 block convs + 2 downsample
+  EXPECT_EQ(bns, convs);
+  EXPECT_EQ(linears, 1);
+  EXPECT_TRUE(saw_downsample);
+  EXPECT_EQ(t.params_in_layers, t.total_params);
+}
+
+TEST(LayerTableTest, MobileNetDepthwiseConvsAreRecognised) {
+  LayerTable t = TableFor("mobilenetv2_small");
+  int depthwise = 0;
+  for (const Layer& l : t.layers) {
+    if (l.op_type == "DepthwiseConv2d") {
+      ++depthwise;
+      EXPECT_EQ(l.groups, l.weight_shape[0]) << l.module_path;
+    }
+  }
+  EXPECT_EQ(depthwise, 7);  // one per inverted residual block
+}
+
+TEST(LayerTableTest, FormatShowsEveryLayerAndTheTotal) {
+  const std::string text = FormatLayerTable(TableFor("lenet5"));
+  EXPECT_THAT(text, HasSubstr("conv1"));
+  EXPECT_THAT(text, HasSubstr("[120, 400]"));
+  EXPECT_THAT(text, HasSubstr("5 layers, 61706 parameters"));
+}
+
+}  // namespace
+}  // namespace slimfit

@@ -1,0 +1,38 @@
+#include "tools/cli.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace slimfit {
+
+std::string ResolveUserPath(const std::string& path) {
+  const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path.front() == '/' || cwd == nullptr || *cwd == '\0') return path;
+  return absl::StrCat(cwd, "/", path);
+}
+
+absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options) {
+  if (spec.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model: required (a TorchScript .pt file, or one of: ",
+        absl::StrJoin(ZooModelNames(), ", "), ")"));
+  }
+  if (ZooRegistry().Contains(spec)) return CreateZooModel(spec, zoo_options);
+  const std::string path = ResolveUserPath(spec);
+  struct stat st;
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (exists || absl::StrContains(spec, "/") || absl::EndsWith(spec, ".pt") ||
+      absl::EndsWith(spec, ".pth")) {
+    return Model::Load(path);
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "--model: \"", spec, "\" is neither a file nor a zoo model (zoo: ",
+      absl::StrJoin(ZooModelNames(), ", "), ")"));
+}
+
+}  // namespace slimfit

@@ -1,0 +1,28 @@
+// File: tools/cli.h
+//
+// Helpers shared by the command-line tools: what --model names, and paths
+// given relative to where the user typed `bazel run`.
+#ifndef SLIMFIT_TOOLS_CLI_H_
+#define SLIMFIT_TOOLS_CLI_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/model.h"
+#include "model/zoo/zoo.h"
+
+namespace slimfit {
+
+// `path` as the user meant it: `bazel run` starts tools in their runfiles
+// directory, so a relative path is taken relative to BUILD_WORKING_DIRECTORY
+// (where `bazel run` was typed) when Bazel sets it.
+std::string ResolveUserPath(const std::string& path);
+
+// What a --model flag names: a TorchScript file, or a zoo model name (built
+// fresh, untrained). A path (anything with '/' or ending ".pt", or an existing file) is loaded;
+// otherwise `spec` must be a zoo name, built with `zoo_options`.
+absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options = {});
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_TOOLS_CLI_H_

@@ -1,0 +1,69 @@
+// inspect: prints every layer of a TorchScript model (module path, op type,
+// weight shape, parameters), found from its graph, so models traced or
+// scripted in Python show the same as zoo models.
+//
+//   bazel run //tools:inspect -- --model=resnet_small
+//   bazel run //tools:inspect -- --model=/abs/path/model.pt
+//   bazel run //tools:inspect -- --model=/abs/path/model.pt --archive
+//       (lists the archive's entries without loading the model: code files,
+//        tensor count and bytes — what a file holds before you run its code)
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "graph/layer_table.h"
+#include "model/archive.h"
+#include "tools/cli.h"
+
+ABSL_FLAG(std::string, model, "", "TorchScript file, or a zoo model name");
+ABSL_FLAG(bool, archive, false,
+          "list the file's archive entries instead of loading it (no code runs)");
+
+namespace slimfit {
+namespace {
+
+absl::Status Run() {
+  const std::string spec = absl::GetFlag(FLAGS_model);
+  if (absl::GetFlag(FLAGS_archive)) {
+    ASSIGN_OR_RETURN(ArchiveSummary s, InspectTorchScriptArchive(spec));
+    for (const ArchiveEntry& e : s.entries) {
+      std::printf("%12llu  %s\n", static_cast<unsigned long long>(e.uncompressed_size), e.name.c_str());
+    }
+    std::printf("%zu entries: %d code files, %d tensor blobs (%llu bytes); file %lld bytes\n",
+                s.entries.size(), s.num_code_files, s.num_tensor_blobs,
+                static_cast<unsigned long long>(s.tensor_bytes), static_cast<long long>(s.file_size));
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(spec));
+  ASSIGN_OR_RETURN(LayerTable table, BuildLayerTable(model));
+  const ModelMetadata& md = model.metadata();
+  std::printf("model: %s%s\n", spec.c_str(),
+              md.name().empty() ? "" : absl::StrFormat(" (%s)", md.name()).c_str());
+  if (md.inputs_size() > 0) {
+    std::string shape;
+    for (int64_t d : md.inputs(0).shape()) absl::StrAppendFormat(&shape, "%s%d", shape.empty() ? "" : "x", d);
+    std::printf("input: %s %s\n", shape.c_str(), md.inputs(0).dtype().c_str());
+  }
+  std::printf("%s", FormatLayerTable(table).c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace slimfit
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Prints every layer of a TorchScript model.\n"
+      "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]");
+  absl::ParseCommandLine(argc, argv);
+  absl::Status s = slimfit::Run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "inspect: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
