@@ -29,7 +29,7 @@ namespace {
 absl::Status Run() {
   const std::string spec = absl::GetFlag(FLAGS_model);
   if (absl::GetFlag(FLAGS_archive)) {
-    ASSIGN_OR_RETURN(ArchiveSummary s, InspectTorchScriptArchive(spec));
+    ASSIGN_OR_RETURN(ArchiveSummary s, InspectTorchScriptArchive(ResolveUserPath(spec)));
     for (const ArchiveEntry& e : s.entries) {
       std::printf("%12llu  %s\n", static_cast<unsigned long long>(e.uncompressed_size), e.name.c_str());
     }

@@ -1,0 +1,89 @@
+"""The Python half of the interop test (run with /usr/bin/python3, Debian's torch).
+
+    interop_test.py check-zoo DIR     loads every C++ zoo model with torch.jit.load,
+                                      compares outputs with C++'s, reads the metadata
+    interop_test.py make-python DIR   traces and scripts a model with a residual add,
+                                      a depthwise conv, a concatenation and
+                                      flatten -> linear; saves it, its outputs, a
+                                      tensor-list dataset and a state_dict
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ZOO = ["lenet5", "mobilenetv2_small", "resnet_small", "vgg_small"]
+
+
+def check_zoo(d):
+    for name in ZOO:
+        extra = {"slimfit_metadata.json": ""}
+        m = torch.jit.load(os.path.join(d, name + ".pt"), _extra_files=extra)
+        m.eval()
+        x, y = torch.load(os.path.join(d, name + "_io.pt"))
+        with torch.no_grad():
+            out = m(x)
+        diff = (out - y).abs().max().item()
+        meta = json.loads(extra["slimfit_metadata.json"])
+        print(f"{name}: max |Python - C++| = {diff:.3g}, metadata name={meta['name']} "
+              f"inputs={meta['inputs'][0]['shape']}")
+        assert diff <= 1e-5, f"{name}: outputs differ by {diff}"
+        assert meta["name"] == name
+        assert [int(v) for v in meta["inputs"][0]["shape"]] == [1, 1, 28, 28]
+        # The model trains in Python too: one SGD step changes the loss.
+        m.train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        loss = F.cross_entropy(m(x), torch.tensor([0, 1, 2, 3]))
+        loss.backward()
+        opt.step()
+
+
+class Net(nn.Module):
+    """Residual add, depthwise conv, concatenation, flatten -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.branch_a = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8),
+                                nn.ReLU6())
+        self.pw = nn.Sequential(nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.mix = nn.Sequential(nn.Conv2d(16, 12, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(12),
+                                 nn.ReLU())
+        self.fc = nn.Linear(12 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.branch_a(x))          # residual add
+        y = self.pw(self.dw(x))                   # depthwise then pointwise
+        z = torch.cat([x, y], dim=1)              # concatenation
+        z = self.mix(z)
+        return self.fc(torch.flatten(z, 1))       # flatten -> linear
+
+
+def make_python(d):
+    torch.manual_seed(0)
+    net = Net()
+    # Non-trivial batch-norm statistics.
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(8, 1, 28, 28) * 2 + 0.5)
+    net.eval()
+    x = torch.randn(4, 1, 28, 28)
+    traced = torch.jit.trace(net, x)
+    scripted = torch.jit.script(net)
+    traced.save(os.path.join(d, "py_traced.pt"))
+    scripted.save(os.path.join(d, "py_scripted.pt"))
+    with torch.no_grad():
+        torch.save([x, traced(x), scripted(x)], os.path.join(d, "py_io.pt"))
+    torch.save([torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,))], os.path.join(d, "py_data.pt"))
+    torch.save(net.state_dict(), os.path.join(d, "py_state_dict.pt"))
+    print("wrote py_traced.pt, py_scripted.pt, py_io.pt, py_data.pt, py_state_dict.pt")
+
+
+if __name__ == "__main__":
+    {"check-zoo": check_zoo, "make-python": make_python}[sys.argv[1]](sys.argv[2])
