@@ -17,10 +17,11 @@ def slimfit_cc_library(name, copts = [], **kwargs):
 def slimfit_cc_binary(name, copts = [], **kwargs):
     native.cc_binary(name = name, copts = SLIMFIT_COPTS + copts, **kwargs)
 
-def slimfit_cc_test(name, copts = [], deps = [], **kwargs):
-    """A gtest test; links gmock_main unless deps already bring a main."""
+def slimfit_cc_test(name, copts = [], deps = [], size = "small", **kwargs):
+    """A gtest test linked with gmock_main. Small unless told otherwise."""
     native.cc_test(
         name = name,
+        size = size,
         copts = SLIMFIT_COPTS + copts,
         deps = deps + ["//third_party:gtest_main"],
         **kwargs

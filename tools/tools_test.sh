@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# End-to-end checks of the tools as a user runs them: inspect on a zoo model
+# and on a trained file, train on a Fashion-MNIST slice, and clear errors.
+set -uo pipefail
+inspect="tools/inspect"
+train="tools/train"
+out="${TEST_TMPDIR:-$(mktemp -d)}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+echo "== inspect a zoo model"
+"$inspect" --model=resnet_small > "$out/inspect.txt" || fail "inspect resnet_small exited $?"
+grep -q "layer2.b0.downsample.conv  *Conv2d  *\[32, 16, 1, 1\]" "$out/inspect.txt" || fail "no downsample conv in: $(cat "$out/inspect.txt")"
+grep -q "^fc  *Linear  *\[10, 64\]" "$out/inspect.txt" || fail "no fc layer"
+grep -q "layers, [0-9]* parameters" "$out/inspect.txt" || fail "no total line"
+
+echo "== inspect errors"
+"$inspect" --model=resnet50 2> "$out/err.txt" && fail "unknown model accepted"
+grep -q 'zoo: lenet5, mobilenetv2_small, resnet_small, vgg_small' "$out/err.txt" || fail "error does not list the zoo: $(cat "$out/err.txt")"
+echo "not a model" > "$out/fake.pt"
+"$inspect" --model="$out/fake.pt" 2> "$out/err.txt" && fail "text file accepted as a model"
+grep -q "not a zip archive" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+
+if [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
+  echo "== train on a Fashion-MNIST slice"
+  "$train" --model=lenet5 --epochs=2 --max_train_samples=5000 --latency_runs=3 --out="$out/run" \
+    > "$out/train.txt" || fail "train exited $?: $(cat "$out/train.txt")"
+  cat "$out/train.txt"
+  acc=$(sed -n 's/^test accuracy *\([0-9.]*\)%.*/\1/p' "$out/train.txt")
+  [[ -n "$acc" ]] || fail "no test accuracy line"
+  # 5000 samples, two epochs: ~75% when training works; chance is 10%.
+  awk -v a="$acc" 'BEGIN { exit !(a > 60) }' || fail "test accuracy $acc% is not above 60%"
+  [[ -f "$out/run/lenet5.pt" ]] || fail "no saved model"
+  "$inspect" --model="$out/run/lenet5.pt" | grep -q "5 layers, 61706 parameters" || fail "saved model does not inspect"
+  "$inspect" --model="$out/run/lenet5.pt" --archive | grep -q "code files" || fail "--archive listing"
+else
+  echo "skipping train: dataset-fashion-mnist not installed"
+fi
+
+echo "== train errors"
+"$train" --data_dir="$out/nowhere" --epochs=1 2> "$out/err.txt" && fail "missing data accepted"
+grep -q "nowhere/train-images-idx3-ubyte.gz" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+echo "PASS"
