@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -17,10 +16,7 @@ using ::slimfit::testing::IsOkAndHolds;
 using ::slimfit::testing::StatusIs;
 using ::testing::HasSubstr;
 
-std::string TempDir() {
-  const char* d = std::getenv("TEST_TMPDIR");
-  return d != nullptr ? d : "/tmp";
-}
+std::string TempDir() { return testing::TempPath("files_test"); }
 
 int CountEntries(const std::string& dir) {
   int n = 0;
@@ -31,7 +27,12 @@ int CountEntries(const std::string& dir) {
   return n;
 }
 
-TEST(FilesTest, WriteThenReadRoundTrips) {
+class FilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(CreateDirectories(TempDir())); }
+};
+
+TEST_F(FilesTest, WriteThenReadRoundTrips) {
   const std::string dir = TempDir() + "/rt";
   ASSERT_OK(CreateDirectories(dir));
   const std::string path = dir + "/a.txt";
@@ -43,7 +44,7 @@ TEST(FilesTest, WriteThenReadRoundTrips) {
   EXPECT_EQ(CountEntries(dir), 1) << "temporary files were left behind";
 }
 
-TEST(FilesTest, FailedWriteLeavesOldFileAndNoTemporary) {
+TEST_F(FilesTest, FailedWriteLeavesOldFileAndNoTemporary) {
   const std::string dir = TempDir() + "/fail";
   ASSERT_OK(CreateDirectories(dir));
   const std::string path = dir + "/model.pt";
@@ -58,12 +59,12 @@ TEST(FilesTest, FailedWriteLeavesOldFileAndNoTemporary) {
   EXPECT_EQ(CountEntries(dir), 1);
 }
 
-TEST(FilesTest, WriteIntoMissingDirectoryNamesThePath) {
+TEST_F(FilesTest, WriteIntoMissingDirectoryNamesThePath) {
   EXPECT_THAT(WriteFileAtomically(TempDir() + "/no/such/dir/x", "x"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no/such/dir")));
 }
 
-TEST(FilesTest, ReadErrorsNameThePath) {
+TEST_F(FilesTest, ReadErrorsNameThePath) {
   EXPECT_THAT(ReadFileToString("/nonexistent/file.pbtxt"),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("\"/nonexistent/file.pbtxt\"")));
@@ -75,7 +76,7 @@ TEST(FilesTest, ReadErrorsNameThePath) {
                        HasSubstr("not a regular file")));
 }
 
-TEST(FilesTest, CreateDirectoriesRefusesAFile) {
+TEST_F(FilesTest, CreateDirectoriesRefusesAFile) {
   const std::string path = TempDir() + "/plainfile";
   ASSERT_OK(WriteFileAtomically(path, "x"));
   EXPECT_FALSE(CreateDirectories(path).ok());

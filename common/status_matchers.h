@@ -8,9 +8,11 @@
 //   EXPECT_THAT(Parse("3"), IsOkAndHolds(3));
 //   ASSERT_OK(status_or_statusor);
 //   ASSERT_OK_AND_ASSIGN(auto model, Model::Load(path));
+//   const std::string path = TempPath("model.pt");   // in $TEST_TMPDIR
 #ifndef SLIMFIT_COMMON_STATUS_MATCHERS_H_
 #define SLIMFIT_COMMON_STATUS_MATCHERS_H_
 
+#include <cstdlib>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -24,13 +26,12 @@
 namespace slimfit {
 namespace testing {
 
-namespace internal {
-inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
-template <typename T>
-const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
-  return s.status();
+// The path of `name` inside the test's private temporary directory
+// ($TEST_TMPDIR under Bazel, /tmp otherwise).
+inline std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
 }
-}  // namespace internal
 
 // StatusIs(code, message_matcher): matches a Status or StatusOr whose code is
 // `code` and whose message matches `message_matcher`.
@@ -38,7 +39,7 @@ MATCHER_P2(StatusIs, code, message_matcher,
            "has code " + ::testing::PrintToString(absl::StatusCode(code)) +
                " and a message that " +
                ::testing::DescribeMatcher<std::string>(message_matcher)) {
-  const absl::Status& s = internal::GetStatus(arg);
+  const absl::Status& s = ::slimfit::internal_status_macros::AsStatus(arg);
   *result_listener << "whose status is " << s;
   if (s.code() != code) return false;
   return ::testing::ExplainMatchResult(message_matcher,
@@ -47,7 +48,7 @@ MATCHER_P2(StatusIs, code, message_matcher,
 }
 
 MATCHER(IsOk, "is OK") {
-  const absl::Status& s = internal::GetStatus(arg);
+  const absl::Status& s = ::slimfit::internal_status_macros::AsStatus(arg);
   *result_listener << "whose status is " << s;
   return s.ok();
 }

@@ -1,6 +1,5 @@
 #include "common/text_proto.h"
 
-#include <cstdlib>
 #include <string>
 
 #include "common/files.h"
@@ -66,7 +65,7 @@ TEST(TextProtoTest, MissingFileIsNotFound) {
 }
 
 TEST(TextProtoTest, FileErrorsNameTheFile) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/bad.pbtxt";
+  const std::string path = testing::TempPath("bad.pbtxt");
   ASSERT_OK(WriteFileAtomically(path, "epochs: 1\n\n  bogus: 2\n"));
   TestConfig c;
   EXPECT_THAT(ParseTextProtoFile(path, &c),

@@ -4,7 +4,6 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <zlib.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "common/files.h"
@@ -20,12 +19,9 @@ namespace slimfit {
 namespace {
 
 using ::slimfit::testing::StatusIs;
+using ::slimfit::testing::TempPath;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::string Tmp(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-}
 
 std::string Idx(const std::vector<uint32_t>& dims, const std::string& data) {
   std::string s = {0, 0, 0x08, static_cast<char>(dims.size())};
@@ -44,7 +40,7 @@ void WriteGzip(const std::string& path, const std::string& bytes) {
 
 // A tiny MNIST-format directory: `n` 2x3 images, labels 0..n-1 (mod classes).
 std::string MakeMnistDir(const std::string& name, int n, int max_label, bool gz) {
-  const std::string dir = Tmp(name);
+  const std::string dir = TempPath(name);
   EXPECT_OK(CreateDirectories(dir));
   std::string pixels, labels;
   for (int i = 0; i < n * 6; ++i) pixels.push_back(static_cast<char>(i % 256));
@@ -84,24 +80,24 @@ TEST(IdxTest, ReadsGzipAndRawFiles) {
 }
 
 TEST(IdxTest, WrongMagicIsReported) {
-  const std::string path = Tmp("bad-magic");
+  const std::string path = TempPath("bad-magic");
   ASSERT_OK(WriteFileAtomically(path, "\x12\x34\x08\x01\x00\x00\x00\x01x"));
   EXPECT_THAT(ReadIdxFile(path), StatusIs(absl::StatusCode::kInvalidArgument,
                                           HasSubstr("wrong magic number")));
 }
 
 TEST(IdxTest, TruncatedDataIsAShortRead) {
-  const std::string path = Tmp("short.gz");
+  const std::string path = TempPath("short.gz");
   WriteGzip(path, Idx({10, 28, 28}, std::string(100, 'x')));
   EXPECT_THAT(ReadIdxFile(path), StatusIs(absl::StatusCode::kDataLoss,
                                           HasSubstr("declares 7840 bytes of data but 100 follow")));
 }
 
 TEST(IdxTest, TruncatedGzipStreamIsReported) {
-  const std::string full = Tmp("full.gz");
+  const std::string full = TempPath("full.gz");
   WriteGzip(full, Idx({100, 28, 28}, std::string(78400, 'x')) );
   std::string bytes = ReadFileToString(full).value();
-  const std::string cut = Tmp("cut.gz");
+  const std::string cut = TempPath("cut.gz");
   ASSERT_OK(WriteFileAtomically(cut, bytes.substr(0, bytes.size() / 2)));
   EXPECT_FALSE(ReadIdxFile(cut).ok());
 }
@@ -114,7 +110,7 @@ TEST(IdxTest, LabelOutOfRangeNamesFileRecordAndRange) {
 }
 
 TEST(IdxTest, MissingDirectoryIsNotFound) {
-  EXPECT_THAT(LoadMnistDir(Tmp("nowhere")),
+  EXPECT_THAT(LoadMnistDir(TempPath("nowhere")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("train-images-idx3-ubyte.gz")));
 }
 
@@ -143,7 +139,7 @@ std::string CifarRecord(int label_bytes, uint8_t label, uint8_t fill) {
 }
 
 TEST(CifarTest, ReadsCifar10Batches) {
-  const std::string dir = Tmp("cifar10");
+  const std::string dir = TempPath("cifar10");
   ASSERT_OK(CreateDirectories(dir));
   for (int b = 1; b <= 5; ++b) {
     ASSERT_OK(WriteFileAtomically(absl::StrCat(dir, "/data_batch_", b, ".bin"),
@@ -162,7 +158,7 @@ TEST(CifarTest, ReadsCifar10Batches) {
 }
 
 TEST(CifarTest, Cifar100FineAndCoarseLabels) {
-  const std::string dir = Tmp("cifar100");
+  const std::string dir = TempPath("cifar100");
   ASSERT_OK(CreateDirectories(dir));
   ASSERT_OK(WriteFileAtomically(dir + "/train.bin", CifarRecord(2, 99, 1) + CifarRecord(2, 42, 1)));
   ASSERT_OK(WriteFileAtomically(dir + "/test.bin", CifarRecord(2, 57, 1)));
@@ -179,7 +175,7 @@ TEST(CifarTest, Cifar100FineAndCoarseLabels) {
 }
 
 TEST(CifarTest, TruncatedFileAndBadLabelsAreReported) {
-  const std::string dir = Tmp("cifar_bad");
+  const std::string dir = TempPath("cifar_bad");
   ASSERT_OK(CreateDirectories(dir));
   ASSERT_OK(WriteFileAtomically(dir + "/train.bin", CifarRecord(2, 1, 1) + "xyz"));
   ASSERT_OK(WriteFileAtomically(dir + "/test.bin", CifarRecord(2, 1, 1)));
@@ -196,7 +192,7 @@ TEST(CifarTest, TruncatedFileAndBadLabelsAreReported) {
 }
 
 TEST(TensorFileTest, ReadsPickledTensorLists) {
-  const std::string path = Tmp("pickled.pt");
+  const std::string path = TempPath("pickled.pt");
   at::Tensor x = at::randn({6, 3}), y = at::arange(6, at::kLong);
   std::vector<char> bytes = torch::jit::pickle_save(c10::List<at::Tensor>({x, y}));
   ASSERT_OK(WriteFileAtomically(path, std::string(bytes.begin(), bytes.end())));
@@ -212,7 +208,7 @@ TEST(TensorFileTest, ReadsPickledTensorLists) {
 }
 
 TEST(TensorFileTest, GarbageIsAClearError) {
-  const std::string path = Tmp("garbage.pt");
+  const std::string path = TempPath("garbage.pt");
   ASSERT_OK(WriteFileAtomically(path, "definitely not tensors"));
   EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument,
                                              HasSubstr("is not a list of tensors")));
@@ -221,7 +217,7 @@ TEST(TensorFileTest, GarbageIsAClearError) {
 }
 
 TEST(TensorFileTest, MismatchedSampleCountsNameTheFile) {
-  const std::string path = Tmp("mismatch.pt");
+  const std::string path = TempPath("mismatch.pt");
   std::vector<char> bytes = torch::jit::pickle_save(
       c10::List<at::Tensor>({at::zeros({4, 2}), at::zeros({3}, at::kLong)}));
   ASSERT_OK(WriteFileAtomically(path, std::string(bytes.begin(), bytes.end())));

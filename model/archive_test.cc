@@ -1,6 +1,5 @@
 #include "model/archive.h"
 
-#include <cstdlib>
 #include <string>
 
 #include "common/files.h"
@@ -17,7 +16,7 @@ using ::slimfit::testing::StatusIs;
 using ::testing::HasSubstr;
 
 std::string Write(const std::string& name, const std::string& bytes) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  const std::string path = testing::TempPath(name);
   EXPECT_OK(WriteFileAtomically(path, bytes));
   return path;
 }

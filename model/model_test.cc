@@ -4,7 +4,6 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/jit/api/module.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -19,12 +18,9 @@ namespace slimfit {
 namespace {
 
 using ::slimfit::testing::StatusIs;
+using ::slimfit::testing::TempPath;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::string TmpPath(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-}
 
 at::Tensor Forward(Model& m, const at::Tensor& x) { return m.module().forward({x}).toTensor(); }
 
@@ -33,7 +29,7 @@ TEST(ModelTest, SaveLoadRoundTripKeepsOutputsAndMetadata) {
   m.Eval();
   const at::Tensor x = at::randn({2, 1, 28, 28});
   const at::Tensor y = Forward(m, x);
-  const std::string path = TmpPath("resnet.pt");
+  const std::string path = TempPath("resnet.pt");
   ASSERT_OK(m.Save(path));
   ASSERT_OK_AND_ASSIGN(Model back, Model::Load(path));
   back.Eval();
@@ -46,7 +42,7 @@ TEST(ModelTest, SaveLoadRoundTripKeepsOutputsAndMetadata) {
 
 TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
-  const std::string dir = TmpPath("atomic");
+  const std::string dir = TempPath("atomic");
   ASSERT_OK(CreateDirectories(dir));
   ASSERT_OK(m.Save(dir + "/m.pt"));
   ASSERT_OK(m.Save(dir + "/m.pt"));
@@ -60,22 +56,22 @@ TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
 
 TEST(ModelTest, SaveIntoMissingDirectoryFailsCleanly) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
-  EXPECT_THAT(m.Save(TmpPath("no/such/dir/m.pt")),
+  EXPECT_THAT(m.Save(TempPath("no/such/dir/m.pt")),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("saving model to")));
 }
 
 TEST(ModelTest, LoadMissingFileIsNotFound) {
-  EXPECT_THAT(Model::Load(TmpPath("absent.pt")),
+  EXPECT_THAT(Model::Load(TempPath("absent.pt")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("absent.pt")));
 }
 
 TEST(ModelTest, LoadTruncatedModelIsAClearError) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("vgg_small"));
-  const std::string path = TmpPath("full.pt");
+  const std::string path = TempPath("full.pt");
   ASSERT_OK(m.Save(path));
   ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(path));
   for (size_t keep : {bytes.size() / 2, bytes.size() - 10, size_t{3}}) {
-    const std::string cut = TmpPath("cut.pt");
+    const std::string cut = TempPath("cut.pt");
     ASSERT_OK(WriteFileAtomically(cut, bytes.substr(0, keep)));
     EXPECT_THAT(Model::Load(cut), StatusIs(absl::StatusCode::kInvalidArgument,
                                            HasSubstr("cut.pt")))
@@ -84,18 +80,18 @@ TEST(ModelTest, LoadTruncatedModelIsAClearError) {
 }
 
 TEST(ModelTest, LoadNonTorchScriptFilesIsAClearError) {
-  const std::string text = TmpPath("notes.pt");
+  const std::string text = TempPath("notes.pt");
   ASSERT_OK(WriteFileAtomically(text, "not a model"));
   EXPECT_THAT(Model::Load(text),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a zip archive")));
-  const std::string sd = TmpPath("state_dict.pt");
+  const std::string sd = TempPath("state_dict.pt");
   ASSERT_OK(WriteFileAtomically(sd, testing::MakeZip({{"a/data.pkl", "x"}, {"a/version", "3"}})));
   EXPECT_THAT(Model::Load(sd), StatusIs(absl::StatusCode::kInvalidArgument,
                                         HasSubstr("torch.jit.script(model).save(path)")));
 }
 
 TEST(ModelTest, CorruptArchiveContentsBecomeAStatusNotACrash) {
-  const std::string path = TmpPath("garbage.pt");
+  const std::string path = TempPath("garbage.pt");
   ASSERT_OK(WriteFileAtomically(
       path, testing::MakeZip({{"a/data.pkl", "\x80\x02garbage"},
                               {"a/constants.pkl", "\x80\x02garbage"},

@@ -2,7 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -33,6 +37,18 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
   return absl::NotFoundError(absl::StrCat(
       "--model: \"", spec, "\" is neither a file nor a zoo model (zoo: ",
       absl::StrJoin(ZooModelNames(), ", "), ")"));
+}
+
+int RunTool(int argc, char** argv, const char* tool, const char* usage,
+            absl::Status (*run)()) {
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status s = run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", tool, s.ToString().c_str());
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace slimfit

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/model.h"
 #include "model/zoo/zoo.h"
@@ -22,6 +23,11 @@ std::string ResolveUserPath(const std::string& path);
 // fresh, untrained). A path (anything with '/' or ending ".pt", or an existing file) is loaded;
 // otherwise `spec` must be a zoo name, built with `zoo_options`.
 absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options = {});
+
+// A tool's main(): sets the usage text, parses flags, runs `run`, prints a
+// failure as "<tool>: CODE: message" on stderr. Returns the exit code (0/1).
+int RunTool(int argc, char** argv, const char* tool, const char* usage,
+            absl::Status (*run)());
 
 }  // namespace slimfit
 

@@ -11,8 +11,6 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "graph/layer_table.h"
@@ -56,14 +54,7 @@ absl::Status Run() {
 }  // namespace slimfit
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  return slimfit::RunTool(argc, argv, "inspect",
       "Prints every layer of a TorchScript model.\n"
-      "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]");
-  absl::ParseCommandLine(argc, argv);
-  absl::Status s = slimfit::Run();
-  if (!s.ok()) {
-    std::fprintf(stderr, "inspect: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  return 0;
+      "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]", &slimfit::Run);
 }

@@ -20,8 +20,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/files.h"
@@ -206,14 +204,7 @@ absl::Status Run() {
 }  // namespace slimfit
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  return slimfit::RunTool(argc, argv, "train",
       "Trains a zoo model on Fashion-MNIST and profiles it.\n"
-      "  bazel run //tools:train -- [--model=lenet5] [--epochs=5] [--max_train_samples=N]");
-  absl::ParseCommandLine(argc, argv);
-  absl::Status s = slimfit::Run();
-  if (!s.ok()) {
-    std::fprintf(stderr, "train: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  return 0;
+      "  bazel run //tools:train -- [--model=lenet5] [--epochs=5] [--max_train_samples=N]", &slimfit::Run);
 }

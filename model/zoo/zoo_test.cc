@@ -23,13 +23,20 @@ struct Shape {
   int64_t c, h, w, classes;
 };
 
+ZooOptions OptionsFor(const Shape& s) {
+  ZooOptions o;
+  o.in_channels = s.c;
+  o.height = s.h;
+  o.width = s.w;
+  o.num_classes = s.classes;
+  return o;
+}
+
 class ZooModelTest : public ::testing::TestWithParam<std::tuple<std::string, Shape>> {};
 
 TEST_P(ZooModelTest, ForwardGivesLogitsForEachSample) {
   const auto& [name, s] = GetParam();
-  ZooOptions o;
-  o.in_channels = s.c; o.height = s.h; o.width = s.w; o.num_classes = s.classes;
-  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, o));
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, OptionsFor(s)));
   m.Eval();
   at::Tensor y = Forward(m, at::randn({3, s.c, s.h, s.w}));
   EXPECT_THAT(y.sizes().vec(), ElementsAre(3, s.classes));
@@ -41,9 +48,7 @@ TEST_P(ZooModelTest, ForwardGivesLogitsForEachSample) {
 
 TEST_P(ZooModelTest, EveryParameterGetsAGradient) {
   const auto& [name, s] = GetParam();
-  ZooOptions o;
-  o.in_channels = s.c; o.height = s.h; o.width = s.w; o.num_classes = s.classes;
-  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, o));
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, OptionsFor(s)));
   m.Train();
   at::Tensor loss = Forward(m, at::randn({4, s.c, s.h, s.w})).pow(2).mean();
   loss.backward();
@@ -55,8 +60,7 @@ TEST_P(ZooModelTest, EveryParameterGetsAGradient) {
 
 TEST_P(ZooModelTest, SameSeedSameWeightsOtherSeedOtherWeights) {
   const auto& [name, s] = GetParam();
-  ZooOptions o;
-  o.in_channels = s.c; o.height = s.h; o.width = s.w; o.num_classes = s.classes;
+  ZooOptions o = OptionsFor(s);
   ASSERT_OK_AND_ASSIGN(Model a, CreateZooModel(name, o));
   ASSERT_OK_AND_ASSIGN(Model b, CreateZooModel(name, o));
   o.seed = 7;
@@ -76,9 +80,7 @@ class ZooBatchNormModelTest : public ZooModelTest {};
 
 TEST_P(ZooBatchNormModelTest, TrainModeUpdatesBatchNormStatisticsEvalDoesNot) {
   const auto& [name, s] = GetParam();
-  ZooOptions o;
-  o.in_channels = s.c; o.height = s.h; o.width = s.w; o.num_classes = s.classes;
-  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, o));
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel(name, OptionsFor(s)));
   ASSERT_FALSE(m.NamedBuffers().empty()) << name << " has no batch norm";
   const at::Tensor x = at::randn({4, s.c, s.h, s.w}) * 3 + 1;
   const at::Tensor before = m.NamedBuffers()[0].second.clone();
