@@ -10,6 +10,9 @@
 //   absl::StatusOr<at::Tensor> y =
 //       TorchCallOr("conv1 forward", [&] { return at::conv2d(x, w); });
 //
+// A callable may itself return absl::Status / absl::StatusOr<T>: its error
+// passes through (with the context prepended) and the result is not nested.
+//
 // Codes: c10::IndexError / std::out_of_range -> kOutOfRange;
 // c10::ValueError / c10::TypeError / std::invalid_argument -> kInvalidArgument;
 // c10::NotImplementedError -> kUnimplemented; std::bad_alloc ->
@@ -32,22 +35,45 @@ namespace slimfit {
 // Call only inside a catch block.
 absl::Status StatusFromCurrentException(absl::string_view context);
 
-// Runs `fn` (returning void); any exception becomes a Status.
+namespace internal_torch_status {
+template <typename T>
+struct Flatten {  // T → StatusOr<T>
+  using type = absl::StatusOr<T>;
+};
+template <typename T>
+struct Flatten<absl::StatusOr<T>> {  // StatusOr<T> stays StatusOr<T>
+  using type = absl::StatusOr<T>;
+};
+}  // namespace internal_torch_status
+
+// Runs `fn` (returning void or absl::Status); any exception becomes a Status.
+// A Status that `fn` returns is passed through with `context` prepended.
 template <typename Fn>
 absl::Status TorchCall(absl::string_view context, Fn&& fn) {
   try {
-    std::forward<Fn>(fn)();
-    return absl::OkStatus();
+    if constexpr (std::is_same_v<std::invoke_result_t<Fn>, absl::Status>) {
+      absl::Status s = std::forward<Fn>(fn)();
+      if (s.ok() || context.empty()) return s;
+      return absl::Status(s.code(), std::string(context) + ": " + std::string(s.message()));
+    } else {
+      std::forward<Fn>(fn)();
+      return absl::OkStatus();
+    }
   } catch (...) {
     return StatusFromCurrentException(context);
   }
 }
 
-// Runs `fn` (returning T); any exception becomes a Status.
-template <typename Fn, typename T = std::invoke_result_t<Fn>>
-absl::StatusOr<T> TorchCallOr(absl::string_view context, Fn&& fn) {
+// Runs `fn` (returning T, or absl::StatusOr<T>); any exception becomes a
+// Status. Returns absl::StatusOr<T> either way (never a nested StatusOr).
+template <typename Fn, typename R = std::invoke_result_t<Fn>,
+          typename Out = typename internal_torch_status::Flatten<R>::type>
+Out TorchCallOr(absl::string_view context, Fn&& fn) {
   try {
-    return std::forward<Fn>(fn)();
+    Out out = std::forward<Fn>(fn)();
+    if (out.ok() || context.empty()) return out;
+    return absl::Status(out.status().code(),
+                        std::string(context) + ": " + std::string(out.status().message()));
   } catch (...) {
     return StatusFromCurrentException(context);
   }

@@ -52,5 +52,16 @@ TEST(TorchStatusTest, ValuesPassThrough) {
   EXPECT_THAT(r, IsOkAndHolds(3.0f));
 }
 
+TEST(TorchStatusTest, StatusReturningCallablesAreFlattened) {
+  auto ok = TorchCallOr("c", []() -> absl::StatusOr<int> { return 7; });
+  EXPECT_THAT(ok, IsOkAndHolds(7));
+  auto err = TorchCallOr("c", []() -> absl::StatusOr<int> { return absl::NotFoundError("x"); });
+  EXPECT_THAT(err, StatusIs(absl::StatusCode::kNotFound, "c: x"));
+  EXPECT_THAT(TorchCall("c", [] { return absl::DataLossError("y"); }),
+              StatusIs(absl::StatusCode::kDataLoss, "c: y"));
+  EXPECT_THAT(TorchCall("c", []() -> absl::Status { at::ones({2}).view({3}); return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("c: ")));
+}
+
 }  // namespace
 }  // namespace slimfit

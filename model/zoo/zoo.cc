@@ -38,9 +38,7 @@ absl::StatusOr<Model> CreateZooModel(absl::string_view name,
   ASSIGN_OR_RETURN(ZooFactory factory, ZooRegistry().Get(name));
   RETURN_IF_ERROR(Validate(options), absl::StrCat("zoo model \"", name, "\""));
   const std::string context = absl::StrCat("building zoo model \"", name, "\"");
-  ASSIGN_OR_RETURN(absl::StatusOr<Model> built,
-                   TorchCallOr(context, [&] { return factory(options); }));
-  ASSIGN_OR_RETURN(Model model, std::move(built), context);
+  ASSIGN_OR_RETURN(Model model, TorchCallOr(context, [&] { return factory(options); }));
   ModelMetadata& md = model.mutable_metadata();
   md.set_format_version(1);
   md.set_name(std::string(name));
