@@ -8,6 +8,8 @@ SLIMFIT_COPTS = [
     "-Wall",
     "-Wextra",
     "-Wno-unused-parameter",
+    # Aggregates with default member initialisers are initialised partially on purpose.
+    "-Wno-missing-field-initializers",
     "-Werror",
 ]
 

@@ -75,10 +75,11 @@ struct Collector {
   std::map<std::string, size_t> layer_of_module;  // module path+op → index
   LayerTable* table;
   std::map<std::string, bool> consumed;
+  std::vector<Node*>* nodes;
 
-  void Walk(const torch::jit::Block* block) {
-    for (const Node* n : block->nodes()) {
-      for (const torch::jit::Block* b : n->blocks()) Walk(b);
+  void Walk(torch::jit::Block* block) {
+    for (Node* n : block->nodes()) {
+      for (torch::jit::Block* b : n->blocks()) Walk(b);
       if (n->kind() == c10::prim::GetAttr) continue;
       std::vector<std::string> used;
       for (const Value* in : n->inputs()) {
@@ -109,27 +110,33 @@ struct Collector {
       if (layer.parameters.empty()) continue;
       table->params_in_layers += layer.num_params;
       table->layers.push_back(std::move(layer));
+      nodes->push_back(n);
     }
   }
 };
 
 }  // namespace
 
-absl::StatusOr<LayerTable> BuildLayerTable(const Model& model) {
-  return TorchCallOr("building the layer table", [&] {
+absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
+  return TorchCallOr("reading the model's graph", [&] {
     const torch::jit::Module& m = model.module();
     std::unordered_map<std::string, at::Tensor> params;
-    LayerTable table;
+    LayerGraph out;
     for (const auto& p : m.named_parameters(/*recurse=*/true)) {
       params.emplace(p.name, p.value);
-      table.total_params += p.value.numel();
+      out.table.total_params += p.value.numel();
     }
-    std::shared_ptr<torch::jit::Graph> graph = m.get_method("forward").graph()->copy();
-    torch::jit::Inline(*graph);
-    Collector c{graph->inputs().at(0), &params, {}, &table, {}};
-    c.Walk(graph->block());
-    return table;
+    out.graph = m.get_method("forward").graph()->copy();
+    torch::jit::Inline(*out.graph);
+    Collector c{out.graph->inputs().at(0), &params, {}, &out.table, {}, &out.nodes};
+    c.Walk(out.graph->block());
+    return out;
   });
+}
+
+absl::StatusOr<LayerTable> BuildLayerTable(const Model& model) {
+  ASSIGN_OR_RETURN(LayerGraph g, BuildLayerGraph(model));
+  return std::move(g.table);
 }
 
 std::string FormatLayerTable(const LayerTable& table) {

@@ -24,11 +24,17 @@
 #define SLIMFIT_GRAPH_LAYER_TABLE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/model.h"
+
+namespace torch::jit {
+struct Graph;
+struct Node;
+}  // namespace torch::jit
 
 namespace slimfit {
 
@@ -51,6 +57,16 @@ struct LayerTable {
 // Fails (Internal, with torch's message) only if the model has no forward
 // method or its graph cannot be inlined.
 absl::StatusOr<LayerTable> BuildLayerTable(const Model& model);
+
+// The inlined forward graph the table was read from, and each layer's op
+// node in it (nodes[i] is table.layers[i]'s). For passes that instrument or
+// rewrite the graph (profiling, dependency analysis).
+struct LayerGraph {
+  std::shared_ptr<torch::jit::Graph> graph;
+  LayerTable table;
+  std::vector<torch::jit::Node*> nodes;
+};
+absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model);
 
 // The table as aligned text, one layer per line plus a total line.
 std::string FormatLayerTable(const LayerTable& table);

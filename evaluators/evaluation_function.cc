@@ -1,0 +1,65 @@
+#include "evaluators/evaluation_function.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+
+MetricsEvaluator::MetricsEvaluator(std::shared_ptr<ForwardPass> forward_pass,
+                                   std::vector<std::unique_ptr<BatchMetric>> metrics,
+                                   c10::Device device)
+    : forward_pass_(std::move(forward_pass)), metrics_(std::move(metrics)), device_(device) {}
+
+absl::StatusOr<Metrics> MetricsEvaluator::Apply(Model& model, DataLoader& loader) {
+  model.Eval();
+  c10::NoGradGuard no_grad;
+  for (auto& m : metrics_) m->Reset();
+  RETURN_IF_ERROR(loader.Reset(0));
+  Batch batch;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
+    if (!more) break;
+    ASSIGN_OR_RETURN(c10::IValue out, forward_pass_->Forward(model, batch, device_), "evaluating");
+    for (auto& m : metrics_) RETURN_IF_ERROR(m->Update(out, batch));
+  }
+  Metrics all;
+  for (auto& m : metrics_) {
+    ASSIGN_OR_RETURN(Metrics one, m->Compute());
+    all.Merge(one);
+  }
+  return all;
+}
+
+Registry<BatchMetricFactory>& EvaluatorRegistry() {
+  static auto* registry = new Registry<BatchMetricFactory>("evaluator");
+  return *registry;
+}
+
+absl::StatusOr<std::unique_ptr<EvaluationFunction>> MakeEvaluator(const EvaluationConfig& config,
+                                                                 const EvaluatorContext& context) {
+  if (context.forward_pass == nullptr) return absl::InvalidArgumentError("evaluation: no forward pass");
+  std::vector<EvaluatorConfig> entries(config.evaluators().begin(), config.evaluators().end());
+  if (entries.empty()) entries.emplace_back().mutable_accuracy();
+  std::vector<std::unique_ptr<BatchMetric>> metrics;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const EvaluatorConfig& e = entries[i];
+    if (e.evaluator_case() == EvaluatorConfig::EVALUATOR_NOT_SET) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation.evaluators[", i, "]: empty (one of: ",
+          absl::StrJoin(EvaluatorRegistry().Names(), ", "), ")"));
+    }
+    const std::string name = e.GetDescriptor()->FindFieldByNumber(e.evaluator_case())->name();
+    const std::string where = absl::StrCat("evaluation.evaluators[", i, "].", name);
+    ASSIGN_OR_RETURN(BatchMetricFactory factory, EvaluatorRegistry().Get(name), where);
+    ASSIGN_OR_RETURN(auto metric, TorchCallOr(where, [&] { return factory(e, context); }));
+    metrics.push_back(std::move(metric));
+  }
+  return std::make_unique<MetricsEvaluator>(context.forward_pass, std::move(metrics), context.device);
+}
+
+}  // namespace slimfit

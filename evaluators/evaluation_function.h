@@ -1,0 +1,77 @@
+// File: evaluators/evaluation_function.h
+//
+// EvaluationFunction: (model, loader) → Metrics — Neutrino's
+// EvaluationFunction. Users may implement it directly. The registered
+// evaluators are BatchMetrics: they see each batch's model output, so any
+// number of them share one pass over the data (MetricsEvaluator).
+//
+//   EvaluationConfig config;   // evaluators { accuracy { top_k: [1, 5] } } eval_key: "accuracy"
+//   ASSIGN_OR_RETURN(auto eval, MakeEvaluator(config, EvaluatorContext{fp}));
+//   ASSIGN_OR_RETURN(Metrics m, eval->Apply(model, *val_loader));
+//
+// Apply puts the model in eval mode and runs without gradients; it leaves the
+// model in eval mode.
+#ifndef SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
+#define SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/registry.h"
+#include "data/data_loader.h"
+#include "evaluators/evaluator.pb.h"
+#include "evaluators/metrics.h"
+#include "forward_pass/forward_pass.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+
+namespace slimfit {
+
+class EvaluationFunction {
+ public:
+  virtual ~EvaluationFunction() = default;
+  virtual absl::StatusOr<Metrics> Apply(Model& model, DataLoader& loader) = 0;
+};
+
+// Accumulates a metric over batches.
+class BatchMetric {
+ public:
+  virtual ~BatchMetric() = default;
+  virtual void Reset() = 0;
+  virtual absl::Status Update(const c10::IValue& output, const Batch& batch) = 0;
+  virtual absl::StatusOr<Metrics> Compute() const = 0;
+};
+
+// One pass: forward each batch once, feed every metric.
+class MetricsEvaluator : public EvaluationFunction {
+ public:
+  MetricsEvaluator(std::shared_ptr<ForwardPass> forward_pass,
+                   std::vector<std::unique_ptr<BatchMetric>> metrics, c10::Device device = c10::kCPU);
+  absl::StatusOr<Metrics> Apply(Model& model, DataLoader& loader) override;
+
+ private:
+  std::shared_ptr<ForwardPass> forward_pass_;
+  std::vector<std::unique_ptr<BatchMetric>> metrics_;
+  c10::Device device_;
+};
+
+struct EvaluatorContext {
+  std::shared_ptr<ForwardPass> forward_pass;  // required
+  LossContext loss_context;                   // for mean_loss (forward_pass filled in)
+  c10::Device device = c10::kCPU;
+};
+
+using BatchMetricFactory = std::function<absl::StatusOr<std::unique_ptr<BatchMetric>>(
+    const EvaluatorConfig&, const EvaluatorContext&)>;
+Registry<BatchMetricFactory>& EvaluatorRegistry();
+
+// Every evaluator in `config` (default: accuracy) in one MetricsEvaluator.
+// Errors name the entry: "evaluation.evaluators[1].classification_report: ...".
+absl::StatusOr<std::unique_ptr<EvaluationFunction>> MakeEvaluator(const EvaluationConfig& config,
+                                                                 const EvaluatorContext& context);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_

@@ -1,0 +1,146 @@
+#include <ATen/ATen.h>
+#include <google/protobuf/descriptor.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "data/splits.h"
+#include "evaluators/evaluation_function.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::StatusIs;
+using ::testing::DoubleNear;
+using ::testing::HasSubstr;
+
+Model Identity() {
+  torch::jit::Module m("__torch__.eval_test.Identity");
+  m.register_attribute("training", c10::BoolType::get(), true);
+  m.define("def forward(self, x: Tensor) -> Tensor:\n    return x\n");
+  return Model(m);
+}
+
+// Predictions (as the batch's first field) and labels, in batches of 2.
+std::unique_ptr<DataLoader> Loader(const at::Tensor& preds, const at::Tensor& labels) {
+  auto ds = TensorDataset::Create({preds, labels}, "fixed").value();
+  return BatchLoader::Create(ds, {.batch_size = 2}).value();
+}
+
+absl::StatusOr<std::unique_ptr<EvaluationFunction>> Make(const std::string& text) {
+  EvaluationConfig c;
+  auto s = ParseTextProto(text, "test", &c);
+  if (!s.ok()) return s;
+  return MakeEvaluator(c, EvaluatorContext{std::make_shared<ForwardPass>()});
+}
+
+Metrics Evaluate(const std::string& text, const at::Tensor& preds, const at::Tensor& labels) {
+  auto e = Make(text);
+  EXPECT_OK(e);
+  Model m = Identity();
+  auto loader = Loader(preds, labels);
+  auto r = (*e)->Apply(m, *loader);
+  EXPECT_OK(r);
+  return r.ok() ? *r : Metrics();
+}
+
+// Row i's classes in order of preference: row 0 prefers 2 then 1, etc.
+const at::Tensor kPreds = at::tensor({0.1f, 0.3f, 0.6f,    //
+                                      0.7f, 0.2f, 0.1f,    //
+                                      0.2f, 0.5f, 0.3f,    //
+                                      0.1f, 0.8f, 0.1f,    //
+                                      0.1f, 0.3f, 0.6f})
+                              .view({5, 3});
+const at::Tensor kLabels = at::tensor({2L, 1L, 2L, 1L, 0L});
+
+TEST(EvaluatorsTest, EveryConfigChoiceIsRegistered) {
+  const auto* oneof = EvaluatorConfig::descriptor()->FindOneofByName("evaluator");
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    EXPECT_TRUE(EvaluatorRegistry().Contains(oneof->field(i)->name())) << oneof->field(i)->name();
+  }
+}
+
+TEST(EvaluatorsTest, TopKAccuracy) {
+  Metrics m = Evaluate("evaluators { accuracy { top_k: [1, 2] } }", kPreds, kLabels);
+  // top-1 hits: rows 0, 3 → 2/5; top-2 adds rows 1 (1 is 2nd), 2 (2 is 2nd) → 4/5.
+  EXPECT_THAT(m.Get("accuracy")->value, DoubleNear(40.0, 1e-9));
+  EXPECT_THAT(m.Get("top2_accuracy")->value, DoubleNear(80.0, 1e-9));
+  EXPECT_TRUE(m.Get("accuracy")->higher_is_better);
+}
+
+TEST(EvaluatorsTest, DefaultIsAccuracy) {
+  Metrics m = Evaluate("", kPreds, kLabels);
+  EXPECT_THAT(m.Get("accuracy")->value, DoubleNear(40.0, 1e-9));
+}
+
+TEST(EvaluatorsTest, ClassificationReportConfusionMatrix) {
+  Metrics m = Evaluate("evaluators { classification_report { num_classes: 3 } }", kPreds, kLabels);
+  // true 0 → pred 2; true 1 → pred 0, 1; true 2 → pred 2, 1.
+  at::Tensor expected = at::tensor({0L, 0L, 1L, 1L, 1L, 0L, 0L, 1L, 1L}).view({3, 3});
+  EXPECT_TRUE(m.tensors().at("confusion_matrix").equal(expected)) << m.tensors().at("confusion_matrix");
+  EXPECT_THAT(m.Get("class0_accuracy")->value, DoubleNear(0.0, 1e-9));
+  EXPECT_THAT(m.Get("class1_accuracy")->value, DoubleNear(50.0, 1e-9));
+  EXPECT_THAT(m.Get("balanced_accuracy")->value, DoubleNear(100.0 / 3, 1e-9));
+}
+
+TEST(EvaluatorsTest, MeanLossAndRegressionAreLowerIsBetter) {
+  const at::Tensor pred = at::tensor({1.0f, 2.0f, 3.0f, 4.0f});
+  const at::Tensor target = at::tensor({1.0f, 1.0f, 1.0f, 1.0f});
+  Metrics m = Evaluate("evaluators { regression {} } evaluators { mean_loss { loss { l1 {} } } }", pred, target);
+  EXPECT_THAT(m.Get("mse")->value, DoubleNear((0 + 1 + 4 + 9) / 4.0, 1e-9));
+  EXPECT_THAT(m.Get("mae")->value, DoubleNear(1.5, 1e-9));
+  EXPECT_THAT(m.Get("loss")->value, DoubleNear(1.5, 1e-6));
+  EXPECT_THAT(m.Get("loss/l1")->value, DoubleNear(1.5, 1e-6));
+  EXPECT_FALSE(m.Get("mse")->higher_is_better);
+  EXPECT_FALSE(m.Get("loss")->higher_is_better);
+}
+
+TEST(EvaluatorsTest, DropIsMeasuredTheRightWayRound) {
+  EXPECT_DOUBLE_EQ(Drop({92.0, true}, {91.0, true}), 1.0);
+  EXPECT_DOUBLE_EQ(Drop({0.20, false}, {0.25, false}), 0.05);
+  EXPECT_DOUBLE_EQ(Drop({0.20, false}, {0.10, false}), -0.10);
+}
+
+TEST(EvaluatorsTest, UnknownKeyListsWhatWasComputed) {
+  Metrics m = Evaluate("", kPreds, kLabels);
+  EXPECT_THAT(m.Get("acc"), StatusIs(absl::StatusCode::kNotFound,
+                                     "metric \"acc\" was not computed (available: accuracy)"));
+  EXPECT_EQ(m.ToJson(), "{\"accuracy\": 40}");
+}
+
+TEST(EvaluatorsTest, BadConfigsNameTheEntry) {
+  EXPECT_THAT(Make("evaluators { accuracy { top_k: [0] } }"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "evaluation.evaluators[0].accuracy: top_k[0]: must be >= 1, got 0"));
+  EXPECT_THAT(Make("evaluators { accuracy {} } evaluators { classification_report {} }"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "evaluation.evaluators[1].classification_report: num_classes: required, must be >= 2, got 0"));
+  EXPECT_THAT(Make("evaluators { mean_loss {} }"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "evaluation.evaluators[0].mean_loss: loss: required"));
+  EXPECT_THAT(Make("evaluators { mean_loss { loss { cross_entropy { label_smoothing: 2 } } } }"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("mean_loss: loss.cross_entropy: label_smoothing")));
+  EXPECT_THAT(Make("evaluators { }"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "evaluation.evaluators[0]: empty (one of: accuracy, classification_report, mean_loss, regression)"));
+  EXPECT_THAT(Make("evaluators { accuracy {} output_index: -1 }"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("output_index: must be >= 0")));
+}
+
+TEST(EvaluatorsTest, RuntimeMismatchesAreErrors) {
+  auto e = Make("evaluators { accuracy { top_k: 5 } }");
+  ASSERT_OK(e);
+  Model m = Identity();
+  auto loader = Loader(kPreds, kLabels);
+  EXPECT_THAT((*e)->Apply(m, *loader),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k: 5 exceeds the 3 classes")));
+  auto r = Make("evaluators { classification_report { num_classes: 4 } }");
+  ASSERT_OK(r);
+  EXPECT_THAT((*r)->Apply(m, *loader), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("num_classes: 4 but the model predicts 3")));
+}
+
+}  // namespace
+}  // namespace slimfit
