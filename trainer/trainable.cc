@@ -1,0 +1,72 @@
+#include "trainer/trainable.h"
+
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <set>
+#include <sstream>
+
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+// Which input of `n` is its training flag, or -1.
+int TrainingInput(const Node* n) {
+  const std::string kind = n->kind().toQualString();
+  if (kind == "aten::batch_norm" || kind == "aten::instance_norm") return 5;
+  if (kind == "aten::dropout" || kind == "aten::dropout_" || kind == "aten::feature_dropout" ||
+      kind == "aten::feature_dropout_" || kind == "aten::alpha_dropout" ||
+      kind == "aten::alpha_dropout_" || kind == "aten::feature_alpha_dropout") {
+    return 2;
+  }
+  return -1;
+}
+
+int Rewire(torch::jit::Graph& graph, torch::jit::Block* block, Value* self) {
+  int count = 0;
+  for (Node* n : block->nodes()) {
+    for (torch::jit::Block* b : n->blocks()) count += Rewire(graph, b, self);
+    const int i = TrainingInput(n);
+    if (i < 0 || static_cast<size_t>(i) >= n->inputs().size()) continue;
+    if (n->input(i)->node()->kind() != c10::prim::Constant) continue;
+    torch::jit::WithInsertPoint guard(n);
+    Value* flag = graph.insertGetAttr(self, "training");
+    n->replaceInput(i, flag);
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {
+  return TorchCallOr("making the model's training mode effective", [&]() -> absl::StatusOr<int> {
+    std::stringstream buffer;
+    model.module().save(buffer);
+    torch::jit::Module fresh = torch::jit::load(buffer);
+    int count = 0;
+    std::set<const torch::jit::Graph*> done;  // classes shared by several submodules
+    for (const torch::jit::Module& sub : fresh.modules()) {
+      const auto type = sub.type();
+      if (!type->hasAttribute("training")) continue;
+      for (const torch::jit::Method& method : sub.get_methods()) {
+        std::shared_ptr<torch::jit::Graph> g = method.graph();
+        if (!done.insert(g.get()).second) continue;
+        count += Rewire(*g, g->block(), g->inputs().at(0));
+      }
+    }
+    if (count > 0) {
+      fresh.train(model.is_training());
+      model = Model(std::move(fresh), model.metadata());
+    }
+    return count;
+  });
+}
+
+}  // namespace slimfit

@@ -1,0 +1,332 @@
+#include "trainer/trainer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/optim/optimizer.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+#include "trainer/trainable.h"
+
+namespace slimfit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Snapshot = std::vector<std::pair<at::Tensor, at::Tensor>>;  // (live, copy)
+
+Snapshot Take(Model& model) {
+  Snapshot s;
+  for (auto& [name, p] : model.NamedParameters()) s.emplace_back(p, p.detach().clone());
+  for (auto& [name, b] : model.NamedBuffers()) s.emplace_back(b, b.detach().clone());
+  return s;
+}
+
+void Restore(const Snapshot& s) {
+  c10::NoGradGuard no_grad;
+  for (const auto& [live, copy] : s) live.copy_(copy);
+}
+
+bool AllFinite(Model& model) {
+  for (auto& [name, p] : model.NamedParameters()) {
+    if (!at::isfinite(p).all().item<bool>()) return false;
+  }
+  return true;
+}
+
+int64_t BatchSize(const Batch& batch) {
+  for (const auto& v : batch) {
+    if (v.isTensor() && v.toTensor().dim() > 0) return v.toTensor().size(0);
+  }
+  return 1;
+}
+
+std::string FormatDuration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  return s >= 3600 ? absl::StrFormat("%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60)
+                   : absl::StrFormat("%d:%02d", s / 60, s % 60);
+}
+
+class Progress {
+ public:
+  Progress(TrainerConfig::Progress mode, int log_every) : log_every_(log_every) {
+    mode_ = mode == TrainerConfig::AUTO ? (::isatty(2) ? TrainerConfig::BAR : TrainerConfig::LINES) : mode;
+  }
+  void Step(int epoch, int epochs, int64_t i, int64_t n, double loss, double rate) {
+    if (mode_ == TrainerConfig::BAR) {
+      const int width = 24;
+      const int filled = n > 0 ? static_cast<int>(width * i / n) : width;
+      const double eta = rate > 0 ? (n - i) * (static_cast<double>(samples_per_step_) / rate) : 0;
+      std::fprintf(stderr, "\repoch %d/%d [%s%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %s   ", epoch + 1,
+                   epochs, std::string(filled, '=').c_str(), std::string(width - filled, ' ').c_str(),
+                   static_cast<long long>(i), static_cast<long long>(n), loss, rate, FormatDuration(eta).c_str());
+      std::fflush(stderr);
+    } else if (mode_ == TrainerConfig::LINES && log_every_ > 0 && i % log_every_ == 0) {
+      std::fprintf(stderr, "epoch %d/%d step %lld/%lld  loss %.4f  %.0f samples/s\n", epoch + 1, epochs,
+                   static_cast<long long>(i), static_cast<long long>(n), loss, rate);
+    }
+  }
+  void set_samples_per_step(int64_t s) { samples_per_step_ = s; }
+  void EndEpoch(const std::string& line) {
+    if (mode_ == TrainerConfig::NONE) return;
+    if (mode_ == TrainerConfig::BAR) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  TrainerConfig::Progress mode_;
+  int log_every_;
+  int64_t samples_per_step_ = 1;
+};
+
+std::string TermsJson(const std::map<std::string, double>& sums, int64_t n) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : sums) parts.push_back(absl::StrFormat("\"%s\": %.6g", k, n ? v / n : 0.0));
+  return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, TrainerDeps deps) {
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("full_trainer.", what));
+  };
+  if (c.has_epochs() && c.epochs() < 0) return bad(absl::StrCat("epochs: must be >= 0, got ", c.epochs()));
+  if (c.max_steps() < 0) return bad(absl::StrCat("max_steps: must be >= 0, got ", c.max_steps()));
+  if (c.has_epochs() && c.epochs() == 0 && c.max_steps() == 0) {
+    return bad("epochs: 0 with no max_steps would not train at all");
+  }
+  if (c.eval_freq() < 0) return bad(absl::StrCat("eval_freq: must be >= 1, got ", c.eval_freq()));
+  if (c.grad_clip_norm() < 0) return bad(absl::StrCat("grad_clip_norm: must be >= 0, got ", c.grad_clip_norm()));
+  if (c.early_stopping_patience() < 0) {
+    return bad(absl::StrCat("early_stopping_patience: must be >= 0, got ", c.early_stopping_patience()));
+  }
+  if (c.has_max_nan_recoveries() && c.max_nan_recoveries() < 0) {
+    return bad(absl::StrCat("max_nan_recoveries: must be >= 0, got ", c.max_nan_recoveries()));
+  }
+  if (c.nan_lr_factor() != 0 && !(c.nan_lr_factor() > 0 && c.nan_lr_factor() < 1)) {
+    return bad(absl::StrCat("nan_lr_factor: must be in (0, 1), got ", c.nan_lr_factor()));
+  }
+  if (c.log_every_steps() < 0) return bad(absl::StrCat("log_every_steps: must be >= 0, got ", c.log_every_steps()));
+  if (!c.eval_split().empty() && c.eval_split() != "train" && c.eval_split() != "val" && c.eval_split() != "test") {
+    return bad(absl::StrCat("eval_split: must be train, val or test, got \"", c.eval_split(), "\""));
+  }
+  if (deps.loss == nullptr || deps.train == nullptr) {
+    return absl::InvalidArgumentError("trainer: a loss and a train loader are required");
+  }
+  if (deps.eval != nullptr && deps.evaluator == nullptr) {
+    return absl::InvalidArgumentError("trainer: an eval loader needs an evaluator");
+  }
+  if (deps.optimizer_factory == nullptr) {
+    ASSIGN_OR_RETURN(auto f, MakeOptimizerFactory(c.optimizer()), "full_trainer");
+    deps.optimizer_factory = std::move(f);
+  }
+  if (deps.scheduler_factory == nullptr) {
+    ASSIGN_OR_RETURN(auto f, MakeSchedulerFactory(c.scheduler()), "full_trainer");
+    deps.scheduler_factory = std::move(f);
+  }
+  return std::unique_ptr<Trainer>(new Trainer(c, std::move(deps)));
+}
+
+absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
+  const auto start = Clock::now();
+  const TrainerConfig& c = config_;
+  const int epochs = c.has_epochs() ? c.epochs() : (c.max_steps() > 0 ? 0 : 1);
+  const int total_epochs = epochs > 0 ? epochs : 1 << 30;  // steps-only: until max_steps
+  const int eval_freq = c.eval_freq() == 0 ? 1 : c.eval_freq();
+  const std::string eval_key = c.eval_key().empty() ? "accuracy" : c.eval_key();
+  const bool keep_best = c.has_keep_best() ? c.keep_best() : true;
+  const int max_recoveries = c.has_max_nan_recoveries() ? c.max_nan_recoveries() : 3;
+  const double nan_factor = c.nan_lr_factor() == 0 ? 0.5 : c.nan_lr_factor();
+
+  TrainResult result;
+  std::unique_ptr<std::ofstream> log;
+  if (!c.metrics_path().empty()) {
+    log = std::make_unique<std::ofstream>(c.metrics_path(), std::ios::app);
+    if (!*log) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("full_trainer.metrics_path: cannot open \"", c.metrics_path(), "\" for appending"));
+    }
+  }
+  auto write = [&](const std::string& line) {
+    if (log) {
+      *log << line << "\n";
+      log->flush();
+    }
+  };
+
+  at::manual_seed(c.seed());
+  ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
+  ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
+  ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
+  int64_t scheduler_steps = 0;
+  double lr_scale = 1.0;
+
+  Snapshot good = Take(model);
+  Snapshot best_weights;
+  std::optional<Metric> best_metric;
+  int bad_evals = 0;
+  Progress progress(c.progress(), c.log_every_steps());
+
+  // Rolls back after a non-finite loss or weight; re-creates optimizer and scheduler at a lower lr.
+  auto recover = [&](const std::string& what, int epoch) -> absl::Status {
+    ++result.nan_recoveries;
+    const std::string event = absl::StrFormat("%s at step %d (epoch %d)", what, result.steps, epoch + 1);
+    if (result.nan_recoveries > max_recoveries) {
+      return absl::DataLossError(absl::StrCat(
+          event, ": giving up after ", max_recoveries,
+          " recoveries (lower the learning rate, or clip gradients with full_trainer.grad_clip_norm)"));
+    }
+    Restore(good);
+    lr_scale *= nan_factor;
+    ASSIGN_OR_RETURN(optimizer, deps_.optimizer_factory->Make(model));
+    for (auto& g : optimizer->param_groups()) g.options().set_lr(g.options().get_lr() * lr_scale);
+    ASSIGN_OR_RETURN(scheduler, deps_.scheduler_factory->Make(*optimizer));
+    if (!scheduler->eval_based()) {
+      for (int64_t i = 0; i < scheduler_steps; ++i) RETURN_IF_ERROR(scheduler->Step());
+    }
+    const std::string note = absl::StrFormat("%s: rolled back to the last good weights, lr scaled by %g", event, lr_scale);
+    result.events.push_back(note);
+    progress.EndEpoch(absl::StrCat("warning: ", note));
+    write(absl::StrFormat("{\"event\": \"nan_recovery\", \"epoch\": %d, \"step\": %d, \"lr_scale\": %g}", epoch + 1,
+                          result.steps, lr_scale));
+    return absl::OkStatus();
+  };
+
+  bool stop = false;
+  for (int epoch = 0; epoch < total_epochs && !stop; ++epoch) {
+    const auto epoch_start = Clock::now();
+    model.Train();
+    RETURN_IF_ERROR(deps_.train->Reset(epoch));
+    good = Take(model);
+    std::map<std::string, double> sums;
+    int64_t samples = 0, i = 0;
+    const int64_t n = deps_.train->num_batches();
+    Batch batch;
+    while (!stop) {
+      ASSIGN_OR_RETURN(bool more, deps_.train->Next(&batch));
+      if (!more) break;
+      ++i;
+      optimizer->zero_grad();
+      ASSIGN_OR_RETURN(LossTerms terms, (*deps_.loss)(model, batch), absl::StrCat("epoch ", epoch + 1, " step ", i));
+      at::Tensor total = terms.Total();
+      const double value = total.item<double>();
+      if (!std::isfinite(value)) {
+        RETURN_IF_ERROR(recover(absl::StrCat("loss is ", value), epoch));
+        continue;
+      }
+      RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
+      for (auto& h : hooks_) {
+        if (h.after_backward) RETURN_IF_ERROR(h.after_backward(model), "after_backward hook");
+      }
+      if (c.grad_clip_norm() > 0) {
+        RETURN_IF_ERROR(TorchCall("grad_clip_norm", [&] {
+          std::vector<at::Tensor> grads;
+          for (auto& g : optimizer->param_groups())
+            for (auto& p : g.params())
+              if (p.grad().defined()) grads.push_back(p.grad());
+          if (grads.empty()) return;
+          std::vector<at::Tensor> norms;
+          for (auto& g : grads) norms.push_back(g.norm());
+          const double norm = at::stack(norms).norm().item<double>();
+          if (norm > c.grad_clip_norm()) {
+            for (auto& g : grads) g.mul_(c.grad_clip_norm() / (norm + 1e-6));
+          }
+        }));
+      }
+      RETURN_IF_ERROR(TorchCall("optimizer step", [&] { optimizer->step(); }));
+      for (auto& h : hooks_) {
+        if (h.after_step) RETURN_IF_ERROR(h.after_step(model), "after_step hook");
+      }
+      ++result.steps;
+      const int64_t bs = BatchSize(batch);
+      samples += bs;
+      for (const auto& [name, t] : terms.terms) sums[name] += t.item<double>() * bs;
+      sums["loss"] += value * bs;
+      if (scheduler->interval() == SchedulerConfig::ITERATION) {
+        RETURN_IF_ERROR(scheduler->Step());
+        ++scheduler_steps;
+      }
+      progress.set_samples_per_step(bs);
+      const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      progress.Step(epoch, epochs > 0 ? epochs : 1, i, n, sums["loss"] / samples, secs > 0 ? samples / secs : 0);
+      if (c.max_steps() > 0 && result.steps >= c.max_steps()) stop = true;
+    }
+    if (!AllFinite(model)) {
+      RETURN_IF_ERROR(recover("a weight is NaN/inf", epoch));
+      continue;
+    }
+    ++result.epochs_run;
+    if (scheduler->interval() == SchedulerConfig::EPOCH) {
+      RETURN_IF_ERROR(scheduler->Step());
+      ++scheduler_steps;
+    }
+    const bool last = stop || epoch + 1 == total_epochs;
+    Metrics eval;
+    bool evaluated = false;
+    if (deps_.eval != nullptr && ((epoch + 1) % eval_freq == 0 || last)) {
+      ASSIGN_OR_RETURN(eval, deps_.evaluator->Apply(model, *deps_.eval), absl::StrCat("evaluating epoch ", epoch + 1));
+      evaluated = true;
+      ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), "full_trainer.eval_key");
+      if (!std::isfinite(m.value)) {
+        RETURN_IF_ERROR(recover(absl::StrCat(eval_key, " is ", m.value), epoch));
+        continue;
+      }
+      if (scheduler->interval() == SchedulerConfig::EVAL) {
+        RETURN_IF_ERROR(scheduler->eval_based() ? scheduler->Step(m.value) : scheduler->Step());
+        ++scheduler_steps;
+      }
+      result.last = eval;
+      if (!best_metric || Drop(*best_metric, m) < 0) {
+        best_metric = m;
+        result.best = eval;
+        result.best_epoch = epoch + 1;
+        bad_evals = 0;
+        if (keep_best) best_weights = Take(model);
+      } else if (c.early_stopping_patience() > 0 && ++bad_evals >= c.early_stopping_patience()) {
+        result.early_stopped = true;
+        result.events.push_back(absl::StrFormat("early stop after epoch %d: %s did not improve for %d evaluations",
+                                                epoch + 1, eval_key, bad_evals));
+        stop = true;
+      }
+      model.Train();
+    }
+    for (auto& h : hooks_) {
+      if (h.after_epoch) RETURN_IF_ERROR(h.after_epoch(model, epoch, evaluated ? &eval : nullptr), "after_epoch hook");
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    progress.EndEpoch(absl::StrFormat("epoch %d/%d  lr %.4g  train %s%s  %.1fs (%.0f samples/s)", epoch + 1,
+                                      epochs > 0 ? epochs : result.epochs_run, scheduler->lr(),
+                                      absl::StrFormat("loss %.4f", samples ? sums["loss"] / samples : 0.0),
+                                      evaluated ? absl::StrCat("  ", c.eval_split().empty() ? "val" : c.eval_split(),
+                                                               " ", eval.ToString())
+                                                : "",
+                                      secs, secs > 0 ? samples / secs : 0.0));
+    write(absl::StrFormat("{\"event\": \"epoch\", \"epoch\": %d, \"step\": %d, \"lr\": %.6g, \"train\": %s, "
+                          "\"eval\": %s, \"seconds\": %.3f}",
+                          epoch + 1, result.steps, scheduler->lr(), TermsJson(sums, samples),
+                          evaluated ? eval.ToJson() : "null", secs));
+  }
+  if (keep_best && !best_weights.empty()) {
+    Restore(best_weights);
+    if (result.best_epoch != result.epochs_run) {
+      result.events.push_back(absl::StrFormat("restored the weights of epoch %d (best %s)", result.best_epoch, eval_key));
+    }
+  }
+  model.Eval();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const auto& e : result.events) write(absl::StrFormat("{\"event\": \"note\", \"text\": \"%s\"}", e));
+  return result;
+}
+
+}  // namespace slimfit

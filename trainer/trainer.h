@@ -1,0 +1,97 @@
+// File: trainer/trainer.h
+//
+// Trainer: the fine-tuning loop every compression step uses (Neutrino's
+// full_trainer). It creates a fresh optimizer and scheduler for each model
+// it trains (from factories: never reused across pruned variants), and:
+//   - runs `epochs` and/or `max_steps`, evaluating every `eval_freq` epochs
+//     on the loader it is given for `eval_split`, listening to `eval_key`;
+//   - steps the scheduler at its interval (iteration, epoch or eval, with the
+//     metric when eval-based);
+//   - calls hooks after backward (e.g. mask gradients), after each optimizer
+//     step (re-apply masks, step a sparsity schedule) and after each epoch;
+//   - clips gradients, stops early, keeps the best-by-eval_key weights;
+//   - guards against NaN/inf: a non-finite loss or weight rolls the model back
+//     to the last good weights, lowers the lr, records the event, and goes on
+//     (never silently); after max_nan_recoveries it fails;
+//   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
+//     terminal, plain lines otherwise); appends metrics.jsonl lines.
+//
+//   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, {loss.get(), eval.get(),
+//                                                           train.get(), val.get()}));
+//   trainer->AddHooks({.after_step = reapply_masks});
+//   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
+//
+// Models traced in Python are made trainable first (trainer/trainable.h).
+#ifndef SLIMFIT_TRAINER_TRAINER_H_
+#define SLIMFIT_TRAINER_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "data/data_loader.h"
+#include "evaluators/evaluation_function.h"
+#include "evaluators/metrics.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+#include "optimizers/factories.h"
+#include "trainer/trainer.pb.h"
+
+namespace slimfit {
+
+struct TrainerHooks {
+  std::function<absl::Status(Model&)> after_backward;
+  std::function<absl::Status(Model&)> after_step;
+  std::function<absl::Status(Model&, int epoch, const Metrics* eval)> after_epoch;
+};
+
+// What Train needs besides the config. Not owned; must outlive the trainer.
+struct TrainerDeps {
+  LossFunction* loss = nullptr;              // required
+  EvaluationFunction* evaluator = nullptr;   // required when evaluating
+  DataLoader* train = nullptr;               // required
+  DataLoader* eval = nullptr;                // the eval_split loader; null: no evaluation
+  // Override the config's optimizer / scheduler (optional).
+  std::shared_ptr<NativeOptimizerFactory> optimizer_factory;
+  std::shared_ptr<NativeSchedulerFactory> scheduler_factory;
+};
+
+struct TrainResult {
+  Metrics best;            // at the best evaluation (empty if none)
+  Metrics last;            // at the last evaluation
+  int best_epoch = -1;
+  int epochs_run = 0;
+  int64_t steps = 0;
+  int nan_recoveries = 0;
+  int traced_ops_rewired = 0;
+  bool early_stopped = false;
+  double seconds = 0;
+  std::vector<std::string> events;  // human-readable notes (recoveries, early stop)
+};
+
+class Trainer {
+ public:
+  // Validates the config (errors "full_trainer.<field>: ...") and builds the
+  // optimizer/scheduler factories.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config, TrainerDeps deps);
+
+  void AddHooks(TrainerHooks hooks) { hooks_.push_back(std::move(hooks)); }
+
+  // Trains `model` in place. Leaves it in eval mode.
+  absl::StatusOr<TrainResult> Train(Model& model);
+
+  const TrainerConfig& config() const { return config_; }
+
+ private:
+  Trainer(TrainerConfig config, TrainerDeps deps) : config_(std::move(config)), deps_(std::move(deps)) {}
+  TrainerConfig config_;
+  TrainerDeps deps_;
+  std::vector<TrainerHooks> hooks_;
+};
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_TRAINER_TRAINER_H_

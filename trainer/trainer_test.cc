@@ -1,0 +1,332 @@
+#include "trainer/trainer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_format.h"
+
+#include "common/files.h"
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "data/splits.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/zoo/zoo.h"
+#include "trainer/function_evaluator.h"
+#include "trainer/trainable.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::StatusIs;
+using ::slimfit::testing::TempPath;
+using ::testing::HasSubstr;
+
+// Synthetic 4-class data shaped like the traced test model's input.
+struct Data {
+  DataConfig config;
+  Splits splits;
+  std::unique_ptr<DataLoader> train, val;
+};
+
+Data MakeData(int64_t train_samples = 512, int classes = 4, int size = 12, float noise = 1.5) {
+  Data d;
+  EXPECT_OK(ParseTextProto(absl::StrFormat("synthetic { train_samples: %d test_samples: 128 shape: [1, %d, %d] "
+                                           "num_classes: %d noise: %g } train_batch_size: 32 seed: 1",
+                                           train_samples, size, size, classes, noise),
+                           "t", &d.config));
+  d.splits = LoadSplits(d.config).value();
+  d.train = MakeLoader(d.config, d.splits, "train").value();
+  d.val = MakeLoader(d.config, d.splits, "val").value();
+  return d;
+}
+
+struct Parts {
+  std::shared_ptr<ForwardPass> fp = std::make_shared<ForwardPass>();
+  std::unique_ptr<LossFunction> loss;
+  std::unique_ptr<EvaluationFunction> eval;
+  Parts() {
+    LossConfig lc;
+    lc.mutable_cross_entropy();
+    loss = MakeLoss(lc, LossContext{fp}).value();
+    eval = MakeEvaluator(EvaluationConfig(), EvaluatorContext{fp}).value();
+  }
+};
+
+TrainerConfig Config(const std::string& extra = "") {
+  TrainerConfig c;
+  const std::string optimizer =
+      extra.find("optimizer") == std::string::npos ? "optimizer { sgd { momentum: 0.9 } lr: 0.05 } " : "";
+  EXPECT_OK(ParseTextProto(optimizer + "progress: NONE " + extra, "t", &c));
+  return c;
+}
+
+double Accuracy(Parts& p, Model& m, DataLoader& loader) {
+  return p.eval->Apply(m, loader).value().Get("accuracy")->value;
+}
+
+TEST(TrainerTest, LearnsAndLogsEveryEpoch) {
+  Data d = MakeData();
+  Parts p;
+  ZooOptions zo;
+  zo.height = zo.width = 12;
+  zo.num_classes = 4;
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", zo));
+  const double before = Accuracy(p, m, *d.val);
+  const std::string log = TempPath("metrics.jsonl");
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 3 metrics_path: '" + log + "'"),
+                                                     {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+  EXPECT_EQ(r.epochs_run, 3);
+  EXPECT_EQ(r.steps, 3 * d.train->num_batches());
+  EXPECT_GT(r.best.Get("accuracy")->value, 90.0) << "before training: " << before;
+  EXPECT_LT(before, 50.0);
+  EXPECT_FALSE(m.is_training());
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(log));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
+  EXPECT_THAT(text, HasSubstr("\"event\": \"epoch\", \"epoch\": 3"));
+  EXPECT_THAT(text, HasSubstr("\"cross_entropy\": "));
+  EXPECT_THAT(text, HasSubstr("\"eval\": {\"accuracy\": "));
+}
+
+TEST(TrainableTest, TracedModelBakesTrainingFalseUntilRewired) {
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("trainer/testdata/traced_bn.pt"));
+  const at::Tensor x = at::randn({8, 1, 12, 12}) * 2 + 1;
+  m.Eval();
+  const at::Tensor eval_out = m.module().forward({x}).toTensor();
+  auto running_mean = [](Model& model) {
+    for (auto& [name, b] : model.NamedBuffers()) {
+      if (name == "1.running_mean") return b.clone();
+    }
+    return at::Tensor();
+  };
+  // The bug: train() changes nothing in a traced model.
+  m.Train();
+  const at::Tensor rm0 = running_mean(m);
+  m.module().forward({x});
+  EXPECT_TRUE(running_mean(m).equal(rm0)) << "expected the traced graph to ignore train()";
+  // The fix.
+  ASSERT_OK_AND_ASSIGN(int rewired, MakeTrainingModeFollowModule(m));
+  EXPECT_EQ(rewired, 3);  // two batch norms, one dropout
+  m.Eval();
+  EXPECT_TRUE(m.module().forward({x}).toTensor().equal(eval_out)) << "eval outputs must not change";
+  m.Train();
+  m.module().forward({x});
+  EXPECT_FALSE(running_mean(m).equal(rm0)) << "running statistics must move in train mode";
+  // It saves and reloads, still trainable; rewiring again finds nothing.
+  ASSERT_OK(m.Save(TempPath("rewired.pt")));
+  ASSERT_OK_AND_ASSIGN(Model back, Model::Load(TempPath("rewired.pt")));
+  EXPECT_THAT(MakeTrainingModeFollowModule(back), ::slimfit::testing::IsOkAndHolds(0));
+}
+
+TEST(TrainerTest, TracedModelFineTunesAndRecoversFromPerturbation) {
+  Data d = MakeData(1024, 4, 12, 1.0);
+  Parts p;
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("trainer/testdata/traced_bn.pt"));
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 6 optimizer { adam {} lr: 0.01 }"),
+                                                     {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+  EXPECT_EQ(r.traced_ops_rewired, 3);
+  const double trained = Accuracy(p, m, *d.val);
+  EXPECT_GT(trained, 85.0);
+  {
+    c10::NoGradGuard no_grad;
+    for (auto& [name, w] : m.NamedParameters()) w.add_(at::randn_like(w) * w.std() * 1.5);
+  }
+  const double perturbed = Accuracy(p, m, *d.val);
+  EXPECT_LT(perturbed, trained - 20.0);
+  ASSERT_OK_AND_ASSIGN(auto fine, Trainer::Create(Config("epochs: 5 optimizer { adam {} lr: 0.005 }"),
+                                                  {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  ASSERT_OK(fine->Train(m).status());
+  const double recovered = Accuracy(p, m, *d.val);
+  EXPECT_GT(recovered, trained - 5.0) << "perturbed to " << perturbed;
+  EXPECT_GT(recovered, perturbed + 20.0);
+}
+
+// Returns the scripted accuracies, one per evaluation.
+class ScriptedEvaluator : public EvaluationFunction {
+ public:
+  explicit ScriptedEvaluator(std::vector<double> values) : values_(std::move(values)) {}
+  absl::StatusOr<Metrics> Apply(Model&, DataLoader&) override {
+    Metrics m;
+    m.Set("accuracy", values_.at(std::min(i_++, values_.size() - 1)), true);
+    return m;
+  }
+
+ private:
+  std::vector<double> values_;
+  size_t i_ = 0;
+};
+
+TEST(TrainerTest, HooksKeepBestAndEarlyStopping) {
+  Data d = MakeData(128);
+  Parts p;
+  ScriptedEvaluator scripted({50, 90, 60, 70, 65, 99});
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 6 early_stopping_patience: 3"),
+                                                     {p.loss.get(), &scripted, d.train.get(), d.val.get()}));
+  int backward = 0, steps = 0, epochs = 0;
+  std::vector<at::Tensor> weights_after_epoch;
+  trainer->AddHooks({.after_backward = [&](Model&) { ++backward; return absl::OkStatus(); },
+                     .after_step = [&](Model&) { ++steps; return absl::OkStatus(); },
+                     .after_epoch =
+                         [&](Model& model, int, const Metrics* eval) {
+                           ++epochs;
+                           EXPECT_NE(eval, nullptr);
+                           weights_after_epoch.push_back(model.NamedParameters()[0].second.detach().clone());
+                           return absl::OkStatus();
+                         }});
+  ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+  EXPECT_TRUE(r.early_stopped);
+  EXPECT_EQ(r.epochs_run, 5);  // 90 at epoch 2, then 60, 70, 65: three without improvement
+  EXPECT_EQ(epochs, 5);
+  EXPECT_EQ(backward, r.steps);
+  EXPECT_EQ(steps, r.steps);
+  EXPECT_EQ(r.best_epoch, 2);
+  EXPECT_DOUBLE_EQ(r.best.Get("accuracy")->value, 90);
+  EXPECT_TRUE(m.NamedParameters()[0].second.equal(weights_after_epoch[1])) << "best weights restored";
+  EXPECT_THAT(r.events, ::testing::Contains(HasSubstr("early stop after epoch 5")));
+}
+
+// Wraps a loss and returns NaN on the steps listed.
+class FlakyLoss : public LossFunction {
+ public:
+  FlakyLoss(LossFunction* base, std::set<int> bad) : LossFunction(nullptr), base_(base), bad_(std::move(bad)) {}
+  absl::StatusOr<LossTerms> operator()(Model& m, const Batch& b) override {
+    ASSIGN_OR_RETURN(LossTerms t, (*base_)(m, b));
+    if (bad_.count(call_++) || bad_.count(-1)) t.terms.emplace_back("poison", at::full({}, NAN));
+    return t;
+  }
+  absl::StatusOr<LossTerms> FromOutput(const c10::IValue& o, const Batch& b) override { return base_->FromOutput(o, b); }
+
+ private:
+  LossFunction* base_;
+  std::set<int> bad_;
+  int call_ = 0;
+};
+
+TEST(TrainerTest, NanLossRollsBackLowersLrAndGoesOn) {
+  Data d = MakeData(512);
+  Parts p;
+  FlakyLoss flaky(p.loss.get(), {5});
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 3"), {&flaky, p.eval.get(), d.train.get(), d.val.get()}));
+  ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+  EXPECT_EQ(r.nan_recoveries, 1);
+  EXPECT_THAT(r.events, ::testing::Contains(HasSubstr("loss is nan at step 5 (epoch 1): rolled back")));
+  EXPECT_THAT(r.events, ::testing::Contains(HasSubstr("lr scaled by 0.5")));
+  EXPECT_TRUE(at::isfinite(m.NamedParameters()[0].second).all().item<bool>());
+  EXPECT_GT(r.best.Get("accuracy")->value, 80.0) << "training went on after the rollback";
+
+  FlakyLoss always(p.loss.get(), {-1});
+  ASSERT_OK_AND_ASSIGN(auto doomed, Trainer::Create(Config("epochs: 1 max_nan_recoveries: 2"),
+                                                    {&always, p.eval.get(), d.train.get(), d.val.get()}));
+  EXPECT_THAT(doomed->Train(m), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("giving up after 2 recoveries")));
+}
+
+TEST(TrainerTest, MaxStepsAndIterationScheduler) {
+  Data d = MakeData(256);
+  Parts p;
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(
+      Config("max_steps: 10 scheduler { cosine { t_max: 10 } interval: ITERATION } grad_clip_norm: 1.0"),
+      {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+  EXPECT_EQ(r.steps, 10);
+  EXPECT_EQ(r.epochs_run, 2);  // 7 batches per epoch
+}
+
+TEST(TrainerTest, PlateauSchedulerIsSteppedWithTheEvalMetric) {
+  Data d = MakeData(64);
+  Parts p;
+  ScriptedEvaluator flat({80, 80, 80, 80, 80});
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  const std::string log = TempPath("plateau.jsonl");
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(
+      Config("epochs: 5 keep_best: false metrics_path: '" + log +
+             "' scheduler { reduce_on_plateau { patience: 1 factor: 0.5 } }"),
+      {p.loss.get(), &flat, d.train.get(), d.val.get()}));
+  ASSERT_OK(trainer->Train(m).status());
+  // Flat metric, patience 1: the lr halves after the 3rd and the 5th evaluation.
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(log));
+  std::vector<std::string> lrs;
+  for (size_t at = text.find("\"lr\": "); at != std::string::npos; at = text.find("\"lr\": ", at + 1)) {
+    lrs.push_back(text.substr(at + 6, text.find(',', at) - at - 6));
+  }
+  EXPECT_THAT(lrs, ::testing::ElementsAre("0.05", "0.05", "0.025", "0.025", "0.0125"));
+}
+
+TEST(TrainerTest, BadConfigsNameTheField) {
+  Data d = MakeData(64);
+  Parts p;
+  TrainerDeps deps{p.loss.get(), p.eval.get(), d.train.get(), d.val.get()};
+  auto err = [&](const std::string& text) { return Trainer::Create(Config(text), deps).status(); };
+  EXPECT_THAT(err("epochs: -1"), StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer.epochs: must be >= 0, got -1"));
+  EXPECT_THAT(err("epochs: 0"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("would not train at all")));
+  EXPECT_THAT(err("grad_clip_norm: -2"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("grad_clip_norm: must be >= 0")));
+  EXPECT_THAT(err("nan_lr_factor: 1.5"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nan_lr_factor: must be in (0, 1)")));
+  EXPECT_THAT(err("eval_split: 'validation'"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "full_trainer.eval_split: must be train, val or test, got \"validation\""));
+  EXPECT_THAT(err("optimizer { sgd {} lr: 0 }"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer: optimizer: lr: required, must be > 0, got 0"));
+  EXPECT_THAT(err("scheduler { step {} }"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("full_trainer: scheduler: step.step_size")));
+  ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(Config("metrics_path: '/no/such/dir/m.jsonl'"), deps));
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  EXPECT_THAT(t->Train(m), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("metrics_path: cannot open")));
+  ASSERT_OK_AND_ASSIGN(auto wrong_key, Trainer::Create(Config("eval_key: 'top5'"), deps));
+  EXPECT_THAT(wrong_key->Train(m), StatusIs(absl::StatusCode::kNotFound,
+                                            HasSubstr("full_trainer.eval_key: metric \"top5\" was not computed")));
+}
+
+TEST(FunctionEvaluatorTest, UserLoopGetsAFreshOptimizerPerModelAndAPatchedCriterion) {
+  Data d = MakeData(128);
+  Parts p;
+  OptimizerConfig oc;
+  ASSERT_OK(ParseTextProto("sgd { momentum: 0.9 } lr: 0.05", "t", &oc));
+  std::shared_ptr<NativeOptimizerFactory> of = MakeOptimizerFactory(oc).value();
+  std::vector<std::string> term_names;
+  int calls = 0;
+  TrainingFunction train = [&](Model& model, torch::optim::Optimizer& opt, LossFunction& criterion, Scheduler*,
+                               std::optional<int64_t> max_steps, std::optional<int>) -> absl::Status {
+    ++calls;
+    // The optimizer holds exactly this model's parameters.
+    const auto& params = opt.param_groups()[0].params();
+    EXPECT_TRUE(params[0].is_same(model.NamedParameters()[0].second));
+    RETURN_IF_ERROR(d.train->Reset(0));
+    Batch b;
+    for (int64_t s = 0; s < max_steps.value_or(1) && d.train->Next(&b).value(); ++s) {
+      opt.zero_grad();
+      ASSIGN_OR_RETURN(LossTerms t, criterion(model, b));
+      term_names.clear();
+      for (auto& [n, v] : t.terms) term_names.push_back(n);
+      t.Total().backward();
+      opt.step();
+    }
+    return absl::OkStatus();
+  };
+  EvaluatingFunction evaluate = [&](Model& model) -> absl::StatusOr<EvaluationResult> {
+    ASSIGN_OR_RETURN(Metrics m, p.eval->Apply(model, *d.val));
+    return EvaluationResult{m.Get("accuracy")->value, m};
+  };
+  FunctionEvaluator ev(train, evaluate, std::move(p.loss), of);
+  ev.PatchCriterion("bn_l1", BatchNormL1Term(1e-4));
+  ASSERT_OK_AND_ASSIGN(Model a, CreateZooModel("vgg_small", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  ASSERT_OK_AND_ASSIGN(Model b, CreateZooModel("vgg_small", ZooOptions{.height = 12, .width = 12, .num_classes = 4, .width_multiplier = 0.5}));
+  ASSERT_OK(ev.Train(a, 3, std::nullopt));
+  ASSERT_OK(ev.Train(b, 3, std::nullopt));
+  EXPECT_EQ(calls, 2);
+  EXPECT_THAT(term_names, ::testing::ElementsAre("cross_entropy", "bn_l1"));
+  ASSERT_OK_AND_ASSIGN(EvaluationResult r, ev.Evaluate(a));
+  EXPECT_GE(r.score, 0.0);
+  EXPECT_OK(r.metrics.Get("accuracy"));
+}
+
+}  // namespace
+}  // namespace slimfit
