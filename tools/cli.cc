@@ -4,11 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -39,8 +42,29 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
       absl::StrJoin(ZooModelNames(), ", "), ")"));
 }
 
+namespace {
+std::vector<std::string>& CommandLine() {
+  static auto* args = new std::vector<std::string>();
+  return *args;
+}
+}  // namespace
+
+bool FlagGiven(absl::string_view name) {
+  for (const std::string& arg : CommandLine()) {
+    if (arg == "--") break;
+    absl::string_view a = arg;
+    if (!absl::ConsumePrefix(&a, "--")) {
+      if (!absl::ConsumePrefix(&a, "-")) continue;
+    }
+    absl::string_view key = a.substr(0, a.find('='));
+    if (key == name || key == absl::StrCat("no", name)) return true;
+  }
+  return false;
+}
+
 int RunTool(int argc, char** argv, const char* tool, const char* usage,
             absl::Status (*run)()) {
+  CommandLine().assign(argv + 1, argv + argc);
   absl::SetProgramUsageMessage(usage);
   absl::ParseCommandLine(argc, argv);
   const absl::Status s = run();

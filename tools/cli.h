@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/model.h"
 #include "model/zoo/zoo.h"
 
@@ -23,6 +24,11 @@ std::string ResolveUserPath(const std::string& path);
 // fresh, untrained). A path (anything with '/' or ending ".pt", or an existing file) is loaded;
 // otherwise `spec` must be a zoo name, built with `zoo_options`.
 absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options = {});
+
+// Whether the command line handed to RunTool names flag `name` (as --name,
+// --name=..., -name or --noname), so explicit flags can override a config
+// file while their defaults do not.
+bool FlagGiven(absl::string_view name);
 
 // A tool's main(): sets the usage text, parses flags, runs `run`, prints a
 // failure as "<tool>: CODE: message" on stderr. Returns the exit code (0/1).

@@ -4,6 +4,8 @@
 set -uo pipefail
 inspect="tools/inspect"
 train="tools/train"
+evaluate="tools/evaluate"
+profile="tools/profile"
 out="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -29,14 +31,33 @@ if [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
   [[ -n "$acc" ]] || fail "no test accuracy line"
   # 5000 samples, two epochs: ~75% when training works; chance is 10%.
   awk -v a="$acc" 'BEGIN { exit !(a > 60) }' || fail "test accuracy $acc% is not above 60%"
-  [[ -f "$out/run/lenet5.pt" ]] || fail "no saved model"
-  "$inspect" --model="$out/run/lenet5.pt" | grep -q "5 layers, 61706 parameters" || fail "saved model does not inspect"
-  "$inspect" --model="$out/run/lenet5.pt" --archive | grep -q "code files" || fail "--archive listing"
+  [[ -f "$out/run/model.pt" && -f "$out/run/profile.json" ]] || fail "no saved model / profile.json"
+  [[ $(wc -l < "$out/run/metrics.jsonl") -eq 2 ]] || fail "metrics.jsonl should have one line per epoch"
+  "$inspect" --model="$out/run/model.pt" | grep -q "5 layers, 61706 parameters" || fail "saved model does not inspect"
+  "$inspect" --model="$out/run/model.pt" --archive | grep -q "code files" || fail "--archive listing"
+
+  echo "== evaluate the saved model"
+  "$evaluate" --model="$out/run/model.pt" --json="$out/eval.json" > "$out/eval.txt" || fail "evaluate exited $?"
+  cat "$out/eval.txt"
+  eacc=$(sed -n 's/^ *accuracy *\([0-9.]*\).*/\1/p' "$out/eval.txt")
+  awk -v a="$acc" -v b="$eacc" 'BEGIN { exit !(a - b < 0.01 && b - a < 0.01) }' || fail "evaluate says $eacc%, train said $acc%"
+  grep -q "confusion matrix" "$out/eval.txt" || fail "no confusion matrix"
+  grep -q '"top5_accuracy"' "$out/eval.json" || fail "no JSON"
 else
   echo "skipping train: dataset-fashion-mnist not installed"
 fi
 
+echo "== profile"
+"$profile" --model=lenet5 --runs=3 --json="$out/cost.json" > "$out/profile.txt" || fail "profile exited $?"
+grep -q "416520 MACs" "$out/profile.txt" || fail "lenet5 MACs: $(cat "$out/profile.txt")"
+grep -q '"macs": 416520' "$out/cost.json" || fail "profile JSON"
+"$profile" --model="$out/fake.pt" 2> "$out/err.txt" && fail "profile accepted a text file"
+
 echo "== train errors"
-"$train" --data_dir="$out/nowhere" --epochs=1 2> "$out/err.txt" && fail "missing data accepted"
+"$train" --data_dir="$out/nowhere" --epochs=1 --out="$out/x" 2> "$out/err.txt" && fail "missing data accepted"
 grep -q "nowhere/train-images-idx3-ubyte.gz" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+
+
+"$train" --optimizer=lion --out="$out/x" 2> "$out/err.txt" && fail "unknown optimizer accepted"
+grep -q -- '--optimizer: "lion" is not sgd or adam' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 echo "PASS"

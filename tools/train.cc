@@ -1,202 +1,159 @@
-// train: trains a zoo model (or fine-tunes a TorchScript file) on
-// Fashion-MNIST (or any MNIST-format directory), then profiles it: test
-// accuracy, parameters, file size and measured latency. The main job until
-// //tools:compress lands.
+// train: trains a zoo model (or fine-tunes a TorchScript file) with the
+// full_trainer loop, then profiles it and writes model.pt, metrics.jsonl and
+// profile.json to the output directory.
 //
-//   bazel run //tools:train                       # lenet5, 5 epochs, Debian's Fashion-MNIST
-//   bazel run //tools:train -- --model=resnet_small --epochs=1 --max_train_samples=10000
+//   bazel run //tools:train                                   # lenet5 on Fashion-MNIST, 5 epochs
+//   bazel run //tools:train -- --model=resnet_small --epochs=15 --augment --lr=0.1 --batch_size=128
+//   bazel run //tools:train -- --config=experiments/train/resnet_small_fashion.pbtxt
 //
-// The loop here is deliberately plain (SGD + momentum, cross-entropy); the
-// configurable trainer with schedulers and hooks lives in trainer/ (issue 3).
+// Without --config the job is: the named --model on the --data preset, SGD
+// (Nesterov momentum 0.9, weight decay 5e-4 except on biases and norms),
+// cosine learning rate per iteration after a one-epoch warm-up, cross-entropy,
+// accuracy on val. Flags given explicitly override the config file.
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
-#include <torch/csrc/jit/api/module.h>
-#include <torch/optim/sgd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/threads.h"
-#include "common/torch_status.h"
-#include "data/readers/idx.h"
-#include "data/splits.h"
-#include "graph/layer_table.h"
+#include "evaluators/profiler.h"
 #include "tools/cli.h"
+#include "tools/job.h"
 
+ABSL_FLAG(std::string, config, "", "a TrainJob text proto (tools/train_job.proto); flags override it");
 ABSL_FLAG(std::string, model, "lenet5", "zoo model name, or a TorchScript file to fine-tune");
-ABSL_FLAG(std::string, data_dir, slimfit::kDefaultFashionMnistDir,
-          "directory with MNIST-format IDX files (.gz or raw)");
+ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100 or synthetic");
+ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
+ABSL_FLAG(bool, augment, false, "random crop with padding + horizontal flip on train batches");
 ABSL_FLAG(int, epochs, 5, "training epochs");
 ABSL_FLAG(int, batch_size, 64, "training batch size");
-ABSL_FLAG(double, lr, 0.05, "SGD learning rate");
-ABSL_FLAG(double, momentum, 0.9, "SGD momentum");
-ABSL_FLAG(double, weight_decay, 5e-4, "SGD weight decay");
+ABSL_FLAG(double, lr, 0.05, "peak learning rate");
+ABSL_FLAG(std::string, optimizer, "sgd", "sgd (Nesterov, momentum 0.9) or adam");
+ABSL_FLAG(double, weight_decay, 5e-4, "weight decay (not on biases and norm parameters)");
+ABSL_FLAG(double, label_smoothing, 0.0, "cross-entropy label smoothing");
 ABSL_FLAG(int64_t, max_train_samples, 0, "use only this many training samples (0 = all)");
 ABSL_FLAG(int, threads, 1, "intra-op threads (1 is fastest on 2-core machines)");
-ABSL_FLAG(uint64_t, seed, 0, "seed for weights, the val carve and shuffling");
-ABSL_FLAG(std::string, out, "runs/train", "output directory (relative to where you typed bazel run)");
+ABSL_FLAG(uint64_t, seed, 0, "seed for weights, the val carve, shuffling and dropout");
+ABSL_FLAG(std::string, out, "", "output directory (default runs/train/<model>)");
 ABSL_FLAG(int, latency_runs, 50, "timed runs per latency figure");
 
 namespace slimfit {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+bool Given(const char* name) { return FlagGiven(name); }
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-struct EvalResult {
-  double accuracy = 0;
-  double loss = 0;
-};
-
-absl::StatusOr<EvalResult> Evaluate(torch::jit::Module& module, DataLoader& loader) {
-  RETURN_IF_ERROR(loader.Reset(0));
-  module.eval();
-  int64_t correct = 0, seen = 0;
-  double loss_sum = 0;
-  absl::Status loader_status;
-  RETURN_IF_ERROR(TorchCall("evaluating", [&] {
-    c10::NoGradGuard no_grad;
-    Batch batch;
-    while (true) {
-      absl::StatusOr<bool> more = loader.Next(&batch);
-      if (!more.ok()) loader_status = more.status();
-      if (!more.ok() || !*more) return;
-      at::Tensor x = batch[0].toTensor(), y = batch[1].toTensor();
-      at::Tensor logits = module.forward({x}).toTensor();
-      loss_sum += at::nll_loss(at::log_softmax(logits, 1), y, {}, at::Reduction::Sum).item<double>();
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-      seen += y.size(0);
-    }
-  }));
-  RETURN_IF_ERROR(loader_status);
-  return EvalResult{100.0 * correct / std::max<int64_t>(seen, 1), loss_sum / std::max<int64_t>(seen, 1)};
-}
-
-// Median and p90 of `runs` timed forward passes after warm-up, in ms.
-std::pair<double, double> Latency(torch::jit::Module& module, const at::Tensor& x, int runs) {
-  module.eval();
-  c10::NoGradGuard no_grad;
-  for (int i = 0; i < 5; ++i) module.forward({x});
-  std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
-    auto t = Clock::now();
-    module.forward({x});
-    ms.push_back(Seconds(t) * 1e3);
+absl::StatusOr<TrainJob> JobFromFlags() {
+  TrainJob job;
+  const std::string config = absl::GetFlag(FLAGS_config);
+  if (!config.empty()) RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(config), &job));
+  const bool defaults = config.empty();
+  if (defaults || Given("model")) job.set_model(absl::GetFlag(FLAGS_model));
+  if (defaults || Given("data") || Given("data_dir") || Given("augment")) {
+    ASSIGN_OR_RETURN(DataConfig data, PresetData(absl::GetFlag(FLAGS_data),
+                                                 ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
+                                                 absl::GetFlag(FLAGS_augment)));
+    *job.mutable_data() = data;
   }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 9 / 10)]};
+  DataConfig& d = *job.mutable_data();
+  if (defaults || Given("batch_size")) d.set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
+  if (defaults || Given("max_train_samples")) d.set_max_train_samples(absl::GetFlag(FLAGS_max_train_samples));
+  if (defaults || Given("seed")) {
+    d.set_seed(absl::GetFlag(FLAGS_seed));
+    job.set_seed(absl::GetFlag(FLAGS_seed));
+    job.mutable_full_trainer()->set_seed(absl::GetFlag(FLAGS_seed));
+  }
+  if (defaults || Given("label_smoothing")) {
+    job.mutable_loss()->mutable_cross_entropy()->set_label_smoothing(absl::GetFlag(FLAGS_label_smoothing));
+  }
+  TrainerConfig& t = *job.mutable_full_trainer();
+  if (defaults || Given("epochs")) t.set_epochs(absl::GetFlag(FLAGS_epochs));
+  if (defaults || Given("optimizer") || Given("lr") || Given("weight_decay")) {
+    OptimizerConfig& o = *t.mutable_optimizer();
+    o.Clear();
+    const std::string name = absl::GetFlag(FLAGS_optimizer);
+    if (name == "sgd") {
+      o.mutable_sgd()->set_momentum(0.9);
+      o.mutable_sgd()->set_nesterov(true);
+    } else if (name == "adam") {
+      o.mutable_adamw();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--optimizer: \"", name, "\" is not sgd or adam"));
+    }
+    o.set_lr(absl::GetFlag(FLAGS_lr));
+    o.set_weight_decay(absl::GetFlag(FLAGS_weight_decay));
+    o.set_no_weight_decay_on_bias_and_norm(true);
+  }
+  if (defaults || Given("threads")) job.set_threads(absl::GetFlag(FLAGS_threads));
+  if (Given("out") || job.output_dir().empty()) {
+    job.set_output_dir(absl::GetFlag(FLAGS_out).empty() ? absl::StrCat("runs/train/", job.model())
+                                                        : absl::GetFlag(FLAGS_out));
+  }
+  return job;
 }
 
 absl::Status Run() {
-  const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
-  if (absl::GetFlag(FLAGS_epochs) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--epochs: must be >= 0, got ", absl::GetFlag(FLAGS_epochs)));
+  ASSIGN_OR_RETURN(TrainJob config, JobFromFlags());
+  const int threads = ConfigureThreads(config.threads() == 0 ? 1 : config.threads());
+  ASSIGN_OR_RETURN(Job job, BuildJob(config, /*with_train_loader=*/true));
+  // Default schedule: one epoch of linear warm-up, then cosine to zero, per iteration.
+  TrainerConfig& t = *config.mutable_full_trainer();
+  if (!t.has_scheduler()) {
+    const int64_t per_epoch = job.train->num_batches();
+    const int64_t epochs = t.has_epochs() ? t.epochs() : 1;
+    auto* cos = t.mutable_scheduler()->mutable_cosine();
+    cos->set_t_max(std::max<int64_t>(2, epochs * per_epoch));
+    cos->set_warmup_steps(epochs > 1 ? per_epoch : 0);
+    t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
   }
-  DataConfig data;
-  data.mutable_mnist()->set_directory(ResolveUserPath(absl::GetFlag(FLAGS_data_dir)));
-  data.set_seed(absl::GetFlag(FLAGS_seed));
-  data.set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
-  data.set_max_train_samples(absl::GetFlag(FLAGS_max_train_samples));
-  for (auto* transforms : {data.mutable_train_transforms(), data.mutable_eval_transforms()}) {
-    auto* n = transforms->Add()->mutable_normalize();  // Fashion-MNIST statistics
-    n->add_mean(0.2860f);
-    n->add_std(0.3530f);
-  }
-  ASSIGN_OR_RETURN(Splits splits, LoadSplits(data), "--data_dir");
-  ASSIGN_OR_RETURN(auto train, MakeLoader(data, splits, "train"));
-  ASSIGN_OR_RETURN(auto val, MakeLoader(data, splits, "val"));
-  ASSIGN_OR_RETURN(auto test, MakeLoader(data, splits, "test"));
-  std::printf("data: %s  train %lld / val %lld / test %lld images\n",
-              absl::GetFlag(FLAGS_data_dir).c_str(), static_cast<long long>(splits.train->size()),
-              static_cast<long long>(splits.val->size()), static_cast<long long>(splits.test->size()));
-
-  ZooOptions zoo;
-  zoo.seed = absl::GetFlag(FLAGS_seed);
-  ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(absl::GetFlag(FLAGS_model), zoo));
-  std::printf("model: %s  %lld parameters  threads %d\n", absl::GetFlag(FLAGS_model).c_str(),
-              static_cast<long long>(model.NumParameters()), threads);
-
-  torch::jit::Module& m = model.module();
-  std::vector<at::Tensor> params;
-  for (const auto& p : m.parameters()) params.push_back(p);
-  ASSIGN_OR_RETURN(auto sgd, TorchCallOr("--lr/--momentum/--weight_decay", [&] {
-                     return std::make_unique<torch::optim::SGD>(
-                         params, torch::optim::SGDOptions(absl::GetFlag(FLAGS_lr))
-                                     .momentum(absl::GetFlag(FLAGS_momentum))
-                                     .weight_decay(absl::GetFlag(FLAGS_weight_decay)));
-                   }));
-  const int epochs = absl::GetFlag(FLAGS_epochs);
-  for (int epoch = 0; epoch < epochs; ++epoch) {
-    // Cosine decay per epoch.
-    const double lr = absl::GetFlag(FLAGS_lr) * 0.5 * (1 + std::cos(M_PI * epoch / epochs));
-    for (auto& group : sgd->param_groups()) group.options().set_lr(lr);
-    const auto start = Clock::now();
-    RETURN_IF_ERROR(train->Reset(epoch));
-    m.train();
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    absl::Status loader_status;
-    RETURN_IF_ERROR(TorchCall(absl::StrCat("training epoch ", epoch + 1), [&] {
-      Batch batch;
-      while (true) {
-        absl::StatusOr<bool> more = train->Next(&batch);
-        if (!more.ok()) loader_status = more.status();
-        if (!more.ok() || !*more) return;
-        at::Tensor x = batch[0].toTensor(), y = batch[1].toTensor();
-        sgd->zero_grad();
-        at::Tensor logits = m.forward({x}).toTensor();
-        at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1), y);
-        loss.backward();
-        sgd->step();
-        loss_sum += loss.item<double>() * y.size(0);
-        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-        seen += y.size(0);
-      }
-    }));
-    RETURN_IF_ERROR(loader_status);
-    const double secs = Seconds(start);
-    ASSIGN_OR_RETURN(EvalResult v, Evaluate(m, *val));
-    std::printf("epoch %d/%d  lr %.4f  loss %.4f  train acc %.2f%%  val acc %.2f%%  %.1fs (%.0f img/s)\n",
-                epoch + 1, epochs, lr, loss_sum / seen, 100.0 * correct / seen, v.accuracy, secs,
-                seen / secs);
-    std::fflush(stdout);
-  }
-
-  ASSIGN_OR_RETURN(EvalResult t, Evaluate(m, *test));
-  const std::string out_dir = ResolveUserPath(absl::GetFlag(FLAGS_out));
+  const std::string out_dir = ResolveUserPath(config.output_dir());
   RETURN_IF_ERROR(CreateDirectories(out_dir));
-  const std::string path = absl::StrCat(out_dir, "/", model.metadata().name().empty() ? "model" : model.metadata().name(), ".pt");
-  model.Eval();
-  RETURN_IF_ERROR(model.Save(path));
-  ASSIGN_OR_RETURN(int64_t bytes, RegularFileSize(path));
-  ASSIGN_OR_RETURN(LayerTable table, BuildLayerTable(model));
-  std::vector<int64_t> shape = FirstInputShape(model.metadata());
-  if (shape.empty()) shape = {1, 1, 28, 28};
-  const int runs = std::max(1, absl::GetFlag(FLAGS_latency_runs));
-  ASSIGN_OR_RETURN(auto lat1, TorchCallOr("latency", [&] { return Latency(model.module(), at::randn(shape), runs); }));
-  shape[0] = 64;
-  ASSIGN_OR_RETURN(auto lat64, TorchCallOr("latency", [&] { return Latency(model.module(), at::randn(shape), runs); }));
+  if (t.metrics_path().empty()) t.set_metrics_path(out_dir + "/metrics.jsonl");
+  ASSIGN_OR_RETURN(auto trainer, MakeJobTrainer(config, job));
+  Model& model = *job.model;
+  std::printf("data: train %lld / val %lld / test %lld samples\n", static_cast<long long>(job.splits.train->size()),
+              static_cast<long long>(job.splits.val->size()),
+              static_cast<long long>(job.splits.test ? job.splits.test->size() : 0));
+  std::printf("model: %s  %lld parameters  threads %d\n", config.model().c_str(),
+              static_cast<long long>(model.NumParameters()), threads);
+  std::fflush(stdout);
 
-  std::printf("\n== %s on %s ==\n", absl::GetFlag(FLAGS_model).c_str(), absl::GetFlag(FLAGS_data_dir).c_str());
-  std::printf("test accuracy     %.2f%%  (loss %.4f)\n", t.accuracy, t.loss);
-  std::printf("parameters        %lld in %zu layers\n", static_cast<long long>(table.total_params), table.layers.size());
-  std::printf("file size         %.1f KiB\n", bytes / 1024.0);
-  std::printf("latency batch 1   median %.3f ms, p90 %.3f ms (%d runs, %d thread%s)\n", lat1.first,
-              lat1.second, runs, threads, threads == 1 ? "" : "s");
-  std::printf("latency batch 64  median %.3f ms, p90 %.3f ms\n", lat64.first, lat64.second);
-  std::printf("saved             %s\n", path.c_str());
-  std::printf("next              bazel run //tools:inspect -- --model=%s\n", path.c_str());
+  ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
+  for (const auto& e : r.events) std::printf("note: %s\n", e.c_str());
+
+  // Test accuracy with the kept (best-on-val) weights.
+  Metrics test;
+  if (job.splits.test != nullptr) {
+    ASSIGN_OR_RETURN(auto test_loader, MakeLoader(config.data(), job.splits, "test"));
+    ASSIGN_OR_RETURN(test, job.evaluator->Apply(model, *test_loader));
+  }
+  const std::string model_path = out_dir + "/model.pt";
+  RETURN_IF_ERROR(model.Save(model_path));
+
+  ProfilerConfig pc;
+  pc.set_runs(std::max(1, absl::GetFlag(FLAGS_latency_runs)));
+  pc.set_threads(threads);
+  ASSIGN_OR_RETURN(CostReport cost, ProfileModel(model, *job.forward_pass, pc));
+  RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/profile.json", CostReportToJson(cost)));
+
+  std::printf("\n== %s ==\n", config.model().c_str());
+  std::printf("trained           %d epochs, %lld steps in %.1f s%s\n", r.epochs_run, static_cast<long long>(r.steps),
+              r.seconds, r.best_epoch > 0 ? absl::StrFormat(" (kept epoch %d)", r.best_epoch).c_str() : "");
+  if (auto v = r.best.Get("accuracy"); v.ok()) std::printf("val accuracy      %.2f%%\n", v->value);
+  if (auto a = test.Get("accuracy"); a.ok()) std::printf("test accuracy     %.2f%%\n", a->value);
+  std::printf("parameters        %lld, %.2f MMACs per sample\n", static_cast<long long>(cost.params), cost.macs / 1e6);
+  std::printf("file size         %.1f KiB\n", cost.serialized_bytes / 1024.0);
+  for (const auto& l : cost.latency) {
+    std::printf("latency batch %-3lld median %.3f ms, p90 %.3f ms (%d runs, %d thread%s)\n",
+                static_cast<long long>(l.batch_size), l.median_ms, l.p90_ms, l.runs, threads, threads == 1 ? "" : "s");
+  }
+  std::printf("saved             %s (+ metrics.jsonl, profile.json)\n", model_path.c_str());
+  std::printf("next              bazel run //tools:profile -- --model=%s\n", model_path.c_str());
   return absl::OkStatus();
 }
 
@@ -205,6 +162,7 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   return slimfit::RunTool(argc, argv, "train",
-      "Trains a zoo model on Fashion-MNIST and profiles it.\n"
-      "  bazel run //tools:train -- [--model=lenet5] [--epochs=5] [--max_train_samples=N]", &slimfit::Run);
+                          "Trains a model with the full_trainer loop and profiles it.\n"
+                          "  bazel run //tools:train -- [--config=job.pbtxt] [--model=lenet5] [--epochs=5] ...",
+                          &slimfit::Run);
 }

@@ -1,0 +1,102 @@
+#include "tools/job.h"
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "data/readers/idx.h"
+#include "model/zoo/zoo.h"
+#include "tools/cli.h"
+
+namespace slimfit {
+namespace {
+
+void AddNormalize(DataConfig& c, std::vector<float> mean, std::vector<float> std) {
+  for (auto* list : {c.mutable_train_transforms(), c.mutable_eval_transforms()}) {
+    auto* n = list->Add()->mutable_normalize();
+    for (float m : mean) n->add_mean(m);
+    for (float s : std) n->add_std(s);
+  }
+}
+
+void AddAugment(DataConfig& c, int size, int pad) {
+  auto* crop = c.add_train_transforms()->mutable_random_crop();
+  crop->set_size(size);
+  crop->set_padding(pad);
+  c.add_train_transforms()->mutable_random_horizontal_flip();
+}
+
+}  // namespace
+
+absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string& directory, bool augment) {
+  DataConfig c;
+  if (name == "fashion_mnist" || name == "mnist") {
+    if (name == "mnist" && directory.empty()) {
+      return absl::InvalidArgumentError("--data_dir: required for mnist (a directory of MNIST IDX files)");
+    }
+    c.mutable_mnist()->set_directory(directory.empty() ? kDefaultFashionMnistDir : directory);
+    if (augment) AddAugment(c, 28, 2);
+    if (name == "mnist") {
+      AddNormalize(c, {0.1307f}, {0.3081f});
+    } else {
+      AddNormalize(c, {0.2860f}, {0.3530f});
+    }
+  } else if (name == "cifar10" || name == "cifar100") {
+    if (directory.empty()) return absl::InvalidArgumentError(absl::StrCat("--data_dir: required for ", name));
+    c.mutable_cifar()->set_directory(directory);
+    c.mutable_cifar()->set_num_classes(name == "cifar10" ? 10 : 100);
+    if (augment) AddAugment(c, 32, 4);
+    AddNormalize(c, {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f});
+  } else if (name == "synthetic") {
+    c.mutable_synthetic();
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--data: \"", name, "\" is not a preset (valid: fashion_mnist, mnist, cifar10, cifar100, synthetic)"));
+  }
+  return c;
+}
+
+absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
+  Job job;
+  ASSIGN_OR_RETURN(job.splits, LoadSplits(config.data()));
+  if (with_train_loader) {
+    ASSIGN_OR_RETURN(job.train, MakeLoader(config.data(), job.splits, "train"));
+  }
+  job.eval_split = config.evaluation().eval_split().empty() ? "val" : config.evaluation().eval_split();
+  ASSIGN_OR_RETURN(job.eval, MakeLoader(config.data(), job.splits, job.eval_split), "evaluation.eval_split");
+  ASSIGN_OR_RETURN(job.forward_pass, MakeForwardPass(config.forward_pass()));
+
+  // Zoo models take their shape from a batch: [N, C, H, W] images, labels
+  // in [0, classes).
+  ASSIGN_OR_RETURN(Batch probe, job.splits.train->GetBatch(at::arange(job.splits.train->size(), at::kLong)));
+  ZooOptions zoo;
+  zoo.seed = config.seed();
+  if (!probe.empty() && probe[0].isTensor() && probe[0].toTensor().dim() == 4) {
+    const at::Tensor x = probe[0].toTensor();
+    zoo.in_channels = x.size(1);
+    zoo.height = x.size(2);
+    zoo.width = x.size(3);
+  }
+  if (probe.size() > 1 && probe[1].isTensor() && probe[1].toTensor().scalar_type() == at::kLong) {
+    zoo.num_classes = probe[1].toTensor().max().item<int64_t>() + 1;
+  }
+  if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
+  ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(config.model(), zoo), "model");
+  job.model = std::make_unique<Model>(std::move(model));
+
+  LossConfig loss = config.loss();
+  if (loss.loss_case() == LossConfig::LOSS_NOT_SET) loss.mutable_cross_entropy();
+  ASSIGN_OR_RETURN(job.loss, MakeLoss(loss, LossContext{job.forward_pass}));
+  ASSIGN_OR_RETURN(job.evaluator, MakeEvaluator(config.evaluation(), EvaluatorContext{job.forward_pass}));
+  return job;
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job) {
+  if (job.train == nullptr) return absl::FailedPreconditionError("the job was built without a train loader");
+  TrainerConfig t = config.full_trainer();
+  if (t.eval_key().empty() && !config.evaluation().eval_key().empty()) t.set_eval_key(config.evaluation().eval_key());
+  t.set_eval_split(job.eval_split);
+  return Trainer::Create(t, {job.loss.get(), job.evaluator.get(), job.train.get(), job.eval.get()});
+}
+
+}  // namespace slimfit

@@ -1,0 +1,49 @@
+// File: tools/job.h
+//
+// Assembles what the train and evaluate tools run from a TrainJob: splits
+// and loaders, the model (a zoo model shaped by the data, or a file), the
+// forward pass, loss, evaluator, and (for training) the trainer.
+//
+// PresetData(name, dir, augment) gives the DataConfig of a named dataset
+// with its usual normalisation (and augmentation when asked):
+//   fashion_mnist (default dir: Debian's), mnist, cifar10, cifar100, synthetic.
+#ifndef SLIMFIT_TOOLS_JOB_H_
+#define SLIMFIT_TOOLS_JOB_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "data/splits.h"
+#include "evaluators/evaluation_function.h"
+#include "forward_pass/forward_pass.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+#include "tools/train_job.pb.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+
+absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string& directory, bool augment);
+
+struct Job {
+  Splits splits;
+  std::unique_ptr<DataLoader> train, eval;  // eval: the evaluation.eval_split loader
+  std::string eval_split;
+  std::shared_ptr<ForwardPass> forward_pass;
+  std::unique_ptr<LossFunction> loss;
+  std::unique_ptr<EvaluationFunction> evaluator;
+  std::unique_ptr<Model> model;
+};
+
+// Validates and builds everything but the trainer; the train loader only
+// when `with_train_loader`. Errors are prefixed with the job field.
+absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader);
+
+// The trainer for `job` from `config.full_trainer()` (eval_key and
+// eval_split filled in from config.evaluation()).
+absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_TOOLS_JOB_H_

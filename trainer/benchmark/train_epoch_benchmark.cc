@@ -1,0 +1,109 @@
+// One training epoch of resnet_small on Fashion-MNIST in C++ (slimfit's
+// Trainer, BatchLoader, zoo model) and in Python (an eager nn.Module of the
+// same architecture, and the same loop on slimfit's exported TorchScript),
+// same samples, batch 128, same thread count, in one run; prints the times
+// and the C++/Python ratio.
+//
+//   bazel run //trainer/benchmark:train_epoch_benchmark -- --samples=54000
+#include <ATen/Parallel.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <regex>
+#include <string>
+
+#include <unistd.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "common/threads.h"
+#include "data/readers/idx.h"
+#include "data/splits.h"
+#include "evaluators/evaluation_function.h"
+#include "losses/loss_function.h"
+#include "model/zoo/zoo.h"
+#include "trainer/trainer.h"
+
+ABSL_FLAG(int64_t, samples, 10000, "training samples in the epoch (54000 = the whole train split)");
+ABSL_FLAG(int, batch_size, 128, "batch size");
+ABSL_FLAG(int, threads, 1, "intra-op threads on both sides");
+ABSL_FLAG(std::string, python_script, "trainer/benchmark/train_epoch.py", "the Python half");
+
+namespace slimfit {
+namespace {
+
+absl::StatusOr<double> CppEpoch(Model& model) {
+  DataConfig data;
+  data.mutable_mnist();
+  data.set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
+  data.set_max_train_samples(absl::GetFlag(FLAGS_samples));
+  auto* n = data.add_train_transforms()->mutable_normalize();
+  n->add_mean(0.2860f);
+  n->add_std(0.3530f);
+  ASSIGN_OR_RETURN(Splits splits, LoadSplits(data));
+  ASSIGN_OR_RETURN(auto train, MakeLoader(data, splits, "train"));
+  auto fp = std::make_shared<ForwardPass>();
+  LossConfig lc;
+  lc.mutable_cross_entropy();
+  ASSIGN_OR_RETURN(auto loss, MakeLoss(lc, LossContext{fp}));
+  TrainerConfig tc;
+  tc.set_epochs(1);
+  tc.set_progress(TrainerConfig::NONE);
+  tc.mutable_optimizer()->mutable_sgd()->set_momentum(0.9);
+  tc.mutable_optimizer()->set_lr(0.05);
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(tc, {loss.get(), nullptr, train.get(), nullptr}));
+  ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
+  return r.seconds;
+}
+
+absl::Status Run() {
+  const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  ASSIGN_OR_RETURN(Model model, CreateZooModel("resnet_small"));
+  const std::string ts = "/tmp/slimfit_bench_resnet_small.pt";
+  RETURN_IF_ERROR(model.Save(ts));
+  ASSIGN_OR_RETURN(double cpp, CppEpoch(model));
+
+  const std::string cmd = absl::StrFormat("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 /usr/bin/python3 %s %s %d %d %d %s 2>/dev/null",
+                                          threads, absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir,
+                                          absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch_size), threads, ts);
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  if (!pipe) return absl::InternalError("cannot start python3");
+  std::string out;
+  std::array<char, 256> buf;
+  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("eager_seconds=([0-9.]+) torchscript_seconds=([0-9.]+)"))) {
+    return absl::InternalError(absl::StrCat("the Python half printed: ", out));
+  }
+  const double eager = std::stod(m[1]), scripted = std::stod(m[2]);
+  const int64_t n = absl::GetFlag(FLAGS_samples);
+  std::printf("resnet_small, one epoch of %lld Fashion-MNIST samples, batch %d, %d thread%s\n",
+              static_cast<long long>(n), absl::GetFlag(FLAGS_batch_size), threads, threads == 1 ? "" : "s");
+  std::printf("  C++ (slimfit Trainer + BatchLoader)      %8.2f s  %7.0f samples/s\n", cpp, n / cpp);
+  std::printf("  Python eager nn.Module                   %8.2f s  %7.0f samples/s\n", eager, n / eager);
+  std::printf("  Python, same TorchScript model           %8.2f s  %7.0f samples/s\n", scripted, n / scripted);
+  std::printf("  ratio C++ / Python eager                 %8.3f\n", cpp / eager);
+  std::printf("  ratio C++ / Python TorchScript           %8.3f\n", cpp / scripted);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace slimfit
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (const char* wd = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    if (chdir(wd) != 0) return 1;
+  }
+  absl::Status s = slimfit::Run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "train_epoch_benchmark: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
