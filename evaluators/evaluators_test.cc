@@ -8,6 +8,7 @@
 #include "evaluators/evaluation_function.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/test_models.h"
 
 namespace slimfit {
 namespace {
@@ -16,12 +17,7 @@ using ::slimfit::testing::StatusIs;
 using ::testing::DoubleNear;
 using ::testing::HasSubstr;
 
-Model Identity() {
-  torch::jit::Module m("__torch__.eval_test.Identity");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  m.define("def forward(self, x: Tensor) -> Tensor:\n    return x\n");
-  return Model(m);
-}
+Model Identity() { return testing::IdentityModel(); }
 
 // Predictions (as the batch's first field) and labels, in batches of 2.
 std::unique_ptr<DataLoader> Loader(const at::Tensor& preds, const at::Tensor& labels) {

@@ -6,6 +6,7 @@
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/test_models.h"
 #include "model/zoo/zoo.h"
 
 namespace slimfit {
@@ -17,13 +18,10 @@ using ::testing::HasSubstr;
 
 // forward(a, b, c) = a * 2 + b.sum(1, keepdim) * 0 + c["x"]: three inputs, one a dict.
 Model ThreeInputModel() {
-  torch::jit::Module m("__torch__.fp_test.ThreeInputs");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  m.define(R"(
+  return testing::ScriptedTestModel("ThreeInputs", R"(
 def forward(self, a: Tensor, b: Tensor, c: Dict[str, Tensor]) -> Tensor:
     return a * 2.0 + b.sum(1, keepdim=True) * 0.0 + c["x"]
 )");
-  return Model(m);
 }
 
 TEST(ForwardPassTest, DefaultPatternCallsModelWithFirstElement) {
@@ -112,10 +110,7 @@ class TextForwardPass : public ForwardPass {
 };
 
 TEST(ForwardPassTest, SubclassHandlesUncommonInputs) {
-  torch::jit::Module m("__torch__.fp_test.Length");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  m.define("def forward(self, s: str) -> int:\n    return len(s)\n");
-  Model model(m);
+  Model model = testing::ScriptedTestModel("Length", "def forward(self, s: str) -> int:\n    return len(s)\n");
   TextForwardPass fp;
   ASSERT_OK_AND_ASSIGN(ModelInputs in, fp.CreateRandomModelInputs(5));
   ASSERT_OK_AND_ASSIGN(c10::IValue out, fp.ModelCall(model, in, c10::kCPU));

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "losses/loss_function.h"
+#include "model/test_models.h"
 #include "model/zoo/zoo.h"
 
 namespace slimfit {
@@ -17,19 +18,12 @@ using ::testing::DoubleNear;
 using ::testing::HasSubstr;
 
 // forward(x) = x: the batch's first element is the "prediction".
-Model Identity() {
-  torch::jit::Module m("__torch__.loss_test.Identity");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  m.define("def forward(self, x: Tensor) -> Tensor:\n    return x\n");
-  return Model(m);
-}
+Model Identity() { return testing::IdentityModel(); }
 
 // forward(x) = (x * 0, x): a tuple; output_index 1 selects x.
 Model Pair() {
-  torch::jit::Module m("__torch__.loss_test.Pair");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  m.define("def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:\n    return (x * 0.0, x)\n");
-  return Model(m);
+  return testing::ScriptedTestModel(
+      "Pair", "def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:\n    return (x * 0.0, x)\n");
 }
 
 std::unique_ptr<LossFunction> Loss(const std::string& text, Model* teacher = nullptr,

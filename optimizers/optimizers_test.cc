@@ -9,6 +9,7 @@
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/test_models.h"
 #include "model/zoo/zoo.h"
 #include "optimizers/factories.h"
 
@@ -32,14 +33,9 @@ struct SchedGolden {
 
 // The golden problem: forward(x) = x @ w + b with w = [0.1, 0.2, 0.3, 0.4]^T, b = 0.05 (float64).
 Model LinearProblem() {
-  torch::jit::Module m("__torch__.optim_test.Linear");
-  m.register_attribute("training", c10::BoolType::get(), true);
-  at::Tensor w = at::tensor({0.1, 0.2, 0.3, 0.4}, at::kDouble).view({4, 1}).set_requires_grad(true);
-  at::Tensor b = at::tensor({0.05}, at::kDouble).set_requires_grad(true);
-  m.register_parameter("w", w, false);
-  m.register_parameter("b", b, false);
-  m.define("def forward(self, x: Tensor) -> Tensor:\n    return torch.matmul(x, self.w) + self.b\n");
-  return Model(m);
+  return testing::ScriptedTestModel(
+      "Linear", "def forward(self, x: Tensor) -> Tensor:\n    return torch.matmul(x, self.w) + self.b\n",
+      {{"w", at::tensor({0.1, 0.2, 0.3, 0.4}, at::kDouble).view({4, 1})}, {"b", at::tensor({0.05}, at::kDouble)}});
 }
 
 at::Tensor X() {

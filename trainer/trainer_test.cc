@@ -94,6 +94,20 @@ TEST(TrainerTest, LearnsAndLogsEveryEpoch) {
   EXPECT_THAT(text, HasSubstr("\"eval\": {\"accuracy\": "));
 }
 
+TEST(TrainerTest, SameSeedSameWeights) {
+  Parts p;
+  std::vector<at::Tensor> runs;
+  for (int run = 0; run < 2; ++run) {
+    Data d = MakeData(256);  // fresh loaders: same (seed, epoch) order
+    ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("vgg_small", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+    ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 2 seed: 7"),
+                                                       {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+    ASSERT_OK(trainer->Train(m).status());
+    runs.push_back(m.NamedParameters().back().second.detach().clone());  // after dropout: seed matters
+  }
+  EXPECT_TRUE(runs[0].equal(runs[1]));
+}
+
 TEST(TrainableTest, TracedModelBakesTrainingFalseUntilRewired) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("trainer/testdata/traced_bn.pt"));
   const at::Tensor x = at::randn({8, 1, 12, 12}) * 2 + 1;
