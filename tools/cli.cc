@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/flags/parse.h"
+#include "common/allocator.h"
 #include "absl/flags/usage.h"
 
 #include "absl/strings/match.h"
@@ -65,6 +66,7 @@ bool FlagGiven(absl::string_view name) {
 int RunTool(int argc, char** argv, const char* tool, const char* usage,
             absl::Status (*run)()) {
   CommandLine().assign(argv + 1, argv + argc);
+  TuneAllocatorForTensors();
   absl::SetProgramUsageMessage(usage);
   absl::ParseCommandLine(argc, argv);
   const absl::Status s = run();

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/allocator.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "trainer/trainable.h"
@@ -165,6 +166,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     }
   };
 
+  TuneAllocatorForTensors();
   at::manual_seed(c.seed());
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");

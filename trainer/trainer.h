@@ -22,6 +22,8 @@
 //   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
 //
 // Models traced in Python are made trainable first (trainer/trainable.h).
+// Train tunes glibc malloc for tensor workloads (common/allocator.h) unless
+// the program called KeepDefaultAllocator().
 #ifndef SLIMFIT_TRAINER_TRAINER_H_
 #define SLIMFIT_TRAINER_TRAINER_H_
 

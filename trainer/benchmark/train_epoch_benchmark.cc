@@ -2,7 +2,9 @@
 // Trainer, BatchLoader, zoo model) and in Python (an eager nn.Module of the
 // same architecture, and the same loop on slimfit's exported TorchScript),
 // same samples, batch 128, same thread count, in one run; prints the times
-// and the C++/Python ratio.
+// and the C++/Python ratios. Python runs twice: with glibc's malloc defaults
+// (what a Python user gets) and with the settings slimfit's Trainer applies
+// (common/allocator.h), so the ratio separates the allocator from the rest.
 //
 //   bazel run //trainer/benchmark:train_epoch_benchmark -- --samples=54000
 #include <ATen/Parallel.h>
@@ -20,6 +22,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/allocator.h"
 #include "common/status_macros.h"
 #include "common/threads.h"
 #include "data/readers/idx.h"
@@ -33,6 +36,7 @@ ABSL_FLAG(int64_t, samples, 10000, "training samples in the epoch (54000 = the w
 ABSL_FLAG(int, batch_size, 128, "batch size");
 ABSL_FLAG(int, threads, 1, "intra-op threads on both sides");
 ABSL_FLAG(std::string, python_script, "trainer/benchmark/train_epoch.py", "the Python half");
+ABSL_FLAG(bool, cpp_default_malloc, false, "run the C++ side with glibc's malloc defaults");
 
 namespace slimfit {
 namespace {
@@ -61,16 +65,15 @@ absl::StatusOr<double> CppEpoch(Model& model) {
   return r.seconds;
 }
 
-absl::Status Run() {
-  const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
-  ASSIGN_OR_RETURN(Model model, CreateZooModel("resnet_small"));
-  const std::string ts = "/tmp/slimfit_bench_resnet_small.pt";
-  RETURN_IF_ERROR(model.Save(ts));
-  ASSIGN_OR_RETURN(double cpp, CppEpoch(model));
+struct PythonTimes {
+  double eager = 0, scripted = 0;
+};
 
-  const std::string cmd = absl::StrFormat("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 /usr/bin/python3 %s %s %d %d %d %s 2>/dev/null",
-                                          threads, absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir,
-                                          absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch_size), threads, ts);
+absl::StatusOr<PythonTimes> PythonEpochs(const std::string& env, const std::string& ts, int threads) {
+  const std::string cmd = absl::StrFormat(
+      "%s OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 /usr/bin/python3 %s %s %d %d %d %s 2>/dev/null", env, threads,
+      absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
+      absl::GetFlag(FLAGS_batch_size), threads, ts);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return absl::InternalError("cannot start python3");
   std::string out;
@@ -80,15 +83,35 @@ absl::Status Run() {
   if (!std::regex_search(out, m, std::regex("eager_seconds=([0-9.]+) torchscript_seconds=([0-9.]+)"))) {
     return absl::InternalError(absl::StrCat("the Python half printed: ", out));
   }
-  const double eager = std::stod(m[1]), scripted = std::stod(m[2]);
+  return PythonTimes{std::stod(m[1]), std::stod(m[2])};
+}
+
+absl::Status Run() {
+  if (absl::GetFlag(FLAGS_cpp_default_malloc)) KeepDefaultAllocator();
+  const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  ASSIGN_OR_RETURN(Model model, CreateZooModel("resnet_small"));
+  const std::string ts = "/tmp/slimfit_bench_resnet_small.pt";
+  RETURN_IF_ERROR(model.Save(ts));
+  ASSIGN_OR_RETURN(double cpp, CppEpoch(model));
+  ASSIGN_OR_RETURN(PythonTimes py, PythonEpochs("", ts, threads));
+  ASSIGN_OR_RETURN(PythonTimes tuned,
+                   PythonEpochs("MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 "
+                                "MALLOC_TOP_PAD_=67108864",
+                                ts, threads));
   const int64_t n = absl::GetFlag(FLAGS_samples);
-  std::printf("resnet_small, one epoch of %lld Fashion-MNIST samples, batch %d, %d thread%s\n",
+  auto line = [&](const char* what, double s) {
+    std::printf("  %-48s %8.2f s  %7.0f samples/s  C++/this %.3f\n", what, s, n / s, cpp / s);
+  };
+  std::printf("resnet_small, one epoch of %lld Fashion-MNIST samples, batch %d, %d thread%s, one run\n",
               static_cast<long long>(n), absl::GetFlag(FLAGS_batch_size), threads, threads == 1 ? "" : "s");
-  std::printf("  C++ (slimfit Trainer + BatchLoader)      %8.2f s  %7.0f samples/s\n", cpp, n / cpp);
-  std::printf("  Python eager nn.Module                   %8.2f s  %7.0f samples/s\n", eager, n / eager);
-  std::printf("  Python, same TorchScript model           %8.2f s  %7.0f samples/s\n", scripted, n / scripted);
-  std::printf("  ratio C++ / Python eager                 %8.3f\n", cpp / eager);
-  std::printf("  ratio C++ / Python TorchScript           %8.3f\n", cpp / scripted);
+  std::printf("  %-48s %8.2f s  %7.0f samples/s\n",
+              absl::GetFlag(FLAGS_cpp_default_malloc) ? "C++ slimfit Trainer (glibc malloc defaults)"
+                                                      : "C++ slimfit Trainer (slimfit malloc settings)",
+              cpp, n / cpp);
+  line("Python eager nn.Module (glibc defaults)", py.eager);
+  line("Python, same TorchScript model (glibc defaults)", py.scripted);
+  line("Python eager nn.Module (slimfit's malloc settings)", tuned.eager);
+  line("Python, same TorchScript (slimfit's malloc settings)", tuned.scripted);
   return absl::OkStatus();
 }
 
