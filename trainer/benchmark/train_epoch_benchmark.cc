@@ -100,11 +100,11 @@ absl::Status Run() {
                                 ts, threads));
   const int64_t n = absl::GetFlag(FLAGS_samples);
   auto line = [&](const char* what, double s) {
-    std::printf("  %-48s %8.2f s  %7.0f samples/s  C++/this %.3f\n", what, s, n / s, cpp / s);
+    std::printf("  %-54s %8.2f s  %7.0f samples/s  C++/this %.3f\n", what, s, n / s, cpp / s);
   };
   std::printf("resnet_small, one epoch of %lld Fashion-MNIST samples, batch %d, %d thread%s, one run\n",
               static_cast<long long>(n), absl::GetFlag(FLAGS_batch_size), threads, threads == 1 ? "" : "s");
-  std::printf("  %-48s %8.2f s  %7.0f samples/s\n",
+  std::printf("  %-54s %8.2f s  %7.0f samples/s\n",
               absl::GetFlag(FLAGS_cpp_default_malloc) ? "C++ slimfit Trainer (glibc malloc defaults)"
                                                       : "C++ slimfit Trainer (slimfit malloc settings)",
               cpp, n / cpp);
