@@ -211,7 +211,8 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     model.Train();
     RETURN_IF_ERROR(deps_.train->Reset(epoch));
     good = Take(model);
-    std::map<std::string, double> sums;
+    std::map<std::string, double> sums;  // per named term
+    double loss_sum = 0;
     int64_t samples = 0, i = 0;
     const int64_t n = deps_.train->num_batches();
     Batch batch;
@@ -254,14 +255,14 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       const int64_t bs = BatchSize(batch);
       samples += bs;
       for (const auto& [name, t] : terms.terms) sums[name] += t.item<double>() * bs;
-      sums["loss"] += value * bs;
+      loss_sum += value * bs;
       if (scheduler->interval() == SchedulerConfig::ITERATION) {
         RETURN_IF_ERROR(scheduler->Step());
         ++scheduler_steps;
       }
       progress.set_samples_per_step(bs);
       const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      progress.Step(epoch, epochs > 0 ? epochs : 1, i, n, sums["loss"] / samples, secs > 0 ? samples / secs : 0);
+      progress.Step(epoch, epochs > 0 ? epochs : 1, i, n, loss_sum / samples, secs > 0 ? samples / secs : 0);
       if (c.max_steps() > 0 && result.steps >= c.max_steps()) stop = true;
     }
     if (!AllFinite(model)) {
@@ -309,14 +310,15 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     progress.EndEpoch(absl::StrFormat("epoch %d/%d  lr %.4g  train %s%s  %.1fs (%.0f samples/s)", epoch + 1,
                                       epochs > 0 ? epochs : result.epochs_run, scheduler->lr(),
-                                      absl::StrFormat("loss %.4f", samples ? sums["loss"] / samples : 0.0),
+                                      absl::StrFormat("loss %.4f", samples ? loss_sum / samples : 0.0),
                                       evaluated ? absl::StrCat("  ", c.eval_split().empty() ? "val" : c.eval_split(),
                                                                " ", eval.ToString())
                                                 : "",
                                       secs, secs > 0 ? samples / secs : 0.0));
-    write(absl::StrFormat("{\"event\": \"epoch\", \"epoch\": %d, \"step\": %d, \"lr\": %.6g, \"train\": %s, "
-                          "\"eval\": %s, \"seconds\": %.3f}",
-                          epoch + 1, result.steps, scheduler->lr(), TermsJson(sums, samples),
+    write(absl::StrFormat("{\"event\": \"epoch\", \"epoch\": %d, \"step\": %d, \"lr\": %.6g, \"train_loss\": %.6g, "
+                          "\"train\": %s, \"eval\": %s, \"seconds\": %.3f}",
+                          epoch + 1, result.steps, scheduler->lr(), samples ? loss_sum / samples : 0.0,
+                          TermsJson(sums, samples),
                           evaluated ? eval.ToJson() : "null", secs));
   }
   if (keep_best && !best_weights.empty()) {
