@@ -1,6 +1,7 @@
 #include "common/text_proto.h"
 
 #include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/text_format.h>
 
@@ -60,6 +61,24 @@ absl::Status ParseTextProtoFile(const std::string& path,
                                 google::protobuf::Message* message) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   return ParseTextProto(text, path, message);
+}
+
+std::string SetOneofField(const google::protobuf::Message& message, absl::string_view oneof_name) {
+  const auto* oneof = message.GetDescriptor()->FindOneofByName(std::string(oneof_name));
+  if (oneof == nullptr) return "";
+  const auto* field = message.GetReflection()->GetOneofFieldDescriptor(message, oneof);
+  return field == nullptr ? "" : field->name();
+}
+
+absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& message,
+                                               absl::string_view oneof_name, absl::string_view context,
+                                               const std::vector<std::string>& valid) {
+  std::string name = SetOneofField(message, oneof_name);
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": required (one of: ", absl::StrJoin(valid, ", "), ")"));
+  }
+  return name;
 }
 
 std::string ToTextProto(const google::protobuf::Message& message) {

@@ -17,8 +17,10 @@
 #define SLIMFIT_COMMON_TEXT_PROTO_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace google::protobuf {
@@ -38,6 +40,16 @@ absl::Status ParseTextProtoFile(const std::string& path,
 
 // The message in text format (for reports and for writing resolved configs).
 std::string ToTextProto(const google::protobuf::Message& message);
+
+// The name of the field set in `message`'s oneof `oneof_name` — the name
+// implementations are registered under — or "" when none is set.
+std::string SetOneofField(const google::protobuf::Message& message, absl::string_view oneof_name);
+
+// The same, but an unset oneof is InvalidArgument
+// "<context>: required (one of: <valid, comma-separated>)".
+absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& message,
+                                               absl::string_view oneof_name, absl::string_view context,
+                                               const std::vector<std::string>& valid);
 
 }  // namespace slimfit
 

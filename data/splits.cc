@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/torch_status.h"
 
 namespace slimfit {
@@ -22,10 +22,6 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Datase
 }
 
 absl::Status ValidateConfig(const DataConfig& c) {
-  if (c.dataset_case() == DataConfig::DATASET_NOT_SET) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.dataset: required (one of: ", absl::StrJoin(DatasetRegistry().Names(), ", "), ")"));
-  }
   if (!(c.val_fraction() >= 0 && c.val_fraction() < 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("data.val_fraction: must be in [0, 1), got ", c.val_fraction()));
@@ -91,12 +87,13 @@ CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
 }
 
 absl::StatusOr<Splits> LoadSplits(const DataConfig& config) {
+  ASSIGN_OR_RETURN(const std::string name,
+                   RequiredOneofField(config, "dataset", "data.dataset", DatasetRegistry().Names()));
   RETURN_IF_ERROR(ValidateConfig(config));
-  const auto* field = config.GetDescriptor()->FindFieldByNumber(config.dataset_case());
-  ASSIGN_OR_RETURN(DatasetSource source, DatasetRegistry().Get(field->name()), "data.dataset");
-  ASSIGN_OR_RETURN(Splits s, source(config), absl::StrCat("data.", field->name()));
+  ASSIGN_OR_RETURN(DatasetSource source, DatasetRegistry().Get(name), "data.dataset");
+  ASSIGN_OR_RETURN(Splits s, source(config), absl::StrCat("data.", name));
   if (s.train == nullptr) {
-    return absl::InternalError(absl::StrCat("data.", field->name(), ": source returned no train split"));
+    return absl::InternalError(absl::StrCat("data.", name, ": source returned no train split"));
   }
   const double fraction = config.val_fraction() == 0 ? 0.1 : config.val_fraction();
   if (s.val == nullptr) {

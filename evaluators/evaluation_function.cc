@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/torch_status.h"
 
 namespace slimfit {
@@ -48,12 +49,12 @@ absl::StatusOr<std::unique_ptr<EvaluationFunction>> MakeEvaluator(const Evaluati
   std::vector<std::unique_ptr<BatchMetric>> metrics;
   for (size_t i = 0; i < entries.size(); ++i) {
     const EvaluatorConfig& e = entries[i];
-    if (e.evaluator_case() == EvaluatorConfig::EVALUATOR_NOT_SET) {
+    const std::string name = SetOneofField(e, "evaluator");
+    if (name.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "evaluation.evaluators[", i, "]: empty (one of: ",
           absl::StrJoin(EvaluatorRegistry().Names(), ", "), ")"));
     }
-    const std::string name = e.GetDescriptor()->FindFieldByNumber(e.evaluator_case())->name();
     const std::string where = absl::StrCat("evaluation.evaluators[", i, "].", name);
     ASSIGN_OR_RETURN(BatchMetricFactory factory, EvaluatorRegistry().Get(name), where);
     ASSIGN_OR_RETURN(auto metric, TorchCallOr(where, [&] { return factory(e, context); }));

@@ -6,8 +6,8 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/torch_status.h"
 #include "graph/layer_table.h"
 
@@ -31,13 +31,9 @@ Registry<LossFactory>& LossRegistry() {
 
 absl::StatusOr<std::unique_ptr<LossFunction>> MakeLoss(const LossConfig& config,
                                                        const LossContext& context) {
-  if (config.loss_case() == LossConfig::LOSS_NOT_SET) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "loss: required (one of: ", absl::StrJoin(LossRegistry().Names(), ", "), ")"));
-  }
+  ASSIGN_OR_RETURN(const std::string name,
+                   RequiredOneofField(config, "loss", "loss", LossRegistry().Names()));
   if (context.forward_pass == nullptr) return absl::InvalidArgumentError("loss: no forward pass");
-  const std::string name =
-      config.GetDescriptor()->FindFieldByNumber(config.loss_case())->name();
   ASSIGN_OR_RETURN(LossFactory factory, LossRegistry().Get(name));
   return TorchCallOr(absl::StrCat("loss.", name), [&] { return factory(config, context); });
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/regex.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/torch_status.h"
 #include "graph/layer_table.h"
 #include "optimizers/factories.h"
@@ -245,11 +246,8 @@ Registry<OptimizerMaker>& OptimizerRegistry() {
 }
 
 absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> MakeOptimizerFactory(const OptimizerConfig& config) {
-  if (config.optimizer_case() == OptimizerConfig::OPTIMIZER_NOT_SET) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "optimizer: required (one of: ", absl::StrJoin(OptimizerRegistry().Names(), ", "), ")"));
-  }
-  const std::string name = config.GetDescriptor()->FindFieldByNumber(config.optimizer_case())->name();
+  ASSIGN_OR_RETURN(const std::string name,
+                   RequiredOneofField(config, "optimizer", "optimizer", OptimizerRegistry().Names()));
   ASSIGN_OR_RETURN(OptimizerMaker maker, OptimizerRegistry().Get(name), "optimizer");
   return TorchCallOr("optimizer", [&] { return maker(config); });
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "common/torch_status.h"
 #include "optimizers/factories.h"
 
@@ -292,10 +293,8 @@ Registry<SchedulerMaker>& SchedulerRegistry() {
 }
 
 absl::StatusOr<std::unique_ptr<NativeSchedulerFactory>> MakeSchedulerFactory(const SchedulerConfig& config) {
-  if (config.scheduler_case() == SchedulerConfig::SCHEDULER_NOT_SET) {
-    return TorchCallOr("scheduler", [&] { return FromConfig(config); });
-  }
-  const std::string name = config.GetDescriptor()->FindFieldByNumber(config.scheduler_case())->name();
+  const std::string name = SetOneofField(config, "scheduler");
+  if (name.empty()) return TorchCallOr("scheduler", [&] { return FromConfig(config); });
   ASSIGN_OR_RETURN(SchedulerMaker maker, SchedulerRegistry().Get(name), "scheduler");
   return TorchCallOr("scheduler", [&] { return maker(config); });
 }
