@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
-#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
@@ -19,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/threads.h"
 #include "common/torch_status.h"
+#include "graph/capture.h"
 #include "graph/layer_table.h"
 
 namespace slimfit {
@@ -26,8 +26,6 @@ namespace {
 
 using torch::jit::Node;
 using torch::jit::Value;
-
-bool IsTensor(const Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
 
 // The top-level node that contains `n` (itself if at top level).
 const Node* TopLevel(const Node* n, const torch::jit::Block* top) {
@@ -100,39 +98,16 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
   }
   ASSIGN_OR_RETURN(ModelInputs one, fp.CreateRandomModelInputs(1));
 
-  RETURN_IF_ERROR(TorchCall("instrumenting the forward graph", [&]() -> absl::Status {
-    torch::jit::Graph& g = *lg.graph;
-    torch::jit::Block* top = g.block();
-    // Every top-level tensor value, in definition order (inputs first).
-    std::vector<Value*> values;
-    for (Value* in : g.inputs()) {
-      if (IsTensor(in)) values.push_back(in);
-    }
-    for (Node* n : top->nodes()) {
-      if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant) continue;
-      for (Value* o : n->outputs()) {
-        if (IsTensor(o)) values.push_back(o);
-      }
-    }
-    // Return them all (after the real output) as one tuple.
-    std::vector<Value*> outs = {g.outputs()[0]};
-    outs.insert(outs.end(), values.begin(), values.end());
-    Node* tuple = g.createTuple(outs);
-    g.appendNode(tuple);
-    g.eraseOutput(0);
-    g.registerOutput(tuple->output());
-    torch::jit::GraphFunction fn("slimfit_profile", lg.graph, nullptr);
-    std::vector<c10::IValue> stack = {model.module()._ivalue()};
-    stack.insert(stack.end(), one.begin(), one.end());
-    c10::IValue result;
-    {
-      c10::NoGradGuard no_grad;
-      result = fn(stack);
-    }
-    const auto& elems = result.toTupleRef().elements();
-    std::unordered_map<const Value*, at::Tensor> tensor_of;
-    for (size_t i = 0; i < values.size(); ++i) tensor_of[values[i]] = elems[i + 1].toTensor();
+  torch::jit::Graph& g = *lg.graph;
+  torch::jit::Block* top = g.block();
+  // Every top-level tensor value, in definition order (inputs first).
+  const std::vector<Value*> values = TopLevelTensorValues(g);
+  ASSIGN_OR_RETURN(Captured captured, RunAndCapture(model, g, values, one));
+  std::unordered_map<const Value*, at::Tensor> tensor_of;
+  for (size_t i = 0; i < values.size(); ++i) tensor_of[values[i]] = captured.tensors[i];
+  const Value* model_output = g.outputs()[0];
 
+  RETURN_IF_ERROR(TorchCall("measuring the forward graph", [&]() -> absl::Status {
     // Per-layer costs.
     for (size_t i = 0; i < lg.table.layers.size(); ++i) {
       const Layer& l = lg.table.layers[i];
@@ -168,11 +143,10 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
       size_t last = def == index_of.end() ? 0 : def->second;  // unused: dies where defined
       for (const torch::jit::Use& u : v->uses()) {
         const Node* user = TopLevel(u.user, top);
-        if (user == tuple) continue;  // our instrumentation
         auto f = index_of.find(user);
         if (f != index_of.end()) last = std::max(last, f->second);
       }
-      if (v == outs[0]) last = order.size();  // the model's output lives to the end
+      if (v == model_output) last = order.size();  // the model's output lives to the end
       last_use[v] = last;
     }
     int64_t live = 0, peak = 0;

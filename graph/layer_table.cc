@@ -2,6 +2,7 @@
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <algorithm>
@@ -20,20 +21,6 @@ namespace {
 
 using torch::jit::Node;
 using torch::jit::Value;
-
-// The dotted attribute path of `v` from the graph's `self`, if `v` is reached
-// only through prim::GetAttr nodes.
-std::optional<std::string> AttrPath(const Value* v, const Value* self) {
-  std::vector<std::string> parts;
-  while (v != self) {
-    const Node* n = v->node();
-    if (n->kind() != c10::prim::GetAttr) return std::nullopt;
-    parts.push_back(n->s(c10::attr::name));
-    v = n->input(0);
-  }
-  std::reverse(parts.begin(), parts.end());
-  return absl::StrJoin(parts, ".");
-}
 
 std::optional<int64_t> ConstantInt(const Value* v) {
   auto iv = torch::jit::toIValue(v);
@@ -117,6 +104,18 @@ struct Collector {
 
 }  // namespace
 
+std::optional<std::string> AttrPath(const Value* v, const Value* self) {
+  std::vector<std::string> parts;
+  while (v != self) {
+    const Node* n = v->node();
+    if (n->kind() != c10::prim::GetAttr) return std::nullopt;
+    parts.push_back(n->s(c10::attr::name));
+    v = n->input(0);
+  }
+  std::reverse(parts.begin(), parts.end());
+  return absl::StrJoin(parts, ".");
+}
+
 absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
   return TorchCallOr("reading the model's graph", [&] {
     const torch::jit::Module& m = model.module();
@@ -128,6 +127,10 @@ absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
     }
     out.graph = m.get_method("forward").graph()->copy();
     torch::jit::Inline(*out.graph);
+    // Scripted modules keep branches on module constants (nn.Conv2d's
+    // `if self.padding_mode != "zeros"`, F.relu's `if inplace`): fold them,
+    // so the ops they guard are top-level like in traced graphs.
+    torch::jit::ConstantPropagation(out.graph);
     Collector c{out.graph->inputs().at(0), &params, {}, &out.table, {}, &out.nodes};
     c.Walk(out.graph->block());
     return out;

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 namespace torch::jit {
 struct Graph;
 struct Node;
+struct Value;
 }  // namespace torch::jit
 
 namespace slimfit {
@@ -58,7 +60,7 @@ struct LayerTable {
 // method or its graph cannot be inlined.
 absl::StatusOr<LayerTable> BuildLayerTable(const Model& model);
 
-// The inlined forward graph the table was read from, and each layer's op
+// The inlined (and constant-propagated) forward graph the table was read from, and each layer's op
 // node in it (nodes[i] is table.layers[i]'s). For passes that instrument or
 // rewrite the graph (profiling, dependency analysis).
 struct LayerGraph {
@@ -67,6 +69,10 @@ struct LayerGraph {
   std::vector<torch::jit::Node*> nodes;
 };
 absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model);
+
+// The dotted attribute path of `v` from the graph's `self` input
+// ("layer1.0.conv1.weight"), if `v` is reached only through prim::GetAttr.
+std::optional<std::string> AttrPath(const torch::jit::Value* v, const torch::jit::Value* self);
 
 // The table as aligned text, one layer per line plus a total line.
 std::string FormatLayerTable(const LayerTable& table);

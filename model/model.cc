@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <sstream>
+
 #include <google/protobuf/util/json_util.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
@@ -67,6 +69,19 @@ absl::Status Model::Save(const std::string& path) const {
 absl::StatusOr<Model> Model::Clone() const {
   ASSIGN_OR_RETURN(torch::jit::Module copy,
                    TorchCallOr("cloning model", [&] { return module_->deepcopy(); }));
+  return Model(std::move(copy), metadata_);
+}
+
+absl::StatusOr<Model> Model::Reloaded() const {
+  ASSIGN_OR_RETURN(torch::jit::Module copy, TorchCallOr("copying model", [&] {
+                     std::stringstream buffer;
+                     module_->save(buffer);
+                     torch::jit::Module m = torch::jit::load(buffer, module_->parameters().size() > 0
+                                                                         ? (*module_->parameters().begin()).device()
+                                                                         : c10::Device(c10::kCPU));
+                     m.train(module_->is_training());
+                     return m;
+                   }));
   return Model(std::move(copy), metadata_);
 }
 

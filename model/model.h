@@ -64,6 +64,11 @@ class Model {
 
   // Deep copy: parameters, buffers and attributes.
   absl::StatusOr<Model> Clone() const;
+  // A copy made by saving and loading through memory: new class types and
+  // method graphs that share nothing with this model, so graph passes may
+  // edit them (LibTorch caches compiled executors per method: a graph edited
+  // after its first run is ignored). Training mode is kept.
+  absl::StatusOr<Model> Reloaded() const;
 
   void Train(bool on = true);
   void Eval() { Train(false); }

@@ -2,10 +2,8 @@
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/csrc/jit/serialization/import.h>
 
 #include <set>
-#include <sstream>
 
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -47,9 +45,8 @@ int Rewire(torch::jit::Graph& graph, torch::jit::Block* block, Value* self) {
 
 absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {
   return TorchCallOr("making the model's training mode effective", [&]() -> absl::StatusOr<int> {
-    std::stringstream buffer;
-    model.module().save(buffer);
-    torch::jit::Module fresh = torch::jit::load(buffer);
+    ASSIGN_OR_RETURN(Model copy, model.Reloaded());
+    torch::jit::Module fresh = copy.module();
     int count = 0;
     std::set<const torch::jit::Graph*> done;  // classes shared by several submodules
     for (const torch::jit::Module& sub : fresh.modules()) {
@@ -61,10 +58,7 @@ absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {
         count += Rewire(*g, g->block(), g->inputs().at(0));
       }
     }
-    if (count > 0) {
-      fresh.train(model.is_training());
-      model = Model(std::move(fresh), model.metadata());
-    }
+    if (count > 0) model = std::move(copy);
     return count;
   });
 }

@@ -1,0 +1,72 @@
+#include "graph/capture.h"
+
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <memory>
+
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+bool IsTensor(const torch::jit::Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
+
+}  // namespace
+
+std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph) {
+  std::vector<torch::jit::Value*> values;
+  for (torch::jit::Value* in : graph.inputs()) {
+    if (IsTensor(in)) values.push_back(in);
+  }
+  for (torch::jit::Node* n : graph.block()->nodes()) {
+    if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant) continue;
+    for (torch::jit::Value* o : n->outputs()) {
+      if (IsTensor(o)) values.push_back(o);
+    }
+  }
+  return values;
+}
+
+absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
+                                       const std::vector<torch::jit::Value*>& values,
+                                       const std::vector<c10::IValue>& inputs, bool grad) {
+  return TorchCallOr("running the instrumented forward graph", [&]() -> absl::StatusOr<Captured> {
+    // A private copy of the graph returns (output, values...): the caller's
+    // graph is left as it was, and its Value pointers stay valid.
+    std::unordered_map<torch::jit::Value*, torch::jit::Value*> map;
+    auto copy = std::make_shared<torch::jit::Graph>();
+    copy->block()->cloneFrom(graph.block(), [](torch::jit::Value* v) { return v; });
+    // Pair each value with its copy by walking both graphs in step.
+    for (size_t i = 0; i < graph.inputs().size(); ++i) map[graph.inputs()[i]] = copy->inputs()[i];
+    auto src = graph.block()->nodes().begin();
+    auto dst = copy->block()->nodes().begin();
+    for (; src != graph.block()->nodes().end(); ++src, ++dst) {
+      for (size_t i = 0; i < src->outputs().size(); ++i) map[src->outputs()[i]] = dst->outputs()[i];
+    }
+    std::vector<torch::jit::Value*> outs = {copy->outputs().at(0)};
+    for (torch::jit::Value* v : values) outs.push_back(map.at(v));
+    torch::jit::Node* tuple = copy->createTuple(outs);
+    copy->appendNode(tuple);
+    copy->eraseOutput(0);
+    copy->registerOutput(tuple->output());
+    torch::jit::GraphFunction fn("slimfit_capture", copy, nullptr);
+    std::vector<c10::IValue> stack = {model.module()._ivalue()};
+    stack.insert(stack.end(), inputs.begin(), inputs.end());
+    c10::IValue result;
+    {
+      at::AutoGradMode mode(grad);
+      result = fn(stack);
+    }
+    const auto& elems = result.toTupleRef().elements();
+    Captured c;
+    c.output = elems[0];
+    c.tensors.reserve(values.size());
+    for (size_t i = 0; i < values.size(); ++i) c.tensors.push_back(elems[i + 1].toTensor());
+    return c;
+  });
+}
+
+}  // namespace slimfit

@@ -1,0 +1,140 @@
+#include "graph/dependency_graph.h"
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "graph/pruning_test_util.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::PruningTestModels;
+using ::slimfit::testing::RandomInput;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAreArray;
+
+// Module paths of each group's spaces, as sets.
+std::set<std::set<std::string>> Groups(const DependencyGraph& dg) {
+  std::set<std::set<std::string>> out;
+  for (const ChannelGroup& g : dg.groups) {
+    std::set<std::string> members;
+    for (int s : g.spaces) members.insert(dg.spaces[s].module_path);
+    out.insert(members);
+  }
+  return out;
+}
+
+const ChannelSpace& Space(const DependencyGraph& dg, const std::string& path) {
+  const int s = dg.SpaceOf(path);
+  EXPECT_GE(s, 0) << path;
+  return dg.spaces[s < 0 ? 0 : s];
+}
+
+absl::StatusOr<DependencyGraph> Build(const std::string& name) {
+  ASSIGN_OR_RETURN(auto models, PruningTestModels());
+  for (auto& m : models) {
+    if (m.name == name) return BuildDependencyGraph(m.model, {RandomInput(m.input_shape, 2)});
+  }
+  return absl::NotFoundError(name);
+}
+
+void ExpectMixedStructure(const DependencyGraph& dg) {
+  // The residual add couples stem and branch; cat([x, y]) feeds a depthwise
+  // conv with multiplier 2, whose outputs the gate multiplies by se_expand's.
+  EXPECT_EQ(Groups(dg), (std::set<std::set<std::string>>{
+                            {"stem.0", "branch.0", "pw.0", "dw2.0", "se_expand"},
+                            {"se_reduce"},
+                            {"mix.0"},
+                            {"fc1"},
+                            {"fc2"}}));
+  // Units of that group: stem/branch channel c with dw2 outputs 2c, 2c+1
+  // (and se_expand's 2c, 2c+1); pw channel c with dw2 outputs 16+2c, 16+2c+1.
+  const ChannelGroup& g = dg.groups[Space(dg, "dw2.0").group];
+  EXPECT_EQ(g.units.size(), 8u + 12u);
+  EXPECT_EQ(g.prunable_units(), 20);
+  // flatten → fc1: each of mix's 16 channels owns 4*4 inputs of fc1.
+  bool found = false;
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.tensor == "fc1.weight" && slot.role == SlotRole::kConsumerWeight) {
+      found = true;
+      EXPECT_EQ(slot.dim, 1);
+      EXPECT_EQ(slot.block, 16);
+      EXPECT_EQ(slot.channels.size(), 16u);
+    }
+  }
+  EXPECT_TRUE(found);
+  // The classifier reaches the output: kept.
+  const ChannelSpace& fc2 = Space(dg, "fc2");
+  EXPECT_EQ(dg.groups[fc2.group].prunable_units(), 0);
+  EXPECT_EQ(fc2.blocked_reason, "reaches the model output");
+  EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
+}
+
+TEST(DependencyGraphTest, PythonTracedModelWithResidualCatDepthwiseAndGate) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("mixed_traced"));
+  ExpectMixedStructure(dg);
+}
+
+TEST(DependencyGraphTest, PythonScriptedModelGivesTheSameGroups) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("mixed_scripted"));
+  ExpectMixedStructure(dg);
+}
+
+TEST(DependencyGraphTest, ResidualStagesShareOneGroup) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("resnet_small"));
+  // Every block's conv2 is added to its input: per stage, the stage's
+  // conv2s (and its downsample / the stem) form one group; conv1s are alone.
+  int coupled = 0;
+  for (const ChannelGroup& g : dg.groups) {
+    if (g.spaces.size() > 1) ++coupled;
+    for (int s : g.spaces) {
+      if (dg.spaces[s].module_path.find("conv1") != std::string::npos &&
+          dg.spaces[s].module_path != "conv1" && dg.spaces[s].module_path != "stem.conv") {
+        EXPECT_EQ(g.spaces.size(), 1u) << dg.spaces[s].module_path;
+      }
+    }
+  }
+  EXPECT_GE(coupled, 2) << FormatDependencyGroups(dg);
+}
+
+TEST(DependencyGraphTest, EveryZooModelIsFullyUnderstood) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  for (auto& m : models) {
+    ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m.model, {RandomInput(m.input_shape, 2)}));
+    EXPECT_TRUE(dg.unhandled_ops.empty()) << m.name << "\n" << FormatDependencyGroups(dg);
+    // Only the classifier is kept whole.
+    int blocked_groups = 0;
+    for (const ChannelGroup& g : dg.groups) blocked_groups += g.prunable_units() == 0 ? 1 : 0;
+    EXPECT_EQ(blocked_groups, 1) << m.name << "\n" << FormatDependencyGroups(dg);
+    // Every space channel has an activation tap.
+    std::set<std::pair<int, int64_t>> tapped;
+    for (const auto& tap : dg.taps) {
+      for (const ChannelRef& c : tap.channels) {
+        if (c.space >= 0) tapped.insert({c.space, c.channel});
+      }
+    }
+    int64_t channels = 0;
+    for (const ChannelSpace& s : dg.spaces) channels += s.size;
+    EXPECT_EQ(static_cast<int64_t>(tapped.size()), channels) << m.name;
+  }
+}
+
+TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/const_view_traced.pt"));
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m, {RandomInput({1, 16, 16}, 2)}));
+  const ChannelSpace& conv2 = Space(dg, "conv2");
+  EXPECT_EQ(dg.groups[conv2.group].prunable_units(), 0);
+  EXPECT_THAT(conv2.blocked_reason, HasSubstr("constant shape entry 128 (use torch.flatten(x, 1))"));
+  EXPECT_THAT(dg.unhandled_ops, ElementsAre(HasSubstr("aten::view")));
+  // conv1 is unaffected.
+  EXPECT_EQ(dg.groups[Space(dg, "conv1").group].prunable_units(), 6);
+  EXPECT_THAT(FormatDependencyGroups(dg), HasSubstr("ops that keep channels:"));
+}
+
+}  // namespace
+}  // namespace slimfit

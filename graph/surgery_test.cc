@@ -1,0 +1,128 @@
+#include "graph/surgery.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "graph/dependency_graph.h"
+#include "graph/pruning_test_util.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::MaskedVsPrunedDiff;
+using ::slimfit::testing::PruningTestModels;
+using ::slimfit::testing::RandomInput;
+using ::slimfit::testing::RandomPlan;
+using ::slimfit::testing::StatusIs;
+using ::testing::HasSubstr;
+
+at::Tensor Forward(const Model& m, const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  torch::jit::Module mod = m.module();
+  mod.eval();
+  return mod.forward({x}).toTensor();
+}
+
+TEST(SurgeryTest, PrunedEqualsMaskedOnEveryTestModel) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  for (auto& [name, model, shape] : models) {
+    SCOPED_TRACE(name);
+    ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {RandomInput(shape, 2)}));
+    for (double fraction : {0.25, 0.5, 0.9}) {
+      PruningPlan plan = RandomPlan(dg, fraction, /*seed=*/7);
+      ASSERT_FALSE(plan.empty());
+      ASSERT_OK_AND_ASSIGN(Model pruned, ApplyPruning(model, dg, plan));
+      EXPECT_LT(pruned.NumParameters(), model.NumParameters());
+      // Every producer weight shrank by exactly the channels removed.
+      for (const auto& [space, chans] : plan.removed) {
+        const ChannelSpace& s = dg.spaces[space];
+        for (const auto& [pname, t] : pruned.NamedParameters()) {
+          if (pname == s.weight) {
+            EXPECT_EQ(t.size(s.weight_dim), s.size - static_cast<int64_t>(chans.size()));
+          }
+        }
+      }
+      const at::Tensor x = RandomInput(shape, 3, /*seed=*/11);
+      ASSERT_OK_AND_ASSIGN(double diff, MaskedVsPrunedDiff(model, pruned, dg, plan, x));
+      EXPECT_LE(diff, 1e-4) << "fraction " << fraction;
+      // Saved and reloaded, it gives the same outputs.
+      const std::string path = ::slimfit::testing::TempPath(name + ".pt");
+      ASSERT_OK(pruned.Save(path));
+      ASSERT_OK_AND_ASSIGN(Model reloaded, Model::Load(path));
+      EXPECT_TRUE(at::allclose(Forward(reloaded, x), Forward(pruned, x), 1e-5, 1e-6));
+    }
+  }
+}
+
+TEST(SurgeryTest, ApplyPruningLeavesTheInputModelUnchanged) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& model = models[2].model;  // resnet_small
+  const at::Tensor x = RandomInput(models[2].input_shape, 2);
+  const at::Tensor before = Forward(model, x);
+  const int64_t params = model.NumParameters();
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {x}));
+  ASSERT_OK_AND_ASSIGN(Model pruned, ApplyPruning(model, dg, RandomPlan(dg, 0.5, 3)));
+  EXPECT_EQ(model.NumParameters(), params);
+  EXPECT_TRUE(at::equal(Forward(model, x), before));
+}
+
+TEST(SurgeryTest, DepthwiseGroupsFollowThePrunedChannels) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& model = models[3].model;  // mobilenetv2_small
+  const at::Tensor x = RandomInput(models[3].input_shape, 2);
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {x}));
+  ASSERT_OK_AND_ASSIGN(Model pruned, ApplyPruning(model, dg, RandomPlan(dg, 0.5, 5)));
+  // A depthwise weight lost channels and the model still runs at batch 5.
+  bool shrunk = false;
+  for (const auto& [name, t] : pruned.NamedParameters()) {
+    for (const auto& [orig, ot] : model.NamedParameters()) {
+      if (name == orig && t.dim() == 4 && t.size(1) == 1 && t.size(0) < ot.size(0)) shrunk = true;
+    }
+  }
+  EXPECT_TRUE(shrunk);
+  EXPECT_EQ(Forward(pruned, RandomInput(models[3].input_shape, 5)).size(0), 5);
+}
+
+TEST(SurgeryTest, RejectsRemovingABlockedChannel) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& model = models[0].model;  // lenet5
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {RandomInput(models[0].input_shape, 2)}));
+  const int fc = static_cast<int>(dg.spaces.size()) - 1;  // the classifier: reaches the output
+  PruningPlan plan;
+  plan.removed[fc] = {0};
+  EXPECT_THAT(ApplyPruning(model, dg, plan).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("channel 0 cannot be removed: reaches the model output")));
+}
+
+TEST(SurgeryTest, RejectsRemovingEveryChannelOfALayer) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& model = models[0].model;
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {RandomInput(models[0].input_shape, 2)}));
+  PruningPlan plan;
+  for (int64_t c = 0; c < dg.spaces[0].size; ++c) plan.removed[0].push_back(c);
+  EXPECT_THAT(ValidatePlan(dg, plan),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one must stay")));
+}
+
+TEST(SurgeryTest, RejectsRemovingHalfOfACoupledUnit) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& model = models[2].model;  // resnet_small: residual adds couple spaces
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {RandomInput(models[2].input_shape, 2)}));
+  for (const ChannelGroup& g : dg.groups) {
+    if (g.spaces.size() < 2) continue;
+    PruningPlan plan;
+    plan.removed[g.units[0].members[0].space] = {g.units[0].members[0].channel};
+    EXPECT_THAT(ValidatePlan(dg, plan),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be removed with it")));
+    return;
+  }
+  FAIL() << "resnet_small has no coupled group";
+}
+
+}  // namespace
+}  // namespace slimfit

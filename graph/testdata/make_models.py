@@ -1,0 +1,83 @@
+"""Writes the Python-made models the graph tests use (input [N, 1, 16, 16]):
+
+  mixed_traced.pt / mixed_scripted.pt  residual add, depthwise conv (multiplier 1
+      and 2), concatenation, a squeeze-excitation gate (sigmoid * x), flatten ->
+      linear -> linear; traced and scripted
+  const_view_traced.pt  x.view(-1, 8 * 4 * 4) traced: the view's shape is a
+      constant, so the channels feeding it cannot be pruned
+
+    /usr/bin/python3 graph/testdata/make_models.py graph/testdata
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Mixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.branch = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8),
+                                nn.ReLU6())
+        self.pw = nn.Sequential(nn.Conv2d(8, 12, 1, bias=False), nn.BatchNorm2d(12))
+        self.dw2 = nn.Sequential(nn.Conv2d(20, 40, 3, stride=2, padding=1, groups=20), nn.BatchNorm2d(40),
+                                 nn.Hardswish())
+        self.se_reduce = nn.Conv2d(40, 10, 1)
+        self.se_expand = nn.Conv2d(10, 40, 1)
+        self.mix = nn.Sequential(nn.Conv2d(40, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16),
+                                 nn.ReLU())
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.branch(x))                 # residual add
+        y = self.pw(self.dw(x))                        # depthwise then pointwise
+        z = torch.cat([x, y], dim=1)                   # concatenation
+        z = self.dw2(z)                                # depthwise, multiplier 2
+        s = F.adaptive_avg_pool2d(z, 1)
+        s = torch.sigmoid(self.se_expand(F.relu(self.se_reduce(s))))
+        z = self.mix(z * s)                            # squeeze-excitation gate
+        h = F.relu(self.fc1(torch.flatten(z, 1)))      # flatten -> linear
+        return self.fc2(h)
+
+
+class ConstView(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 8, 3)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)     # 12 -> 6
+        x = F.max_pool2d(F.relu(self.conv2(x)), 1)     # 6 -> 4
+        return self.fc(x.view(-1, 8 * 4 * 4))
+
+
+def settle(net, shape):
+    torch.manual_seed(0)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(*shape) * 2 + 0.5)
+    return net.eval()
+
+
+def main(d):
+    torch.manual_seed(0)
+    mixed = settle(Mixed(), (8, 1, 16, 16))
+    x = torch.randn(2, 1, 16, 16)
+    torch.jit.trace(mixed, x).save(os.path.join(d, "mixed_traced.pt"))
+    torch.jit.script(mixed).save(os.path.join(d, "mixed_scripted.pt"))
+    torch.manual_seed(0)
+    cv = ConstView().eval()
+    torch.jit.trace(cv, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_view_traced.pt"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
