@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
@@ -67,8 +68,21 @@ absl::Status Model::Save(const std::string& path) const {
 }
 
 absl::StatusOr<Model> Model::Clone() const {
-  ASSIGN_OR_RETURN(torch::jit::Module copy,
-                   TorchCallOr("cloning model", [&] { return module_->deepcopy(); }));
+  ASSIGN_OR_RETURN(torch::jit::Module copy, TorchCallOr("cloning model", [&] {
+                     // deepcopy clones tensors; under grad mode a clone of a
+                     // parameter is a non-leaf tensor no optimizer accepts.
+                     torch::jit::Module m;
+                     {
+                       at::NoGradGuard no_grad;
+                       m = module_->deepcopy();
+                     }
+                     auto src = module_->parameters(/*recurse=*/true).begin();
+                     for (at::Tensor p : m.parameters(/*recurse=*/true)) {
+                       p.requires_grad_((*src).requires_grad());
+                       ++src;
+                     }
+                     return m;
+                   }));
   return Model(std::move(copy), metadata_);
 }
 

@@ -1,0 +1,68 @@
+// File: pruners/prune.h
+//
+// Prune: one call from a model and a PruningConfig to a physically smaller
+// model, running the configured schedule:
+//   one_shot   (slim: sparsity training first) score → plan → surgery →
+//              optional fine-tune (finetune_epochs, when a trainer is given);
+//   iterative  `steps` rounds of score → plan (step ratio 1-(1-r)^(1/steps))
+//              → surgery → fine-tune, re-analysing the smaller model;
+//   agp        fine-tune with removed channels masked (gradients masked,
+//              masks re-applied after each step) while the ratio grows
+//              cubically to r, re-scored every `frequency` steps; then surgery.
+// level (unstructured) zeroes weights instead, keeping masks through its
+// fine-tuning; its model keeps its shapes.
+//
+// Every structured result is checked before it is returned: on random inputs
+// the pruned model must match the masked original (max |diff| <= 1e-3 ·
+// max(1, |output|)); a mismatch is an Internal error, never a wrong model.
+//
+//   PruneDeps deps{&forward_pass};             // no data: weight-based pruners only
+//   ASSIGN_OR_RETURN(PruneResult r, Prune(model, config, deps));
+//   RETURN_IF_ERROR(r.model.Save("pruned.pt"));
+#ifndef SLIMFIT_PRUNERS_PRUNE_H_
+#define SLIMFIT_PRUNERS_PRUNE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "data/data_loader.h"
+#include "evaluators/evaluation_function.h"
+#include "forward_pass/forward_pass.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+#include "pruners/plan.h"
+#include "pruners/pruner.pb.h"
+#include "trainer/trainer.pb.h"
+
+namespace slimfit {
+
+struct PruneDeps {
+  ForwardPass* forward_pass = nullptr;  // required: example inputs
+  // Data, for data-driven pruners and fine-tuning (optional).
+  LossFunction* loss = nullptr;
+  DataLoader* train = nullptr;
+  // Fine-tuning: the trainer config (its epochs are replaced by the
+  // schedule's), an evaluator and the eval loader (optional).
+  const TrainerConfig* finetune = nullptr;
+  EvaluationFunction* evaluator = nullptr;
+  DataLoader* eval = nullptr;
+};
+
+struct PruneResult {
+  Model model;
+  std::vector<LayerPlan> layers;           // of the last step (structured)
+  std::vector<std::string> unhandled_ops;  // from the dependency analysis
+  std::vector<std::string> log;            // one line per phase
+  double max_masked_diff = 0;              // the check above
+  double sparsity = 0;                     // level: zero fraction of the pruned weights
+};
+
+absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& config, const PruneDeps& deps);
+
+// The dependency graph of `model` on two random inputs from `forward_pass`.
+absl::StatusOr<DependencyGraph> AnalyzeModel(Model& model, ForwardPass& forward_pass);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_PRUNERS_PRUNE_H_
