@@ -14,6 +14,7 @@
 #include "common/torch_status.h"
 #include "graph/surgery.h"
 #include "pruners/pruner.h"
+#include "trainer/trainable.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -94,6 +95,42 @@ absl::StatusOr<double> MaskedDiff(const Model& original, const Model& pruned, co
     }
     return diff;
   });
+}
+
+constexpr int kDefaultRecalibrationBatches = 50;
+
+// Re-estimates batch-norm running statistics on training batches.
+absl::Status RecalibrateBatchNorm(Model& model, const PruningConfig& config, const PruneDeps& deps,
+                                  std::vector<std::string>* log) {
+  const int batches = config.has_bn_recalibration_batches() ? config.bn_recalibration_batches()
+                                                            : kDefaultRecalibrationBatches;
+  if (batches <= 0 || deps.train == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(int rewired, MakeTrainingModeFollowModule(model));
+  (void)rewired;
+  const bool was_training = model.is_training();
+  model.Train();
+  RETURN_IF_ERROR(deps.train->Reset(0));
+  Batch batch;
+  int seen = 0;
+  absl::Status s = absl::OkStatus();
+  for (; seen < batches; ++seen) {
+    auto more = deps.train->Next(&batch);
+    if (!more.ok()) {
+      s = more.status();
+      break;
+    }
+    if (!*more) break;
+    at::NoGradGuard no_grad;
+    auto out = deps.forward_pass->Forward(model, batch, c10::kCPU);
+    if (!out.ok()) {
+      s = out.status();
+      break;
+    }
+  }
+  model.Train(was_training);
+  RETURN_IF_ERROR(s);
+  log->push_back(absl::StrFormat("batch-norm statistics re-estimated on %d batches", seen));
+  return absl::OkStatus();
 }
 
 // Masks: multiply weights after each step and gradients after backward.
@@ -253,6 +290,7 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
       result.unhandled_ops = step.graph.unhandled_ops;
       work = std::move(step.model);
       result.log.push_back(absl::StrFormat("step %d/%d: %d parameters", i, steps, work.NumParameters()));
+      RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
       RETURN_IF_ERROR(FineTune(work, config.iterative().finetune_epochs(), deps, {}, nullptr, &result.log,
                                absl::StrCat("fine-tune after step ", i)));
     }
@@ -302,6 +340,7 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
     result.layers = last.plan.layers;
     result.unhandled_ops = last.graph.unhandled_ops;
     result.max_masked_diff = last.diff;
+    RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
     return result;
   }
 
@@ -311,6 +350,7 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
   result.layers = step.plan.layers;
   result.unhandled_ops = step.graph.unhandled_ops;
   result.max_masked_diff = step.diff;
+  RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
   RETURN_IF_ERROR(
       FineTune(result.model, config.finetune_epochs(), deps, {}, nullptr, &result.log, "fine-tune"));
   return result;

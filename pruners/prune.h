@@ -9,6 +9,8 @@
 //   agp        fine-tune with removed channels masked (gradients masked,
 //              masks re-applied after each step) while the ratio grows
 //              cubically to r, re-scored every `frequency` steps; then surgery.
+// After every cut, when training data is given, batch-norm running
+// statistics are re-estimated on `bn_recalibration_batches` (default 50).
 // level (unstructured) zeroes weights instead, keeping masks through its
 // fine-tuning; its model keeps its shapes.
 //

@@ -7,17 +7,29 @@
 //   bazel run //tools:inspect -- --model=/abs/path/model.pt --archive
 //       (lists the archive's entries without loading the model: code files,
 //        tensor count and bytes — what a file holds before you run its code)
+//   bazel run //tools:inspect -- --model=resnet_small --pruning_config=experiments/prune/l1_half.pbtxt
+//   bazel run //tools:inspect -- --model=/abs/m.pt --pruner=fpgm --ratio=0.5 --input_shape=3,224,224
+//       (a pruning dry run: the channel dependency groups, which layers the
+//        config selects, and every weight shape after pruning — nothing is
+//        written)
 #include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
+#include "graph/dependency_graph.h"
 #include "graph/layer_table.h"
+#include "graph/surgery.h"
+#include "pruners/plan.h"
+#include "pruners/prune.h"
+#include "tools/pruning_flags.h"
 #include "model/archive.h"
 #include "tools/cli.h"
 
 ABSL_FLAG(std::string, model, "", "TorchScript file, or a zoo model name");
+ABSL_FLAG(std::string, pruning_config, "", "a PruningConfig text proto: print a pruning dry run");
 ABSL_FLAG(bool, archive, false,
           "list the file's archive entries instead of loading it (no code runs)");
 
@@ -47,6 +59,20 @@ absl::Status Run() {
     std::printf("input: %s %s\n", shape.c_str(), md.inputs(0).dtype().c_str());
   }
   std::printf("%s", FormatLayerTable(table).c_str());
+  if (absl::GetFlag(FLAGS_pruning_config).empty() && !FlagGiven("pruner") && !FlagGiven("ratio")) {
+    return absl::OkStatus();
+  }
+  // Pruning dry run.
+  ASSIGN_OR_RETURN(PruningConfig config, PruningConfigFromFlags(absl::GetFlag(FLAGS_pruning_config)));
+  ASSIGN_OR_RETURN(std::shared_ptr<ForwardPass> fp, ForwardPassForModel(model));
+  ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(model, *fp));
+  std::printf("\nchannel dependency groups:\n%s", FormatDependencyGroups(graph).c_str());
+  ASSIGN_OR_RETURN(PlanResult plan, MakePlan(graph, config, nullptr));
+  std::printf("\npruning plan (%s, dry run: counts are exact, which channels go is the pruner's choice):\n%s",
+              SetOneofField(config, "pruner").c_str(), FormatPlan(plan).c_str());
+  ASSIGN_OR_RETURN(Model pruned, ApplyPruning(model, graph, plan.plan));
+  ASSIGN_OR_RETURN(LayerTable after, BuildLayerTable(pruned));
+  std::printf("\nafter pruning:\n%s", FormatLayerTable(after).c_str());
   return absl::OkStatus();
 }
 
@@ -55,6 +81,7 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   return slimfit::RunTool(argc, argv, "inspect",
-      "Prints every layer of a TorchScript model.\n"
-      "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]", &slimfit::Run);
+      "Prints every layer of a TorchScript model; with a pruning config, a pruning dry run.\n"
+      "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]\n"
+      "      [--pruning_config=prune.pbtxt | --pruner=fpgm --ratio=0.5] [--input_shape=3,224,224]", &slimfit::Run);
 }

@@ -65,6 +65,15 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
   job.eval_split = config.evaluation().eval_split().empty() ? "val" : config.evaluation().eval_split();
   ASSIGN_OR_RETURN(job.eval, MakeLoader(config.data(), job.splits, job.eval_split), "evaluation.eval_split");
   ASSIGN_OR_RETURN(job.forward_pass, MakeForwardPass(config.forward_pass()));
+  {
+    // The forward pass learns the input specs from a transformed batch, so
+    // passes that need random inputs (profiling, pruning analysis) work
+    // before any training step.
+    Batch first;
+    RETURN_IF_ERROR(job.eval->Reset(0));
+    ASSIGN_OR_RETURN(bool any, job.eval->Next(&first));
+    if (any) RETURN_IF_ERROR(job.forward_pass->InferFrom(first), "forward_pass");
+  }
 
   // Zoo models take their shape from a batch: [N, C, H, W] images, labels
   // in [0, classes).

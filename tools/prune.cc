@@ -1,0 +1,177 @@
+// prune: structured (or unstructured) pruning of any TorchScript model, with a
+// physically smaller output and a before/after table.
+//
+//   # no data: weight-based pruners
+//   bazel run //tools:prune -- --model=/abs/in.pt --pruner=fpgm --ratio=0.5 --input_shape=3,224,224
+//   # with data: evaluated before/after, fine-tuned
+//   bazel run //tools:prune -- --model=resnet_small --data=fashion_mnist
+//       --config=experiments/prune/resnet_fpgm_half.pbtxt --out=/abs/out.pt
+//
+// The config file is a PruningConfig (pruners/pruner.proto); the common
+// fields are flags too (tools/pruning_flags.h). With --data the model is
+// evaluated before and after (test split) and can be fine-tuned; pruners that
+// score on data (taylor, apoz, activation_mean, slim's sparsity phase) need it.
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/threads.h"
+#include "evaluators/profiler.h"
+#include "pruners/prune.h"
+#include "pruners/pruner.h"
+#include "tools/cli.h"
+#include "tools/job.h"
+#include "tools/pruning_flags.h"
+
+ABSL_FLAG(std::string, model, "", "TorchScript file (or a zoo name) to prune");
+ABSL_FLAG(std::string, config, "", "a PruningConfig text proto; flags override its fields");
+ABSL_FLAG(std::string, out, "", "output TorchScript file (default: runs/prune/<model>/model.pt)");
+ABSL_FLAG(std::string, data, "", "fashion_mnist, mnist, cifar10, cifar100 or synthetic (default: none)");
+ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
+ABSL_FLAG(int, batch_size, 64, "fine-tuning batch size");
+ABSL_FLAG(double, lr, 0.01, "fine-tuning learning rate (SGD, momentum 0.9, cosine)");
+ABSL_FLAG(int, threads, 1, "intra-op threads");
+ABSL_FLAG(int, latency_runs, 20, "timed runs per latency figure (0: skip latency)");
+ABSL_FLAG(uint64_t, seed, 0, "seed");
+
+namespace slimfit {
+namespace {
+
+struct Measured {
+  CostReport cost;
+  double accuracy = -1;
+};
+
+absl::StatusOr<Measured> Measure(Model& model, ForwardPass& fp, Job* job, const DataConfig& data, int threads) {
+  Measured m;
+  ProfilerConfig pc;
+  pc.set_threads(threads);
+  const int runs = absl::GetFlag(FLAGS_latency_runs);
+  if (runs <= 0) {
+    pc.set_skip_latency(true);
+  } else {
+    pc.set_runs(runs);
+  }
+  ASSIGN_OR_RETURN(m.cost, ProfileModel(model, fp, pc));
+  if (job != nullptr && job->splits.test != nullptr) {
+    ASSIGN_OR_RETURN(auto test, MakeLoader(data, job->splits, "test"));
+    ASSIGN_OR_RETURN(Metrics metrics, job->evaluator->Apply(model, *test));
+    if (auto a = metrics.Get("accuracy"); a.ok()) m.accuracy = a->value;
+  }
+  return m;
+}
+
+std::string Ratio(double before, double after) {
+  return after > 0 ? absl::StrFormat("%.2fx", before / after) : "-";
+}
+
+absl::Status Run() {
+  const std::string spec = absl::GetFlag(FLAGS_model);
+  if (spec.empty()) return absl::InvalidArgumentError("--model: required (a TorchScript file or a zoo name)");
+  ASSIGN_OR_RETURN(PruningConfig config, PruningConfigFromFlags(absl::GetFlag(FLAGS_config)));
+  RETURN_IF_ERROR(ValidatePruningConfig(config));
+  ASSIGN_OR_RETURN(std::unique_ptr<Pruner> probe, MakePruner(config));
+  const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  const bool with_data = !absl::GetFlag(FLAGS_data).empty();
+  if (!with_data && (probe->needs_data() || config.finetune_epochs() > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--data: required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
+                                                  : std::string("to fine-tune (finetune_epochs > 0)"),
+        ", e.g. --data=fashion_mnist"));
+  }
+
+  std::unique_ptr<Job> job;
+  std::unique_ptr<Model> owned;
+  std::shared_ptr<ForwardPass> fp;
+  TrainJob tj;
+  if (with_data) {
+    tj.set_model(spec);
+    ASSIGN_OR_RETURN(*tj.mutable_data(), PresetData(absl::GetFlag(FLAGS_data),
+                                                    ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), false));
+    tj.mutable_data()->set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
+    tj.mutable_data()->set_seed(absl::GetFlag(FLAGS_seed));
+    TrainerConfig& t = *tj.mutable_full_trainer();
+    t.mutable_optimizer()->mutable_sgd()->set_momentum(0.9);
+    t.mutable_optimizer()->set_lr(absl::GetFlag(FLAGS_lr));
+    t.mutable_optimizer()->set_weight_decay(5e-4);
+    t.mutable_optimizer()->set_no_weight_decay_on_bias_and_norm(true);
+    t.set_seed(absl::GetFlag(FLAGS_seed));
+    ASSIGN_OR_RETURN(Job built, BuildJob(tj, /*with_train_loader=*/true));
+    job = std::make_unique<Job>(std::move(built));
+    fp = job->forward_pass;
+    const int epochs = std::max(1, config.has_agp() ? config.agp().epochs() : config.finetune_epochs());
+    auto* cos = t.mutable_scheduler()->mutable_cosine();
+    cos->set_t_max(std::max<int64_t>(2, epochs * job->train->num_batches()));
+    t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
+  } else {
+    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
+    owned = std::make_unique<Model>(std::move(m));
+    ASSIGN_OR_RETURN(fp, ForwardPassForModel(*owned));
+  }
+  Model& model = job ? *job->model : *owned;
+
+  ASSIGN_OR_RETURN(Measured before, Measure(model, *fp, job.get(), tj.data(), threads));
+  PruneDeps deps;
+  deps.forward_pass = fp.get();
+  if (job) {
+    deps.loss = job->loss.get();
+    deps.train = job->train.get();
+    deps.finetune = &tj.full_trainer();
+    deps.evaluator = job->evaluator.get();
+    deps.eval = job->eval.get();
+  }
+  ASSIGN_OR_RETURN(PruneResult r, Prune(model, config, deps));
+  for (const std::string& line : r.log) std::printf("%s\n", line.c_str());
+  ASSIGN_OR_RETURN(Measured after, Measure(r.model, *fp, job.get(), tj.data(), threads));
+
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) {
+    std::string name = spec.substr(spec.rfind('/') == std::string::npos ? 0 : spec.rfind('/') + 1);
+    if (name.size() > 3 && name.substr(name.size() - 3) == ".pt") name.resize(name.size() - 3);
+    out = absl::StrCat("runs/prune/", name, "/model.pt");
+  }
+  out = ResolveUserPath(out);
+  const size_t slash = out.rfind('/');
+  if (slash != std::string::npos) RETURN_IF_ERROR(CreateDirectories(out.substr(0, slash)));
+  RETURN_IF_ERROR(r.model.Save(out));
+
+  std::printf("\n%s", FormatPlan(PlanResult{{}, r.layers}).c_str());
+  if (!r.unhandled_ops.empty()) {
+    std::printf("ops that kept their channels:\n");
+    for (const std::string& op : r.unhandled_ops) std::printf("  %s\n", op.c_str());
+  }
+  std::printf("\n%-22s %14s %14s %8s\n", "", "before", "after", "ratio");
+  auto row = [](const char* what, double b, double a, const char* fmt) {
+    std::printf("%-22s %14s %14s %8s\n", what, absl::StrFormat(fmt, b).c_str(), absl::StrFormat(fmt, a).c_str(),
+                Ratio(b, a).c_str());
+  };
+  if (before.accuracy >= 0) {
+    std::printf("%-22s %13.2f%% %13.2f%% %+7.2f\n", "test accuracy", before.accuracy, after.accuracy,
+                after.accuracy - before.accuracy);
+  }
+  row("parameters", before.cost.params, after.cost.params, "%.0f");
+  row("nonzero parameters", before.cost.nonzero_params, after.cost.nonzero_params, "%.0f");
+  row("MMACs / sample", before.cost.macs / 1e6, after.cost.macs / 1e6, "%.3f");
+  row("file KiB", before.cost.serialized_bytes / 1024.0, after.cost.serialized_bytes / 1024.0, "%.1f");
+  for (size_t i = 0; i < before.cost.latency.size() && i < after.cost.latency.size(); ++i) {
+    row(absl::StrFormat("latency ms (batch %d)", before.cost.latency[i].batch_size).c_str(),
+        before.cost.latency[i].median_ms, after.cost.latency[i].median_ms, "%.3f");
+  }
+  std::printf("pruned vs masked max |diff| %.2g; wrote %s\n", r.max_masked_diff, out.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace slimfit
+
+int main(int argc, char** argv) {
+  return slimfit::RunTool(argc, argv, "prune",
+      "Prunes a TorchScript model (physically smaller output).\n"
+      "  bazel run //tools:prune -- --model=IN.pt [--config=prune.pbtxt] [--pruner=fpgm --ratio=0.5]\n"
+      "      [--data=fashion_mnist --finetune_epochs=2] [--input_shape=3,224,224] --out=OUT.pt",
+      &slimfit::Run);
+}
