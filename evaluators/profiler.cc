@@ -104,7 +104,9 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
   const std::vector<Value*> values = TopLevelTensorValues(g);
   ASSIGN_OR_RETURN(Captured captured, RunAndCapture(model, g, values, one));
   std::unordered_map<const Value*, at::Tensor> tensor_of;
-  for (size_t i = 0; i < values.size(); ++i) tensor_of[values[i]] = captured.tensors[i];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (captured.tensors[i].defined()) tensor_of[values[i]] = captured.tensors[i];
+  }
   const Value* model_output = g.outputs()[0];
 
   RETURN_IF_ERROR(TorchCall("measuring the forward graph", [&]() -> absl::Status {

@@ -22,7 +22,10 @@ std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph) {
     if (IsTensor(in)) values.push_back(in);
   }
   for (torch::jit::Node* n : graph.block()->nodes()) {
-    if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant) continue;
+    if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant ||
+        n->kind() == c10::prim::Uninitialized) {
+      continue;
+    }
     for (torch::jit::Value* o : n->outputs()) {
       if (IsTensor(o)) values.push_back(o);
     }
@@ -64,7 +67,11 @@ absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
     Captured c;
     c.output = elems[0];
     c.tensors.reserve(values.size());
-    for (size_t i = 0; i < values.size(); ++i) c.tensors.push_back(elems[i + 1].toTensor());
+    // A value of a branch not taken (scripted code's raise paths) is not a
+    // tensor: an undefined tensor stands for it.
+    for (size_t i = 0; i < values.size(); ++i) {
+      c.tensors.push_back(elems[i + 1].isTensor() ? elems[i + 1].toTensor() : at::Tensor());
+    }
     return c;
   });
 }

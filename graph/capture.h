@@ -36,7 +36,8 @@ namespace slimfit {
 
 struct Captured {
   c10::IValue output;               // the model's own output
-  std::vector<at::Tensor> tensors;  // one per requested value, same order
+  std::vector<at::Tensor> tensors;  // one per requested value, same order;
+                                    // undefined where the run produced none
 };
 
 // Graph inputs that are tensors, then every tensor output of a top-level node

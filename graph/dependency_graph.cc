@@ -130,7 +130,9 @@ class Analyzer {
     auto captured = RunAndCapture(model_, *lg.graph, values, inputs);
     model_.Train(was_training);
     RETURN_IF_ERROR(captured.status());
-    for (size_t i = 0; i < values.size(); ++i) shapes_[values[i]] = captured->tensors[i].sizes().vec();
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (captured->tensors[i].defined()) shapes_[values[i]] = captured->tensors[i].sizes().vec();
+    }
     self_ = lg.graph->inputs().at(0);
     return TorchCall("analysing channel dependencies", [&] {
       for (Node* n : lg.graph->block()->nodes()) Visit(n);

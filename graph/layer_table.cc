@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -102,6 +103,55 @@ struct Collector {
   }
 };
 
+// The attribute at dotted `path` below `root`, if every step exists.
+std::optional<c10::IValue> AttrAt(const torch::jit::Module& root, const std::string& path) {
+  c10::IValue cur = root._ivalue();
+  size_t start = 0;
+  while (true) {
+    if (!cur.isObject()) return std::nullopt;
+    const size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const auto& obj = cur.toObjectRef();
+    if (!obj.type()->hasAttribute(part)) return std::nullopt;
+    cur = obj.getAttr(part);
+    if (dot == std::string::npos) return cur;
+    start = dot + 1;
+  }
+}
+
+void CollectNodes(torch::jit::Block* b, std::vector<Node*>* out) {
+  for (Node* n : b->nodes()) {
+    out->push_back(n);
+    for (torch::jit::Block* inner : n->blocks()) CollectNodes(inner, out);
+  }
+}
+
+// Replaces reads of bool / int / float / string / None attributes (other than
+// `training`, and any the graph writes) by constants of their current value.
+void FreezeScalarAttributes(torch::jit::Graph& graph, const torch::jit::Module& module) {
+  std::vector<Node*> nodes;
+  CollectNodes(graph.block(), &nodes);
+  std::set<std::string> written;
+  for (Node* n : nodes) {
+    if (n->kind() == c10::prim::SetAttr) written.insert(n->s(c10::attr::name));
+  }
+  const Value* self = graph.inputs().at(0);
+  for (Node* n : nodes) {
+    if (n->kind() != c10::prim::GetAttr) continue;
+    const std::string name = n->s(c10::attr::name);
+    if (name == "training" || written.count(name) || !n->output()->hasUses()) continue;
+    auto path = AttrPath(n->output(), self);
+    if (!path) continue;
+    auto value = AttrAt(module, *path);
+    if (!value || !(value->isBool() || value->isInt() || value->isDouble() || value->isString() ||
+                    value->isNone())) {
+      continue;
+    }
+    torch::jit::WithInsertPoint guard(n);
+    n->output()->replaceAllUsesWith(graph.insertConstant(*value));
+  }
+}
+
 }  // namespace
 
 std::optional<std::string> AttrPath(const Value* v, const Value* self) {
@@ -127,9 +177,11 @@ absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
     }
     out.graph = m.get_method("forward").graph()->copy();
     torch::jit::Inline(*out.graph);
-    // Scripted modules keep branches on module constants (nn.Conv2d's
-    // `if self.padding_mode != "zeros"`, F.relu's `if inplace`): fold them,
-    // so the ops they guard are top-level like in traced graphs.
+    // Scripted modules branch on module constants and plain attributes
+    // (nn.Conv2d's `if self.padding_mode != "zeros"`, torchvision's
+    // `if self.use_res_connect`): substitute this instance's values and fold
+    // the branches, so the ops they guard are top-level like in traced graphs.
+    FreezeScalarAttributes(*out.graph, m);
     torch::jit::ConstantPropagation(out.graph);
     Collector c{out.graph->inputs().at(0), &params, {}, &out.table, {}, &out.nodes};
     c.Walk(out.graph->block());

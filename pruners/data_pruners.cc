@@ -113,6 +113,7 @@ class ActivationPruner : public Pruner {
       return TorchCall(name(), [&] {
         for (size_t t = 0; t < g.taps.size(); ++t) {
           const auto& tap = g.taps[t];
+          if (!c.tensors[t].defined()) continue;
           at::Tensor a = c.tensors[t].detach().to(at::kDouble).movedim(tap.dim, 0);
           a = a.reshape({a.size(0), -1});
           at::Tensor per = apoz_ ? 1.0 - a.eq(0).to(at::kDouble).mean(1) : a.abs().mean(1);

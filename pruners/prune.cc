@@ -202,6 +202,17 @@ absl::StatusOr<StepResult> StructuredStep(const Model& model, const PruningConfi
   return StepResult{std::move(pruned), std::move(plan), std::move(graph), diff};
 }
 
+// The cut at the full ratio on result->model, which it replaces; then
+// batch-norm re-estimation.
+absl::Status FinalCut(const PruningConfig& config, Pruner& pruner, const PruneDeps& deps, PruneResult* result) {
+  ASSIGN_OR_RETURN(StepResult step, StructuredStep(result->model, config, pruner, deps, nullptr));
+  result->model = std::move(step.model);
+  result->layers = step.plan.layers;
+  result->unhandled_ops = step.graph.unhandled_ops;
+  result->max_masked_diff = step.diff;
+  return RecalibrateBatchNorm(result->model, config, deps, &result->log);
+}
+
 absl::StatusOr<PruneResult> PruneLevel(const Model& model, const PruningConfig& config, Pruner& pruner,
                                        const PruneDeps& deps) {
   ASSIGN_OR_RETURN(Model work, model.Clone());
@@ -335,22 +346,12 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
     RETURN_IF_ERROR(FineTune(work, config.agp().epochs(), deps, {hooks}, nullptr, &result.log,
                              "agp fine-tune (masked)"));
     // The final cut at the full ratio, on the trained weights.
-    ASSIGN_OR_RETURN(StepResult last, StructuredStep(work, config, *pruner, deps, nullptr));
-    work = std::move(last.model);
-    result.layers = last.plan.layers;
-    result.unhandled_ops = last.graph.unhandled_ops;
-    result.max_masked_diff = last.diff;
-    RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
+    RETURN_IF_ERROR(FinalCut(config, *pruner, deps, &result));
     return result;
   }
 
   // One-shot.
-  ASSIGN_OR_RETURN(StepResult step, StructuredStep(work, config, *pruner, deps, nullptr));
-  work = std::move(step.model);
-  result.layers = step.plan.layers;
-  result.unhandled_ops = step.graph.unhandled_ops;
-  result.max_masked_diff = step.diff;
-  RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
+  RETURN_IF_ERROR(FinalCut(config, *pruner, deps, &result));
   RETURN_IF_ERROR(
       FineTune(result.model, config.finetune_epochs(), deps, {}, nullptr, &result.log, "fine-tune"));
   return result;

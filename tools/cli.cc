@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "absl/flags/parse.h"
 #include "common/allocator.h"
 #include "absl/flags/usage.h"
@@ -72,6 +74,22 @@ int RunTool(int argc, char** argv, const char* tool, const char* usage,
   const absl::Status s = run();
   if (!s.ok()) {
     std::fprintf(stderr, "%s: %s\n", tool, s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int RunFromWorkspace(int argc, char** argv, const char* name, absl::Status (*run)()) {
+  absl::ParseCommandLine(argc, argv);
+  if (const char* wd = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    if (chdir(wd) != 0) {
+      std::fprintf(stderr, "%s: cannot enter %s\n", name, wd);
+      return 1;
+    }
+  }
+  const absl::Status s = run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name, s.ToString().c_str());
     return 1;
   }
   return 0;

@@ -35,6 +35,11 @@ bool FlagGiven(absl::string_view name);
 int RunTool(int argc, char** argv, const char* tool, const char* usage,
             absl::Status (*run)());
 
+// For benchmarks: parses flags, moves to the workspace root (under `bazel
+// run`, so relative paths name checked-in files and runs/), runs `run`, and
+// prints its error as "<name>: <status>" (exit 1).
+int RunFromWorkspace(int argc, char** argv, const char* name, absl::Status (*run)());
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_TOOLS_CLI_H_

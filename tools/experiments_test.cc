@@ -1,12 +1,14 @@
 // Every checked-in training config parses strictly and builds (data, model,
 // loss, evaluator, trainer) — on a 256-sample slice so the test stays fast.
 // Configs naming a model file that does not exist get a zoo model instead.
+// Every pruning config parses and validates.
 #include <filesystem>
 #include <string>
 
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gtest/gtest.h"
+#include "pruners/plan.h"
 #include "tools/job.h"
 
 namespace slimfit {
@@ -30,6 +32,19 @@ TEST(ExperimentsTest, EveryTrainConfigParsesAndBuilds) {
     }
     ASSERT_OK_AND_ASSIGN(Job built, BuildJob(job, /*with_train_loader=*/true));
     ASSERT_OK(MakeJobTrainer(job, built).status());
+  }
+  EXPECT_GE(seen, 3);
+}
+
+TEST(ExperimentsTest, EveryPruneConfigParsesAndValidates) {
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("experiments/prune")) {
+    if (entry.path().extension() != ".pbtxt") continue;
+    ++seen;
+    SCOPED_TRACE(entry.path().string());
+    PruningConfig config;
+    ASSERT_OK(ParseTextProtoFile(entry.path().string(), &config));
+    EXPECT_OK(ValidatePruningConfig(config));
   }
   EXPECT_GE(seen, 3);
 }

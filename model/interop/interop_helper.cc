@@ -24,17 +24,29 @@
 #include "data/splits.h"
 #include "graph/layer_table.h"
 #include "model/model.h"
+#include "graph/dependency_graph.h"
+#include "graph/surgery.h"
 #include "model/zoo/zoo.h"
 
 namespace slimfit {
 namespace {
 
-absl::Status SaveZoo(const std::string& dir) {
-  for (const std::string& name : ZooModelNames()) {
-    ASSIGN_OR_RETURN(Model m, CreateZooModel(name));
-    m.Eval();
-    RETURN_IF_ERROR(m.Save(absl::StrCat(dir, "/", name, ".pt")));
-    RETURN_IF_ERROR(TorchCall(name, [&] {
+// Half of every dependency group's prunable units (every other one), removed
+// for real: what slimfit's pruners write.
+absl::StatusOr<Model> PruneHalf(Model& m) {
+  ASSIGN_OR_RETURN(DependencyGraph dg, BuildDependencyGraph(m, {at::randn({2, 1, 28, 28})}));
+  PruningPlan plan;
+  for (const ChannelGroup& g : dg.groups) {
+    for (size_t u = 1; u < g.units.size(); u += 2) {
+      if (!g.units[u].blocked) plan.RemoveUnit(g.units[u]);
+    }
+  }
+  return ApplyPruning(m, dg, plan);
+}
+
+absl::Status SaveIo(Model& m, const std::string& dir, const std::string& name) {
+  RETURN_IF_ERROR(m.Save(absl::StrCat(dir, "/", name, ".pt")));
+  return TorchCall(name, [&] {
       c10::NoGradGuard no_grad;
       at::Tensor x = at::randn({4, 1, 28, 28});
       at::Tensor y = m.module().forward({x}).toTensor();
@@ -42,8 +54,20 @@ absl::Status SaveZoo(const std::string& dir) {
       auto s = WriteFileAtomically(absl::StrCat(dir, "/", name, "_io.pt"),
                                    std::string(bytes.begin(), bytes.end()));
       if (!s.ok()) throw std::runtime_error(std::string(s.message()));
-    }));
-    std::printf("saved %s\n", name.c_str());
+  });
+}
+
+absl::Status SaveZoo(const std::string& dir) {
+  for (const std::string& name : ZooModelNames()) {
+    ASSIGN_OR_RETURN(Model m, CreateZooModel(name));
+    m.Eval();
+    RETURN_IF_ERROR(SaveIo(m, dir, name));
+    ASSIGN_OR_RETURN(Model pruned, PruneHalf(m));
+    pruned.Eval();
+    RETURN_IF_ERROR(SaveIo(pruned, dir, name + "_pruned"));
+    std::printf("saved %s (%lld parameters) and %s_pruned (%lld)\n", name.c_str(),
+                static_cast<long long>(m.NumParameters()), name.c_str(),
+                static_cast<long long>(pruned.NumParameters()));
   }
   return absl::OkStatus();
 }

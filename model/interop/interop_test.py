@@ -1,7 +1,8 @@
 """The Python half of the interop test (run with /usr/bin/python3, Debian's torch).
 
-    interop_test.py check-zoo DIR     loads every C++ zoo model with torch.jit.load,
-                                      compares outputs with C++'s, reads the metadata
+    interop_test.py check-zoo DIR     loads every C++ zoo model (and its pruned copy)
+                                      with torch.jit.load, compares outputs with
+                                      C++'s, reads the metadata
     interop_test.py make-python DIR   traces and scripts a model with a residual add,
                                       a depthwise conv, a concatenation and
                                       flatten -> linear; saves it, its outputs, a
@@ -39,6 +40,16 @@ def check_zoo(d):
         loss = F.cross_entropy(m(x), torch.tensor([0, 1, 2, 3]))
         loss.backward()
         opt.step()
+        # The same model with half its channels removed by slimfit's surgery:
+        # plain TorchScript, same outputs in Python as in C++.
+        p = torch.jit.load(os.path.join(d, name + "_pruned.pt")).eval()
+        xp, yp = torch.load(os.path.join(d, name + "_pruned_io.pt"))
+        with torch.no_grad():
+            pdiff = (p(xp) - yp).abs().max().item()
+        nparams = sum(t.numel() for t in p.parameters())
+        print(f"{name}_pruned: max |Python - C++| = {pdiff:.3g}, {nparams} parameters")
+        assert pdiff <= 1e-5, f"{name}_pruned: outputs differ by {pdiff}"
+        assert nparams < sum(t.numel() for t in m.parameters())
 
 
 class Net(nn.Module):

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -32,6 +31,7 @@
 #include "graph/surgery.h"
 #include "pruners/plan.h"
 #include "pruners/prune.h"
+#include "tools/cli.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, model, "runs/train/resnet_small_fashion/model.pt", "trained model (see the header)");
@@ -156,14 +156,5 @@ absl::Status Run() {
 }  // namespace slimfit
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  if (const char* wd = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    if (chdir(wd) != 0) return 1;
-  }
-  absl::Status s = slimfit::Run();
-  if (!s.ok()) {
-    std::fprintf(stderr, "pruning_benchmark: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  return 0;
+  return slimfit::RunFromWorkspace(argc, argv, "pruning_benchmark", &slimfit::Run);
 }

@@ -11,7 +11,10 @@ cd "$(dirname "$0")/../.."
 OUT="${1:-/tmp/slimfit_torchvision}"
 PRUNE=bazel-bin/tools/prune
 [ -x "$PRUNE" ] || { echo "build //tools:prune first" >&2; exit 2; }
-/usr/bin/python3 tools/torchvision/make_models.py "$OUT" | sed 's/^/made: /'
+# REUSE=1 keeps models made by an earlier run.
+if [[ "${REUSE:-0}" != 1 ]] || ! ls "$OUT"/*_traced.pt > /dev/null 2>&1; then
+  /usr/bin/python3 tools/torchvision/make_models.py "$OUT" | sed 's/^/made: /'
+fi
 for f in "$OUT"/*_traced.pt "$OUT"/*_scripted.pt; do
   [ -e "$f" ] || continue
   base=$(basename "$f" .pt)
@@ -20,17 +23,20 @@ for f in "$OUT"/*_traced.pt "$OUT"/*_scripted.pt; do
   if "$PRUNE" --model="$f" --pruner=l1_filter --ratio=0.3 --input_shape=3,$size,$size --latency_runs=0 \
       --out="$OUT/pruned/$base.pt" > "$log" 2>&1; then
     params=$(grep '^parameters' "$log" | awk '{print $2" -> "$3" ("$4")"}')
-    kept=$(grep -c '^  ' "$log" || true)
+    channels=$(sed -n 's/^total channels \(.*\)$/\1/p' "$log")
+    kept=$(awk '/^ops that kept/{f=1;next} /^$/{f=0} f' "$log" | wc -l)
     check=$(/usr/bin/python3 - "$f" "$OUT/pruned/$base.pt" $size <<'PY'
 import sys, torch
 a = torch.jit.load(sys.argv[1]).eval(); b = torch.jit.load(sys.argv[2]).eval()
 s = int(sys.argv[3]); x = torch.randn(2, 3, s, s)
 with torch.no_grad():
     ya, yb = a(x), b(x)
+if isinstance(ya, tuple): ya, yb = ya[0], yb[0]  # scripted GoogLeNet / Inception return namedtuples
 print("loads in Python, output", tuple(yb.shape), "ok" if ya.shape == yb.shape else "SHAPE MISMATCH")
 PY
 )
-    printf '%-32s pruned: params %s; %s; %s op notes\n' "$base" "$params" "$check" "$kept"
+    printf '%-32s pruned: channels %s, params %s; %s; %s op kinds kept channels\n' \
+      "$base" "$channels" "$params" "$check" "$kept"
   else
     printf '%-32s refused: %s\n' "$base" "$(grep -m1 -i 'error\|prune:' "$log" | cut -c1-200)"
   fi

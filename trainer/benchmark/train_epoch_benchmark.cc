@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/allocator.h"
@@ -30,6 +29,7 @@
 #include "evaluators/evaluation_function.h"
 #include "losses/loss_function.h"
 #include "model/zoo/zoo.h"
+#include "tools/cli.h"
 #include "trainer/trainer.h"
 
 ABSL_FLAG(int64_t, samples, 10000, "training samples in the epoch (54000 = the whole train split)");
@@ -119,14 +119,5 @@ absl::Status Run() {
 }  // namespace slimfit
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  if (const char* wd = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    if (chdir(wd) != 0) return 1;
-  }
-  absl::Status s = slimfit::Run();
-  if (!s.ok()) {
-    std::fprintf(stderr, "train_epoch_benchmark: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  return 0;
+  return slimfit::RunFromWorkspace(argc, argv, "train_epoch_benchmark", &slimfit::Run);
 }
