@@ -119,13 +119,15 @@ class Analyzer {
   Analyzer(Model& model, DependencyGraph* out) : model_(model), out_(out) {}
 
   absl::Status Run(const std::vector<c10::IValue>& inputs) {
-    ASSIGN_OR_RETURN(LayerGraph lg, BuildLayerGraph(model_));
+    // The eval-mode graph, and shapes of every top-level tensor from one run.
+    const bool was_training = model_.is_training();
+    model_.Eval();
+    auto built = BuildLayerGraph(model_);
+    if (!built.ok()) model_.Train(was_training);
+    ASSIGN_OR_RETURN(LayerGraph lg, std::move(built));
     out_->graph = lg.graph;
     for (const auto& [name, t] : model_.NamedParameters()) tensors_[name] = {t, true};
     for (const auto& [name, t] : model_.NamedBuffers()) tensors_[name] = {t, false};
-    // Shapes of every top-level tensor, from one eval-mode run.
-    const bool was_training = model_.is_training();
-    model_.Eval();
     std::vector<Value*> values = TopLevelTensorValues(*lg.graph);
     auto captured = RunAndCapture(model_, *lg.graph, values, inputs);
     model_.Train(was_training);

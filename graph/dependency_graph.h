@@ -123,7 +123,9 @@ struct DependencyGraph {
     std::vector<ChannelRef> channels;
   };
   std::vector<Tap> taps;
-  std::shared_ptr<torch::jit::Graph> graph;  // the inlined forward graph taps refer to
+  // The inlined eval-mode forward graph the taps refer to (run it with the
+  // model in eval mode).
+  std::shared_ptr<torch::jit::Graph> graph;
 
   // The space produced by the layer at `module_path`, or -1.
   int SpaceOf(const std::string& module_path) const;

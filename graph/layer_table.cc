@@ -126,8 +126,9 @@ void CollectNodes(torch::jit::Block* b, std::vector<Node*>* out) {
   }
 }
 
-// Replaces reads of bool / int / float / string / None attributes (other than
-// `training`, and any the graph writes) by constants of their current value.
+// Replaces reads of bool / int / float / string / None attributes (any the
+// graph writes excepted) by constants of their current value — `training`
+// included: the graph describes the model in its current mode.
 void FreezeScalarAttributes(torch::jit::Graph& graph, const torch::jit::Module& module) {
   std::vector<Node*> nodes;
   CollectNodes(graph.block(), &nodes);
@@ -139,7 +140,7 @@ void FreezeScalarAttributes(torch::jit::Graph& graph, const torch::jit::Module& 
   for (Node* n : nodes) {
     if (n->kind() != c10::prim::GetAttr) continue;
     const std::string name = n->s(c10::attr::name);
-    if (name == "training" || written.count(name) || !n->output()->hasUses()) continue;
+    if (written.count(name) || !n->output()->hasUses()) continue;
     auto path = AttrPath(n->output(), self);
     if (!path) continue;
     auto value = AttrAt(module, *path);
@@ -179,8 +180,9 @@ absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
     torch::jit::Inline(*out.graph);
     // Scripted modules branch on module constants and plain attributes
     // (nn.Conv2d's `if self.padding_mode != "zeros"`, torchvision's
-    // `if self.use_res_connect`): substitute this instance's values and fold
-    // the branches, so the ops they guard are top-level like in traced graphs.
+    // `if self.use_res_connect`, `if not self.training`): substitute this
+    // instance's values and fold the branches, so the ops they guard are
+    // top-level like in traced graphs.
     FreezeScalarAttributes(*out.graph, m);
     torch::jit::ConstantPropagation(out.graph);
     Collector c{out.graph->inputs().at(0), &params, {}, &out.table, {}, &out.nodes};

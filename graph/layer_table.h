@@ -60,7 +60,9 @@ struct LayerTable {
 // method or its graph cannot be inlined.
 absl::StatusOr<LayerTable> BuildLayerTable(const Model& model);
 
-// The inlined (and constant-propagated) forward graph the table was read from, and each layer's op
+// The inlined forward graph the table was read from, with this instance's
+// scalar attributes (flags, sizes, `training`) folded in as constants — so
+// it describes the model in its current train/eval mode — and each layer's op
 // node in it (nodes[i] is table.layers[i]'s). For passes that instrument or
 // rewrite the graph (profiling, dependency analysis).
 struct LayerGraph {
