@@ -22,6 +22,7 @@ PACKAGES=(
   zlib1g-dev               # reading the IDX .gz files directly
   dataset-fashion-mnist    # the built-in default data set
   python3-torch            # interop tests: /usr/bin/python3 -c 'import torch'
+  python3-torchvision      # tools/torchvision/sweep.sh (pruning every torchvision architecture)
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }
