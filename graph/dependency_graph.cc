@@ -293,6 +293,7 @@ class Analyzer {
     }
     if (kind == "aten::cat" || kind == "aten::concat") return VisitCat(n);
     if (kind == "prim::ListConstruct") return VisitList(n);
+    if (kind == "aten::append") return VisitAppend(n);
     if (kind == "aten::flatten") return VisitFlatten(n);
     if (kind == "aten::view" || kind == "aten::reshape") return VisitView(n);
     if (kind == "aten::mean" || kind == "aten::sum" || kind == "aten::amax") return VisitReduce(n);
@@ -533,24 +534,46 @@ class Analyzer {
     SetLabel(n->output(0), out);
   }
 
+  // Tensor lists: built by ListConstruct and grown by aten::append (scripted
+  // DenseNet's `features.append(new)`); top-level nodes run in order, so a
+  // cat reads the list's contents at that point.
   void VisitList(Node* n) {
-    bool only_cat = true;
-    for (const torch::jit::Use& u : n->output()->uses()) {
-      const std::string k = u.user->kind().toQualString();
-      if (k != "aten::cat" && k != "aten::concat") only_cat = false;
+    bool ok = true;
+    for (const torch::jit::Use& u : n->output()->uses()) ok = ok && ListUseUnderstood(u);
+    if (!ok) return Unknown(n, "list passed to an op other than cat / append");
+    lists_[n->output()] = std::make_shared<std::vector<const Value*>>(n->inputs().begin(), n->inputs().end());
+  }
+
+  static bool ListUseUnderstood(const torch::jit::Use& u) {
+    const std::string k = u.user->kind().toQualString();
+    return k == "aten::cat" || k == "aten::concat" || k == "aten::len" || (k == "aten::append" && u.offset == 0);
+  }
+
+  void VisitAppend(Node* n) {
+    auto it = lists_.find(n->input(0));
+    bool ok = it != lists_.end();
+    for (const torch::jit::Use& u : n->output()->uses()) ok = ok && ListUseUnderstood(u);
+    if (!ok) {
+      // The list escapes: whatever it holds keeps its channels.
+      if (it != lists_.end()) {
+        for (const Value* v : *it->second) BlockValue(v, "in a list passed to an op other than cat");
+      }
+      return Unknown(n, "appends to a list this analysis does not follow");
     }
-    if (!only_cat) Unknown(n, "list passed to an op other than cat");
+    it->second->push_back(n->input(1));
+    lists_[n->output()] = it->second;
   }
 
   void VisitCat(Node* n) {
-    Node* list = n->input(0)->node();
+    auto tracked = lists_.find(n->input(0));
     const auto* so = ShapeOf(n->output(0));
     auto dim = ConstInt(n->input(1));
-    if (list->kind() != c10::prim::ListConstruct || !so || !dim) return Unknown(n, "dynamic cat");
+    if (tracked == lists_.end() || !so || !dim) return Unknown(n, "dynamic cat");
+    const std::vector<const Value*> elements = *tracked->second;
     const int rank = static_cast<int>(so->size());
     const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
     bool any = false, along = false;
-    for (const Value* v : list->inputs()) {
+    for (const Value* v : elements) {
       LabelPtr l = LabelOf(v);
       if (!l) continue;
       any = true;
@@ -560,7 +583,7 @@ class Analyzer {
     if (along) {
       Label out;
       out.dim = d;
-      for (const Value* v : list->inputs()) {
+      for (const Value* v : elements) {
         LabelPtr l = LabelOf(v);
         const auto* s = ShapeOf(v);
         if (!s) return Unknown(n, "shape unknown");
@@ -576,7 +599,7 @@ class Analyzer {
     }
     // Concatenated along another axis: every input's channels line up.
     LabelPtr first;
-    for (const Value* v : list->inputs()) {
+    for (const Value* v : elements) {
       LabelPtr l = LabelOf(v);
       if (!l) return Unknown(n, "concatenates unlabelled tensors along another axis");
       if (!first) {
@@ -725,6 +748,7 @@ class Analyzer {
   std::map<int, Value*> producer_output_;
   absl::flat_hash_set<int64_t> tapped_;
   std::set<std::string> reported_;
+  std::unordered_map<const Value*, std::shared_ptr<std::vector<const Value*>>> lists_;
 };
 
 }  // namespace

@@ -11,7 +11,8 @@
 //   conv/linear out → batch norm → zero-preserving activations (relu, relu6,
 //   hardtanh, silu, hardswish, gelu, ...), pooling, dropout, padding;
 //   residual add/sub/mul couple both operands channel by channel;
-//   cat along the channel axis concatenates labels (channel offsets);
+//   cat along the channel axis concatenates labels (channel offsets), also of
+//   tensor lists grown by aten::append (followed in graph order);
 //   depthwise convs pass their input's channels through (a channel multiplier
 //   m couples input c with outputs c*m..c*m+m-1); other grouped convs keep
 //   every channel they touch;

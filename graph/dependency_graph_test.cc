@@ -124,6 +124,22 @@ TEST(DependencyGraphTest, EveryZooModelIsFullyUnderstood) {
   }
 }
 
+TEST(DependencyGraphTest, ScriptedListGrownWithAppendIsFollowed) {
+  // DenseNet style: feats = [stem]; feats.append(l1(cat(feats))); ...
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("dense_scripted"));
+  EXPECT_EQ(Groups(dg), (std::set<std::set<std::string>>{{"stem.0"}, {"l1.2"}, {"l2.2"}, {"fc"}}));
+  EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
+  EXPECT_EQ(dg.groups[Space(dg, "l1.2").group].prunable_units(), 4);
+  // l2's batch norm covers stem's 8 channels then l1's 4.
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.tensor == "l2.0.weight") {
+      ASSERT_EQ(slot.channels.size(), 12u);
+      EXPECT_EQ(slot.channels[0].space, Space(dg, "stem.0").id);
+      EXPECT_EQ(slot.channels[8].space, Space(dg, "l1.2").id);
+    }
+  }
+}
+
 TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/const_view_traced.pt"));
   ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m, {RandomInput({1, 16, 16}, 2)}));

@@ -3,6 +3,8 @@
   mixed_traced.pt / mixed_scripted.pt  residual add, depthwise conv (multiplier 1
       and 2), concatenation, a squeeze-excitation gate (sigmoid * x), flatten ->
       linear -> linear; traced and scripted
+  dense_scripted.pt  DenseNet-style: a list grown with append, concatenated
+      before each layer; scripted (the list survives in the graph)
   const_view_traced.pt  x.view(-1, 8 * 4 * 4) traced: the view's shape is a
       constant, so the channels feeding it cannot be pruned
 
@@ -10,6 +12,7 @@
 """
 import os
 import sys
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -46,6 +49,22 @@ class Mixed(nn.Module):
         return self.fc2(h)
 
 
+class DenseLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.l1 = nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
+        self.l2 = nn.Sequential(nn.BatchNorm2d(12), nn.ReLU(), nn.Conv2d(12, 4, 3, padding=1))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        feats: List[torch.Tensor] = [self.stem(x)]
+        feats.append(self.l1(torch.cat(feats, 1)))
+        feats.append(self.l2(torch.cat(feats, 1)))
+        z = torch.cat(feats, 1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
+
+
 class ConstView(nn.Module):
     def __init__(self):
         super().__init__()
@@ -74,6 +93,8 @@ def main(d):
     x = torch.randn(2, 1, 16, 16)
     torch.jit.trace(mixed, x).save(os.path.join(d, "mixed_traced.pt"))
     torch.jit.script(mixed).save(os.path.join(d, "mixed_scripted.pt"))
+    dense = settle(DenseLike(), (8, 1, 16, 16))
+    torch.jit.script(dense).save(os.path.join(d, "dense_scripted.pt"))
     torch.manual_seed(0)
     cv = ConstView().eval()
     torch.jit.trace(cv, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_view_traced.pt"))
