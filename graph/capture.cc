@@ -8,18 +8,13 @@
 #include <memory>
 
 #include "common/torch_status.h"
+#include "graph/layer_table.h"
 
 namespace slimfit {
-namespace {
-
-bool IsTensor(const torch::jit::Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
-
-}  // namespace
-
 std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph) {
   std::vector<torch::jit::Value*> values;
   for (torch::jit::Value* in : graph.inputs()) {
-    if (IsTensor(in)) values.push_back(in);
+    if (IsTensorValue(in)) values.push_back(in);
   }
   for (torch::jit::Node* n : graph.block()->nodes()) {
     if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant ||
@@ -27,7 +22,7 @@ std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph) {
       continue;
     }
     for (torch::jit::Value* o : n->outputs()) {
-      if (IsTensor(o)) values.push_back(o);
+      if (IsTensorValue(o)) values.push_back(o);
     }
   }
   return values;

@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "graph/capture.h"
@@ -87,17 +86,6 @@ const std::set<std::string>& MetadataOps() {
   return *ops;
 }
 
-bool IsConv(const std::string& kind) {
-  return kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d" ||
-         kind == "aten::_convolution" || kind == "aten::convolution";
-}
-
-std::optional<int64_t> ConstInt(const Value* v) {
-  auto iv = torch::jit::toIValue(v);
-  if (iv && iv->isInt()) return iv->toInt();
-  return std::nullopt;
-}
-
 std::optional<std::vector<int64_t>> ConstIntList(const Value* v) {
   auto iv = torch::jit::toIValue(v);
   if (iv && iv->isIntList()) return iv->toIntVector();
@@ -105,14 +93,9 @@ std::optional<std::vector<int64_t>> ConstIntList(const Value* v) {
   return std::nullopt;
 }
 
-// "layer1.conv.weight" → "layer1.conv"; "weight" → "".
-std::string ModuleOf(const std::string& tensor_path) {
-  const size_t dot = tensor_path.rfind('.');
-  return dot == std::string::npos ? "" : tensor_path.substr(0, dot);
-}
-
+// (Optional attributes holding None, like scripted nn.Conv2d(bias=False)'s
+// `self.bias`, are None constants here: BuildLayerGraph folds them.)
 bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
-bool IsTensorValue(const Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
 
 class Analyzer {
  public:
@@ -200,22 +183,6 @@ class Analyzer {
     auto it = shapes_.find(v);
     return it == shapes_.end() ? nullptr : &it->second;
   }
-  // An operand that is None: a None constant, or an Optional attribute
-  // holding None (scripted nn.Conv2d(bias=False)).
-  bool IsNoneOperand(const Value* v) const {
-    if (IsNone(v)) return true;
-    auto path = AttrPath(v, self_);
-    if (!path || tensors_.count(*path)) return false;
-    c10::IValue cur = model_.module()._ivalue();
-    for (absl::string_view part : absl::StrSplit(*path, '.')) {
-      if (!cur.isObject()) return false;
-      const auto& obj = cur.toObjectRef();
-      if (!obj.type()->hasAttribute(std::string(part))) return false;
-      cur = obj.getAttr(std::string(part));
-    }
-    return cur.isNone();
-  }
-
   std::optional<std::string> TensorPath(const Value* v) const {
     auto path = AttrPath(v, self_);
     if (path && tensors_.count(*path)) return path;
@@ -241,7 +208,7 @@ class Analyzer {
     // The module path of the first parameter the op reads, else its kind.
     for (const Value* in : n->inputs()) {
       auto p = TensorPath(in);
-      if (p) return ModuleOf(*p);
+      if (p) return ModulePathOf(*p);
     }
     return "";
   }
@@ -281,7 +248,7 @@ class Analyzer {
     if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant) return;
     if (!n->blocks().empty()) return VisitControlFlow(n);
     if (MetadataOps().count(kind)) return;
-    if (IsConv(kind)) return VisitConv(n, kind);
+    if (auto conv = AsConvolution(n)) return VisitConv(n, kind, *conv);
     if (kind == "aten::linear") return VisitLinear(n);
     if (kind == "aten::batch_norm") return VisitBatchNorm(n);
     if (ZeroPreservingOps().count(kind) || NonZeroUnaryOps().count(kind)) {
@@ -345,22 +312,17 @@ class Analyzer {
     if (ActivationOps().count(kind) && !out.nonzero) Tap(n->output(0), out);
   }
 
-  void VisitConv(Node* n, const std::string& kind) {
-    const bool underscore = kind == "aten::_convolution" || kind == "aten::convolution";
+  void VisitConv(Node* n, const std::string& kind, const ConvolutionCall& conv) {
     auto wpath = TensorPath(n->input(1));
     const auto* si = ShapeOf(n->input(0));
     if (!wpath || !si) return Unknown(n, "weight is not a parameter");
-    bool transposed = false;
-    if (underscore) {
-      auto t = torch::jit::toIValue(n->input(6));
-      transposed = t && t->isBool() && t->toBool();
-    }
-    const int64_t groups = ConstInt(n->input(underscore ? 8 : 6)).value_or(-1);
+    const bool transposed = conv.transposed;
+    const int64_t groups = ConstantInt(n->input(conv.groups_input)).value_or(-1);
     if (groups < 1) return Unknown(n, "groups is not a constant");
     const at::Tensor& w = tensors_.at(*wpath).tensor;
-    std::optional<std::string> bpath = IsNoneOperand(n->input(2)) ? std::nullopt : TensorPath(n->input(2));
-    if (!IsNoneOperand(n->input(2)) && !bpath) return Unknown(n, "bias is not a parameter");
-    const std::string module_path = ModuleOf(*wpath);
+    std::optional<std::string> bpath = IsNone(n->input(2)) ? std::nullopt : TensorPath(n->input(2));
+    if (!IsNone(n->input(2)) && !bpath) return Unknown(n, "bias is not a parameter");
+    const std::string module_path = ModulePathOf(*wpath);
     const int64_t in_c = (*si)[1];
     LabelPtr in = LabelOf(n->input(0));
     if (in && (in->dim != 1 || in->block != 1)) return Unknown(n, "channel axis is not 1");
@@ -420,10 +382,10 @@ class Analyzer {
     const auto* si = ShapeOf(n->input(0));
     const auto* so = ShapeOf(n->output(0));
     if (!wpath || !si || !so) return Unknown(n, "weight is not a parameter");
-    std::optional<std::string> bpath = IsNoneOperand(n->input(2)) ? std::nullopt : TensorPath(n->input(2));
-    if (!IsNoneOperand(n->input(2)) && !bpath) return Unknown(n, "bias is not a parameter");
+    std::optional<std::string> bpath = IsNone(n->input(2)) ? std::nullopt : TensorPath(n->input(2));
+    if (!IsNone(n->input(2)) && !bpath) return Unknown(n, "bias is not a parameter");
     const at::Tensor& w = tensors_.at(*wpath).tensor;
-    const std::string module_path = ModuleOf(*wpath);
+    const std::string module_path = ModulePathOf(*wpath);
     LabelPtr in = LabelOf(n->input(0));
     if (in) {
       if (in->dim != static_cast<int>(si->size()) - 1 ||
@@ -463,7 +425,7 @@ class Analyzer {
     static const SlotRole kRoles[] = {SlotRole::kNormWeight, SlotRole::kNormBias, SlotRole::kNormStat,
                                       SlotRole::kNormStat};
     for (int i = 1; i <= 4; ++i) {
-      if (IsNoneOperand(n->input(i))) {
+      if (IsNone(n->input(i))) {
         if (i <= 2) affine = false;
         continue;
       }
@@ -471,7 +433,7 @@ class Analyzer {
       if (!path) return Unknown(n, "statistics are not module tensors");
     }
     for (int i = 1; i <= 4; ++i) {
-      if (IsNoneOperand(n->input(i))) continue;
+      if (IsNone(n->input(i))) continue;
       AddSlot(*TensorPath(n->input(i)), kRoles[i - 1], 0, in->chans);
     }
     Label out = *in;
@@ -567,7 +529,7 @@ class Analyzer {
   void VisitCat(Node* n) {
     auto tracked = lists_.find(n->input(0));
     const auto* so = ShapeOf(n->output(0));
-    auto dim = ConstInt(n->input(1));
+    auto dim = ConstantInt(n->input(1));
     if (tracked == lists_.end() || !so || !dim) return Unknown(n, "dynamic cat");
     const std::vector<const Value*> elements = *tracked->second;
     const int rank = static_cast<int>(so->size());
@@ -618,8 +580,8 @@ class Analyzer {
     LabelPtr l = LabelOf(n->input(0));
     if (!l) return;
     const auto* si = ShapeOf(n->input(0));
-    auto start = ConstInt(n->input(1));
-    auto end = ConstInt(n->input(2));
+    auto start = ConstantInt(n->input(1));
+    auto end = ConstantInt(n->input(2));
     if (!si || !start || !end) return Unknown(n, "dynamic flatten");
     const int rank = static_cast<int>(si->size());
     const int s = static_cast<int>(*start < 0 ? *start + rank : *start);
@@ -654,7 +616,7 @@ class Analyzer {
     const Value* shape = n->input(1);
     if (shape->node()->kind() == c10::prim::ListConstruct) {
       for (size_t i = 1; i < shape->node()->inputs().size(); ++i) {
-        auto c = ConstInt(shape->node()->input(i));
+        auto c = ConstantInt(shape->node()->input(i));
         if (c && *c != -1) {
           return Unknown(n, absl::StrCat("constant shape entry ", *c, " (use torch.flatten(x, 1))"));
         }

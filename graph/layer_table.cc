@@ -23,27 +23,12 @@ namespace {
 using torch::jit::Node;
 using torch::jit::Value;
 
-std::optional<int64_t> ConstantInt(const Value* v) {
-  auto iv = torch::jit::toIValue(v);
-  if (iv && iv->isInt()) return iv->toInt();
-  return std::nullopt;
-}
-
 std::string OpType(const Node* n, const std::vector<int64_t>& weight_shape, int64_t* groups) {
   const std::string kind = n->kind().toQualString();
-  if (kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d" ||
-      kind == "aten::_convolution") {
-    // groups: input 6 of convNd(input, weight, bias, stride, padding, dilation, groups),
-    // input 8 of _convolution(..., transposed, output_padding, groups, ...).
-    const size_t gi = kind == "aten::_convolution" ? 8 : 6;
-    if (n->inputs().size() > gi) *groups = ConstantInt(n->input(gi)).value_or(1);
+  if (auto conv = AsConvolution(n)) {
+    *groups = ConstantInt(n->input(conv->groups_input)).value_or(1);
     const size_t dims = weight_shape.size() >= 3 ? weight_shape.size() - 2 : 2;
-    if (kind == "aten::_convolution" && n->inputs().size() > 6) {
-      auto transposed = torch::jit::toIValue(n->input(6));
-      if (transposed && transposed->isBool() && transposed->toBool()) {
-        return absl::StrCat("ConvTranspose", dims, "d");
-      }
-    }
+    if (conv->transposed) return absl::StrCat("ConvTranspose", dims, "d");
     if (dims == 2 && *groups > 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
       return "DepthwiseConv2d";
     }
@@ -83,9 +68,8 @@ struct Collector {
         return is_weight(a) && !is_weight(b);
       });
       const std::string& first = used.front();
-      const size_t dot = first.rfind('.');
       Layer layer;
-      layer.module_path = dot == std::string::npos ? "" : first.substr(0, dot);
+      layer.module_path = ModulePathOf(first);
       layer.op_kind = n->kind().toQualString();
       layer.weight_shape = params->at(first).sizes().vec();
       layer.op_type = OpType(n, layer.weight_shape, &layer.groups);
@@ -154,6 +138,34 @@ void FreezeScalarAttributes(torch::jit::Graph& graph, const torch::jit::Module& 
 }
 
 }  // namespace
+
+std::optional<int64_t> ConstantInt(const Value* v) {
+  auto iv = torch::jit::toIValue(v);
+  if (iv && iv->isInt()) return iv->toInt();
+  return std::nullopt;
+}
+
+bool IsTensorValue(const Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
+
+std::string ModulePathOf(const std::string& tensor_path) {
+  const size_t dot = tensor_path.rfind('.');
+  return dot == std::string::npos ? "" : tensor_path.substr(0, dot);
+}
+
+std::optional<ConvolutionCall> AsConvolution(const Node* n) {
+  const std::string kind = n->kind().toQualString();
+  ConvolutionCall c;
+  if (kind == "aten::_convolution" || kind == "aten::convolution") {
+    c.groups_input = 8;
+    auto t = n->inputs().size() > 6 ? torch::jit::toIValue(n->input(6)) : c10::nullopt;
+    if (!t || !t->isBool()) return std::nullopt;  // a run-time transposed flag: unknowable
+    c.transposed = t->toBool();
+  } else if (kind != "aten::conv1d" && kind != "aten::conv2d" && kind != "aten::conv3d") {
+    return std::nullopt;
+  }
+  if (n->inputs().size() <= c.groups_input) return std::nullopt;
+  return c;
+}
 
 std::optional<std::string> AttrPath(const Value* v, const Value* self) {
   std::vector<std::string> parts;

@@ -76,6 +76,24 @@ absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model);
 // ("layer1.0.conv1.weight"), if `v` is reached only through prim::GetAttr.
 std::optional<std::string> AttrPath(const torch::jit::Value* v, const torch::jit::Value* self);
 
+// Small readers of TorchScript IR shared by graph/ passes.
+// The int a value holds when it is a constant.
+std::optional<int64_t> ConstantInt(const torch::jit::Value* v);
+// Whether `v` is a Tensor-typed value.
+bool IsTensorValue(const torch::jit::Value* v);
+// "layer1.conv.weight" → "layer1.conv"; "weight" → "".
+std::string ModulePathOf(const std::string& tensor_path);
+// A convolution call — aten::conv1d/2d/3d (input, weight, bias, stride,
+// padding, dilation, groups) or aten::_convolution / aten::convolution
+// (..., transposed, output_padding, groups, ...): where its `groups` operand
+// is, and whether it is transposed; nullopt for other ops and for a
+// transposed flag that is not a constant.
+struct ConvolutionCall {
+  size_t groups_input = 6;
+  bool transposed = false;
+};
+std::optional<ConvolutionCall> AsConvolution(const torch::jit::Node* n);
+
 // The table as aligned text, one layer per line plus a total line.
 std::string FormatLayerTable(const LayerTable& table);
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
+#include "graph/layer_table.h"
 
 namespace slimfit {
 namespace {
@@ -59,28 +60,16 @@ at::Tensor GetTensor(const torch::jit::Module& root, const std::string& path) {
   return m.attr(name).toTensor();
 }
 
-bool IsConvKind(const std::string& kind) {
-  return kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d" ||
-         kind == "aten::_convolution" || kind == "aten::convolution";
-}
-
 // Replaces constant `groups` > 1 of every (non-transposed) convolution in
 // `block` by input.size(1) // weight.size(1).
 int MakeGroupsFollowShapes(torch::jit::Graph& graph, torch::jit::Block* block) {
   int count = 0;
   for (torch::jit::Node* n : block->nodes()) {
     for (torch::jit::Block* b : n->blocks()) count += MakeGroupsFollowShapes(graph, b);
-    const std::string kind = n->kind().toQualString();
-    if (!IsConvKind(kind)) continue;
-    const bool underscore = kind == "aten::_convolution" || kind == "aten::convolution";
-    const size_t gi = underscore ? 8 : 6;
-    if (n->inputs().size() <= gi) continue;
-    if (underscore) {
-      auto t = torch::jit::toIValue(n->input(6));
-      if (!t || !t->isBool() || t->toBool()) continue;
-    }
-    auto g = torch::jit::toIValue(n->input(gi));
-    if (!g || !g->isInt() || g->toInt() <= 1) continue;
+    auto conv = AsConvolution(n);
+    if (!conv || conv->transposed) continue;
+    const size_t gi = conv->groups_input;
+    if (ConstantInt(n->input(gi)).value_or(1) <= 1) continue;
     torch::jit::WithInsertPoint guard(n);
     torch::jit::Value* one = graph.insertConstant(1);
     torch::jit::Value* in_c = graph.insert(c10::aten::size, {n->input(0), one});
