@@ -24,18 +24,6 @@ absl::Status RequireData(const Pruner& p, const PrunerContext& ctx, bool loss) {
   return absl::OkStatus();
 }
 
-// Calls `fn(batch)` on up to `n` batches of a fresh epoch of `loader`.
-absl::Status ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn) {
-  RETURN_IF_ERROR(loader.Reset(0));
-  Batch batch;
-  for (int i = 0; i < n; ++i) {
-    ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
-    if (!more) break;
-    RETURN_IF_ERROR(fn(batch));
-  }
-  return absl::OkStatus();
-}
-
 // Molchanov et al. 2019: the loss change when a channel's group of weights is
 // removed, to first order: (Σ_group w · ∂L/∂w)², summed over batches. The
 // group is every parameter slot of the channel (filter, bias, bn γ and β).
@@ -52,7 +40,7 @@ class TaylorPruner : public Pruner {
     // Eval mode: gradients without touching batch-norm running statistics.
     const bool was_training = model.is_training();
     model.Eval();
-    absl::Status s = ForBatches(*ctx.data, batches_, [&](const Batch& batch) -> absl::Status {
+    absl::StatusOr<int> s = ForBatches(*ctx.data, batches_, [&](const Batch& batch) -> absl::Status {
       for (auto& [n, t] : params) {
         if (t.grad().defined()) t.mutable_grad().zero_();
       }
@@ -82,7 +70,7 @@ class TaylorPruner : public Pruner {
       if (t.grad().defined()) t.mutable_grad().zero_();
     }
     model.Train(was_training);
-    RETURN_IF_ERROR(s);
+    RETURN_IF_ERROR(s.status());
     return scores;
   }
 
@@ -105,11 +93,9 @@ class ActivationPruner : public Pruner {
     for (const auto& tap : g.taps) values.push_back(tap.value);
     const bool was_training = model.is_training();
     model.Eval();
-    int seen = 0;
-    absl::Status s = ForBatches(*ctx.data, batches_, [&](const Batch& batch) -> absl::Status {
+    absl::StatusOr<int> seen = ForBatches(*ctx.data, batches_, [&](const Batch& batch) -> absl::Status {
       ASSIGN_OR_RETURN(ModelInputs inputs, ctx.forward_pass->ExtractModelInputs(batch));
       ASSIGN_OR_RETURN(Captured c, RunAndCapture(model, *g.graph, values, inputs));
-      ++seen;
       return TorchCall(name(), [&] {
         for (size_t t = 0; t < g.taps.size(); ++t) {
           const auto& tap = g.taps[t];
@@ -126,8 +112,8 @@ class ActivationPruner : public Pruner {
       });
     });
     model.Train(was_training);
-    RETURN_IF_ERROR(s);
-    if (seen == 0) return absl::FailedPreconditionError(absl::StrCat(name(), ": the data loader is empty"));
+    RETURN_IF_ERROR(seen.status());
+    if (*seen == 0) return absl::FailedPreconditionError(absl::StrCat(name(), ": the data loader is empty"));
     return scores;
   }
 

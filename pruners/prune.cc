@@ -109,27 +109,13 @@ absl::Status RecalibrateBatchNorm(Model& model, const PruningConfig& config, con
   (void)rewired;
   const bool was_training = model.is_training();
   model.Train();
-  RETURN_IF_ERROR(deps.train->Reset(0));
-  Batch batch;
-  int seen = 0;
-  absl::Status s = absl::OkStatus();
-  for (; seen < batches; ++seen) {
-    auto more = deps.train->Next(&batch);
-    if (!more.ok()) {
-      s = more.status();
-      break;
-    }
-    if (!*more) break;
+  auto seen = ForBatches(*deps.train, batches, [&](const Batch& batch) -> absl::Status {
     at::NoGradGuard no_grad;
-    auto out = deps.forward_pass->Forward(model, batch, c10::kCPU);
-    if (!out.ok()) {
-      s = out.status();
-      break;
-    }
-  }
+    return deps.forward_pass->Forward(model, batch, c10::kCPU).status();
+  });
   model.Train(was_training);
-  RETURN_IF_ERROR(s);
-  log->push_back(absl::StrFormat("batch-norm statistics re-estimated on %d batches", seen));
+  RETURN_IF_ERROR(seen.status());
+  log->push_back(absl::StrFormat("batch-norm statistics re-estimated on %d batches", *seen));
   return absl::OkStatus();
 }
 
