@@ -169,32 +169,40 @@ absl::StatusOr<ChannelScores> Score(Model& model, Pruner& pruner, const Dependen
   return pruner.ScoreChannels(model, ctx);
 }
 
-// One structured step: analyse, score, plan, cut, check.
+// One structured step: (analyse,) score, plan, cut, check. `model` is the
+// caller's working copy (scoring may touch its gradients and mode; it is not
+// cut). `graph` is its dependency graph when the caller already has one
+// (weights may have changed since, the structure not); null: analyse.
 struct StepResult {
   Model model;
   PlanResult plan;
-  DependencyGraph graph;
+  std::vector<std::string> unhandled_ops;
   double diff = 0;
 };
 
-absl::StatusOr<StepResult> StructuredStep(const Model& model, const PruningConfig& config, Pruner& pruner,
-                                          const PruneDeps& deps, const std::function<double(double)>& ratio_map) {
-  ASSIGN_OR_RETURN(Model work, model.Clone());
-  ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(work, *deps.forward_pass));
-  ASSIGN_OR_RETURN(ChannelScores scores, Score(work, pruner, graph, deps));
-  ASSIGN_OR_RETURN(PlanResult plan, MakePlan(graph, config, &scores, pruner.normalize_per_space(), ratio_map));
-  ASSIGN_OR_RETURN(Model pruned, ApplyPruning(work, graph, plan.plan));
-  ASSIGN_OR_RETURN(double diff, MaskedDiff(work, pruned, graph, plan.plan, *deps.forward_pass));
-  return StepResult{std::move(pruned), std::move(plan), std::move(graph), diff};
+absl::StatusOr<StepResult> StructuredStep(Model& model, const DependencyGraph* graph, const PruningConfig& config,
+                                          Pruner& pruner, const PruneDeps& deps,
+                                          const std::function<double(double)>& ratio_map) {
+  DependencyGraph analysed;
+  if (graph == nullptr) {
+    ASSIGN_OR_RETURN(analysed, AnalyzeModel(model, *deps.forward_pass));
+    graph = &analysed;
+  }
+  ASSIGN_OR_RETURN(ChannelScores scores, Score(model, pruner, *graph, deps));
+  ASSIGN_OR_RETURN(PlanResult plan, MakePlan(*graph, config, &scores, pruner.normalize_per_space(), ratio_map));
+  ASSIGN_OR_RETURN(Model pruned, ApplyPruning(model, *graph, plan.plan));
+  ASSIGN_OR_RETURN(double diff, MaskedDiff(model, pruned, *graph, plan.plan, *deps.forward_pass));
+  return StepResult{std::move(pruned), std::move(plan), graph->unhandled_ops, diff};
 }
 
-// The cut at the full ratio on result->model, which it replaces; then
-// batch-norm re-estimation.
-absl::Status FinalCut(const PruningConfig& config, Pruner& pruner, const PruneDeps& deps, PruneResult* result) {
-  ASSIGN_OR_RETURN(StepResult step, StructuredStep(result->model, config, pruner, deps, nullptr));
+// The cut at the full ratio on result->model (whose dependency graph is
+// `graph`), which it replaces; then batch-norm re-estimation.
+absl::Status FinalCut(const PruningConfig& config, Pruner& pruner, const PruneDeps& deps,
+                      const DependencyGraph& graph, PruneResult* result) {
+  ASSIGN_OR_RETURN(StepResult step, StructuredStep(result->model, &graph, config, pruner, deps, nullptr));
   result->model = std::move(step.model);
   result->layers = step.plan.layers;
-  result->unhandled_ops = step.graph.unhandled_ops;
+  result->unhandled_ops = step.unhandled_ops;
   result->max_masked_diff = step.diff;
   return RecalibrateBatchNorm(result->model, config, deps, &result->log);
 }
@@ -270,10 +278,10 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
   ASSIGN_OR_RETURN(Model clone, model.Clone());
   PruneResult result{std::move(clone)};
   Model& work = result.model;
-  {
-    ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(work, *deps.forward_pass));
-    RETURN_IF_ERROR(pruner->CheckApplicable(graph));
-  }
+  // The structure is analysed once; sparsity training and AGP's masked
+  // training change weights, not shapes, so the graph stays valid until a cut.
+  ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(work, *deps.forward_pass));
+  RETURN_IF_ERROR(pruner->CheckApplicable(graph));
   RETURN_IF_ERROR(SparsityPhase(work, *pruner, deps, &result.log));
 
   if (config.has_iterative()) {
@@ -281,10 +289,11 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
     auto step_ratio = [steps](double r) { return 1.0 - std::pow(1.0 - r, 1.0 / steps); };
     std::vector<LayerPlan> first_layers;
     for (int i = 1; i <= steps; ++i) {
-      ASSIGN_OR_RETURN(StepResult step, StructuredStep(work, config, *pruner, deps, step_ratio));
+      ASSIGN_OR_RETURN(StepResult step,
+                       StructuredStep(work, i == 1 ? &graph : nullptr, config, *pruner, deps, step_ratio));
       if (i == 1) first_layers = step.plan.layers;
       result.max_masked_diff = std::max(result.max_masked_diff, step.diff);
-      result.unhandled_ops = step.graph.unhandled_ops;
+      result.unhandled_ops = step.unhandled_ops;
       work = std::move(step.model);
       result.log.push_back(absl::StrFormat("step %d/%d: %d parameters", i, steps, work.NumParameters()));
       RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));
@@ -302,7 +311,6 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
   }
 
   if (config.has_agp()) {
-    ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(work, *deps.forward_pass));
     if (!CanTrain(deps)) {
       return absl::FailedPreconditionError("pruning.agp: prunes while training: give it data to train on");
     }
@@ -332,12 +340,12 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
     RETURN_IF_ERROR(FineTune(work, config.agp().epochs(), deps, {hooks}, nullptr, &result.log,
                              "agp fine-tune (masked)"));
     // The final cut at the full ratio, on the trained weights.
-    RETURN_IF_ERROR(FinalCut(config, *pruner, deps, &result));
+    RETURN_IF_ERROR(FinalCut(config, *pruner, deps, graph, &result));
     return result;
   }
 
   // One-shot.
-  RETURN_IF_ERROR(FinalCut(config, *pruner, deps, &result));
+  RETURN_IF_ERROR(FinalCut(config, *pruner, deps, graph, &result));
   RETURN_IF_ERROR(
       FineTune(result.model, config.finetune_epochs(), deps, {}, nullptr, &result.log, "fine-tune"));
   return result;
