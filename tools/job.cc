@@ -100,6 +100,19 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
   return job;
 }
 
+TrainerConfig FineTuneConfig(double lr, int epochs, int64_t steps_per_epoch, uint64_t seed) {
+  TrainerConfig t;
+  t.mutable_optimizer()->mutable_sgd()->set_momentum(0.9);
+  t.mutable_optimizer()->set_lr(lr);
+  t.mutable_optimizer()->set_weight_decay(5e-4);
+  t.mutable_optimizer()->set_no_weight_decay_on_bias_and_norm(true);
+  t.set_epochs(epochs);
+  t.set_seed(seed);
+  t.mutable_scheduler()->mutable_cosine()->set_t_max(std::max<int64_t>(2, epochs * steps_per_epoch));
+  t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
+  return t;
+}
+
 absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job) {
   if (job.train == nullptr) return absl::FailedPreconditionError("the job was built without a train loader");
   TrainerConfig t = config.full_trainer();

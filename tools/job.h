@@ -40,6 +40,12 @@ struct Job {
 // when `with_train_loader`. Errors are prefixed with the job field.
 absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader);
 
+// The fine-tuning trainer config of the pruning tool and benchmark: SGD with
+// momentum 0.9 at `lr`, weight decay 5e-4 except on biases and norms, and
+// `epochs` epochs of `steps_per_epoch` steps with a per-iteration cosine
+// decay to zero.
+TrainerConfig FineTuneConfig(double lr, int epochs, int64_t steps_per_epoch, uint64_t seed);
+
 // The trainer for `job` from `config.full_trainer()` (eval_key and
 // eval_split filled in from config.evaluation()).
 absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job);

@@ -94,19 +94,12 @@ absl::Status Run() {
                                                     ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), false));
     tj.mutable_data()->set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
     tj.mutable_data()->set_seed(absl::GetFlag(FLAGS_seed));
-    TrainerConfig& t = *tj.mutable_full_trainer();
-    t.mutable_optimizer()->mutable_sgd()->set_momentum(0.9);
-    t.mutable_optimizer()->set_lr(absl::GetFlag(FLAGS_lr));
-    t.mutable_optimizer()->set_weight_decay(5e-4);
-    t.mutable_optimizer()->set_no_weight_decay_on_bias_and_norm(true);
-    t.set_seed(absl::GetFlag(FLAGS_seed));
     ASSIGN_OR_RETURN(Job built, BuildJob(tj, /*with_train_loader=*/true));
     job = std::make_unique<Job>(std::move(built));
     fp = job->forward_pass;
     const int epochs = std::max(1, config.has_agp() ? config.agp().epochs() : config.finetune_epochs());
-    auto* cos = t.mutable_scheduler()->mutable_cosine();
-    cos->set_t_max(std::max<int64_t>(2, epochs * job->train->num_batches()));
-    t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
+    *tj.mutable_full_trainer() =
+        FineTuneConfig(absl::GetFlag(FLAGS_lr), epochs, job->train->num_batches(), absl::GetFlag(FLAGS_seed));
   } else {
     ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
     owned = std::make_unique<Model>(std::move(m));

@@ -67,16 +67,10 @@ absl::Status Run() {
   ASSIGN_OR_RETURN(*tj.mutable_data(), PresetData("fashion_mnist", "", false));
   tj.mutable_data()->set_train_batch_size(128);
   tj.mutable_data()->set_max_train_samples(absl::GetFlag(FLAGS_finetune_samples));
-  TrainerConfig& t = *tj.mutable_full_trainer();
-  t.mutable_optimizer()->mutable_sgd()->set_momentum(0.9);
-  t.mutable_optimizer()->set_lr(absl::GetFlag(FLAGS_lr));
-  t.mutable_optimizer()->set_weight_decay(5e-4);
-  t.mutable_optimizer()->set_no_weight_decay_on_bias_and_norm(true);
-  t.set_progress(TrainerConfig::NONE);
   ASSIGN_OR_RETURN(Job job, BuildJob(tj, true), "loading the trained model (see the benchmark's header)");
-  auto* cos = t.mutable_scheduler()->mutable_cosine();
-  cos->set_t_max(std::max<int64_t>(2, absl::GetFlag(FLAGS_finetune_epochs) * job.train->num_batches()));
-  t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
+  TrainerConfig t = FineTuneConfig(absl::GetFlag(FLAGS_lr), absl::GetFlag(FLAGS_finetune_epochs),
+                                   job.train->num_batches(), /*seed=*/0);
+  t.set_progress(TrainerConfig::NONE);
   Model& model = *job.model;
   ForwardPass& fp = *job.forward_pass;
 
