@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "graph/layer_table.h"
 
@@ -28,10 +29,9 @@ std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph) {
   return values;
 }
 
-absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
-                                       const std::vector<torch::jit::Value*>& values,
-                                       const std::vector<c10::IValue>& inputs, bool grad) {
-  return TorchCallOr("running the instrumented forward graph", [&]() -> absl::StatusOr<Captured> {
+absl::StatusOr<TensorCapture> TensorCapture::Create(torch::jit::Graph& graph,
+                                                   const std::vector<torch::jit::Value*>& values) {
+  return TorchCallOr("instrumenting the forward graph", [&]() -> absl::StatusOr<TensorCapture> {
     // A private copy of the graph returns (output, values...): the caller's
     // graph is left as it was, and its Value pointers stay valid.
     std::unordered_map<torch::jit::Value*, torch::jit::Value*> map;
@@ -50,25 +50,41 @@ absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
     copy->appendNode(tuple);
     copy->eraseOutput(0);
     copy->registerOutput(tuple->output());
-    torch::jit::GraphFunction fn("slimfit_capture", copy, nullptr);
+    TensorCapture c;
+    c.fn_ = std::make_shared<torch::jit::GraphFunction>("slimfit_capture", copy, nullptr);
+    c.num_values_ = values.size();
+    return c;
+  });
+}
+
+absl::StatusOr<Captured> TensorCapture::Run(Model& model, const std::vector<c10::IValue>& inputs,
+                                            bool grad) const {
+  return TorchCallOr("running the instrumented forward graph", [&]() -> absl::StatusOr<Captured> {
     std::vector<c10::IValue> stack = {model.module()._ivalue()};
     stack.insert(stack.end(), inputs.begin(), inputs.end());
     c10::IValue result;
     {
       at::AutoGradMode mode(grad);
-      result = fn(stack);
+      result = (*fn_)(stack);
     }
     const auto& elems = result.toTupleRef().elements();
     Captured c;
     c.output = elems[0];
-    c.tensors.reserve(values.size());
+    c.tensors.reserve(num_values_);
     // A value of a branch not taken (scripted code's raise paths) is not a
     // tensor: an undefined tensor stands for it.
-    for (size_t i = 0; i < values.size(); ++i) {
+    for (size_t i = 0; i < num_values_; ++i) {
       c.tensors.push_back(elems[i + 1].isTensor() ? elems[i + 1].toTensor() : at::Tensor());
     }
     return c;
   });
+}
+
+absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
+                                       const std::vector<torch::jit::Value*>& values,
+                                       const std::vector<c10::IValue>& inputs, bool grad) {
+  ASSIGN_OR_RETURN(TensorCapture capture, TensorCapture::Create(graph, values));
+  return capture.Run(model, inputs, grad);
 }
 
 }  // namespace slimfit

@@ -22,6 +22,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/ivalue.h>
 
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,7 @@
 
 namespace torch::jit {
 struct Graph;
+struct GraphFunction;
 struct Value;
 }  // namespace torch::jit
 
@@ -44,6 +46,20 @@ struct Captured {
 // (constants and attribute reads excluded), in definition order.
 std::vector<torch::jit::Value*> TopLevelTensorValues(torch::jit::Graph& graph);
 
+// Prepares the instrumented copy once, for running it on many batches
+// (activation statistics): the copy is compiled on its first run only.
+class TensorCapture {
+ public:
+  static absl::StatusOr<TensorCapture> Create(torch::jit::Graph& graph,
+                                              const std::vector<torch::jit::Value*>& values);
+  absl::StatusOr<Captured> Run(Model& model, const std::vector<c10::IValue>& inputs, bool grad = false) const;
+
+ private:
+  std::shared_ptr<torch::jit::GraphFunction> fn_;
+  size_t num_values_ = 0;
+};
+
+// Create + one Run.
 absl::StatusOr<Captured> RunAndCapture(Model& model, torch::jit::Graph& graph,
                                        const std::vector<torch::jit::Value*>& values,
                                        const std::vector<c10::IValue>& inputs, bool grad = false);

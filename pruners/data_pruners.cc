@@ -91,11 +91,12 @@ class ActivationPruner : public Pruner {
     ChannelScores scores = EmptyScores(g);
     std::vector<torch::jit::Value*> values;
     for (const auto& tap : g.taps) values.push_back(tap.value);
+    ASSIGN_OR_RETURN(TensorCapture capture, TensorCapture::Create(*g.graph, values));  // compiled once
     const bool was_training = model.is_training();
     model.Eval();
     absl::StatusOr<int> seen = ForBatches(*ctx.data, batches_, [&](const Batch& batch) -> absl::Status {
       ASSIGN_OR_RETURN(ModelInputs inputs, ctx.forward_pass->ExtractModelInputs(batch));
-      ASSIGN_OR_RETURN(Captured c, RunAndCapture(model, *g.graph, values, inputs));
+      ASSIGN_OR_RETURN(Captured c, capture.Run(model, inputs));
       return TorchCall(name(), [&] {
         for (size_t t = 0; t < g.taps.size(); ++t) {
           const auto& tap = g.taps[t];
