@@ -9,6 +9,18 @@
 
 namespace slimfit {
 
+absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn) {
+  RETURN_IF_ERROR(loader.Reset(0));
+  Batch batch;
+  int seen = 0;
+  for (; seen < n; ++seen) {
+    ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
+    if (!more) break;
+    RETURN_IF_ERROR(fn(batch));
+  }
+  return seen;
+}
+
 BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options,
                          std::vector<std::shared_ptr<const Transform>> transforms)
     : dataset_(std::move(dataset)),

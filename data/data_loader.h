@@ -24,6 +24,7 @@
 #include <ATen/core/Generator.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -47,6 +48,10 @@ class DataLoader {
   virtual int64_t num_samples() const = 0;
   virtual int64_t batch_size() const = 0;
 };
+
+// Calls `fn(batch)` on up to `n` batches of a fresh epoch (0) of `loader`;
+// returns how many it saw.
+absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn);
 
 struct LoaderOptions {
   int64_t batch_size = 64;

@@ -30,18 +30,6 @@ absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const PruningConfig& config) 
   return factory(config);
 }
 
-absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn) {
-  RETURN_IF_ERROR(loader.Reset(0));
-  Batch batch;
-  int seen = 0;
-  for (; seen < n; ++seen) {
-    ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
-    if (!more) break;
-    RETURN_IF_ERROR(fn(batch));
-  }
-  return seen;
-}
-
 ChannelScores EmptyScores(const DependencyGraph& graph) {
   ChannelScores s(graph.spaces.size());
   for (size_t i = 0; i < graph.spaces.size(); ++i) s[i].assign(graph.spaces[i].size, 0.0);

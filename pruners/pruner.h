@@ -93,10 +93,6 @@ absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const PruningConfig& config);
 ChannelScores ScoreSlots(const Model& model, const DependencyGraph& graph, const std::set<SlotRole>& roles,
                          const std::function<at::Tensor(const at::Tensor& t, int dim)>& score);
 
-// Calls `fn(batch)` on up to `n` batches of a fresh epoch (0) of `loader`;
-// returns how many it saw.
-absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn);
-
 // Zero scores shaped like the graph's spaces.
 ChannelScores EmptyScores(const DependencyGraph& graph);
 

@@ -1,0 +1,134 @@
+// Int8Quantizer on every zoo model and on Python traced / scripted models
+// (residual adds, concatenation, depthwise convs, a gate, flatten → linear):
+// the converted model really runs int8 kernels, tracks its fake-quantized
+// twin, reloads, and honours layer selection; plus config errors.
+#include "quantizers/int8.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <sstream>
+
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "gmock/gmock.h"
+#include "graph/pruning_test_util.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::PruningTestModels;
+using ::slimfit::testing::RandomInput;
+using ::slimfit::testing::StatusIs;
+using ::testing::HasSubstr;
+
+int CountKind(const Model& m, const std::string& prefix) {
+  int n = 0;
+  for (const torch::jit::Node* node : m.module().get_method("forward").graph()->nodes()) {
+    if (std::string(node->kind().toQualString()).rfind(prefix, 0) == 0) ++n;
+  }
+  return n;
+}
+
+at::Tensor Forward(Model& m, const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  return m.module().forward({x}).toTensor();
+}
+
+// Random activations far from the calibration's make a weak test; calibrate
+// and evaluate on draws from the same distribution.
+TEST(Int8Quantizer, EveryTestModelConvertsToInt8KernelsAndTracksItsSimulation) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  for (auto& tm : models) {
+    SCOPED_TRACE(tm.name);
+    QuantizationConfig config;
+    config.mutable_activation()->mutable_minmax();
+    ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(tm.model, config));
+    int convs = 0, linears = 0;
+    for (const QuantLayer& l : q->layers()) {
+      EXPECT_TRUE(l.selected) << l.module_path;
+      (l.op_type == "Linear" ? linears : convs) += 1;
+    }
+    EXPECT_GT(q->layers().size(), 1u);
+    for (int b = 0; b < 4; ++b) ASSERT_OK(q->Observe({RandomInput(tm.input_shape, 8, 10 + b)}));
+    ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+    ASSERT_OK_AND_ASSIGN(Model sim, q->Simulate());
+    // Every layer runs a quantized kernel; no float conv / linear is left.
+    EXPECT_EQ(CountKind(int8, "quantized::conv"), convs) << *int8.module().get_method("forward").graph();
+    EXPECT_EQ(CountKind(int8, "quantized::linear"), linears);
+    EXPECT_EQ(CountKind(int8, "aten::conv"), 0);
+    EXPECT_EQ(CountKind(int8, "aten::linear"), 0);
+    const at::Tensor x = RandomInput(tm.input_shape, 16, 99);
+    tm.model.Eval();
+    const at::Tensor ref = Forward(tm.model, x);
+    const at::Tensor yq = Forward(int8, x);
+    const at::Tensor ys = Forward(sim, x);
+    ASSERT_EQ(yq.sizes(), ref.sizes());
+    const double span = (ref.max() - ref.min()).item<double>();
+    // int8 vs its simulation: the same arithmetic up to rounding of
+    // intermediate requantization; vs fp32: within the quantization noise.
+    EXPECT_LT((yq - ys).abs().max().item<double>(), 0.1 * span);
+    EXPECT_LT((yq - ref).abs().max().item<double>(), 0.25 * span);
+    // Saved and reloaded (a fresh process would set the engine first), same outputs.
+    std::stringstream buffer;
+    int8.module().save(buffer);
+    torch::jit::Module back = torch::jit::load(buffer);
+    at::NoGradGuard no_grad;
+    EXPECT_TRUE(back.forward({x}).toTensor().equal(yq));
+  }
+}
+
+TEST(Int8Quantizer, SelectionKeepsLayersInFloat) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  Model& m = models[2].model;  // resnet_small
+  QuantizationConfig config;
+  ASSERT_OK(ParseTextProto("keep_first: true keep_last: true exclude: 'layer2\\\\..*'", "test", &config));
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, config));
+  int fp32 = 0;
+  for (const QuantLayer& l : q->layers()) fp32 += !l.selected;
+  EXPECT_FALSE(q->layers().front().selected);
+  EXPECT_EQ(q->layers().front().reason, "keep_first");
+  EXPECT_EQ(q->layers().back().reason, "keep_last");
+  for (int b = 0; b < 2; ++b) ASSERT_OK(q->Observe({RandomInput(models[2].input_shape, 8, b)}));
+  ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+  const int total = static_cast<int>(q->layers().size());
+  EXPECT_EQ(CountKind(int8, "aten::conv2d") + CountKind(int8, "aten::linear"), fp32) << q->FormatLayers();
+  EXPECT_EQ(CountKind(int8, "quantized::conv") + CountKind(int8, "quantized::linear"), total - fp32);
+  // Mixed precision by index: layer 1 also fp32.
+  ASSERT_OK_AND_ASSIGN(Model mixed, q->Convert({1}));
+  EXPECT_EQ(CountKind(mixed, "aten::conv2d") + CountKind(mixed, "aten::linear"), fp32 + 1);
+  EXPECT_THAT(q->Convert({total}).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("out of range")));
+}
+
+TEST(Int8Quantizer, ConvertBeforeCalibrationFails) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(models[0].model, QuantizationConfig()));
+  EXPECT_THAT(q->Convert().status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("saw no data")));
+}
+
+TEST(Int8Quantizer, ConfigErrorsNameTheField) {
+  QuantizationConfig c;
+  c.mutable_activation()->mutable_minmax();
+  c.mutable_activation()->set_bits(4);
+  EXPECT_THAT(ValidateQuantizationConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("activation.bits: 4")));
+  c.Clear();
+  c.add_op_types("Conv3d");
+  EXPECT_THAT(ValidateQuantizationConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                      HasSubstr("op_types: 'Conv3d' is not one of")));
+  c.Clear();
+  c.add_exclude("layer(");
+  EXPECT_THAT(ValidateQuantizationConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exclude: 'layer(' is not a valid RE2")));
+  c.Clear();
+  c.mutable_weight_only()->set_bits(3);
+  EXPECT_THAT(ValidateQuantizationConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("weight_only.bits: 3; must be 8 or 4")));
+}
+
+}  // namespace
+}  // namespace slimfit
