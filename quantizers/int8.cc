@@ -354,7 +354,7 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
   RETURN_IF_ERROR(SetQuantizedEngine(config.engine()));
   std::unique_ptr<Int8Quantizer> q(new Int8Quantizer());
   q->config_ = config;
-  if (!q->config_.has_activation()) q->config_.mutable_activation()->mutable_histogram();
+  if (!q->config_.has_activation()) q->config_.mutable_activation()->mutable_mse();
   if (!q->config_.has_weight()) {
     q->config_.mutable_weight()->mutable_minmax();
     q->config_.mutable_weight()->set_per_channel(true);
@@ -451,7 +451,9 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
     q->layers_[selected.back()].reason = "keep_last";
   }
 
+  q->prepared_ = std::make_unique<Model>(frozen, model.metadata());
   // 2. Observers (LibTorch's InsertObservers decides where).
+  torch::jit::Module observed;
   RETURN_IF_ERROR(TorchCall("inserting observers", [&] {
     const int64_t wq = (int64_t{1} << (wbits - 1)) - 1;
     torch::jit::Module act = MakeObserverModule(false, false, 0, 255);
@@ -459,9 +461,9 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
     torch::jit::QConfigDict dict;
     dict[""] = std::make_tuple(act, wt);
     // inplace=true inserts nothing on LibTorch 1.13 (the clone path works).
-    frozen = torch::jit::InsertObservers(frozen, "forward", dict, /*inplace=*/false, torch::jit::QuantType::STATIC);
+    observed = torch::jit::InsertObservers(frozen, "forward", dict, /*inplace=*/false, torch::jit::QuantType::STATIC);
   }));
-  auto graph = frozen.get_method("forward").graph();
+  auto graph = observed.get_method("forward").graph();
   // An observer between a conv / linear and its only user, a ReLU, moves
   // after the ReLU (so conversion fuses conv+relu).
   std::map<std::string, Node*> calls = ObserverCalls(*graph);
@@ -496,7 +498,7 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
     auto s = std::make_unique<Slot>();
     s->name = name;
     s->id = next_observer_id++;
-    torch::jit::Module obs = frozen.attr(name).toModule();
+    torch::jit::Module obs = observed.attr(name).toModule();
     s->weight = obs.attr("dtype").toInt() == static_cast<int64_t>(c10::ScalarType::QInt8);
     if (s->weight) {
       for (const auto& u : call->output()->uses()) {
@@ -521,10 +523,9 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
   // 3. The never-run observed module, and a copy that calibrates.
   RETURN_IF_ERROR(TorchCall("saving the observed model", [&] {
     std::stringstream buffer;
-    frozen.save(buffer);
+    observed.save(buffer);
     q->observed_bytes_ = buffer.str();
   }));
-  q->prepared_ = std::make_unique<Model>(frozen, model.metadata());
   ASSIGN_OR_RETURN(torch::jit::Module calib, TorchCallOr("loading the observed model", [&] {
                      std::istringstream in(q->observed_bytes_);
                      torch::jit::Module m = torch::jit::load(in);

@@ -111,6 +111,13 @@ class Int8Quantizer {
   static absl::Status FreezeQatObservers(Model& qat_model);
   absl::Status AdoptQat(const Model& trained);
 
+  // Weight-only quantization (quantizers/weight_only.cc): the prepared
+  // float model with each selected layer's weight stored as int8 (bits 8)
+  // or two 4-bit codes per byte (bits 4), per-channel symmetric from the
+  // weight observer, plus its scales; a method of the model dequantizes it
+  // at run time with plain aten ops (no quantized kernels needed).
+  absl::StatusOr<Model> WeightOnly(int bits) const;
+
   // Observed tensors and their ranges, one line each (for reports).
   std::string FormatRanges() const;
   // Layers, selection and reasons as a table.

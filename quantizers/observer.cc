@@ -150,57 +150,75 @@ class MseObserver : public SampledObserver {
 // Entropy calibration on |x| (one histogram; per tensor only).
 class HistogramObserver : public Observer {
  public:
-  HistogramObserver(const ObserverConfig& c, int bins) : Observer(c), bins_(bins), hist_(bins, 0.0) {}
+  HistogramObserver(const ObserverConfig& c, int bins) : Observer(c), bins_(bins), pos_(bins, 0.0), neg_(bins, 0.0) {}
 
  protected:
+  // Magnitudes of the positive and of the negative values go to two
+  // histograms of one bin width, so each side gets its own threshold: a
+  // normalised image, say, has its bulk at the negative end and its detail
+  // on the positive side — one threshold on |x| would clip the detail.
   void Update(const at::Tensor& rows) override {
     at::Tensor v = rows.reshape({-1});
     lo_ = std::min(lo_, v.min().item<double>());
     hi_ = std::max(hi_, v.max().item<double>());
-    at::Tensor a = v.abs();
-    const double m = a.max().item<double>();
+    const double m = std::max(hi_, -lo_);
     if (m > width_ * bins_) Rebin(m);
     if (width_ <= 0) return;
-    at::Tensor idx = (a / width_).floor().clamp(0, bins_ - 1).to(at::kLong);
-    at::Tensor counts = at::bincount(idx, {}, bins_).to(at::kDouble);
-    auto acc = counts.accessor<double, 1>();
-    for (int i = 0; i < bins_; ++i) hist_[i] += acc[i];
+    Add(v.masked_select(v > 0), &pos_);
+    Add(-v.masked_select(v < 0), &neg_);
   }
   void Range(at::Tensor* lo, at::Tensor* hi) const override {
-    const double t = Threshold();
-    *lo = at::full({1}, std::max(lo_, -t), at::kDouble);
-    *hi = at::full({1}, std::min(hi_, t), at::kDouble);
+    const int bits = config().bits() ? config().bits() : 8;
+    const bool symmetric = config().symmetric();
+    // Codes per side: all of them for one-signed data, half when signed.
+    const int levels = (lo_ < 0 && hi_ > 0) || symmetric ? (1 << (bits - 1)) : (1 << bits);
+    double top = hi_ > 0 ? std::min(hi_, Threshold(pos_, levels)) : hi_;
+    double bottom = lo_ < 0 ? std::max(lo_, -Threshold(neg_, levels)) : lo_;
+    if (symmetric) {
+      top = std::max(top, -bottom);
+      bottom = -top;
+    }
+    *lo = at::full({1}, bottom, at::kDouble);
+    *hi = at::full({1}, top, at::kDouble);
   }
 
  private:
+  void Add(const at::Tensor& magnitudes, std::vector<double>* hist) {
+    if (magnitudes.numel() == 0) return;
+    at::Tensor idx = (magnitudes / width_).floor().clamp(0, bins_ - 1).to(at::kLong);
+    at::Tensor counts = at::bincount(idx, {}, bins_).to(at::kDouble);
+    auto acc = counts.accessor<double, 1>();
+    for (int i = 0; i < bins_; ++i) (*hist)[i] += acc[i];
+  }
+
   void Rebin(double new_max) {
     const double new_width = new_max / bins_;
-    std::vector<double> h(bins_, 0.0);
-    for (int i = 0; i < bins_; ++i) {
-      if (hist_[i] == 0) continue;
-      const int j = std::min(bins_ - 1, static_cast<int>(((i + 0.5) * width_) / new_width));
-      h[j] += hist_[i];
+    for (std::vector<double>* hist : {&pos_, &neg_}) {
+      std::vector<double> h(bins_, 0.0);
+      for (int i = 0; i < bins_; ++i) {
+        if ((*hist)[i] == 0) continue;
+        const int j = std::min(bins_ - 1, static_cast<int>(((i + 0.5) * width_) / new_width));
+        h[j] += (*hist)[i];
+      }
+      *hist = std::move(h);
     }
-    hist_ = h;
     width_ = new_width;
   }
 
   // TensorRT's entropy calibration: the threshold (a bin edge) whose
   // histogram, clipped there and quantized to `levels` levels, has the least
   // KL divergence from the clipped reference.
-  double Threshold() const {
-    const int levels = lo_ < 0 ? (1 << ((config().bits() ? config().bits() : 8) - 1))
-                               : (1 << (config().bits() ? config().bits() : 8));
+  double Threshold(const std::vector<double>& hist, int levels) const {
     if (width_ <= 0) return 0;
     double best_kl = std::numeric_limits<double>::infinity();
     int best = bins_;
     for (int i = std::min(levels, bins_); i <= bins_; ++i) {
-      std::vector<double> ref(hist_.begin(), hist_.begin() + i);
+      std::vector<double> ref(hist.begin(), hist.begin() + i);
       double outliers = 0;
-      for (int k = i; k < bins_; ++k) outliers += hist_[k];
+      for (int k = i; k < bins_; ++k) outliers += hist[k];
       ref[i - 1] += outliers;
-      // Quantize hist_[0, i) to `levels` groups, spreading each group's mass
-      // evenly over its non-empty bins.
+      // Quantize hist[0, i) (without the outliers) to `levels` groups,
+      // spreading each group's mass evenly over its non-empty bins.
       std::vector<double> q(i, 0.0);
       const double per = static_cast<double>(i) / levels;
       for (int g = 0; g < levels; ++g) {
@@ -208,10 +226,10 @@ class HistogramObserver : public Observer {
         double mass = 0;
         int nonzero = 0;
         for (int k = b; k < e && k < i; ++k) {
-          mass += hist_[k];
-          nonzero += hist_[k] > 0 ? 1 : 0;
+          mass += hist[k];
+          nonzero += hist[k] > 0 ? 1 : 0;
         }
-        for (int k = b; k < e && k < i; ++k) q[k] = hist_[k] > 0 ? mass / nonzero : 0;
+        for (int k = b; k < e && k < i; ++k) q[k] = hist[k] > 0 ? mass / nonzero : 0;
       }
       double sr = 0, sq = 0;
       for (int k = 0; k < i; ++k) {
@@ -235,7 +253,7 @@ class HistogramObserver : public Observer {
   }
 
   int bins_;
-  std::vector<double> hist_;
+  std::vector<double> pos_, neg_;
   double width_ = 0;
   double lo_ = 0, hi_ = 0;
 };

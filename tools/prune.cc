@@ -24,6 +24,7 @@
 #include "pruners/prune.h"
 #include "pruners/pruner.h"
 #include "tools/cli.h"
+#include "tools/compare.h"
 #include "tools/job.h"
 #include "tools/pruning_flags.h"
 
@@ -40,34 +41,6 @@ ABSL_FLAG(uint64_t, seed, 0, "seed");
 
 namespace slimfit {
 namespace {
-
-struct Measured {
-  CostReport cost;
-  double accuracy = -1;
-};
-
-absl::StatusOr<Measured> Measure(Model& model, ForwardPass& fp, Job* job, const DataConfig& data, int threads) {
-  Measured m;
-  ProfilerConfig pc;
-  pc.set_threads(threads);
-  const int runs = absl::GetFlag(FLAGS_latency_runs);
-  if (runs <= 0) {
-    pc.set_skip_latency(true);
-  } else {
-    pc.set_runs(runs);
-  }
-  ASSIGN_OR_RETURN(m.cost, ProfileModel(model, fp, pc));
-  if (job != nullptr && job->splits.test != nullptr) {
-    ASSIGN_OR_RETURN(auto test, MakeLoader(data, job->splits, "test"));
-    ASSIGN_OR_RETURN(Metrics metrics, job->evaluator->Apply(model, *test));
-    if (auto a = metrics.Get("accuracy"); a.ok()) m.accuracy = a->value;
-  }
-  return m;
-}
-
-std::string Ratio(double before, double after) {
-  return after > 0 ? absl::StrFormat("%.2fx", before / after) : "-";
-}
 
 absl::Status Run() {
   const std::string spec = absl::GetFlag(FLAGS_model);
@@ -107,7 +80,7 @@ absl::Status Run() {
   }
   Model& model = job ? *job->model : *owned;
 
-  ASSIGN_OR_RETURN(Measured before, Measure(model, *fp, job.get(), tj.data(), threads));
+  ASSIGN_OR_RETURN(Measured before, MeasureModel(model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
   PruneDeps deps;
   deps.forward_pass = fp.get();
   if (job) {
@@ -119,7 +92,7 @@ absl::Status Run() {
   }
   ASSIGN_OR_RETURN(PruneResult r, Prune(model, config, deps));
   for (const std::string& line : r.log) std::printf("%s\n", line.c_str());
-  ASSIGN_OR_RETURN(Measured after, Measure(r.model, *fp, job.get(), tj.data(), threads));
+  ASSIGN_OR_RETURN(Measured after, MeasureModel(r.model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
 
   std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) {
@@ -137,23 +110,7 @@ absl::Status Run() {
     std::printf("ops that kept their channels:\n");
     for (const std::string& op : r.unhandled_ops) std::printf("  %s\n", op.c_str());
   }
-  std::printf("\n%-22s %14s %14s %8s\n", "", "before", "after", "ratio");
-  auto row = [](const char* what, double b, double a, const char* fmt) {
-    std::printf("%-22s %14s %14s %8s\n", what, absl::StrFormat(fmt, b).c_str(), absl::StrFormat(fmt, a).c_str(),
-                Ratio(b, a).c_str());
-  };
-  if (before.accuracy >= 0) {
-    std::printf("%-22s %13.2f%% %13.2f%% %+7.2f\n", "test accuracy", before.accuracy, after.accuracy,
-                after.accuracy - before.accuracy);
-  }
-  row("parameters", before.cost.params, after.cost.params, "%.0f");
-  row("nonzero parameters", before.cost.nonzero_params, after.cost.nonzero_params, "%.0f");
-  row("MMACs / sample", before.cost.macs / 1e6, after.cost.macs / 1e6, "%.3f");
-  row("file KiB", before.cost.serialized_bytes / 1024.0, after.cost.serialized_bytes / 1024.0, "%.1f");
-  for (size_t i = 0; i < before.cost.latency.size() && i < after.cost.latency.size(); ++i) {
-    row(absl::StrFormat("latency ms (batch %d)", before.cost.latency[i].batch_size).c_str(),
-        before.cost.latency[i].median_ms, after.cost.latency[i].median_ms, "%.3f");
-  }
+  std::printf("\n%s", FormatComparison(before, after).c_str());
   std::printf("pruned vs masked max |diff| %.2g; wrote %s\n", r.max_masked_diff, out.c_str());
   return absl::OkStatus();
 }

@@ -1,0 +1,189 @@
+#include "quantizers/quantize.h"
+
+#include <torch/csrc/jit/api/module.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "evaluators/metrics.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+namespace {
+
+// The first `n` batches of another loader (n <= 0: all of them).
+class FirstBatches : public DataLoader {
+ public:
+  FirstBatches(DataLoader& inner, int64_t n) : inner_(inner), n_(n <= 0 ? inner.num_batches() : n) {}
+  absl::Status Reset(int64_t epoch) override {
+    seen_ = 0;
+    return inner_.Reset(epoch);
+  }
+  absl::StatusOr<bool> Next(Batch* batch) override {
+    if (seen_ >= n_) return false;
+    ++seen_;
+    return inner_.Next(batch);
+  }
+  int64_t num_batches() const override { return std::min(n_, inner_.num_batches()); }
+  int64_t num_samples() const override {
+    return std::min(inner_.num_samples(), num_batches() * inner_.batch_size());
+  }
+  int64_t batch_size() const override { return inner_.batch_size(); }
+
+ private:
+  DataLoader& inner_;
+  int64_t n_;
+  int64_t seen_ = 0;
+};
+
+absl::StatusOr<double> Evaluate(Model& model, const QuantizeDeps& deps, DataLoader& loader) {
+  ASSIGN_OR_RETURN(Metrics m, deps.evaluator->Apply(model, loader));
+  ASSIGN_OR_RETURN(Metric metric, m.Get(deps.eval_key));
+  return metric.value;
+}
+
+absl::Status Calibrate(Int8Quantizer& q, const QuantizationConfig& config, const QuantizeDeps& deps,
+                       std::vector<std::string>* log) {
+  const int batches = config.calibration_batches() > 0 ? config.calibration_batches() : 32;
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(int seen, ForBatches(*deps.calibration, batches, [&](const Batch& batch) -> absl::Status {
+                     ASSIGN_OR_RETURN(ModelInputs in, deps.forward_pass->ExtractModelInputs(batch));
+                     return q.Observe(in);
+                   }));
+  if (seen == 0) return absl::FailedPreconditionError("calibration: the calibration loader gave no batch");
+  log->push_back(absl::StrFormat("calibration: %d batches, %.1f s", seen, absl::ToDoubleSeconds(absl::Now() - start)));
+  return absl::OkStatus();
+}
+
+absl::Status TrainQat(Int8Quantizer& q, const QuantizationConfig& config, const QuantizeDeps& deps,
+                      std::vector<std::string>* log) {
+  if (deps.loss == nullptr || deps.train == nullptr || deps.trainer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("qat.epochs: ", config.qat().epochs(),
+                                                   " needs training data, a loss and a trainer config"));
+  }
+  ASSIGN_OR_RETURN(Model qat, q.MakeQatModel(config.qat()));
+  TrainerConfig tc = *deps.trainer;
+  tc.set_epochs(config.qat().epochs());
+  tc.set_max_steps(0);
+  TrainerDeps td;
+  td.loss = deps.loss;
+  td.train = deps.train;
+  td.evaluator = deps.evaluator;
+  td.eval = deps.evaluator ? deps.eval : nullptr;
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(tc, td));
+  const int64_t freeze =
+      config.qat().freeze_observers_step() > 0 ? config.qat().freeze_observers_step() : deps.train->num_batches();
+  int64_t steps = 0;
+  bool frozen = false;
+  TrainerHooks hooks;
+  hooks.after_step = [&](Model& m) -> absl::Status {
+    if (++steps >= freeze && !frozen && !config.qat().lsq()) {
+      frozen = true;
+      return Int8Quantizer::FreezeQatObservers(m);
+    }
+    return absl::OkStatus();
+  };
+  trainer->AddHooks(hooks);
+  ASSIGN_OR_RETURN(TrainResult r, trainer->Train(qat));
+  std::string metric;
+  for (const auto& [k, v] : r.best.values()) absl::StrAppendFormat(&metric, " %s=%.4g", k, v.value);
+  log->push_back(absl::StrFormat("QAT (%s): %d epochs, %d steps, %.1f s%s%s",
+                                 config.qat().lsq() ? "learned step sizes" : "moving-average ranges", r.epochs_run,
+                                 r.steps, r.seconds, metric,
+                                 config.qat().lsq() ? "" : absl::StrCat(", ranges frozen after step ", freeze)));
+  return q.AdoptQat(qat);
+}
+
+absl::Status ChooseFp32Layers(Int8Quantizer& q, const Model& model, const QuantizationConfig& config,
+                            const QuantizeDeps& deps, QuantizeResult* result) {
+  if (deps.evaluator == nullptr || deps.eval == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("mixed_precision.max_drop: ", config.mixed_precision().max_drop(),
+                                                   " needs an evaluator and eval data"));
+  }
+  const auto& mp = config.mixed_precision();
+  FirstBatches eval(*deps.eval, mp.eval_batches());
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(Model fp, model.Clone());
+  fp.Eval();
+  ASSIGN_OR_RETURN(const double reference, Evaluate(fp, deps, eval));
+  std::vector<int> selected;
+  for (size_t i = 0; i < q.layers().size(); ++i) {
+    if (q.layers()[i].selected) selected.push_back(static_cast<int>(i));
+  }
+  auto metric_with_fp32 = [&](const std::set<int>& fp32) -> absl::StatusOr<double> {
+    ASSIGN_OR_RETURN(Model m, q.Convert(fp32));
+    return Evaluate(m, deps, eval);
+  };
+  ASSIGN_OR_RETURN(double full, metric_with_fp32({}));
+  result->log.push_back(absl::StrFormat("mixed precision: float %s %.4g, all %d layers int8 %.4g (drop %.4g, budget %.4g)",
+                                        deps.eval_key, reference, selected.size(), full, reference - full,
+                                        mp.max_drop()));
+  // Higher-is-better metrics only (accuracy-like eval keys).
+  if (reference - full <= mp.max_drop()) return absl::OkStatus();
+  // Sensitivity: only layer i in int8.
+  for (int i : selected) {
+    std::set<int> fp32(selected.begin(), selected.end());
+    fp32.erase(i);
+    ASSIGN_OR_RETURN(double m, metric_with_fp32(fp32));
+    result->sensitivity.push_back({i, m, reference - m});
+  }
+  std::stable_sort(result->sensitivity.begin(), result->sensitivity.end(),
+                   [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.drop > b.drop; });
+  std::set<int> fp32;
+  double current = full;
+  const int limit = mp.max_fp32_layers() > 0 ? mp.max_fp32_layers() : static_cast<int>(selected.size());
+  for (const LayerSensitivity& s : result->sensitivity) {
+    if (reference - current <= mp.max_drop() || static_cast<int>(fp32.size()) >= limit) break;
+    fp32.insert(s.layer);
+    ASSIGN_OR_RETURN(current, metric_with_fp32(fp32));
+    result->log.push_back(absl::StrFormat("  layer %d (%s) kept fp32: %s %.4g (drop %.4g)", s.layer,
+                                          q.layers()[s.layer].module_path, deps.eval_key, current,
+                                          reference - current));
+  }
+  result->fp32_layers.assign(fp32.begin(), fp32.end());
+  result->log.push_back(absl::StrFormat("mixed precision: %d of %d layers kept fp32, drop %.4g %s budget, %.1f s",
+                                        fp32.size(), selected.size(), reference - current,
+                                        reference - current <= mp.max_drop() ? "within" : "still over",
+                                        absl::ToDoubleSeconds(absl::Now() - start)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationConfig& config,
+                                        const QuantizeDeps& deps) {
+  if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Quantize: a forward pass is required");
+  ASSIGN_OR_RETURN(std::unique_ptr<Int8Quantizer> q, Int8Quantizer::Create(model, config));
+  QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, {}, {}};
+  if (config.weight_only().bits() > 0) {
+    ASSIGN_OR_RETURN(result.model, q->WeightOnly(config.weight_only().bits()));
+    result.layers = q->layers();
+    result.log.push_back(absl::StrFormat("weight-only: %d-bit weights, dequantized at run time",
+                                         config.weight_only().bits()));
+    return result;
+  }
+  if (deps.calibration == nullptr) {
+    return absl::InvalidArgumentError("Quantize: calibration data is required (or weight_only.bits for no data)");
+  }
+  RETURN_IF_ERROR(Calibrate(*q, config, deps, &result.log));
+  if (config.qat().epochs() > 0) RETURN_IF_ERROR(TrainQat(*q, config, deps, &result.log));
+  if (config.mixed_precision().max_drop() > 0) RETURN_IF_ERROR(ChooseFp32Layers(*q, model, config, deps, &result));
+  std::set<int> fp32(result.fp32_layers.begin(), result.fp32_layers.end());
+  ASSIGN_OR_RETURN(result.model, q->Convert(fp32));
+  result.model.Eval();
+  result.layers = q->layers();
+  for (int l : result.fp32_layers) {
+    result.layers[l].selected = false;
+    result.layers[l].reason = "mixed precision";
+  }
+  result.ranges = q->FormatRanges();
+  return result;
+}
+
+}  // namespace slimfit
