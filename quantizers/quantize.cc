@@ -42,10 +42,9 @@ class FirstBatches : public DataLoader {
   int64_t seen_ = 0;
 };
 
-absl::StatusOr<double> Evaluate(Model& model, const QuantizeDeps& deps, DataLoader& loader) {
+absl::StatusOr<Metric> Evaluate(Model& model, const QuantizeDeps& deps, DataLoader& loader) {
   ASSIGN_OR_RETURN(Metrics m, deps.evaluator->Apply(model, loader));
-  ASSIGN_OR_RETURN(Metric metric, m.Get(deps.eval_key));
-  return metric.value;
+  return m.Get(deps.eval_key);
 }
 
 absl::Status Calibrate(Int8Quantizer& q, const QuantizationConfig& config, const QuantizeDeps& deps,
@@ -111,45 +110,47 @@ absl::Status ChooseFp32Layers(Int8Quantizer& q, const Model& model, const Quanti
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(Model fp, model.Clone());
   fp.Eval();
-  ASSIGN_OR_RETURN(const double reference, Evaluate(fp, deps, eval));
+  ASSIGN_OR_RETURN(const Metric reference, Evaluate(fp, deps, eval));
   std::vector<int> selected;
   for (size_t i = 0; i < q.layers().size(); ++i) {
     if (q.layers()[i].selected) selected.push_back(static_cast<int>(i));
   }
-  auto metric_with_fp32 = [&](const std::set<int>& fp32) -> absl::StatusOr<double> {
+  auto metric_with_fp32 = [&](const std::set<int>& fp32) -> absl::StatusOr<Metric> {
     ASSIGN_OR_RETURN(Model m, q.Convert(fp32));
     return Evaluate(m, deps, eval);
   };
-  ASSIGN_OR_RETURN(double full, metric_with_fp32({}));
+  ASSIGN_OR_RETURN(const Metric full, metric_with_fp32({}));
   result->log.push_back(absl::StrFormat("mixed precision: float %s %.4g, all %d layers int8 %.4g (drop %.4g, budget %.4g)",
-                                        deps.eval_key, reference, selected.size(), full, reference - full,
-                                        mp.max_drop()));
-  // Higher-is-better metrics only (accuracy-like eval keys).
-  if (reference - full <= mp.max_drop()) return absl::OkStatus();
+                                        deps.eval_key, reference.value, selected.size(), full.value,
+                                        Drop(reference, full), mp.max_drop()));
+  result->metric_float = reference.value;
+  result->metric_quantized = full.value;
+  if (Drop(reference, full) <= mp.max_drop()) return absl::OkStatus();
   // Sensitivity: only layer i in int8.
   for (int i : selected) {
     std::set<int> fp32(selected.begin(), selected.end());
     fp32.erase(i);
-    ASSIGN_OR_RETURN(double m, metric_with_fp32(fp32));
-    result->sensitivity.push_back({i, m, reference - m});
+    ASSIGN_OR_RETURN(Metric m, metric_with_fp32(fp32));
+    result->sensitivity.push_back({i, m.value, Drop(reference, m)});
   }
   std::stable_sort(result->sensitivity.begin(), result->sensitivity.end(),
                    [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.drop > b.drop; });
   std::set<int> fp32;
-  double current = full;
+  Metric current = full;
   const int limit = mp.max_fp32_layers() > 0 ? mp.max_fp32_layers() : static_cast<int>(selected.size());
   for (const LayerSensitivity& s : result->sensitivity) {
-    if (reference - current <= mp.max_drop() || static_cast<int>(fp32.size()) >= limit) break;
+    if (Drop(reference, current) <= mp.max_drop() || static_cast<int>(fp32.size()) >= limit) break;
     fp32.insert(s.layer);
     ASSIGN_OR_RETURN(current, metric_with_fp32(fp32));
     result->log.push_back(absl::StrFormat("  layer %d (%s) kept fp32: %s %.4g (drop %.4g)", s.layer,
-                                          q.layers()[s.layer].module_path, deps.eval_key, current,
-                                          reference - current));
+                                          q.layers()[s.layer].module_path, deps.eval_key, current.value,
+                                          Drop(reference, current)));
   }
   result->fp32_layers.assign(fp32.begin(), fp32.end());
+  result->metric_quantized = current.value;
   result->log.push_back(absl::StrFormat("mixed precision: %d of %d layers kept fp32, drop %.4g %s budget, %.1f s",
-                                        fp32.size(), selected.size(), reference - current,
-                                        reference - current <= mp.max_drop() ? "within" : "still over",
+                                        fp32.size(), selected.size(), Drop(reference, current),
+                                        Drop(reference, current) <= mp.max_drop() ? "within" : "still over",
                                         absl::ToDoubleSeconds(absl::Now() - start)));
   return absl::OkStatus();
 }
@@ -160,7 +161,7 @@ absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationCo
                                         const QuantizeDeps& deps) {
   if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Quantize: a forward pass is required");
   ASSIGN_OR_RETURN(std::unique_ptr<Int8Quantizer> q, Int8Quantizer::Create(model, config));
-  QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, {}, {}};
+  QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, 0, 0, {}, {}};
   if (config.weight_only().bits() > 0) {
     ASSIGN_OR_RETURN(result.model, q->WeightOnly(config.weight_only().bits()));
     result.layers = q->layers();

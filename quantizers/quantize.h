@@ -58,7 +58,7 @@ struct QuantizeDeps {
 struct LayerSensitivity {
   int layer = -1;
   double metric = 0;  // eval_key with only this layer in int8
-  double drop = 0;    // vs the float model (positive = worse)
+  double drop = 0;    // vs the float model, in the metric's units (positive = worse)
 };
 
 struct QuantizeResult {
@@ -66,6 +66,10 @@ struct QuantizeResult {
   std::vector<QuantLayer> layers;
   std::vector<int> fp32_layers;               // kept float by mixed precision
   std::vector<LayerSensitivity> sensitivity;  // most sensitive first
+  // Mixed precision only: eval_key of the float and of the returned model
+  // on deps.eval (its first eval_batches).
+  double metric_float = 0;
+  double metric_quantized = 0;
   std::vector<std::string> log;               // one line per phase
   std::string ranges;                         // Int8Quantizer::FormatRanges
 };

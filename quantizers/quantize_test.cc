@@ -1,0 +1,294 @@
+// Quantize end to end on real data: a LeNet-5 trained for two short epochs on
+// Fashion-MNIST (Debian's files), then post-training int8, QAT (moving-
+// average ranges and LSQ), mixed precision and weight-only storage; the int8
+// model tracks its fake-quantized simulation, loads and runs in Python, and
+// lands within 0.3 points of PyTorch's own quantize_jit on the same model.
+#include "quantizers/quantize.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "data/splits.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/zoo/zoo.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr char kData[] = R"pb(
+  mnist {}
+  train_batch_size: 64
+  max_train_samples: 12000
+  seed: 1
+  train_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+  eval_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+)pb";
+
+// One trained model shared by the tests (training costs a few seconds).
+struct Env {
+  DataConfig data;
+  Splits splits;
+  std::unique_ptr<DataLoader> train, val, test;
+  std::shared_ptr<ForwardPass> fp = std::make_shared<ForwardPass>();
+  std::unique_ptr<LossFunction> loss;
+  std::unique_ptr<EvaluationFunction> evaluator;
+  TrainerConfig trainer;
+  std::unique_ptr<Model> model;
+  double float_accuracy = 0;
+  std::string dir;
+
+  static Env* Get() {
+    static Env* env = [] {
+      auto* e = new Env;
+      e->Init();
+      return e;
+    }();
+    return env;
+  }
+
+  void Init() {
+    dir = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/quantize_test");
+    ASSERT_OK(CreateDirectories(dir));
+    ASSERT_OK(ParseTextProto(kData, "data", &data));
+    ASSERT_OK_AND_ASSIGN(splits, LoadSplits(data));
+    ASSERT_OK_AND_ASSIGN(train, MakeLoader(data, splits, "train"));
+    ASSERT_OK_AND_ASSIGN(val, MakeLoader(data, splits, "val"));
+    ASSERT_OK_AND_ASSIGN(test, MakeLoader(data, splits, "test"));
+    LossConfig lc;
+    lc.mutable_cross_entropy();
+    ASSERT_OK_AND_ASSIGN(loss, MakeLoss(lc, LossContext{fp}));
+    EvaluationConfig ec;
+    ASSERT_OK(ParseTextProto("evaluators { accuracy {} } eval_key: 'accuracy'", "eval", &ec));
+    ASSERT_OK_AND_ASSIGN(evaluator, MakeEvaluator(ec, EvaluatorContext{fp}));
+    ASSERT_OK(ParseTextProto("epochs: 2 optimizer { sgd { momentum: 0.9 } lr: 0.05 } progress: NONE seed: 1",
+                             "trainer", &trainer));
+    ZooOptions zo;
+    zo.seed = 1;
+    ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", zo));
+    model = std::make_unique<Model>(std::move(m));
+    TrainerDeps td;
+    td.loss = loss.get();
+    td.train = train.get();
+    ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(trainer, td));
+    ASSERT_OK(t->Train(*model).status());
+    model->Eval();
+    float_accuracy = Accuracy(*model);
+    ASSERT_OK(model->Save(dir + "/float.pt"));
+    // QAT fine-tunes at a lower rate.
+    trainer.mutable_optimizer()->set_lr(0.002);
+  }
+
+  double Accuracy(Model& m) {
+    auto metrics = evaluator->Apply(m, *test);
+    EXPECT_OK(metrics.status());
+    return metrics.ok() ? metrics->Get("accuracy")->value : -1;
+  }
+
+  QuantizeDeps Deps() {
+    QuantizeDeps d;
+    d.forward_pass = fp.get();
+    d.calibration = train.get();
+    d.evaluator = evaluator.get();
+    d.eval = val.get();
+    d.loss = loss.get();
+    d.train = train.get();
+    d.trainer = &trainer;
+    return d;
+  }
+};
+
+bool SkipWithoutData() {
+  return !RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (./bootstrap.sh installs it)";
+  Env& env = *Env::Get();
+  ASSERT_GT(env.float_accuracy, 80.0);  // two short epochs
+  QuantizationConfig config;
+  config.set_calibration_batches(16);
+  ASSERT_OK_AND_ASSIGN(QuantizeResult r, Quantize(*env.model, config, env.Deps()));
+  const double int8_accuracy = env.Accuracy(r.model);
+  EXPECT_NEAR(int8_accuracy, env.float_accuracy, 1.0);
+
+  // The int8 model vs its fake-quantized simulation, argmax on the test split.
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(*env.model, config));
+  ASSERT_OK(ForBatches(*env.train, 16, [&](const Batch& b) -> absl::Status {
+              ASSIGN_OR_RETURN(ModelInputs in, env.fp->ExtractModelInputs(b));
+              return q->Observe(in);
+            }).status());
+  ASSERT_OK_AND_ASSIGN(Model sim, q->Simulate());
+  ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+  int64_t agree = 0, total = 0;
+  ASSERT_OK(ForBatches(*env.test, 1 << 30, [&](const Batch& b) -> absl::Status {
+              at::NoGradGuard no_grad;
+              const at::Tensor x = b[0].toTensor();
+              const at::Tensor a = int8.module().forward({x}).toTensor().argmax(1);
+              const at::Tensor s = sim.module().forward({x}).toTensor().argmax(1);
+              agree += a.eq(s).sum().item<int64_t>();
+              total += x.size(0);
+              return absl::OkStatus();
+            }).status());
+  EXPECT_EQ(total, 10000);
+  EXPECT_GE(static_cast<double>(agree) / total, 0.99) << agree << " of " << total;
+
+  // Python: the int8 file loads and runs (same predictions), and PyTorch's
+  // own PTQ of the float model lands within 0.3 points of slimfit's.
+  const std::string int8_path = env.dir + "/int8.pt";
+  ASSERT_OK(r.model.Save(int8_path));
+  const std::string check = env.dir + "/check.py";
+  {
+    std::ofstream py(check);
+    py << "import sys, torch\n"
+          "torch.backends.quantized.engine = 'onednn'\n"
+          "m = torch.jit.load(sys.argv[1])\n"
+          "x = torch.randn(8, 1, 28, 28)\n"
+          "assert m(x).shape == (8, 10), m(x).shape\n"
+          "print('ok')\n";
+  }
+  const std::string out = env.dir + "/py.txt";
+  ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 ", check, " ", int8_path, " > ", out, " 2>&1").c_str()), 0)
+      << ReadFile(out);
+  const std::string torch_out = env.dir + "/torch.json";
+  ASSERT_EQ(std::system(absl::StrCat("OMP_NUM_THREADS=1 /usr/bin/python3 quantizers/pytorch/ptq_reference.py --model ",
+                                     env.dir, "/float.pt --out ", env.dir,
+                                     "/torch_int8.pt --calibration_batches 16 > ", torch_out, " 2>/dev/null")
+                            .c_str()),
+            0)
+      << ReadFile(torch_out);
+  const std::string json = ReadFile(torch_out);
+  const size_t at = json.find("\"accuracy\": ");
+  ASSERT_NE(at, std::string::npos) << json;
+  const double torch_accuracy = std::atof(json.c_str() + at + 12);
+  EXPECT_NEAR(int8_accuracy, torch_accuracy, 0.3) << json;
+  std::printf("float %.2f  slimfit int8 %.2f  PyTorch int8 %.2f  int8/simulation agreement %.4f\n",
+              env.float_accuracy, int8_accuracy, torch_accuracy, static_cast<double>(agree) / total);
+}
+
+TEST(Quantize, QuantizationAwareTrainingKeepsAccuracy) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Env& env = *Env::Get();
+  for (bool lsq : {false, true}) {
+    SCOPED_TRACE(lsq ? "lsq" : "moving-average");
+    QuantizationConfig config;
+    config.set_calibration_batches(8);
+    config.mutable_qat()->set_epochs(1);
+    config.mutable_qat()->set_lsq(lsq);
+    config.mutable_qat()->set_freeze_observers_step(40);
+    ASSERT_OK_AND_ASSIGN(QuantizeResult r, Quantize(*env.model, config, env.Deps()));
+    EXPECT_THAT(r.log.back(), HasSubstr(lsq ? "QAT (learned step sizes): 1 epochs" : "ranges frozen after step 40"));
+    // A further epoch at a small rate with quantization in the loop: at least
+    // as good as the float model give or take noise.
+    EXPECT_GT(env.Accuracy(r.model), env.float_accuracy - 1.0);
+  }
+}
+
+TEST(Quantize, QatModelTrainsWeightsAndStepSizes) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Env& env = *Env::Get();
+  QuantizationConfig config;
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(*env.model, config));
+  Batch b;
+  ASSERT_OK(env.train->Reset(0));
+  ASSERT_TRUE(env.train->Next(&b).value());
+  ASSERT_OK(q->Observe({b[0]}));
+  QatConfig qat;
+  qat.set_lsq(true);
+  ASSERT_OK_AND_ASSIGN(Model m, q->MakeQatModel(qat));
+  at::Tensor out = m.module().forward({b[0]}).toTensor();
+  at::cross_entropy_loss(out, b[1].toTensor()).backward();
+  int scales_with_grad = 0, weights_with_grad = 0;
+  for (const auto& p : m.module().named_parameters(/*recurse=*/true)) {
+    if (!p.value.grad().defined() || p.value.grad().abs().sum().item<double>() == 0) continue;
+    if (p.name.find("lsq_scale") != std::string::npos) ++scales_with_grad;
+    if (p.name.rfind("quant_w_", 0) == 0) ++weights_with_grad;
+  }
+  EXPECT_EQ(weights_with_grad, static_cast<int>(q->layers().size()));
+  EXPECT_GE(scales_with_grad, static_cast<int>(q->layers().size()));  // weight scales, plus activations
+}
+
+TEST(Quantize, MixedPrecisionKeepsTheMostSensitiveLayersInFloat) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Env& env = *Env::Get();
+  QuantizationConfig config;
+  config.set_calibration_batches(4);
+  config.mutable_weight()->mutable_minmax();
+  config.mutable_weight()->set_per_channel(true);
+  config.mutable_weight()->set_bits(2);  // coarse enough to hurt every layer
+  config.mutable_mixed_precision()->set_max_drop(1.0);
+  config.mutable_mixed_precision()->set_eval_batches(16);
+  ASSERT_OK_AND_ASSIGN(QuantizeResult r, Quantize(*env.model, config, env.Deps()));
+  ASSERT_EQ(r.sensitivity.size(), 5u) << absl::StrJoin(r.log, "\n");  // 2 convs + 3 linears
+  for (size_t i = 1; i < r.sensitivity.size(); ++i) EXPECT_GE(r.sensitivity[i - 1].drop, r.sensitivity[i].drop);
+  ASSERT_FALSE(r.fp32_layers.empty());
+  EXPECT_THAT(r.fp32_layers, ::testing::Contains(r.sensitivity[0].layer));
+  EXPECT_LE(r.metric_float - r.metric_quantized, 1.0) << absl::StrJoin(r.log, "\n");
+  for (int l : r.fp32_layers) EXPECT_EQ(r.layers[l].reason, "mixed precision");
+}
+
+TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Env& env = *Env::Get();
+  std::stringstream fb;
+  env.model->module().save(fb);
+  for (int bits : {8, 4}) {
+    SCOPED_TRACE(bits);
+    QuantizationConfig config;
+    config.mutable_weight_only()->set_bits(bits);
+    QuantizeDeps deps = env.Deps();
+    deps.calibration = nullptr;  // needs no data
+    ASSERT_OK_AND_ASSIGN(QuantizeResult r, Quantize(*env.model, config, deps));
+    std::stringstream qb;
+    r.model.module().save(qb);
+    const double ratio = static_cast<double>(qb.str().size()) / fb.str().size();
+    EXPECT_LT(ratio, bits == 8 ? 0.4 : 0.3);
+    EXPECT_NEAR(env.Accuracy(r.model), env.float_accuracy, bits == 8 ? 0.3 : 3.0);
+    const std::string path = absl::StrCat(env.dir, "/weight_only_", bits, ".pt");
+    ASSERT_OK(r.model.Save(path));
+    ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 -c \"import torch; m = torch.jit.load('", path,
+                                       "'); assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)\"")
+                              .c_str()),
+              0);
+  }
+}
+
+TEST(Quantize, MissingDataIsAnError) {
+  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Env& env = *Env::Get();
+  QuantizeDeps deps = env.Deps();
+  deps.calibration = nullptr;
+  EXPECT_THAT(Quantize(*env.model, QuantizationConfig(), deps).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("calibration data is required")));
+  QuantizationConfig qat;
+  qat.mutable_qat()->set_epochs(1);
+  deps = env.Deps();
+  deps.trainer = nullptr;
+  EXPECT_THAT(Quantize(*env.model, qat, deps).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("qat.epochs: 1 needs training data")));
+}
+
+}  // namespace
+}  // namespace slimfit
