@@ -187,8 +187,16 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
   if (!config.skip_latency()) {
     const int before = at::get_num_threads();
     ConfigureThreads(threads);
-    auto b1 = TimeForward(model, fp, 1, warmup, runs);
-    auto bn = b1.ok() ? TimeForward(model, fp, batch, warmup, runs) : b1;
+    // Each batch size runs on its own freshly loaded copy: LibTorch 1.13's
+    // onednn int8 convolutions keep fast primitives only for the first input
+    // shape they see (a b1 run after b64 ones took 2.5x as long).
+    auto timed = [&](int64_t b) -> absl::StatusOr<LatencyStats> {
+      ASSIGN_OR_RETURN(Model fresh, model.Reloaded());
+      fresh.Eval();
+      return TimeForward(fresh, fp, b, warmup, runs);
+    };
+    auto b1 = timed(1);
+    auto bn = b1.ok() ? timed(batch) : b1;
     ConfigureThreads(before);
     RETURN_IF_ERROR(b1.status());
     RETURN_IF_ERROR(bn.status());

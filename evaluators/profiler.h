@@ -15,7 +15,9 @@
 //     excluded), with the sizes of that batch-1 run;
 //   - serialized size in bytes (the saved TorchScript archive);
 //   - latency: warm-up runs, then median and p90 over N timed runs at batch 1
-//     and at a configured batch size, with a fixed intra-op thread count.
+//     and at a configured batch size, with a fixed intra-op thread count,
+//     each on its own freshly loaded copy of the model (int8 kernels cache
+//     per first input shape; a shared copy would favour one batch size).
 //
 // Ops inside prim::If / prim::Loop blocks cannot be instrumented; their
 // layers are listed with macs = -1 and counted in `uncounted_layers`.

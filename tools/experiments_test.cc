@@ -9,6 +9,7 @@
 #include "common/text_proto.h"
 #include "gtest/gtest.h"
 #include "pruners/plan.h"
+#include "quantizers/int8.h"
 #include "tools/job.h"
 
 namespace slimfit {
@@ -47,6 +48,19 @@ TEST(ExperimentsTest, EveryPruneConfigParsesAndValidates) {
     EXPECT_OK(ValidatePruningConfig(config));
   }
   EXPECT_GE(seen, 3);
+}
+
+TEST(ExperimentsTest, EveryQuantizeConfigParsesAndValidates) {
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("experiments/quantize")) {
+    if (entry.path().extension() != ".pbtxt") continue;
+    ++seen;
+    SCOPED_TRACE(entry.path().string());
+    QuantizationConfig config;
+    ASSERT_OK(ParseTextProtoFile(entry.path().string(), &config));
+    EXPECT_OK(ValidateQuantizationConfig(config));
+  }
+  EXPECT_GE(seen, 4);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ train="tools/train"
 evaluate="tools/evaluate"
 profile="tools/profile"
 prune="tools/prune"
+quantize="tools/quantize"
 out="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -72,6 +73,22 @@ grep -q -- '--data: required by pruner "taylor"' "$out/err.txt" || fail "unclear
 grep -q -- '--pruner: "fpgn" is not a pruner (one of: level, l1_filter' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 "$prune" --model=graph/testdata/mixed_traced.pt 2> "$out/err.txt" && fail "no input shape accepted"
 grep -q -- '--input_shape: required for a model without slimfit metadata' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+
+echo "== quantize: int8 on a zoo model (Fashion-MNIST calibration), 4-bit weights without data"
+"$quantize" --model=lenet5 --calibration_batches=4 --latency_runs=2 --out="$out/int8.pt" > "$out/q.txt" \
+  || fail "quantize exited $?: $(cat "$out/q.txt")"
+cat "$out/q.txt"
+grep -q "^calibration: 4 batches" "$out/q.txt" || fail "no calibration line"
+grep -q "^0 *conv1 *Conv2d *int8" "$out/q.txt" || fail "conv1 not int8"
+grep -q "^file KiB .* [0-9.]*x$" "$out/q.txt" || fail "no size row"
+grep -q "^latency ms (batch 64)" "$out/q.txt" || fail "no latency row"
+"$quantize" --model=graph/testdata/mixed_traced.pt --data=none --weight_only_bits=4 --input_shape=1,16,16 \
+  --latency_runs=2 --out="$out/w4.pt" > "$out/w4.txt" || fail "weight-only exited $?: $(cat "$out/w4.txt")"
+grep -q "int4 weights" "$out/w4.txt" || fail "no int4 layers: $(cat "$out/w4.txt")"
+"$quantize" --model=lenet5 --data=none 2> "$out/err.txt" && fail "int8 without data accepted"
+grep -q -- "--data: int8 quantization calibrates on data" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+"$quantize" --model=lenet5 --activation_observer=kl 2> "$out/err.txt" && fail "unknown observer accepted"
+grep -q -- "--activation_observer: 'kl' is not one of" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
 echo "== train errors"
 "$train" --data_dir="$out/nowhere" --epochs=1 --out="$out/x" 2> "$out/err.txt" && fail "missing data accepted"
