@@ -11,6 +11,8 @@
 
 #include "absl/flags/parse.h"
 #include "common/allocator.h"
+#include "common/files.h"
+#include "common/status_macros.h"
 #include "absl/flags/usage.h"
 
 #include "absl/strings/match.h"
@@ -43,6 +45,21 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
   return absl::NotFoundError(absl::StrCat(
       "--model: \"", spec, "\" is neither a file nor a zoo model (zoo: ",
       absl::StrJoin(ZooModelNames(), ", "), ")"));
+}
+
+absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,
+                                           const std::string& out_flag) {
+  std::string out = out_flag;
+  if (out.empty()) {
+    std::string name = spec.substr(spec.rfind('/') == std::string::npos ? 0 : spec.rfind('/') + 1);
+    if (absl::EndsWith(name, ".pt")) name.resize(name.size() - 3);
+    out = absl::StrCat("runs/", tool, "/", name, "/model.pt");
+  }
+  out = ResolveUserPath(out);
+  const size_t slash = out.rfind('/');
+  if (slash != std::string::npos) RETURN_IF_ERROR(CreateDirectories(out.substr(0, slash)));
+  RETURN_IF_ERROR(model.Save(out));
+  return out;
 }
 
 namespace {

@@ -25,6 +25,11 @@ std::string ResolveUserPath(const std::string& path);
 // otherwise `spec` must be a zoo name, built with `zoo_options`.
 absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options = {});
 
+// Saves `model` where a tool's --out flag says, or (flag empty) to
+// runs/<tool>/<model name>/model.pt, creating directories; returns the path.
+absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,
+                                           const std::string& out_flag);
+
 // Whether the command line handed to RunTool names flag `name` (as --name,
 // --name=..., -name or --noname), so explicit flags can override a config
 // file while their defaults do not.

@@ -121,4 +121,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, 
   return Trainer::Create(t, {job.loss.get(), job.evaluator.get(), job.train.get(), job.eval.get()});
 }
 
+absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& data, const std::string& data_dir,
+                                 int batch_size, uint64_t seed, TrainJob* config) {
+  config->set_model(model);
+  ASSIGN_OR_RETURN(*config->mutable_data(), PresetData(data, data_dir, false));
+  config->mutable_data()->set_train_batch_size(batch_size);
+  config->mutable_data()->set_seed(seed);
+  return BuildJob(*config, /*with_train_loader=*/true);
+}
+
 }  // namespace slimfit

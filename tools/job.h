@@ -40,6 +40,12 @@ struct Job {
 // when `with_train_loader`. Errors are prefixed with the job field.
 absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader);
 
+// The job of a compression tool run with data: `model` (file or zoo name)
+// on the `data` preset (PresetData), train batches of `batch_size`, seeded;
+// fills `config` (model and data) and builds it with a train loader.
+absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& data, const std::string& data_dir,
+                                 int batch_size, uint64_t seed, TrainJob* config);
+
 // The fine-tuning trainer config of the pruning tool and benchmark: SGD with
 // momentum 0.9 at `lr`, weight decay 5e-4 except on biases and norms, and
 // `epochs` epochs of `steps_per_epoch` steps with a per-iteration cosine

@@ -62,12 +62,9 @@ absl::Status Run() {
   std::shared_ptr<ForwardPass> fp;
   TrainJob tj;
   if (with_data) {
-    tj.set_model(spec);
-    ASSIGN_OR_RETURN(*tj.mutable_data(), PresetData(absl::GetFlag(FLAGS_data),
-                                                    ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), false));
-    tj.mutable_data()->set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
-    tj.mutable_data()->set_seed(absl::GetFlag(FLAGS_seed));
-    ASSIGN_OR_RETURN(Job built, BuildJob(tj, /*with_train_loader=*/true));
+    ASSIGN_OR_RETURN(Job built, BuildToolJob(spec, absl::GetFlag(FLAGS_data),
+                                             ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
+                                             absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed), &tj));
     job = std::make_unique<Job>(std::move(built));
     fp = job->forward_pass;
     const int epochs = std::max(1, config.has_agp() ? config.agp().epochs() : config.finetune_epochs());
@@ -80,7 +77,8 @@ absl::Status Run() {
   }
   Model& model = job ? *job->model : *owned;
 
-  ASSIGN_OR_RETURN(Measured before, MeasureModel(model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
+  ASSIGN_OR_RETURN(Measured before,
+                   MeasureModel(model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
   PruneDeps deps;
   deps.forward_pass = fp.get();
   if (job) {
@@ -92,18 +90,10 @@ absl::Status Run() {
   }
   ASSIGN_OR_RETURN(PruneResult r, Prune(model, config, deps));
   for (const std::string& line : r.log) std::printf("%s\n", line.c_str());
-  ASSIGN_OR_RETURN(Measured after, MeasureModel(r.model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
+  ASSIGN_OR_RETURN(Measured after,
+                   MeasureModel(r.model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));
 
-  std::string out = absl::GetFlag(FLAGS_out);
-  if (out.empty()) {
-    std::string name = spec.substr(spec.rfind('/') == std::string::npos ? 0 : spec.rfind('/') + 1);
-    if (name.size() > 3 && name.substr(name.size() - 3) == ".pt") name.resize(name.size() - 3);
-    out = absl::StrCat("runs/prune/", name, "/model.pt");
-  }
-  out = ResolveUserPath(out);
-  const size_t slash = out.rfind('/');
-  if (slash != std::string::npos) RETURN_IF_ERROR(CreateDirectories(out.substr(0, slash)));
-  RETURN_IF_ERROR(r.model.Save(out));
+  ASSIGN_OR_RETURN(const std::string out, SaveToolOutput(r.model, "prune", spec, absl::GetFlag(FLAGS_out)));
 
   std::printf("\n%s", FormatPlan(PlanResult{{}, r.layers}).c_str());
   if (!r.unhandled_ops.empty()) {

@@ -128,12 +128,9 @@ absl::Status Run() {
   std::shared_ptr<ForwardPass> fp;
   TrainJob tj;
   if (with_data) {
-    tj.set_model(spec);
-    ASSIGN_OR_RETURN(*tj.mutable_data(), PresetData(absl::GetFlag(FLAGS_data),
-                                                    ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), false));
-    tj.mutable_data()->set_train_batch_size(absl::GetFlag(FLAGS_batch_size));
-    tj.mutable_data()->set_seed(absl::GetFlag(FLAGS_seed));
-    ASSIGN_OR_RETURN(Job built, BuildJob(tj, /*with_train_loader=*/true));
+    ASSIGN_OR_RETURN(Job built, BuildToolJob(spec, absl::GetFlag(FLAGS_data),
+                                             ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
+                                             absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed), &tj));
     job = std::make_unique<Job>(std::move(built));
     fp = job->forward_pass;
     *tj.mutable_full_trainer() = FineTuneConfig(absl::GetFlag(FLAGS_lr), std::max(1, config.qat().epochs()),
@@ -162,16 +159,7 @@ absl::Status Run() {
   for (const std::string& line : r.log) std::printf("%s\n", line.c_str());
   ASSIGN_OR_RETURN(Measured after, MeasureModel(r.model, *fp, job.get(), tj.data(), threads, runs));
 
-  std::string out = absl::GetFlag(FLAGS_out);
-  if (out.empty()) {
-    std::string name = spec.substr(spec.rfind('/') == std::string::npos ? 0 : spec.rfind('/') + 1);
-    if (name.size() > 3 && name.substr(name.size() - 3) == ".pt") name.resize(name.size() - 3);
-    out = absl::StrCat("runs/quantize/", name, "/model.pt");
-  }
-  out = ResolveUserPath(out);
-  const size_t slash = out.rfind('/');
-  if (slash != std::string::npos) RETURN_IF_ERROR(CreateDirectories(out.substr(0, slash)));
-  RETURN_IF_ERROR(r.model.Save(out));
+  ASSIGN_OR_RETURN(const std::string out, SaveToolOutput(r.model, "quantize", spec, absl::GetFlag(FLAGS_out)));
 
   std::printf("\n%-4s %-28s %-16s %s\n", "#", "layer", "type", "quantized");
   for (size_t i = 0; i < r.layers.size(); ++i) {

@@ -22,9 +22,9 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/threads.h"
-#include "evaluators/profiler.h"
 #include "quantizers/quantize.h"
 #include "tools/cli.h"
+#include "tools/compare.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, models,
@@ -49,40 +49,25 @@ struct Row {
   double base_b1 = 0, base_b64 = 0;    // fp32, timed beside it
 };
 
-absl::StatusOr<CostReport> Cost(Model& m, ForwardPass& fp) {
-  ProfilerConfig pc;
-  pc.set_runs(absl::GetFlag(FLAGS_latency_runs));
-  pc.set_batch_size(64);
-  return ProfileModel(m, fp, pc);
-}
-
-absl::StatusOr<double> Accuracy(Model& m, Job& job, const TrainJob& tj) {
-  ASSIGN_OR_RETURN(auto test, MakeLoader(tj.data(), job.splits, "test"));
-  ASSIGN_OR_RETURN(Metrics metrics, job.evaluator->Apply(m, *test));
-  ASSIGN_OR_RETURN(Metric a, metrics.Get("accuracy"));
-  return a.value;
-}
-
 absl::StatusOr<Row> Measure(const std::string& name, Model& m, Model& fp32, Job& job, const TrainJob& tj) {
+  const int runs = absl::GetFlag(FLAGS_latency_runs);
+  ASSIGN_OR_RETURN(Measured q, MeasureModel(m, *job.forward_pass, &job, tj.data(), 1, runs));
+  ASSIGN_OR_RETURN(Measured base, MeasureModel(fp32, *job.forward_pass, nullptr, tj.data(), 1, runs));
   Row r;
   r.name = name;
-  ASSIGN_OR_RETURN(r.accuracy, Accuracy(m, job, tj));
-  ASSIGN_OR_RETURN(CostReport base, Cost(fp32, *job.forward_pass));
-  ASSIGN_OR_RETURN(CostReport cost, Cost(m, *job.forward_pass));
-  r.bytes = cost.serialized_bytes;
-  r.b1 = cost.latency[0].median_ms;
-  r.b64 = cost.latency[1].median_ms;
-  r.base_b1 = base.latency[0].median_ms;
-  r.base_b64 = base.latency[1].median_ms;
+  r.accuracy = q.accuracy;
+  r.bytes = q.cost.serialized_bytes;
+  r.b1 = q.cost.latency[0].median_ms;
+  r.b64 = q.cost.latency[1].median_ms;
+  r.base_b1 = base.cost.latency[0].median_ms;
+  r.base_b64 = base.cost.latency[1].median_ms;
   return r;
 }
 
 absl::Status RunModel(const std::string& name, const std::string& path) {
   TrainJob tj;
-  tj.set_model(path);
-  ASSIGN_OR_RETURN(*tj.mutable_data(), PresetData("fashion_mnist", "", false));
-  tj.mutable_data()->set_train_batch_size(64);
-  ASSIGN_OR_RETURN(Job job, BuildJob(tj, true), absl::StrCat("loading ", path, " (see the benchmark's header)"));
+  ASSIGN_OR_RETURN(Job job, BuildToolJob(path, "fashion_mnist", "", 64, /*seed=*/0, &tj),
+                   absl::StrCat("loading ", path, " (see the benchmark's header)"));
   Model& fp32 = *job.model;
   fp32.Eval();
   const std::string dir = absl::StrCat(absl::GetFlag(FLAGS_out_dir), "/", name);
