@@ -258,6 +258,127 @@ int LayerOfNode(const Node* n) {
   return index;
 }
 
+// Clone → freeze (inline, fold attributes and `training`) → drop dropout,
+// rewrite traced _convolution, fold batch norm and constant scalings.
+absl::StatusOr<torch::jit::Module> FreezeAndFold(Model& copy) {
+  return TorchCallOr("freezing the model", [&] {
+    at::NoGradGuard no_grad;
+    torch::jit::Module f = torch::jit::freeze_module(copy.module());
+    auto graph = f.get_method("forward").graph();
+    torch::jit::removeDropout(graph);
+    RewriteConvolutions(*graph);
+    torch::jit::FoldFrozenConvBatchnorm(graph);
+    torch::jit::FoldFrozenConvAddOrSub(graph);
+    torch::jit::FoldFrozenConvMulOrDiv(graph);
+    torch::jit::ConstantPropagation(graph);
+    torch::jit::EliminateDeadCode(graph);
+    if (!f.type()->hasAttribute("training")) f.register_attribute("training", c10::BoolType::get(), false);
+    return f;
+  });
+}
+
+// Each top-level conv / linear with a constant float weight becomes a layer;
+// its weight (and bias) become parameters quant_w_<i> (quant_b_<i>) of the
+// root module, read through GetAttr.
+absl::Status Reparameterize(torch::jit::Module& frozen, std::vector<QuantLayer>* layers,
+                            std::map<std::string, at::Tensor>* weights) {
+  auto graph = frozen.get_method("forward").graph();
+  std::vector<Node*> nodes;
+  for (Node* n : graph->nodes()) {
+    if (IsLayerKind(n)) nodes.push_back(n);
+  }
+  for (Node* n : nodes) {
+    auto w = ConstantTensor(n->input(1));
+    if (!w || !w->is_floating_point()) continue;
+    const int index = static_cast<int>(layers->size());
+    QuantLayer layer;
+    layer.module_path = CallPath(n);
+    layer.op_type = LayerType(n, *w);
+    layer.weight_shape = w->sizes().vec();
+    layer.weight_param = absl::StrCat(kWeightPrefix, index);
+    RETURN_IF_ERROR(TorchCall("re-parameterizing a layer", [&] {
+      torch::jit::WithInsertPoint guard(n);
+      frozen.register_parameter(layer.weight_param, w->detach().clone(), false);
+      n->replaceInput(1, graph->insertGetAttr(graph->inputs()[0], layer.weight_param));
+      (*weights)[layer.weight_param] = w->detach().clone();
+      if (auto b = ConstantTensor(n->input(2))) {
+        const std::string bname = absl::StrCat(kBiasPrefix, index);
+        frozen.register_parameter(bname, b->detach().clone(), false);
+        n->replaceInput(2, graph->insertGetAttr(graph->inputs()[0], bname));
+        (*weights)[bname] = b->detach().clone();
+      }
+    }));
+    layers->push_back(std::move(layer));
+  }
+  torch::jit::EliminateDeadCode(graph);
+  return absl::OkStatus();
+}
+
+// op_types, module_regex, exclude, then keep_first / keep_last.
+void SelectLayers(const QuantizationConfig& config, std::vector<QuantLayer>* layers) {
+  std::vector<int> selected;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    QuantLayer& l = (*layers)[i];
+    l.selected = true;
+    if (!config.op_types().empty() &&
+        std::find(config.op_types().begin(), config.op_types().end(), l.op_type) == config.op_types().end()) {
+      l.selected = false;
+      l.reason = absl::StrCat("op type ", l.op_type, " not in op_types");
+    } else if (!config.module_regex().empty() && !RE2::FullMatch(l.module_path, config.module_regex())) {
+      l.selected = false;
+      l.reason = "module_regex does not match";
+    } else {
+      for (const std::string& e : config.exclude()) {
+        if (RE2::FullMatch(l.module_path, e)) {
+          l.selected = false;
+          l.reason = absl::StrCat("exclude '", e, "'");
+          break;
+        }
+      }
+    }
+    if (l.selected) selected.push_back(static_cast<int>(i));
+  }
+  if (config.keep_first() && !selected.empty()) {
+    (*layers)[selected.front()].selected = false;
+    (*layers)[selected.front()].reason = "keep_first";
+  }
+  if (config.keep_last() && !selected.empty()) {
+    (*layers)[selected.back()].selected = false;
+    (*layers)[selected.back()].reason = "keep_last";
+  }
+}
+
+// An observer between a conv / linear and its only user, a ReLU, moves after
+// the ReLU (or goes, if the ReLU's output is observed already), so that
+// conversion fuses conv+relu / linear+relu.
+absl::Status MoveObserversAfterRelu(Graph& graph) {
+  for (auto& [name, call] : ObserverCalls(graph)) {
+    Value* in = call->input(1);
+    Value* out = call->output();
+    if (!IsLayerKind(in->node())) continue;
+    if (in->uses().size() != 1 || out->uses().size() != 1) continue;
+    Node* relu = out->uses()[0].user;
+    const std::string kind = relu->kind().toQualString();
+    if (kind != "aten::relu" && kind != "aten::relu_") continue;
+    bool relu_observed = false;
+    for (const auto& u : relu->output()->uses()) {
+      if (u.user->kind() == c10::prim::CallMethod) relu_observed = true;
+    }
+    RETURN_IF_ERROR(TorchCall("moving an observer after a ReLU", [&] {
+      relu->replaceInput(0, in);
+      if (relu_observed) {
+        out->replaceAllUsesWith(in);
+        call->destroy();
+      } else {
+        call->moveAfter(relu);
+        relu->output()->replaceAllUsesWith(out);
+        call->replaceInput(1, relu->output());
+      }
+    }));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckObserver(const ObserverConfig& c, const std::string& field) {
   ASSIGN_OR_RETURN(auto observer, MakeObserver(c, field));
   (void)observer;
@@ -366,90 +487,14 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
 
   ASSIGN_OR_RETURN(Model copy, model.Clone());
   copy.Eval();
-  // 1. Freeze and fold.
-  ASSIGN_OR_RETURN(torch::jit::Module frozen, TorchCallOr("freezing the model", [&] {
-                     at::NoGradGuard no_grad;
-                     torch::jit::Module f = torch::jit::freeze_module(copy.module());
-                     auto graph = f.get_method("forward").graph();
-                     torch::jit::removeDropout(graph);
-                     RewriteConvolutions(*graph);
-                     torch::jit::FoldFrozenConvBatchnorm(graph);
-                     torch::jit::FoldFrozenConvAddOrSub(graph);
-                     torch::jit::FoldFrozenConvMulOrDiv(graph);
-                     torch::jit::ConstantPropagation(graph);
-                     torch::jit::EliminateDeadCode(graph);
-                     if (!f.type()->hasAttribute("training")) {
-                       f.register_attribute("training", c10::BoolType::get(), false);
-                     }
-                     return f;
-                   }));
-  // Layers; weights and biases become root parameters again.
-  {
-    auto graph = frozen.get_method("forward").graph();
-    std::vector<Node*> nodes;
-    for (Node* n : graph->nodes()) {
-      if (IsLayerKind(n)) nodes.push_back(n);
-    }
-    for (Node* n : nodes) {
-      auto w = ConstantTensor(n->input(1));
-      if (!w || !w->is_floating_point()) continue;
-      const int index = static_cast<int>(q->layers_.size());
-      QuantLayer layer;
-      layer.module_path = CallPath(n);
-      layer.op_type = LayerType(n, *w);
-      layer.weight_shape = w->sizes().vec();
-      layer.weight_param = absl::StrCat(kWeightPrefix, index);
-      RETURN_IF_ERROR(TorchCall("re-parameterizing a layer", [&] {
-        torch::jit::WithInsertPoint guard(n);
-        frozen.register_parameter(layer.weight_param, w->detach().clone(), false);
-        n->replaceInput(1, graph->insertGetAttr(graph->inputs()[0], layer.weight_param));
-        q->weights_[layer.weight_param] = w->detach().clone();
-        if (auto b = ConstantTensor(n->input(2))) {
-          const std::string bname = absl::StrCat(kBiasPrefix, index);
-          frozen.register_parameter(bname, b->detach().clone(), false);
-          n->replaceInput(2, graph->insertGetAttr(graph->inputs()[0], bname));
-          q->weights_[bname] = b->detach().clone();
-        }
-      }));
-      q->layers_.push_back(std::move(layer));
-    }
-    torch::jit::EliminateDeadCode(graph);
-  }
+  // 1. Freeze and fold; weights and biases become root parameters again.
+  ASSIGN_OR_RETURN(torch::jit::Module frozen, FreezeAndFold(copy));
+  RETURN_IF_ERROR(Reparameterize(frozen, &q->layers_, &q->weights_));
   if (q->layers_.empty()) {
     return absl::FailedPreconditionError(
         "the model has no conv1d / conv2d / linear layer at the top level of its forward graph: nothing to quantize");
   }
-  // Selection.
-  std::vector<int> selected;
-  for (size_t i = 0; i < q->layers_.size(); ++i) {
-    QuantLayer& l = q->layers_[i];
-    l.selected = true;
-    if (!config.op_types().empty() &&
-        std::find(config.op_types().begin(), config.op_types().end(), l.op_type) == config.op_types().end()) {
-      l.selected = false;
-      l.reason = absl::StrCat("op type ", l.op_type, " not in op_types");
-    } else if (!config.module_regex().empty() && !RE2::FullMatch(l.module_path, config.module_regex())) {
-      l.selected = false;
-      l.reason = "module_regex does not match";
-    } else {
-      for (const std::string& e : config.exclude()) {
-        if (RE2::FullMatch(l.module_path, e)) {
-          l.selected = false;
-          l.reason = absl::StrCat("exclude '", e, "'");
-          break;
-        }
-      }
-    }
-    if (l.selected) selected.push_back(static_cast<int>(i));
-  }
-  if (config.keep_first() && !selected.empty()) {
-    q->layers_[selected.front()].selected = false;
-    q->layers_[selected.front()].reason = "keep_first";
-  }
-  if (config.keep_last() && !selected.empty()) {
-    q->layers_[selected.back()].selected = false;
-    q->layers_[selected.back()].reason = "keep_last";
-  }
+  SelectLayers(config, &q->layers_);
 
   q->prepared_ = std::make_unique<Model>(frozen, model.metadata());
   // 2. Observers (LibTorch's InsertObservers decides where).
@@ -464,35 +509,9 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
     observed = torch::jit::InsertObservers(frozen, "forward", dict, /*inplace=*/false, torch::jit::QuantType::STATIC);
   }));
   auto graph = observed.get_method("forward").graph();
-  // An observer between a conv / linear and its only user, a ReLU, moves
-  // after the ReLU (so conversion fuses conv+relu).
-  std::map<std::string, Node*> calls = ObserverCalls(*graph);
-  for (auto& [name, call] : calls) {
-    Value* in = call->input(1);
-    Value* out = call->output();
-    if (!IsLayerKind(in->node())) continue;
-    if (in->uses().size() != 1 || out->uses().size() != 1) continue;
-    Node* relu = out->uses()[0].user;
-    const std::string kind = relu->kind().toQualString();
-    if (kind != "aten::relu" && kind != "aten::relu_") continue;
-    bool relu_observed = false;
-    for (const auto& u : relu->output()->uses()) {
-      if (u.user->kind() == c10::prim::CallMethod) relu_observed = true;
-    }
-    RETURN_IF_ERROR(TorchCall("moving an observer after a ReLU", [&] {
-      relu->replaceInput(0, in);
-      if (relu_observed) {
-        out->replaceAllUsesWith(in);
-        call->destroy();
-      } else {
-        call->moveAfter(relu);
-        relu->output()->replaceAllUsesWith(out);
-        call->replaceInput(1, relu->output());
-      }
-    }));
-  }
+  RETURN_IF_ERROR(MoveObserversAfterRelu(*graph));
   torch::jit::EliminateDeadCode(graph);
-  calls = ObserverCalls(*graph);
+  std::map<std::string, Node*> calls = ObserverCalls(*graph);
   // Slots.
   for (auto& [name, call] : calls) {
     auto s = std::make_unique<Slot>();
