@@ -2,7 +2,6 @@
 // TorchScript method of the model itself (plain aten ops), so the file is
 // ~4x / ~8x smaller in its weights and still loads anywhere.
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -45,8 +44,35 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
   ObserverConfig oc = config_.weight();
   oc.set_bits(bits);
   oc.set_symmetric(true);
+  // Codes and scales first (errors as Status), then the graph edit.
+  struct Packed {
+    const QuantLayer* layer;
+    at::Tensor codes;  // int8 codes, or packed 4-bit pairs (uint8)
+    at::Tensor scale;  // float [out_channels]
+  };
+  std::vector<Packed> packed;
+  for (const QuantLayer& l : layers_) {
+    if (!l.selected) continue;
+    const at::Tensor w = weights_.at(l.weight_param).detach().to(at::kFloat).contiguous();
+    ASSIGN_OR_RETURN(auto observer, MakeObserver(oc, "weight"));
+    RETURN_IF_ERROR(observer->Observe(w));
+    ASSIGN_OR_RETURN(QuantParams p, observer->Compute());
+    at::Tensor scale = p.scale.to(at::kFloat).reshape({-1});
+    if (scale.numel() == 1) scale = scale.expand({w.size(0)}).contiguous();
+    std::vector<int64_t> shape(w.dim(), 1);
+    shape[0] = -1;
+    at::Tensor codes = at::round(w / scale.view(shape)).clamp(p.qmin, p.qmax);
+    if (bits == 8) {
+      codes = codes.to(at::kChar);
+    } else {
+      at::Tensor u = (codes + 8).to(at::kByte).flatten();
+      if (u.numel() % 2) u = at::cat({u, at::zeros({1}, u.options())});
+      u = u.view({-1, 2});
+      codes = at::bitwise_or(u.select(1, 0), u.select(1, 1) * 16).contiguous();
+    }
+    packed.push_back({&l, codes, scale});
+  }
   RETURN_IF_ERROR(TorchCall("weight-only quantization", [&] {
-    at::NoGradGuard no_grad;
     torch::jit::Module& m = out.module();
     m.define(kDequantizeSource);
     auto graph = m.get_method("forward").graph();
@@ -54,43 +80,19 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
     for (torch::jit::Node* n : graph->nodes()) {
       if (n->kind() == c10::prim::GetAttr && n->input(0) == graph->inputs()[0]) getattrs[n->s(c10::attr::name)] = n;
     }
-    for (const QuantLayer& l : layers_) {
-      if (!l.selected || !getattrs.count(l.weight_param)) continue;
-      const at::Tensor w = weights_.at(l.weight_param).detach().to(at::kFloat).contiguous();
-      auto observer = MakeObserver(oc, "weight");
-      if (!observer.ok()) throw std::runtime_error(std::string(observer.status().message()));
-      absl::Status s = (*observer)->Observe(w);
-      auto p = s.ok() ? (*observer)->Compute() : absl::StatusOr<QuantParams>(s);
-      if (!p.ok()) throw std::runtime_error(std::string(p.status().message()));
-      at::Tensor scale = p->scale.to(at::kFloat);
-      if (scale.numel() == 1) scale = scale.expand({w.size(0)}).contiguous();
-      std::vector<int64_t> shape(w.dim(), 1);
-      shape[0] = -1;
-      const at::Tensor view_scale = scale.view(shape);
-      at::Tensor codes = at::round(w / view_scale).clamp(p->qmin, p->qmax);
+    torch::jit::Value* self = graph->inputs()[0];
+    for (const Packed& p : packed) {
+      const QuantLayer& l = *p.layer;
+      if (!getattrs.count(l.weight_param)) continue;
       torch::jit::Node* get = getattrs.at(l.weight_param);
       torch::jit::WithInsertPoint guard(get->next());
       const std::string qname = absl::StrCat(l.weight_param, "_q"), sname = absl::StrCat(l.weight_param, "_scale");
-      m.register_buffer(sname, scale);
-      torch::jit::Node* call = nullptr;
-      if (bits == 8) {
-        m.register_buffer(qname, codes.to(at::kChar));
-        call = graph->create(c10::prim::CallMethod,
-                             {graph->inputs()[0], graph->insertGetAttr(graph->inputs()[0], qname),
-                              graph->insertGetAttr(graph->inputs()[0], sname)});
-        call->s_(c10::attr::name, "slimfit_dequantize_int8");
-      } else {
-        at::Tensor u = (codes + 8).to(at::kByte).flatten();
-        if (u.numel() % 2) u = at::cat({u, at::zeros({1}, u.options())});
-        u = u.view({-1, 2});
-        at::Tensor packed = at::bitwise_or(u.select(1, 0), u.select(1, 1) * 16).contiguous();
-        m.register_buffer(qname, packed);
-        torch::jit::Value* size = graph->insertConstant(c10::IValue(w.sizes().vec()));
-        call = graph->create(c10::prim::CallMethod,
-                             {graph->inputs()[0], graph->insertGetAttr(graph->inputs()[0], qname),
-                              graph->insertGetAttr(graph->inputs()[0], sname), size});
-        call->s_(c10::attr::name, "slimfit_dequantize_int4");
-      }
+      m.register_buffer(qname, p.codes);
+      m.register_buffer(sname, p.scale);
+      std::vector<torch::jit::Value*> args = {self, graph->insertGetAttr(self, qname), graph->insertGetAttr(self, sname)};
+      if (bits == 4) args.push_back(graph->insertConstant(c10::IValue(l.weight_shape)));
+      torch::jit::Node* call = graph->create(c10::prim::CallMethod, args);
+      call->s_(c10::attr::name, bits == 8 ? "slimfit_dequantize_int8" : "slimfit_dequantize_int4");
       call->output()->setType(c10::TensorType::get());
       graph->insertNode(call);
       get->output()->replaceAllUsesWith(call->output());
