@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -379,6 +381,57 @@ absl::Status MoveObserversAfterRelu(Graph& graph) {
   return absl::OkStatus();
 }
 
+// Scales become float literals in the saved code; an integral one (a huge
+// range: every float32 >= 2^24 is integral) is printed without a decimal
+// point and reloads as an int, which quantized ops refuse. Integral float
+// constants move to the next representable double.
+void MakeFloatConstantsPrintable(Graph& graph) {
+  for (Node* n : graph.nodes()) {
+    for (size_t i = 0; i < n->inputs().size(); ++i) {
+      Value* v = n->input(i);
+      if (v->node()->kind() != c10::prim::Constant || !v->type()->isSubtypeOf(*c10::FloatType::get())) continue;
+      const double d = torch::jit::toIValue(v)->toDouble();
+      if (std::floor(d) != d || std::isinf(d)) continue;
+      torch::jit::WithInsertPoint guard(n);
+      n->replaceInput(i, graph.insertConstant(std::nextafter(d, std::numeric_limits<double>::infinity())));
+    }
+  }
+}
+
+// LibTorch's InsertQuantDeQuant dequantizes a returned tuple (a scripted
+// model's NamedTuple output holding a quantized tensor) as a whole, which
+// fails at run time; dequantize its tensor elements instead.
+void DequantizeTupleElements(Graph& graph) {
+  std::vector<Node*> todo;
+  for (Node* n : graph.nodes()) {
+    if (n->kind() == c10::Symbol::fromQualString("aten::dequantize") &&
+        n->input(0)->node()->kind() == c10::prim::TupleConstruct) {
+      todo.push_back(n);
+    }
+  }
+  for (Node* n : todo) {
+    Node* tuple = n->input(0)->node();
+    torch::jit::WithInsertPoint guard(n);
+    std::vector<Value*> elements;
+    for (Value* e : tuple->inputs()) {
+      if (e->type()->isSubtypeOf(*c10::TensorType::get())) {
+        Node* d = graph.create(c10::Symbol::fromQualString("aten::dequantize"), {e});
+        d->output()->setType(c10::TensorType::get());
+        graph.insertNode(d);
+        elements.push_back(d->output());
+      } else {
+        elements.push_back(e);
+      }
+    }
+    c10::TupleTypePtr type = tuple->output()->type()->cast<c10::TupleType>();
+    Node* rebuilt = graph.createTuple(elements, type && type->schema() ? type : nullptr);
+    graph.insertNode(rebuilt);
+    n->output()->replaceAllUsesWith(rebuilt->output());
+    n->destroy();
+  }
+  torch::jit::EliminateDeadCode(graph.block());
+}
+
 absl::Status CheckObserver(const ObserverConfig& c, const std::string& field) {
   ASSIGN_OR_RETURN(auto observer, MakeObserver(c, field));
   (void)observer;
@@ -648,6 +701,8 @@ absl::StatusOr<Model> Int8Quantizer::Build(const std::set<int>& fp32, bool debug
                                                                             torch::jit::QuantType::STATIC);
                      if (!debug) qm = torch::jit::Finalize(qm, torch::jit::QuantType::STATIC, {});
                      auto g = qm.get_method("forward").graph();
+                     DequantizeTupleElements(*g);
+                     MakeFloatConstantsPrintable(*g);
                      torch::jit::ConstantPropagation(g);
                      torch::jit::EliminateDeadCode(g);
                      return qm;

@@ -16,6 +16,7 @@
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
 #include "graph/pruning_test_util.h"
+#include "model/test_models.h"
 #include "gtest/gtest.h"
 
 namespace slimfit {
@@ -102,6 +103,38 @@ TEST(Int8Quantizer, SelectionKeepsLayersInFloat) {
   ASSERT_OK_AND_ASSIGN(Model mixed, q->Convert({1}));
   EXPECT_EQ(CountKind(mixed, "aten::conv2d") + CountKind(mixed, "aten::linear"), fp32 + 1);
   EXPECT_THAT(q->Convert({total}).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("out of range")));
+}
+
+// Models that hit two LibTorch quantization-pass gaps, worked around after
+// Finalize: a returned tuple holding the quantized output (LibTorch
+// dequantizes the tuple as a whole) and a range so large that its float32
+// scale is integral (printed without a decimal point, it reloaded as an int).
+TEST(Int8Quantizer, TupleOutputsAndHugeRangesSaveAndReload) {
+  const char* source = R"(
+def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    y = torch.relu(torch.conv2d(x * self.gain, self.w, self.b))
+    z = torch.linear(torch.flatten(y, 1), self.fw, self.fb)
+    return (z, y)
+)";
+  for (double gain : {1.0, 1e12}) {
+    SCOPED_TRACE(gain);
+    Model m = testing::ScriptedTestModel(
+        "TupleOut", source,
+        {{"w", at::randn({4, 1, 3, 3})}, {"b", at::randn({4})}, {"fw", at::randn({3, 64})}, {"fb", at::randn({3})},
+         {"gain", at::full({1}, gain)}});
+    m.Eval();
+    ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, QuantizationConfig()));
+    ASSERT_OK(q->Observe({RandomInput({1, 6, 6}, 4, 1)}));
+    ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+    std::stringstream buffer;
+    int8.module().save(buffer);
+    torch::jit::Module back = torch::jit::load(buffer);  // parses the saved code, as Python does
+    at::NoGradGuard no_grad;
+    auto out = back.forward({RandomInput({1, 6, 6}, 2, 2)}).toTuple();
+    EXPECT_FALSE(out->elements()[0].toTensor().is_quantized());
+    EXPECT_EQ(out->elements()[0].toTensor().sizes(), (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(out->elements()[1].toTensor().sizes(), (std::vector<int64_t>{2, 4, 4, 4}));
+  }
 }
 
 TEST(Int8Quantizer, ConvertBeforeCalibrationFails) {
