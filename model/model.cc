@@ -1,5 +1,8 @@
 #include "model/model.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
@@ -61,9 +64,20 @@ absl::StatusOr<Model> Model::Load(const std::string& path, c10::Device device) {
 absl::Status Model::Save(const std::string& path) const {
   ASSIGN_OR_RETURN(std::string json, MetadataToJson(metadata_));
   torch::jit::ExtraFilesMap extra{{kMetadataFileName, json}};
-  return ReplaceFileAtomically(path, [&](const std::string& tmp) {
-    return TorchCall(absl::StrCat("saving model to \"", path, "\""),
-                     [&] { module_->save(tmp, extra); });
+  return ReplaceFileAtomically(path, [&](const std::string& tmp) -> absl::Status {
+    // Through a stream, so the archive's folder is "archive" (as
+    // torch.jit.save to a buffer writes it), not the temporary file's name.
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      const int err = errno;
+      return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kPermissionDenied,
+                          absl::StrCat("saving model to \"", path, "\": cannot create \"", tmp, "\": ",
+                                       std::strerror(err)));
+    }
+    RETURN_IF_ERROR(TorchCall(absl::StrCat("saving model to \"", path, "\""), [&] { module_->save(out, extra); }));
+    out.close();
+    if (!out) return absl::DataLossError(absl::StrCat("saving model to \"", path, "\": writing \"", tmp, "\" failed"));
+    return absl::OkStatus();
   });
 }
 

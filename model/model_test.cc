@@ -57,7 +57,7 @@ TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
 TEST(ModelTest, SaveIntoMissingDirectoryFailsCleanly) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
   EXPECT_THAT(m.Save(TempPath("no/such/dir/m.pt")),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr("saving model to")));
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("saving model to")));
 }
 
 TEST(ModelTest, LoadMissingFileIsNotFound) {
