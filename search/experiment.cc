@@ -1,0 +1,234 @@
+#include "search/experiment.h"
+
+#include <ATen/Context.h>
+#include <c10/core/Device.h>
+
+#include <cctype>
+#include <cmath>
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/text_proto.h"
+#include "common/torch_status.h"
+#include "model/zoo/zoo.h"
+#include "pruners/pruner.pb.h"
+#include "quantizers/int8.h"
+
+namespace slimfit {
+namespace {
+
+// The README's main job: the resnet_small recipe of
+// experiments/train/resnet_small_fashion.pbtxt as the reference, then
+// compression within 1 accuracy point.
+constexpr char kDefaultExperiment[] = R"pb(
+  name: "default"
+  model { zoo: "resnet_small" reference_epochs: 15 }
+  data {
+    mnist {}
+    train_batch_size: 128
+    train_transforms { random_crop { size: 28 padding: 2 } }
+    train_transforms { random_horizontal_flip {} }
+    train_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+    eval_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+  }
+  loss { cross_entropy {} }
+  evaluation {
+    evaluators { accuracy { top_k: [ 1, 5 ] } }
+    eval_key: "accuracy"
+    eval_split: "val"
+  }
+  full_trainer {
+    optimizer {
+      sgd { momentum: 0.9 nesterov: true }
+      lr: 0.1
+      weight_decay: 5e-4
+      no_weight_decay_on_bias_and_norm: true
+    }
+    scheduler { cosine {} interval: ITERATION }
+  }
+  compression { delta: 1.0 level: 1 objective: LATENCY }
+)pb";
+
+const std::vector<std::string>& DefaultPruners() {
+  static const auto* names = new std::vector<std::string>{"l1_filter", "fpgm", "taylor"};
+  return *names;
+}
+
+std::vector<std::string> StructuredPrunerNames() {
+  std::vector<std::string> names;
+  const auto* oneof = PruningConfig::descriptor()->FindOneofByName("pruner");
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    if (oneof->field(i)->name() != "level") names.push_back(oneof->field(i)->name());
+  }
+  return names;
+}
+
+absl::Status Invalid(const std::string& field, const std::string& value, const std::string& valid) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", value, "; ", valid));
+}
+
+}  // namespace
+
+absl::StatusOr<Experiment> LoadExperiment(const std::string& path) {
+  Experiment e;
+  RETURN_IF_ERROR(ParseTextProtoFile(path, &e));
+  if (e.name().empty()) {
+    std::string stem = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+    if (absl::EndsWith(stem, ".pbtxt")) stem.resize(stem.size() - 6);
+    e.set_name(stem);
+  }
+  return e;
+}
+
+Experiment DefaultExperiment() {
+  Experiment e;
+  // The constant is checked by experiment_test; a parse failure is a bug.
+  if (!ParseTextProto(kDefaultExperiment, "<default experiment>", &e).ok()) e.Clear();
+  return e;
+}
+
+absl::Status ValidateExperiment(const Experiment& e) {
+  // name: it names a directory.
+  for (char c : e.name()) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return Invalid("name", absl::StrCat("'", e.name(), "'"), "use letters, digits, '_', '-' and '.' (it names runs/<name>)");
+    }
+  }
+  // model
+  const ModelSpec& m = e.model();
+  switch (m.source_case()) {
+    case ModelSpec::kPath: {
+      auto size = RegularFileSize(m.path());
+      if (!size.ok()) {
+        return absl::NotFoundError(absl::StrCat("model.path: \"", m.path(), "\" is not a readable file (",
+                                                size.status().message(), ")"));
+      }
+      if (m.has_reference_training() || m.reference_epochs() != 0 || m.width_multiplier() != 0) {
+        return Invalid("model.reference_training / reference_epochs / width_multiplier", "set with model.path",
+                       "they describe how a zoo model is trained; a file is used as it is");
+      }
+      break;
+    }
+    case ModelSpec::kZoo:
+      if (!ZooRegistry().Contains(m.zoo())) {
+        return Invalid("model.zoo", absl::StrCat("'", m.zoo(), "'"),
+                       absl::StrCat("one of ", absl::StrJoin(ZooModelNames(), ", ")));
+      }
+      break;
+    case ModelSpec::SOURCE_NOT_SET:
+      return absl::InvalidArgumentError("model: required: path (a TorchScript file) or zoo (a zoo model name)");
+  }
+  if (m.reference_epochs() < 0) {
+    return Invalid("model.reference_epochs", absl::StrCat(m.reference_epochs()), "must be >= 0 (0 = default 15)");
+  }
+  if (m.width_multiplier() < 0 || m.width_multiplier() > 16) {
+    return Invalid("model.width_multiplier", absl::StrCat(m.width_multiplier()), "must be in (0, 16] (0 = default 1)");
+  }
+  // data
+  if (e.data().dataset_case() == DataConfig::DATASET_NOT_SET) {
+    return absl::InvalidArgumentError("data: required: one of mnist, cifar, tensor_file, synthetic");
+  }
+  // evaluation and trainer
+  static const std::set<std::string> kSplits = {"", "train", "val", "test"};
+  if (!kSplits.count(e.evaluation().eval_split())) {
+    return Invalid("evaluation.eval_split", absl::StrCat("'", e.evaluation().eval_split(), "'"),
+                   "use train, val or test");
+  }
+  if (!e.full_trainer().eval_key().empty() && !e.evaluation().eval_key().empty() &&
+      e.full_trainer().eval_key() != e.evaluation().eval_key()) {
+    return Invalid("full_trainer.eval_key", absl::StrCat("'", e.full_trainer().eval_key(), "'"),
+                   absl::StrCat("differs from evaluation.eval_key '", e.evaluation().eval_key(),
+                                "'; leave it unset (the engine listens to evaluation.eval_key)"));
+  }
+  if (!e.full_trainer().has_optimizer() ||
+      e.full_trainer().optimizer().optimizer_case() == OptimizerConfig::OPTIMIZER_NOT_SET) {
+    return absl::InvalidArgumentError(
+        "full_trainer.optimizer: required (e.g. optimizer { sgd { momentum: 0.9 } lr: 0.01 })");
+  }
+  // compression
+  const CompressionConfig& c = e.compression();
+  if (c.has_delta() && (!std::isfinite(c.delta()) || c.delta() < 0)) {
+    return Invalid("compression.delta", absl::StrCat(c.delta()),
+                   "must be a finite number >= 0 (the allowed drop of eval_key, in its units)");
+  }
+  if (c.level() < 0 || c.level() > 2) {
+    return Invalid("compression.level", absl::StrCat(c.level()),
+                   "use 1 (structured pruning) or 2 (pruning + int8 quantization); 0 = default 1");
+  }
+  const std::vector<std::string> pruners = StructuredPrunerNames();
+  for (const std::string& p : c.pruners()) {
+    if (p == "level") {
+      return Invalid("compression.pruners", "'level'",
+                     "unstructured pruning makes no model smaller or faster here; use a structured pruner (" +
+                         absl::StrJoin(pruners, ", ") + ")");
+    }
+    if (std::find(pruners.begin(), pruners.end(), p) == pruners.end()) {
+      return Invalid("compression.pruners", absl::StrCat("'", p, "'"),
+                     absl::StrCat("one of ", absl::StrJoin(pruners, ", ")));
+    }
+  }
+  if (c.has_quantization()) {
+    if (c.level() == 1) {
+      return Invalid("compression.quantization", "set with level 1",
+                     "quantization runs at level 2 (set level: 2, or drop the block)");
+    }
+    absl::Status s = ValidateQuantizationConfig(c.quantization());
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("compression.quantization.", s.message()));
+  }
+  if (!std::isfinite(c.time_budget_minutes()) || c.time_budget_minutes() < 0) {
+    return Invalid("compression.time_budget_minutes", absl::StrCat(c.time_budget_minutes()), "must be >= 0 (0 = none)");
+  }
+  if (c.candidate_epochs() < 0 || c.final_epochs() < 0) {
+    return Invalid("compression.candidate_epochs / final_epochs",
+                   absl::StrCat(c.candidate_epochs(), " / ", c.final_epochs()), "must be >= 0 (0 = default)");
+  }
+  // device, threads
+  if (!e.device().empty()) {
+    auto device = TorchCallOr("device", [&] { return c10::Device(e.device()); });
+    if (!device.ok()) {
+      return Invalid("device", absl::StrCat("'", e.device(), "'"), "use cpu, cuda or cuda:<index>");
+    }
+    if (device->is_cuda() && !at::hasCUDA()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device: '", e.device(), "' but this LibTorch has no CUDA support; use cpu"));
+    }
+  }
+  if (e.threads() < 0) return Invalid("threads", absl::StrCat(e.threads()), "must be >= 0 (0 = default 1)");
+  return absl::OkStatus();
+}
+
+Experiment WithDefaults(Experiment e) {
+  if (e.name().empty()) e.set_name("default");
+  if (e.model().source_case() == ModelSpec::kZoo) {
+    if (e.model().reference_epochs() == 0) e.mutable_model()->set_reference_epochs(15);
+    if (e.model().width_multiplier() == 0) e.mutable_model()->set_width_multiplier(1.0);
+  }
+  if (e.loss().loss_case() == LossConfig::LOSS_NOT_SET) e.mutable_loss()->mutable_cross_entropy();
+  EvaluationConfig* ev = e.mutable_evaluation();
+  if (ev->evaluators_size() == 0) ev->add_evaluators()->mutable_accuracy();
+  if (ev->eval_key().empty()) ev->set_eval_key("accuracy");
+  if (ev->eval_split().empty()) ev->set_eval_split("val");
+  e.mutable_full_trainer()->set_eval_key(ev->eval_key());
+  e.mutable_full_trainer()->set_eval_split(ev->eval_split());
+  CompressionConfig* c = e.mutable_compression();
+  if (!c->has_delta()) c->set_delta(1.0);
+  if (c->level() == 0) c->set_level(1);
+  if (c->objective() == CompressionConfig::OBJECTIVE_DEFAULT) c->set_objective(CompressionConfig::LATENCY);
+  if (c->pruners_size() == 0) {
+    for (const std::string& p : DefaultPruners()) c->add_pruners(p);
+  }
+  if (c->candidate_epochs() == 0) c->set_candidate_epochs(c->deepsearch() ? 2 : 1);
+  if (c->final_epochs() == 0) c->set_final_epochs(c->deepsearch() ? 10 : 5);
+  if (e.device().empty()) e.set_device("cpu");
+  if (e.threads() == 0) e.set_threads(1);
+  if (e.output_dir().empty()) e.set_output_dir(absl::StrCat("runs/", e.name()));
+  return e;
+}
+
+}  // namespace slimfit

@@ -1,0 +1,131 @@
+// Experiment files: the built-in default and every checked-in experiment
+// validate; each bad field is refused with the field, the value and what is
+// valid; defaults fill in as experiment.proto says.
+#include "search/experiment.h"
+
+#include <filesystem>
+
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::slimfit::testing::StatusIs;
+using ::testing::HasSubstr;
+
+Experiment With(const std::string& text) {
+  Experiment e = DefaultExperiment();
+  Experiment patch;
+  EXPECT_OK(ParseTextProto(text, "patch", &patch));
+  e.MergeFrom(patch);
+  return e;
+}
+
+TEST(Experiment, DefaultAndCheckedInExperimentsValidate) {
+  const Experiment d = DefaultExperiment();
+  EXPECT_EQ(d.model().zoo(), "resnet_small");
+  EXPECT_OK(ValidateExperiment(d));
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("experiments")) {
+    if (entry.path().extension() != ".pbtxt") continue;
+    ++seen;
+    SCOPED_TRACE(entry.path().string());
+    ASSERT_OK_AND_ASSIGN(Experiment e, LoadExperiment(entry.path().string()));
+    EXPECT_FALSE(e.name().empty());
+    EXPECT_OK(ValidateExperiment(e));
+  }
+  EXPECT_GE(seen, 1);
+}
+
+TEST(Experiment, NameDefaultsToTheFileStem) {
+  const std::string path = std::string(getenv("TEST_TMPDIR")) + "/my_run.pbtxt";
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("model { zoo: 'lenet5' } data { mnist { } } full_trainer { optimizer { sgd { } lr: 0.01 } }", f);
+  fclose(f);
+  ASSERT_OK_AND_ASSIGN(Experiment e, LoadExperiment(path));
+  EXPECT_EQ(e.name(), "my_run");
+  EXPECT_OK(ValidateExperiment(e));
+}
+
+TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
+  struct Case {
+    std::string patch;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"compression { delta: -1 }", absl::StatusCode::kInvalidArgument,
+       "compression.delta: -1; must be a finite number >= 0"},
+      {"compression { level: 3 }", absl::StatusCode::kInvalidArgument, "compression.level: 3; use 1"},
+      {"compression { pruners: 'fpgn' }", absl::StatusCode::kInvalidArgument,
+       "compression.pruners: 'fpgn'; one of l1_filter, l2_filter, fpgm, taylor, apoz, activation_mean, slim"},
+      {"compression { pruners: 'level' }", absl::StatusCode::kInvalidArgument,
+       "compression.pruners: 'level'; unstructured pruning makes no model smaller or faster"},
+      {"compression { level: 1 quantization { calibration_batches: 4 } }", absl::StatusCode::kInvalidArgument,
+       "compression.quantization: set with level 1"},
+      {"compression { level: 2 quantization { activation { minmax { } bits: 4 } } }",
+       absl::StatusCode::kInvalidArgument, "compression.quantization.activation.bits: 4"},
+      {"compression { time_budget_minutes: -5 }", absl::StatusCode::kInvalidArgument,
+       "compression.time_budget_minutes: -5; must be >= 0"},
+      {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument,
+       "model.zoo: 'resnet101'; one of "},
+      {"model { path: '/no/such/model.pt' }", absl::StatusCode::kNotFound,
+       "model.path: \"/no/such/model.pt\" is not a readable file"},
+      {"evaluation { eval_split: 'holdout' }", absl::StatusCode::kInvalidArgument,
+       "evaluation.eval_split: 'holdout'; use train, val or test"},
+      {"full_trainer { eval_key: 'loss' }", absl::StatusCode::kInvalidArgument,
+       "full_trainer.eval_key: 'loss'; differs from evaluation.eval_key 'accuracy'"},
+      {"device: 'tpu'", absl::StatusCode::kInvalidArgument, "device: 'tpu'; use cpu, cuda or cuda:<index>"},
+      {"name: 'a/b'", absl::StatusCode::kInvalidArgument, "name: 'a/b'; use letters, digits"},
+      {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: -2; must be >= 0"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.patch);
+    EXPECT_THAT(ValidateExperiment(With(c.patch)), StatusIs(c.code, HasSubstr(c.message)));
+  }
+  Experiment no_model = DefaultExperiment();
+  no_model.clear_model();
+  EXPECT_THAT(ValidateExperiment(no_model),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model: required: path")));
+  Experiment no_data = DefaultExperiment();
+  no_data.clear_data();
+  EXPECT_THAT(ValidateExperiment(no_data), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: required")));
+  Experiment no_optimizer = DefaultExperiment();
+  no_optimizer.mutable_full_trainer()->clear_optimizer();
+  EXPECT_THAT(ValidateExperiment(no_optimizer),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("full_trainer.optimizer: required")));
+}
+
+TEST(Experiment, DefaultsFillInAndAreIdempotent) {
+  Experiment e;
+  ASSERT_OK(ParseTextProto("model { zoo: 'lenet5' } data { mnist { } } "
+                           "full_trainer { optimizer { sgd { } lr: 0.01 } } compression { deepsearch: true }",
+                           "t", &e));
+  const Experiment d = WithDefaults(e);
+  EXPECT_EQ(d.name(), "default");
+  EXPECT_EQ(d.output_dir(), "runs/default");
+  EXPECT_DOUBLE_EQ(d.compression().delta(), 1.0);
+  EXPECT_EQ(d.compression().level(), 1);
+  EXPECT_EQ(d.compression().objective(), CompressionConfig::LATENCY);
+  EXPECT_THAT(d.compression().pruners(), ::testing::ElementsAre("l1_filter", "fpgm", "taylor"));
+  EXPECT_EQ(d.compression().candidate_epochs(), 2);  // deepsearch
+  EXPECT_EQ(d.compression().final_epochs(), 10);
+  EXPECT_EQ(d.evaluation().eval_key(), "accuracy");
+  EXPECT_EQ(d.full_trainer().eval_split(), "val");
+  EXPECT_EQ(d.model().reference_epochs(), 15);
+  EXPECT_EQ(d.device(), "cpu");
+  EXPECT_EQ(d.threads(), 1);
+  EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
+  EXPECT_OK(ValidateExperiment(d));
+  // delta 0 is a real choice (no drop allowed), not "unset".
+  Experiment zero = e;
+  zero.mutable_compression()->set_delta(0);
+  EXPECT_DOUBLE_EQ(WithDefaults(zero).compression().delta(), 0.0);
+}
+
+}  // namespace
+}  // namespace slimfit
