@@ -4,6 +4,8 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "data/splits.h"
+#include "tools/cli.h"
+#include "tools/pruning_flags.h"
 
 namespace slimfit {
 namespace {
@@ -13,6 +15,21 @@ std::string Ratio(double before, double after) {
 }
 
 }  // namespace
+
+absl::StatusOr<ToolSubject> LoadToolSubject(const std::string& spec, bool with_data, const std::string& data,
+                                            const std::string& data_dir, int batch_size, uint64_t seed) {
+  ToolSubject s;
+  if (with_data) {
+    ASSIGN_OR_RETURN(Job built, BuildToolJob(spec, data, data_dir, batch_size, seed, &s.config));
+    s.job = std::make_unique<Job>(std::move(built));
+    s.forward_pass = s.job->forward_pass;
+  } else {
+    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
+    s.owned = std::make_unique<Model>(std::move(m));
+    ASSIGN_OR_RETURN(s.forward_pass, ForwardPassForModel(*s.owned));
+  }
+  return s;
+}
 
 absl::StatusOr<Measured> MeasureModel(Model& model, ForwardPass& fp, Job* job, const DataConfig& data, int threads,
                                       int latency_runs) {

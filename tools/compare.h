@@ -7,6 +7,7 @@
 #ifndef SLIMFIT_TOOLS_COMPARE_H_
 #define SLIMFIT_TOOLS_COMPARE_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,19 @@
 #include "tools/job.h"
 
 namespace slimfit {
+
+// The model a compression tool works on: with --data, a Job (model, loaders,
+// forward pass, loss, evaluator); without, the model (file or zoo name) and
+// a forward pass from --input_shape or its metadata.
+struct ToolSubject {
+  std::unique_ptr<Job> job;
+  std::unique_ptr<Model> owned;
+  std::shared_ptr<ForwardPass> forward_pass;
+  TrainJob config;  // model and data; the caller adds full_trainer
+  Model& model() { return job ? *job->model : *owned; }
+};
+absl::StatusOr<ToolSubject> LoadToolSubject(const std::string& spec, bool with_data, const std::string& data,
+                                            const std::string& data_dir, int batch_size, uint64_t seed);
 
 struct Measured {
   CostReport cost;

@@ -57,25 +57,19 @@ absl::Status Run() {
         ", e.g. --data=fashion_mnist"));
   }
 
-  std::unique_ptr<Job> job;
-  std::unique_ptr<Model> owned;
-  std::shared_ptr<ForwardPass> fp;
-  TrainJob tj;
-  if (with_data) {
-    ASSIGN_OR_RETURN(Job built, BuildToolJob(spec, absl::GetFlag(FLAGS_data),
-                                             ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
-                                             absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed), &tj));
-    job = std::make_unique<Job>(std::move(built));
-    fp = job->forward_pass;
+  ASSIGN_OR_RETURN(ToolSubject subject,
+                   LoadToolSubject(spec, with_data, absl::GetFlag(FLAGS_data),
+                                   ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), absl::GetFlag(FLAGS_batch_size),
+                                   absl::GetFlag(FLAGS_seed)));
+  if (subject.job) {
     const int epochs = std::max(1, config.has_agp() ? config.agp().epochs() : config.finetune_epochs());
-    *tj.mutable_full_trainer() =
-        FineTuneConfig(absl::GetFlag(FLAGS_lr), epochs, job->train->num_batches(), absl::GetFlag(FLAGS_seed));
-  } else {
-    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
-    owned = std::make_unique<Model>(std::move(m));
-    ASSIGN_OR_RETURN(fp, ForwardPassForModel(*owned));
+    *subject.config.mutable_full_trainer() =
+        FineTuneConfig(absl::GetFlag(FLAGS_lr), epochs, subject.job->train->num_batches(), absl::GetFlag(FLAGS_seed));
   }
-  Model& model = job ? *job->model : *owned;
+  Model& model = subject.model();
+  std::unique_ptr<Job>& job = subject.job;
+  std::shared_ptr<ForwardPass>& fp = subject.forward_pass;
+  TrainJob& tj = subject.config;
 
   ASSIGN_OR_RETURN(Measured before,
                    MeasureModel(model, *fp, job.get(), tj.data(), threads, absl::GetFlag(FLAGS_latency_runs)));

@@ -123,24 +123,18 @@ absl::Status Run() {
   }
   RETURN_IF_ERROR(SetQuantizedEngine(config.engine()));
 
-  std::unique_ptr<Job> job;
-  std::unique_ptr<Model> owned;
-  std::shared_ptr<ForwardPass> fp;
-  TrainJob tj;
-  if (with_data) {
-    ASSIGN_OR_RETURN(Job built, BuildToolJob(spec, absl::GetFlag(FLAGS_data),
-                                             ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
-                                             absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed), &tj));
-    job = std::make_unique<Job>(std::move(built));
-    fp = job->forward_pass;
-    *tj.mutable_full_trainer() = FineTuneConfig(absl::GetFlag(FLAGS_lr), std::max(1, config.qat().epochs()),
-                                                job->train->num_batches(), absl::GetFlag(FLAGS_seed));
-  } else {
-    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
-    owned = std::make_unique<Model>(std::move(m));
-    ASSIGN_OR_RETURN(fp, ForwardPassForModel(*owned));
+  ASSIGN_OR_RETURN(ToolSubject subject,
+                   LoadToolSubject(spec, with_data, absl::GetFlag(FLAGS_data),
+                                   ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), absl::GetFlag(FLAGS_batch_size),
+                                   absl::GetFlag(FLAGS_seed)));
+  if (subject.job) {
+    *subject.config.mutable_full_trainer() = FineTuneConfig(absl::GetFlag(FLAGS_lr), std::max(1, config.qat().epochs()),
+                                                subject.job->train->num_batches(), absl::GetFlag(FLAGS_seed));
   }
-  Model& model = job ? *job->model : *owned;
+  Model& model = subject.model();
+  std::unique_ptr<Job>& job = subject.job;
+  std::shared_ptr<ForwardPass>& fp = subject.forward_pass;
+  TrainJob& tj = subject.config;
   model.Eval();
   const int runs = absl::GetFlag(FLAGS_latency_runs);
   ASSIGN_OR_RETURN(Measured before, MeasureModel(model, *fp, job.get(), tj.data(), threads, runs));
