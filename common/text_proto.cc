@@ -70,6 +70,26 @@ std::string SetOneofField(const google::protobuf::Message& message, absl::string
   return field == nullptr ? "" : field->name();
 }
 
+std::vector<std::string> OneofFieldNames(const google::protobuf::Message& message, absl::string_view oneof_name) {
+  std::vector<std::string> names;
+  const auto* oneof = message.GetDescriptor()->FindOneofByName(std::string(oneof_name));
+  if (oneof == nullptr) return names;
+  for (int i = 0; i < oneof->field_count(); ++i) names.push_back(oneof->field(i)->name());
+  return names;
+}
+
+bool SelectOneofField(google::protobuf::Message* message, absl::string_view oneof_name, absl::string_view field) {
+  const auto* oneof = message->GetDescriptor()->FindOneofByName(std::string(oneof_name));
+  if (oneof == nullptr) return false;
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    if (oneof->field(i)->name() == field && oneof->field(i)->message_type() != nullptr) {
+      message->GetReflection()->MutableMessage(message, oneof->field(i));
+      return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& message,
                                                absl::string_view oneof_name, absl::string_view context,
                                                const std::vector<std::string>& valid) {

@@ -45,7 +45,15 @@ std::string ToTextProto(const google::protobuf::Message& message);
 // implementations are registered under — or "" when none is set.
 std::string SetOneofField(const google::protobuf::Message& message, absl::string_view oneof_name);
 
-// The same, but an unset oneof is InvalidArgument
+// The field names of `message`'s oneof `oneof_name`, in declaration order
+// (the names implementations register under); empty for an unknown oneof.
+std::vector<std::string> OneofFieldNames(const google::protobuf::Message& message, absl::string_view oneof_name);
+
+// Selects (sets to its default message) the field `field` of oneof
+// `oneof_name`; false, and nothing changed, when the oneof has no such field.
+bool SelectOneofField(google::protobuf::Message* message, absl::string_view oneof_name, absl::string_view field);
+
+// The same as SetOneofField, but an unset oneof is InvalidArgument
 // "<context>: required (one of: <valid, comma-separated>)".
 absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& message,
                                                absl::string_view oneof_name, absl::string_view context,

@@ -61,11 +61,8 @@ const std::vector<std::string>& DefaultPruners() {
 }
 
 std::vector<std::string> StructuredPrunerNames() {
-  std::vector<std::string> names;
-  const auto* oneof = PruningConfig::descriptor()->FindOneofByName("pruner");
-  for (int i = 0; i < oneof->field_count(); ++i) {
-    if (oneof->field(i)->name() != "level") names.push_back(oneof->field(i)->name());
-  }
+  std::vector<std::string> names = OneofFieldNames(PruningConfig::default_instance(), "pruner");
+  names.erase(std::remove(names.begin(), names.end(), "level"), names.end());
   return names;
 }
 

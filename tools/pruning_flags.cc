@@ -29,16 +29,10 @@ absl::StatusOr<PruningConfig> PruningConfigFromFlags(const std::string& path) {
   if (from_file) RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(path), &c));
   if (!from_file || FlagGiven("pruner")) {
     const std::string name = absl::GetFlag(FLAGS_pruner);
-    const auto* field = PruningConfig::descriptor()->FindFieldByName(name);
-    if (field == nullptr || field->containing_oneof() == nullptr ||
-        field->containing_oneof()->name() != "pruner") {
-      std::vector<std::string> valid;
-      const auto* oneof = PruningConfig::descriptor()->FindOneofByName("pruner");
-      for (int i = 0; i < oneof->field_count(); ++i) valid.push_back(oneof->field(i)->name());
+    if (!SelectOneofField(&c, "pruner", name)) {
       return absl::InvalidArgumentError(absl::StrCat("--pruner: \"", name, "\" is not a pruner (one of: ",
-                                                     absl::StrJoin(valid, ", "), ")"));
+                                                     absl::StrJoin(OneofFieldNames(c, "pruner"), ", "), ")"));
     }
-    c.GetReflection()->MutableMessage(&c, field);  // selects it in the oneof
   }
   if (!from_file || FlagGiven("ratio")) c.set_ratio(absl::GetFlag(FLAGS_ratio));
   if (FlagGiven("global")) c.set_global(absl::GetFlag(FLAGS_global));

@@ -19,6 +19,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/status_macros.h"
@@ -61,15 +62,9 @@ namespace slimfit {
 namespace {
 
 absl::Status SetObserver(const std::string& flag, const std::string& name, ObserverConfig* c) {
-  const google::protobuf::OneofDescriptor* oneof = c->GetDescriptor()->FindOneofByName("observer");
-  for (int i = 0; i < oneof->field_count(); ++i) {
-    if (oneof->field(i)->name() == name) {
-      c->GetReflection()->MutableMessage(c, oneof->field(i));
-      return absl::OkStatus();
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, ": '", name, "' is not one of minmax, moving_average, percentile, mse, histogram"));
+  if (SelectOneofField(c, "observer", name)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", name, "' is not one of ",
+                                                 absl::StrJoin(OneofFieldNames(*c, "observer"), ", ")));
 }
 
 absl::StatusOr<QuantizationConfig> ConfigFromFlags() {
