@@ -23,13 +23,16 @@ namespace {
 using torch::jit::Node;
 using torch::jit::Value;
 
-std::string OpType(const Node* n, const std::vector<int64_t>& weight_shape, int64_t* groups) {
+}  // namespace
+
+std::string LayerOpType(const Node* n, const std::vector<int64_t>& weight_shape, int64_t* groups) {
   const std::string kind = n->kind().toQualString();
   if (auto conv = AsConvolution(n)) {
-    *groups = ConstantInt(n->input(conv->groups_input)).value_or(1);
+    const int64_t g = ConstantInt(n->input(conv->groups_input)).value_or(1);
+    if (groups != nullptr) *groups = g;
     const size_t dims = weight_shape.size() >= 3 ? weight_shape.size() - 2 : 2;
     if (conv->transposed) return absl::StrCat("ConvTranspose", dims, "d");
-    if (dims == 2 && *groups > 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
+    if (dims == 2 && g > 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
       return "DepthwiseConv2d";
     }
     return absl::StrCat("Conv", dims, "d");
@@ -41,6 +44,8 @@ std::string OpType(const Node* n, const std::vector<int64_t>& weight_shape, int6
   if (kind == "aten::embedding") return "Embedding";
   return kind;
 }
+
+namespace {
 
 struct Collector {
   const Value* self;
@@ -72,7 +77,7 @@ struct Collector {
       layer.module_path = ModulePathOf(first);
       layer.op_kind = n->kind().toQualString();
       layer.weight_shape = params->at(first).sizes().vec();
-      layer.op_type = OpType(n, layer.weight_shape, &layer.groups);
+      layer.op_type = LayerOpType(n, layer.weight_shape, &layer.groups);
       for (const auto& p : used) {
         if (consumed[p]) continue;  // a parameter counts once, for its first consumer
         consumed[p] = true;

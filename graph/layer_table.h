@@ -94,6 +94,13 @@ struct ConvolutionCall {
 };
 std::optional<ConvolutionCall> AsConvolution(const torch::jit::Node* n);
 
+// The readable type of a layer op with weight shape `weight_shape` (the
+// names listed above: Conv2d, DepthwiseConv2d, ConvTranspose2d, Linear, ...,
+// else the op kind); a convolution's constant groups go to `groups` when
+// given (1 when not constant).
+std::string LayerOpType(const torch::jit::Node* n, const std::vector<int64_t>& weight_shape,
+                        int64_t* groups = nullptr);
+
 // The table as aligned text, one layer per line plus a total line.
 std::string FormatLayerTable(const LayerTable& table);
 

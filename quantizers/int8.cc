@@ -33,6 +33,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
+#include "graph/layer_table.h"
 #include "re2/re2.h"
 
 namespace slimfit {
@@ -206,15 +207,14 @@ void RewriteConvolutions(Graph& graph) {
     if (n->kind() == c10::Symbol::fromQualString("aten::_convolution")) todo.push_back(n);
   }
   for (Node* n : todo) {
-    if (n->inputs().size() < 9) continue;
-    auto transposed = torch::jit::toIValue(n->input(6));
-    auto weight = ConstantTensor(n->input(1));
-    if (!transposed || !transposed->isBool() || transposed->toBool() || !weight) continue;
+    const auto call = AsConvolution(n);
+    const auto weight = ConstantTensor(n->input(1));
+    if (!call || call->transposed || !weight) continue;
     const char* kind = weight->dim() == 4 ? "aten::conv2d" : weight->dim() == 3 ? "aten::conv1d" : nullptr;
     if (kind == nullptr) continue;
     Node* conv = graph.create(c10::Symbol::fromQualString(kind),
                               {n->input(0), n->input(1), n->input(2), n->input(3), n->input(4), n->input(5),
-                               n->input(8)});
+                               n->input(call->groups_input)});
     conv->insertBefore(n);
     conv->output()->setType(n->output()->type());
     conv->setScope(n->scope());
@@ -222,15 +222,6 @@ void RewriteConvolutions(Graph& graph) {
     n->output()->replaceAllUsesWith(conv->output());
     n->destroy();
   }
-}
-
-std::string LayerType(const Node* n, const at::Tensor& w) {
-  const std::string kind = n->kind().toQualString();
-  if (kind == "aten::linear") return "Linear";
-  if (kind == "aten::conv1d") return "Conv1d";
-  auto groups = torch::jit::toIValue(n->input(6));
-  if (groups && groups->isInt() && groups->toInt() > 1 && w.size(1) == 1) return "DepthwiseConv2d";
-  return "Conv2d";
 }
 
 // The root-level observer call nodes, by observer name.
@@ -295,7 +286,7 @@ absl::Status Reparameterize(torch::jit::Module& frozen, std::vector<QuantLayer>*
     const int index = static_cast<int>(layers->size());
     QuantLayer layer;
     layer.module_path = CallPath(n);
-    layer.op_type = LayerType(n, *w);
+    layer.op_type = LayerOpType(n, w->sizes().vec());
     layer.weight_shape = w->sizes().vec();
     layer.weight_param = absl::StrCat(kWeightPrefix, index);
     RETURN_IF_ERROR(TorchCall("re-parameterizing a layer", [&] {
@@ -430,6 +421,13 @@ void DequantizeTupleElements(Graph& graph) {
     n->destroy();
   }
   torch::jit::EliminateDeadCode(graph.block());
+}
+
+// A fresh copy of the observed module (never run, so its graph may be
+// edited). Throws like torch::jit::load; call inside TorchCall.
+torch::jit::Module LoadObservedModule(const std::string& bytes) {
+  std::istringstream in(bytes);
+  return torch::jit::load(in);
 }
 
 absl::Status CheckObserver(const ObserverConfig& c, const std::string& field) {
@@ -599,8 +597,7 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
     q->observed_bytes_ = buffer.str();
   }));
   ASSIGN_OR_RETURN(torch::jit::Module calib, TorchCallOr("loading the observed model", [&] {
-                     std::istringstream in(q->observed_bytes_);
-                     torch::jit::Module m = torch::jit::load(in);
+                     torch::jit::Module m = LoadObservedModule(q->observed_bytes_);
                      m.eval();
                      return m;
                    }));
@@ -634,15 +631,21 @@ absl::Status Int8Quantizer::Observe(const std::vector<c10::IValue>& inputs) {
   return absl::OkStatus();
 }
 
-absl::Status Int8Quantizer::ComputeParams() {
+absl::StatusOr<int> Int8Quantizer::Calibrate(DataLoader& loader, ForwardPass& forward_pass, int batches) {
+  return ForBatches(loader, batches, [&](const Batch& batch) -> absl::Status {
+    ASSIGN_OR_RETURN(ModelInputs in, forward_pass.ExtractModelInputs(batch));
+    return Observe(in);
+  });
+}
+
+absl::Status Int8Quantizer::ComputeParams() const {
   if (params_ready_) return absl::OkStatus();
   for (auto& s : slots_) {
     if (s->from_qat) continue;
     if (s->weight) {
       if (s->layer < 0) return absl::InternalError(absl::StrCat("weight observer ", s->name, " has no layer"));
-      ASSIGN_OR_RETURN(auto obs, MakeObserver(config_.weight(), "weight"));
-      RETURN_IF_ERROR(obs->Observe(weights_.at(layers_[s->layer].weight_param)));
-      ASSIGN_OR_RETURN(s->params, obs->Compute());
+      ASSIGN_OR_RETURN(s->params,
+                       ComputeQuantParams(config_.weight(), weights_.at(layers_[s->layer].weight_param), "weight"));
     } else {
       if (s->observer->observed_batches() == 0) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -671,8 +674,7 @@ absl::StatusOr<Model> Int8Quantizer::Build(const std::set<int>& fp32, bool debug
   }
   auto is_int8 = [&](int l) { return l >= 0 && layers_[l].selected && !fp32.count(l); };
   ASSIGN_OR_RETURN(torch::jit::Module m, TorchCallOr("converting to int8", [&] {
-                     std::istringstream in(observed_bytes_);
-                     torch::jit::Module mod = torch::jit::load(in);
+                     torch::jit::Module mod = LoadObservedModule(observed_bytes_);
                      for (const auto& [name, t] : weights_) mod.setattr(name, t.detach().clone());
                      auto graph = mod.get_method("forward").graph();
                      std::map<std::string, Node*> calls = ObserverCalls(*graph);
@@ -711,21 +713,20 @@ absl::StatusOr<Model> Int8Quantizer::Build(const std::set<int>& fp32, bool debug
 }
 
 absl::StatusOr<Model> Int8Quantizer::Convert(const std::set<int>& fp32) const {
-  RETURN_IF_ERROR(const_cast<Int8Quantizer*>(this)->ComputeParams());
+  RETURN_IF_ERROR(ComputeParams());
   return Build(fp32, /*debug=*/false);
 }
 
 absl::StatusOr<Model> Int8Quantizer::Simulate(const std::set<int>& fp32) const {
-  RETURN_IF_ERROR(const_cast<Int8Quantizer*>(this)->ComputeParams());
+  RETURN_IF_ERROR(ComputeParams());
   return Build(fp32, /*debug=*/true);
 }
 
 absl::StatusOr<Model> Int8Quantizer::MakeQatModel(const QatConfig& qat) const {
-  RETURN_IF_ERROR(const_cast<Int8Quantizer*>(this)->ComputeParams());
+  RETURN_IF_ERROR(ComputeParams());
   const double averaging = qat.averaging_constant() > 0 ? qat.averaging_constant() : 0.01;
   ASSIGN_OR_RETURN(torch::jit::Module m, TorchCallOr("building the QAT model", [&] {
-                     std::istringstream in(observed_bytes_);
-                     torch::jit::Module mod = torch::jit::load(in);
+                     torch::jit::Module mod = LoadObservedModule(observed_bytes_);
                      for (const auto& [name, t] : weights_) mod.setattr(name, t.detach().clone().set_requires_grad(true));
                      for (const auto& s : slots_) {
                        torch::jit::Module obs = mod.attr(s->name).toModule();

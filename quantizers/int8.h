@@ -57,6 +57,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "data/data_loader.h"
+#include "forward_pass/forward_pass.h"
 #include "model/model.h"
 #include "quantizers/observer.h"
 #include "quantizers/quantizer.pb.h"
@@ -93,6 +95,9 @@ class Int8Quantizer {
   // observers. Call at least once before Convert / Simulate.
   absl::Status Observe(const std::vector<c10::IValue>& inputs);
   int64_t observed_batches() const { return batches_; }
+  // Observe on up to `batches` batches of a fresh pass of `loader` (the
+  // forward pass picks the model's inputs from each); returns how many.
+  absl::StatusOr<int> Calibrate(DataLoader& loader, ForwardPass& forward_pass, int batches);
 
   // The int8 model: selected layers minus `fp32` (indices into layers()).
   absl::StatusOr<Model> Convert(const std::set<int>& fp32 = {}) const;
@@ -128,7 +133,8 @@ class Int8Quantizer {
  private:
   Int8Quantizer();
   absl::StatusOr<Model> Build(const std::set<int>& fp32, bool debug) const;
-  absl::Status ComputeParams();
+  // Ranges from the observers (cached until the next Observe / AdoptQat).
+  absl::Status ComputeParams() const;
 
   QuantizationConfig config_;
   std::unique_ptr<Model> prepared_;
@@ -138,7 +144,7 @@ class Int8Quantizer {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::map<std::string, at::Tensor> weights_;  // re-parameterized weights/biases
   int64_t batches_ = 0;
-  bool params_ready_ = false;
+  mutable bool params_ready_ = false;
 };
 
 }  // namespace slimfit

@@ -378,6 +378,13 @@ absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(const ObserverConfig& con
   return made;
 }
 
+absl::StatusOr<QuantParams> ComputeQuantParams(const ObserverConfig& config, const at::Tensor& x,
+                                               const std::string& context) {
+  ASSIGN_OR_RETURN(auto observer, MakeObserver(config, context));
+  RETURN_IF_ERROR(observer->Observe(x));
+  return observer->Compute();
+}
+
 QuantParams ParamsForRange(const at::Tensor& lo_in, const at::Tensor& hi_in, int bits, bool symmetric,
                            int64_t axis) {
   QuantParams p;

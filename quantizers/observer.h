@@ -81,6 +81,11 @@ Registry<ObserverFactory>& ObserverRegistry();
 absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(const ObserverConfig& config,
                                                        const std::string& context = "observer");
 
+// A fresh observer of `config` that sees `x` once: the parameters for a
+// tensor known in full (weights).
+absl::StatusOr<QuantParams> ComputeQuantParams(const ObserverConfig& config, const at::Tensor& x,
+                                               const std::string& context = "observer");
+
 // scale / zero point for the clipping range [lo, hi] (per row) under `p`'s
 // bits and symmetry; the range is widened to contain 0.
 QuantParams ParamsForRange(const at::Tensor& lo, const at::Tensor& hi, int bits, bool symmetric, int64_t axis);

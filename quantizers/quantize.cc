@@ -51,10 +51,7 @@ absl::Status Calibrate(Int8Quantizer& q, const QuantizationConfig& config, const
                        std::vector<std::string>* log) {
   const int batches = config.calibration_batches() > 0 ? config.calibration_batches() : 32;
   const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(int seen, ForBatches(*deps.calibration, batches, [&](const Batch& batch) -> absl::Status {
-                     ASSIGN_OR_RETURN(ModelInputs in, deps.forward_pass->ExtractModelInputs(batch));
-                     return q.Observe(in);
-                   }));
+  ASSIGN_OR_RETURN(int seen, q.Calibrate(*deps.calibration, *deps.forward_pass, batches));
   if (seen == 0) return absl::FailedPreconditionError("calibration: the calibration loader gave no batch");
   log->push_back(absl::StrFormat("calibration: %d batches, %.1f s", seen, absl::ToDoubleSeconds(absl::Now() - start)));
   return absl::OkStatus();

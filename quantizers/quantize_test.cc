@@ -117,12 +117,7 @@ bool SkipWithoutData() {
   return !RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok();
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string ReadFile(const std::string& path) { return ReadFileToString(path).value_or(""); }
 
 TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
   if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (./bootstrap.sh installs it)";
@@ -136,10 +131,7 @@ TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
 
   // The int8 model vs its fake-quantized simulation, argmax on the test split.
   ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(*env.model, config));
-  ASSERT_OK(ForBatches(*env.train, 16, [&](const Batch& b) -> absl::Status {
-              ASSIGN_OR_RETURN(ModelInputs in, env.fp->ExtractModelInputs(b));
-              return q->Observe(in);
-            }).status());
+  ASSERT_OK(q->Calibrate(*env.train, *env.fp, 16).status());
   ASSERT_OK_AND_ASSIGN(Model sim, q->Simulate());
   ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
   int64_t agree = 0, total = 0;

@@ -54,9 +54,7 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
   for (const QuantLayer& l : layers_) {
     if (!l.selected) continue;
     const at::Tensor w = weights_.at(l.weight_param).detach().to(at::kFloat).contiguous();
-    ASSIGN_OR_RETURN(auto observer, MakeObserver(oc, "weight"));
-    RETURN_IF_ERROR(observer->Observe(w));
-    ASSIGN_OR_RETURN(QuantParams p, observer->Compute());
+    ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(oc, w, "weight"));
     at::Tensor scale = p.scale.to(at::kFloat).reshape({-1});
     if (scale.numel() == 1) scale = scale.expand({w.size(0)}).contiguous();
     std::vector<int64_t> shape(w.dim(), 1);
