@@ -8,12 +8,9 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
-#include <torch/csrc/jit/passes/freeze_module.h>
-#include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/csrc/jit/passes/quantization/finalize.h>
 #include <torch/csrc/jit/passes/quantization/insert_observers.h>
 #include <torch/csrc/jit/passes/quantization/insert_quant_dequant.h>
-#include <torch/csrc/jit/passes/remove_dropout.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/library.h>
 
@@ -33,6 +30,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
+#include "graph/freeze.h"
 #include "graph/layer_table.h"
 #include "re2/re2.h"
 
@@ -192,38 +190,6 @@ std::string CallPath(const Node* n) {
   return absl::StrJoin(parts, ".");
 }
 
-std::optional<at::Tensor> ConstantTensor(const Value* v) {
-  if (v->node()->kind() != c10::prim::Constant) return std::nullopt;
-  auto iv = torch::jit::toIValue(v);
-  if (!iv || !iv->isTensor()) return std::nullopt;
-  return iv->toTensor();
-}
-
-// Traced models call aten::_convolution; the quantization patterns know
-// conv1d / conv2d. Non-transposed ones with a constant weight are rewritten.
-void RewriteConvolutions(Graph& graph) {
-  std::vector<Node*> todo;
-  for (Node* n : graph.nodes()) {
-    if (n->kind() == c10::Symbol::fromQualString("aten::_convolution")) todo.push_back(n);
-  }
-  for (Node* n : todo) {
-    const auto call = AsConvolution(n);
-    const auto weight = ConstantTensor(n->input(1));
-    if (!call || call->transposed || !weight) continue;
-    const char* kind = weight->dim() == 4 ? "aten::conv2d" : weight->dim() == 3 ? "aten::conv1d" : nullptr;
-    if (kind == nullptr) continue;
-    Node* conv = graph.create(c10::Symbol::fromQualString(kind),
-                              {n->input(0), n->input(1), n->input(2), n->input(3), n->input(4), n->input(5),
-                               n->input(call->groups_input)});
-    conv->insertBefore(n);
-    conv->output()->setType(n->output()->type());
-    conv->setScope(n->scope());
-    if (n->callstack()) conv->setCallStack(*n->callstack());
-    n->output()->replaceAllUsesWith(conv->output());
-    n->destroy();
-  }
-}
-
 // The root-level observer call nodes, by observer name.
 std::map<std::string, Node*> ObserverCalls(Graph& graph) {
   std::map<std::string, Node*> out;
@@ -249,25 +215,6 @@ int LayerOfNode(const Node* n) {
   int index = -1;
   if (!absl::SimpleAtoi(name.substr(sizeof(kWeightPrefix) - 1), &index)) return -1;
   return index;
-}
-
-// Clone → freeze (inline, fold attributes and `training`) → drop dropout,
-// rewrite traced _convolution, fold batch norm and constant scalings.
-absl::StatusOr<torch::jit::Module> FreezeAndFold(Model& copy) {
-  return TorchCallOr("freezing the model", [&] {
-    at::NoGradGuard no_grad;
-    torch::jit::Module f = torch::jit::freeze_module(copy.module());
-    auto graph = f.get_method("forward").graph();
-    torch::jit::removeDropout(graph);
-    RewriteConvolutions(*graph);
-    torch::jit::FoldFrozenConvBatchnorm(graph);
-    torch::jit::FoldFrozenConvAddOrSub(graph);
-    torch::jit::FoldFrozenConvMulOrDiv(graph);
-    torch::jit::ConstantPropagation(graph);
-    torch::jit::EliminateDeadCode(graph);
-    if (!f.type()->hasAttribute("training")) f.register_attribute("training", c10::BoolType::get(), false);
-    return f;
-  });
 }
 
 // Each top-level conv / linear with a constant float weight becomes a layer;
@@ -536,10 +483,8 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
   const ObserverConfig& wc = q->config_.weight();
   const int wbits = wc.bits() == 0 ? 8 : wc.bits();
 
-  ASSIGN_OR_RETURN(Model copy, model.Clone());
-  copy.Eval();
   // 1. Freeze and fold; weights and biases become root parameters again.
-  ASSIGN_OR_RETURN(torch::jit::Module frozen, FreezeAndFold(copy));
+  ASSIGN_OR_RETURN(torch::jit::Module frozen, FreezeAndFold(model));
   RETURN_IF_ERROR(Reparameterize(frozen, &q->layers_, &q->weights_));
   if (q->layers_.empty()) {
     return absl::FailedPreconditionError(
