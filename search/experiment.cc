@@ -91,12 +91,6 @@ Experiment DefaultExperiment() {
 }
 
 absl::Status ValidateExperiment(const Experiment& e) {
-  // name: it names a directory.
-  for (char c : e.name()) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
-      return Invalid("name", absl::StrCat("'", e.name(), "'"), "use letters, digits, '_', '-' and '.' (it names runs/<name>)");
-    }
-  }
   // model
   const ModelSpec& m = e.model();
   switch (m.source_case()) {
@@ -130,6 +124,16 @@ absl::Status ValidateExperiment(const Experiment& e) {
   // data
   if (e.data().dataset_case() == DataConfig::DATASET_NOT_SET) {
     return absl::InvalidArgumentError("data: required: one of mnist, cifar, tensor_file, synthetic");
+  }
+  return ValidateEngineConfig(e);
+}
+
+absl::Status ValidateEngineConfig(const Experiment& e) {
+  // name: it names a directory.
+  for (char c : e.name()) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return Invalid("name", absl::StrCat("'", e.name(), "'"), "use letters, digits, '_', '-' and '.' (it names runs/<name>)");
+    }
   }
   // evaluation and trainer
   static const std::set<std::string> kSplits = {"", "train", "val", "test"};

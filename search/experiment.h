@@ -32,6 +32,11 @@ Experiment DefaultExperiment();
 
 absl::Status ValidateExperiment(const Experiment& experiment);
 
+// The part of ValidateExperiment the engine needs when the caller brings its
+// own model, data and components: name, evaluation, full_trainer,
+// compression, device, threads (model and data are not looked at).
+absl::Status ValidateEngineConfig(const Experiment& experiment);
+
 // Every unset field that has a default gets it (see experiment.proto).
 Experiment WithDefaults(Experiment experiment);
 

@@ -172,6 +172,13 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
   ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
   int64_t scheduler_steps = 0;
+  if (c.skip_scheduler_steps() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("full_trainer.skip_scheduler_steps: ", c.skip_scheduler_steps(), "; must be >= 0"));
+  }
+  if (!scheduler->eval_based()) {
+    for (; scheduler_steps < c.skip_scheduler_steps(); ++scheduler_steps) RETURN_IF_ERROR(scheduler->Step());
+  }
   double lr_scale = 1.0;
 
   Snapshot good = Take(model);

@@ -255,6 +255,35 @@ TEST(TrainerTest, MaxStepsAndIterationScheduler) {
   EXPECT_EQ(r.epochs_run, 2);  // 7 batches per epoch
 }
 
+TEST(TrainerTest, SkipSchedulerStepsContinuesASchedule) {
+  // 8 batches per epoch; a 2-epoch cosine schedule resumed after epoch 1
+  // ends where the uninterrupted one ends (lr 0), not half-way (0.025).
+  Data d = MakeData(256);
+  Parts p;
+  auto final_lr = [&](const std::string& extra) {
+    ZooOptions small{.height = 12, .width = 12, .num_classes = 4};
+    auto m = CreateZooModel("lenet5", small);
+    EXPECT_OK(m);
+    const std::string log = TempPath("skip" + std::to_string(extra.size()) + ".jsonl");
+    auto trainer = Trainer::Create(Config("epochs: 1 metrics_path: '" + log +
+                                          "' scheduler { cosine { t_max: 16 } interval: ITERATION } " + extra),
+                                   {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()});
+    EXPECT_OK(trainer);
+    EXPECT_OK((*trainer)->Train(*m).status());
+    auto text = ReadFileToString(log);
+    EXPECT_OK(text);
+    const size_t at = text->rfind("\"lr\": ");
+    return text->substr(at + 6, text->find(',', at) - at - 6);
+  };
+  EXPECT_EQ(final_lr(""), "0.025");
+  EXPECT_EQ(final_lr("skip_scheduler_steps: 8"), "0");
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  EXPECT_THAT(Trainer::Create(Config("skip_scheduler_steps: -1"), {p.loss.get(), p.eval.get(), d.train.get()})
+                  .value()
+                  ->Train(m),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("full_trainer.skip_scheduler_steps: -1")));
+}
+
 TEST(TrainerTest, PlateauSchedulerIsSteppedWithTheEvalMetric) {
   Data d = MakeData(64);
   Parts p;
