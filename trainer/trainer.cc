@@ -340,4 +340,18 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   return result;
 }
 
+void FillScheduleLength(TrainerConfig* config, int64_t steps_per_epoch) {
+  SchedulerConfig* s = config->mutable_scheduler();
+  const bool by_iteration = s->interval() == SchedulerConfig::ITERATION;
+  const int64_t epochs = config->has_epochs() ? config->epochs() : 1;
+  const int64_t skipped = config->skip_scheduler_steps();
+  const int64_t length = by_iteration ? epochs * steps_per_epoch + skipped : epochs + skipped;
+  if (s->has_cosine() && s->cosine().t_max() == 0) {
+    s->mutable_cosine()->set_t_max(std::max<int64_t>(length, s->cosine().warmup_steps() + 1));
+  }
+  if (s->has_one_cycle() && s->one_cycle().total_steps() == 0) {
+    s->mutable_one_cycle()->set_total_steps(std::max<int64_t>(length, 2));
+  }
+}
+
 }  // namespace slimfit

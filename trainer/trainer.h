@@ -94,6 +94,12 @@ class Trainer {
   std::vector<TrainerHooks> hooks_;
 };
 
+// Gives schedules that need the run's length one when the config leaves it
+// 0: cosine.t_max and one_cycle.total_steps become epochs x steps_per_epoch
+// (ITERATION interval) or epochs (otherwise), with `epochs` the config's
+// plus skip_scheduler_steps' worth (a resumed run keeps the full length).
+void FillScheduleLength(TrainerConfig* config, int64_t steps_per_epoch);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_TRAINER_TRAINER_H_

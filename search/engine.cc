@@ -1,0 +1,839 @@
+#include "search/engine.h"
+
+#include <ATen/Context.h>
+#include <c10/core/Device.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/text_proto.h"
+#include "common/threads.h"
+#include "evaluators/profiler.h"
+#include "graph/freeze.h"
+#include "pruners/plan.h"
+#include "pruners/prune.h"
+#include "quantizers/quantize.h"
+#include "re2/re2.h"
+#include "search/candidate_store.h"
+#include "search/experiment.h"
+#include "search/report.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kLatencyBatch = 64;
+
+double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string RatiosKey(const std::map<std::string, double>& ratios) {
+  std::vector<std::string> parts;
+  for (const auto& [path, r] : ratios) {
+    if (r > 0) parts.push_back(absl::StrFormat("%s=%.2f", path, r));
+  }
+  return parts.empty() ? "none" : absl::StrJoin(parts, ",");
+}
+
+// A prunable dependency group, named by its first selected layer.
+struct Group {
+  std::string path;
+  int64_t channels = 0;
+  // (ratio, drop) points from the sensitivity analysis, sorted; (0, 0) first.
+  std::vector<std::pair<double, double>> curve;
+};
+
+// The largest ratio whose drop stays <= tau on the piecewise-linear curve
+// (the first crossing: a curve that comes back down later is not trusted).
+double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau) {
+  double r = 0;
+  for (size_t i = 1; i < curve.size(); ++i) {
+    const auto [r0, d0] = curve[i - 1];
+    const auto [r1, d1] = curve[i];
+    if (d1 <= tau) {
+      r = r1;
+      continue;
+    }
+    if (d1 > d0) r = r0 + (tau - d0) / (d1 - d0) * (r1 - r0);
+    break;
+  }
+  return std::floor(std::max(0.0, r) * 100 + 1e-9) / 100;
+}
+
+std::string Json(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.6g", v);
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += absl::StrFormat("\\u%04x", ch);
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+// One Run(): the state of a search in progress.
+class Engine::Search {
+ public:
+  Search(Engine& engine, Experiment config) : e_(engine), c_(std::move(config)), comp_(c_.compression()) {}
+
+  absl::StatusOr<EngineResult> Run();
+
+ private:
+  // ---- measuring ----
+  absl::StatusOr<Metric> Evaluate(Model& m) {
+    m.Eval();
+    ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, *e_.data_.eval), "evaluation");
+    return all.Get(c_.evaluation().eval_key());
+  }
+  // Metric, counts (from `trainable`) and deployed size and latency (from
+  // `deployed`: the frozen or int8 model).
+  absl::Status Measure(Model& trainable, Model* deployed, CandidateRecord* rec) {
+    ASSIGN_OR_RETURN(Metric m, Evaluate(deployed ? *deployed : trainable));
+    rec->set_eval_metric(m.value);
+    rec->set_qualifies(Qualifies(m.value));
+    ProfilerConfig counts;
+    counts.set_skip_latency(true);
+    ASSIGN_OR_RETURN(CostReport cost, ProfileModel(trainable, *e_.forward_pass_, counts), "profiling");
+    rec->set_params(cost.params);
+    rec->set_macs(cost.macs);
+    rec->set_peak_activation_bytes(cost.peak_activation_bytes);
+    std::optional<Model> frozen;
+    if (deployed == nullptr) {
+      ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable));
+      frozen.emplace(std::move(f));
+      deployed = &*frozen;
+    }
+    ProfilerConfig timing;
+    timing.set_batch_size(kLatencyBatch);
+    timing.set_runs(comp_.deepsearch() ? 30 : 20);
+    timing.set_warmup_runs(3);
+    timing.set_threads(c_.threads());
+    ASSIGN_OR_RETURN(CostReport deployed_cost, ProfileModel(*deployed, *e_.forward_pass_, timing), "timing");
+    rec->set_serialized_bytes(deployed_cost.serialized_bytes);
+    if (deployed_cost.latency.size() == 2) {
+      rec->set_latency_b1_ms(deployed_cost.latency[0].median_ms);
+      rec->set_latency_bn_ms(deployed_cost.latency[1].median_ms);
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> Macs(Model& m) {
+    ProfilerConfig counts;
+    counts.set_skip_latency(true);
+    ASSIGN_OR_RETURN(CostReport cost, ProfileModel(m, *e_.forward_pass_, counts), "profiling");
+    return cost.macs;
+  }
+  double DropOf(double value) const {
+    return Drop(reference_metric_, Metric{value, reference_metric_.higher_is_better});
+  }
+  bool Qualifies(double value) const { return DropOf(value) <= comp_.delta() + 1e-9; }
+  // Lower is better; the reference scores 1 on latency.
+  double Objective(const CandidateRecord& r) const {
+    switch (comp_.objective()) {
+      case CompressionConfig::SIZE:
+        return static_cast<double>(r.serialized_bytes());
+      case CompressionConfig::MACS:
+        return static_cast<double>(r.macs());
+      default:
+        return 0.5 * (r.latency_b1_ms() / std::max(1e-9, reference_.latency_b1_ms()) +
+                      r.latency_bn_ms() / std::max(1e-9, reference_.latency_bn_ms()));
+    }
+  }
+
+  // ---- pruning and training ----
+  absl::StatusOr<Model> Cut(const Model& base, const std::string& pruner, const std::map<std::string, double>& ratios,
+                            int bn_batches, bool with_data) {
+    PruningConfig pc;
+    SelectOneofField(&pc, "pruner", pruner);
+    pc.mutable_one_shot();
+    pc.set_max_ratio(0.95);
+    pc.set_bn_recalibration_batches(bn_batches);
+    for (const auto& [path, r] : ratios) {
+      if (r <= 0) continue;
+      LayerSelection* l = pc.add_layers();
+      l->set_module_regex(RE2::QuoteMeta(path));
+      l->set_ratio(r);
+    }
+    if (pc.layers_size() == 0) return base.Clone();
+    PruneDeps deps;
+    deps.forward_pass = e_.forward_pass_.get();
+    if (with_data) {
+      deps.loss = e_.loss_.get();
+      deps.train = e_.data_.train.get();
+    }
+    ASSIGN_OR_RETURN(PruneResult r, Prune(base, pc, deps), absl::StrCat("pruning (", pruner, ")"));
+    return std::move(r.model);
+  }
+  // The experiment's full_trainer for `epochs` epochs: schedules that need
+  // a length get it, progress and logging are the engine's.
+  TrainerConfig FineTuneConfig(int epochs, int skipped_epochs, bool evaluate) const {
+    TrainerConfig t = c_.full_trainer();
+    t.set_epochs(epochs);
+    t.set_seed(c_.seed());
+    t.set_metrics_path("");
+    t.set_keep_best(false);
+    const int64_t per_epoch = e_.data_.train->num_batches();
+    const bool by_iteration = t.scheduler().interval() == SchedulerConfig::ITERATION;
+    t.set_skip_scheduler_steps(by_iteration ? skipped_epochs * per_epoch : skipped_epochs);
+    FillScheduleLength(&t, per_epoch);
+    return t;
+  }
+  absl::Status FineTune(Model& m, int epochs, int skipped_epochs, TrainerHooks hooks = {}) {
+    if (epochs <= 0) return absl::OkStatus();
+    const bool evaluate = hooks.after_epoch != nullptr;
+    ASSIGN_OR_RETURN(auto trainer,
+                     Trainer::Create(FineTuneConfig(epochs, skipped_epochs, evaluate),
+                                     {e_.loss_.get(), e_.evaluator_.get(), e_.data_.train.get(),
+                                      evaluate ? e_.data_.eval.get() : nullptr}));
+    if (evaluate) trainer->AddHooks(std::move(hooks));
+    ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m));
+    for (const std::string& event : r.events) Say(absl::StrCat("  trainer: ", event));
+    return absl::OkStatus();
+  }
+
+  // ---- phases ----
+  absl::Status Reference();
+  absl::Status FindGroups();
+  absl::Status Sensitivity();
+  std::map<std::string, double> Allocate(double tau) const;
+  absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
+  absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor);
+  absl::Status SearchFactors();
+  absl::StatusOr<std::optional<CandidateRecord>> Final(const CandidateRecord& candidate);
+  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base);
+
+  // ---- bookkeeping ----
+  absl::Status Keep(CandidateRecord rec, const Model* model) {
+    RETURN_IF_ERROR(store_->Put(rec, model));
+    const CandidateRecord* stored = store_->Find(rec.key());
+    std::string line = absl::StrCat("{\"event\": ", JsonString(stored->phase()), ", \"sequence\": ", stored->sequence(),
+                                    ", \"description\": ", JsonString(stored->description()),
+                                    ", \"eval\": ", Json(stored->eval_metric()),
+                                    ", \"qualifies\": ", stored->qualifies() ? "true" : "false");
+    if (stored->macs() > 0) absl::StrAppend(&line, ", \"macs\": ", stored->macs());
+    if (stored->latency_b1_ms() > 0) {
+      absl::StrAppend(&line, ", \"latency_b1_ms\": ", Json(stored->latency_b1_ms()),
+                      ", \"latency_b64_ms\": ", Json(stored->latency_bn_ms()));
+    }
+    if (stored->serialized_bytes() > 0) absl::StrAppend(&line, ", \"bytes\": ", stored->serialized_bytes());
+    absl::StrAppend(&line, ", \"seconds\": ", Json(stored->seconds()), "}");
+    return AppendMetricsLine(line);
+  }
+  absl::Status AppendMetricsLine(const std::string& line) {
+    metrics_lines_ += line + "\n";
+    return WriteFileAtomically(run_dir_ + "/metrics.jsonl", metrics_lines_);
+  }
+  const CandidateRecord* Reuse(const std::string& key) {
+    const CandidateRecord* r = store_->Find(key);
+    if (r != nullptr) ++reused_;
+    return r;
+  }
+  void Say(const std::string& line) {
+    if (e_.progress_) {
+      e_.progress_(line);
+    } else {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+  }
+  void Phase(const std::string& name, const std::string& detail) {
+    phase_seconds_.emplace_back(name, 0);
+    phase_started_ = Clock::now();
+    Say(absl::StrFormat("[%s] %s  (elapsed %s)", name, detail, Hms(SecondsSince(start_))));
+  }
+  void EndPhase() {
+    if (!phase_seconds_.empty()) phase_seconds_.back().second = SecondsSince(phase_started_);
+  }
+  static std::string Hms(double s) {
+    const int t = static_cast<int>(s + 0.5);
+    return t >= 3600 ? absl::StrFormat("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+                     : absl::StrFormat("%d:%02d", t / 60, t % 60);
+  }
+  // Whether `seconds` more work fits in the time budget.
+  bool Fits(double seconds) const {
+    if (comp_.time_budget_minutes() <= 0) return true;
+    return SecondsSince(start_) + seconds <= comp_.time_budget_minutes() * 60;
+  }
+  double EpochSeconds() const { return epoch_seconds_ > 0 ? epoch_seconds_ : 60; }
+  std::string Eta(int candidates_left, int final_epochs) const {
+    const double s = candidates_left * (comp_.candidate_epochs() * EpochSeconds() + 10) +
+                     final_epochs * EpochSeconds();
+    return Hms(s);
+  }
+  absl::StatusOr<Model> LoadStored(const CandidateRecord& r) {
+    ASSIGN_OR_RETURN(Model m, store_->LoadModel(r));
+    m.Eval();
+    return m;
+  }
+  absl::Status WriteOutputs(EngineResult& result, const Model& trainable);
+
+  Engine& e_;
+  Experiment c_;
+  const CompressionConfig& comp_;
+  std::string run_dir_;
+  std::unique_ptr<CandidateStore> store_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point phase_started_ = Clock::now();
+  std::vector<std::pair<std::string, double>> phase_seconds_;
+  std::string metrics_lines_;
+  int reused_ = 0;
+  double epoch_seconds_ = 0;
+
+  Metric reference_metric_;
+  double target_ = 0;
+  CandidateRecord reference_;
+  std::vector<Group> groups_;
+  std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
+  std::string pruner_;                          // chosen at the first probe
+  std::vector<std::string> log_;
+};
+
+absl::Status Engine::Search::Reference() {
+  Phase("reference", "measuring the reference on " + c_.evaluation().eval_split());
+  const std::string path = run_dir_ + "/reference.pt";
+  if (!RegularFileSize(path).ok()) RETURN_IF_ERROR(e_.model_.Save(path));
+  if (const CandidateRecord* r = Reuse("reference")) {
+    reference_ = *r;
+  } else {
+    const auto t0 = Clock::now();
+    CandidateRecord rec;
+    rec.set_key("reference");
+    rec.set_phase("reference");
+    rec.set_description("the reference model, as given");
+    ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+    RETURN_IF_ERROR(Measure(copy, &copy, &rec));
+    rec.set_qualifies(true);
+    rec.set_seconds(SecondsSince(t0));
+    RETURN_IF_ERROR(Keep(rec, nullptr));
+    reference_ = *store_->Find("reference");
+  }
+  ASSIGN_OR_RETURN(Model probe, e_.model_.Clone());
+  ASSIGN_OR_RETURN(Metric m, Evaluate(probe));
+  reference_metric_ = Metric{reference_.eval_metric(), m.higher_is_better};
+  target_ = reference_metric_.higher_is_better ? reference_.eval_metric() - comp_.delta()
+                                               : reference_.eval_metric() + comp_.delta();
+  // The reference frozen (batch norm folded): how much of the speed-up is
+  // freezing alone, reported beside the result.
+  if (Reuse("reference_frozen") == nullptr) {
+    const auto t0 = Clock::now();
+    CandidateRecord rec;
+    rec.set_key("reference_frozen");
+    rec.set_phase("reference_frozen");
+    rec.set_description("the reference, frozen (batch norm folded), not pruned");
+    ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+    RETURN_IF_ERROR(Measure(copy, nullptr, &rec));
+    rec.set_seconds(SecondsSince(t0));
+    RETURN_IF_ERROR(Keep(rec, nullptr));
+  }
+  Say(absl::StrFormat("  reference %s = %.4g on %s; target %s %s %.4g (delta %g)", c_.evaluation().eval_key(),
+                      reference_.eval_metric(), c_.evaluation().eval_split(), c_.evaluation().eval_key(),
+                      reference_metric_.higher_is_better ? ">=" : "<=", target_, comp_.delta()));
+  Say(absl::StrFormat("  %.1f KiB, %lld params, %.2f M MACs, latency b1 %.3f ms, b%d %.2f ms",
+                      reference_.serialized_bytes() / 1024.0, static_cast<long long>(reference_.params()),
+                      reference_.macs() / 1e6, reference_.latency_b1_ms(), kLatencyBatch, reference_.latency_bn_ms()));
+  EndPhase();
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::FindGroups() {
+  ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+  ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(copy, *e_.forward_pass_), "analysing the model");
+  PruningConfig dry;
+  dry.mutable_l1_filter();
+  dry.set_ratio(0.5);
+  ASSIGN_OR_RETURN(PlanResult plan, MakePlan(graph, dry, nullptr));
+  std::map<int, bool> seen;
+  for (const LayerPlan& l : plan.layers) {
+    if (!l.selected || l.kept >= l.channels || seen[l.group]) continue;
+    seen[l.group] = true;
+    groups_.push_back(Group{l.module_path, l.channels, {{0.0, 0.0}}});
+  }
+  if (groups_.empty()) {
+    return absl::FailedPreconditionError(
+        "the model has no prunable channel group (every conv / linear layer is tied to the output or to an op "
+        "the dependency analysis does not handle; `bazel run //tools:inspect -- --model=...` shows why)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::Sensitivity() {
+  const std::vector<double> ratios =
+      comp_.deepsearch() ? std::vector<double>{0.2, 0.4, 0.6, 0.8, 0.9} : std::vector<double>{0.25, 0.5, 0.75};
+  Phase("sensitivity", absl::StrFormat("%zu prunable groups x %zu ratios, pruner %s, no fine-tuning",
+                                       groups_.size(), ratios.size(), comp_.pruners(0)));
+  int done = 0;
+  const int total = static_cast<int>(groups_.size() * ratios.size());
+  for (Group& g : groups_) {
+    for (double r : ratios) {
+      ++done;
+      const std::string key = absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
+      const CandidateRecord* rec = Reuse(key);
+      if (rec == nullptr) {
+        const auto t0 = Clock::now();
+        ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
+        CandidateRecord n;
+        n.set_key(key);
+        n.set_phase("sensitivity");
+        n.set_pruner(comp_.pruners(0));
+        n.set_description(absl::StrFormat("%s alone at %.2f", g.path, r));
+        (*n.mutable_ratios())[g.path] = r;
+        ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
+        n.set_eval_metric(m.value);
+        n.set_qualifies(Qualifies(m.value));
+        ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+        n.set_macs(macs);
+        n.set_seconds(SecondsSince(t0));
+        RETURN_IF_ERROR(Keep(n, nullptr));
+        rec = store_->Find(key);
+      }
+      g.curve.emplace_back(r, DropOf(rec->eval_metric()));
+      if (done % std::max<int>(1, ratios.size()) == 0 || done == total) {
+        std::vector<std::string> pts;
+        for (size_t i = 1; i < g.curve.size(); ++i) {
+          pts.push_back(absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
+        }
+        Say(absl::StrFormat("  %d/%d  %-24s %lld ch  %s", done, total, g.path, static_cast<long long>(g.channels),
+                            absl::StrJoin(pts, "  ")));
+      }
+    }
+  }
+  EndPhase();
+  return absl::OkStatus();
+}
+
+std::map<std::string, double> Engine::Search::Allocate(double tau) const {
+  std::map<std::string, double> out;
+  for (const Group& g : groups_) out[g.path] = RatioAtTolerance(g.curve, tau);
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(double factor) {
+  const double goal = reference_.macs() / factor;
+  double hi_tau = 0;
+  for (const Group& g : groups_) {
+    for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d);
+  }
+  hi_tau += 1;
+  auto macs_of = [&](const std::map<std::string, double>& ratios) -> absl::StatusOr<int64_t> {
+    const std::string key = RatiosKey(ratios);
+    auto it = macs_cache_.find(key);
+    if (it != macs_cache_.end()) return it->second;
+    ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", ratios, 0, false));
+    ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+    macs_cache_[key] = macs;
+    return macs;
+  };
+  std::map<std::string, double> best = Allocate(hi_tau);
+  ASSIGN_OR_RETURN(int64_t most, macs_of(best));
+  if (most >= goal) return best;  // the most the curves allow
+  double lo = 0, hi = hi_tau;
+  for (int i = 0; i < 14; ++i) {
+    const double tau = 0.5 * (lo + hi);
+    std::map<std::string, double> ratios = Allocate(tau);
+    ASSIGN_OR_RETURN(int64_t macs, macs_of(ratios));
+    if (macs <= goal) {
+      hi = tau;
+      best = ratios;
+      if (macs >= goal * 0.97) break;
+    } else {
+      lo = tau;
+    }
+  }
+  return best;
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
+  ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
+  const std::string key = absl::StrFormat("candidate|%s|%s|e%d", pruner, RatiosKey(ratios), comp_.candidate_epochs());
+  if (const CandidateRecord* r = Reuse(key)) return *r;
+  const auto t0 = Clock::now();
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
+  const auto t1 = Clock::now();
+  RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
+  if (comp_.candidate_epochs() > 0) epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
+  CandidateRecord rec;
+  rec.set_key(key);
+  rec.set_phase("candidate");
+  rec.set_pruner(pruner);
+  rec.set_mac_factor(factor);
+  rec.set_epochs(comp_.candidate_epochs());
+  for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
+  RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
+  rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)", pruner,
+                                      static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
+                                      factor, comp_.candidate_epochs()));
+  rec.set_seconds(SecondsSince(t0));
+  RETURN_IF_ERROR(Keep(rec, &cut));
+  return *store_->Find(key);
+}
+
+absl::Status Engine::Search::SearchFactors() {
+  // Geometric bisection on the MAC reduction factor between 1 (the
+  // reference: within delta) and the most the sensitivity curves allow.
+  ASSIGN_OR_RETURN(auto most, AllocateForFactor(1e9));
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
+  ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
+  double lo = 1, hi = static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs);
+  const int probes = comp_.deepsearch() ? 7 : 4;
+  const double slack = comp_.final_epochs() > 0 ? 0.5 * comp_.delta() : 0;
+  Phase("search", absl::StrFormat("MAC reduction between 1x and %.1fx; %d probes, %d fine-tuning epoch(s) each; "
+                                  "a candidate goes on when within delta + %.2f",
+                                  hi, probes, comp_.candidate_epochs(), slack));
+  pruner_ = comp_.pruners(0);
+  for (int probe = 0; probe < probes && hi / lo > 1.15; ++probe) {
+    const double factor = std::sqrt(lo * hi);
+    std::vector<std::string> pruners = {pruner_};
+    if (probe == 0) pruners.assign(comp_.pruners().begin(), comp_.pruners().end());
+    double best_drop = 1e300;
+    for (const std::string& p : pruners) {
+      if (!Fits(comp_.candidate_epochs() * EpochSeconds() + comp_.final_epochs() * EpochSeconds())) {
+        Say("  time budget: no time left for another candidate and the final fine-tune; search stops");
+        EndPhase();
+        return absl::OkStatus();
+      }
+      Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
+                          Eta(probes - probe + static_cast<int>(pruners.size()) - 1, comp_.final_epochs())));
+      ASSIGN_OR_RETURN(CandidateRecord r, Candidate(p, factor));
+      Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, b%d %.2f ms  %.0f s",
+                          c_.evaluation().eval_key(), r.eval_metric(), -DropOf(r.eval_metric()),
+                          static_cast<double>(reference_.macs()) / std::max<int64_t>(1, r.macs()),
+                          r.latency_b1_ms(), kLatencyBatch, r.latency_bn_ms(), r.seconds()));
+      if (DropOf(r.eval_metric()) < best_drop) {
+        best_drop = DropOf(r.eval_metric());
+        pruner_ = p;
+      }
+    }
+    if (pruners.size() > 1) Say(absl::StrCat("  pruner: ", pruner_));
+    if (best_drop <= comp_.delta() + slack) {
+      lo = factor;
+    } else {
+      hi = factor;
+    }
+  }
+  EndPhase();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const CandidateRecord& candidate) {
+  const int epochs = comp_.final_epochs();
+  const std::string key = absl::StrCat("final|", candidate.key(), "|e", epochs);
+  if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
+  const auto t0 = Clock::now();
+  auto epoch_key = [&](int k) { return absl::StrCat("final_epoch|", candidate.key(), "|", k); };
+  int done = 0;
+  for (int k = epochs; k >= 1; --k) {
+    if (store_->Find(epoch_key(k)) != nullptr) {
+      done = k;
+      ++reused_;
+      break;
+    }
+  }
+  if (done < epochs) {
+    ASSIGN_OR_RETURN(Model m, done > 0 ? LoadStored(*store_->Find(epoch_key(done))) : LoadStored(candidate));
+    if (done > 0) Say(absl::StrFormat("  resuming the fine-tune after epoch %d/%d", done, epochs));
+    TrainerHooks hooks;
+    hooks.after_epoch = [&, done](Model& model, int epoch, const Metrics* eval) -> absl::Status {
+      const int k = done + epoch + 1;
+      CandidateRecord rec;
+      rec.set_key(epoch_key(k));
+      rec.set_phase("final_epoch");
+      rec.set_description(absl::StrFormat("%s, final fine-tune epoch %d/%d", candidate.description(), k, epochs));
+      rec.set_epochs(candidate.epochs() + k);
+      if (eval != nullptr) {
+        ASSIGN_OR_RETURN(Metric m, eval->Get(c_.evaluation().eval_key()));
+        rec.set_eval_metric(m.value);
+        rec.set_qualifies(Qualifies(m.value));
+      }
+      rec.set_seconds(SecondsSince(t0));
+      Say(absl::StrFormat("    epoch %d/%d: %s = %.4g (%+.2f)", k, epochs, c_.evaluation().eval_key(),
+                          rec.eval_metric(), -DropOf(rec.eval_metric())));
+      return Keep(rec, &model);
+    };
+    RETURN_IF_ERROR(FineTune(m, epochs - done, done, std::move(hooks)), "the final fine-tune");
+  }
+  // The best epoch (every epoch was evaluated and kept).
+  const CandidateRecord* best = nullptr;
+  for (int k = 1; k <= epochs; ++k) {
+    const CandidateRecord* r = store_->Find(epoch_key(k));
+    if (r != nullptr && (best == nullptr || DropOf(r->eval_metric()) < DropOf(best->eval_metric()))) best = r;
+  }
+  if (best == nullptr) return absl::InternalError("the final fine-tune recorded no epoch");
+  ASSIGN_OR_RETURN(Model m, LoadStored(*best));
+  CandidateRecord rec = candidate;
+  rec.set_key(key);
+  rec.set_phase("final");
+  rec.set_epochs(best->epochs());
+  rec.set_description(absl::StrFormat("%s, then %d more epoch(s) (best: epoch %d)", candidate.description(), epochs,
+                                      best->epochs() - candidate.epochs()));
+  RETURN_IF_ERROR(Measure(m, nullptr, &rec));
+  rec.set_seconds(SecondsSince(t0));
+  RETURN_IF_ERROR(Keep(rec, &m));
+  return std::optional<CandidateRecord>(*store_->Find(key));
+}
+
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base) {
+  const std::string key = absl::StrCat("int8|", base.key());
+  if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
+  const auto t0 = Clock::now();
+  QuantizationConfig qc = comp_.quantization();
+  if (!qc.has_activation()) qc.mutable_activation()->mutable_mse();
+  const double margin = -(DropOf(base.eval_metric()) - comp_.delta());
+  if (!qc.has_mixed_precision() && margin > 0) qc.mutable_mixed_precision()->set_max_drop(margin);
+  ASSIGN_OR_RETURN(Model fp32, base.key() == "reference" ? e_.model_.Clone() : LoadStored(base));
+  TrainerConfig qat = FineTuneConfig(std::max(1, qc.qat().epochs()), 0, false);
+  QuantizeDeps deps;
+  deps.forward_pass = e_.forward_pass_.get();
+  deps.calibration = e_.data_.train.get();
+  deps.evaluator = e_.evaluator_.get();
+  deps.eval = e_.data_.eval.get();
+  deps.eval_key = c_.evaluation().eval_key();
+  deps.loss = e_.loss_.get();
+  deps.train = e_.data_.train.get();
+  deps.trainer = &qat;
+  ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), "compression.quantization");
+  for (const std::string& line : q.log) Say(absl::StrCat("  ", line));
+  CandidateRecord rec = base;
+  rec.set_key(key);
+  rec.set_phase("int8");
+  rec.set_model_file("");
+  rec.set_description(absl::StrFormat("%s; int8 (%zu layer(s) kept fp32)", base.description(), q.fp32_layers.size()));
+  RETURN_IF_ERROR(Measure(fp32, &q.model, &rec));
+  rec.set_seconds(SecondsSince(t0));
+  rec.set_note(absl::StrJoin(q.fp32_layers, ","));
+  RETURN_IF_ERROR(Keep(rec, &q.model));
+  return std::optional<CandidateRecord>(*store_->Find(key));
+}
+
+absl::StatusOr<EngineResult> Engine::Search::Run() {
+  run_dir_ = c_.output_dir();
+  RETURN_IF_ERROR(CreateDirectories(run_dir_ + "/state"));
+  ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
+  if (auto old = ReadFileToString(run_dir_ + "/metrics.jsonl"); old.ok()) metrics_lines_ = *old;
+  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/experiment.pbtxt", ToTextProto(c_)));
+  if (!store_->All().empty()) {
+    Say(absl::StrFormat("resuming: %zu record(s) in %s/state", store_->All().size(), run_dir_));
+  }
+  ConfigureThreads(c_.threads());
+  at::manual_seed(c_.seed());
+  if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
+    return absl::InvalidArgumentError("data: the engine needs a train loader and an eval_split loader");
+  }
+
+  RETURN_IF_ERROR(Reference());
+  // Level 1: structured pruning.
+  std::optional<CandidateRecord> fp32;
+  {
+    RETURN_IF_ERROR(FindGroups());
+    RETURN_IF_ERROR(Sensitivity());
+    RETURN_IF_ERROR(SearchFactors());
+    const double slack = comp_.final_epochs() > 0 ? 0.5 * comp_.delta() : 0;
+    std::vector<CandidateRecord> finalists;
+    for (const CandidateRecord& r : store_->All()) {
+      if (r.phase() == "candidate" && DropOf(r.eval_metric()) <= comp_.delta() + slack) finalists.push_back(r);
+    }
+    std::sort(finalists.begin(), finalists.end(),
+              [&](const CandidateRecord& a, const CandidateRecord& b) { return Objective(a) < Objective(b); });
+    const size_t max_finals = comp_.deepsearch() ? 3 : 2;
+    Phase("final", absl::StrFormat("%zu candidate(s) within delta + %.2f; fine-tuning the best %d more epochs",
+                                   finalists.size(), slack, comp_.final_epochs()));
+    for (size_t i = 0; i < finalists.size() && i < max_finals; ++i) {
+      if (comp_.final_epochs() == 0) break;
+      if (!Fits(comp_.final_epochs() * EpochSeconds())) {
+        Say("  time budget: no time for the final fine-tune");
+        break;
+      }
+      Say(absl::StrFormat("  finalist %zu: %s", i + 1, finalists[i].description()));
+      ASSIGN_OR_RETURN(std::optional<CandidateRecord> f, Final(finalists[i]));
+      if (f && f->qualifies()) {
+        fp32 = f;
+        break;
+      }
+      Say(absl::StrFormat("  %s = %.4g misses the target %.4g; next", c_.evaluation().eval_key(), f->eval_metric(),
+                          target_));
+    }
+    // Without a qualifying final: the best candidate that already qualifies.
+    if (!fp32) {
+      for (const CandidateRecord& r : finalists) {
+        if (r.qualifies()) {
+          fp32 = r;
+          break;
+        }
+      }
+    }
+    EndPhase();
+  }
+  // Level 2: int8 on top.
+  std::optional<CandidateRecord> int8;
+  if (comp_.level() >= 2) {
+    const CandidateRecord& base = fp32 ? *fp32 : reference_;
+    Phase("quantize", absl::StrCat("int8 (", comp_.quantization().engine() == QuantizationConfig::QNNPACK ? "qnnpack" : "onednn",
+                                   ") of: ", base.description()));
+    ASSIGN_OR_RETURN(int8, Quantized(base));
+    Say(absl::StrFormat("  int8: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB",
+                        c_.evaluation().eval_key(), int8->eval_metric(), -DropOf(int8->eval_metric()),
+                        int8->latency_b1_ms(), kLatencyBatch, int8->latency_bn_ms(), int8->serialized_bytes() / 1024.0));
+    EndPhase();
+  }
+
+  // The decision.
+  std::optional<CandidateRecord> chosen;
+  std::string why;
+  if (int8 && int8->qualifies() && (!fp32 || Objective(*int8) < Objective(*fp32))) {
+    chosen = int8;
+    why = fp32 ? "int8 on the pruned model stays within delta and is the best on the objective"
+               : "int8 of the reference (no pruned model qualified) stays within delta";
+  } else if (fp32) {
+    chosen = fp32;
+    why = int8 ? absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
+                                 int8->eval_metric(), target_)
+               : "the pruned model within delta that is best on the objective";
+  }
+  if (chosen && Objective(*chosen) >= Objective(reference_)) {
+    why = absl::StrFormat("nothing qualifying beat the reference on the objective (%.3f vs %.3f)",
+                          Objective(*chosen), Objective(reference_));
+    chosen.reset();
+  }
+  if (!chosen && why.empty()) {
+    why = absl::StrFormat("no candidate stayed within delta %g of the reference (target %.4g)", comp_.delta(),
+                          target_);
+  }
+  // The returned model and the fp32 model behind it (trainable).
+  std::optional<Model> out, trainable;
+  if (!chosen) {
+    ASSIGN_OR_RETURN(Model ref, e_.model_.Clone());
+    out.emplace(std::move(ref));
+    ASSIGN_OR_RETURN(Model ref2, e_.model_.Clone());
+    trainable.emplace(std::move(ref2));
+  } else if (chosen->phase() == "int8") {
+    ASSIGN_OR_RETURN(Model q, store_->LoadModel(*chosen));
+    out.emplace(std::move(q));
+    ASSIGN_OR_RETURN(Model base, fp32 ? LoadStored(*fp32) : e_.model_.Clone());
+    trainable.emplace(std::move(base));
+  } else {
+    ASSIGN_OR_RETURN(Model base, LoadStored(*chosen));
+    ASSIGN_OR_RETURN(Model frozen, FrozenForInference(base));
+    out.emplace(std::move(frozen));
+    trainable.emplace(std::move(base));
+  }
+  EngineResult result{std::move(*out)};
+  result.reference = reference_;
+  result.chosen = chosen ? *chosen : reference_;
+  result.returned_reference = !chosen;
+  result.why = why;
+  result.target = target_;
+  result.run_dir = run_dir_;
+  Say(absl::StrCat("result: ", why));
+  RETURN_IF_ERROR(WriteOutputs(result, *trainable));
+  return result;
+}
+
+absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& trainable) {
+  result.candidates = store_->All();
+  result.reused = reused_;
+  result.seconds = SecondsSince(start_);
+  RETURN_IF_ERROR(result.model.Save(run_dir_ + "/model.pt"));
+  if (!result.returned_reference) RETURN_IF_ERROR(trainable.Save(run_dir_ + "/model_trainable.pt"));
+
+  RunReport report;
+  report.name = c_.name();
+  report.eval_key = c_.evaluation().eval_key();
+  report.eval_split = c_.evaluation().eval_split();
+  report.higher_is_better = reference_metric_.higher_is_better;
+  report.delta = comp_.delta();
+  report.target = target_;
+  report.level = comp_.level();
+  report.objective = CompressionConfig::Objective_Name(comp_.objective());
+  report.latency_batch = kLatencyBatch;
+  report.threads = c_.threads();
+  report.reference = reference_;
+  report.chosen = result.chosen;
+  report.returned_reference = result.returned_reference;
+  report.why = result.why;
+  report.candidates = result.candidates;
+  report.phase_seconds = phase_seconds_;
+  report.seconds = result.seconds;
+  report.experiment_text = ToTextProto(c_);
+  // Per-layer channels and bit widths.
+  {
+    ProfilerConfig counts;
+    counts.set_skip_latency(true);
+    ASSIGN_OR_RETURN(Model ref, e_.model_.Clone());
+    ASSIGN_OR_RETURN(CostReport before, ProfileModel(ref, *e_.forward_pass_, counts));
+    ASSIGN_OR_RETURN(Model after_model, trainable.Clone());
+    ASSIGN_OR_RETURN(CostReport after, ProfileModel(after_model, *e_.forward_pass_, counts));
+    std::map<std::string, const LayerCost*> by_path;
+    for (const LayerCost& l : after.layers) by_path[l.module_path] = &l;
+    std::set<std::string> fp32_layers;
+    if (result.chosen.phase() == "int8") {
+      for (absl::string_view s : absl::StrSplit(result.chosen.note(), ',', absl::SkipEmpty())) {
+        fp32_layers.insert(std::string(s));
+      }
+    }
+    for (const LayerCost& l : before.layers) {
+      LayerRow row;
+      row.module_path = l.module_path;
+      row.op_type = l.op_type;
+      row.channels_before = l.weight_shape.empty() ? 0 : l.weight_shape[0];
+      auto it = by_path.find(l.module_path);
+      row.channels_after = it == by_path.end() || it->second->weight_shape.empty() ? 0 : it->second->weight_shape[0];
+      row.macs_before = l.macs;
+      row.macs_after = it == by_path.end() ? 0 : it->second->macs;
+      row.bits_after = result.chosen.phase() == "int8" ? "int8" : "fp32";
+      report.layers.push_back(row);
+    }
+  }
+  result.summary = SummaryTable(report);
+  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.json", ReportJson(report)));
+  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.md", ReportMarkdown(report)));
+  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.html", ReportHtml(report)));
+  return AppendMetricsLine(absl::StrCat("{\"event\": \"result\", \"chosen\": ", JsonString(result.chosen.key()),
+                                        ", \"eval\": ", Json(result.chosen.eval_metric()),
+                                        ", \"returned_reference\": ", result.returned_reference ? "true" : "false",
+                                        ", \"seconds\": ", Json(result.seconds), "}"));
+}
+
+Engine::Engine(EngineData data, Model model, Experiment config, std::shared_ptr<ForwardPass> forward_pass,
+               std::unique_ptr<EvaluationFunction> evaluator, std::unique_ptr<LossFunction> loss)
+    : data_(std::move(data)),
+      model_(std::move(model)),
+      config_(std::move(config)),
+      forward_pass_(std::move(forward_pass)),
+      evaluator_(std::move(evaluator)),
+      loss_(std::move(loss)) {}
+
+Engine::~Engine() = default;
+
+absl::StatusOr<EngineResult> Engine::Run() {
+  Experiment config = WithDefaults(config_);
+  RETURN_IF_ERROR(ValidateEngineConfig(config));
+  if (forward_pass_ == nullptr || evaluator_ == nullptr || loss_ == nullptr) {
+    return absl::InvalidArgumentError("Engine: forward_pass, evaluator and loss are required (null given)");
+  }
+  Search search(*this, std::move(config));
+  return search.Run();
+}
+
+}  // namespace slimfit

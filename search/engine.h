@@ -1,0 +1,112 @@
+// File: search/engine.h
+//
+// Engine: the compression search (Neutrino's engine semantics, NNI's
+// pruners, quantizers and speedup). Given a trained model, data, a forward
+// pass, an evaluation function and a loss, it returns the best model on the
+// experiment's objective whose eval_key on eval_split stays within `delta` of
+// the reference's, and writes a run directory that shows what it did.
+//
+//   Engine engine(std::move(data), std::move(model), experiment, forward_pass,
+//                 std::move(evaluator), std::move(loss));
+//   ASSIGN_OR_RETURN(EngineResult r, engine.Run());
+//   std::cout << r.summary;
+//
+// The search (docs/search.md has the details and why):
+//   1. reference: eval_key on eval_split, costs (size, MACs, latency at
+//      batch 1 and 64); target = reference - delta (the right way round for
+//      lower-is-better metrics, via Drop).
+//   2. sensitivity: each prunable dependency group cut alone at a few
+//      ratios (no fine-tuning, batch norms re-estimated) → a drop-vs-ratio
+//      curve per group.
+//   3. allocation: a tolerance τ gives every group the largest ratio whose
+//      drop stays <= τ; τ is bisected until the model has 1/F of the MACs.
+//   4. search over F (geometric bisection): each candidate is cut, fine-
+//      tuned `candidate_epochs`, scored on eval_split and timed; at the first
+//      F every allowed pruner is tried and the best kept. A candidate within
+//      delta + slack (what the longer fine-tune usually recovers) goes on.
+//   5. final: the best candidate on the objective is fine-tuned
+//      `final_epochs` more; if it misses the target, the next one is tried.
+//   6. level 2: the chosen model is quantized to int8 (PTQ, mixed precision
+//      within what is left of delta); kept only if it still qualifies.
+//   7. the result is never outside delta and never worse than the reference
+//      on the objective: otherwise the reference is returned, with why.
+//
+// Run directory (experiment.output_dir): model.pt (frozen fp32 or int8:
+// plain TorchScript), model_trainable.pt (level 1's unfrozen fp32 model, for
+// more training), reference.pt, report.json / report.md / report.html,
+// metrics.jsonl, state/ (resume). Every file is written atomically. Killed at
+// any moment, the same call resumes: scored candidates and completed
+// fine-tuning epochs are read back from state/, never recomputed.
+//
+// Contract: no exception escapes; errors are absl::Status naming the
+// experiment field. A time budget (compression.time_budget_minutes) stops
+// the search in time for the final fine-tune; with none left, the best
+// candidate that already qualifies is returned. The caller's objects are
+// used from one thread and must outlive Run().
+#ifndef SLIMFIT_SEARCH_ENGINE_H_
+#define SLIMFIT_SEARCH_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "data/data_loader.h"
+#include "evaluators/evaluation_function.h"
+#include "forward_pass/forward_pass.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+#include "search/experiment.pb.h"
+#include "search/search_state.pb.h"
+
+namespace slimfit {
+
+// The data an engine trains and scores on.
+struct EngineData {
+  std::unique_ptr<DataLoader> train;  // required: fine-tuning, data-driven pruners, calibration
+  std::unique_ptr<DataLoader> eval;   // required: the eval_split loader (delta is measured here)
+};
+
+struct EngineResult {
+  // The returned model: frozen fp32 or int8 TorchScript (the reference
+  // itself when nothing qualified).
+  Model model;
+  CandidateRecord reference;
+  CandidateRecord chosen;                 // == reference when returned_reference
+  std::vector<CandidateRecord> candidates;  // everything scored, in order
+  bool returned_reference = false;
+  std::string why;                        // why this model (one sentence)
+  double target = 0;                      // the metric the result must reach
+  std::string run_dir;
+  int reused = 0;                         // records read back from state/
+  double seconds = 0;
+  std::string summary;                    // the before/after table (as in report.md)
+};
+
+class Engine {
+ public:
+  Engine(EngineData data, Model model, Experiment config, std::shared_ptr<ForwardPass> forward_pass,
+         std::unique_ptr<EvaluationFunction> evaluator, std::unique_ptr<LossFunction> loss);
+  ~Engine();
+
+  // Progress lines (phase, candidate, ETA) go here; default: stdout.
+  void set_progress(std::function<void(const std::string&)> sink) { progress_ = std::move(sink); }
+
+  absl::StatusOr<EngineResult> Run();
+
+ private:
+  class Search;
+  EngineData data_;
+  Model model_;
+  Experiment config_;
+  std::shared_ptr<ForwardPass> forward_pass_;
+  std::unique_ptr<EvaluationFunction> evaluator_;
+  std::unique_ptr<LossFunction> loss_;
+  std::function<void(const std::string&)> progress_;
+};
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_SEARCH_ENGINE_H_

@@ -1,0 +1,93 @@
+#include "search/report.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+CandidateRecord Record(const std::string& key, const std::string& phase, double metric, int64_t macs, double b1,
+                       double bn, int64_t bytes) {
+  CandidateRecord r;
+  r.set_key(key);
+  r.set_phase(phase);
+  r.set_description(key + " <with \"quotes\">");
+  r.set_eval_metric(metric);
+  r.set_macs(macs);
+  r.set_params(macs / 100);
+  r.set_latency_b1_ms(b1);
+  r.set_latency_bn_ms(bn);
+  r.set_serialized_bytes(bytes);
+  return r;
+}
+
+RunReport Example() {
+  RunReport r;
+  r.name = "demo";
+  r.eval_key = "accuracy";
+  r.eval_split = "val";
+  r.delta = 1;
+  r.target = 93.2;
+  r.objective = "LATENCY";
+  r.reference = Record("reference", "reference", 94.2, 8000000, 1.0, 20.0, 800000);
+  r.candidates = {r.reference, Record("c1", "candidate", 93.5, 2000000, 0.4, 6.0, 200000),
+                  Record("f1", "final", 93.9, 2000000, 0.4, 5.0, 200000)};
+  r.chosen = r.candidates[2];
+  r.why = "the pruned model within delta that is best on the objective";
+  r.layers = {{"conv1", "Conv2d", 16, 8, 100000, 50000, "fp32"}};
+  r.phase_seconds = {{"reference", 2}, {"search", 100}};
+  r.seconds = 102;
+  return r;
+}
+
+TEST(ReportTest, SummaryShowsRatiosAgainstTheReference) {
+  const std::string s = SummaryTable(Example());
+  EXPECT_THAT(s, HasSubstr("4.00x fewer"));     // MACs 8M -> 2M
+  EXPECT_THAT(s, HasSubstr("2.50x faster"));    // b1 1.0 -> 0.4
+  EXPECT_THAT(s, HasSubstr("4.00x smaller"));   // 800000 -> 200000 bytes
+  EXPECT_THAT(s, HasSubstr("-0.3 (target >= 93.2)"));
+}
+
+TEST(ReportTest, JsonEscapesAndCarriesEveryCandidate) {
+  const std::string j = ReportJson(Example());
+  EXPECT_THAT(j, HasSubstr("\"key\": \"c1\""));
+  EXPECT_THAT(j, HasSubstr("c1 <with \\\"quotes\\\">"));
+  EXPECT_THAT(j, HasSubstr("\"macs\": 4,"));
+  // Balanced braces and brackets (outside strings).
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (in_string) {
+      if (j[i] == '\\') ++i;
+      else if (j[i] == '"') in_string = false;
+      continue;
+    }
+    if (j[i] == '"') in_string = true;
+    if (j[i] == '{' || j[i] == '[') ++depth;
+    if (j[i] == '}' || j[i] == ']') --depth;
+    ASSERT_GE(depth, 0);
+  }
+  EXPECT_EQ(depth, 0);
+}
+
+TEST(ReportTest, HtmlIsSelfContainedWithAPlotMarkingTheChosenModel) {
+  const std::string h = ReportHtml(Example());
+  EXPECT_THAT(h, HasSubstr("<svg"));
+  EXPECT_THAT(h, HasSubstr(">chosen</text>"));
+  EXPECT_THAT(h, HasSubstr("target 93.2"));
+  EXPECT_THAT(h, HasSubstr("f1 &lt;with &quot;quotes&quot;&gt;"));
+  EXPECT_THAT(h, Not(HasSubstr("<with")));
+  EXPECT_THAT(h, Not(HasSubstr("src=")));  // nothing fetched
+}
+
+TEST(ReportTest, MarkdownHasTheLayerTable) {
+  const std::string m = ReportMarkdown(Example());
+  EXPECT_THAT(m, HasSubstr("| conv1 | Conv2d | 16 | 8 |"));
+  EXPECT_THAT(m, HasSubstr("reference 2 s, search 100 s"));
+}
+
+}  // namespace
+}  // namespace slimfit

@@ -1,0 +1,121 @@
+#include "search/setup.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/text_proto.h"
+#include "common/threads.h"
+#include "data/splits.h"
+#include "search/candidate_store.h"
+#include "search/experiment.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+namespace {
+
+// The training recipe of a zoo reference: reference_training, else the
+// full_trainer for reference_epochs, evaluated every epoch, best kept.
+TrainerConfig ReferenceRecipe(const Experiment& e, int64_t steps_per_epoch) {
+  TrainerConfig t = e.model().has_reference_training() ? e.model().reference_training() : e.full_trainer();
+  if (!e.model().has_reference_training()) t.set_epochs(e.model().reference_epochs());
+  if (!t.has_optimizer()) *t.mutable_optimizer() = e.full_trainer().optimizer();
+  t.set_eval_key(e.evaluation().eval_key());
+  t.set_eval_split(e.evaluation().eval_split());
+  if (t.seed() == 0) t.set_seed(e.seed());
+  FillScheduleLength(&t, steps_per_epoch);
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<ZooOptions> ZooShapeFromData(const Dataset& train) {
+  ZooOptions zoo;
+  ASSIGN_OR_RETURN(Batch probe, train.GetBatch(at::arange(train.size(), at::kLong)));
+  if (!probe.empty() && probe[0].isTensor() && probe[0].toTensor().dim() == 4) {
+    const at::Tensor x = probe[0].toTensor();
+    zoo.in_channels = x.size(1);
+    zoo.height = x.size(2);
+    zoo.width = x.size(3);
+  }
+  if (probe.size() > 1 && probe[1].isTensor() && probe[1].toTensor().scalar_type() == at::kLong) {
+    zoo.num_classes = probe[1].toTensor().max().item<int64_t>() + 1;
+  }
+  return zoo;
+}
+
+absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options) {
+  const Experiment e = WithDefaults(experiment);
+  RETURN_IF_ERROR(ValidateExperiment(e));
+  ConfigureThreads(e.threads());
+  EngineInputs in;
+  ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
+  ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
+  ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+  ASSIGN_OR_RETURN(in.forward_pass, MakeForwardPass(e.forward_pass()), "forward_pass");
+  {
+    Batch first;
+    RETURN_IF_ERROR(in.data.eval->Reset(0));
+    ASSIGN_OR_RETURN(bool any, in.data.eval->Next(&first));
+    if (!any) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("evaluation.eval_split: '", e.evaluation().eval_split(), "' has no samples"));
+    }
+    RETURN_IF_ERROR(in.forward_pass->InferFrom(first), "forward_pass");
+  }
+  ASSIGN_OR_RETURN(in.loss, MakeLoss(e.loss(), LossContext{in.forward_pass}), "loss");
+  ASSIGN_OR_RETURN(in.evaluator, MakeEvaluator(e.evaluation(), EvaluatorContext{in.forward_pass}), "evaluation");
+
+  if (e.model().source_case() == ModelSpec::kPath) {
+    ASSIGN_OR_RETURN(Model m, Model::Load(e.model().path()), "model.path");
+    in.model.emplace(std::move(m));
+    in.reference_source = absl::StrCat("loaded ", e.model().path());
+    return in;
+  }
+  // A zoo model: trained once per recipe, cached.
+  ASSIGN_OR_RETURN(ZooOptions zoo, ZooShapeFromData(*splits.train), "data");
+  zoo.width_multiplier = e.model().width_multiplier();
+  zoo.seed = e.seed();
+  const TrainerConfig recipe = ReferenceRecipe(e, in.data.train->num_batches());
+  Experiment identity;  // everything that shapes the trained reference
+  *identity.mutable_model() = e.model();
+  *identity.mutable_data() = e.data();
+  *identity.mutable_forward_pass() = e.forward_pass();
+  *identity.mutable_loss() = e.loss();
+  *identity.mutable_full_trainer() = recipe;
+  identity.mutable_full_trainer()->clear_progress();
+  identity.set_seed(e.seed());
+  const std::string text = ToTextProto(identity);
+  const std::string dir =
+      absl::StrCat(options.references_dir, "/", e.model().zoo(), "_", CandidateFileStem(text));
+  const std::string path = dir + "/model.pt";
+  if (RegularFileSize(path).ok()) {
+    ASSIGN_OR_RETURN(Model m, Model::Load(path), "the cached reference");
+    in.model.emplace(std::move(m));
+    in.reference_source = absl::StrCat("cached ", path);
+    return in;
+  }
+  std::printf("reference: training %s for %d epoch(s) (once; cached in %s)\n", e.model().zoo().c_str(),
+              recipe.epochs(), dir.c_str());
+  std::fflush(stdout);
+  RETURN_IF_ERROR(CreateDirectories(dir));
+  RETURN_IF_ERROR(WriteFileAtomically(dir + "/recipe.pbtxt", text));
+  ASSIGN_OR_RETURN(Model m, CreateZooModel(e.model().zoo(), zoo), "model.zoo");
+  TrainerConfig t = recipe;
+  t.set_metrics_path(dir + "/metrics.jsonl");
+  ASSIGN_OR_RETURN(auto trainer,
+                   Trainer::Create(t, {in.loss.get(), in.evaluator.get(), in.data.train.get(), in.data.eval.get()}),
+                   "model.reference_training");
+  ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m), "training the reference");
+  RETURN_IF_ERROR(m.Save(path));
+  in.reference_source = absl::StrFormat("trained %d epoch(s) in %.0f s (best %s) -> %s", r.epochs_run, r.seconds,
+                                        r.best.ToString(), path);
+  in.model.emplace(std::move(m));
+  return in;
+}
+
+}  // namespace slimfit
