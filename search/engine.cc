@@ -57,12 +57,14 @@ struct Group {
 };
 
 // The largest ratio whose drop stays <= tau on the piecewise-linear curve
-// (the first crossing: a curve that comes back down later is not trusted).
+// (made monotone: a ratio costs at least what any smaller one cost, and a
+// measured gain counts as no drop).
 double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau) {
-  double r = 0;
+  double r = 0, worst = 0;
   for (size_t i = 1; i < curve.size(); ++i) {
-    const auto [r0, d0] = curve[i - 1];
-    const auto [r1, d1] = curve[i];
+    const double r0 = curve[i - 1].first, d0 = worst;
+    const double r1 = curve[i].first, d1 = std::max(worst, curve[i].second);
+    worst = d1;
     if (d1 <= tau) {
       r = r1;
       continue;
@@ -246,9 +248,10 @@ class Engine::Search {
     metrics_lines_ += line + "\n";
     return WriteFileAtomically(run_dir_ + "/metrics.jsonl", metrics_lines_);
   }
+  // A stored record; counted as reused when it was there before this run.
   const CandidateRecord* Reuse(const std::string& key) {
     const CandidateRecord* r = store_->Find(key);
-    if (r != nullptr) ++reused_;
+    if (r != nullptr && resumed_keys_.erase(key) > 0) ++reused_;
     return r;
   }
   void Say(const std::string& line) {
@@ -300,6 +303,7 @@ class Engine::Search {
   std::vector<std::pair<std::string, double>> phase_seconds_;
   std::string metrics_lines_;
   int reused_ = 0;
+  std::set<std::string> resumed_keys_;  // records found in state/ at the start
   double epoch_seconds_ = 0;
 
   Metric reference_metric_;
@@ -387,6 +391,10 @@ absl::Status Engine::Search::Sensitivity() {
   int done = 0;
   const int total = static_cast<int>(groups_.size() * ratios.size());
   for (Group& g : groups_) {
+    if (!Fits(0)) {
+      Say("  time budget: sensitivity analysis stops; groups not analysed stay unpruned");
+      break;
+    }
     for (double r : ratios) {
       ++done;
       const std::string key = absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
@@ -424,9 +432,15 @@ absl::Status Engine::Search::Sensitivity() {
   return absl::OkStatus();
 }
 
-std::map<std::string, double> Engine::Search::Allocate(double tau) const {
+// One knob t over every allocation: t in [0, 1] scales the free ratios
+// (those whose drop is <= 0) from none to all; t = 1 + tau gives every group
+// the largest ratio whose drop stays <= tau.
+std::map<std::string, double> Engine::Search::Allocate(double t) const {
   std::map<std::string, double> out;
-  for (const Group& g : groups_) out[g.path] = RatioAtTolerance(g.curve, tau);
+  for (const Group& g : groups_) {
+    const double r = t <= 1 ? t * RatioAtTolerance(g.curve, 0) : RatioAtTolerance(g.curve, t - 1);
+    out[g.path] = std::floor(r * 100 + 1e-9) / 100;
+  }
   return out;
 }
 
@@ -436,7 +450,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
   for (const Group& g : groups_) {
     for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d);
   }
-  hi_tau += 1;
+  const double hi_t = 1 + hi_tau + 1;
   auto macs_of = [&](const std::map<std::string, double>& ratios) -> absl::StatusOr<int64_t> {
     const std::string key = RatiosKey(ratios);
     auto it = macs_cache_.find(key);
@@ -446,20 +460,20 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
     macs_cache_[key] = macs;
     return macs;
   };
-  std::map<std::string, double> best = Allocate(hi_tau);
+  std::map<std::string, double> best = Allocate(hi_t);
   ASSIGN_OR_RETURN(int64_t most, macs_of(best));
   if (most >= goal) return best;  // the most the curves allow
-  double lo = 0, hi = hi_tau;
-  for (int i = 0; i < 14; ++i) {
-    const double tau = 0.5 * (lo + hi);
-    std::map<std::string, double> ratios = Allocate(tau);
+  double lo = 0, hi = hi_t;
+  for (int i = 0; i < 16; ++i) {
+    const double t = 0.5 * (lo + hi);
+    std::map<std::string, double> ratios = Allocate(t);
     ASSIGN_OR_RETURN(int64_t macs, macs_of(ratios));
     if (macs <= goal) {
-      hi = tau;
+      hi = t;
       best = ratios;
       if (macs >= goal * 0.97) break;
     } else {
-      lo = tau;
+      lo = t;
     }
   }
   return best;
@@ -545,9 +559,8 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const Candi
   auto epoch_key = [&](int k) { return absl::StrCat("final_epoch|", candidate.key(), "|", k); };
   int done = 0;
   for (int k = epochs; k >= 1; --k) {
-    if (store_->Find(epoch_key(k)) != nullptr) {
+    if (Reuse(epoch_key(k)) != nullptr) {
       done = k;
-      ++reused_;
       break;
     }
   }
@@ -633,6 +646,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
   if (auto old = ReadFileToString(run_dir_ + "/metrics.jsonl"); old.ok()) metrics_lines_ = *old;
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/experiment.pbtxt", ToTextProto(c_)));
+  for (const CandidateRecord& r : store_->All()) resumed_keys_.insert(r.key());
   if (!store_->All().empty()) {
     Say(absl::StrFormat("resuming: %zu record(s) in %s/state", store_->All().size(), run_dir_));
   }

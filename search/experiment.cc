@@ -28,7 +28,7 @@ namespace {
 // compression within 1 accuracy point.
 constexpr char kDefaultExperiment[] = R"pb(
   name: "default"
-  model { zoo: "resnet_small" reference_epochs: 15 }
+  model { zoo: "resnet_small" reference_epochs: 6 }
   data {
     mnist {}
     train_batch_size: 128
@@ -116,7 +116,7 @@ absl::Status ValidateExperiment(const Experiment& e) {
       return absl::InvalidArgumentError("model: required: path (a TorchScript file) or zoo (a zoo model name)");
   }
   if (m.reference_epochs() < 0) {
-    return Invalid("model.reference_epochs", absl::StrCat(m.reference_epochs()), "must be >= 0 (0 = default 15)");
+    return Invalid("model.reference_epochs", absl::StrCat(m.reference_epochs()), "must be >= 0 (0 = default 6)");
   }
   if (m.width_multiplier() < 0 || m.width_multiplier() > 16) {
     return Invalid("model.width_multiplier", absl::StrCat(m.width_multiplier()), "must be in (0, 16] (0 = default 1)");
@@ -207,7 +207,7 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
 Experiment WithDefaults(Experiment e) {
   if (e.name().empty()) e.set_name("default");
   if (e.model().source_case() == ModelSpec::kZoo) {
-    if (e.model().reference_epochs() == 0) e.mutable_model()->set_reference_epochs(15);
+    if (e.model().reference_epochs() == 0) e.mutable_model()->set_reference_epochs(6);
     if (e.model().width_multiplier() == 0) e.mutable_model()->set_width_multiplier(1.0);
   }
   if (e.loss().loss_case() == LossConfig::LOSS_NOT_SET) e.mutable_loss()->mutable_cross_entropy();

@@ -116,7 +116,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_EQ(d.compression().final_epochs(), 10);
   EXPECT_EQ(d.evaluation().eval_key(), "accuracy");
   EXPECT_EQ(d.full_trainer().eval_split(), "val");
-  EXPECT_EQ(d.model().reference_epochs(), 15);
+  EXPECT_EQ(d.model().reference_epochs(), 6);
   EXPECT_EQ(d.device(), "cpu");
   EXPECT_EQ(d.threads(), 1);
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());

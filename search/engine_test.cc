@@ -1,0 +1,188 @@
+// The engine end to end on a slice of real Fashion-MNIST (Debian's files):
+// a lenet5 reference trained briefly, then the search at levels 1 and 2,
+// the run directory, the never-outside-delta rule checked by re-measuring
+// the written model with plain LibTorch, the reference returned when nothing
+// qualifies, the time budget, and validation errors.
+#include "search/engine.h"
+
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <set>
+
+#include "absl/strings/str_split.h"
+#include "common/files.h"
+#include "common/status_matchers.h"
+#include "common/text_proto.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "search/experiment.h"
+#include "search/setup.h"
+
+namespace slimfit {
+namespace {
+
+using ::testing::HasSubstr;
+using ::slimfit::testing::StatusIs;
+
+Experiment Slice(const std::string& name, const std::string& compression) {
+  Experiment e;
+  EXPECT_OK(ParseTextProto(R"pb(
+    model { zoo: "lenet5" reference_epochs: 2 }
+    data {
+      mnist {}
+      train_batch_size: 64
+      max_train_samples: 3000
+      max_eval_samples: 600
+      train_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+      eval_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+    }
+    full_trainer {
+      optimizer { sgd { momentum: 0.9 } lr: 0.05 }
+      scheduler { cosine {} interval: ITERATION }
+    }
+  )pb", "slice", &e));
+  e.set_name(name);
+  e.set_output_dir(::testing::TempDir() + "/runs/" + name);
+  EXPECT_OK(ParseTextProto(compression, "compression", e.mutable_compression()));
+  return e;
+}
+
+struct Built {
+  Experiment experiment;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> lines;
+};
+
+std::unique_ptr<Built> Build(const Experiment& e) {
+  auto b = std::make_unique<Built>();
+  b->experiment = WithDefaults(e);
+  SetupOptions options;
+  options.references_dir = ::testing::TempDir() + "/references";
+  auto in = BuildEngineInputs(b->experiment, options);
+  EXPECT_OK(in);
+  if (!in.ok()) return b;
+  b->engine = std::make_unique<Engine>(std::move(in->data), std::move(*in->model), b->experiment, in->forward_pass,
+                                       std::move(in->evaluator), std::move(in->loss));
+  Built* raw = b.get();
+  b->engine->set_progress([raw](const std::string& line) { raw->lines.push_back(line); });
+  return b;
+}
+
+// eval_key of a saved model, loaded with plain LibTorch (no slimfit code),
+// on the experiment's eval split.
+double MetricOfFile(const Experiment& e, const std::string& path) {
+  auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
+  EXPECT_OK(in);
+  torch::jit::Module plain = torch::jit::load(path);
+  Model m(plain);
+  auto metrics = in->evaluator->Apply(m, *in->data.eval);
+  EXPECT_OK(metrics);
+  return metrics->Get(e.evaluation().eval_key())->value;
+}
+
+TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {
+  auto b = Build(Slice("level2", "delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 2"));
+  ASSERT_NE(b->engine, nullptr);
+  ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+  const std::string dir = b->experiment.output_dir();
+  for (const char* f : {"model.pt", "reference.pt", "report.json", "report.md", "report.html", "metrics.jsonl",
+                        "state/experiment.pbtxt"}) {
+    EXPECT_OK(RegularFileSize(dir + "/" + f)) << f;
+  }
+  // Searched: a sensitivity pass, candidates with several pruners, a final fine-tune.
+  std::set<std::string> phases, pruners;
+  for (const CandidateRecord& c : r.candidates) {
+    phases.insert(c.phase());
+    if (c.phase() == "candidate") pruners.insert(c.pruner());
+  }
+  EXPECT_TRUE(phases.count("sensitivity"));
+  EXPECT_TRUE(phases.count("candidate"));
+  EXPECT_EQ(pruners.size(), 3u);  // l1_filter, fpgm, taylor at the first probe
+
+  // The written model, re-measured with plain LibTorch, is within delta.
+  const double measured = MetricOfFile(b->experiment, dir + "/model.pt");
+  EXPECT_NEAR(measured, r.chosen.eval_metric(), 1e-6);
+  EXPECT_GE(measured, r.reference.eval_metric() - 2.0);
+  EXPECT_DOUBLE_EQ(r.target, r.reference.eval_metric() - 2.0);
+  if (!r.returned_reference) {
+    EXPECT_LT(r.chosen.macs(), r.reference.macs());
+    EXPECT_LT(r.chosen.serialized_bytes(), r.reference.serialized_bytes());
+    EXPECT_FALSE(r.why.empty());
+    EXPECT_OK(RegularFileSize(dir + "/model_trainable.pt"));
+  }
+  // Reports: the chosen key in JSON, the plot in HTML; metrics.jsonl is
+  // whole JSON lines ending with the result.
+  ASSERT_OK_AND_ASSIGN(std::string json, ReadFileToString(dir + "/report.json"));
+  EXPECT_THAT(json, HasSubstr(absl::StrCat("\"key\": \"", r.chosen.key(), "\"")));
+  ASSERT_OK_AND_ASSIGN(std::string html, ReadFileToString(dir + "/report.html"));
+  EXPECT_THAT(html, HasSubstr("<svg"));
+  ASSERT_OK_AND_ASSIGN(std::string lines, ReadFileToString(dir + "/metrics.jsonl"));
+  std::vector<std::string> split = absl::StrSplit(lines, '\n', absl::SkipEmpty());
+  ASSERT_FALSE(split.empty());
+  for (const std::string& l : split) EXPECT_TRUE(l.front() == '{' && l.back() == '}') << l;
+  EXPECT_THAT(split.back(), HasSubstr("\"event\": \"result\""));
+  EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("target accuracy >="));
+
+  // The same call again: everything comes from state/, nothing is recomputed.
+  auto again = Build(Slice("level2", "delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 2"));
+  ASSERT_OK_AND_ASSIGN(EngineResult r2, again->engine->Run());
+  EXPECT_EQ(r2.chosen.key(), r.chosen.key());
+  EXPECT_EQ(r2.candidates.size(), r.candidates.size());
+  EXPECT_GT(r2.reused, 0);
+}
+
+// A user's evaluation function: "score" is the parameter count, so every
+// pruned model is worse and, with delta 0, nothing qualifies.
+class ParamsEvaluator : public EvaluationFunction {
+ public:
+  absl::StatusOr<Metrics> Apply(Model& model, DataLoader&) override {
+    double n = 0;
+    for (const auto& [name, p] : model.NamedParameters()) n += p.numel();
+    if (n == 0) n = 61706;  // frozen (no parameters left): as the reference
+    Metrics m;
+    m.Set("score", n, /*higher_is_better=*/true);
+    return m;
+  }
+};
+
+TEST(EngineTest, ReturnsTheReferenceWhenNothingQualifies) {
+  Experiment e = Slice("nothing", "delta: 0 level: 1 candidate_epochs: 1 final_epochs: 1");
+  e.mutable_evaluation()->set_eval_key("score");
+  e = WithDefaults(e);
+  auto in = BuildEngineInputs(Slice("nothing", ""), {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass, std::make_unique<ParamsEvaluator>(),
+                std::move(in->loss));
+  engine.set_progress([](const std::string&) {});
+  ASSERT_OK_AND_ASSIGN(EngineResult r, engine.Run());
+  EXPECT_TRUE(r.returned_reference);
+  EXPECT_EQ(r.chosen.key(), "reference");
+  EXPECT_THAT(r.why, HasSubstr("no candidate stayed within delta 0"));
+  ASSERT_OK_AND_ASSIGN(Model written, Model::Load(e.output_dir() + "/model.pt"));
+  EXPECT_EQ(written.NamedParameters().size(), 10u);  // lenet5 as given: 5 layers, weight + bias
+}
+
+TEST(EngineTest, TimeBudgetStopsTheSearch) {
+  auto b = Build(Slice("budget", "delta: 2.0 time_budget_minutes: 0.001 final_epochs: 3"));
+  ASSERT_NE(b->engine, nullptr);
+  ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+  EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("time budget"));
+  for (const CandidateRecord& c : r.candidates) EXPECT_NE(c.phase(), "final") << c.key();
+  EXPECT_OK(RegularFileSize(b->experiment.output_dir() + "/model.pt"));
+}
+
+TEST(EngineTest, ErrorsNameTheField) {
+  auto in = BuildEngineInputs(Slice("errors", ""), {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  Experiment bad = Slice("errors", "delta: -1");
+  Engine engine(std::move(in->data), std::move(*in->model), bad, in->forward_pass, std::move(in->evaluator),
+                std::move(in->loss));
+  EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.delta: -1")));
+
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  Engine no_data(EngineData{}, std::move(m), Slice("errors2", ""), nullptr, nullptr, nullptr);
+  EXPECT_THAT(no_data.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("required")));
+}
+
+}  // namespace
+}  // namespace slimfit
