@@ -721,9 +721,15 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
                : "int8 of the reference (no pruned model qualified) stays within delta";
   } else if (fp32) {
     chosen = fp32;
-    why = int8 ? absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
-                                 int8->eval_metric(), target_)
-               : "the pruned model within delta that is best on the objective";
+    if (!int8) {
+      why = "the pruned model within delta that is best on the objective";
+    } else if (!int8->qualifies()) {
+      why = absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
+                            int8->eval_metric(), target_);
+    } else {
+      why = absl::StrFormat("the pruned fp32 model: its int8 form qualifies but is no better on the objective "
+                            "(%.3f vs %.3f)", Objective(*int8), Objective(*fp32));
+    }
   }
   if (chosen && Objective(*chosen) >= Objective(reference_)) {
     why = absl::StrFormat("nothing qualifying beat the reference on the objective (%.3f vs %.3f)",

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# //tools:compress as a user runs it, killed with SIGKILL twice (during the
+# sensitivity pass and during the final fine-tune) and resumed: finished
+# records are never recomputed (their files stay byte-identical), the final
+# fine-tune continues from its last epoch, every output parses, and the
+# written model loads in Python with torch.jit.load.
+set -uo pipefail
+compress="tools/compress"
+out="${TEST_TMPDIR:-$(mktemp -d)}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+echo "== errors"
+"$compress" --experiment="$out/missing.pbtxt" 2> "$out/err.txt" && fail "missing experiment accepted"
+grep -q -- "--experiment" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+echo 'model { zoo: "resnet50" } data { synthetic { } } full_trainer { optimizer { sgd { } lr: 0.1 } }' > "$out/bad.pbtxt"
+"$compress" --experiment="$out/bad.pbtxt" 2> "$out/err.txt" && fail "unknown zoo model accepted"
+grep -q "model.zoo: 'resnet50'; one of lenet5" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+
+if [[ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
+  echo "dataset-fashion-mnist not installed: skipping the run"
+  exit 0
+fi
+
+cat > "$out/slice.pbtxt" <<'PB'
+model { zoo: "lenet5" reference_epochs: 1 }
+data {
+  mnist { }
+  train_batch_size: 64
+  max_train_samples: 20000
+  max_eval_samples: 1000
+  train_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+  eval_transforms { normalize { mean: 0.2860 std: 0.3530 } }
+}
+full_trainer { optimizer { sgd { momentum: 0.9 } lr: 0.05 } scheduler { cosine { } interval: ITERATION } }
+compression { delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 4 }
+PB
+run="$out/run"
+state="$run/state/candidates"
+args=(--experiment="$out/slice.pbtxt" --output_dir="$run" --references_dir="$out/refs")
+
+# Waits (up to 300 s) until `cond` holds, then SIGKILLs the run.
+kill_when() {
+  local pid=$1 cond=$2
+  for _ in $(seq 1 6000); do
+    if eval "$cond"; then kill -9 "$pid"; wait "$pid" 2>/dev/null; return 0; fi
+    kill -0 "$pid" 2>/dev/null || fail "the run ended before the kill point ($cond): $(tail -5 "$out/log1.txt")"
+    sleep 0.05
+  done
+  fail "timed out waiting for: $cond"
+}
+snapshot() { mkdir -p "$1"; cp "$state"/*.pbtxt "$1"/ 2>/dev/null || true; }
+unchanged() {
+  for f in "$1"/*.pbtxt; do
+    cmp -s "$f" "$state/$(basename "$f")" || fail "record $(basename "$f") was rewritten after resuming"
+  done
+}
+
+echo "== run 1: killed during the sensitivity pass"
+"$compress" "${args[@]}" > "$out/log1.txt" 2>&1 &
+kill_when $! '[[ $(ls "$state"/*.pbtxt 2>/dev/null | wc -l) -ge 5 ]]'
+snapshot "$out/snap1"
+n1=$(ls "$out/snap1" | wc -l)
+echo "killed with $n1 records"
+
+echo "== run 2: resumed, killed during the final fine-tune"
+"$compress" "${args[@]}" > "$out/log2.txt" 2>&1 &
+kill_when $! 'grep -lq "phase: \"final_epoch\"" "$state"/*.pbtxt 2>/dev/null'
+grep -q "resuming: $n1 record(s)" "$out/log2.txt" || fail "run 2 did not resume from $n1 records: $(head -5 "$out/log2.txt")"
+unchanged "$out/snap1"
+snapshot "$out/snap2"
+
+echo "== run 3: resumed to the end"
+"$compress" "${args[@]}" > "$out/log3.txt" 2>&1 || fail "run 3 exited $?: $(tail -20 "$out/log3.txt")"
+cat "$out/log3.txt"
+unchanged "$out/snap2"
+grep -q "resuming the fine-tune after epoch [1-3]/4" "$out/log3.txt" || fail "the final fine-tune did not resume"
+grep -q "record(s) reused from state/" "$out/log3.txt" || fail "no reuse line"
+for f in model.pt reference.pt report.json report.md report.html metrics.jsonl; do
+  [[ -s "$run/$f" ]] || fail "no $f"
+done
+ls "$run" "$state" | grep -q '\.tmp' && fail "temporary files left behind"
+# metrics.jsonl: whole JSON objects, one per line, across the three runs.
+/usr/bin/python3 - "$run" <<'PY' || fail "outputs do not parse"
+import json, sys
+run = sys.argv[1]
+lines = [json.loads(l) for l in open(run + "/metrics.jsonl")]
+assert lines[-1]["event"] == "result", lines[-1]
+report = json.load(open(run + "/report.json"))
+assert report["result"]["eval"] >= report["target"] - 1e-9 or report["returned_reference"], report["result"]
+print("metrics.jsonl", len(lines), "lines; result", report["result"]["key"])
+PY
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  /usr/bin/python3 -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
+    "$run/model.pt" || fail "model.pt does not load in Python"
+fi
+echo "PASS"
