@@ -35,6 +35,11 @@ TEST(Experiment, DefaultAndCheckedInExperimentsValidate) {
     SCOPED_TRACE(entry.path().string());
     ASSERT_OK_AND_ASSIGN(Experiment e, LoadExperiment(entry.path().string()));
     EXPECT_FALSE(e.name().empty());
+    if (e.model().has_path() && !std::filesystem::exists(e.model().path())) {
+      // A model made by a documented script first (see the file's comment).
+      EXPECT_THAT(ValidateExperiment(e), StatusIs(absl::StatusCode::kNotFound, HasSubstr(e.model().path())));
+      continue;
+    }
     EXPECT_OK(ValidateExperiment(e));
   }
   EXPECT_GE(seen, 1);
