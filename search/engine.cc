@@ -663,34 +663,53 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     RETURN_IF_ERROR(FindGroups());
     RETURN_IF_ERROR(Sensitivity());
     RETURN_IF_ERROR(SearchFactors());
-    const double slack = comp_.final_epochs() > 0 ? 0.5 * comp_.delta() : 0;
-    std::vector<CandidateRecord> finalists;
+    // Finals: the best candidate on the objective whose short-fine-tune drop
+    // is within delta + the expected recovery of the final fine-tune (at
+    // first 0.5 delta; then 0.8 x what the last final actually recovered),
+    // and better on the objective than the result so far.
+    std::vector<CandidateRecord> scored;
     for (const CandidateRecord& r : store_->All()) {
-      if (r.phase() == "candidate" && DropOf(r.eval_metric()) <= comp_.delta() + slack) finalists.push_back(r);
+      if (r.phase() == "candidate") scored.push_back(r);
     }
-    std::sort(finalists.begin(), finalists.end(),
+    std::sort(scored.begin(), scored.end(),
               [&](const CandidateRecord& a, const CandidateRecord& b) { return Objective(a) < Objective(b); });
-    const size_t max_finals = comp_.deepsearch() ? 3 : 2;
-    Phase("final", absl::StrFormat("%zu candidate(s) within delta + %.2f; fine-tuning the best %d more epochs",
-                                   finalists.size(), slack, comp_.final_epochs()));
-    for (size_t i = 0; i < finalists.size() && i < max_finals; ++i) {
-      if (comp_.final_epochs() == 0) break;
+    double recovery = comp_.final_epochs() > 0 ? 0.5 * comp_.delta() : 0;
+    const int max_finals = comp_.deepsearch() ? 4 : 2;
+    Phase("final", absl::StrFormat("%zu scored candidate(s); fine-tuning the best within delta + %.2f for %d more "
+                                   "epochs (at most %d)", scored.size(), recovery, comp_.final_epochs(), max_finals));
+    std::set<std::string> tried;
+    for (int finals = 0; finals < max_finals && comp_.final_epochs() > 0; ++finals) {
+      const CandidateRecord* next = nullptr;
+      for (const CandidateRecord& c : scored) {
+        if (tried.count(c.key()) || (fp32 && Objective(c) >= Objective(*fp32))) continue;
+        if (DropOf(c.eval_metric()) <= comp_.delta() + recovery) {
+          next = &c;
+          break;
+        }
+      }
+      if (next == nullptr) break;
       if (!Fits(comp_.final_epochs() * EpochSeconds())) {
-        Say("  time budget: no time for the final fine-tune");
+        Say("  time budget: no time for another final fine-tune");
         break;
       }
-      Say(absl::StrFormat("  finalist %zu: %s", i + 1, finalists[i].description()));
-      ASSIGN_OR_RETURN(std::optional<CandidateRecord> f, Final(finalists[i]));
-      if (f && f->qualifies()) {
+      tried.insert(next->key());
+      Say(absl::StrFormat("  final %d: %s", finals + 1, next->description()));
+      ASSIGN_OR_RETURN(std::optional<CandidateRecord> f, Final(*next));
+      const double gained = DropOf(next->eval_metric()) - DropOf(f->eval_metric());
+      if (f->qualifies() && (!fp32 || Objective(*f) < Objective(*fp32))) {
         fp32 = f;
-        break;
+        recovery = std::max(recovery, 0.8 * gained);
+        Say(absl::StrFormat("  qualifies (%s = %.4g, recovered %.2f); looking for more within delta + %.2f",
+                            c_.evaluation().eval_key(), f->eval_metric(), gained, recovery));
+      } else {
+        recovery = std::max(0.0, std::min(recovery, 0.8 * gained));
+        Say(absl::StrFormat("  %s = %.4g: %s", c_.evaluation().eval_key(), f->eval_metric(),
+                            f->qualifies() ? "no better on the objective" : "misses the target"));
       }
-      Say(absl::StrFormat("  %s = %.4g misses the target %.4g; next", c_.evaluation().eval_key(), f->eval_metric(),
-                          target_));
     }
     // Without a qualifying final: the best candidate that already qualifies.
     if (!fp32) {
-      for (const CandidateRecord& r : finalists) {
+      for (const CandidateRecord& r : scored) {
         if (r.qualifies()) {
           fp32 = r;
           break;

@@ -33,21 +33,6 @@ TrainerConfig ReferenceRecipe(const Experiment& e, int64_t steps_per_epoch) {
 
 }  // namespace
 
-absl::StatusOr<ZooOptions> ZooShapeFromData(const Dataset& train) {
-  ZooOptions zoo;
-  ASSIGN_OR_RETURN(Batch probe, train.GetBatch(at::arange(train.size(), at::kLong)));
-  if (!probe.empty() && probe[0].isTensor() && probe[0].toTensor().dim() == 4) {
-    const at::Tensor x = probe[0].toTensor();
-    zoo.in_channels = x.size(1);
-    zoo.height = x.size(2);
-    zoo.width = x.size(3);
-  }
-  if (probe.size() > 1 && probe[1].isTensor() && probe[1].toTensor().scalar_type() == at::kLong) {
-    zoo.num_classes = probe[1].toTensor().max().item<int64_t>() + 1;
-  }
-  return zoo;
-}
-
 absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options) {
   const Experiment e = WithDefaults(experiment);
   RETURN_IF_ERROR(ValidateExperiment(e));
@@ -77,7 +62,8 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     return in;
   }
   // A zoo model: trained once per recipe, cached.
-  ASSIGN_OR_RETURN(ZooOptions zoo, ZooShapeFromData(*splits.train), "data");
+  ASSIGN_OR_RETURN(Batch all, splits.train->GetBatch(at::arange(splits.train->size(), at::kLong)), "data");
+  ZooOptions zoo = ZooShapeFromBatch(all);
   zoo.width_multiplier = e.model().width_multiplier();
   zoo.seed = e.seed();
   const TrainerConfig recipe = ReferenceRecipe(e, in.data.train->num_batches());

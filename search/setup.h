@@ -49,11 +49,6 @@ struct EngineInputs {
 
 absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options);
 
-// The shape a zoo model takes from a dataset: [N, C, H, W] images (first
-// element of a sample) and, for integer labels (second element), the
-// class count (max label + 1).
-absl::StatusOr<ZooOptions> ZooShapeFromData(const Dataset& train);
-
 }  // namespace slimfit
 
 #endif  // SLIMFIT_SEARCH_SETUP_H_

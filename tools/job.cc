@@ -78,17 +78,8 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
   // Zoo models take their shape from a batch: [N, C, H, W] images, labels
   // in [0, classes).
   ASSIGN_OR_RETURN(Batch probe, job.splits.train->GetBatch(at::arange(job.splits.train->size(), at::kLong)));
-  ZooOptions zoo;
+  ZooOptions zoo = ZooShapeFromBatch(probe);
   zoo.seed = config.seed();
-  if (!probe.empty() && probe[0].isTensor() && probe[0].toTensor().dim() == 4) {
-    const at::Tensor x = probe[0].toTensor();
-    zoo.in_channels = x.size(1);
-    zoo.height = x.size(2);
-    zoo.width = x.size(3);
-  }
-  if (probe.size() > 1 && probe[1].isTensor() && probe[1].toTensor().scalar_type() == at::kLong) {
-    zoo.num_classes = probe[1].toTensor().max().item<int64_t>() + 1;
-  }
   if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
   ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(config.model(), zoo), "model");
   job.model = std::make_unique<Model>(std::move(model));

@@ -73,6 +73,7 @@ def main():
     x = x.unsqueeze(1)
     y = torch.from_numpy(idx("train-labels-idx1-ubyte.gz").copy()).long()
     xt = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz").copy()).float().div(255).sub(0.2860).div(0.3530)
+    xt = xt.unsqueeze(1)
     yt = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz").copy()).long()
     net = Mixed()
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)

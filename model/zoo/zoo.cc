@@ -55,4 +55,19 @@ absl::StatusOr<Model> CreateZooModel(absl::string_view name,
 
 std::vector<std::string> ZooModelNames() { return ZooRegistry().Names(); }
 
+ZooOptions ZooShapeFromBatch(const std::vector<c10::IValue>& samples) {
+  ZooOptions zoo;
+  if (!samples.empty() && samples[0].isTensor() && samples[0].toTensor().dim() == 4) {
+    const at::Tensor x = samples[0].toTensor();
+    zoo.in_channels = x.size(1);
+    zoo.height = x.size(2);
+    zoo.width = x.size(3);
+  }
+  if (samples.size() > 1 && samples[1].isTensor() && samples[1].toTensor().scalar_type() == at::kLong &&
+      samples[1].toTensor().numel() > 0) {
+    zoo.num_classes = samples[1].toTensor().max().item<int64_t>() + 1;
+  }
+  return zoo;
+}
+
 }  // namespace slimfit

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/ivalue.h>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/registry.h"
@@ -50,6 +52,12 @@ absl::StatusOr<Model> CreateZooModel(absl::string_view name,
                                      const ZooOptions& options = {});
 
 std::vector<std::string> ZooModelNames();
+
+// The shape a zoo model takes from data: `samples` is a batch of the whole
+// training set (or a representative part): [N, C, H, W] images first set
+// in_channels / height / width, integer labels second set num_classes
+// (max + 1); other fields keep their defaults.
+ZooOptions ZooShapeFromBatch(const std::vector<c10::IValue>& samples);
 
 }  // namespace slimfit
 
