@@ -23,9 +23,10 @@
 //   4. search over F (geometric bisection): each candidate is cut, fine-
 //      tuned `candidate_epochs`, scored on eval_split and timed; at the first
 //      F every allowed pruner is tried and the best kept. A candidate within
-//      delta + slack (what the longer fine-tune usually recovers) goes on.
-//   5. final: the best candidate on the objective is fine-tuned
-//      `final_epochs` more; if it misses the target, the next one is tried.
+//      2 delta (delta + what the longer fine-tune usually recovers) goes on.
+//   5. final: the best candidate on the objective within delta + the
+//      expected recovery is fine-tuned `final_epochs` more; the recovery it
+//      shows sets the bar for a more aggressive one; a miss, for a safer one.
 //   6. level 2: the chosen model is quantized to int8 (PTQ, mixed precision
 //      within what is left of delta); kept only if it still qualifies.
 //   7. the result is never outside delta and never worse than the reference

@@ -52,7 +52,7 @@ constexpr char kDefaultExperiment[] = R"pb(
     }
     scheduler { cosine {} interval: ITERATION }
   }
-  compression { delta: 1.0 level: 1 objective: LATENCY }
+  compression { delta: 1.0 level: 1 objective: LATENCY time_budget_minutes: 15 }
 )pb";
 
 const std::vector<std::string>& DefaultPruners() {

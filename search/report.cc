@@ -220,7 +220,8 @@ const std::vector<std::string>& LayerHeader() {
 std::string PhaseLine(const RunReport& r) {
   std::vector<std::string> parts;
   for (const auto& [name, s] : r.phase_seconds) parts.push_back(absl::StrFormat("%s %.0f s", name, s));
-  return absl::StrFormat("%s (total %.0f s on %d thread(s))", absl::StrJoin(parts, ", "), r.seconds, r.threads);
+  return absl::StrFormat("%s (total %.0f s on %d thread(s)%s)", absl::StrJoin(parts, ", "), r.seconds, r.threads,
+                         r.invocations > 1 ? absl::StrFormat(", over %d invocations", r.invocations) : "");
 }
 
 }  // namespace

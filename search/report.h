@@ -53,7 +53,8 @@ struct RunReport {
   std::vector<CandidateRecord> candidates;  // every record, in order
   std::vector<LayerRow> layers;
   std::vector<std::pair<std::string, double>> phase_seconds;
-  double seconds = 0;
+  double seconds = 0;   // wall time over every invocation (resumes add up)
+  int invocations = 1;  // how many runs made this directory
   std::string experiment_text;  // the effective experiment (defaults filled in)
 };
 
