@@ -17,6 +17,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -50,6 +52,63 @@ std::string RatiosKey(const std::map<std::string, double>& ratios) {
     if (r > 0) parts.push_back(absl::StrFormat("%s=%.2f", path, r));
   }
   return parts.empty() ? "none" : absl::StrJoin(parts, ",");
+}
+
+// FNV-1a over every parameter's and buffer's bytes: which model a run
+// directory's records were measured on.
+std::string ModelFingerprint(const Model& model) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 1099511628211ull;
+    }
+  };
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    mix(name.data(), name.size());
+    const at::Tensor c = t.detach().contiguous();
+    mix(c.data_ptr(), c.numel() * c.element_size());
+  };
+  for (const auto& [name, t] : model.NamedParameters()) add(name, t);
+  for (const auto& [name, t] : model.NamedBuffers()) add(name, t);
+  return absl::StrFormat("%016x", h);
+}
+
+// A run directory's records hold metrics and models measured under its
+// experiment's model, data, forward pass, loss, evaluation, trainer, seed and
+// quantization settings; under different ones they would be silently wrong.
+// delta, level, deepsearch, objective, pruners, epochs and the time budget may
+// change between runs (their records are keyed apart or still valid).
+absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, const std::string& fingerprint) {
+  const std::string old_path = run_dir + "/state/experiment.pbtxt";
+  if (!ReadFileToString(old_path).ok()) return absl::OkStatus();  // a new run directory
+  Experiment old;
+  RETURN_IF_ERROR(ParseTextProtoFile(old_path, &old));
+  std::vector<std::string> changed;
+  auto same = [&](absl::string_view field, const google::protobuf::Message& a, const google::protobuf::Message& b) {
+    if (ToTextProto(a) != ToTextProto(b)) changed.push_back(std::string(field));
+  };
+  same("model", old.model(), now.model());
+  same("data", old.data(), now.data());
+  same("forward_pass", old.forward_pass(), now.forward_pass());
+  same("loss", old.loss(), now.loss());
+  same("evaluation", old.evaluation(), now.evaluation());
+  same("full_trainer", old.full_trainer(), now.full_trainer());
+  // A level-1 run has no quantization block and no int8 records.
+  if (old.compression().has_quantization() && now.compression().has_quantization()) {
+    same("compression.quantization", old.compression().quantization(), now.compression().quantization());
+  }
+  if (old.seed() != now.seed()) changed.push_back("seed");
+  if (auto old_fp = ReadFileToString(run_dir + "/state/model.fingerprint");
+      old_fp.ok() && std::string(absl::StripAsciiWhitespace(*old_fp)) != fingerprint) {
+    changed.push_back("the model's weights");
+  }
+  if (changed.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "output_dir ", run_dir, " holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
+      "); its records would not be valid for this one. Use another --output_dir, or delete ", run_dir,
+      " to start over"));
 }
 
 // A prunable dependency group, named by its first selected layer.
@@ -651,7 +710,10 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   RETURN_IF_ERROR(CreateDirectories(run_dir_ + "/state"));
   ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
   if (auto old = ReadFileToString(run_dir_ + "/metrics.jsonl"); old.ok()) metrics_lines_ = *old;
+  const std::string fingerprint = ModelFingerprint(e_.model_);
+  RETURN_IF_ERROR(CheckSameWork(run_dir_, c_, fingerprint));
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/experiment.pbtxt", ToTextProto(c_)));
+  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/model.fingerprint", fingerprint + "\n"));
   for (const CandidateRecord& r : store_->All()) resumed_keys_.insert(r.key());
   if (!store_->All().empty()) {
     Say(absl::StrFormat("resuming: %zu record(s) in %s/state", store_->All().size(), run_dir_));

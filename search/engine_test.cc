@@ -21,6 +21,7 @@
 namespace slimfit {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::slimfit::testing::StatusIs;
 
@@ -169,6 +170,42 @@ TEST(EngineTest, TimeBudgetStopsTheSearch) {
   EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("time budget"));
   for (const CandidateRecord& c : r.candidates) EXPECT_NE(c.phase(), "final") << c.key();
   EXPECT_OK(RegularFileSize(b->experiment.output_dir() + "/model.pt"));
+}
+
+TEST(EngineTest, RefusesARunDirectoryHoldingAnotherExperiment) {
+  const std::string compression = "delta: 2.0 time_budget_minutes: 0.001";
+  {
+    auto b = Build(Slice("refuse", compression));
+    ASSERT_NE(b->engine, nullptr);
+    ASSERT_OK(b->engine->Run());
+  }
+  // Same experiment, another level: resumed.
+  {
+    auto b = Build(Slice("refuse", "delta: 1.0 level: 2 time_budget_minutes: 0.001"));
+    ASSERT_NE(b->engine, nullptr);
+    ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+    EXPECT_GT(r.reused, 0);
+  }
+  // Another learning rate: the records would be wrong, so the directory is refused.
+  Experiment lr = Slice("refuse", compression);
+  lr.mutable_full_trainer()->mutable_optimizer()->set_lr(0.01);
+  {
+    auto b = Build(lr);
+    ASSERT_NE(b->engine, nullptr);
+    EXPECT_THAT(b->engine->Run(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           AllOf(HasSubstr("changed: full_trainer"), HasSubstr("another --output_dir"))));
+  }
+  // Same experiment text, other weights (a library user's own model).
+  {
+    Experiment same = WithDefaults(Slice("refuse", compression));
+    auto in = BuildEngineInputs(same, {::testing::TempDir() + "/references"});
+    ASSERT_OK(in);
+    ASSERT_OK_AND_ASSIGN(Model fresh, CreateZooModel("lenet5"));
+    Engine engine(std::move(in->data), std::move(fresh), same, in->forward_pass, std::move(in->evaluator),
+                  std::move(in->loss));
+    engine.set_progress([](const std::string&) {});
+    EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("the model's weights")));
+  }
 }
 
 TEST(EngineTest, ErrorsNameTheField) {
