@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
 
 namespace slimfit {
 
@@ -29,8 +30,7 @@ void Metrics::Merge(const Metrics& other) {
 std::string Metrics::ToJson() const {
   std::vector<std::string> parts;
   for (const auto& [n, m] : values_) {
-    parts.push_back(std::isfinite(m.value) ? absl::StrFormat("\"%s\": %.6g", n, m.value)
-                                           : absl::StrFormat("\"%s\": null", n));
+    parts.push_back(absl::StrCat(JsonString(n), ": ", JsonNumber(m.value)));
   }
   return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
 }

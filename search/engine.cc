@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/threads.h"
@@ -138,25 +139,6 @@ double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, dou
   return std::floor(std::max(0.0, r) * 100 + 1e-9) / 100;
 }
 
-std::string Json(double v) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.6g", v);
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += absl::StrFormat("\\u%04x", ch);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -296,15 +278,15 @@ class Engine::Search {
     const CandidateRecord* stored = store_->Find(rec.key());
     std::string line = absl::StrCat("{\"event\": ", JsonString(stored->phase()), ", \"sequence\": ", stored->sequence(),
                                     ", \"description\": ", JsonString(stored->description()),
-                                    ", \"eval\": ", Json(stored->eval_metric()),
+                                    ", \"eval\": ", JsonNumber(stored->eval_metric()),
                                     ", \"qualifies\": ", stored->qualifies() ? "true" : "false");
     if (stored->macs() > 0) absl::StrAppend(&line, ", \"macs\": ", stored->macs());
     if (stored->latency_b1_ms() > 0) {
-      absl::StrAppend(&line, ", \"latency_b1_ms\": ", Json(stored->latency_b1_ms()),
-                      ", \"latency_b64_ms\": ", Json(stored->latency_bn_ms()));
+      absl::StrAppend(&line, ", \"latency_b1_ms\": ", JsonNumber(stored->latency_b1_ms()),
+                      ", \"latency_b64_ms\": ", JsonNumber(stored->latency_bn_ms()));
     }
     if (stored->serialized_bytes() > 0) absl::StrAppend(&line, ", \"bytes\": ", stored->serialized_bytes());
-    absl::StrAppend(&line, ", \"seconds\": ", Json(stored->seconds()), "}");
+    absl::StrAppend(&line, ", \"seconds\": ", JsonNumber(stored->seconds()), "}");
     return AppendMetricsLine(line);
   }
   absl::Status AppendMetricsLine(const std::string& line) {
@@ -950,9 +932,9 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.md", ReportMarkdown(report)));
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.html", ReportHtml(report)));
   return AppendMetricsLine(absl::StrCat("{\"event\": \"result\", \"chosen\": ", JsonString(result.chosen.key()),
-                                        ", \"eval\": ", Json(result.chosen.eval_metric()),
+                                        ", \"eval\": ", JsonNumber(result.chosen.eval_metric()),
                                         ", \"returned_reference\": ", result.returned_reference ? "true" : "false",
-                                        ", \"seconds\": ", Json(result.seconds), "}"));
+                                        ", \"seconds\": ", JsonNumber(result.seconds), "}"));
 }
 
 Engine::Engine(EngineData data, Model model, Experiment config, std::shared_ptr<ForwardPass> forward_pass,

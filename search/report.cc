@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
 #include "absl/strings/str_replace.h"
 
 namespace slimfit {
@@ -62,36 +63,17 @@ std::string FrozenNote(const RunReport& r) {
       Times(r.reference.latency_bn_ms(), f->latency_bn_ms(), "faster"));
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (ch == '\n') {
-      out += "\\n";
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += absl::StrFormat("\\u%04x", ch);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
-std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.6g", v) : "null"; }
-
 std::string RecordJson(const CandidateRecord& c) {
   std::vector<std::string> ratios;
-  for (const auto& [path, v] : c.ratios()) ratios.push_back(absl::StrCat(JsonString(path), ": ", Num(v)));
+  for (const auto& [path, v] : c.ratios()) ratios.push_back(absl::StrCat(JsonString(path), ": ", JsonNumber(v)));
   return absl::StrCat("{\"key\": ", JsonString(c.key()), ", \"phase\": ", JsonString(c.phase()),
                       ", \"description\": ", JsonString(c.description()), ", \"sequence\": ", c.sequence(),
-                      ", \"eval\": ", Num(c.eval_metric()), ", \"qualifies\": ", c.qualifies() ? "true" : "false",
+                      ", \"eval\": ", JsonNumber(c.eval_metric()), ", \"qualifies\": ", c.qualifies() ? "true" : "false",
                       ", \"params\": ", c.params(), ", \"macs\": ", c.macs(), ", \"bytes\": ", c.serialized_bytes(),
-                      ", \"latency_b1_ms\": ", Num(c.latency_b1_ms()), ", \"latency_bn_ms\": ", Num(c.latency_bn_ms()),
+                      ", \"latency_b1_ms\": ", JsonNumber(c.latency_b1_ms()), ", \"latency_bn_ms\": ", JsonNumber(c.latency_bn_ms()),
                       ", \"peak_activation_bytes\": ", c.peak_activation_bytes(), ", \"pruner\": ",
                       JsonString(c.pruner()), ", \"epochs\": ", c.epochs(), ", \"ratios\": {",
-                      absl::StrJoin(ratios, ", "), "}, \"seconds\": ", Num(c.seconds()), "}");
+                      absl::StrJoin(ratios, ", "), "}, \"seconds\": ", JsonNumber(c.seconds()), "}");
 }
 
 std::string Html(const std::string& s) {
@@ -244,21 +226,21 @@ std::string ReportJson(const RunReport& r) {
                                   l.macs_after, ", \"bits_before\": \"fp32\", \"bits_after\": ",
                                   JsonString(l.bits_after), "}"));
   }
-  for (const auto& [name, s] : r.phase_seconds) phases.push_back(absl::StrCat(JsonString(name), ": ", Num(s)));
+  for (const auto& [name, s] : r.phase_seconds) phases.push_back(absl::StrCat(JsonString(name), ": ", JsonNumber(s)));
   return absl::StrCat(
       "{\n  \"name\": ", JsonString(r.name), ",\n  \"eval_key\": ", JsonString(r.eval_key),
       ",\n  \"eval_split\": ", JsonString(r.eval_split), ",\n  \"higher_is_better\": ",
-      r.higher_is_better ? "true" : "false", ",\n  \"delta\": ", Num(r.delta), ",\n  \"target\": ", Num(r.target),
+      r.higher_is_better ? "true" : "false", ",\n  \"delta\": ", JsonNumber(r.delta), ",\n  \"target\": ", JsonNumber(r.target),
       ",\n  \"level\": ", r.level, ",\n  \"objective\": ", JsonString(r.objective),
       ",\n  \"latency_batch\": ", r.latency_batch, ",\n  \"threads\": ", r.threads,
       ",\n  \"returned_reference\": ", r.returned_reference ? "true" : "false", ",\n  \"why\": ", JsonString(r.why),
       ",\n  \"reference\": ", RecordJson(r.reference), ",\n  \"result\": ", RecordJson(r.chosen),
-      ",\n  \"ratios\": {\"size\": ", Num(double(r.reference.serialized_bytes()) / std::max<int64_t>(1, r.chosen.serialized_bytes())),
-      ", \"params\": ", Num(double(r.reference.params()) / std::max<int64_t>(1, r.chosen.params())),
-      ", \"macs\": ", Num(double(r.reference.macs()) / std::max<int64_t>(1, r.chosen.macs())),
-      ", \"latency_b1\": ", Num(r.reference.latency_b1_ms() / std::max(1e-12, r.chosen.latency_b1_ms())),
-      ", \"latency_bn\": ", Num(r.reference.latency_bn_ms() / std::max(1e-12, r.chosen.latency_bn_ms())),
-      "},\n  \"phase_seconds\": {", absl::StrJoin(phases, ", "), "},\n  \"seconds\": ", Num(r.seconds),
+      ",\n  \"ratios\": {\"size\": ", JsonNumber(double(r.reference.serialized_bytes()) / std::max<int64_t>(1, r.chosen.serialized_bytes())),
+      ", \"params\": ", JsonNumber(double(r.reference.params()) / std::max<int64_t>(1, r.chosen.params())),
+      ", \"macs\": ", JsonNumber(double(r.reference.macs()) / std::max<int64_t>(1, r.chosen.macs())),
+      ", \"latency_b1\": ", JsonNumber(r.reference.latency_b1_ms() / std::max(1e-12, r.chosen.latency_b1_ms())),
+      ", \"latency_bn\": ", JsonNumber(r.reference.latency_bn_ms() / std::max(1e-12, r.chosen.latency_bn_ms())),
+      "},\n  \"phase_seconds\": {", absl::StrJoin(phases, ", "), "},\n  \"seconds\": ", JsonNumber(r.seconds),
       ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"), "\n  ],\n  \"candidates\": [\n",
       absl::StrJoin(cands, ",\n"), "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
 }
