@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -320,10 +321,22 @@ class Engine::Search {
     return t >= 3600 ? absl::StrFormat("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
                      : absl::StrFormat("%d:%02d", t / 60, t % 60);
   }
-  // Whether `seconds` more work fits in the time budget.
+  // Whether `seconds` more work fits in the time budget (never once the
+  // process is interrupted: the run stops at its next safe point).
   bool Fits(double seconds) const {
+    if (InterruptRequested()) return false;
     if (comp_.time_budget_minutes() <= 0) return true;
     return SecondsSince(start_) + seconds <= comp_.time_budget_minutes() * 60;
+  }
+  // Why Fits said no.
+  static std::string StopReason() { return InterruptRequested() ? InterruptMessage() : "time budget"; }
+  // A fine-tune that failed for a reason that ends this candidate but not the
+  // search: diverged (NaN/inf beyond the trainer's recoveries). Reported.
+  absl::Status SkipFailed(const std::string& what, const absl::Status& status) {
+    Say(absl::StrCat("    ", what, " failed, the search goes on: ", status.message()));
+    failures_.push_back(absl::StrCat(what, ": ", status.message()));
+    return AppendMetricsLine(absl::StrCat("{\"event\": \"failed\", \"what\": ", JsonString(what),
+                                          ", \"error\": ", JsonString(std::string(status.message())), "}"));
   }
   double EpochSeconds() const { return epoch_seconds_ > 0 ? epoch_seconds_ : 60; }
   std::string Eta(int candidates_left, int final_epochs) const {
@@ -343,6 +356,7 @@ class Engine::Search {
   const CompressionConfig& comp_;
   std::string run_dir_;
   std::unique_ptr<CandidateStore> store_;
+  std::vector<std::string> failures_;  // candidates / finals skipped, with the reason
   Clock::time_point start_ = Clock::now();
   Clock::time_point phase_started_ = Clock::now();
   std::vector<std::pair<std::string, double>> phase_seconds_;
@@ -437,7 +451,7 @@ absl::Status Engine::Search::Sensitivity() {
   const int total = static_cast<int>(groups_.size() * ratios.size());
   for (Group& g : groups_) {
     if (!Fits(0)) {
-      Say("  time budget: sensitivity analysis stops; groups not analysed stay unpruned");
+      Say(absl::StrCat("  ", StopReason(), ": sensitivity analysis stops; groups not analysed stay unpruned"));
       break;
     }
     for (double r : ratios) {
@@ -569,13 +583,25 @@ absl::Status Engine::Search::SearchFactors() {
     double best_drop = 1e300;
     for (const std::string& p : pruners) {
       if (!Fits(comp_.candidate_epochs() * EpochSeconds() + comp_.final_epochs() * EpochSeconds())) {
-        Say("  time budget: no time left for another candidate and the final fine-tune; search stops");
+        Say(absl::StrCat("  ", StopReason(), ": no time left for another candidate and the final fine-tune; "
+                         "search stops"));
         EndPhase();
         return absl::OkStatus();
       }
       Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
                           Eta(probes - probe + static_cast<int>(pruners.size()) - 1, comp_.final_epochs())));
-      ASSIGN_OR_RETURN(CandidateRecord r, Candidate(p, factor));
+      absl::StatusOr<CandidateRecord> got = Candidate(p, factor);
+      if (absl::IsCancelled(got.status())) {
+        Say(absl::StrCat("  ", got.status().message(), ": search stops"));
+        EndPhase();
+        return absl::OkStatus();
+      }
+      if (absl::IsDataLoss(got.status())) {
+        RETURN_IF_ERROR(SkipFailed(absl::StrFormat("candidate %s at %.2fx", p, factor), got.status()));
+        continue;
+      }
+      if (!got.ok()) return got.status();
+      const CandidateRecord& r = *got;
       Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, b%d %.2f ms  %.0f s",
                           c_.evaluation().eval_key(), r.eval_metric(), -DropOf(r.eval_metric()),
                           static_cast<double>(reference_.macs()) / std::max<int64_t>(1, r.macs()),
@@ -739,12 +765,22 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
       }
       if (next == nullptr) break;
       if (!Fits(comp_.final_epochs() * EpochSeconds())) {
-        Say("  time budget: no time for another final fine-tune");
+        Say(absl::StrCat("  ", StopReason(), ": no time for another final fine-tune"));
         break;
       }
       tried.insert(next->key());
       Say(absl::StrFormat("  final %d: %s", finals + 1, next->description()));
-      ASSIGN_OR_RETURN(std::optional<CandidateRecord> f, Final(*next));
+      absl::StatusOr<std::optional<CandidateRecord>> got = Final(*next);
+      if (absl::IsCancelled(got.status())) {
+        Say(absl::StrCat("  ", got.status().message(), ": the final fine-tune stops (its finished epochs are kept)"));
+        break;
+      }
+      if (absl::IsDataLoss(got.status())) {
+        RETURN_IF_ERROR(SkipFailed(absl::StrCat("final fine-tune of ", next->description()), got.status()));
+        continue;
+      }
+      if (!got.ok()) return got.status();
+      const std::optional<CandidateRecord>& f = *got;
       const double gained = DropOf(next->eval_metric()) - DropOf(f->eval_metric());
       if (f->qualifies() && (!fp32 || Objective(*f) < Objective(*fp32))) {
         fp32 = f;
@@ -770,7 +806,9 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   }
   // Level 2: int8 on top.
   std::optional<CandidateRecord> int8;
-  if (comp_.level() >= 2) {
+  if (comp_.level() >= 2 && InterruptRequested()) {
+    Say(absl::StrCat("[quantize] skipped: ", InterruptMessage()));
+  } else if (comp_.level() >= 2) {
     const CandidateRecord& base = fp32 ? *fp32 : reference_;
     Phase("quantize", absl::StrCat("int8 (", comp_.quantization().engine() == QuantizationConfig::QNNPACK ? "qnnpack" : "onednn",
                                    ") of: ", base.description()));
@@ -834,6 +872,12 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   result.why = why;
   result.target = target_;
   result.run_dir = run_dir_;
+  result.failures = failures_;
+  if (InterruptRequested()) {
+    result.interrupted = true;
+    result.why = why = absl::StrCat(why, " (best so far: ", InterruptMessage(),
+                                    "; run the same command again to resume)");
+  }
   Say(absl::StrCat("result: ", why));
   RETURN_IF_ERROR(WriteOutputs(result, *trainable));
   return result;

@@ -84,6 +84,11 @@ struct EngineResult {
   int reused = 0;                         // records read back from state/
   double seconds = 0;
   std::string summary;                    // the before/after table (as in report.md)
+  // Stopped early by SIGINT / SIGTERM (common/interrupt.h): the outputs hold
+  // the best qualifying model so far; running again resumes.
+  bool interrupted = false;
+  // Candidates and final fine-tunes that failed (diverged) and were skipped.
+  std::vector<std::string> failures;
 };
 
 class Engine {

@@ -5,11 +5,16 @@
 // qualifies, the time budget, and validation errors.
 #include "search/engine.h"
 
+#include <ATen/ATen.h>
 #include <torch/csrc/jit/serialization/import.h>
+
+#include <signal.h>
 
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "common/interrupt.h"
 #include "common/files.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
@@ -161,6 +166,68 @@ TEST(EngineTest, ReturnsTheReferenceWhenNothingQualifies) {
   EXPECT_THAT(r.why, HasSubstr("no candidate stayed within delta 0"));
   ASSERT_OK_AND_ASSIGN(Model written, Model::Load(e.output_dir() + "/model.pt"));
   EXPECT_EQ(written.NamedParameters().size(), 10u);  // lenet5 as given: 5 layers, weight + bias
+}
+
+// A loss that diverges on every pruned model (fewer parameters than
+// LeNet-5's 61,706): each candidate's fine-tune gives up (NaN beyond the
+// trainer's recoveries).
+class DivergesWhenPruned : public LossFunction {
+ public:
+  explicit DivergesWhenPruned(std::unique_ptr<LossFunction> base) : LossFunction(nullptr), base_(std::move(base)) {}
+  absl::StatusOr<LossTerms> operator()(Model& m, const Batch& b) override {
+    ASSIGN_OR_RETURN(LossTerms t, (*base_)(m, b));
+    int64_t n = 0;
+    for (const auto& [name, p] : m.NamedParameters()) n += p.numel();
+    if (n < 61706) t.terms.emplace_back("poison", at::full({}, NAN));
+    return t;
+  }
+  absl::StatusOr<LossTerms> FromOutput(const c10::IValue& o, const Batch& b) override {
+    return base_->FromOutput(o, b);
+  }
+
+ private:
+  std::unique_ptr<LossFunction> base_;
+};
+
+TEST(EngineTest, ADivergingCandidateIsSkippedAndTheSearchGoesOn) {
+  Experiment e = WithDefaults(Slice("diverges", "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 1"));
+  auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass, std::move(in->evaluator),
+                std::make_unique<DivergesWhenPruned>(std::move(in->loss)));
+  std::vector<std::string> lines;
+  engine.set_progress([&](const std::string& l) { lines.push_back(l); });
+  ASSERT_OK_AND_ASSIGN(EngineResult r, engine.Run());
+  EXPECT_TRUE(r.returned_reference) << r.why;
+  ASSERT_GE(r.failures.size(), 2u) << "every candidate failed, and each was reported";
+  EXPECT_THAT(r.failures[0], HasSubstr("giving up after"));
+  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("failed, the search goes on"));
+  ASSERT_OK_AND_ASSIGN(std::string jsonl, ReadFileToString(e.output_dir() + "/metrics.jsonl"));
+  EXPECT_THAT(jsonl, HasSubstr("\"event\": \"failed\""));
+  EXPECT_OK(RegularFileSize(e.output_dir() + "/model.pt"));
+}
+
+TEST(EngineTest, InterruptWritesTheBestSoFarAndSaysHowToResume) {
+  Experiment e = WithDefaults(Slice("interrupted", "delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 1"));
+  auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass, std::move(in->evaluator),
+                std::move(in->loss));
+  // Ctrl-C as the search starts (after the sensitivity pass).
+  engine.set_progress([](const std::string& l) {
+    if (absl::StartsWith(l, "[search]")) SetInterruptForTesting(SIGINT);
+  });
+  absl::StatusOr<EngineResult> r = engine.Run();
+  SetInterruptForTesting(0);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->interrupted);
+  EXPECT_THAT(r->why, HasSubstr("interrupted by SIGINT; run the same command again to resume"));
+  for (const CandidateRecord& c : r->candidates) {
+    EXPECT_NE(c.phase(), "candidate") << "no candidate after the interrupt";
+    EXPECT_NE(c.phase(), "int8") << "no quantization after the interrupt";
+  }
+  EXPECT_OK(RegularFileSize(e.output_dir() + "/model.pt"));
+  EXPECT_OK(RegularFileSize(e.output_dir() + "/report.html"));
 }
 
 TEST(EngineTest, TimeBudgetStopsTheSearch) {

@@ -12,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "common/allocator.h"
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "absl/flags/usage.h"
 
@@ -91,7 +92,8 @@ int RunTool(int argc, char** argv, const char* tool, const char* usage,
   const absl::Status s = run();
   if (!s.ok()) {
     std::fprintf(stderr, "%s: %s\n", tool, s.ToString().c_str());
-    return 1;
+    // Stopped by a signal it handled: the shell's convention, 128 + signal.
+    return absl::IsCancelled(s) && InterruptRequested() ? 128 + InterruptSignal() : 1;
   }
   return 0;
 }

@@ -7,14 +7,18 @@
 //   bazel run //tools:compress -- --experiment=experiments/fashion_mnist_resnet.pbtxt
 //   bazel run //tools:compress -- --experiment=my.pbtxt --time_budget_minutes=20 --level=2
 //
-// Killed at any point (Ctrl-C, SIGKILL), the same command resumes from the
-// last completed candidate or fine-tuning epoch. A zoo reference is trained
+// Ctrl-C (or SIGTERM) stops at the next safe point — between two training
+// steps — writes the best qualifying model so far and the report, and exits
+// with 130 (143); a second Ctrl-C ends it at once. Killed at any point
+// (SIGKILL included), the same command resumes from the last completed
+// candidate or fine-tuning epoch. A zoo reference is trained
 // once per recipe and cached in --references_dir.
 #include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "search/engine.h"
@@ -34,6 +38,8 @@ namespace slimfit {
 namespace {
 
 absl::Status Run() {
+  // Ctrl-C / SIGTERM: stop at the next safe point and write the best so far.
+  InstallInterruptHandler();
   Experiment e;
   const std::string file = absl::GetFlag(FLAGS_experiment);
   if (file.empty()) {
@@ -73,6 +79,11 @@ absl::Status Run() {
   std::printf("model:  %s/model.pt%s\nreport: %s/report.html (also report.md, report.json)\n", r.run_dir.c_str(),
               r.returned_reference ? " (the reference)" : "", r.run_dir.c_str());
   std::printf("wall time %.1f min (%d record(s) reused from state/)\n", r.seconds / 60, r.reused);
+  for (const std::string& f : r.failures) std::printf("skipped (failed): %s\n", f.c_str());
+  if (r.interrupted) {
+    return absl::CancelledError(absl::StrCat(InterruptMessage(), ": ", r.run_dir,
+                                             " holds the best model so far; run the same command again to resume"));
+  }
   return absl::OkStatus();
 }
 

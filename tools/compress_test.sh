@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # //tools:compress as a user runs it, killed with SIGKILL twice (during the
-# sensitivity pass and during the final fine-tune) and resumed: finished
+# sensitivity pass and during the final fine-tune), interrupted with SIGINT
+# (exit 130, best so far written, resume hint) and resumed: finished
 # records are never recomputed (their files stay byte-identical), the final
 # fine-tune continues from its last epoch, every output parses, and the
 # written model loads in Python with torch.jit.load.
@@ -69,7 +70,25 @@ grep -q "resuming: $n1 record(s)" "$out/log2.txt" || fail "run 2 did not resume 
 unchanged "$out/snap1"
 snapshot "$out/snap2"
 
-echo "== run 3: resumed to the end"
+echo "== run 3: resumed, interrupted with SIGINT during the final fine-tune"
+"$compress" "${args[@]}" > "$out/log_int.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1 6000); do
+  grep -q "resuming the fine-tune after epoch" "$out/log_int.txt" && break
+  kill -0 "$pid" 2>/dev/null || fail "the run ended before the fine-tune resumed: $(tail -5 "$out/log_int.txt")"
+  sleep 0.05
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[[ $rc -eq 130 ]] || fail "SIGINT: exit code $rc, wanted 130: $(tail -5 "$out/log_int.txt")"
+grep -q "interrupted by SIGINT" "$out/log_int.txt" || fail "no interrupt message: $(tail -5 "$out/log_int.txt")"
+grep -q "run the same command again to resume" "$out/log_int.txt" || fail "no resume hint: $(tail -5 "$out/log_int.txt")"
+[[ -s "$run/model.pt" && -s "$run/report.json" ]] || fail "SIGINT: the best so far was not written"
+unchanged "$out/snap2"
+snapshot "$out/snap2"
+
+echo "== run 4: resumed to the end"
 "$compress" "${args[@]}" > "$out/log3.txt" 2>&1 || fail "run 3 exited $?: $(tail -20 "$out/log3.txt")"
 cat "$out/log3.txt"
 unchanged "$out/snap2"

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/allocator.h"
+#include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "trainer/trainable.h"
@@ -224,6 +225,11 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     const int64_t n = deps_.train->num_batches();
     Batch batch;
     while (!stop) {
+      // A safe point: the weights are whole between steps. The caller keeps
+      // what finished before (epoch records, checkpoints).
+      if (InterruptRequested()) {
+        return absl::CancelledError(absl::StrFormat("%s at epoch %d step %d", InterruptMessage(), epoch + 1, i + 1));
+      }
       ASSIGN_OR_RETURN(bool more, deps_.train->Next(&batch));
       if (!more) break;
       ++i;

@@ -13,6 +13,8 @@
 //   - guards against NaN/inf: a non-finite loss or weight rolls the model back
 //     to the last good weights, lowers the lr, records the event, and goes on
 //     (never silently); after max_nan_recoveries it fails;
+//   - stops between two steps when the process is interrupted
+//     (common/interrupt.h): Cancelled, with the epoch and step;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
 //     terminal, plain lines otherwise); appends metrics.jsonl lines.
 //

@@ -5,12 +5,15 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <signal.h>
+
 #include <fstream>
 #include <set>
 
 #include "absl/strings/str_format.h"
 
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "data/splits.h"
@@ -241,6 +244,24 @@ TEST(TrainerTest, NanLossRollsBackLowersLrAndGoesOn) {
   ASSERT_OK_AND_ASSIGN(auto doomed, Trainer::Create(Config("epochs: 1 max_nan_recoveries: 2"),
                                                     {&always, p.eval.get(), d.train.get(), d.val.get()}));
   EXPECT_THAT(doomed->Train(m), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("giving up after 2 recoveries")));
+}
+
+TEST(TrainerTest, InterruptStopsBetweenStepsWithCancelled) {
+  Data d = MakeData(256);
+  Parts p;
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 3"), {p.loss.get(), p.eval.get(),
+                                                                           d.train.get(), d.val.get()}));
+  int steps = 0;
+  trainer->AddHooks({.after_step = [&](Model&) {
+    if (++steps == 10) SetInterruptForTesting(SIGINT);  // as Ctrl-C during step 10 would
+    return absl::OkStatus();
+  }});
+  EXPECT_THAT(trainer->Train(m), StatusIs(absl::StatusCode::kCancelled,
+                                          HasSubstr("interrupted by SIGINT at epoch 2 step 3")));
+  SetInterruptForTesting(0);
+  EXPECT_EQ(steps, 10) << "no step after the interrupt";
+  EXPECT_TRUE(at::isfinite(m.NamedParameters()[0].second).all().item<bool>());
 }
 
 TEST(TrainerTest, MaxStepsAndIterationScheduler) {
