@@ -6,10 +6,29 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 
 namespace slimfit {
 namespace {
+
+// The TorchScript interpreter's error: a header, the serialized code's
+// traceback, often the original Python traceback, and the error itself on
+// the last line. Kept: the error and the innermost serialized frame.
+std::string CondenseInterpreterError(absl::string_view msg) {
+  std::vector<absl::string_view> lines = absl::StrSplit(msg, '\n', absl::SkipWhitespace());
+  if (lines.empty()) return std::string(msg);
+  absl::string_view error = absl::StripAsciiWhitespace(lines.back());
+  absl::string_view frame;
+  for (absl::string_view line : lines) {
+    if (absl::StartsWith(line, "Traceback of TorchScript, original code")) break;
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(l, "File \"")) frame = l;
+  }
+  if (frame.empty()) return std::string(error);
+  return absl::StrCat(error, " (TorchScript ", frame, ")");
+}
 
 // torch's what() carries a C++ backtrace after the message; keep the message.
 std::string TrimTorchMessage(const char* what) {
@@ -18,6 +37,9 @@ std::string TrimTorchMessage(const char* what) {
   // the caller); this handles plain std::exception text.
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
     msg.remove_suffix(1);
+  }
+  if (absl::StartsWith(msg, "The following operation failed in the TorchScript interpreter.")) {
+    return CondenseInterpreterError(msg);
   }
   return std::string(msg);
 }

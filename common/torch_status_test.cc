@@ -1,7 +1,9 @@
 #include "common/torch_status.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/jit/api/module.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "common/status_matchers.h"
@@ -31,6 +33,22 @@ TEST(TorchStatusTest, BacktraceIsNotInTheMessage) {
   absl::Status s = TorchCall("", [] { at::ones({2}).view({3}); });
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), Not(HasSubstr("frame #")));
+}
+
+TEST(TorchStatusTest, InterpreterErrorsKeepTheErrorAndTheInnermostFrame) {
+  torch::jit::Module m("M");
+  m.define(R"(
+def forward(self, x):
+    return self.conv(x)
+def conv(self, x):
+    return torch.conv2d(x, torch.zeros([8, 3, 3, 3]))
+)");
+  absl::Status s = TorchCall("running", [&] { m.forward({at::zeros({2, 1, 28, 28})}); });
+  const std::string msg(s.message());
+  EXPECT_THAT(msg, AllOf(StartsWith("running: RuntimeError: Given groups=1, weight of size [8, 3, 3, 3]"),
+                         HasSubstr("to have 3 channels"), HasSubstr("(TorchScript File \"<string>\", line 5, in conv)")));
+  EXPECT_THAT(msg, Not(HasSubstr("Traceback"))) << msg;
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 0) << msg;
 }
 
 TEST(TorchStatusTest, IndexErrorIsOutOfRange) {

@@ -1,6 +1,8 @@
 #include "search/engine.h"
 
 #include <ATen/Context.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/Device.h>
 
 #include <algorithm>
@@ -350,6 +352,9 @@ class Engine::Search {
     return m;
   }
   absl::Status WriteOutputs(EngineResult& result, const Model& trainable);
+  // One eval batch through the model before any work: a model that does not
+  // take the data's shape is an InvalidArgument naming the inputs.
+  absl::Status CheckModelTakesTheData();
 
   Engine& e_;
   Experiment c_;
@@ -713,7 +718,43 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   return std::optional<CandidateRecord>(*store_->Find(key));
 }
 
+absl::Status Engine::Search::CheckModelTakesTheData() {
+  const std::string& split = c_.evaluation().eval_split();
+  RETURN_IF_ERROR(e_.data_.eval->Reset(0), "evaluation.eval_split");
+  Batch batch;
+  ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), "evaluation.eval_split");
+  if (!any) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluation.eval_split: \"", split,
+                                                   "\" has no samples; the engine scores every model on it"));
+  }
+  ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), "forward_pass");
+  std::vector<std::string> shapes;
+  for (const c10::IValue& v : inputs) {
+    if (!v.isTensor()) {
+      shapes.push_back(v.tagKind());
+      continue;
+    }
+    const at::Tensor& t = v.toTensor();
+    shapes.push_back(absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "] ", c10::toString(t.scalar_type())));
+  }
+  ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+  copy.Eval();
+  at::NoGradGuard no_grad;
+  absl::StatusOr<c10::IValue> out = e_.forward_pass_->ModelCall(copy, inputs, c10::kCPU);
+  if (!out.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model does not accept the data: forward failed on a batch of \"", split, "\" (model inputs: ",
+        absl::StrJoin(shapes, ", "), "; forward_pass.input_pattern picks them from the batch): ",
+        out.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EngineResult> Engine::Search::Run() {
+  if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
+    return absl::InvalidArgumentError("data: the engine needs a train loader and an eval_split loader");
+  }
+  RETURN_IF_ERROR(CheckModelTakesTheData());
   run_dir_ = c_.output_dir();
   RETURN_IF_ERROR(CreateDirectories(run_dir_ + "/state"));
   ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
@@ -728,10 +769,6 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   }
   ConfigureThreads(c_.threads());
   at::manual_seed(c_.seed());
-  if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
-    return absl::InvalidArgumentError("data: the engine needs a train loader and an eval_split loader");
-  }
-
   RETURN_IF_ERROR(Reference());
   // Level 1: structured pruning.
   std::optional<CandidateRecord> fp32;

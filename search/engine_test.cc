@@ -283,6 +283,21 @@ TEST(EngineTest, ErrorsNameTheField) {
                 std::move(in->loss));
   EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.delta: -1")));
 
+  // A model for 3-channel 32x32 images given Fashion-MNIST: refused before any work.
+  {
+    auto data = BuildEngineInputs(Slice("errors", ""), {::testing::TempDir() + "/references"});
+    ASSERT_OK(data);
+    ASSERT_OK_AND_ASSIGN(Model rgb, CreateZooModel("lenet5", ZooOptions{.in_channels = 3, .height = 32, .width = 32}));
+    Engine wrong(std::move(data->data), std::move(rgb), Slice("wrong_shape", ""), data->forward_pass,
+                 std::move(data->evaluator), std::move(data->loss));
+    EXPECT_THAT(wrong.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      AllOf(HasSubstr("the model does not accept the data"),
+                                            HasSubstr("model inputs: [256, 1, 28, 28] Float"),
+                                            HasSubstr("expected input[256, 1, 28, 28] to have 3 channels"))));
+    EXPECT_FALSE(RegularFileSize(::testing::TempDir() + "/runs/wrong_shape/state/experiment.pbtxt").ok())
+        << "nothing written for a refused model";
+  }
+
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
   Engine no_data(EngineData{}, std::move(m), Slice("errors2", ""), nullptr, nullptr, nullptr);
   EXPECT_THAT(no_data.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("required")));
