@@ -10,8 +10,11 @@ SLIMFIT_COPTS = [
     "-Wno-unused-parameter",
     # Aggregates with default member initialisers are initialised partially on purpose.
     "-Wno-missing-field-initializers",
-    "-Werror",
-]
+] + select({
+    # clang (the fuzz config) warns where gcc does not: report, do not fail.
+    "//bazel:fuzz": [],
+    "//conditions:default": ["-Werror"],
+})
 
 def slimfit_cc_library(name, copts = [], **kwargs):
     native.cc_library(name = name, copts = SLIMFIT_COPTS + copts, **kwargs)
@@ -52,4 +55,39 @@ def slimfit_proto(name, srcs, deps = [], visibility = None):
         name = name + "_cc_proto",
         deps = [":" + name + "_proto"],
         visibility = visibility,
+    )
+
+def slimfit_cc_fuzz_test(name, srcs, deps = [], corpus = None, **kwargs):
+    """A libFuzzer entry point (`LLVMFuzzerTestOneInput`) and its corpus.
+
+    Two targets:
+      <name>:         a test (any compiler, part of `bazel test //...`) that
+                      feeds every file of the corpus to the entry point: the
+                      checked-in seeds and every input that once crashed.
+      <name>_fuzzer:  the libFuzzer binary (tagged manual): build with
+                      `--config=fuzz` (clang-14, ASan + UBSan + coverage),
+                      run with tools/fuzz/run.sh.
+    The corpus is `testdata/fuzz/<name>/` beside the BUILD file unless given.
+    """
+    corpus = corpus or "testdata/fuzz/" + name
+    native.cc_test(
+        name = name,
+        size = "small",
+        srcs = srcs,
+        copts = SLIMFIT_COPTS,
+        deps = deps + ["//bazel:fuzz_replay_main"],
+        data = native.glob([corpus + "/**"]),
+        args = [native.package_name() + "/" + corpus],
+        tags = ["bad_input", "fuzz"],
+        **kwargs
+    )
+    native.cc_binary(
+        name = name + "_fuzzer",
+        testonly = True,
+        srcs = srcs,
+        copts = SLIMFIT_COPTS,
+        linkopts = ["-fsanitize=fuzzer"],
+        deps = deps,
+        tags = ["manual", "fuzzer"],
+        **kwargs
     )

@@ -93,6 +93,19 @@ TEST(IdxTest, TruncatedDataIsAShortRead) {
                                           HasSubstr("declares 7840 bytes of data but 100 follow")));
 }
 
+// Found by //data:idx_fuzz_test_fuzzer: 2^32-1 x 2^32-1 x ... wrapped the
+// byte count to a small number; a 0 in the shape memcpy'd from nullptr.
+TEST(IdxTest, DimensionsThatOverflowAreAbsurdAndZeroIsEmpty) {
+  const std::string big = TempPath("overflow");
+  ASSERT_OK(WriteFileAtomically(big, Idx({1u << 17, 1u << 17, 1u << 30}, "x")));
+  EXPECT_THAT(ReadIdxFile(big), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("absurd IDX dimensions")));
+  const std::string empty = TempPath("zero");
+  ASSERT_OK(WriteFileAtomically(empty, Idx({0, 28, 28}, "")));
+  ASSERT_OK_AND_ASSIGN(at::Tensor t, ReadIdxFile(empty));
+  EXPECT_THAT(t.sizes().vec(), ElementsAre(0, 28, 28));
+}
+
 TEST(IdxTest, TruncatedGzipStreamIsReported) {
   const std::string full = TempPath("full.gz");
   WriteGzip(full, Idx({100, 28, 28}, std::string(78400, 'x')) );

@@ -292,7 +292,8 @@ void SelectLayers(const QuantizationConfig& config, std::vector<QuantLayer>* lay
 // the ReLU (or goes, if the ReLU's output is observed already), so that
 // conversion fuses conv+relu / linear+relu.
 absl::Status MoveObserversAfterRelu(Graph& graph) {
-  for (auto& [name, call] : ObserverCalls(graph)) {
+  for (auto& observed : ObserverCalls(graph)) {
+    Node* call = observed.second;  // (a structured binding cannot be captured in C++17)
     Value* in = call->input(1);
     Value* out = call->output();
     if (!IsLayerKind(in->node())) continue;

@@ -2,6 +2,8 @@
 //   CIFAR-10 record:  <1 byte label><3072 bytes: 1024 R, 1024 G, 1024 B>
 //   CIFAR-100 record: <1 byte coarse label><1 byte fine label><3072 bytes>
 // Files: data_batch_{1..5}.bin + test_batch.bin, or train.bin + test.bin.
+#include "data/readers/cifar.h"
+
 #include <ATen/ATen.h>
 
 #include <cstring>
@@ -17,6 +19,8 @@ namespace slimfit {
 namespace {
 
 constexpr int64_t kImageBytes = 3 * 32 * 32;
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<TensorDataset>> ReadCifarFiles(
     const std::vector<std::string>& paths, int num_classes, bool coarse, const std::string& name) {
@@ -58,6 +62,8 @@ absl::StatusOr<std::shared_ptr<TensorDataset>> ReadCifarFiles(
   }
   return TensorDataset::Create({images, labels}, name);
 }
+
+namespace {
 
 absl::StatusOr<Splits> LoadCifar(const DataConfig& config) {
   const auto& c = config.cifar();

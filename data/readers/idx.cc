@@ -129,10 +129,11 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
   for (int d = 0; d < ndim; ++d) {
     const uint32_t n = BigEndian32(p + 4 + 4 * d);
     shape.push_back(n);
-    total *= n;
-    if (total > (uint64_t{1} << 34)) {
+    // Checked before multiplying: 2^34 * 2^32 would wrap to a small number.
+    if (n != 0 && total > (uint64_t{1} << 34) / n) {
       return absl::InvalidArgumentError(absl::StrCat("\"", path, "\": absurd IDX dimensions"));
     }
+    total *= n;
   }
   if (bytes.size() - header < total) {
     return absl::DataLossError(absl::StrCat(
@@ -141,7 +142,8 @@ absl::StatusOr<at::Tensor> ReadIdxFile(const std::string& path) {
   }
   return TorchCallOr(path, [&] {
     at::Tensor t = at::empty(shape, at::kByte);
-    std::memcpy(t.data_ptr(), bytes.data() + header, total);
+    // (a 0-item file gives an empty tensor; the dataset reports an empty split)
+    if (total > 0) std::memcpy(t.data_ptr(), bytes.data() + header, total);
     return t;
   });
 }
