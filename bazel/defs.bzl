@@ -19,8 +19,11 @@ SLIMFIT_COPTS = [
 def slimfit_cc_library(name, copts = [], **kwargs):
     native.cc_library(name = name, copts = SLIMFIT_COPTS + copts, **kwargs)
 
-def slimfit_cc_binary(name, copts = [], **kwargs):
-    native.cc_binary(name = name, copts = SLIMFIT_COPTS + copts, **kwargs)
+# Sanitizer defaults and LibTorch's LSan suppressions (inert in normal builds).
+_SANITIZER_OPTIONS = "//bazel:sanitizer_options"
+
+def slimfit_cc_binary(name, copts = [], deps = [], **kwargs):
+    native.cc_binary(name = name, copts = SLIMFIT_COPTS + copts, deps = deps + [_SANITIZER_OPTIONS], **kwargs)
 
 def slimfit_cc_test(name, copts = [], deps = [], size = "small", **kwargs):
     """A gtest test linked with gmock_main. Small unless told otherwise."""
@@ -28,7 +31,7 @@ def slimfit_cc_test(name, copts = [], deps = [], size = "small", **kwargs):
         name = name,
         size = size,
         copts = SLIMFIT_COPTS + copts,
-        deps = deps + ["//third_party:gtest_main"],
+        deps = deps + ["//third_party:gtest_main", _SANITIZER_OPTIONS],
         **kwargs
     )
 
@@ -38,7 +41,7 @@ def slimfit_cc_benchmark(name, copts = [], deps = [], tags = [], **kwargs):
         name = name,
         testonly = True,
         copts = SLIMFIT_COPTS + copts,
-        deps = deps + ["//third_party:benchmark_main"],
+        deps = deps + ["//third_party:benchmark_main", _SANITIZER_OPTIONS],
         tags = tags + ["benchmark"],
         **kwargs
     )
@@ -57,27 +60,40 @@ def slimfit_proto(name, srcs, deps = [], visibility = None):
         visibility = visibility,
     )
 
+# Outside --config=fuzz the libFuzzer halves cannot link (gcc has no
+# -fsanitize=fuzzer): there they are incompatible and `//...` skips them.
+_FUZZ_ONLY = select({
+    "//bazel:fuzz": [],
+    "//conditions:default": ["//bazel:incompatible"],
+})
+
 def slimfit_cc_fuzz_test(name, srcs, deps = [], corpus = None, **kwargs):
     """A libFuzzer entry point (`LLVMFuzzerTestOneInput`) and its corpus.
 
-    Two targets:
-      <name>:         a test (any compiler, part of `bazel test //...`) that
-                      feeds every file of the corpus to the entry point: the
-                      checked-in seeds and every input that once crashed.
-      <name>_fuzzer:  the libFuzzer binary (tagged manual): build with
-                      `--config=fuzz` (clang-14, ASan + UBSan + coverage),
-                      run with tools/fuzz/run.sh.
+    Three targets:
+      <name>:         a test (any compiler, part of `bazel test //...`, tagged
+                      `bad_input`) that feeds every file of the corpus to the
+                      entry point: the checked-in seeds and every input that
+                      once crashed.
+      <name>_fuzzer:  the libFuzzer binary (clang-14, ASan + UBSan + coverage).
+      <name>_smoke:   a test that fuzzes for $FUZZ_SECONDS (default 60) from a
+                      copy of the corpus and fails on any crash, leak, timeout
+                      or sanitizer report, printing the executions run.
+    The last two exist only under `--config=fuzz` (elsewhere they are
+    incompatible and skipped): `bazel test --config=fuzz //...`.
     The corpus is `testdata/fuzz/<name>/` beside the BUILD file unless given.
     """
     corpus = corpus or "testdata/fuzz/" + name
+    corpus_files = native.glob([corpus + "/**"])
+    corpus_path = native.package_name() + "/" + corpus
     native.cc_test(
         name = name,
         size = "small",
         srcs = srcs,
         copts = SLIMFIT_COPTS,
-        deps = deps + ["//bazel:fuzz_replay_main"],
-        data = native.glob([corpus + "/**"]),
-        args = [native.package_name() + "/" + corpus],
+        deps = deps + ["//bazel:fuzz_replay_main", _SANITIZER_OPTIONS],
+        data = corpus_files,
+        args = [corpus_path],
         tags = ["bad_input", "fuzz"],
         **kwargs
     )
@@ -87,7 +103,21 @@ def slimfit_cc_fuzz_test(name, srcs, deps = [], corpus = None, **kwargs):
         srcs = srcs,
         copts = SLIMFIT_COPTS,
         linkopts = ["-fsanitize=fuzzer"],
-        deps = deps,
-        tags = ["manual", "fuzzer"],
+        deps = deps + [_SANITIZER_OPTIONS],
+        tags = ["fuzzer"],
+        target_compatible_with = _FUZZ_ONLY,
         **kwargs
+    )
+    native.sh_test(
+        name = name + "_smoke",
+        size = "medium",
+        srcs = ["//bazel:fuzz_smoke.sh"],
+        data = corpus_files + [":" + name + "_fuzzer"],
+        args = [
+            "$(rootpath :" + name + "_fuzzer)",
+            corpus_path,
+            "//" + native.package_name() + ":" + name,
+        ],
+        tags = ["fuzz_smoke"],
+        target_compatible_with = _FUZZ_ONLY,
     )

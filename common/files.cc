@@ -14,8 +14,6 @@
 #include "absl/strings/str_format.h"
 
 namespace slimfit {
-namespace {
-
 absl::Status ErrnoStatus(int err, absl::string_view what,
                          absl::string_view path) {
   absl::StatusCode code = absl::StatusCode::kInternal;
@@ -24,7 +22,8 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
     case EACCES:
     case EPERM: code = absl::StatusCode::kPermissionDenied; break;
     case ENOSPC:
-    case EDQUOT: code = absl::StatusCode::kResourceExhausted; break;
+    case EDQUOT:
+    case EFBIG: code = absl::StatusCode::kResourceExhausted; break;
     case EISDIR:
     case ENOTDIR: code = absl::StatusCode::kFailedPrecondition; break;
     default: break;
@@ -32,6 +31,8 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
   return absl::Status(code, absl::StrCat(what, " \"", path, "\": ",
                                          std::strerror(err)));
 }
+
+namespace {
 
 absl::Status FsyncPath(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);

@@ -40,6 +40,11 @@ absl::Status ReplaceFileAtomically(
     const std::string& path,
     const std::function<absl::Status(const std::string& tmp_path)>& write);
 
+// "<what> \"<path>\": <strerror(err)>" with a code that fits errno: NotFound,
+// PermissionDenied, ResourceExhausted (ENOSPC, EDQUOT, EFBIG),
+// FailedPrecondition (EISDIR, ENOTDIR), else Internal.
+absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path);
+
 // mkdir -p. OK if it exists as a directory.
 absl::Status CreateDirectories(const std::string& path);
 

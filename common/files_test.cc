@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/file_size_limit.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -14,6 +15,7 @@ namespace {
 
 using ::slimfit::testing::IsOkAndHolds;
 using ::slimfit::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string TempDir() { return testing::TempPath("files_test"); }
@@ -57,6 +59,21 @@ TEST_F(FilesTest, FailedWriteLeavesOldFileAndNoTemporary) {
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kResourceExhausted, "disk full"));
   EXPECT_THAT(ReadFileToString(path), IsOkAndHolds("old"));
   EXPECT_EQ(CountEntries(dir), 1);
+}
+
+// A real failing write: the kernel refuses bytes past RLIMIT_FSIZE (EFBIG,
+// as a full disk gives ENOSPC) half-way through the temporary file.
+TEST_F(FilesTest, WriteThatTheKernelRefusesLeavesOldFileAndReportsThePath) {
+  const std::string dir = TempDir() + "/full";
+  ASSERT_OK(CreateDirectories(dir));
+  const std::string path = dir + "/report.json";
+  ASSERT_OK(WriteFileAtomically(path, "old"));
+  const std::string big(1 << 20, 'x');
+  EXPECT_THAT(RunWithFileSizeLimit(64 << 10, [&] { return WriteFileAtomically(path, big); }),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("report.json"), HasSubstr("File too large"))));
+  EXPECT_THAT(ReadFileToString(path), IsOkAndHolds("old"));
+  EXPECT_EQ(CountEntries(dir), 1);  // no temporary left behind
 }
 
 TEST_F(FilesTest, WriteIntoMissingDirectoryNamesThePath) {

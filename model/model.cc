@@ -1,13 +1,16 @@
 #include "model/model.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "absl/strings/str_cat.h"
@@ -65,19 +68,35 @@ absl::Status Model::Save(const std::string& path) const {
   ASSIGN_OR_RETURN(std::string json, MetadataToJson(metadata_));
   torch::jit::ExtraFilesMap extra{{kMetadataFileName, json}};
   return ReplaceFileAtomically(path, [&](const std::string& tmp) -> absl::Status {
-    // Through a stream, so the archive's folder is "archive" (as
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("saving model to \"", path, "\": cannot create"), tmp);
+    // LibTorch's zip writer must never see a short write: it then throws,
+    // and throws again from its destructor (std::terminate). So the writer
+    // function reports every byte taken, keeps the first write() error and
+    // drops what follows; the error is returned once the archive is done.
+    // Through a writer function the archive's folder is "archive" (as
     // torch.jit.save to a buffer writes it), not the temporary file's name.
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      const int err = errno;
-      return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kPermissionDenied,
-                          absl::StrCat("saving model to \"", path, "\": cannot create \"", tmp, "\": ",
-                                       std::strerror(err)));
+    int write_errno = 0;
+    auto writer = [&](const void* data, size_t n) -> size_t {
+      const char* p = static_cast<const char*>(data);
+      for (size_t done = 0; write_errno == 0 && done < n;) {
+        const ssize_t w = ::write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          write_errno = w < 0 ? errno : EIO;
+          break;
+        }
+        done += static_cast<size_t>(w);
+      }
+      return n;
+    };
+    absl::Status saved = TorchCall(absl::StrCat("saving model to \"", path, "\""),
+                                   [&] { torch::jit::ExportModule(*module_, writer, extra); });
+    if (::close(fd) != 0 && write_errno == 0) write_errno = errno;
+    if (write_errno != 0) {
+      return ErrnoStatus(write_errno, absl::StrCat("saving model to \"", path, "\": writing"), tmp);
     }
-    RETURN_IF_ERROR(TorchCall(absl::StrCat("saving model to \"", path, "\""), [&] { module_->save(out, extra); }));
-    out.close();
-    if (!out) return absl::DataLossError(absl::StrCat("saving model to \"", path, "\": writing \"", tmp, "\" failed"));
-    return absl::OkStatus();
+    return saved;
   });
 }
 

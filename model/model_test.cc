@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/file_size_limit.h"
 #include "common/files.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
@@ -19,6 +20,7 @@ namespace {
 
 using ::slimfit::testing::StatusIs;
 using ::slimfit::testing::TempPath;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -52,6 +54,25 @@ TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
     ++entries;
   }
   EXPECT_EQ(entries, 1);
+}
+
+// The disk fills up half-way through the archive (a real failing write():
+// RLIMIT_FSIZE): the error names the file and the cause, the previous model
+// is untouched and still loads, nothing half-written is left.
+TEST(ModelTest, SaveThatRunsOutOfSpaceKeepsThePreviousModel) {
+  ASSERT_OK_AND_ASSIGN(Model small, CreateZooModel("lenet5"));
+  ASSERT_OK_AND_ASSIGN(Model big, CreateZooModel("vgg_small"));
+  const std::string dir = TempPath("full");
+  ASSERT_OK(CreateDirectories(dir));
+  const std::string path = dir + "/model.pt";
+  ASSERT_OK(small.Save(path));
+  ASSERT_OK_AND_ASSIGN(const int64_t before, RegularFileSize(path));
+  EXPECT_THAT(RunWithFileSizeLimit(before + 4096, [&] { return big.Save(path); }),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("saving model to \"" + path), HasSubstr("File too large"))));
+  ASSERT_OK_AND_ASSIGN(Model again, Model::Load(path));
+  EXPECT_EQ(RegularFileSize(path).value(), before);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
 }
 
 TEST(ModelTest, SaveIntoMissingDirectoryFailsCleanly) {

@@ -4,7 +4,8 @@
 # (exit 130, best so far written, resume hint) and resumed: finished
 # records are never recomputed (their files stay byte-identical), the final
 # fine-tune continues from its last epoch, every output parses, and the
-# written model loads in Python with torch.jit.load.
+# written model loads in Python with torch.jit.load. Last, the disk "fills
+# up" under a finished run: exit 1 naming the file, finished outputs intact.
 set -uo pipefail
 compress="tools/compress"
 out="${TEST_TMPDIR:-$(mktemp -d)}"
@@ -112,4 +113,14 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   /usr/bin/python3 -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
     "$run/model.pt" || fail "model.pt does not load in Python"
 fi
+echo "== run 5: the disk fills up (writes fail past 16 KiB: RLIMIT_FSIZE, EFBIG as ENOSPC)"
+(cd "$run" && md5sum *.pt report.json report.md > "$out/before.md5")
+( trap '' XFSZ; ulimit -f 16; exec "$compress" "${args[@]}" ) > "$out/log_full.txt" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] || fail "disk full: exit code $rc, wanted 1: $(tail -5 "$out/log_full.txt")"
+grep -q "File too large" "$out/log_full.txt" || fail "disk full: unclear error: $(tail -3 "$out/log_full.txt")"
+grep -q "\"$run/" "$out/log_full.txt" || fail "disk full: the error does not name the file: $(tail -3 "$out/log_full.txt")"
+(cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "disk full: a finished output was changed"
+ls -A "$run" "$state" | grep -q '\.tmp' && fail "disk full: temporary files left behind"
+tail -1 "$out/log_full.txt"
 echo "PASS"

@@ -28,9 +28,8 @@ fi
 bin_dir="$("${bz[@]}" info --config=fuzz bazel-bin 2>/dev/null)"
 rm -rf "$out"
 mkdir -p "$out"
-# libFuzzer's leak check stays on; LibTorch's one-time allocations are not ours.
-export LSAN_OPTIONS="suppressions=$PWD/tools/fuzz/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# (libFuzzer's leak check stays on; LibTorch's one-time allocations are
+# suppressed by bazel/sanitizer_options.cc, linked into every target)
 failed=0
 printf '%-44s %12s %10s %8s\n' target executions "exec/s" crashes
 for t in "${targets[@]}"; do
