@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <optional>
+
+#include <zlib.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +20,8 @@ constexpr uint32_t kEocdSignature = 0x06054b50;
 constexpr uint32_t kZip64EocdSignature = 0x06064b50;
 constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
 constexpr uint32_t kCentralSignature = 0x02014b50;
+constexpr uint32_t kLocalSignature = 0x04034b50;
+constexpr uint64_t kMaxScannedCode = uint64_t{16} << 20;
 constexpr int64_t kEocdSize = 22;
 constexpr int64_t kMaxComment = 0xFFFF;
 
@@ -61,6 +66,62 @@ bool UnsafeName(absl::string_view name) {
     start = end + 1;
   }
   return false;
+}
+
+// Raw deflate (zip method 8) of exactly `size` bytes; nullopt when the
+// stream is corrupt or its length is not the one the directory declares.
+std::optional<std::string> Inflate(const std::string& in, uint64_t size) {
+  std::string out(static_cast<size_t>(size), '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return std::nullopt;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  char spare;  // one byte past the declared size: a longer stream is refused
+  z.next_out = reinterpret_cast<Bytef*>(size > 0 ? out.data() : &spare);
+  z.avail_out = static_cast<uInt>(size > 0 ? size : 1);
+  int rc = inflate(&z, Z_FINISH);
+  if (rc != Z_STREAM_END && z.avail_out == 0 && size > 0) {
+    z.next_out = reinterpret_cast<Bytef*>(&spare);
+    z.avail_out = 1;
+    rc = inflate(&z, Z_FINISH);
+  }
+  const uint64_t produced = z.total_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END || produced != size) return std::nullopt;
+  return out;
+}
+
+bool IdentChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// Calls of the form `torch.NAME(` and `ops.NS.NAME(` in serialized
+// TorchScript source (how it spells builtin and registered operators).
+void ScanOps(absl::string_view code, std::map<std::string, int>* ops) {
+  for (size_t i = 0; i < code.size(); ++i) {
+    if (i > 0 && (IdentChar(code[i - 1]) || code[i - 1] == '.')) continue;
+    const bool torch = absl::StartsWith(code.substr(i), "torch.");
+    if (!torch && !absl::StartsWith(code.substr(i), "ops.")) continue;
+    size_t j = i;
+    while (j < code.size() && (IdentChar(code[j]) || code[j] == '.')) ++j;
+    size_t k = j;
+    while (k < code.size() && code[k] == ' ') ++k;
+    if (k < code.size() && code[k] == '(' && j > i && code[j - 1] != '.') {
+      ++(*ops)[std::string(code.substr(i, j - i))];
+    }
+    i = j;
+  }
+}
+
+bool NotableOp(const std::string& op) {
+  if (op == "torch.from_file" || absl::EndsWith(op, ".from_file")) return true;
+  if (!absl::StartsWith(op, "ops.")) return false;
+  const absl::string_view ns = absl::string_view(op).substr(4, op.find('.', 4) - 4);
+  for (absl::string_view known : {"aten", "prim", "quantized", "prepacked", "_quantized",
+                                  "quantized_decomposed", "mkldnn", "mkldnn_prepacked"}) {
+    if (ns == known) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -131,7 +192,10 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
       return Bad(path, absl::StrCat("corrupt central directory at entry ", i));
     }
     const char* c = cd.data() + pos;
+    const uint16_t method = U16(c + 10);
+    uint64_t csize = U32(c + 20);
     uint64_t usize = U32(c + 24);
+    uint64_t local_offset = U32(c + 42);
     const uint16_t name_len = U16(c + 28);
     const uint16_t extra_len = U16(c + 30);
     const uint16_t comment_len = U16(c + 32);
@@ -139,12 +203,22 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
       return Bad(path, absl::StrCat("corrupt central directory at entry ", i));
     }
     std::string name(c + 46, name_len);
-    // ZIP64 extra field (id 1) carries the real size when usize is saturated.
-    if (usize == 0xFFFFFFFF) {
+    // The ZIP64 extra field (id 1) carries, in this order, the real
+    // uncompressed size, compressed size and local header offset of those
+    // that are saturated.
+    if (usize == 0xFFFFFFFF || csize == 0xFFFFFFFF || local_offset == 0xFFFFFFFF) {
       const char* x = c + 46 + name_len;
       for (size_t k = 0; k + 4 <= extra_len;) {
         const uint16_t id = U16(x + k), len = U16(x + k + 2);
-        if (id == 1 && len >= 8 && k + 4 + 8 <= extra_len) usize = U64(x + k + 4);
+        if (id == 1 && k + 4 + len <= extra_len) {
+          size_t f = k + 4;
+          for (uint64_t* v : {&usize, &csize, &local_offset}) {
+            if (*v == 0xFFFFFFFF && f + 8 <= k + 4 + len) {
+              *v = U64(x + f);
+              f += 8;
+            }
+          }
+        }
         k += 4 + len;
       }
     }
@@ -161,7 +235,30 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
     const absl::string_view rel =
         slash == std::string::npos ? absl::string_view(name)
                                    : absl::string_view(name).substr(slash + 1);
-    if (absl::StartsWith(rel, "code/") && absl::EndsWith(rel, ".py")) ++summary.num_code_files;
+    if (absl::StartsWith(rel, "code/") && absl::EndsWith(rel, ".py")) {
+      ++summary.num_code_files;
+      // The source itself (PyTorch stores it deflated): entries of sane size
+      // whose local header agrees; anything else is counted as unscanned.
+      bool scanned = false;
+      if ((method == 0 || method == 8) && usize <= kMaxScannedCode && csize <= kMaxScannedCode &&
+          local_offset < static_cast<uint64_t>(file_size) &&
+          static_cast<uint64_t>(file_size) - local_offset >= 30) {
+        ASSIGN_OR_RETURN(std::string local, ReadRange(in, path, static_cast<int64_t>(local_offset), 30));
+        const uint64_t data_offset = local_offset + 30 + U16(local.data() + 26) + U16(local.data() + 28);
+        if (U32(local.data()) == kLocalSignature && data_offset + csize <= static_cast<uint64_t>(file_size)) {
+          ASSIGN_OR_RETURN(std::string raw, ReadRange(in, path, static_cast<int64_t>(data_offset),
+                                                      static_cast<int64_t>(csize)));
+          std::optional<std::string> code;
+          if (method == 0 && csize == usize) code = std::move(raw);
+          if (method == 8) code = Inflate(raw, usize);
+          if (code.has_value()) {
+            ScanOps(*code, &summary.declared_ops);
+            scanned = true;
+          }
+        }
+      }
+      if (!scanned) ++summary.num_unscanned_code_files;
+    }
     if (rel == "constants.pkl") summary.has_constants_pkl = true;
     if (rel == "data.pkl") summary.has_data_pkl = true;
     if ((absl::StartsWith(rel, "data/") || absl::StartsWith(rel, "constants/")) &&
@@ -170,6 +267,9 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
       summary.tensor_bytes += usize;
     }
     summary.entries.push_back({std::move(name), usize});
+  }
+  for (const auto& [op, count] : summary.declared_ops) {
+    if (NotableOp(op)) summary.notable_ops.push_back(op);
   }
   if (!summary.has_data_pkl) return Bad(path, "the zip archive has no data.pkl");
   if (summary.num_code_files == 0 || !summary.has_constants_pkl) {

@@ -38,6 +38,35 @@ TEST(ArchiveTest, SummarisesAPlausibleArchive) {
   EXPECT_EQ(summary->tensor_bytes, 16u);
 }
 
+TEST(ArchiveTest, ListsTheOperatorsTheCodeCallsAndFlagsFileReadsAndCustomOps) {
+  std::vector<testing::ZipEntry> entries = kMinimalModel;
+  entries[2].data =
+      "def forward(self, x):\n"
+      "  y = torch.conv2d(x, self.w)\n"
+      "  z = torch.relu(torch.conv2d(y, self.w))\n"
+      "  f = torch.from_file(\"/etc/passwd\", False, 4)\n"
+      "  q = ops.quantized.linear(z, self.p)\n"
+      "  return ops.my_plugin.secret(q)  # mytorch.fake( is not a call of torch\n";
+  ASSERT_OK_AND_ASSIGN(ArchiveSummary s, InspectTorchScriptArchive(Write("ops.pt", MakeZip(entries))));
+  EXPECT_THAT(s.declared_ops, ::testing::ElementsAre(
+                                  ::testing::Pair("ops.my_plugin.secret", 1), ::testing::Pair("ops.quantized.linear", 1),
+                                  ::testing::Pair("torch.conv2d", 2), ::testing::Pair("torch.from_file", 1),
+                                  ::testing::Pair("torch.relu", 1)));
+  EXPECT_THAT(s.notable_ops, ::testing::ElementsAre("ops.my_plugin.secret", "torch.from_file"));
+  EXPECT_EQ(s.num_unscanned_code_files, 0);
+}
+
+// A file written by PyTorch (torch.jit.trace(nn.Linear(2, 2)).save): its
+// code entries are deflated.
+TEST(ArchiveTest, ReadsTheDeflatedCodeOfARealPyTorchFile) {
+  ASSERT_OK_AND_ASSIGN(ArchiveSummary s, InspectTorchScriptArchive(
+                                             "model/testdata/fuzz/archive_fuzz_test/linear_2x2.pt"));
+  EXPECT_EQ(s.num_code_files, 1);
+  EXPECT_EQ(s.num_unscanned_code_files, 0);
+  EXPECT_THAT(s.declared_ops, ::testing::ElementsAre(::testing::Pair("torch.linear", 1)));
+  EXPECT_TRUE(s.notable_ops.empty());
+}
+
 TEST(ArchiveTest, EmptyFile) {
   EXPECT_THAT(InspectTorchScriptArchive(Write("empty.pt", "")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the file is empty")));

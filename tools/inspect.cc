@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -46,6 +47,17 @@ absl::Status Run() {
     std::printf("%zu entries: %d code files, %d tensor blobs (%llu bytes); file %lld bytes\n",
                 s.entries.size(), s.num_code_files, s.num_tensor_blobs,
                 static_cast<unsigned long long>(s.tensor_bytes), static_cast<long long>(s.file_size));
+    std::string ops;
+    for (const auto& [op, count] : s.declared_ops) absl::StrAppendFormat(&ops, "%s%s x%d", ops.empty() ? "" : ", ", op, count);
+    std::printf("declared ops (%zu): %s\n", s.declared_ops.size(), ops.empty() ? "none" : ops.c_str());
+    if (s.num_unscanned_code_files > 0) {
+      std::printf("warning: %d code file(s) compressed or over 16 MiB were not read\n", s.num_unscanned_code_files);
+    }
+    for (const std::string& op : s.notable_ops) {
+      std::printf("note: the code calls %s (%s)\n", op.c_str(),
+                  absl::StrContains(op, "from_file") ? "reads a file when the model runs"
+                                                     : "a custom operator: needs a plugin library slimfit does not load");
+    }
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(spec));
