@@ -23,6 +23,8 @@ PACKAGES=(
   dataset-fashion-mnist    # the built-in default data set
   python3-torch            # interop tests: /usr/bin/python3 -c 'import torch'
   python3-torchvision      # tools/torchvision/sweep.sh (pruning every torchvision architecture)
+  clang-14                 # --config=fuzz: libFuzzer targets
+  libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang-14
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }

@@ -41,7 +41,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
   ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
   ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
-  ASSIGN_OR_RETURN(in.forward_pass, MakeForwardPass(e.forward_pass()), "forward_pass");
+  ASSIGN_OR_RETURN(in.forward_pass, MakeForwardPass(e.forward_pass()));  // (its errors name forward_pass)
   {
     Batch first;
     RETURN_IF_ERROR(in.data.eval->Reset(0));
