@@ -12,21 +12,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/files.h"
 
 namespace slimfit {
-namespace {
-
-void WriteAll(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
-}  // namespace
 
 absl::Status RunWithFileSizeLimit(uint64_t limit_bytes, const std::function<absl::Status()>& fn) {
   int fds[2];
@@ -39,7 +27,8 @@ absl::Status RunWithFileSizeLimit(uint64_t limit_bytes, const std::function<absl
     struct rlimit lim = {limit_bytes, limit_bytes};
     if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(3);
     absl::Status s = fn();
-    WriteAll(fds[1], absl::StrCat(static_cast<int>(s.code()), "\n", s.message()));
+    const std::string report = absl::StrCat(static_cast<int>(s.code()), "\n", s.message());
+    (void)WriteFully(fds[1], report.data(), report.size());  // (a lost report reads as Internal)
     ::close(fds[1]);
     _exit(0);
   }

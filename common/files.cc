@@ -32,6 +32,17 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
                                          std::strerror(err)));
 }
 
+int WriteFully(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  for (size_t done = 0; done < n;) {
+    const ssize_t w = ::write(fd, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    done += static_cast<size_t>(w);
+  }
+  return 0;
+}
+
 namespace {
 
 absl::Status FsyncPath(const std::string& path, bool directory) {

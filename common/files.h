@@ -45,6 +45,10 @@ absl::Status ReplaceFileAtomically(
 // FailedPrecondition (EISDIR, ENOTDIR), else Internal.
 absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path);
 
+// Writes all `n` bytes to `fd`, retrying short writes and EINTR. Returns 0,
+// or the errno of the write that failed (EIO for a write that took nothing).
+int WriteFully(int fd, const void* data, size_t n);
+
 // mkdir -p. OK if it exists as a directory.
 absl::Status CreateDirectories(const std::string& path);
 

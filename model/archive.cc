@@ -113,15 +113,16 @@ void ScanOps(absl::string_view code, std::map<std::string, int>* ops) {
   }
 }
 
-bool NotableOp(const std::string& op) {
-  if (op == "torch.from_file" || absl::EndsWith(op, ".from_file")) return true;
-  if (!absl::StartsWith(op, "ops.")) return false;
+// Why `op` deserves a look before the model is loaded, or "" when it does not.
+std::string NotableOpReason(const std::string& op) {
+  if (absl::EndsWith(op, ".from_file")) return "reads a file when the model runs";
+  if (!absl::StartsWith(op, "ops.")) return "";
   const absl::string_view ns = absl::string_view(op).substr(4, op.find('.', 4) - 4);
   for (absl::string_view known : {"aten", "prim", "quantized", "prepacked", "_quantized",
                                   "quantized_decomposed", "mkldnn", "mkldnn_prepacked"}) {
-    if (ns == known) return false;
+    if (ns == known) return "";
   }
-  return true;
+  return "a custom operator: needs a plugin library slimfit does not load";
 }
 
 }  // namespace
@@ -269,7 +270,7 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
     summary.entries.push_back({std::move(name), usize});
   }
   for (const auto& [op, count] : summary.declared_ops) {
-    if (NotableOp(op)) summary.notable_ops.push_back(op);
+    if (std::string why = NotableOpReason(op); !why.empty()) summary.notable_ops[op] = std::move(why);
   }
   if (!summary.has_data_pkl) return Bad(path, "the zip archive has no data.pkl");
   if (summary.num_code_files == 0 || !summary.has_constants_pkl) {

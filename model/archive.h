@@ -31,12 +31,14 @@ struct ArchiveSummary {
   // them ("torch.conv2d", "ops.quantized.linear"), with call counts; read
   // from the code/*.py entries without compiling or running them.
   std::map<std::string, int> declared_ops;
-  // Of those, the ones that deserve a look before loading: operators that
-  // read files (torch.from_file) and operators outside LibTorch's own
-  // namespaces (custom ops: they need a plugin library, which slimfit
-  // never loads, so such a model fails to load here).
-  std::vector<std::string> notable_ops;
-  int num_unscanned_code_files = 0;  // compressed or oversized: not read
+  // Of those, the ones that deserve a look before loading, each with why:
+  // operators that read files (torch.from_file) and operators outside
+  // LibTorch's own namespaces (custom ops: they need a plugin library, which
+  // slimfit never loads, so such a model fails to load here).
+  std::map<std::string, std::string> notable_ops;
+  // Code entries not read: neither stored nor deflated, over 16 MiB, or with
+  // a local header or stream that disagrees with the directory.
+  int num_unscanned_code_files = 0;
   int64_t file_size = 0;
   int num_code_files = 0;     // entries under <root>/code/ ending in .py
   int num_tensor_blobs = 0;   // entries under <root>/data/ or constants/
@@ -50,8 +52,8 @@ struct ArchiveSummary {
 // name the file and say what is wrong: empty, not a zip, truncated, an entry
 // name that is absolute or has a ".." component, an entry larger than
 // `max_entry_bytes`, or no TorchScript code (a torch.save() file). Reads the
-// zip directory and the code entries (TorchScript source, stored
-// uncompressed by PyTorch's writer; at most 16 MiB each), never the tensors.
+// zip directory and the code entries (TorchScript source, which PyTorch's
+// writer deflates; at most 16 MiB each), never the tensors.
 absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
     const std::string& path, uint64_t max_entry_bytes = uint64_t{1} << 36);
 

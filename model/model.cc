@@ -78,16 +78,7 @@ absl::Status Model::Save(const std::string& path) const {
     // torch.jit.save to a buffer writes it), not the temporary file's name.
     int write_errno = 0;
     auto writer = [&](const void* data, size_t n) -> size_t {
-      const char* p = static_cast<const char*>(data);
-      for (size_t done = 0; write_errno == 0 && done < n;) {
-        const ssize_t w = ::write(fd, p + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-          write_errno = w < 0 ? errno : EIO;
-          break;
-        }
-        done += static_cast<size_t>(w);
-      }
+      if (write_errno == 0) write_errno = WriteFully(fd, data, n);
       return n;
     };
     absl::Status saved = TorchCall(absl::StrCat("saving model to \"", path, "\""),

@@ -16,7 +16,6 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -51,13 +50,10 @@ absl::Status Run() {
     for (const auto& [op, count] : s.declared_ops) absl::StrAppendFormat(&ops, "%s%s x%d", ops.empty() ? "" : ", ", op, count);
     std::printf("declared ops (%zu): %s\n", s.declared_ops.size(), ops.empty() ? "none" : ops.c_str());
     if (s.num_unscanned_code_files > 0) {
-      std::printf("warning: %d code file(s) compressed or over 16 MiB were not read\n", s.num_unscanned_code_files);
+      std::printf("warning: %d code file(s) not read (unknown compression, over 16 MiB, or inconsistent headers)\n",
+                  s.num_unscanned_code_files);
     }
-    for (const std::string& op : s.notable_ops) {
-      std::printf("note: the code calls %s (%s)\n", op.c_str(),
-                  absl::StrContains(op, "from_file") ? "reads a file when the model runs"
-                                                     : "a custom operator: needs a plugin library slimfit does not load");
-    }
+    for (const auto& [op, why] : s.notable_ops) std::printf("note: the code calls %s (%s)\n", op.c_str(), why.c_str());
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(spec));
