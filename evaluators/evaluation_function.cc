@@ -16,7 +16,7 @@ MetricsEvaluator::MetricsEvaluator(std::shared_ptr<ForwardPass> forward_pass,
                                    c10::Device device)
     : forward_pass_(std::move(forward_pass)), metrics_(std::move(metrics)), device_(device) {}
 
-absl::StatusOr<Metrics> MetricsEvaluator::Apply(Model& model, DataLoader& loader) {
+absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
   model.Eval();
   c10::NoGradGuard no_grad;
   for (auto& m : metrics_) m->Reset();
@@ -25,15 +25,59 @@ absl::StatusOr<Metrics> MetricsEvaluator::Apply(Model& model, DataLoader& loader
   while (true) {
     ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
     if (!more) break;
+    bool empty = false;  // a shard's empty slice (data/sharded_loader.h)
+    for (const auto& v : batch) {
+      if (v.isTensor() && v.toTensor().dim() > 0) {
+        empty = v.toTensor().size(0) == 0;
+        break;
+      }
+    }
+    if (empty) continue;
     ASSIGN_OR_RETURN(c10::IValue out, forward_pass_->Forward(model, batch, device_), "evaluating");
     for (auto& m : metrics_) RETURN_IF_ERROR(m->Update(out, batch));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Metrics> MetricsEvaluator::ComputeAll() const {
   Metrics all;
   for (auto& m : metrics_) {
     ASSIGN_OR_RETURN(Metrics one, m->Compute());
     all.Merge(one);
   }
   return all;
+}
+
+absl::StatusOr<Metrics> MetricsEvaluator::Apply(Model& model, DataLoader& loader) {
+  RETURN_IF_ERROR(Pass(model, loader));
+  return ComputeAll();
+}
+
+bool MetricsEvaluator::Additive() const {
+  for (const auto& m : metrics_) {
+    if (!m->SumState().has_value()) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<Metrics> MetricsEvaluator::ApplyReduced(
+    Model& model, DataLoader& loader, const std::function<absl::Status(std::vector<double>&)>& reduce) {
+  if (!Additive()) return absl::FailedPreconditionError("evaluation: a metric has no additive state to reduce");
+  RETURN_IF_ERROR(Pass(model, loader));
+  std::vector<double> state;
+  std::vector<size_t> sizes;
+  for (const auto& m : metrics_) {
+    std::vector<double> one = *m->SumState();
+    sizes.push_back(one.size());
+    state.insert(state.end(), one.begin(), one.end());
+  }
+  RETURN_IF_ERROR(reduce(state), "evaluation: reducing the metrics");
+  size_t at = 0;
+  for (size_t i = 0; i < metrics_.size(); ++i) {
+    RETURN_IF_ERROR(metrics_[i]->SetSumState(std::vector<double>(state.begin() + at, state.begin() + at + sizes[i])));
+    at += sizes[i];
+  }
+  return ComputeAll();
 }
 
 Registry<BatchMetricFactory>& EvaluatorRegistry() {

@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,6 +43,15 @@ class BatchMetric {
   virtual void Reset() = 0;
   virtual absl::Status Update(const c10::IValue& output, const Batch& batch) = 0;
   virtual absl::StatusOr<Metrics> Compute() const = 0;
+  // Additive state, for evaluating shards of a split in several processes:
+  // numbers whose elementwise sum over disjoint parts of the data is the
+  // state of their union (counts, sums, a confusion matrix). nullopt (the
+  // default): the metric has none and is computed on the whole split.
+  virtual std::optional<std::vector<double>> SumState() const { return std::nullopt; }
+  // Replaces the accumulated state by `state` (a SumState of this metric).
+  virtual absl::Status SetSumState(const std::vector<double>& state) {
+    return absl::UnimplementedError("this metric has no additive state");
+  }
 };
 
 // One pass: forward each batch once, feed every metric.
@@ -51,7 +61,19 @@ class MetricsEvaluator : public EvaluationFunction {
                    std::vector<std::unique_ptr<BatchMetric>> metrics, c10::Device device = c10::kCPU);
   absl::StatusOr<Metrics> Apply(Model& model, DataLoader& loader) override;
 
+  // Whether every metric has additive state (ApplyReduced works).
+  bool Additive() const;
+  // One pass over `loader` (this process's part of the data), then
+  // `reduce` turns the concatenated states into the whole data's (e.g. an
+  // all-reduce sum over processes), then the metrics are computed from it.
+  // FailedPrecondition when a metric has no additive state.
+  absl::StatusOr<Metrics> ApplyReduced(Model& model, DataLoader& loader,
+                                       const std::function<absl::Status(std::vector<double>&)>& reduce);
+
  private:
+  absl::Status Pass(Model& model, DataLoader& loader);
+  absl::StatusOr<Metrics> ComputeAll() const;
+
   std::shared_ptr<ForwardPass> forward_pass_;
   std::vector<std::unique_ptr<BatchMetric>> metrics_;
   c10::Device device_;

@@ -2,6 +2,8 @@
 // classification_report.
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -9,6 +11,13 @@
 
 namespace slimfit {
 namespace {
+
+absl::Status CheckStateSize(const char* metric, const std::vector<double>& state, size_t expected) {
+  if (state.size() == expected) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(metric, ": a reduced state of ", state.size(),
+                                                 " numbers, expected ", expected,
+                                                 " (every process must evaluate at least one batch)"));
+}
 
 using internal::PredictionOf;
 using internal::TargetOf;
@@ -73,6 +82,17 @@ class Accuracy : public PredTargetMetric {
     }
     return m;
   }
+  std::optional<std::vector<double>> SumState() const override {
+    std::vector<double> s(correct_.begin(), correct_.end());
+    s.push_back(static_cast<double>(seen_));
+    return s;
+  }
+  absl::Status SetSumState(const std::vector<double>& s) override {
+    RETURN_IF_ERROR(CheckStateSize("accuracy", s, ks_.size() + 1));
+    for (size_t i = 0; i < ks_.size(); ++i) correct_[i] = std::llround(s[i]);
+    seen_ = std::llround(s.back());
+    return absl::OkStatus();
+  }
 
  private:
   std::vector<int64_t> ks_;
@@ -96,6 +116,16 @@ class Regression : public PredTargetMetric {
     m.Set("mse", n_ == 0 ? 0 : sq_ / n_, false);
     m.Set("mae", n_ == 0 ? 0 : abs_ / n_, false);
     return m;
+  }
+  std::optional<std::vector<double>> SumState() const override {
+    return std::vector<double>{sq_, abs_, static_cast<double>(n_)};
+  }
+  absl::Status SetSumState(const std::vector<double>& s) override {
+    RETURN_IF_ERROR(CheckStateSize("regression", s, 3));
+    sq_ = s[0];
+    abs_ = s[1];
+    n_ = std::llround(s[2]);
+    return absl::OkStatus();
   }
 
  private:
@@ -140,6 +170,15 @@ class ClassificationReport : public PredTargetMetric {
     m.tensors()["confusion_matrix"] = confusion_.clone();
     return m;
   }
+  std::optional<std::vector<double>> SumState() const override {
+    at::Tensor flat = confusion_.to(at::kDouble).contiguous().view(-1);
+    return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+  }
+  absl::Status SetSumState(const std::vector<double>& s) override {
+    RETURN_IF_ERROR(CheckStateSize("classification_report", s, static_cast<size_t>(k_ * k_)));
+    confusion_ = at::tensor(s, at::kDouble).round().to(at::kLong).view({k_, k_});
+    return absl::OkStatus();
+  }
 
  private:
   int64_t k_;
@@ -173,6 +212,20 @@ class MeanLoss : public BatchMetric {
       m.Set(name.empty() ? "loss" : absl::StrCat("loss/", name), n_ == 0 ? 0 : s / n_, false);
     }
     return m;
+  }
+  // The samples, then the sums in name order (the same loss gives the same
+  // names on every part of the data that has a batch).
+  std::optional<std::vector<double>> SumState() const override {
+    std::vector<double> s{static_cast<double>(n_)};
+    for (const auto& [name, v] : sums_) s.push_back(v);
+    return s;
+  }
+  absl::Status SetSumState(const std::vector<double>& s) override {
+    RETURN_IF_ERROR(CheckStateSize("mean_loss", s, sums_.size() + 1));
+    n_ = std::llround(s[0]);
+    size_t i = 1;
+    for (auto& [name, v] : sums_) v = s[i++];
+    return absl::OkStatus();
   }
 
  private:

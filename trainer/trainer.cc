@@ -18,6 +18,8 @@
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
+#include "data/sharded_loader.h"
+#include "distributed/data_parallel.h"
 #include "trainer/trainable.h"
 
 namespace slimfit {
@@ -152,8 +154,18 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   const double nan_factor = c.nan_lr_factor() == 0 ? 0.5 : c.nan_lr_factor();
 
   TrainResult result;
+  const bool parallel = IsDistributed(deps_.group);
+  const bool root = !parallel || deps_.group->is_root();
+  std::optional<DataParallel> dp;
+  if (parallel) dp.emplace(*deps_.group);
+  auto* shard = dynamic_cast<ShardedLoader*>(deps_.train);
+  if (parallel && (shard == nullptr || shard->batch_size() != shard->inner().batch_size())) {
+    return absl::InvalidArgumentError(
+        "trainer: data-parallel training needs each rank's train loader to be a ShardedLoader "
+        "(data/sharded_loader.h) of the same global batches");
+  }
   std::unique_ptr<std::ofstream> log;
-  if (!c.metrics_path().empty()) {
+  if (!c.metrics_path().empty() && root) {
     log = std::make_unique<std::ofstream>(c.metrics_path(), std::ios::app);
     if (!*log) {
       return absl::FailedPreconditionError(
@@ -170,6 +182,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   TuneAllocatorForTensors();
   at::manual_seed(c.seed());
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
+  if (dp) RETURN_IF_ERROR(dp->BroadcastModel(model));
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
   ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
   int64_t scheduler_steps = 0;
@@ -186,7 +199,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   Snapshot best_weights;
   std::optional<Metric> best_metric;
   int bad_evals = 0;
-  Progress progress(c.progress(), c.log_every_steps());
+  Progress progress(root ? c.progress() : TrainerConfig::NONE, c.log_every_steps());
 
   // Rolls back after a non-finite loss or weight; re-creates optimizer and scheduler at a lower lr.
   auto recover = [&](const std::string& what, int epoch) -> absl::Status {
@@ -221,27 +234,50 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     good = Take(model);
     std::map<std::string, double> sums;  // per named term
     double loss_sum = 0;
-    int64_t samples = 0, i = 0;
+    int64_t samples = 0, local_samples = 0, i = 0;
     const int64_t n = deps_.train->num_batches();
     Batch batch;
     while (!stop) {
       // A safe point: the weights are whole between steps. The caller keeps
       // what finished before (epoch records, checkpoints).
-      if (InterruptRequested()) {
+      // Data-parallel, the interrupt travels with the step's all-reduce so
+      // that every rank stops at the same step.
+      if (InterruptRequested() && !dp) {
         return absl::CancelledError(absl::StrFormat("%s at epoch %d step %d", InterruptMessage(), epoch + 1, i + 1));
       }
       ASSIGN_OR_RETURN(bool more, deps_.train->Next(&batch));
       if (!more) break;
       ++i;
       optimizer->zero_grad();
-      ASSIGN_OR_RETURN(LossTerms terms, (*deps_.loss)(model, batch), absl::StrCat("epoch ", epoch + 1, " step ", i));
-      at::Tensor total = terms.Total();
-      const double value = total.item<double>();
-      if (!std::isfinite(value)) {
+      const int64_t bs = BatchSize(batch);
+      LossTerms terms;
+      double value = 0;
+      if (!dp || bs > 0) {  // a rank's slice of a tiny last batch may be empty
+        ASSIGN_OR_RETURN(terms, (*deps_.loss)(model, batch), absl::StrCat("epoch ", epoch + 1, " step ", i));
+        at::Tensor total = terms.Total();
+        value = total.item<double>();
+        if (std::isfinite(value)) RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
+      }
+      StepSync synced;
+      if (dp) {
+        StepReport mine{bs, shard->last_global_rows(), value * bs, !std::isfinite(value), InterruptRequested()};
+        ASSIGN_OR_RETURN(synced, dp->Sync(model, mine), absl::StrCat("epoch ", epoch + 1, " step ", i));
+        if (synced.stop) {
+          return absl::CancelledError(absl::StrFormat("%s at epoch %d step %d",
+                                                      InterruptRequested() ? InterruptMessage()
+                                                                           : "another rank was interrupted",
+                                                      epoch + 1, i));
+        }
+        if (synced.nonfinite) {
+          RETURN_IF_ERROR(recover(std::isfinite(value) ? "loss is not finite on another rank"
+                                                       : absl::StrCat("loss is ", value),
+                                  epoch));
+          continue;
+        }
+      } else if (!std::isfinite(value)) {
         RETURN_IF_ERROR(recover(absl::StrCat("loss is ", value), epoch));
         continue;
       }
-      RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
       for (auto& h : hooks_) {
         if (h.after_backward) RETURN_IF_ERROR(h.after_backward(model), "after_backward hook");
       }
@@ -265,10 +301,11 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
         if (h.after_step) RETURN_IF_ERROR(h.after_step(model), "after_step hook");
       }
       ++result.steps;
-      const int64_t bs = BatchSize(batch);
-      samples += bs;
+      // Data-parallel: the global batch's loss (terms stay this rank's).
+      samples += dp ? synced.rows : bs;
+      local_samples += bs;
       for (const auto& [name, t] : terms.terms) sums[name] += t.item<double>() * bs;
-      loss_sum += value * bs;
+      loss_sum += dp ? synced.loss * synced.rows : value * bs;
       if (scheduler->interval() == SchedulerConfig::ITERATION) {
         RETURN_IF_ERROR(scheduler->Step());
         ++scheduler_steps;
@@ -291,7 +328,12 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     Metrics eval;
     bool evaluated = false;
     if (deps_.eval != nullptr && ((epoch + 1) % eval_freq == 0 || last)) {
-      ASSIGN_OR_RETURN(eval, deps_.evaluator->Apply(model, *deps_.eval), absl::StrCat("evaluating epoch ", epoch + 1));
+      if (dp) {
+        ASSIGN_OR_RETURN(eval, EvaluateAcrossRanks(*deps_.evaluator, model, *deps_.eval, deps_.eval_shard, *deps_.group),
+                         absl::StrCat("evaluating epoch ", epoch + 1));
+      } else {
+        ASSIGN_OR_RETURN(eval, deps_.evaluator->Apply(model, *deps_.eval), absl::StrCat("evaluating epoch ", epoch + 1));
+      }
       evaluated = true;
       ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), "full_trainer.eval_key");
       if (!std::isfinite(m.value)) {
@@ -317,6 +359,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       }
       model.Train();
     }
+    if (dp) RETURN_IF_ERROR(dp->CheckIdentical(model, absl::StrCat("after epoch ", epoch + 1)));
     for (auto& h : hooks_) {
       if (h.after_epoch) RETURN_IF_ERROR(h.after_epoch(model, epoch, evaluated ? &eval : nullptr), "after_epoch hook");
     }
@@ -331,7 +374,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     write(absl::StrFormat("{\"event\": \"epoch\", \"epoch\": %d, \"step\": %d, \"lr\": %.6g, \"train_loss\": %.6g, "
                           "\"train\": %s, \"eval\": %s, \"seconds\": %.3f}",
                           epoch + 1, result.steps, scheduler->lr(), samples ? loss_sum / samples : 0.0,
-                          TermsJson(sums, samples),
+                          TermsJson(sums, local_samples),
                           evaluated ? eval.ToJson() : "null", secs));
   }
   if (keep_best && !best_weights.empty()) {
@@ -341,6 +384,10 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     }
   }
   model.Eval();
+  if (dp) {
+    result.sync_seconds = dp->sync_seconds();
+    result.syncs = dp->syncs();
+  }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   for (const auto& e : result.events) write(absl::StrFormat("{\"event\": \"note\", \"text\": \"%s\"}", e));
   return result;

@@ -16,12 +16,26 @@
 //   - stops between two steps when the process is interrupted
 //     (common/interrupt.h): Cancelled, with the epoch and step;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
-//     terminal, plain lines otherwise); appends metrics.jsonl lines.
+//     terminal, plain lines otherwise); appends metrics.jsonl lines;
+//   - trains data-parallel when given a Collective of several ranks (below).
 //
 //   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, {loss.get(), eval.get(),
 //                                                           train.get(), val.get()}));
 //   trainer->AddHooks({.after_step = reapply_masks});
 //   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
+//
+// Data-parallel (deps.group spans W > 1 processes; distributed/): every rank
+// calls Train with the same config and model, `train` being its
+// ShardedLoader (data/sharded_loader.h) of the same global batches. Rank 0's
+// weights are broadcast first; after each backward the gradients are
+// averaged over the global batch in buckets (distributed/data_parallel.h), so
+// every rank takes the same step as one process on the combined batch;
+// batch-norm running statistics are averaged; a non-finite loss on any rank
+// rolls back every rank, and an interrupt on any rank stops all of them at
+// the same step. After each epoch the ranks' weights, buffers and masks are
+// checked identical; evaluation runs on `eval_shard` with summed metric
+// states (or on the whole split everywhere); only rank 0 prints progress and
+// writes metrics_path. Hooks run on every rank.
 //
 // Models traced in Python are made trainable first (trainer/trainable.h).
 // Train tunes glibc malloc for tensor workloads (common/allocator.h) unless
@@ -37,6 +51,7 @@
 
 #include "absl/status/statusor.h"
 #include "data/data_loader.h"
+#include "distributed/collective.h"
 #include "evaluators/evaluation_function.h"
 #include "evaluators/metrics.h"
 #include "losses/loss_function.h"
@@ -61,6 +76,11 @@ struct TrainerDeps {
   // Override the config's optimizer / scheduler (optional).
   std::shared_ptr<NativeOptimizerFactory> optimizer_factory;
   std::shared_ptr<NativeSchedulerFactory> scheduler_factory;
+  // Data-parallel training over this group (null or one rank: none).
+  Collective* group = nullptr;
+  // This rank's shard of `eval` (reduced metrics); null: the whole split on
+  // every rank.
+  DataLoader* eval_shard = nullptr;
 };
 
 struct TrainResult {
@@ -74,6 +94,9 @@ struct TrainResult {
   bool early_stopped = false;
   double seconds = 0;
   std::vector<std::string> events;  // human-readable notes (recoveries, early stop)
+  // Data-parallel: time in gradient all-reduces and how many.
+  double sync_seconds = 0;
+  int64_t syncs = 0;
 };
 
 class Trainer {
