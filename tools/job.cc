@@ -104,12 +104,16 @@ TrainerConfig FineTuneConfig(double lr, int epochs, int64_t steps_per_epoch, uin
   return t;
 }
 
-absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job) {
+absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job, Collective* group,
+                                                        DataLoader* eval_shard) {
   if (job.train == nullptr) return absl::FailedPreconditionError("the job was built without a train loader");
   TrainerConfig t = config.full_trainer();
   if (t.eval_key().empty() && !config.evaluation().eval_key().empty()) t.set_eval_key(config.evaluation().eval_key());
   t.set_eval_split(job.eval_split);
-  return Trainer::Create(t, {job.loss.get(), job.evaluator.get(), job.train.get(), job.eval.get()});
+  TrainerDeps deps{job.loss.get(), job.evaluator.get(), job.train.get(), job.eval.get()};
+  deps.group = group;
+  deps.eval_shard = eval_shard;
+  return Trainer::Create(t, deps);
 }
 
 absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& data, const std::string& data_dir,

@@ -53,8 +53,11 @@ absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& da
 TrainerConfig FineTuneConfig(double lr, int epochs, int64_t steps_per_epoch, uint64_t seed);
 
 // The trainer for `job` from `config.full_trainer()` (eval_key and
-// eval_split filled in from config.evaluation()).
-absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job);
+// eval_split filled in from config.evaluation()); data-parallel over `group`
+// when it has several ranks (job.train then is this rank's ShardedLoader,
+// `eval_shard` its shard of the eval split).
+absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, Job& job, Collective* group = nullptr,
+                                                        DataLoader* eval_shard = nullptr);
 
 }  // namespace slimfit
 

@@ -10,6 +10,12 @@
 // (Nesterov momentum 0.9, weight decay 5e-4 except on biases and norms),
 // cosine learning rate per iteration after a one-epoch warm-up, cross-entropy,
 // accuracy on val. Flags given explicitly override the config file.
+//
+// Data-parallel on N processes (c10d + Gloo; each takes 1/N of every batch,
+// so --batch_size is the global batch), here or on several machines:
+//   bazel build //tools:train //tools:launch
+//   bazel-bin/tools/launch --nproc_per_node=2 -- bazel-bin/tools/train --model=resnet_small
+// Rank 0 prints and writes every output.
 #include <ATen/ATen.h>
 
 #include <cstdio>
@@ -23,7 +29,9 @@
 #include "common/text_proto.h"
 #include "common/threads.h"
 #include "evaluators/profiler.h"
+#include "data/sharded_loader.h"
 #include "tools/cli.h"
+#include "tools/distributed_flags.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, config, "", "a TrainJob text proto (tools/train_job.proto); flags override it");
@@ -100,7 +108,15 @@ absl::StatusOr<TrainJob> JobFromFlags() {
 absl::Status Run() {
   ASSIGN_OR_RETURN(TrainJob config, JobFromFlags());
   const int threads = ConfigureThreads(config.threads() == 0 ? 1 : config.threads());
+  ASSIGN_OR_RETURN(std::unique_ptr<ProcessGroup> group, ConnectIfDistributed());
+  const bool root = group == nullptr || group->is_root();
   ASSIGN_OR_RETURN(Job job, BuildJob(config, /*with_train_loader=*/true));
+  std::unique_ptr<DataLoader> eval_shard;
+  if (group != nullptr) {
+    ASSIGN_OR_RETURN(job.train, ShardedLoader::Create(std::move(job.train), group->rank(), group->world_size()));
+    ASSIGN_OR_RETURN(auto eval_all, MakeLoader(config.data(), job.splits, job.eval_split));
+    ASSIGN_OR_RETURN(eval_shard, ShardedLoader::Create(std::move(eval_all), group->rank(), group->world_size()));
+  }
   // Default schedule: one epoch of linear warm-up, then cosine to zero, per iteration.
   TrainerConfig& t = *config.mutable_full_trainer();
   if (!t.has_scheduler()) {
@@ -112,19 +128,29 @@ absl::Status Run() {
     t.mutable_scheduler()->set_interval(SchedulerConfig::ITERATION);
   }
   const std::string out_dir = ResolveUserPath(config.output_dir());
-  RETURN_IF_ERROR(CreateDirectories(out_dir));
+  if (root) RETURN_IF_ERROR(CreateDirectories(out_dir));
   if (t.metrics_path().empty()) t.set_metrics_path(out_dir + "/metrics.jsonl");
-  ASSIGN_OR_RETURN(auto trainer, MakeJobTrainer(config, job));
+  ASSIGN_OR_RETURN(auto trainer, MakeJobTrainer(config, job, group.get(), eval_shard.get()));
   Model& model = *job.model;
   std::printf("data: train %lld / val %lld / test %lld samples\n", static_cast<long long>(job.splits.train->size()),
               static_cast<long long>(job.splits.val->size()),
               static_cast<long long>(job.splits.test ? job.splits.test->size() : 0));
   std::printf("model: %s  %lld parameters  threads %d\n", config.model().c_str(),
               static_cast<long long>(model.NumParameters()), threads);
+  if (group != nullptr) {
+    std::printf("data-parallel: rank %d of %d, %lld of every %lld samples\n", group->rank(), group->world_size(),
+                static_cast<long long>(job.train->num_samples()),
+                static_cast<long long>(job.splits.train->size()));
+  }
   std::fflush(stdout);
 
   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));
+  if (!root) return absl::OkStatus();  // rank 0 writes the outputs
   for (const auto& e : r.events) std::printf("note: %s\n", e.c_str());
+  if (r.syncs > 0) {
+    std::printf("all-reduce        %.2f ms per step (%lld steps, %.1f s of %.1f s)\n", 1e3 * r.sync_seconds / r.syncs,
+                static_cast<long long>(r.syncs), r.sync_seconds, r.seconds);
+  }
 
   // Test accuracy with the kept (best-on-val) weights.
   Metrics test;

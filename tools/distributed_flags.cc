@@ -1,0 +1,31 @@
+#include "tools/distributed_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "tools/cli.h"
+
+ABSL_FLAG(int, rank, 0, "this process's rank (default: $RANK)");
+ABSL_FLAG(int, world_size, 1, "how many processes (default: $WORLD_SIZE, else 1)");
+ABSL_FLAG(std::string, master_addr, "127.0.0.1", "rank 0's host (default: $MASTER_ADDR)");
+ABSL_FLAG(int, master_port, 29500, "rank 0's rendezvous port (default: $MASTER_PORT)");
+ABSL_FLAG(double, dist_timeout_seconds, 300, "how long a rank waits for the others at rendezvous and each collective");
+
+namespace slimfit {
+
+absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed() {
+  auto env = DistributedOptionsFromEnvironment();
+  if (!env.ok()) return env.status();
+  DistributedOptions o = env->value_or(DistributedOptions{});
+  if (FlagGiven("rank")) o.rank = absl::GetFlag(FLAGS_rank);
+  if (FlagGiven("world_size")) o.world_size = absl::GetFlag(FLAGS_world_size);
+  if (FlagGiven("master_addr")) o.master_addr = absl::GetFlag(FLAGS_master_addr);
+  if (FlagGiven("master_port")) o.master_port = absl::GetFlag(FLAGS_master_port);
+  o.timeout_seconds = absl::GetFlag(FLAGS_dist_timeout_seconds);
+  if (absl::Status s = ValidateDistributedOptions(o); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
+  if (o.world_size == 1) return std::unique_ptr<ProcessGroup>();
+  return ProcessGroup::Connect(o);
+}
+
+}  // namespace slimfit
