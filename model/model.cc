@@ -34,6 +34,17 @@ absl::StatusOr<std::string> MetadataToJson(const ModelMetadata& metadata) {
   return json;
 }
 
+// The metadata entry of an archive (empty: none); `what` names the archive.
+absl::StatusOr<ModelMetadata> MetadataFromJson(const std::string& json, const std::string& what) {
+  ModelMetadata metadata;
+  if (json.empty()) return metadata;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // written by a newer slimfit
+  auto s = google::protobuf::util::JsonStringToMessage(json, &metadata, options);
+  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": corrupt ", kMetadataFileName, ": ", s.ToString()));
+  return metadata;
+}
+
 }  // namespace
 
 Model::Model(torch::jit::Module module, ModelMetadata metadata)
@@ -50,17 +61,7 @@ absl::StatusOr<Model> Model::Load(const std::string& path, c10::Device device) {
       torch::jit::Module module,
       TorchCallOr(absl::StrCat("loading TorchScript model \"", path, "\""),
                   [&] { return torch::jit::load(path, device, extra); }));
-  ModelMetadata metadata;
-  const std::string& json = extra[kMetadataFileName];
-  if (!json.empty()) {
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = true;  // written by a newer slimfit
-    auto s = google::protobuf::util::JsonStringToMessage(json, &metadata, options);
-    if (!s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("\"", path, "\": corrupt ", kMetadataFileName, ": ", s.ToString()));
-    }
-  }
+  ASSIGN_OR_RETURN(ModelMetadata metadata, MetadataFromJson(extra[kMetadataFileName], absl::StrCat("\"", path, "\"")));
   return Model(std::move(module), std::move(metadata));
 }
 
@@ -89,6 +90,29 @@ absl::Status Model::Save(const std::string& path) const {
     }
     return saved;
   });
+}
+
+absl::StatusOr<std::string> Model::ToBytes() const {
+  ASSIGN_OR_RETURN(std::string json, MetadataToJson(metadata_));
+  torch::jit::ExtraFilesMap extra{{kMetadataFileName, json}};
+  std::string out;
+  RETURN_IF_ERROR(TorchCall("serializing model", [&] {
+    torch::jit::ExportModule(*module_, [&](const void* data, size_t n) -> size_t {
+      out.append(static_cast<const char*>(data), n);
+      return n;
+    }, extra);
+  }));
+  return out;
+}
+
+absl::StatusOr<Model> Model::FromBytes(const std::string& bytes, c10::Device device) {
+  torch::jit::ExtraFilesMap extra{{kMetadataFileName, ""}};
+  ASSIGN_OR_RETURN(torch::jit::Module module, TorchCallOr("deserializing model", [&] {
+                     std::istringstream in(bytes);
+                     return torch::jit::load(in, device, extra);
+                   }));
+  ASSIGN_OR_RETURN(ModelMetadata metadata, MetadataFromJson(extra[kMetadataFileName], "deserializing model"));
+  return Model(std::move(module), std::move(metadata));
 }
 
 absl::StatusOr<Model> Model::Clone() const {

@@ -62,6 +62,12 @@ class Model {
   // Saves atomically, with metadata.
   absl::Status Save(const std::string& path) const;
 
+  // The archive Save writes, in memory, and back (for sending a model to
+  // another process of the same run; FromBytes does not run Load's archive
+  // pre-check: use Load for files from elsewhere).
+  absl::StatusOr<std::string> ToBytes() const;
+  static absl::StatusOr<Model> FromBytes(const std::string& bytes, c10::Device device = c10::kCPU);
+
   // Deep copy: parameters, buffers and attributes.
   absl::StatusOr<Model> Clone() const;
   // A copy made by saving and loading through memory: new class types and

@@ -42,6 +42,22 @@ TEST(ModelTest, SaveLoadRoundTripKeepsOutputsAndMetadata) {
   EXPECT_EQ(back.NumParameters(), m.NumParameters());
 }
 
+TEST(ModelTest, BytesRoundTripIsTheArchiveSaveWrites) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  m.Eval();
+  const at::Tensor x = at::randn({2, 1, 28, 28});
+  ASSERT_OK_AND_ASSIGN(std::string bytes, m.ToBytes());
+  ASSERT_OK_AND_ASSIGN(Model back, Model::FromBytes(bytes));
+  back.Eval();
+  EXPECT_TRUE(Forward(back, x).equal(Forward(m, x)));
+  EXPECT_EQ(back.metadata().name(), "lenet5");
+  const std::string path = TempPath("from_bytes.pt");
+  ASSERT_OK(WriteFileAtomically(path, bytes));
+  EXPECT_OK(Model::Load(path).status()) << "the bytes are a loadable archive";
+  EXPECT_THAT(Model::FromBytes(bytes.substr(0, bytes.size() / 2)),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("deserializing model")));
+}
+
 TEST(ModelTest, SaveReplacesAtomicallyAndLeavesNoTemporary) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
   const std::string dir = TempPath("atomic");

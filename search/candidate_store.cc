@@ -55,21 +55,38 @@ const CandidateRecord* CandidateStore::Find(const std::string& key) const {
   return it == records_.end() ? nullptr : &it->second;
 }
 
+std::unique_ptr<CandidateStore> CandidateStore::InMemory() {
+  return std::unique_ptr<CandidateStore>(new CandidateStore(""));
+}
+
 absl::Status CandidateStore::Put(CandidateRecord record, const Model* model) {
+  record.set_sequence(next_sequence_);
+  return Store(std::move(record), model);
+}
+
+absl::Status CandidateStore::Insert(CandidateRecord record, const Model* model) { return Store(std::move(record), model); }
+
+absl::Status CandidateStore::Store(CandidateRecord record, const Model* model) {
   if (record.key().empty()) return absl::InvalidArgumentError("candidate store: a record needs a key");
   const std::string stem = CandidateFileStem(record.key());
-  record.set_sequence(next_sequence_);
   record.clear_model_file();
   if (model != nullptr) {
-    RETURN_IF_ERROR(model->Save(absl::StrCat(dir_, "/", stem, ".pt")));
+    if (dir_.empty()) {
+      ASSIGN_OR_RETURN(Model copy, model->Clone());
+      models_.insert_or_assign(record.key(), std::move(copy));
+    } else {
+      RETURN_IF_ERROR(model->Save(absl::StrCat(dir_, "/", stem, ".pt")));
+    }
     record.set_model_file(absl::StrCat(stem, ".pt"));
   }
-  std::string text;
-  if (!google::protobuf::TextFormat::PrintToString(record, &text)) {
-    return absl::InternalError("candidate store: cannot print a record");
+  if (!dir_.empty()) {
+    std::string text;
+    if (!google::protobuf::TextFormat::PrintToString(record, &text)) {
+      return absl::InternalError("candidate store: cannot print a record");
+    }
+    RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir_, "/", stem, ".pbtxt"), text));
   }
-  RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir_, "/", stem, ".pbtxt"), text));
-  ++next_sequence_;
+  next_sequence_ = std::max(next_sequence_, record.sequence() + 1);
   records_[record.key()] = std::move(record);
   return absl::OkStatus();
 }
@@ -86,6 +103,11 @@ std::vector<CandidateRecord> CandidateStore::All() const {
 absl::StatusOr<Model> CandidateStore::LoadModel(const CandidateRecord& record) const {
   if (record.model_file().empty()) {
     return absl::NotFoundError(absl::StrCat("candidate store: no model kept for \"", record.description(), "\""));
+  }
+  if (dir_.empty()) {
+    auto it = models_.find(record.key());
+    if (it == models_.end()) return absl::NotFoundError(absl::StrCat("candidate store: no model for \"", record.key(), "\""));
+    return it->second.Clone();
   }
   return Model::Load(absl::StrCat(dir_, "/", record.model_file()));
 }

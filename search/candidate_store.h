@@ -14,7 +14,8 @@
 // record's model exists whenever the record does. Open reads every record
 // and ignores temporaries and models without a record; a record file that
 // does not parse is DataLoss naming it. Put of an existing key replaces it.
-// Not thread-safe.
+// InMemory() keeps the same in memory (the copies other ranks of a
+// distributed search hold; rank 0's is on disk). Not thread-safe.
 #ifndef SLIMFIT_SEARCH_CANDIDATE_STORE_H_
 #define SLIMFIT_SEARCH_CANDIDATE_STORE_H_
 
@@ -34,22 +35,28 @@ class CandidateStore {
  public:
   // Creates `dir` if needed.
   static absl::StatusOr<std::unique_ptr<CandidateStore>> Open(const std::string& dir);
+  // A store that writes nothing.
+  static std::unique_ptr<CandidateStore> InMemory();
 
   // The record for `key`, or null.
   const CandidateRecord* Find(const std::string& key) const;
   // Stores `record` (its sequence and model_file are assigned here) and, if
   // given, `model`.
   absl::Status Put(CandidateRecord record, const Model* model = nullptr);
+  // Stores a copy of another store's record as it is (sequence kept).
+  absl::Status Insert(CandidateRecord record, const Model* model);
   // Every record, in completion order.
   std::vector<CandidateRecord> All() const;
   // The model kept with `record`; NotFound if none was kept.
   absl::StatusOr<Model> LoadModel(const CandidateRecord& record) const;
 
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_; }  // empty: in memory
 
  private:
   explicit CandidateStore(std::string dir) : dir_(std::move(dir)) {}
+  absl::Status Store(CandidateRecord record, const Model* model);
   std::string dir_;
+  std::map<std::string, Model> models_;  // in memory: by key
   std::map<std::string, CandidateRecord> records_;  // by key
   int64_t next_sequence_ = 1;
 };

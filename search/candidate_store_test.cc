@@ -71,6 +71,30 @@ TEST(CandidateStore, RecordsAndModelsSurviveReopeningInOrder) {
   EXPECT_EQ(store->All().back().sequence(), all[2].sequence() + 1);
 }
 
+// The copy other ranks of a distributed search keep: nothing on disk,
+// models kept as copies, another store's records inserted as they are.
+TEST(CandidateStore, InMemoryKeepsRecordsAndModelsAndWritesNothing) {
+  auto store = CandidateStore::InMemory();
+  EXPECT_EQ(store->dir(), "");
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  ASSERT_OK(store->Put(Record("a", 90), &m));
+  CandidateRecord copied = Record("b", 80);
+  copied.set_sequence(7);
+  ASSERT_OK(store->Insert(copied, nullptr));
+  ASSERT_OK(store->Put(Record("c", 70)));
+  std::vector<CandidateRecord> all = store->All();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].key(), "a");
+  EXPECT_EQ(all[1].sequence(), 7);
+  EXPECT_EQ(all[2].sequence(), 8) << "sequences go on after an inserted record";
+  ASSERT_OK_AND_ASSIGN(Model back, store->LoadModel(*store->Find("a")));
+  EXPECT_TRUE(back.NamedParameters()[0].second.equal(m.NamedParameters()[0].second));
+  m.NamedParameters()[0].second.data().fill_(3);
+  ASSERT_OK_AND_ASSIGN(Model again, store->LoadModel(*store->Find("a")));
+  EXPECT_FALSE(again.NamedParameters()[0].second.equal(m.NamedParameters()[0].second)) << "a copy, not the caller's";
+  EXPECT_THAT(store->LoadModel(*store->Find("b")), StatusIs(absl::StatusCode::kNotFound, HasSubstr("no model")));
+}
+
 TEST(CandidateStore, DamagedRecordIsDataLossNamingTheFile) {
   const std::string dir = Dir("damaged");
   ASSERT_OK(CreateDirectories(dir));

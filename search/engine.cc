@@ -1,6 +1,7 @@
 #include "search/engine.h"
 
 #include <ATen/Context.h>
+#include <ATen/Functions.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/Device.h>
@@ -9,9 +10,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -27,6 +31,7 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/threads.h"
+#include "distributed/collective.h"
 #include "evaluators/profiler.h"
 #include "graph/freeze.h"
 #include "pruners/plan.h"
@@ -143,6 +148,41 @@ double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, dou
 }
 
 
+// Strings in one (8-byte length, bytes)* string, and back: how ranks send
+// each other records and models.
+std::string Pack(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) {
+    const uint64_t n = p.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out.append(p);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Unpack(const std::string& packed) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < packed.size()) {
+    uint64_t n = 0;
+    if (packed.size() - at < sizeof(n)) return absl::DataLossError("a message from another rank is truncated");
+    std::memcpy(&n, packed.data() + at, sizeof(n));
+    at += sizeof(n);
+    if (packed.size() - at < n) return absl::DataLossError("a message from another rank is truncated");
+    out.push_back(packed.substr(at, n));
+    at += n;
+  }
+  return out;
+}
+
+std::string StatusCodeText(const absl::Status& s) { return std::to_string(static_cast<int>(s.code())); }
+
+absl::Status StatusFromText(const std::string& code, const std::string& message) {
+  int c = static_cast<int>(absl::StatusCode::kUnknown);
+  if (!absl::SimpleAtoi(code, &c)) c = static_cast<int>(absl::StatusCode::kUnknown);
+  return absl::Status(static_cast<absl::StatusCode>(c), message);
+}
+
 }  // namespace
 
 // One Run(): the state of a search in progress.
@@ -153,6 +193,11 @@ class Engine::Search {
   absl::StatusOr<EngineResult> Run();
 
  private:
+  // A record (and its model) one rank makes for all: see Prefetch.
+  struct Task {
+    std::string key;
+    std::function<absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>>()> make;
+  };
   // ---- measuring ----
   absl::StatusOr<Metric> Evaluate(Model& m) {
     m.Eval();
@@ -245,19 +290,26 @@ class Engine::Search {
     t.set_seed(c_.seed());
     t.set_metrics_path("");
     t.set_keep_best(false);
+    if (!root()) t.set_progress(TrainerConfig::NONE);  // rank 0 speaks for the run
     const int64_t per_epoch = e_.data_.train->num_batches();
     const bool by_iteration = t.scheduler().interval() == SchedulerConfig::ITERATION;
     t.set_skip_scheduler_steps(by_iteration ? skipped_epochs * per_epoch : skipped_epochs);
     FillScheduleLength(&t, per_epoch);
     return t;
   }
-  absl::Status FineTune(Model& m, int epochs, int skipped_epochs, TrainerHooks hooks = {}) {
+  // `parallel`: every rank trains `m` together (data-parallel, on the
+  // shards); otherwise this rank alone on the whole train split.
+  absl::Status FineTune(Model& m, int epochs, int skipped_epochs, TrainerHooks hooks = {}, bool parallel = false) {
     if (epochs <= 0) return absl::OkStatus();
     const bool evaluate = hooks.after_epoch != nullptr;
-    ASSIGN_OR_RETURN(auto trainer,
-                     Trainer::Create(FineTuneConfig(epochs, skipped_epochs, evaluate),
-                                     {e_.loss_.get(), e_.evaluator_.get(), e_.data_.train.get(),
-                                      evaluate ? e_.data_.eval.get() : nullptr}));
+    TrainerDeps deps{e_.loss_.get(), e_.evaluator_.get(), e_.data_.train.get(),
+                     evaluate ? e_.data_.eval.get() : nullptr};
+    if (parallel && distributed()) {
+      deps.train = e_.data_.train_shard.get();
+      deps.eval_shard = evaluate ? e_.data_.eval_shard.get() : nullptr;
+      deps.group = &group();
+    }
+    ASSIGN_OR_RETURN(auto trainer, Trainer::Create(FineTuneConfig(epochs, skipped_epochs, evaluate), deps));
     if (evaluate) trainer->AddHooks(std::move(hooks));
     ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m));
     for (const std::string& event : r.events) Say(absl::StrCat("  trainer: ", event));
@@ -271,12 +323,26 @@ class Engine::Search {
   std::map<std::string, double> Allocate(double tau) const;
   absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor);
+  // The candidate's key (from the allocation for `factor`), and the work.
+  absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor);
+  absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
   absl::Status SearchFactors();
   absl::StatusOr<std::optional<CandidateRecord>> Final(const CandidateRecord& candidate);
   absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base);
 
   // ---- bookkeeping ----
+  // Stores a record every rank made (distributed: rank 0's numbers win, so
+  // timings and anything else that differs between ranks agree).
   absl::Status Keep(CandidateRecord rec, const Model* model) {
+    if (distributed()) {
+      ASSIGN_OR_RETURN(std::vector<std::string> all,
+                       group().AllGather(root() ? ToTextProto(rec) : std::string()), "sharing a record");
+      RETURN_IF_ERROR(ParseTextProto(all[0], "rank 0's record", &rec));
+    }
+    return Record(std::move(rec), model);
+  }
+  // Stores a record (the same on every rank) and logs it.
+  absl::Status Record(CandidateRecord rec, const Model* model) {
     RETURN_IF_ERROR(store_->Put(rec, model));
     const CandidateRecord* stored = store_->Find(rec.key());
     std::string line = absl::StrCat("{\"event\": ", JsonString(stored->phase()), ", \"sequence\": ", stored->sequence(),
@@ -293,6 +359,7 @@ class Engine::Search {
     return AppendMetricsLine(line);
   }
   absl::Status AppendMetricsLine(const std::string& line) {
+    if (!root()) return absl::OkStatus();  // rank 0 writes the run directory
     metrics_lines_ += line + "\n";
     return WriteFileAtomically(run_dir_ + "/metrics.jsonl", metrics_lines_);
   }
@@ -303,6 +370,7 @@ class Engine::Search {
     return r;
   }
   void Say(const std::string& line) {
+    if (!root()) return;
     if (e_.progress_) {
       e_.progress_(line);
     } else {
@@ -325,13 +393,22 @@ class Engine::Search {
   }
   // Whether `seconds` more work fits in the time budget (never once the
   // process is interrupted: the run stops at its next safe point).
-  bool Fits(double seconds) const {
-    if (InterruptRequested()) return false;
-    if (comp_.time_budget_minutes() <= 0) return true;
-    return SecondsSince(start_) + seconds <= comp_.time_budget_minutes() * 60;
+  // Distributed: rank 0's clock decides, an interrupt on any rank stops all.
+  absl::StatusOr<bool> Fits(double seconds) {
+    const bool in_budget =
+        comp_.time_budget_minutes() <= 0 || SecondsSince(start_) + seconds <= comp_.time_budget_minutes() * 60;
+    if (!distributed()) return in_budget && !InterruptRequested();
+    std::vector<at::Tensor> flags{at::zeros({2}, at::kLong)};
+    flags[0][0] = root() && !in_budget ? 1 : 0;
+    flags[0][1] = InterruptRequested() ? 1 : 0;
+    RETURN_IF_ERROR(group().AllReduceMax(flags), "agreeing on the time budget");
+    stopped_elsewhere_ = flags[0][1].item<int64_t>() > 0 && !InterruptRequested();
+    return flags[0][0].item<int64_t>() == 0 && flags[0][1].item<int64_t>() == 0;
   }
   // Why Fits said no.
-  static std::string StopReason() { return InterruptRequested() ? InterruptMessage() : "time budget"; }
+  std::string StopReason() const {
+    return InterruptRequested() ? InterruptMessage() : stopped_elsewhere_ ? "another rank was interrupted" : "time budget";
+  }
   // A fine-tune that failed for a reason that ends this candidate but not the
   // search: diverged (NaN/inf beyond the trainer's recoveries). Reported.
   absl::Status SkipFailed(const std::string& what, const absl::Status& status) {
@@ -356,7 +433,25 @@ class Engine::Search {
   // take the data's shape is an InvalidArgument naming the inputs.
   absl::Status CheckModelTakesTheData();
 
+  // ---- distributed ----
+  bool distributed() const { return IsDistributed(e_.group_); }
+  bool root() const { return !distributed() || e_.group_->is_root(); }
+  Collective& group() { return e_.group_ != nullptr ? *e_.group_ : local_; }
+  // `mine` on every rank, or the first failure of any rank.
+  absl::Status Agree(const absl::Status& mine);
+  // Records (with models) that one rank makes and all keep: task i runs on
+  // rank i % W; results are gathered in task order. A task that fails
+  // leaves its status in failed_ (the search reports or stops on it when it
+  // gets there); records already stored are skipped. No-op in one process.
+  absl::Status Prefetch(std::vector<Task> tasks);
+  // Rank 0's stored records and models to the other ranks (at the start).
+  absl::Status ShareStore();
+
   Engine& e_;
+  LocalCollective local_;
+  std::map<std::string, absl::Status> failed_;  // prefetched keys whose task failed
+  std::set<std::string> path_;                  // candidates the bisection itself scored
+  bool stopped_elsewhere_ = false;
   Experiment c_;
   const CompressionConfig& comp_;
   std::string run_dir_;
@@ -382,7 +477,7 @@ class Engine::Search {
 absl::Status Engine::Search::Reference() {
   Phase("reference", "measuring the reference on " + c_.evaluation().eval_split());
   const std::string path = run_dir_ + "/reference.pt";
-  if (!RegularFileSize(path).ok()) RETURN_IF_ERROR(e_.model_.Save(path));
+  if (root() && !RegularFileSize(path).ok()) RETURN_IF_ERROR(e_.model_.Save(path));
   if (const CandidateRecord* r = Reuse("reference")) {
     reference_ = *r;
   } else {
@@ -447,37 +542,65 @@ absl::Status Engine::Search::FindGroups() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const Group& g, double r, const std::string& key) {
+  const auto t0 = Clock::now();
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
+  CandidateRecord n;
+  n.set_key(key);
+  n.set_phase("sensitivity");
+  n.set_pruner(comp_.pruners(0));
+  n.set_description(absl::StrFormat("%s alone at %.2f", g.path, r));
+  (*n.mutable_ratios())[g.path] = r;
+  ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
+  n.set_eval_metric(m.value);
+  n.set_qualifies(Qualifies(m.value));
+  ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+  n.set_macs(macs);
+  n.set_seconds(SecondsSince(t0));
+  return n;
+}
+
 absl::Status Engine::Search::Sensitivity() {
   const std::vector<double> ratios =
       comp_.deepsearch() ? std::vector<double>{0.2, 0.4, 0.6, 0.8, 0.9} : std::vector<double>{0.25, 0.5, 0.75};
-  Phase("sensitivity", absl::StrFormat("%zu prunable groups x %zu ratios, pruner %s, no fine-tuning",
-                                       groups_.size(), ratios.size(), comp_.pruners(0)));
+  Phase("sensitivity", absl::StrFormat("%zu prunable groups x %zu ratios, pruner %s, no fine-tuning%s",
+                                       groups_.size(), ratios.size(), comp_.pruners(0),
+                                       distributed() ? absl::StrFormat(", over %d ranks", group().world_size())
+                                                     : std::string()));
+  auto key_of = [&](const Group& g, double r) {
+    return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
+  };
+  if (distributed()) {
+    ASSIGN_OR_RETURN(bool fits, Fits(0));
+    if (fits) {
+      std::vector<Task> tasks;
+      for (const Group& g : groups_) {
+        for (double r : ratios) {
+          tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]()
+                                                 -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
+                                 ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
+                                 return std::make_pair(std::move(rec), std::optional<Model>());
+                               }});
+        }
+      }
+      RETURN_IF_ERROR(Prefetch(std::move(tasks)));
+    }
+  }
   int done = 0;
   const int total = static_cast<int>(groups_.size() * ratios.size());
   for (Group& g : groups_) {
-    if (!Fits(0)) {
+    ASSIGN_OR_RETURN(bool fits, Fits(0));
+    if (!fits) {
       Say(absl::StrCat("  ", StopReason(), ": sensitivity analysis stops; groups not analysed stay unpruned"));
       break;
     }
     for (double r : ratios) {
       ++done;
-      const std::string key = absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
+      const std::string key = key_of(g, r);
       const CandidateRecord* rec = Reuse(key);
       if (rec == nullptr) {
-        const auto t0 = Clock::now();
-        ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
-        CandidateRecord n;
-        n.set_key(key);
-        n.set_phase("sensitivity");
-        n.set_pruner(comp_.pruners(0));
-        n.set_description(absl::StrFormat("%s alone at %.2f", g.path, r));
-        (*n.mutable_ratios())[g.path] = r;
-        ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
-        n.set_eval_metric(m.value);
-        n.set_qualifies(Qualifies(m.value));
-        ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
-        n.set_macs(macs);
-        n.set_seconds(SecondsSince(t0));
+        if (auto f = failed_.find(key); f != failed_.end()) return f->second;
+        ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key));
         RETURN_IF_ERROR(Keep(n, nullptr));
         rec = store_->Find(key);
       }
@@ -543,29 +666,41 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
   return best;
 }
 
-absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
+absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor) {
   ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
-  const std::string key = absl::StrFormat("candidate|%s|%s|e%d", pruner, RatiosKey(ratios), comp_.candidate_epochs());
-  if (const CandidateRecord* r = Reuse(key)) return *r;
-  const auto t0 = Clock::now();
-  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
-  const auto t1 = Clock::now();
-  RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
-  if (comp_.candidate_epochs() > 0) epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
-  CandidateRecord rec;
-  rec.set_key(key);
-  rec.set_phase("candidate");
-  rec.set_pruner(pruner);
-  rec.set_mac_factor(factor);
-  rec.set_epochs(comp_.candidate_epochs());
-  for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
-  RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
-  rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)", pruner,
-                                      static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
-                                      factor, comp_.candidate_epochs()));
-  rec.set_seconds(SecondsSince(t0));
-  RETURN_IF_ERROR(Keep(rec, &cut));
-  return *store_->Find(key);
+  Task task;
+  task.key = absl::StrFormat("candidate|%s|%s|e%d", pruner, RatiosKey(ratios), comp_.candidate_epochs());
+  task.make = [this, pruner, factor, ratios,
+               key = task.key]() -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
+    const auto t0 = Clock::now();
+    ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
+    const auto t1 = Clock::now();
+    RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
+    if (comp_.candidate_epochs() > 0) epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
+    CandidateRecord rec;
+    rec.set_key(key);
+    rec.set_phase("candidate");
+    rec.set_pruner(pruner);
+    rec.set_mac_factor(factor);
+    rec.set_epochs(comp_.candidate_epochs());
+    for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
+    RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
+    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)", pruner,
+                                        static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
+                                        factor, comp_.candidate_epochs()));
+    rec.set_seconds(SecondsSince(t0));
+    return std::make_pair(std::move(rec), std::optional<Model>(std::move(cut)));
+  };
+  return task;
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
+  ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor));
+  if (const CandidateRecord* r = Reuse(task.key)) return *r;
+  if (auto f = failed_.find(task.key); f != failed_.end()) return f->second;
+  ASSIGN_OR_RETURN(auto made, task.make());
+  RETURN_IF_ERROR(Keep(made.first, &*made.second));
+  return *store_->Find(task.key);
 }
 
 absl::Status Engine::Search::SearchFactors() {
@@ -585,9 +720,40 @@ absl::Status Engine::Search::SearchFactors() {
     const double factor = std::sqrt(lo * hi);
     std::vector<std::string> pruners = {pruner_};
     if (probe == 0) pruners.assign(comp_.pruners().begin(), comp_.pruners().end());
+    const double candidate_seconds = comp_.candidate_epochs() * EpochSeconds() + comp_.final_epochs() * EpochSeconds();
+    if (distributed()) {
+      // This probe's candidates, then (while ranks are left) the probes that
+      // would follow it — breadth first, the "goes on" branch first — so
+      // that the sequential walk below finds its next probes already scored.
+      ASSIGN_OR_RETURN(bool fits, Fits(candidate_seconds));
+      if (fits) {
+        std::vector<Task> tasks;
+        for (const std::string& p : pruners) {
+          ASSIGN_OR_RETURN(Task t, CandidateTask(p, factor));
+          tasks.push_back(std::move(t));
+        }
+        std::deque<std::tuple<double, double, int>> next;  // (lo, hi, probe)
+        auto children = [&](double l, double h, int d) {
+          const double f = std::sqrt(l * h);
+          next.emplace_back(f, h, d + 1);
+          next.emplace_back(l, f, d + 1);
+        };
+        children(lo, hi, probe);
+        while (static_cast<int>(tasks.size()) < group().world_size() && !next.empty()) {
+          const auto [l, h, d] = next.front();
+          next.pop_front();
+          if (d >= probes || h / l <= 1.15) continue;
+          ASSIGN_OR_RETURN(Task t, CandidateTask(pruner_, std::sqrt(l * h)));
+          tasks.push_back(std::move(t));
+          children(l, h, d);
+        }
+        RETURN_IF_ERROR(Prefetch(std::move(tasks)));
+      }
+    }
     double best_drop = 1e300;
     for (const std::string& p : pruners) {
-      if (!Fits(comp_.candidate_epochs() * EpochSeconds() + comp_.final_epochs() * EpochSeconds())) {
+      ASSIGN_OR_RETURN(bool fits, Fits(candidate_seconds));
+      if (!fits) {
         Say(absl::StrCat("  ", StopReason(), ": no time left for another candidate and the final fine-tune; "
                          "search stops"));
         EndPhase();
@@ -596,6 +762,7 @@ absl::Status Engine::Search::SearchFactors() {
       Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
                           Eta(probes - probe + static_cast<int>(pruners.size()) - 1, comp_.final_epochs())));
       absl::StatusOr<CandidateRecord> got = Candidate(p, factor);
+      if (got.ok()) path_.insert(got->key());
       if (absl::IsCancelled(got.status())) {
         Say(absl::StrCat("  ", got.status().message(), ": search stops"));
         EndPhase();
@@ -661,7 +828,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const Candi
                           rec.eval_metric(), -DropOf(rec.eval_metric())));
       return Keep(rec, &model);
     };
-    RETURN_IF_ERROR(FineTune(m, epochs - done, done, std::move(hooks)), "the final fine-tune");
+    RETURN_IF_ERROR(FineTune(m, epochs - done, done, std::move(hooks), /*parallel=*/true), "the final fine-tune");
   }
   // The best epoch (every epoch was evaluated and kept).
   const CandidateRecord* best = nullptr;
@@ -754,15 +921,39 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
     return absl::InvalidArgumentError("data: the engine needs a train loader and an eval_split loader");
   }
-  RETURN_IF_ERROR(CheckModelTakesTheData());
+  if (distributed() && (e_.data_.train_shard == nullptr || e_.data_.eval_shard == nullptr)) {
+    return absl::InvalidArgumentError(
+        "data: a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)");
+  }
+  RETURN_IF_ERROR(Agree(CheckModelTakesTheData()));
   run_dir_ = c_.output_dir();
-  RETURN_IF_ERROR(CreateDirectories(run_dir_ + "/state"));
-  ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
-  if (auto old = ReadFileToString(run_dir_ + "/metrics.jsonl"); old.ok()) metrics_lines_ = *old;
-  const std::string fingerprint = ModelFingerprint(e_.model_);
-  RETURN_IF_ERROR(CheckSameWork(run_dir_, c_, fingerprint));
-  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/experiment.pbtxt", ToTextProto(c_)));
-  RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/model.fingerprint", fingerprint + "\n"));
+  // Rank 0 owns the run directory; the others keep its records in memory.
+  absl::Status opened = [&]() -> absl::Status {
+    if (!root()) {
+      store_ = CandidateStore::InMemory();
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(CreateDirectories(run_dir_ + "/state"));
+    ASSIGN_OR_RETURN(store_, CandidateStore::Open(run_dir_ + "/state/candidates"));
+    if (auto old = ReadFileToString(run_dir_ + "/metrics.jsonl"); old.ok()) metrics_lines_ = *old;
+    const std::string fingerprint = ModelFingerprint(e_.model_);
+    RETURN_IF_ERROR(CheckSameWork(run_dir_, c_, fingerprint));
+    RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/state/experiment.pbtxt", ToTextProto(c_)));
+    return WriteFileAtomically(run_dir_ + "/state/model.fingerprint", fingerprint + "\n");
+  }();
+  RETURN_IF_ERROR(Agree(opened));
+  if (distributed()) {
+    const std::string fingerprint = ModelFingerprint(e_.model_);
+    ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(fingerprint), "comparing the reference");
+    for (int r = 0; r < group().world_size(); ++r) {
+      if (all[r] != all[0]) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "rank %d's reference model differs from rank 0's (weights fingerprint %s vs %s): every rank must "
+            "load the same model", r, all[r], all[0]));
+      }
+    }
+    RETURN_IF_ERROR(ShareStore());
+  }
   for (const CandidateRecord& r : store_->All()) resumed_keys_.insert(r.key());
   if (!store_->All().empty()) {
     Say(absl::StrFormat("resuming: %zu record(s) in %s/state", store_->All().size(), run_dir_));
@@ -780,9 +971,11 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     // is within delta + the expected recovery of the final fine-tune (at
     // first 0.5 delta; then 0.8 x what the last final actually recovered),
     // and better on the objective than the result so far.
+    // Distributed: only the probes the bisection took (not the speculative
+    // ones beside its path), so the finals are a single process's.
     std::vector<CandidateRecord> scored;
     for (const CandidateRecord& r : store_->All()) {
-      if (r.phase() == "candidate") scored.push_back(r);
+      if (r.phase() == "candidate" && (!distributed() || path_.count(r.key()))) scored.push_back(r);
     }
     std::sort(scored.begin(), scored.end(),
               [&](const CandidateRecord& a, const CandidateRecord& b) { return Objective(a) < Objective(b); });
@@ -801,7 +994,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
         }
       }
       if (next == nullptr) break;
-      if (!Fits(comp_.final_epochs() * EpochSeconds())) {
+      ASSIGN_OR_RETURN(bool fits, Fits(comp_.final_epochs() * EpochSeconds()));
+      if (!fits) {
         Say(absl::StrCat("  ", StopReason(), ": no time for another final fine-tune"));
         break;
       }
@@ -916,8 +1110,119 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
                                     "; run the same command again to resume)");
   }
   Say(absl::StrCat("result: ", why));
-  RETURN_IF_ERROR(WriteOutputs(result, *trainable));
+  if (root()) {
+    RETURN_IF_ERROR(WriteOutputs(result, *trainable));
+  } else {
+    result.candidates = store_->All();
+    result.reused = reused_;
+    result.seconds = SecondsSince(start_);
+  }
   return result;
+}
+
+absl::Status Engine::Search::Agree(const absl::Status& mine) {
+  if (!distributed()) return mine;
+  ASSIGN_OR_RETURN(std::vector<std::string> all,
+                   group().AllGather(mine.ok() ? std::string() : Pack({StatusCodeText(mine), std::string(mine.message())})),
+                   "sharing a status");
+  for (int r = 0; r < static_cast<int>(all.size()); ++r) {
+    if (all[r].empty()) continue;
+    if (r == group().rank()) return mine;
+    ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(all[r]));
+    if (f.size() != 2) return absl::DataLossError("a malformed status from another rank");
+    return StatusFromText(f[0], absl::StrCat("rank ", r, ": ", f[1]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::Prefetch(std::vector<Task> tasks) {
+  if (!distributed()) return absl::OkStatus();
+  std::vector<Task> todo;
+  std::set<std::string> seen;
+  for (Task& t : tasks) {
+    if (store_->Find(t.key) != nullptr || failed_.count(t.key) || !seen.insert(t.key).second) continue;
+    todo.push_back(std::move(t));
+  }
+  if (todo.empty()) return absl::OkStatus();
+  const int world = group().world_size(), rank = group().rank();
+  // Mine: (index, status code, message, record, model bytes) per task.
+  std::vector<std::string> mine;
+  for (size_t i = rank; i < todo.size(); i += world) {
+    absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> made = todo[i].make();
+    std::string record, model;
+    if (made.ok()) {
+      record = ToTextProto(made->first);
+      if (made->second) {
+        absl::StatusOr<std::string> bytes = made->second->ToBytes();
+        if (!bytes.ok()) made = bytes.status();
+        else model = std::move(*bytes);
+      }
+    }
+    const absl::Status st = made.ok() ? absl::OkStatus() : made.status();
+    mine.push_back(Pack({std::to_string(i), StatusCodeText(st), std::string(st.message()), record, model}));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(Pack(mine)), "gathering candidates");
+  std::map<size_t, std::vector<std::string>> results;  // by task index: every rank adds them in one order
+  for (const std::string& from_rank : all) {
+    ASSIGN_OR_RETURN(std::vector<std::string> items, Unpack(from_rank));
+    for (const std::string& item : items) {
+      ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(item));
+      size_t index = 0;
+      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &index) || index >= todo.size()) {
+        return absl::DataLossError("a malformed result from another rank");
+      }
+      results[index] = std::move(f);
+    }
+  }
+  for (auto& [index, f] : results) {
+    const absl::Status st = StatusFromText(f[1], f[2]);
+    if (!st.ok()) {
+      // Ends this candidate (diverged, interrupted) or, when the search
+      // reaches it, the run: the same on every rank.
+      failed_[todo[index].key] = st;
+      continue;
+    }
+    CandidateRecord rec;
+    RETURN_IF_ERROR(ParseTextProto(f[3], "a record from another rank", &rec));
+    std::optional<Model> model;
+    if (!f[4].empty()) {
+      ASSIGN_OR_RETURN(Model m, Model::FromBytes(f[4]));
+      model.emplace(std::move(m));
+    }
+    RETURN_IF_ERROR(Record(std::move(rec), model ? &*model : nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::ShareStore() {
+  std::vector<std::string> items;
+  if (root()) {
+    for (const CandidateRecord& r : store_->All()) {
+      std::string model;
+      if (!r.model_file().empty()) {
+        ASSIGN_OR_RETURN(Model m, store_->LoadModel(r));
+        ASSIGN_OR_RETURN(model, m.ToBytes());
+      }
+      items.push_back(Pack({ToTextProto(r), model}));
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(root() ? Pack(items) : std::string()),
+                   "sending rank 0's records");
+  if (root()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> records, Unpack(all[0]));
+  for (const std::string& item : records) {
+    ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(item));
+    if (f.size() != 2) return absl::DataLossError("a malformed record from rank 0");
+    CandidateRecord rec;
+    RETURN_IF_ERROR(ParseTextProto(f[0], "a record from rank 0", &rec));
+    std::optional<Model> model;
+    if (!f[1].empty()) {
+      ASSIGN_OR_RETURN(Model m, Model::FromBytes(f[1]));
+      model.emplace(std::move(m));
+    }
+    RETURN_IF_ERROR(store_->Insert(std::move(rec), model ? &*model : nullptr));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& trainable) {

@@ -39,6 +39,20 @@
 // any moment, the same call resumes: scored candidates and completed
 // fine-tuning epochs are read back from state/, never recomputed.
 //
+// Distributed (set_group with W > 1 ranks, distributed/): every rank runs
+// the same Run() on the same experiment. Records are made once and shared:
+// sensitivity points and candidates are spread over the ranks (round robin;
+// while one rank scores the bisection's next probe the others score the
+// probes that would follow it, so the path — and so the choice — is the one
+// a single process takes given the same scores), final fine-tunes are
+// data-parallel over the shards in EngineData, and every other record is
+// rank 0's. Decisions that depend on the clock or on signals (time budget,
+// Ctrl-C) are rank 0's / any rank's, agreed by all. Only rank 0 prints and
+// writes the run directory; the others hold the state in memory (rank 0's
+// is sent to them when a run resumes). A rank that fails fails the others'
+// next collective: every rank returns an error, and the same command
+// resumes.
+//
 // Contract: no exception escapes; errors are absl::Status naming the
 // experiment field. A time budget (compression.time_budget_minutes) stops
 // the search in time for the final fine-tune; with none left, the best
@@ -55,6 +69,7 @@
 
 #include "absl/status/statusor.h"
 #include "data/data_loader.h"
+#include "distributed/collective.h"
 #include "evaluators/evaluation_function.h"
 #include "forward_pass/forward_pass.h"
 #include "losses/loss_function.h"
@@ -68,6 +83,9 @@ namespace slimfit {
 struct EngineData {
   std::unique_ptr<DataLoader> train;  // required: fine-tuning, data-driven pruners, calibration
   std::unique_ptr<DataLoader> eval;   // required: the eval_split loader (delta is measured here)
+  // Distributed runs only: this rank's ShardedLoaders (data/sharded_loader.h)
+  // of train and eval, for the data-parallel final fine-tunes.
+  std::unique_ptr<DataLoader> train_shard, eval_shard;
 };
 
 struct EngineResult {
@@ -99,6 +117,8 @@ class Engine {
 
   // Progress lines (phase, candidate, ETA) go here; default: stdout.
   void set_progress(std::function<void(const std::string&)> sink) { progress_ = std::move(sink); }
+  // Runs as one rank of `group` (not owned; null or one rank: alone).
+  void set_group(Collective* group) { group_ = group; }
 
   absl::StatusOr<EngineResult> Run();
 
@@ -111,6 +131,7 @@ class Engine {
   std::unique_ptr<EvaluationFunction> evaluator_;
   std::unique_ptr<LossFunction> loss_;
   std::function<void(const std::string&)> progress_;
+  Collective* group_ = nullptr;
 };
 
 }  // namespace slimfit

@@ -10,7 +10,9 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/threads.h"
+#include "data/sharded_loader.h"
 #include "data/splits.h"
+#include "distributed/data_parallel.h"
 #include "search/candidate_store.h"
 #include "search/experiment.h"
 #include "trainer/trainer.h"
@@ -33,7 +35,10 @@ TrainerConfig ReferenceRecipe(const Experiment& e, int64_t steps_per_epoch) {
 
 }  // namespace
 
-absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options) {
+absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options,
+                                               Collective* group) {
+  const bool parallel = IsDistributed(group);
+  const bool root = !parallel || group->is_root();
   const Experiment e = WithDefaults(experiment);
   RETURN_IF_ERROR(ValidateExperiment(e));
   ConfigureThreads(e.threads());
@@ -41,6 +46,12 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
   ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
   ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+  if (parallel) {
+    ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), "data");
+    ASSIGN_OR_RETURN(in.data.train_shard, ShardedLoader::Create(std::move(train), group->rank(), group->world_size()));
+    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+    ASSIGN_OR_RETURN(in.data.eval_shard, ShardedLoader::Create(std::move(eval), group->rank(), group->world_size()));
+  }
   ASSIGN_OR_RETURN(in.forward_pass, MakeForwardPass(e.forward_pass()));  // (its errors name forward_pass)
   {
     Batch first;
@@ -79,25 +90,41 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   const std::string dir =
       absl::StrCat(options.references_dir, "/", e.model().zoo(), "_", CandidateFileStem(text));
   const std::string path = dir + "/model.pt";
-  if (RegularFileSize(path).ok()) {
-    ASSIGN_OR_RETURN(Model m, Model::Load(path), "the cached reference");
+  // Distributed: rank 0's cache decides; the others get its weights.
+  bool cached = RegularFileSize(path).ok();
+  if (parallel) {
+    std::vector<at::Tensor> flag{at::full({1}, root && cached ? 1 : 0, at::kLong)};
+    RETURN_IF_ERROR(group->Broadcast(flag, 0), "agreeing on the cached reference");
+    cached = flag[0].item<int64_t>() == 1;
+  }
+  if (cached) {
+    ASSIGN_OR_RETURN(Model m, root ? Model::Load(path) : CreateZooModel(e.model().zoo(), zoo),
+                     root ? "the cached reference" : "model.zoo");
+    if (parallel) RETURN_IF_ERROR(DataParallel(*group).BroadcastModel(m), "sending the cached reference");
     in.model.emplace(std::move(m));
     in.reference_source = absl::StrCat("cached ", path);
     return in;
   }
-  std::printf("reference: training %s for %d epoch(s) (once; cached in %s)\n", e.model().zoo().c_str(),
-              recipe.epochs(), dir.c_str());
-  std::fflush(stdout);
-  RETURN_IF_ERROR(CreateDirectories(dir));
-  RETURN_IF_ERROR(WriteFileAtomically(dir + "/recipe.pbtxt", text));
+  if (root) {
+    std::printf("reference: training %s for %d epoch(s)%s (once; cached in %s)\n", e.model().zoo().c_str(),
+                recipe.epochs(), parallel ? absl::StrFormat(" on %d ranks", group->world_size()).c_str() : "",
+                dir.c_str());
+    std::fflush(stdout);
+    RETURN_IF_ERROR(CreateDirectories(dir));
+    RETURN_IF_ERROR(WriteFileAtomically(dir + "/recipe.pbtxt", text));
+  }
   ASSIGN_OR_RETURN(Model m, CreateZooModel(e.model().zoo(), zoo), "model.zoo");
   TrainerConfig t = recipe;
   t.set_metrics_path(dir + "/metrics.jsonl");
-  ASSIGN_OR_RETURN(auto trainer,
-                   Trainer::Create(t, {in.loss.get(), in.evaluator.get(), in.data.train.get(), in.data.eval.get()}),
-                   "model.reference_training");
+  TrainerDeps deps{in.loss.get(), in.evaluator.get(), in.data.train.get(), in.data.eval.get()};
+  if (parallel) {
+    deps.train = in.data.train_shard.get();
+    deps.eval_shard = in.data.eval_shard.get();
+    deps.group = group;
+  }
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "model.reference_training");
   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m), "training the reference");
-  RETURN_IF_ERROR(m.Save(path));
+  if (root) RETURN_IF_ERROR(m.Save(path));
   in.reference_source = absl::StrFormat("trained %d epoch(s) in %.0f s (best %s) -> %s", r.epochs_run, r.seconds,
                                         r.best.ToString(), path);
   in.model.emplace(std::move(m));

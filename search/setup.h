@@ -47,7 +47,11 @@ struct EngineInputs {
   std::string reference_source;  // "loaded <path>", "cached <path>" or "trained ... → <path>"
 };
 
-absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options);
+// Distributed (`group` with several ranks): also this rank's shards of the
+// loaders; a zoo reference is trained data-parallel (rank 0 caches it) or
+// read from rank 0's cache and sent to the others.
+absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, const SetupOptions& options,
+                                               Collective* group = nullptr);
 
 }  // namespace slimfit
 

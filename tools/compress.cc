@@ -13,6 +13,13 @@
 // (SIGKILL included), the same command resumes from the last completed
 // candidate or fine-tuning epoch. A zoo reference is trained
 // once per recipe and cached in --references_dir.
+//
+// On several processes (c10d + Gloo; the same experiment on every rank,
+// whose files must be at the same paths on every machine):
+//   bazel build //tools:compress //tools:launch
+//   bazel-bin/tools/launch --nproc_per_node=2 -- bazel-bin/tools/compress --experiment=e.pbtxt
+// candidates are spread over the ranks and the final fine-tunes are
+// data-parallel; rank 0 prints and writes the run directory.
 #include <cstdio>
 #include <string>
 
@@ -25,6 +32,7 @@
 #include "search/experiment.h"
 #include "search/setup.h"
 #include "tools/cli.h"
+#include "tools/distributed_flags.h"
 
 ABSL_FLAG(std::string, experiment, "", "Experiment file (.pbtxt); empty: the built-in default (Fashion-MNIST, "
                                        "a zoo resnet_small trained once, delta 1.0, level 1).");
@@ -62,7 +70,12 @@ absl::Status Run() {
   }
   if (e.data().has_cifar()) e.mutable_data()->mutable_cifar()->set_directory(ResolveUserPath(e.data().cifar().directory()));
   RETURN_IF_ERROR(ValidateExperiment(e));
+  ASSIGN_OR_RETURN(std::unique_ptr<ProcessGroup> group, ConnectIfDistributed());
+  const bool root = group == nullptr || group->is_root();
+  // Rank 0 speaks for the run; the others print errors only (stderr).
+  if (!root && std::freopen("/dev/null", "w", stdout) == nullptr) return absl::InternalError("redirecting stdout");
   const CompressionConfig& c = e.compression();
+  if (group != nullptr) std::printf("distributed: %d ranks\n", group->world_size());
   std::printf("experiment %s: %s, level %d%s, objective %s, delta %g on %s (%s); output %s\n", e.name().c_str(),
               e.model().source_case() == ModelSpec::kZoo ? ("zoo " + e.model().zoo()).c_str() : e.model().path().c_str(),
               c.level(), c.deepsearch() ? " (deepsearch)" : "", CompressionConfig::Objective_Name(c.objective()).c_str(),
@@ -70,10 +83,11 @@ absl::Status Run() {
   std::fflush(stdout);
   SetupOptions options;
   options.references_dir = ResolveUserPath(absl::GetFlag(FLAGS_references_dir));
-  ASSIGN_OR_RETURN(EngineInputs in, BuildEngineInputs(e, options));
+  ASSIGN_OR_RETURN(EngineInputs in, BuildEngineInputs(e, options, group.get()));
   std::printf("reference: %s\n", in.reference_source.c_str());
   Engine engine(std::move(in.data), std::move(*in.model), e, in.forward_pass, std::move(in.evaluator),
                 std::move(in.loss));
+  engine.set_group(group.get());
   ASSIGN_OR_RETURN(EngineResult r, engine.Run());
   std::printf("\n%s\n%s\n", r.why.c_str(), r.summary.c_str());
   std::printf("model:  %s/model.pt%s\nreport: %s/report.html (also report.md, report.json)\n", r.run_dir.c_str(),
