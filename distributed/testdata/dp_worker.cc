@@ -8,6 +8,10 @@
 //                                    writes OUT/model.pt, each rank OUT/rank<r>.txt
 //   dp_worker die OUT                rank 1 exits at once; rank 0's next
 //                                    collective must fail: OUT/error.txt
+//   dp_worker bench MODEL OUT        2 epochs on 12,000 Fashion-MNIST images
+//                                    (Debian's), batch 128, no evaluation;
+//                                    OUT/rank0.txt: seconds per epoch and
+//                                    all-reduce time per step (the benchmark)
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -56,11 +60,13 @@ int Collectives(Collective& g, const std::string& out) {
   return 0;
 }
 
-int Train(Collective* g, const std::string& model_name, const std::string& out) {
+int Train(Collective* g, const std::string& model_name, const std::string& out, bool bench) {
   const int rank = g ? g->rank() : 0, world = g ? g->world_size() : 1;
   DataConfig dc;
-  if (auto s = ParseTextProto("synthetic { train_samples: 200 test_samples: 64 shape: [1, 12, 12] num_classes: 4 "
-                              "noise: 1.5 } train_batch_size: 24 eval_batch_size: 20 seed: 1",
+  if (auto s = ParseTextProto(bench ? "mnist {} max_train_samples: 12000 max_eval_samples: 500 train_batch_size: 128 "
+                                      "seed: 1"
+                                    : "synthetic { train_samples: 200 test_samples: 64 shape: [1, 12, 12] "
+                                      "num_classes: 4 noise: 1.5 } train_batch_size: 24 eval_batch_size: 20 seed: 1",
                               "data", &dc);
       !s.ok()) {
     return Fail(s);
@@ -76,7 +82,8 @@ int Train(Collective* g, const std::string& model_name, const std::string& out) 
     train_loader = ShardedLoader::Create(std::move(train_loader), rank, world).value();
     eval_shard = ShardedLoader::Create(std::move(*val2), rank, world).value();
   }
-  auto model = CreateZooModel(model_name, ZooOptions{.height = 12, .width = 12, .num_classes = 4,
+  const int64_t side = bench ? 28 : 12, classes = bench ? 10 : 4;
+  auto model = CreateZooModel(model_name, ZooOptions{.height = side, .width = side, .num_classes = classes,
                                                      .seed = static_cast<uint64_t>(rank)});  // rank 0's wins
   if (!model.ok()) return Fail(model.status());
   auto fp = std::make_shared<ForwardPass>();
@@ -98,13 +105,19 @@ int Train(Collective* g, const std::string& model_name, const std::string& out) 
       !s.ok()) {
     return Fail(s);
   }
-  TrainerDeps deps{loss.get(), eval.get(), train_loader.get(), val->get()};
+  TrainerDeps deps{loss.get(), eval.get(), train_loader.get(), bench ? nullptr : val->get()};
   deps.group = g;
-  deps.eval_shard = eval_shard.get();
+  deps.eval_shard = bench ? nullptr : eval_shard.get();
   auto trainer = Trainer::Create(tc, deps);
   if (!trainer.ok()) return Fail(trainer.status());
   auto r = (*trainer)->Train(*model);
   if (!r.ok()) return Fail(r.status());
+  if (bench) {
+    std::ofstream f(absl::StrFormat("%s/rank%d.txt", out, rank));
+    f << absl::StrFormat("%.6f %.6f %d\n", r->seconds / r->epochs_run,
+                         r->syncs ? 1e3 * r->sync_seconds / r->syncs : 0.0, r->steps);
+    return 0;
+  }
   if (rank == 0) {
     if (auto s = model->Save(out + "/model.pt"); !s.ok()) return Fail(s);
   }
@@ -141,7 +154,7 @@ int Main(int argc, char** argv) {
   }
   if (mode == "collectives" && group) return Collectives(*group, argv[2]);
   if (mode == "die" && group) return Die(*group, argv[2]);
-  if (mode == "train" && argc == 4) return Train(group.get(), argv[2], argv[3]);
+  if ((mode == "train" || mode == "bench") && argc == 4) return Train(group.get(), argv[2], argv[3], mode == "bench");
   return Fail(absl::InvalidArgumentError(absl::StrCat("dp_worker: bad arguments for mode ", mode)));
 }
 
