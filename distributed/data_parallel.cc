@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -30,11 +31,7 @@ std::vector<std::pair<std::string, at::Tensor>> State(Model& model) {
 // max over ranks of x and of -x).
 int64_t Fingerprint(const at::Tensor& t) {
   at::Tensor c = t.detach().contiguous().cpu();
-  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
-  const size_t n = c.numel() * c.element_size();
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return static_cast<int64_t>(h & 0x3fffffffffffffffull);
+  return static_cast<int64_t>(Fnv1a(c.data_ptr(), c.numel() * c.element_size()) & 0x3fffffffffffffffull);
 }
 
 }  // namespace

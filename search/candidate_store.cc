@@ -10,17 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/files.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 
 namespace slimfit {
 
 std::string CandidateFileStem(const std::string& key) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return absl::StrFormat("%016x", h);
+  return absl::StrFormat("%016x", Fnv1a(key.data(), key.size()));
 }
 
 absl::StatusOr<std::unique_ptr<CandidateStore>> CandidateStore::Open(const std::string& dir) {

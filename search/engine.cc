@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/files.h"
+#include "common/hash.h"
 #include "common/interrupt.h"
 #include "common/json.h"
 #include "common/status_macros.h"
@@ -66,18 +67,11 @@ std::string RatiosKey(const std::map<std::string, double>& ratios) {
 // FNV-1a over every parameter's and buffer's bytes: which model a run
 // directory's records were measured on.
 std::string ModelFingerprint(const Model& model) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= p[i];
-      h *= 1099511628211ull;
-    }
-  };
+  uint64_t h = kFnv1aOffset;
   auto add = [&](const std::string& name, const at::Tensor& t) {
-    mix(name.data(), name.size());
+    h = Fnv1a(name.data(), name.size(), h);
     const at::Tensor c = t.detach().contiguous();
-    mix(c.data_ptr(), c.numel() * c.element_size());
+    h = Fnv1a(c.data_ptr(), c.numel() * c.element_size(), h);
   };
   for (const auto& [name, t] : model.NamedParameters()) add(name, t);
   for (const auto& [name, t] : model.NamedBuffers()) add(name, t);
