@@ -13,7 +13,9 @@
 //
 // Contract: every rank calls the same collectives in the same order with
 // tensors of the same shapes and dtypes (CPU, contiguous); a call returns
-// when every rank has made it. A rank that fails, exits or is killed makes
+// when every rank has made it. The group's timeout is how long a rank may
+// wait for the others, so it must exceed the longest work one rank does
+// while another waits (the search: a candidate's fine-tune). A rank that fails, exits or is killed makes
 // the others' pending and later calls fail with Unavailable (or
 // DeadlineExceeded after the group's timeout) naming the operation — never
 // a hang past the timeout and never an exception.

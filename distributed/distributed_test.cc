@@ -113,6 +113,18 @@ TEST(DistributedTest, AKilledRankStopsTheOtherInBoundedTime) {
   EXPECT_LT(seconds, 10) << "the other rank stops at once, not after the 60 s timeout";
 }
 
+// A rank that hangs (alive, sockets open) is bounded by the group's timeout.
+TEST(DistributedTest, AHungRankIsBoundedByTheTimeout) {
+  const std::string out = Dir("slow");
+  ExpectAllExitedZero(Launch({"slow", out}, 2), 2);
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(out + "/slow.txt"));
+  EXPECT_THAT(text, HasSubstr("DEADLINE_EXCEEDED: all-gather failed on rank 0 of 2: no answer from another rank "
+                              "within 2s"));
+  const double seconds = std::stod(text.substr(text.find('\n') + 1));
+  EXPECT_GE(seconds, 1.9);
+  EXPECT_LT(seconds, 4.5) << "before the hung rank woke up (5 s)";
+}
+
 TEST(DistributedOptionsTest, FromTheTorchrunEnvironment) {
   ::unsetenv("WORLD_SIZE");
   ASSERT_OK_AND_ASSIGN(auto none, DistributedOptionsFromEnvironment());

@@ -97,6 +97,10 @@ absl::Status ValidateDistributedOptions(const DistributedOptions& o) {
   if (!(o.timeout_seconds > 0)) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_seconds: ", o.timeout_seconds, "; must be > 0"));
   }
+  if (!(o.rendezvous_timeout_seconds >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rendezvous_timeout_seconds: ", o.rendezvous_timeout_seconds, "; must be >= 0"));
+  }
   return absl::OkStatus();
 }
 
@@ -114,7 +118,8 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(const Distri
     so.isServer = o.rank == 0;
     so.numWorkers = o.world_size;
     so.waitWorkers = true;
-    so.timeout = Millis(o.timeout_seconds);
+    const double rendezvous = o.rendezvous_timeout_seconds > 0 ? o.rendezvous_timeout_seconds : o.timeout_seconds;
+    so.timeout = Millis(rendezvous);
     auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
     impl->store = c10::make_intrusive<c10d::PrefixStore>("slimfit", tcp);
     auto options = c10d::ProcessGroupGloo::Options::create(Millis(o.timeout_seconds));
@@ -133,7 +138,8 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(const Distri
     return absl::DeadlineExceededError(absl::StrFormat(
         "rendezvous at %s:%d failed for rank %d of %d within %gs: %s (every rank must start with the same "
         "MASTER_ADDR, MASTER_PORT and WORLD_SIZE; rank 0 serves the port)",
-        o.master_addr, o.master_port, o.rank, o.world_size, o.timeout_seconds, what));
+        o.master_addr, o.master_port, o.rank, o.world_size,
+        o.rendezvous_timeout_seconds > 0 ? o.rendezvous_timeout_seconds : o.timeout_seconds, what));
   }
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(o, std::move(impl)));
 }

@@ -39,8 +39,14 @@ struct DistributedOptions {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   int local_rank = 0;
-  // Rendezvous and every collective: how long a rank waits for the others.
-  double timeout_seconds = 300;
+  // Every collective: how long a rank waits for the others (PyTorch's
+  // default). A rank that dies is noticed at once (its sockets close); this
+  // bounds a rank that hangs, and must exceed the longest work one rank does
+  // while another waits. Gloo 1.13 applies it to every send and receive, so
+  // a per-call timeout cannot lengthen it.
+  double timeout_seconds = 1800;
+  // Rendezvous (all ranks started and connected); 0: timeout_seconds.
+  double rendezvous_timeout_seconds = 0;
 };
 
 // From RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT / LOCAL_RANK; nullopt

@@ -1155,6 +1155,8 @@ absl::Status Engine::Search::Prefetch(std::vector<Task> tasks) {
     const absl::Status st = made.ok() ? absl::OkStatus() : made.status();
     mine.push_back(Pack({std::to_string(i), StatusCodeText(st), std::string(st.message()), record, model}));
   }
+  // Ranks finish their tasks at different times: the group's timeout must
+  // exceed a candidate's fine-tune (a rank that dies still ends the wait).
   ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(Pack(mine)), "gathering candidates");
   std::map<size_t, std::vector<std::string>> results;  // by task index: every rank adds them in one order
   for (const std::string& from_rank : all) {

@@ -8,7 +8,9 @@ ABSL_FLAG(int, rank, 0, "this process's rank (default: $RANK)");
 ABSL_FLAG(int, world_size, 1, "how many processes (default: $WORLD_SIZE, else 1)");
 ABSL_FLAG(std::string, master_addr, "127.0.0.1", "rank 0's host (default: $MASTER_ADDR)");
 ABSL_FLAG(int, master_port, 29500, "rank 0's rendezvous port (default: $MASTER_PORT)");
-ABSL_FLAG(double, dist_timeout_seconds, 300, "how long a rank waits for the others at rendezvous and each collective");
+ABSL_FLAG(double, dist_timeout_seconds, 1800,
+          "how long a rank waits for the others at rendezvous and at each collective; must exceed the longest "
+          "work one rank does while another waits (a candidate fine-tune)");
 
 namespace slimfit {
 

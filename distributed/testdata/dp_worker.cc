@@ -8,6 +8,9 @@
 //                                    writes OUT/model.pt, each rank OUT/rank<r>.txt
 //   dp_worker die OUT                rank 1 exits at once; rank 0's next
 //                                    collective must fail: OUT/error.txt
+//   dp_worker slow OUT               a 2 s group timeout; rank 1 naps 5 s
+//                                    (a hung rank): rank 0's gather times
+//                                    out: OUT/slow.txt
 //   dp_worker bench MODEL OUT        2 epochs on 12,000 Fashion-MNIST images
 //                                    (Debian's), batch 128, no evaluation;
 //                                    OUT/rank0.txt: seconds per epoch and
@@ -140,6 +143,19 @@ int Die(Collective& g, const std::string& out) {
   return s.ok() ? 1 : 0;
 }
 
+int Slow(Collective& g, const std::string& out) {
+  if (g.rank() == 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5000));
+    return 0;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto gathered = g.AllGather("y");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ofstream f(out + "/slow.txt");
+  f << absl::StrFormat("%s\n%.3f\n", gathered.status().ToString(), secs);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   if (argc < 3) return Fail(absl::InvalidArgumentError("usage: dp_worker collectives|train|die [MODEL] OUT"));
   const std::string mode = argv[1];
@@ -147,13 +163,15 @@ int Main(int argc, char** argv) {
   if (!env.ok()) return Fail(env.status());
   std::unique_ptr<ProcessGroup> group;
   if (*env && (*env)->world_size > 1) {
-    (*env)->timeout_seconds = 60;
+    (*env)->timeout_seconds = mode == "slow" ? 2 : 60;
+    (*env)->rendezvous_timeout_seconds = 60;
     auto g = ProcessGroup::Connect(**env);
     if (!g.ok()) return Fail(g.status());
     group = std::move(*g);
   }
   if (mode == "collectives" && group) return Collectives(*group, argv[2]);
   if (mode == "die" && group) return Die(*group, argv[2]);
+  if (mode == "slow" && group) return Slow(*group, argv[2]);
   if ((mode == "train" || mode == "bench") && argc == 4) return Train(group.get(), argv[2], argv[3], mode == "bench");
   return Fail(absl::InvalidArgumentError(absl::StrCat("dp_worker: bad arguments for mode ", mode)));
 }
