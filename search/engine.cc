@@ -387,6 +387,13 @@ class Engine::Search {
   }
   // Whether `seconds` more work fits in the time budget (never once the
   // process is interrupted: the run stops at its next safe point).
+  // Whether any rank was interrupted (agreed, so every rank takes one path).
+  absl::StatusOr<bool> Interrupted() {
+    if (!distributed()) return InterruptRequested();
+    std::vector<at::Tensor> flag{at::full({1}, InterruptRequested() ? 1 : 0, at::kLong)};
+    RETURN_IF_ERROR(group().AllReduceMax(flag), "agreeing on an interrupt");
+    return flag[0][0].item<int64_t>() > 0;
+  }
   // Distributed: rank 0's clock decides, an interrupt on any rank stops all.
   absl::StatusOr<bool> Fits(double seconds) {
     const bool in_budget =
@@ -1031,7 +1038,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   }
   // Level 2: int8 on top.
   std::optional<CandidateRecord> int8;
-  if (comp_.level() >= 2 && InterruptRequested()) {
+  ASSIGN_OR_RETURN(const bool interrupted, Interrupted());
+  if (comp_.level() >= 2 && interrupted) {
     Say(absl::StrCat("[quantize] skipped: ", InterruptMessage()));
   } else if (comp_.level() >= 2) {
     const CandidateRecord& base = fp32 ? *fp32 : reference_;
@@ -1098,9 +1106,10 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   result.target = target_;
   result.run_dir = run_dir_;
   result.failures = failures_;
-  if (InterruptRequested()) {
+  if (interrupted || InterruptRequested()) {
     result.interrupted = true;
-    result.why = why = absl::StrCat(why, " (best so far: ", InterruptMessage(),
+    result.why = why = absl::StrCat(why, " (best so far: ",
+                                    InterruptRequested() ? InterruptMessage() : "another rank was interrupted",
                                     "; run the same command again to resume)");
   }
   Say(absl::StrCat("result: ", why));

@@ -95,7 +95,8 @@ absl::Status Run() {
   std::printf("wall time %.1f min (%d record(s) reused from state/)\n", r.seconds / 60, r.reused);
   for (const std::string& f : r.failures) std::printf("skipped (failed): %s\n", f.c_str());
   if (r.interrupted) {
-    return absl::CancelledError(absl::StrCat(InterruptMessage(), ": ", r.run_dir,
+    return absl::CancelledError(absl::StrCat(InterruptRequested() ? InterruptMessage() : "another rank was interrupted",
+                                             ": ", r.run_dir,
                                              " holds the best model so far; run the same command again to resume"));
   }
   return absl::OkStatus();

@@ -159,7 +159,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   std::optional<DataParallel> dp;
   if (parallel) dp.emplace(*deps_.group);
   auto* shard = dynamic_cast<ShardedLoader*>(deps_.train);
-  if (parallel && (shard == nullptr || shard->batch_size() != shard->inner().batch_size())) {
+  if (parallel && shard == nullptr) {
     return absl::InvalidArgumentError(
         "trainer: data-parallel training needs each rank's train loader to be a ShardedLoader "
         "(data/sharded_loader.h) of the same global batches");
