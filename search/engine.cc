@@ -169,6 +169,19 @@ absl::StatusOr<std::vector<std::string>> Unpack(const std::string& packed) {
   return out;
 }
 
+// A record and its model (empty bytes: none) as another rank sent them.
+absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> DecodeRecord(const std::string& text,
+                                                                              const std::string& model_bytes,
+                                                                              const std::string& from) {
+  std::pair<CandidateRecord, std::optional<Model>> out;
+  RETURN_IF_ERROR(ParseTextProto(text, absl::StrCat("a record from ", from), &out.first));
+  if (!model_bytes.empty()) {
+    ASSIGN_OR_RETURN(Model m, Model::FromBytes(model_bytes), absl::StrCat("a model from ", from));
+    out.second.emplace(std::move(m));
+  }
+  return out;
+}
+
 std::string StatusCodeText(const absl::Status& s) { return std::to_string(static_cast<int>(s.code())); }
 
 absl::Status StatusFromText(const std::string& code, const std::string& message) {
@@ -1187,14 +1200,8 @@ absl::Status Engine::Search::Prefetch(std::vector<Task> tasks) {
       failed_[todo[index].key] = st;
       continue;
     }
-    CandidateRecord rec;
-    RETURN_IF_ERROR(ParseTextProto(f[3], "a record from another rank", &rec));
-    std::optional<Model> model;
-    if (!f[4].empty()) {
-      ASSIGN_OR_RETURN(Model m, Model::FromBytes(f[4]));
-      model.emplace(std::move(m));
-    }
-    RETURN_IF_ERROR(Record(std::move(rec), model ? &*model : nullptr));
+    ASSIGN_OR_RETURN(auto got, DecodeRecord(f[3], f[4], "another rank"));
+    RETURN_IF_ERROR(Record(std::move(got.first), got.second ? &*got.second : nullptr));
   }
   return absl::OkStatus();
 }
@@ -1218,14 +1225,8 @@ absl::Status Engine::Search::ShareStore() {
   for (const std::string& item : records) {
     ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(item));
     if (f.size() != 2) return absl::DataLossError("a malformed record from rank 0");
-    CandidateRecord rec;
-    RETURN_IF_ERROR(ParseTextProto(f[0], "a record from rank 0", &rec));
-    std::optional<Model> model;
-    if (!f[1].empty()) {
-      ASSIGN_OR_RETURN(Model m, Model::FromBytes(f[1]));
-      model.emplace(std::move(m));
-    }
-    RETURN_IF_ERROR(store_->Insert(std::move(rec), model ? &*model : nullptr));
+    ASSIGN_OR_RETURN(auto got, DecodeRecord(f[0], f[1], "rank 0"));
+    RETURN_IF_ERROR(store_->Insert(std::move(got.first), got.second ? &*got.second : nullptr));
   }
   return absl::OkStatus();
 }
