@@ -118,6 +118,8 @@ def slimfit_cc_fuzz_test(name, srcs, deps = [], corpus = None, **kwargs):
             corpus_path,
             "//" + native.package_name() + ":" + name,
         ],
-        tags = ["fuzz_smoke"],
+        # `external`: never a cached pass — each run fuzzes afresh (random
+        # seeds), or a cache hit would stand in for the fuzzing.
+        tags = ["fuzz_smoke", "external"],
         target_compatible_with = _FUZZ_ONLY,
     )
