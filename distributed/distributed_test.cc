@@ -173,6 +173,11 @@ TEST(LaunchTest, RejectsBadOptions) {
   ASSERT_OK_AND_ASSIGN(auto exits, LaunchLocal({"/bin/sh", "-c", "exit $RANK"}, {.nproc_per_node = 3}));
   ASSERT_EQ(exits.size(), 3u);
   for (int r = 0; r < 3; ++r) EXPECT_EQ(exits[r].exit_code, r);
+  ASSERT_OK_AND_ASSIGN(auto missing, LaunchLocal({"/nonexistent/slimfit_binary"}, {.nproc_per_node = 1}));
+  EXPECT_EQ(missing[0].exit_code, 127);
+  ASSERT_OK_AND_ASSIGN(auto env, LaunchLocal({"/bin/sh", "-c", "test \"$RANK/$WORLD_SIZE/$LOCAL_RANK/$MASTER_ADDR/$X\" = 1/2/1/127.0.0.1/y"},
+                                             {.nproc_per_node = 2, .env = {{"X", "y"}}}));
+  EXPECT_EQ(env[1].exit_code, 0) << "rank 1 sees torchrun's variables and the extra ones";
 }
 
 }  // namespace

@@ -78,8 +78,29 @@ absl::StatusOr<std::vector<RankExit>> LaunchLocal(const std::vector<std::string>
 
   std::vector<pid_t> pids;
   std::vector<RankExit> exits;
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   for (int local = 0; local < o.nproc_per_node; ++local) {
     const int rank = o.node_rank * o.nproc_per_node + local;
+    // The child's environment is made here: between fork and exec a child
+    // of a threaded parent may only make async-signal-safe calls (no malloc).
+    std::map<std::string, std::string> vars = o.env;
+    vars["RANK"] = std::to_string(rank);
+    vars["WORLD_SIZE"] = std::to_string(world);
+    vars["LOCAL_RANK"] = std::to_string(local);
+    vars["LOCAL_WORLD_SIZE"] = std::to_string(o.nproc_per_node);
+    vars["MASTER_ADDR"] = o.master_addr;
+    vars["MASTER_PORT"] = std::to_string(port);
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry = *e;
+      if (vars.count(entry.substr(0, entry.find('='))) == 0) env_strings.push_back(entry);
+    }
+    for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid < 0) {
       for (pid_t p : pids) ::kill(p, SIGKILL);
@@ -89,18 +110,9 @@ absl::StatusOr<std::vector<RankExit>> LaunchLocal(const std::vector<std::string>
     if (pid == 0) {
       ::signal(SIGINT, SIG_DFL);
       ::signal(SIGTERM, SIG_DFL);
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(local).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node).c_str(), 1);
-      ::setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      for (const auto& [k, v] : o.env) ::setenv(k.c_str(), v.c_str(), 1);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      std::fprintf(stderr, "launch: rank %d: cannot run %s: %s\n", rank, args[0], std::strerror(errno));
+      ::execvpe(args[0], args.data(), envp.data());
+      static const char kCannot[] = "launch: cannot run the command\n";
+      (void)!::write(2, kCannot, sizeof(kCannot) - 1);
       ::_exit(127);
     }
     pids.push_back(pid);
