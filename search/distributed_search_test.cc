@@ -2,7 +2,8 @@
 // LaunchLocal, c10d/Gloo on 127.0.0.1) returns the same model as on one:
 // the same chosen candidate, the same channels, the same scores for every
 // candidate the single process scored, and weights equal to float rounding
-// (the final fine-tune is data-parallel). Only rank 0 writes the run dir.
+// (the final fine-tune is data-parallel). Only rank 0 writes the run dir;
+// the 2-rank run trains the zoo reference data-parallel and caches it.
 #include <ATen/ATen.h>
 
 #include <google/protobuf/text_format.h>
@@ -56,8 +57,8 @@ std::string Chosen(const std::string& run) {
 
 TEST(DistributedSearchTest, TwoProcessesChooseWhatOneProcessChooses) {
   const std::string one = TempPath("one"), two = TempPath("two");
-  Compress(1, one);  // also trains and caches the reference the 2-rank run reads
-  Compress(2, two);
+  Compress(2, two);  // trains the zoo reference data-parallel and caches it (rank 0)
+  Compress(1, one);  // reads that cache: both searches start from one reference
   std::map<std::string, CandidateRecord> a = Records(one), b = Records(two);
   int candidates = 0;
   for (const auto& [key, r] : a) {
