@@ -349,6 +349,24 @@ TEST(TrainerTest, BadConfigsNameTheField) {
                                             HasSubstr("full_trainer.eval_key: metric \"top5\" was not computed")));
 }
 
+// A group of two ranks (its collectives are never reached here).
+class TwoRanks : public LocalCollective {
+ public:
+  int world_size() const override { return 2; }
+};
+
+TEST(TrainerTest, DataParallelNeedsAShardedTrainLoader) {
+  Data d = MakeData(64);
+  Parts p;
+  TwoRanks group;
+  TrainerDeps deps{p.loss.get(), p.eval.get(), d.train.get(), nullptr};
+  deps.group = &group;
+  ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 1"), deps));
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  EXPECT_THAT(trainer->Train(m), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("each rank's train loader to be a ShardedLoader")));
+}
+
 TEST(FunctionEvaluatorTest, UserLoopGetsAFreshOptimizerPerModelAndAPatchedCriterion) {
   Data d = MakeData(128);
   Parts p;
