@@ -51,6 +51,40 @@ const at::Tensor kPreds = at::tensor({0.1f, 0.3f, 0.6f,    //
                               .view({5, 3});
 const at::Tensor kLabels = at::tensor({2L, 1L, 2L, 1L, 0L});
 
+// Two processes' halves of the data, each metric's additive state summed,
+// give exactly what one pass over the whole data gives.
+TEST(EvaluatorsTest, ReducedStatesOfDisjointPartsEqualTheWholeData) {
+  ASSERT_OK_AND_ASSIGN(auto e, Make("evaluators { accuracy { top_k: [1, 2] } } "
+                                    "evaluators { classification_report { num_classes: 3 } } "
+                                    "evaluators { mean_loss { loss { cross_entropy {} } } }"));
+  auto* metrics = dynamic_cast<MetricsEvaluator*>(e.get());
+  ASSERT_NE(metrics, nullptr);
+  ASSERT_TRUE(metrics->Additive());
+  Model m = Identity();
+  const at::Tensor preds = kPreds, labels = kLabels;
+  auto whole_loader = Loader(preds, labels);
+  auto first = Loader(preds.narrow(0, 0, 3), labels.narrow(0, 0, 3));
+  auto second = Loader(preds.narrow(0, 3, 2), labels.narrow(0, 3, 2));
+  std::vector<double> other;
+  ASSERT_OK(metrics->ApplyReduced(m, *second, [&](std::vector<double>& state) {
+    other = state;
+    return absl::OkStatus();
+  }).status());
+  ASSERT_OK_AND_ASSIGN(Metrics reduced, metrics->ApplyReduced(m, *first, [&](std::vector<double>& state) {
+    if (state.size() != other.size()) return absl::InternalError("state sizes differ");
+    for (size_t i = 0; i < state.size(); ++i) state[i] += other[i];
+    return absl::OkStatus();
+  }));
+  ASSERT_OK_AND_ASSIGN(Metrics whole, metrics->Apply(m, *whole_loader));
+  ASSERT_EQ(reduced.values().size(), whole.values().size());
+  for (const auto& [name, metric] : whole.values()) {
+    ASSERT_OK_AND_ASSIGN(Metric got, reduced.Get(name));
+    // Counts exactly; losses to float32 rounding (the parts batch differently).
+    EXPECT_THAT(got.value, DoubleNear(metric.value, 1e-6)) << name;
+  }
+  EXPECT_TRUE(reduced.tensors().at("confusion_matrix").equal(whole.tensors().at("confusion_matrix")));
+}
+
 TEST(EvaluatorsTest, EveryConfigChoiceIsRegistered) {
   const auto* oneof = EvaluatorConfig::descriptor()->FindOneofByName("evaluator");
   for (int i = 0; i < oneof->field_count(); ++i) {
