@@ -7,6 +7,14 @@
 #include "common/torch_status.h"
 
 namespace slimfit {
+
+std::optional<int64_t> BatchRows(const Batch& batch) {
+  for (const c10::IValue& v : batch) {
+    if (v.isTensor() && v.toTensor().dim() > 0) return v.toTensor().size(0);
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 absl::Status CheckIndices(const at::Tensor& indices, int64_t size,

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,11 @@
 namespace slimfit {
 
 using Batch = std::vector<c10::IValue>;
+
+// The batch's rows: the first dimension of its first tensor field that has
+// one; nullopt when no field is such a tensor. 0 for a rank's empty slice
+// (data/sharded_loader.h).
+std::optional<int64_t> BatchRows(const Batch& batch);
 
 class Dataset {
  public:

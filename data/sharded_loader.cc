@@ -34,17 +34,12 @@ int64_t ShardedLoader::num_samples() const {
 absl::StatusOr<bool> ShardedLoader::Next(Batch* batch) {
   ASSIGN_OR_RETURN(bool more, inner_->Next(batch));
   if (!more) return false;
-  int64_t rows = -1;
-  for (const c10::IValue& v : *batch) {
-    if (v.isTensor() && v.toTensor().dim() > 0) {
-      rows = v.toTensor().size(0);
-      break;
-    }
-  }
-  if (rows < 0) {
+  const std::optional<int64_t> found = BatchRows(*batch);
+  if (!found) {
     return absl::InvalidArgumentError(
         "sharded loader: the batch has no tensor with a batch dimension to split between ranks");
   }
+  const int64_t rows = *found;
   const auto [lo, hi] = ShardRange(rows, rank_, world_size_);
   RETURN_IF_ERROR(TorchCall("sharding a batch", [&] {
     for (c10::IValue& v : *batch) {

@@ -19,8 +19,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Parameters and floating-point buffers, in the module's order (the same on
-// every rank of one program).
+// Parameters and buffers, in the module's order (the same on every rank of
+// one program).
 std::vector<std::pair<std::string, at::Tensor>> State(Model& model) {
   std::vector<std::pair<std::string, at::Tensor>> out = model.NamedParameters();
   for (auto& [name, b] : model.NamedBuffers()) out.emplace_back(name, b);
@@ -59,12 +59,10 @@ absl::StatusOr<StepSync> DataParallel::Sync(Model& model, const StepReport& mine
   // Gradients weighted by this rank's rows, then the floating buffers, in
   // buckets; the step's numbers in a small float64 tensor of their own.
   std::vector<at::Tensor> grads, buffers;
-  std::vector<at::Tensor> params;
   RETURN_IF_ERROR(TorchCall("data-parallel: collecting gradients", [&] {
     for (auto& [name, p] : model.NamedParameters()) {
       if (!p.requires_grad()) continue;
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      params.push_back(p);
       grads.push_back(p.grad());
     }
     for (auto& [name, b] : model.NamedBuffers()) {

@@ -25,9 +25,15 @@ std::chrono::milliseconds Millis(double seconds) {
 
 // The exception of a failed c10d / Gloo call as a Status: a timeout is
 // DeadlineExceeded, anything else (a peer closed its sockets) Unavailable.
-absl::Status CollectiveError(const std::string& op, const DistributedOptions& o, const std::exception& e) {
+// An exception's message without the C++ backtrace c10 appends.
+std::string FirstLine(const std::exception& e) {
   std::string what = e.what();
   if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  return what;
+}
+
+absl::Status CollectiveError(const std::string& op, const DistributedOptions& o, const std::exception& e) {
+  const std::string what = FirstLine(e);
   const std::string lower = absl::AsciiStrToLower(what);
   const bool timeout = absl::StrContains(lower, "timed out") || absl::StrContains(lower, "timeout");
   const std::string msg = absl::StrFormat(
@@ -133,32 +139,41 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(const Distri
     options->threads = 1;
     impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, o.rank, o.world_size, options);
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
     return absl::DeadlineExceededError(absl::StrFormat(
         "rendezvous at %s:%d failed for rank %d of %d within %gs: %s (every rank must start with the same "
         "MASTER_ADDR, MASTER_PORT and WORLD_SIZE; rank 0 serves the port)",
         o.master_addr, o.master_port, o.rank, o.world_size,
-        o.rendezvous_timeout_seconds > 0 ? o.rendezvous_timeout_seconds : o.timeout_seconds, what));
+        o.rendezvous_timeout_seconds > 0 ? o.rendezvous_timeout_seconds : o.timeout_seconds, FirstLine(e)));
   }
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(o, std::move(impl)));
 }
 
-absl::Status ProcessGroup::AllReduce(std::vector<at::Tensor>& tensors, bool max) {
-  const char* op = max ? "all-reduce (max)" : "all-reduce";
+namespace {
+
+// One collective per tensor (`issue` starts it on a one-tensor list: Gloo
+// would reduce a longer list locally first), all issued, then all awaited.
+template <typename Issue>
+absl::Status IssueEach(const char* op, const DistributedOptions& o, std::vector<at::Tensor>& tensors, Issue issue) {
   try {
     std::vector<c10::intrusive_ptr<c10d::Work>> pending;
-    c10d::AllreduceOptions ao;
-    ao.reduceOp = max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
     for (at::Tensor& t : tensors) {
       std::vector<at::Tensor> one{t};
-      pending.push_back(impl_->gloo->allreduce(one, ao));
+      pending.push_back(issue(one));
     }
     for (auto& w : pending) w->wait();
   } catch (const std::exception& e) {
-    return CollectiveError(op, options_, e);
+    return CollectiveError(op, o, e);
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ProcessGroup::AllReduce(std::vector<at::Tensor>& tensors, bool max) {
+  c10d::AllreduceOptions ao;
+  ao.reduceOp = max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
+  return IssueEach(max ? "all-reduce (max)" : "all-reduce", options_, tensors,
+                   [&](std::vector<at::Tensor>& one) { return impl_->gloo->allreduce(one, ao); });
 }
 
 absl::Status ProcessGroup::AllReduceSum(std::vector<at::Tensor>& tensors) { return AllReduce(tensors, false); }
@@ -168,19 +183,10 @@ absl::Status ProcessGroup::Broadcast(std::vector<at::Tensor>& tensors, int root)
   if (root < 0 || root >= options_.world_size) {
     return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root, " is not a rank"));
   }
-  try {
-    std::vector<c10::intrusive_ptr<c10d::Work>> pending;
-    c10d::BroadcastOptions bo;
-    bo.rootRank = root;
-    for (at::Tensor& t : tensors) {
-      std::vector<at::Tensor> one{t};
-      pending.push_back(impl_->gloo->broadcast(one, bo));
-    }
-    for (auto& w : pending) w->wait();
-  } catch (const std::exception& e) {
-    return CollectiveError("broadcast", options_, e);
-  }
-  return absl::OkStatus();
+  c10d::BroadcastOptions bo;
+  bo.rootRank = root;
+  return IssueEach("broadcast", options_, tensors,
+                   [&](std::vector<at::Tensor>& one) { return impl_->gloo->broadcast(one, bo); });
 }
 
 absl::StatusOr<std::vector<std::string>> ProcessGroup::AllGather(const std::string& bytes) {

@@ -25,14 +25,7 @@ absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
   while (true) {
     ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
     if (!more) break;
-    bool empty = false;  // a shard's empty slice (data/sharded_loader.h)
-    for (const auto& v : batch) {
-      if (v.isTensor() && v.toTensor().dim() > 0) {
-        empty = v.toTensor().size(0) == 0;
-        break;
-      }
-    }
-    if (empty) continue;
+    if (BatchRows(batch) == 0) continue;  // a shard's empty slice (data/sharded_loader.h)
     ASSIGN_OR_RETURN(c10::IValue out, forward_pass_->Forward(model, batch, device_), "evaluating");
     for (auto& m : metrics_) RETURN_IF_ERROR(m->Update(out, batch));
   }

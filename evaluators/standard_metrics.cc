@@ -194,13 +194,7 @@ class MeanLoss : public BatchMetric {
   }
   absl::Status Update(const c10::IValue& output, const Batch& batch) override {
     ASSIGN_OR_RETURN(LossTerms terms, loss_->FromOutput(output, batch));
-    int64_t size = 1;
-    for (const auto& v : batch) {
-      if (v.isTensor() && v.toTensor().dim() > 0) {
-        size = v.toTensor().size(0);
-        break;
-      }
-    }
+    const int64_t size = BatchRows(batch).value_or(1);
     for (const auto& [name, t] : terms.terms) sums_[name] += t.item<double>() * size;
     sums_[""] += terms.Total().item<double>() * size;
     n_ += size;

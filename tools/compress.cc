@@ -71,9 +71,7 @@ absl::Status Run() {
   if (e.data().has_cifar()) e.mutable_data()->mutable_cifar()->set_directory(ResolveUserPath(e.data().cifar().directory()));
   RETURN_IF_ERROR(ValidateExperiment(e));
   ASSIGN_OR_RETURN(std::unique_ptr<ProcessGroup> group, ConnectIfDistributed());
-  const bool root = group == nullptr || group->is_root();
-  // Rank 0 speaks for the run; the others print errors only (stderr).
-  if (!root && std::freopen("/dev/null", "w", stdout) == nullptr) return absl::InternalError("redirecting stdout");
+  RETURN_IF_ERROR(QuietUnlessRoot(group.get()));
   const CompressionConfig& c = e.compression();
   if (group != nullptr) std::printf("distributed: %d ranks\n", group->world_size());
   std::printf("experiment %s: %s, level %d%s, objective %s, delta %g on %s (%s); output %s\n", e.name().c_str(),

@@ -1,5 +1,7 @@
 #include "tools/distributed_flags.h"
 
+#include <cstdio>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "tools/cli.h"
@@ -28,6 +30,14 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed() {
   }
   if (o.world_size == 1) return std::unique_ptr<ProcessGroup>();
   return ProcessGroup::Connect(o);
+}
+
+absl::Status QuietUnlessRoot(const ProcessGroup* group) {
+  if (group == nullptr || group->is_root()) return absl::OkStatus();
+  if (std::freopen("/dev/null", "w", stdout) == nullptr) {
+    return absl::InternalError("rank output: cannot redirect stdout to /dev/null");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace slimfit

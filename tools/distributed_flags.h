@@ -21,6 +21,10 @@ namespace slimfit {
 // process; otherwise the connected group. Errors name the flag or variable.
 absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed();
 
+// Rank 0 speaks for a run: on the other ranks stdout goes to /dev/null
+// (errors still reach stderr). A no-op for one process (null group).
+absl::Status QuietUnlessRoot(const ProcessGroup* group);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_TOOLS_DISTRIBUTED_FLAGS_H_

@@ -110,8 +110,7 @@ absl::Status Run() {
   const int threads = ConfigureThreads(config.threads() == 0 ? 1 : config.threads());
   ASSIGN_OR_RETURN(std::unique_ptr<ProcessGroup> group, ConnectIfDistributed());
   const bool root = group == nullptr || group->is_root();
-  // Rank 0 speaks for the run; the others print errors only (stderr).
-  if (!root && std::freopen("/dev/null", "w", stdout) == nullptr) return absl::InternalError("redirecting stdout");
+  RETURN_IF_ERROR(QuietUnlessRoot(group.get()));
   ASSIGN_OR_RETURN(Job job, BuildJob(config, /*with_train_loader=*/true));
   std::unique_ptr<DataLoader> eval_shard;
   if (group != nullptr) {

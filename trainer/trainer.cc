@@ -47,12 +47,6 @@ bool AllFinite(Model& model) {
   return true;
 }
 
-int64_t BatchSize(const Batch& batch) {
-  for (const auto& v : batch) {
-    if (v.isTensor() && v.toTensor().dim() > 0) return v.toTensor().size(0);
-  }
-  return 1;
-}
 
 std::string FormatDuration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
@@ -249,7 +243,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       if (!more) break;
       ++i;
       optimizer->zero_grad();
-      const int64_t bs = BatchSize(batch);
+      const int64_t bs = BatchRows(batch).value_or(1);
       LossTerms terms;
       double value = 0;
       if (!dp || bs > 0) {  // a rank's slice of a tiny last batch may be empty
