@@ -217,7 +217,9 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> ForwardPass::GetModelInputShap
 
 absl::StatusOr<c10::IValue> ForwardPass::Forward(Model& model, const Batch& batch, c10::Device device) {
   ASSIGN_OR_RETURN(ModelInputs inputs, ExtractModelInputs(batch));
-  return ModelCall(model, inputs, device);
+  absl::StatusOr<c10::IValue> out = ModelCall(model, inputs, device);
+  if (out.ok() && output_observer_) output_observer_(*out);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<ForwardPass>> MakeForwardPass(const ForwardPassConfig& config) {

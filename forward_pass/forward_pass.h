@@ -26,6 +26,7 @@
 #include <ATen/core/ivalue.h>
 #include <c10/core/Device.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,8 +73,14 @@ class ForwardPass {
   // Per-sample shapes of every tensor in the inputs, depth-first.
   virtual absl::StatusOr<std::vector<std::vector<int64_t>>> GetModelInputShapes();
 
-  // ExtractModelInputs + ModelCall.
+  // ExtractModelInputs + ModelCall; the output goes to the observer too.
   absl::StatusOr<c10::IValue> Forward(Model& model, const Batch& batch, c10::Device device);
+  // Sees every output Forward returns while set (empty: none). How a loss
+  // wrapper gets the output a wrapped loss computed without a second
+  // forward pass (losses/teacher_distillation.h).
+  void set_output_observer(std::function<void(const c10::IValue&)> observer) {
+    output_observer_ = std::move(observer);
+  }
 
   // Records specs from `batch` (common inputs only).
   absl::Status InferFrom(const Batch& batch);
@@ -88,6 +95,7 @@ class ForwardPass {
   InputPattern pattern_;
   bool common_;
   std::optional<std::vector<InputSpec>> specs_;
+  std::function<void(const c10::IValue&)> output_observer_;
 };
 
 // A ForwardPass from its config.

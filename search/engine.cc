@@ -40,6 +40,9 @@
 #include "quantizers/quantize.h"
 #include "re2/re2.h"
 #include "search/candidate_store.h"
+#include "search/budget.h"
+#include "search/decision.h"
+#include "losses/teacher_distillation.h"
 #include "search/experiment.h"
 #include "search/report.h"
 #include "trainer/trainer.h"
@@ -50,9 +53,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kLatencyBatch = 64;
-// What the final fine-tune is expected to recover, in units of delta, before
-// one has run (measured on the zoo: 0.7 to 1.3 points with delta 1).
-constexpr double kRecoverySlack = 1.0;
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -249,21 +249,11 @@ class Engine::Search {
     return cost.macs;
   }
   double DropOf(double value) const {
-    return Drop(reference_metric_, Metric{value, reference_metric_.higher_is_better});
+    return MetricDrop(reference_metric_.value, value, reference_metric_.higher_is_better);
   }
   bool Qualifies(double value) const { return DropOf(value) <= comp_.delta() + 1e-9; }
   // Lower is better; the reference scores 1 on latency.
-  double Objective(const CandidateRecord& r) const {
-    switch (comp_.objective()) {
-      case CompressionConfig::SIZE:
-        return static_cast<double>(r.serialized_bytes());
-      case CompressionConfig::MACS:
-        return static_cast<double>(r.macs());
-      default:
-        return 0.5 * (r.latency_b1_ms() / std::max(1e-9, reference_.latency_b1_ms()) +
-                      r.latency_bn_ms() / std::max(1e-9, reference_.latency_bn_ms()));
-    }
-  }
+  double Objective(const CandidateRecord& r) const { return ObjectiveValue(comp_.objective(), reference_, r); }
 
   // ---- pruning and training ----
   absl::StatusOr<Model> Cut(const Model& base, const std::string& pruner, const std::map<std::string, double>& ratios,
@@ -271,7 +261,7 @@ class Engine::Search {
     PruningConfig pc;
     SelectOneofField(&pc, "pruner", pruner);
     pc.mutable_one_shot();
-    pc.set_max_ratio(0.95);
+    pc.set_max_ratio(comp_.tuning().max_ratio());
     pc.set_bn_recalibration_batches(bn_batches);
     for (const auto& [path, r] : ratios) {
       if (r <= 0) continue;
@@ -293,6 +283,7 @@ class Engine::Search {
   // a length get it, progress and logging are the engine's.
   TrainerConfig FineTuneConfig(int epochs, int skipped_epochs, bool evaluate) const {
     TrainerConfig t = c_.full_trainer();
+    t.mutable_optimizer()->set_lr(t.optimizer().lr() * lr_factor_);
     t.set_epochs(epochs);
     t.set_seed(c_.seed());
     t.set_metrics_path("");
@@ -309,8 +300,7 @@ class Engine::Search {
   absl::Status FineTune(Model& m, int epochs, int skipped_epochs, TrainerHooks hooks = {}, bool parallel = false) {
     if (epochs <= 0) return absl::OkStatus();
     const bool evaluate = hooks.after_epoch != nullptr;
-    TrainerDeps deps{e_.loss_.get(), e_.evaluator_.get(), e_.data_.train.get(),
-                     evaluate ? e_.data_.eval.get() : nullptr};
+    TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), evaluate ? e_.data_.eval.get() : nullptr};
     if (parallel && distributed()) {
       deps.train = e_.data_.train_shard.get();
       deps.eval_shard = evaluate ? e_.data_.eval_shard.get() : nullptr;
@@ -323,6 +313,23 @@ class Engine::Search {
     return absl::OkStatus();
   }
 
+  // The fine-tuning loss: the experiment's, with the reference as a teacher
+  // when distillation is on and the model's output allows it.
+  LossFunction* Loss() { return distill_loss_ ? distill_loss_.get() : e_.loss_.get(); }
+  // What every fine-tune's key says about how it trained (lr factor,
+  // distillation): records made otherwise are other work.
+  std::string TrainingKey() const {
+    std::string k;
+    if (lr_factor_ != 1) absl::StrAppendFormat(&k, "|lr%.3g", lr_factor_);
+    if (distill_loss_) {
+      absl::StrAppendFormat(&k, "|kd%.3g,t%.3g", comp_.distillation().alpha(), comp_.distillation().temperature());
+    }
+    return k;
+  }
+  absl::Status SetUpDistillation();
+  // Evaluates `m` on the test split (when the data has one) into rec.
+  absl::Status MeasureTest(Model& m, CandidateRecord* rec);
+
   // ---- phases ----
   absl::Status Reference();
   absl::Status FindGroups();
@@ -334,7 +341,11 @@ class Engine::Search {
   absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor);
   absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
   absl::Status SearchFactors();
-  absl::StatusOr<std::optional<CandidateRecord>> Final(const CandidateRecord& candidate);
+  // tune_lr: short trials of the first probe's cut at each lr factor.
+  absl::Status TuneLr(const std::string& pruner, double factor);
+  // `epochs` more epochs of fine-tuning (final_epochs, or fewer when the
+  // budget has less left).
+  absl::StatusOr<std::optional<CandidateRecord>> Final(const CandidateRecord& candidate, int epochs);
   absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base);
 
   // ---- bookkeeping ----
@@ -408,9 +419,10 @@ class Engine::Search {
     return flag[0][0].item<int64_t>() > 0;
   }
   // Distributed: rank 0's clock decides, an interrupt on any rank stops all.
-  absl::StatusOr<bool> Fits(double seconds) {
-    const bool in_budget =
-        comp_.time_budget_minutes() <= 0 || SecondsSince(start_) + seconds <= comp_.time_budget_minutes() * 60;
+  // `share`: of the budget (the sensitivity pass gets a part of it).
+  absl::StatusOr<bool> Fits(double seconds, double share = 1.0) {
+    const bool in_budget = comp_.time_budget_minutes() <= 0 ||
+                           SecondsSince(start_) + seconds <= share * comp_.time_budget_minutes() * 60;
     if (!distributed()) return in_budget && !InterruptRequested();
     std::vector<at::Tensor> flags{at::zeros({2}, at::kLong)};
     flags[0][0] = root() && !in_budget ? 1 : 0;
@@ -418,6 +430,13 @@ class Engine::Search {
     RETURN_IF_ERROR(group().AllReduceMax(flags), "agreeing on the time budget");
     stopped_elsewhere_ = flags[0][1].item<int64_t>() > 0 && !InterruptRequested();
     return flags[0][0].item<int64_t>() == 0 && flags[0][1].item<int64_t>() == 0;
+  }
+  // Rank 0's `value` on every rank (>= 0; itself in one process).
+  absl::StatusOr<double> RootsValue(double value) {
+    if (!distributed()) return value;
+    std::vector<at::Tensor> v{at::full({1}, root() ? value : 0.0, at::kDouble)};
+    RETURN_IF_ERROR(group().AllReduceMax(v), "agreeing on a value");
+    return v[0][0].item<double>();
   }
   // Why Fits said no.
   std::string StopReason() const {
@@ -431,7 +450,11 @@ class Engine::Search {
     return AppendMetricsLine(absl::StrCat("{\"event\": \"failed\", \"what\": ", JsonString(what),
                                           ", \"error\": ", JsonString(std::string(status.message())), "}"));
   }
-  double EpochSeconds() const { return epoch_seconds_ > 0 ? epoch_seconds_ : 60; }
+  double EpochSeconds() const { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
+  // Seconds left in the budget (a very large number without one).
+  double SecondsLeft() const {
+    return comp_.time_budget_minutes() <= 0 ? 1e18 : comp_.time_budget_minutes() * 60 - SecondsSince(start_);
+  }
   std::string Eta(int candidates_left, int final_epochs) const {
     const double s = candidates_left * (comp_.candidate_epochs() * EpochSeconds() + 10) +
                      final_epochs * EpochSeconds();
@@ -478,6 +501,11 @@ class Engine::Search {
   int reused_ = 0;
   std::set<std::string> resumed_keys_;  // records found in state/ at the start
   double epoch_seconds_ = 0;
+  // A training epoch's time before any was timed (search/budget.h).
+  double epoch_seconds_prior_ = 60;
+  double lr_factor_ = 1;
+  std::optional<Model> teacher_;
+  std::unique_ptr<LossFunction> distill_loss_;
 
   Metric reference_metric_;
   double target_ = 0;
@@ -485,6 +513,7 @@ class Engine::Search {
   std::vector<Group> groups_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
   std::string pruner_;                          // chosen at the first probe
+  std::string warning_;                         // said to the user and in the report
   std::vector<std::string> log_;
 };
 
@@ -502,14 +531,23 @@ absl::Status Engine::Search::Reference() {
     rec.set_description("the reference model, as given");
     ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
     RETURN_IF_ERROR(Measure(copy, &copy, &rec));
+    RETURN_IF_ERROR(MeasureTest(copy, &rec));
     rec.set_qualifies(true);
     rec.set_seconds(SecondsSince(t0));
     RETURN_IF_ERROR(Keep(rec, nullptr));
     reference_ = *store_->Find("reference");
   }
   ASSIGN_OR_RETURN(Model probe, e_.model_.Clone());
+  const auto eval_start = Clock::now();
   ASSIGN_OR_RETURN(Metric m, Evaluate(probe));
+  // A prior for a training epoch until one is timed: forward + backward
+  // cost about three forward passes.
+  epoch_seconds_prior_ =
+      EpochSecondsPrior(SecondsSince(eval_start), e_.data_.train->num_samples(), e_.data_.eval->num_samples());
   reference_metric_ = Metric{reference_.eval_metric(), m.higher_is_better};
+  if (!reference_.has_test_metric() && e_.data_.test != nullptr) {
+    RETURN_IF_ERROR(MeasureTest(probe, &reference_));  // a record from before test figures were kept
+  }
   target_ = reference_metric_.higher_is_better ? reference_.eval_metric() - comp_.delta()
                                                : reference_.eval_metric() + comp_.delta();
   // The reference frozen (batch norm folded): how much of the speed-up is
@@ -531,6 +569,24 @@ absl::Status Engine::Search::Reference() {
   Say(absl::StrFormat("  %.1f KiB, %lld params, %.2f M MACs, latency b1 %.3f ms, b%d %.2f ms",
                       reference_.serialized_bytes() / 1024.0, static_cast<long long>(reference_.params()),
                       reference_.macs() / 1e6, reference_.latency_b1_ms(), kLatencyBatch, reference_.latency_bn_ms()));
+  if (reference_.has_test_metric()) {
+    Say(absl::StrFormat("  reference %s = %.4g on test (reported beside %s; never used to choose)",
+                        c_.evaluation().eval_key(), reference_.test_metric(), c_.evaluation().eval_split()));
+    // A reference trained on every training sample has memorised a val
+    // split carved from them: there it scores higher than on data it has
+    // never seen, and every pruned model looks worse than it is.
+    const double gap = DropOf(reference_.test_metric());
+    if (c_.evaluation().eval_split() != "test" && gap > std::max(comp_.delta(), 1e-9)) {
+      warning_ = absl::StrFormat(
+          "the reference scores %.4g on %s but %.4g on test (%.2f worse, more than delta): %s is probably data it "
+          "was trained on, which flatters the reference and makes every pruned model look worse. If the model was "
+          "trained on all of data's training samples, set evaluation.eval_split: \"test\" (or give data a "
+          "held-out val)",
+          reference_.eval_metric(), c_.evaluation().eval_split(), reference_.test_metric(), gap,
+          c_.evaluation().eval_split());
+      Say(absl::StrCat("  warning: ", warning_));
+    }
+  }
   EndPhase();
   return absl::OkStatus();
 }
@@ -602,10 +658,14 @@ absl::Status Engine::Search::Sensitivity() {
   }
   int done = 0;
   const int total = static_cast<int>(groups_.size() * ratios.size());
+  const double share = comp_.tuning().sensitivity_budget_fraction();
   for (Group& g : groups_) {
-    ASSIGN_OR_RETURN(bool fits, Fits(0));
+    ASSIGN_OR_RETURN(bool fits, Fits(0, share));
     if (!fits) {
-      Say(absl::StrCat("  ", StopReason(), ": sensitivity analysis stops; groups not analysed stay unpruned"));
+      Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason()
+                                                                        : absl::StrFormat("its share of the time budget "
+                                                                                          "(%.0f%%) is spent", 100 * share),
+                       ": sensitivity analysis stops; groups not analysed stay unpruned"));
       break;
     }
     for (double r : ratios) {
@@ -683,7 +743,8 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
 absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor) {
   ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
   Task task;
-  task.key = absl::StrFormat("candidate|%s|%s|e%d", pruner, RatiosKey(ratios), comp_.candidate_epochs());
+  task.key = absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(),
+                             TrainingKey());
   task.make = [this, pruner, factor, ratios,
                key = task.key]() -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
     const auto t0 = Clock::now();
@@ -697,6 +758,7 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     rec.set_pruner(pruner);
     rec.set_mac_factor(factor);
     rec.set_epochs(comp_.candidate_epochs());
+    rec.set_lr_factor(lr_factor_);
     for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
     RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
     rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)", pruner,
@@ -724,12 +786,26 @@ absl::Status Engine::Search::SearchFactors() {
   ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
   ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
   double lo = 1, hi = static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs);
-  const int probes = comp_.deepsearch() ? 7 : 4;
-  const double slack = comp_.final_epochs() > 0 ? kRecoverySlack * comp_.delta() : 0;
-  Phase("search", absl::StrFormat("MAC reduction between 1x and %.1fx; %d probes, %d fine-tuning epoch(s) each; "
+  const int probes = comp_.tuning().probes();
+  const double slack = comp_.final_epochs() > 0 ? comp_.tuning().promising_slack() * comp_.delta() : 0;
+  Phase("search", absl::StrFormat("MAC reduction between 1x and %.1fx; %d probes, %d fine-tuning epoch(s) each%s; "
                                   "a candidate goes on when within delta + %.2f",
-                                  hi, probes, comp_.candidate_epochs(), slack));
+                                  hi, probes, comp_.candidate_epochs(),
+                                  distill_loss_ ? absl::StrFormat(", distilled from the reference (alpha %.2g, T %.2g)",
+                                                                  comp_.distillation().alpha(),
+                                                                  comp_.distillation().temperature())
+                                                : std::string(),
+                                  slack));
   pruner_ = comp_.pruners(0);
+  if (hi / lo > 1.15) {
+    const absl::Status tuned = TuneLr(pruner_, std::sqrt(lo * hi));
+    if (absl::IsCancelled(tuned)) {
+      Say(absl::StrCat("  ", tuned.message(), ": search stops"));
+      EndPhase();
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(tuned);
+  }
   for (int probe = 0; probe < probes && hi / lo > 1.15; ++probe) {
     const double factor = std::sqrt(lo * hi);
     std::vector<std::string> pruners = {pruner_};
@@ -808,12 +884,12 @@ absl::Status Engine::Search::SearchFactors() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const CandidateRecord& candidate) {
-  const int epochs = comp_.final_epochs();
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const CandidateRecord& candidate, int epochs) {
   const std::string key = absl::StrCat("final|", candidate.key(), "|e", epochs);
   if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
   const auto t0 = Clock::now();
-  auto epoch_key = [&](int k) { return absl::StrCat("final_epoch|", candidate.key(), "|", k); };
+  // An epoch of a 2-epoch schedule is not one of a 5-epoch schedule.
+  auto epoch_key = [&](int k) { return absl::StrCat("final_epoch|", candidate.key(), "|", k, "/", epochs); };
   int done = 0;
   for (int k = epochs; k >= 1; --k) {
     if (Reuse(epoch_key(k)) != nullptr) {
@@ -899,6 +975,121 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   return std::optional<CandidateRecord>(*store_->Find(key));
 }
 
+absl::Status Engine::Search::MeasureTest(Model& m, CandidateRecord* rec) {
+  if (e_.data_.test == nullptr) return absl::OkStatus();
+  m.Eval();
+  ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, *e_.data_.test), "evaluation on the test split");
+  ASSIGN_OR_RETURN(Metric metric, all.Get(c_.evaluation().eval_key()), "evaluation on the test split");
+  rec->set_test_metric(metric.value);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::SetUpDistillation() {
+  if (!comp_.distillation().enabled() || comp_.candidate_epochs() + comp_.final_epochs() == 0) {
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(Model teacher, e_.model_.Clone());
+  teacher.Eval();
+  // Whether the model's prediction is logits a teacher can soften.
+  RETURN_IF_ERROR(e_.data_.eval->Reset(0), "evaluation.eval_split");
+  Batch batch;
+  ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), "evaluation.eval_split");
+  if (!any) return absl::InvalidArgumentError("evaluation.eval_split: no samples");
+  ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), "forward_pass");
+  absl::Status can;
+  {
+    at::NoGradGuard no_grad;
+    absl::StatusOr<c10::IValue> out = e_.forward_pass_->ModelCall(teacher, inputs, c10::kCPU);
+    can = out.ok() ? CanDistill(*out, c_.loss().output_index()) : out.status();
+  }
+  if (!can.ok()) {
+    Say(absl::StrCat("  distillation off (compression.distillation): ", can.message(),
+                     "; fine-tunes use the experiment's loss alone"));
+    return absl::OkStatus();
+  }
+  teacher_.emplace(std::move(teacher));
+  TeacherOptions options;
+  options.alpha = comp_.distillation().alpha();
+  options.temperature = comp_.distillation().temperature();
+  options.output_index = c_.loss().output_index();
+  distill_loss_ = WithTeacher(e_.loss_.get(), &*teacher_, e_.forward_pass_, options);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
+  if (!comp_.tune_lr() || comp_.candidate_epochs() + comp_.final_epochs() == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
+  const int64_t per_epoch = e_.data_.train->num_batches();
+  const int64_t steps = comp_.tuning().lr_trial_steps() > 0
+                            ? comp_.tuning().lr_trial_steps()
+                            : std::min<int64_t>(per_epoch, std::max<int64_t>(20, per_epoch / 4));
+  const double base_lr = c_.full_trainer().optimizer().lr();
+  // Keyed apart from candidates; lr_factor_ is still 1 here, so TrainingKey
+  // says only whether the trials distil.
+  const std::string stem =
+      absl::StrFormat("lr_trial|%s|%s|s%d%s", pruner, RatiosKey(ratios), steps, TrainingKey());
+  Say(absl::StrFormat("  fine-tuning lr: %zu trial(s) of %d steps on %s at %.2fx fewer MACs (full_trainer lr %g)",
+                      comp_.tuning().lr_factors_size(), steps, pruner, factor, base_lr));
+  double best_factor = 1, best_drop = 1e300;
+  std::vector<std::string> said;
+  for (double f : comp_.tuning().lr_factors()) {
+    const std::string key = absl::StrFormat("%s|x%.4g", stem, f);
+    const CandidateRecord* rec = Reuse(key);
+    if (rec == nullptr) {
+      ASSIGN_OR_RETURN(bool fits, Fits(steps * EpochSeconds() / std::max<int64_t>(1, per_epoch)));
+      if (!fits) {
+        Say(absl::StrCat("    ", StopReason(), ": lr trials stop"));
+        break;
+      }
+      const auto t0 = Clock::now();
+      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
+      TrainerConfig t = c_.full_trainer();
+      t.mutable_optimizer()->set_lr(base_lr * f);
+      t.set_seed(c_.seed());
+      t.set_metrics_path("");
+      t.set_keep_best(false);
+      t.set_progress(TrainerConfig::NONE);
+      t.set_epochs(1);
+      FillScheduleLength(&t, steps);  // the schedule's shape, over the trial
+      t.set_epochs(0);
+      t.set_max_steps(steps);
+      TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), nullptr};
+      ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "full_trainer (lr trial)");
+      absl::StatusOr<TrainResult> trained = trainer->Train(cut);
+      CandidateRecord n;
+      n.set_key(key);
+      n.set_phase("lr_trial");
+      n.set_pruner(pruner);
+      n.set_mac_factor(factor);
+      n.set_lr_factor(f);
+      for (const auto& [path, r] : ratios) (*n.mutable_ratios())[path] = r;
+      n.set_description(absl::StrFormat("lr trial: %s at %.2fx, lr %g x %g, %d steps", pruner, factor, base_lr, f, steps));
+      if (!trained.ok() && !absl::IsDataLoss(trained.status())) return trained.status();
+      if (trained.ok()) {
+        ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
+        n.set_eval_metric(m.value);
+      } else {
+        // Diverged at this lr: the worst possible score, and the search goes on.
+        n.set_eval_metric(reference_metric_.higher_is_better ? -1e30 : 1e30);
+        n.set_note(std::string(trained.status().message()));
+      }
+      n.set_seconds(SecondsSince(t0));
+      RETURN_IF_ERROR(Keep(n, nullptr));
+      rec = store_->Find(key);
+    }
+    const double drop = DropOf(rec->eval_metric());
+    said.push_back(rec->note().empty() ? absl::StrFormat("lr %g: %.4g", base_lr * f, rec->eval_metric())
+                                       : absl::StrFormat("lr %g: diverged", base_lr * f));
+    if (drop < best_drop - 1e-9) {
+      best_drop = drop;
+      best_factor = f;
+    }
+  }
+  lr_factor_ = best_factor;
+  Say(absl::StrFormat("    %s -> lr %g for every fine-tune", absl::StrJoin(said, ", "), base_lr * lr_factor_));
+  return absl::OkStatus();
+}
+
 absl::Status Engine::Search::CheckModelTakesTheData() {
   const std::string& split = c_.evaluation().eval_split();
   RETURN_IF_ERROR(e_.data_.eval->Reset(0), "evaluation.eval_split");
@@ -975,6 +1166,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   ConfigureThreads(c_.threads());
   at::manual_seed(c_.seed());
   RETURN_IF_ERROR(Reference());
+  RETURN_IF_ERROR(SetUpDistillation());
   // Level 1: structured pruning.
   std::optional<CandidateRecord> fp32;
   {
@@ -993,8 +1185,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     }
     std::sort(scored.begin(), scored.end(),
               [&](const CandidateRecord& a, const CandidateRecord& b) { return Objective(a) < Objective(b); });
-    double recovery = comp_.final_epochs() > 0 ? kRecoverySlack * comp_.delta() : 0;
-    const int max_finals = comp_.deepsearch() ? 4 : 2;
+    double recovery = comp_.final_epochs() > 0 ? comp_.tuning().promising_slack() * comp_.delta() : 0;
+    const int max_finals = comp_.tuning().max_finals();
     Phase("final", absl::StrFormat("%zu scored candidate(s); fine-tuning the best within delta + %.2f for %d more "
                                    "epochs (at most %d)", scored.size(), recovery, comp_.final_epochs(), max_finals));
     std::set<std::string> tried;
@@ -1008,14 +1200,23 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
         }
       }
       if (next == nullptr) break;
-      ASSIGN_OR_RETURN(bool fits, Fits(comp_.final_epochs() * EpochSeconds()));
-      if (!fits) {
-        Say(absl::StrCat("  ", StopReason(), ": no time for another final fine-tune"));
+      // Anytime: with less time left than final_epochs take, the final
+      // fine-tune gets the epochs that fit (a smaller gain, never none while
+      // one epoch fits).
+      ASSIGN_OR_RETURN(const double left, RootsValue(std::max(0.0, SecondsLeft())));
+      const int epochs = EpochsThatFit(comp_.final_epochs(), left, EpochSeconds());
+      ASSIGN_OR_RETURN(bool fits, Fits(std::max(1, epochs) * EpochSeconds()));
+      if (!fits || epochs < 1) {
+        Say(absl::StrCat("  ", fits ? "time budget" : StopReason(), ": no time for another final fine-tune"));
         break;
       }
       tried.insert(next->key());
-      Say(absl::StrFormat("  final %d: %s", finals + 1, next->description()));
-      absl::StatusOr<std::optional<CandidateRecord>> got = Final(*next);
+      Say(absl::StrFormat("  final %d: %s%s", finals + 1, next->description(),
+                          epochs < comp_.final_epochs()
+                              ? absl::StrFormat(" (%d of %d epochs: what the time budget has left)", epochs,
+                                                comp_.final_epochs())
+                              : std::string()));
+      absl::StatusOr<std::optional<CandidateRecord>> got = Final(*next, epochs);
       if (absl::IsCancelled(got.status())) {
         Say(absl::StrCat("  ", got.status().message(), ": the final fine-tune stops (its finished epochs are kept)"));
         break;
@@ -1065,34 +1266,18 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     EndPhase();
   }
 
-  // The decision.
+  // The decision (search/decision.h).
+  DecisionInputs inputs;
+  inputs.reference = &reference_;
+  inputs.fp32 = fp32 ? &*fp32 : nullptr;
+  inputs.int8 = int8 ? &*int8 : nullptr;
+  inputs.delta = comp_.delta();
+  inputs.higher_is_better = reference_metric_.higher_is_better;
+  inputs.objective = comp_.objective();
+  const Decision decision = Decide(inputs);
   std::optional<CandidateRecord> chosen;
-  std::string why;
-  if (int8 && int8->qualifies() && (!fp32 || Objective(*int8) < Objective(*fp32))) {
-    chosen = int8;
-    why = fp32 ? "int8 on the pruned model stays within delta and is the best on the objective"
-               : "int8 of the reference (no pruned model qualified) stays within delta";
-  } else if (fp32) {
-    chosen = fp32;
-    if (!int8) {
-      why = "the pruned model within delta that is best on the objective";
-    } else if (!int8->qualifies()) {
-      why = absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
-                            int8->eval_metric(), target_);
-    } else {
-      why = absl::StrFormat("the pruned fp32 model: its int8 form qualifies but is no better on the objective "
-                            "(%.3f vs %.3f)", Objective(*int8), Objective(*fp32));
-    }
-  }
-  if (chosen && Objective(*chosen) >= Objective(reference_)) {
-    why = absl::StrFormat("nothing qualifying beat the reference on the objective (%.3f vs %.3f)",
-                          Objective(*chosen), Objective(reference_));
-    chosen.reset();
-  }
-  if (!chosen && why.empty()) {
-    why = absl::StrFormat("no candidate stayed within delta %g of the reference (target %.4g)", comp_.delta(),
-                          target_);
-  }
+  if (decision.kind != Decision::Kind::kReference) chosen = decision.chosen;
+  std::string why = decision.why;
   // The returned model and the fp32 model behind it (trainable).
   std::optional<Model> out, trainable;
   if (!chosen) {
@@ -1114,6 +1299,10 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   EngineResult result{std::move(*out)};
   result.reference = reference_;
   result.chosen = chosen ? *chosen : reference_;
+  // The result on the test split (the reference's was measured at the start).
+  if (chosen) RETURN_IF_ERROR(MeasureTest(result.model, &result.chosen));
+  result.warning = warning_;
+  result.lr_factor = lr_factor_;
   result.returned_reference = !chosen;
   result.why = why;
   result.target = target_;
@@ -1253,6 +1442,7 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   report.chosen = result.chosen;
   report.returned_reference = result.returned_reference;
   report.why = result.why;
+  report.warning = result.warning;
   report.candidates = result.candidates;
   // Time across every invocation of this run directory (resumes add up).
   {
@@ -1325,6 +1515,11 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.html", ReportHtml(report)));
   return AppendMetricsLine(absl::StrCat("{\"event\": \"result\", \"chosen\": ", JsonString(result.chosen.key()),
                                         ", \"eval\": ", JsonNumber(result.chosen.eval_metric()),
+                                        result.chosen.has_test_metric()
+                                            ? absl::StrCat(", \"test\": ", JsonNumber(result.chosen.test_metric()),
+                                                           ", \"reference_test\": ",
+                                                           JsonNumber(reference_.test_metric()))
+                                            : std::string(),
                                         ", \"returned_reference\": ", result.returned_reference ? "true" : "false",
                                         ", \"seconds\": ", JsonNumber(result.seconds), "}"));
 }

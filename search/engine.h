@@ -20,17 +20,24 @@
 //      curve per group.
 //   3. allocation: a tolerance τ gives every group the largest ratio whose
 //      drop stays <= τ; τ is bisected until the model has 1/F of the MACs.
-//   4. search over F (geometric bisection): each candidate is cut, fine-
-//      tuned `candidate_epochs`, scored on eval_split and timed; at the first
-//      F every allowed pruner is tried and the best kept. A candidate within
-//      2 delta (delta + what the longer fine-tune usually recovers) goes on.
+//   4. search over F (geometric bisection): first the fine-tuning lr is
+//      found (tune_lr: short trials of the first probe's cut); each
+//      candidate is cut, fine-tuned `candidate_epochs` (learning from the
+//      reference as a teacher: compression.distillation), scored on
+//      eval_split and timed; at the first F every allowed pruner is tried
+//      and the best kept. A candidate within delta + promising_slack delta
+//      goes on.
 //   5. final: the best candidate on the objective within delta + the
-//      expected recovery is fine-tuned `final_epochs` more; the recovery it
-//      shows sets the bar for a more aggressive one; a miss, for a safer one.
+//      expected recovery is fine-tuned `final_epochs` more (fewer when the
+//      budget has less left: anytime); the recovery it shows sets the bar
+//      for a more aggressive one; a miss, for a safer one.
 //   6. level 2: the chosen model is quantized to int8 (PTQ, mixed precision
 //      within what is left of delta); kept only if it still qualifies.
 //   7. the result is never outside delta and never worse than the reference
-//      on the objective: otherwise the reference is returned, with why.
+//      on the objective: otherwise the reference is returned, with why
+//      (search/decision.h). The reference and the result are also scored
+//      on the test split when the data has one (reported, never used to
+//      choose).
 //
 // Run directory (experiment.output_dir): model.pt (frozen fp32 or int8:
 // plain TorchScript), model_trainable.pt (level 1's unfrozen fp32 model, for
@@ -83,6 +90,9 @@ namespace slimfit {
 struct EngineData {
   std::unique_ptr<DataLoader> train;  // required: fine-tuning, data-driven pruners, calibration
   std::unique_ptr<DataLoader> eval;   // required: the eval_split loader (delta is measured here)
+  // Optional: the test split, when it is not eval_split. The reference and
+  // the result are also scored here (record.test_metric), never to choose.
+  std::unique_ptr<DataLoader> test;
   // Distributed runs only: this rank's ShardedLoaders (data/sharded_loader.h)
   // of train and eval, for the data-parallel final fine-tunes.
   std::unique_ptr<DataLoader> train_shard, eval_shard;
@@ -107,6 +117,11 @@ struct EngineResult {
   bool interrupted = false;
   // Candidates and final fine-tunes that failed (diverged) and were skipped.
   std::vector<std::string> failures;
+  // Said when the experiment looks wrong for the model (e.g. the reference
+  // scores much higher on eval_split than on test); empty otherwise.
+  std::string warning;
+  // Every fine-tune's lr as a factor of full_trainer's (compression.tune_lr).
+  double lr_factor = 1;
 };
 
 class Engine {

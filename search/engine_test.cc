@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <signal.h>
 
 #include <set>
@@ -75,13 +77,17 @@ std::unique_ptr<Built> Build(const Experiment& e) {
 }
 
 // eval_key of a saved model, loaded with plain LibTorch (no slimfit code),
-// on the experiment's eval split.
-double MetricOfFile(const Experiment& e, const std::string& path) {
+// on the experiment's eval split (or on test).
+double MetricOfFile(const Experiment& e, const std::string& path, bool on_test = false) {
   auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
   EXPECT_OK(in);
   torch::jit::Module plain = torch::jit::load(path);
   Model m(plain);
-  auto metrics = in->evaluator->Apply(m, *in->data.eval);
+  if (on_test && in->data.test == nullptr) {
+    ADD_FAILURE() << "no test loader";
+    return -1;
+  }
+  auto metrics = in->evaluator->Apply(m, on_test ? *in->data.test : *in->data.eval);
   EXPECT_OK(metrics);
   return metrics->Get(e.evaluation().eval_key())->value;
 }
@@ -110,23 +116,54 @@ TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {
   EXPECT_NEAR(measured, r.chosen.eval_metric(), 1e-6);
   EXPECT_GE(measured, r.reference.eval_metric() - 2.0);
   EXPECT_DOUBLE_EQ(r.target, r.reference.eval_metric() - 2.0);
-  if (!r.returned_reference) {
-    EXPECT_LT(r.chosen.macs(), r.reference.macs());
-    EXPECT_LT(r.chosen.serialized_bytes(), r.reference.serialized_bytes());
-    EXPECT_FALSE(r.why.empty());
-    EXPECT_OK(RegularFileSize(dir + "/model_trainable.pt"));
+  // LeNet-5 on this slice compresses within delta 2: a model came back, and
+  // it is smaller on every count.
+  ASSERT_FALSE(r.returned_reference) << r.why << "\n" << absl::StrJoin(b->lines, "\n");
+  EXPECT_LT(r.chosen.macs(), r.reference.macs());
+  EXPECT_LT(r.chosen.params(), r.reference.params());
+  EXPECT_LT(r.chosen.serialized_bytes(), r.reference.serialized_bytes());
+  EXPECT_FALSE(r.why.empty());
+  EXPECT_OK(RegularFileSize(dir + "/model_trainable.pt"));
+  // The held-out test split: the reference and the result scored there, the
+  // result's figure re-measured from model.pt with plain LibTorch.
+  ASSERT_TRUE(r.reference.has_test_metric());
+  ASSERT_TRUE(r.chosen.has_test_metric());
+  EXPECT_NEAR(MetricOfFile(b->experiment, dir + "/model.pt", /*on_test=*/true), r.chosen.test_metric(), 1e-6);
+  // The fine-tuning lr was tried at every default factor on the first probe
+  // and every fine-tune used the winner; fine-tunes learnt from the reference.
+  std::set<double> tried;
+  int candidates = 0;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() == "lr_trial") tried.insert(c.lr_factor());
+    if (c.phase() == "candidate") {
+      ++candidates;
+      EXPECT_DOUBLE_EQ(c.lr_factor(), r.lr_factor) << c.key();
+      EXPECT_THAT(c.key(), HasSubstr("|kd0.5,t4")) << "distilled from the reference";
+    }
   }
-  // Reports: the chosen key in JSON, the plot in HTML; metrics.jsonl is
-  // whole JSON lines ending with the result.
+  EXPECT_EQ(tried, (std::set<double>{1.0, 0.3, 0.1}));
+  EXPECT_TRUE(tried.count(r.lr_factor));
+  EXPECT_GE(candidates, 3);
+  // Reports: report.json parses as JSON and names the chosen record; the
+  // plot is in the HTML; every metrics.jsonl line parses, the last is the
+  // result with its test figure.
   ASSERT_OK_AND_ASSIGN(std::string json, ReadFileToString(dir + "/report.json"));
-  EXPECT_THAT(json, HasSubstr(absl::StrCat("\"key\": \"", r.chosen.key(), "\"")));
+  google::protobuf::Struct report;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &report).ok()) << json;
+  EXPECT_EQ(report.fields().at("result").struct_value().fields().at("key").string_value(), r.chosen.key());
+  EXPECT_NEAR(report.fields().at("result").struct_value().fields().at("test").number_value(), r.chosen.test_metric(),
+              1e-9);
   ASSERT_OK_AND_ASSIGN(std::string html, ReadFileToString(dir + "/report.html"));
   EXPECT_THAT(html, HasSubstr("<svg"));
   ASSERT_OK_AND_ASSIGN(std::string lines, ReadFileToString(dir + "/metrics.jsonl"));
   std::vector<std::string> split = absl::StrSplit(lines, '\n', absl::SkipEmpty());
-  ASSERT_FALSE(split.empty());
-  for (const std::string& l : split) EXPECT_TRUE(l.front() == '{' && l.back() == '}') << l;
-  EXPECT_THAT(split.back(), HasSubstr("\"event\": \"result\""));
+  ASSERT_GE(split.size(), 5u);
+  google::protobuf::Struct line;
+  for (const std::string& l : split) EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(l, &line).ok()) << l;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(split.back(), &line).ok());
+  EXPECT_EQ(line.fields().at("event").string_value(), "result");
+  EXPECT_NEAR(line.fields().at("test").number_value(), r.chosen.test_metric(), 1e-9);
+  EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("on test (reported beside val"));
   EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("target accuracy >="));
 
   // The same call again: everything comes from state/, nothing is recomputed.
@@ -166,6 +203,41 @@ TEST(EngineTest, ReturnsTheReferenceWhenNothingQualifies) {
   EXPECT_THAT(r.why, HasSubstr("no candidate stayed within delta 0"));
   ASSERT_OK_AND_ASSIGN(Model written, Model::Load(e.output_dir() + "/model.pt"));
   EXPECT_EQ(written.NamedParameters().size(), 10u);  // lenet5 as given: 5 layers, weight + bias
+}
+
+// A user's evaluation function that scores 95 on the first loader it is
+// given (eval_split: the reference is measured there first) and 80 on any
+// other: a reference that "memorised" its scoring split.
+class MemorisedEvaluator : public EvaluationFunction {
+ public:
+  absl::StatusOr<Metrics> Apply(Model&, DataLoader& loader) override {
+    if (first_ == nullptr) first_ = &loader;
+    Metrics m;
+    m.Set("accuracy", &loader == first_ ? 95.0 : 80.0, /*higher_is_better=*/true);
+    return m;
+  }
+
+ private:
+  const DataLoader* first_ = nullptr;
+};
+
+TEST(EngineTest, WarnsWhenTheReferenceScoresMuchHigherOnEvalSplitThanOnTest) {
+  Experiment e = WithDefaults(Slice("memorised", "delta: 1.0 time_budget_minutes: 0.001"));
+  auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  ASSERT_NE(in->data.test, nullptr) << "Fashion-MNIST has a test split";
+  Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass,
+                std::make_unique<MemorisedEvaluator>(), std::move(in->loss));
+  std::vector<std::string> lines;
+  engine.set_progress([&](const std::string& l) { lines.push_back(l); });
+  ASSERT_OK_AND_ASSIGN(EngineResult r, engine.Run());
+  EXPECT_DOUBLE_EQ(r.reference.eval_metric(), 95.0);
+  EXPECT_DOUBLE_EQ(r.reference.test_metric(), 80.0);
+  EXPECT_THAT(r.warning, AllOf(HasSubstr("scores 95 on val but 80 on test"),
+                               HasSubstr("evaluation.eval_split: \"test\"")));
+  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("warning: the reference scores 95"));
+  ASSERT_OK_AND_ASSIGN(std::string md, ReadFileToString(e.output_dir() + "/report.md"));
+  EXPECT_THAT(md, HasSubstr("**Warning:** the reference scores 95"));
 }
 
 // A loss that diverges on every pruned model (fewer parameters than

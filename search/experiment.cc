@@ -189,6 +189,43 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
     return Invalid("compression.candidate_epochs / final_epochs",
                    absl::StrCat(c.candidate_epochs(), " / ", c.final_epochs()), "must be >= 0 (0 = default)");
   }
+  const DistillationConfig& d = c.distillation();
+  if (d.has_alpha() && !(d.alpha() >= 0 && d.alpha() <= 1)) {
+    return Invalid("compression.distillation.alpha", absl::StrCat(d.alpha()), "must be in [0, 1] (default 0.5)");
+  }
+  if (!(d.temperature() >= 0) || !std::isfinite(d.temperature())) {
+    return Invalid("compression.distillation.temperature", absl::StrCat(d.temperature()),
+                   "must be > 0 (0 = default 4)");
+  }
+  const SearchTuning& t = c.tuning();
+  if (t.probes() < 0 || t.probes() > 50) {
+    return Invalid("compression.tuning.probes", absl::StrCat(t.probes()), "must be in [1, 50] (0 = default)");
+  }
+  if (t.has_promising_slack() && !(t.promising_slack() >= 0 && std::isfinite(t.promising_slack()))) {
+    return Invalid("compression.tuning.promising_slack", absl::StrCat(t.promising_slack()),
+                   "must be a finite number >= 0 (in units of delta; default 1)");
+  }
+  if (t.max_finals() < 0 || t.max_finals() > 50) {
+    return Invalid("compression.tuning.max_finals", absl::StrCat(t.max_finals()), "must be in [1, 50] (0 = default)");
+  }
+  if (!(t.max_ratio() >= 0 && t.max_ratio() < 1)) {
+    return Invalid("compression.tuning.max_ratio", absl::StrCat(t.max_ratio()),
+                   "must be in (0, 1): the share of a group's channels a cut may remove (0 = default 0.95)");
+  }
+  if (!(t.sensitivity_budget_fraction() >= 0 && t.sensitivity_budget_fraction() <= 1)) {
+    return Invalid("compression.tuning.sensitivity_budget_fraction", absl::StrCat(t.sensitivity_budget_fraction()),
+                   "must be in (0, 1] (0 = default 0.3)");
+  }
+  for (int i = 0; i < t.lr_factors_size(); ++i) {
+    if (!(t.lr_factors(i) > 0 && t.lr_factors(i) <= 10)) {
+      return Invalid(absl::StrCat("compression.tuning.lr_factors[", i, "]"), absl::StrCat(t.lr_factors(i)),
+                     "must be in (0, 10]: a factor of full_trainer.optimizer.lr");
+    }
+  }
+  if (t.lr_trial_steps() < 0) {
+    return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
+                   "must be >= 0 (0 = a quarter epoch, at least 20)");
+  }
   // device, threads
   if (!e.device().empty()) {
     auto device = TorchCallOr("device", [&] { return c10::Device(e.device()); });
@@ -226,6 +263,20 @@ Experiment WithDefaults(Experiment e) {
   }
   if (c->candidate_epochs() == 0) c->set_candidate_epochs(c->deepsearch() ? 2 : 1);
   if (c->final_epochs() == 0) c->set_final_epochs(c->deepsearch() ? 10 : 5);
+  if (!c->has_tune_lr()) c->set_tune_lr(true);
+  DistillationConfig* d = c->mutable_distillation();
+  if (!d->has_enabled()) d->set_enabled(true);
+  if (!d->has_alpha()) d->set_alpha(0.5);
+  if (d->temperature() == 0) d->set_temperature(4);
+  SearchTuning* t = c->mutable_tuning();
+  if (t->probes() == 0) t->set_probes(c->deepsearch() ? 7 : 4);
+  if (!t->has_promising_slack()) t->set_promising_slack(1.0);
+  if (t->max_finals() == 0) t->set_max_finals(c->deepsearch() ? 4 : 2);
+  if (t->max_ratio() == 0) t->set_max_ratio(0.95);
+  if (t->sensitivity_budget_fraction() == 0) t->set_sensitivity_budget_fraction(0.3);
+  if (t->lr_factors_size() == 0) {
+    for (double f : {1.0, 0.3, 0.1}) t->add_lr_factors(f);
+  }
   if (e.device().empty()) e.set_device("cpu");
   if (e.threads() == 0) e.set_threads(1);
   if (e.output_dir().empty()) e.set_output_dir(absl::StrCat("runs/", e.name()));

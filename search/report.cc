@@ -31,6 +31,13 @@ std::vector<Row> Rows(const RunReport& r) {
   rows.push_back({absl::StrCat(r.eval_key, " (", r.eval_split, ")"), absl::StrFormat("%.4g", a.eval_metric()),
                   absl::StrFormat("%.4g", b.eval_metric()),
                   absl::StrFormat("%+.3g (target %s %.4g)", -drop, r.higher_is_better ? ">=" : "<=", r.target)});
+  if (a.has_test_metric() && b.has_test_metric()) {
+    const double test_drop =
+        r.higher_is_better ? a.test_metric() - b.test_metric() : b.test_metric() - a.test_metric();
+    rows.push_back({absl::StrCat(r.eval_key, " (test)"), absl::StrFormat("%.4g", a.test_metric()),
+                    absl::StrFormat("%.4g", b.test_metric()),
+                    absl::StrFormat("%+.3g (held out: never used to choose)", -test_drop)});
+  }
   rows.push_back({"size (KiB)", absl::StrFormat("%.1f", a.serialized_bytes() / 1024.0),
                   absl::StrFormat("%.1f", b.serialized_bytes() / 1024.0),
                   Times(a.serialized_bytes(), b.serialized_bytes(), "smaller")});
@@ -68,11 +75,14 @@ std::string RecordJson(const CandidateRecord& c) {
   for (const auto& [path, v] : c.ratios()) ratios.push_back(absl::StrCat(JsonString(path), ": ", JsonNumber(v)));
   return absl::StrCat("{\"key\": ", JsonString(c.key()), ", \"phase\": ", JsonString(c.phase()),
                       ", \"description\": ", JsonString(c.description()), ", \"sequence\": ", c.sequence(),
-                      ", \"eval\": ", JsonNumber(c.eval_metric()), ", \"qualifies\": ", c.qualifies() ? "true" : "false",
+                      ", \"eval\": ", JsonNumber(c.eval_metric()),
+                      c.has_test_metric() ? absl::StrCat(", \"test\": ", JsonNumber(c.test_metric())) : "",
+                      ", \"qualifies\": ", c.qualifies() ? "true" : "false",
                       ", \"params\": ", c.params(), ", \"macs\": ", c.macs(), ", \"bytes\": ", c.serialized_bytes(),
                       ", \"latency_b1_ms\": ", JsonNumber(c.latency_b1_ms()), ", \"latency_bn_ms\": ", JsonNumber(c.latency_bn_ms()),
                       ", \"peak_activation_bytes\": ", c.peak_activation_bytes(), ", \"pruner\": ",
-                      JsonString(c.pruner()), ", \"epochs\": ", c.epochs(), ", \"ratios\": {",
+                      JsonString(c.pruner()), ", \"epochs\": ", c.epochs(), ", \"lr_factor\": ",
+                      JsonNumber(c.lr_factor() > 0 ? c.lr_factor() : 1.0), ", \"ratios\": {",
                       absl::StrJoin(ratios, ", "), "}, \"seconds\": ", JsonNumber(c.seconds()), "}");
 }
 
@@ -234,6 +244,7 @@ std::string ReportJson(const RunReport& r) {
       ",\n  \"level\": ", r.level, ",\n  \"objective\": ", JsonString(r.objective),
       ",\n  \"latency_batch\": ", r.latency_batch, ",\n  \"threads\": ", r.threads,
       ",\n  \"returned_reference\": ", r.returned_reference ? "true" : "false", ",\n  \"why\": ", JsonString(r.why),
+      ",\n  \"warning\": ", JsonString(r.warning),
       ",\n  \"reference\": ", RecordJson(r.reference), ",\n  \"result\": ", RecordJson(r.chosen),
       ",\n  \"ratios\": {\"size\": ", JsonNumber(double(r.reference.serialized_bytes()) / std::max<int64_t>(1, r.chosen.serialized_bytes())),
       ", \"params\": ", JsonNumber(double(r.reference.params()) / std::max<int64_t>(1, r.chosen.params())),
@@ -249,6 +260,7 @@ std::string ReportMarkdown(const RunReport& r) {
   std::string out = absl::StrCat("# slimfit compression report: ", r.name, "\n\n");
   absl::StrAppendFormat(&out, "Level %d, objective %s, delta %g on %s (%s). **%s.**\n\n", r.level, r.objective,
                         r.delta, r.eval_key, r.eval_split, r.why);
+  if (!r.warning.empty()) absl::StrAppend(&out, "**Warning:** ", r.warning, "\n\n");
   std::vector<std::vector<std::string>> rows;
   for (const Row& row : Rows(r)) rows.push_back({row.label, row.before, row.after, row.ratio});
   out += MarkdownTable({"", "reference", "result", "change"}, rows);
@@ -282,6 +294,7 @@ std::string ReportHtml(const RunReport& r) {
   out += "<h1>slimfit compression report: " + Html(r.name) + "</h1>\n";
   out += absl::StrFormat("<p>Level %d, objective %s, delta %g on %s (%s). <b>%s.</b></p>\n", r.level,
                          Html(r.objective), r.delta, Html(r.eval_key), Html(r.eval_split), Html(r.why));
+  if (!r.warning.empty()) out += "<p><b>Warning:</b> " + Html(r.warning) + "</p>\n";
   out += table({"", "reference", "result", "change"}, rows);
   out += absl::StrFormat("<p>Latency: median at batch 1 and %d, %d thread(s). %s</p><p>Time: %s.</p>\n",
                          r.latency_batch, r.threads, Html(FrozenNote(r)), Html(PhaseLine(r)));

@@ -50,6 +50,7 @@ struct RunReport {
   CandidateRecord chosen;
   bool returned_reference = false;
   std::string why;
+  std::string warning;  // empty: none
   std::vector<CandidateRecord> candidates;  // every record, in order
   std::vector<LayerRow> layers;
   std::vector<std::pair<std::string, double>> phase_seconds;

@@ -46,6 +46,10 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
   ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
   ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+  // The test split, scored beside eval_split (never to choose).
+  if (e.evaluation().eval_split() != "test" && splits.test != nullptr && splits.test->size() > 0) {
+    ASSIGN_OR_RETURN(in.data.test, MakeLoader(e.data(), splits, "test"), "data (test split)");
+  }
   if (parallel) {
     ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), "data");
     ASSIGN_OR_RETURN(in.data.train_shard, ShardedLoader::Create(std::move(train), group->rank(), group->world_size()));

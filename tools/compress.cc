@@ -92,6 +92,7 @@ absl::Status Run() {
               r.returned_reference ? " (the reference)" : "", r.run_dir.c_str());
   std::printf("wall time %.1f min (%d record(s) reused from state/)\n", r.seconds / 60, r.reused);
   for (const std::string& f : r.failures) std::printf("skipped (failed): %s\n", f.c_str());
+  if (!r.warning.empty()) std::printf("warning: %s\n", r.warning.c_str());
   if (r.interrupted) {
     return absl::CancelledError(absl::StrCat(InterruptRequested() ? InterruptMessage() : "another rank was interrupted",
                                              ": ", r.run_dir,

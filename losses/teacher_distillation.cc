@@ -1,0 +1,112 @@
+#include "losses/teacher_distillation.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+using internal::PredictionOf;
+
+absl::Status CheckLogits(const at::Tensor& p, const char* whose) {
+  if (p.dim() == 2 && p.size(1) >= 2 && p.is_floating_point()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "distillation needs [batch, classes >= 2] floating-point logits; the ", whose, "'s prediction is [",
+      absl::StrJoin(p.sizes(), ", "), "] ", c10::toString(p.scalar_type())));
+}
+
+class TeacherLoss : public LossFunction {
+ public:
+  TeacherLoss(LossFunction* base, Model* teacher, std::shared_ptr<ForwardPass> forward_pass, TeacherOptions options)
+      : LossFunction(std::move(forward_pass)),
+        base_(base),
+        teacher_(teacher),
+        options_(options) {}
+
+  absl::StatusOr<LossTerms> operator()(Model& model, const Batch& batch) override {
+    // The base loss as it is (with any terms its operator() adds); the
+    // student's output is taken from its forward pass, not computed twice.
+    std::optional<c10::IValue> seen;
+    absl::StatusOr<LossTerms> base_terms;
+    {
+      forward_pass().set_output_observer([&seen](const c10::IValue& v) {
+        if (!seen) seen = v;
+      });
+      absl::Cleanup unobserve = [this] { forward_pass().set_output_observer(nullptr); };
+      base_terms = (*base_)(model, batch);
+    }
+    RETURN_IF_ERROR(base_terms.status());
+    LossTerms terms = *std::move(base_terms);
+    c10::IValue output;
+    if (seen) {
+      output = *seen;
+    } else {  // the base ran the model some other way
+      ASSIGN_OR_RETURN(output, forward_pass().Forward(model, batch, device()));
+    }
+    ASSIGN_OR_RETURN(at::Tensor student, PredictionOf(output, options_.output_index));
+    RETURN_IF_ERROR(CheckLogits(student, "student"));
+    at::Tensor teacher;
+    {
+      c10::NoGradGuard no_grad;
+      teacher_->Eval();
+      ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(*teacher_, batch, device()), "distillation teacher");
+      ASSIGN_OR_RETURN(teacher, PredictionOf(t_out, options_.output_index), "distillation teacher");
+    }
+    RETURN_IF_ERROR(CheckLogits(teacher, "teacher"));
+    if (teacher.sizes() != student.sizes()) {
+      return absl::FailedPreconditionError(absl::StrCat("distillation: the teacher's prediction [",
+                                                        absl::StrJoin(teacher.sizes(), ", "),
+                                                        "] and the student's [", absl::StrJoin(student.sizes(), ", "),
+                                                        "] differ"));
+    }
+    return TorchCallOr("distillation", [&] {
+      const double t = options_.temperature, a = options_.alpha;
+      for (auto& [name, value] : terms.terms) value = value * (1 - a);
+      at::Tensor soft = at::kl_div(at::log_softmax(student / t, 1), at::log_softmax(teacher.detach() / t, 1),
+                                   at::Reduction::None, /*log_target=*/true)
+                            .sum(1)
+                            .mean() *
+                        (t * t * a);
+      terms.terms.emplace_back("distill_kl", soft);
+      return terms;
+    });
+  }
+
+  absl::StatusOr<LossTerms> FromOutput(const c10::IValue& output, const Batch& batch) override {
+    return base_->FromOutput(output, batch);
+  }
+
+  void ToDevice(c10::Device device) override {
+    LossFunction::ToDevice(device);
+    base_->ToDevice(device);
+  }
+
+ private:
+  LossFunction* base_;
+  Model* teacher_;
+  TeacherOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<LossFunction> WithTeacher(LossFunction* base, Model* teacher,
+                                          std::shared_ptr<ForwardPass> forward_pass, TeacherOptions options) {
+  return std::make_unique<TeacherLoss>(base, teacher, std::move(forward_pass), options);
+}
+
+absl::Status CanDistill(const c10::IValue& output, int output_index) {
+  ASSIGN_OR_RETURN(at::Tensor p, PredictionOf(output, output_index));
+  return CheckLogits(p, "model");
+}
+
+}  // namespace slimfit

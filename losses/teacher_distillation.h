@@ -1,0 +1,48 @@
+// File: losses/teacher_distillation.h
+//
+// WithTeacher: knowledge distillation (Hinton et al., 2015) added to any
+// LossFunction, so a pruned model learns from the model it was cut from.
+// The training terms are the base loss's terms (operator(), so terms a
+// wrapper such as PatchCriterion adds are kept), each scaled by (1 - alpha),
+// plus
+//   "distill_kl" = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+// averaged over the batch, the teacher run on the same batch in eval mode
+// without gradients. FromOutput (what evaluators call) stays the base's.
+//
+//   auto loss = WithTeacher(base.get(), &reference, forward_pass, {.alpha = 0.5, .temperature = 4});
+//   trainer deps.loss = loss.get();
+//
+// Contract: `base` and `teacher` are not owned and must outlive the result.
+// Predictions (element output_index of a tuple / list output) must be
+// [batch, classes] logits with classes >= 2 from both models: otherwise the
+// call fails with FailedPrecondition naming the shapes (CanDistill checks a
+// model's output up front). No exception escapes.
+#ifndef SLIMFIT_LOSSES_TEACHER_DISTILLATION_H_
+#define SLIMFIT_LOSSES_TEACHER_DISTILLATION_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "losses/loss_function.h"
+#include "model/model.h"
+
+namespace slimfit {
+
+struct TeacherOptions {
+  double alpha = 0.5;        // weight of the soft term, in [0, 1]
+  double temperature = 4.0;  // > 0
+  int output_index = 0;      // which element of a tuple output is the prediction
+};
+
+// `forward_pass` is the one `base` runs the model through (its output is
+// observed there, so the student runs once per step).
+std::unique_ptr<LossFunction> WithTeacher(LossFunction* base, Model* teacher,
+                                          std::shared_ptr<ForwardPass> forward_pass, TeacherOptions options);
+
+// OK when `output`'s prediction is [batch, classes >= 2] logits; else
+// FailedPrecondition saying what it is.
+absl::Status CanDistill(const c10::IValue& output, int output_index);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_LOSSES_TEACHER_DISTILLATION_H_

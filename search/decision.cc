@@ -1,0 +1,71 @@
+#include "search/decision.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+
+namespace slimfit {
+
+double MetricDrop(double reference, double value, bool higher_is_better) {
+  return higher_is_better ? reference - value : value - reference;
+}
+
+double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRecord& reference,
+                      const CandidateRecord& r) {
+  switch (objective) {
+    case CompressionConfig::SIZE:
+      return static_cast<double>(r.serialized_bytes());
+    case CompressionConfig::MACS:
+      return static_cast<double>(r.macs());
+    default:
+      return 0.5 * (r.latency_b1_ms() / std::max(1e-9, reference.latency_b1_ms()) +
+                    r.latency_bn_ms() / std::max(1e-9, reference.latency_bn_ms()));
+  }
+}
+
+Decision Decide(const DecisionInputs& in) {
+  const CandidateRecord& ref = *in.reference;
+  auto counts = [&](const CandidateRecord* r) {
+    return r != nullptr && MetricDrop(ref.eval_metric(), r->eval_metric(), in.higher_is_better) <= in.delta + 1e-9;
+  };
+  auto objective = [&](const CandidateRecord& r) { return ObjectiveValue(in.objective, ref, r); };
+  const double target = in.higher_is_better ? ref.eval_metric() - in.delta : ref.eval_metric() + in.delta;
+
+  Decision d;
+  const bool fp32_counts = counts(in.fp32), int8_counts = counts(in.int8);
+  if (int8_counts && (!fp32_counts || objective(*in.int8) < objective(*in.fp32))) {
+    d.kind = Decision::Kind::kInt8;
+    d.chosen = *in.int8;
+    d.why = fp32_counts ? "int8 on the pruned model stays within delta and is the best on the objective"
+                        : in.fp32 != nullptr
+                              ? "int8 stays within delta (the pruned fp32 model behind it does not count on its own)"
+                              : "int8 of the reference (no pruned model qualified) stays within delta";
+  } else if (fp32_counts) {
+    d.kind = Decision::Kind::kFp32;
+    d.chosen = *in.fp32;
+    if (in.int8 == nullptr) {
+      d.why = "the pruned model within delta that is best on the objective";
+    } else if (!int8_counts) {
+      d.why = absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
+                              in.int8->eval_metric(), target);
+    } else {
+      d.why = absl::StrFormat(
+          "the pruned fp32 model: its int8 form qualifies but is no better on the objective (%.3f vs %.3f)",
+          objective(*in.int8), objective(*in.fp32));
+    }
+  } else {
+    d.kind = Decision::Kind::kReference;
+    d.chosen = ref;
+    d.why = absl::StrFormat("no candidate stayed within delta %g of the reference (target %.4g)", in.delta, target);
+    return d;
+  }
+  if (objective(d.chosen) >= objective(ref)) {
+    d.why = absl::StrFormat("nothing qualifying beat the reference on the objective (%.3f vs %.3f)",
+                            objective(d.chosen), objective(ref));
+    d.kind = Decision::Kind::kReference;
+    d.chosen = ref;
+  }
+  return d;
+}
+
+}  // namespace slimfit

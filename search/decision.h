@@ -1,0 +1,60 @@
+// File: search/decision.h
+//
+// Which model a search returns: a pure function of the scored records (no
+// training, no I/O), so the rules are unit-tested by table.
+//
+//   Decision d = Decide({.reference = ref, .fp32 = best_pruned, .int8 = q,
+//                        .delta = 1.0, .higher_is_better = true,
+//                        .objective = CompressionConfig::LATENCY});
+//
+// Rules, in order:
+//   1. never outside delta: a record counts only when the drop of its
+//      metric from the reference's is <= delta (recomputed here from the
+//      metrics, not taken from the record's `qualifies` flag);
+//   2. int8 when it counts and is better on the objective than the fp32
+//      model (or there is no counting fp32 model);
+//   3. else the fp32 model when it counts;
+//   4. never worse than the reference on the objective: a choice that is
+//      not strictly better than the reference gives way to the reference;
+//   5. nothing counts: the reference.
+// `why` says which rule decided, with the numbers.
+#ifndef SLIMFIT_SEARCH_DECISION_H_
+#define SLIMFIT_SEARCH_DECISION_H_
+
+#include <string>
+
+#include "search/experiment.pb.h"
+#include "search/search_state.pb.h"
+
+namespace slimfit {
+
+// How much worse `value` is than `reference` (negative: better).
+double MetricDrop(double reference, double value, bool higher_is_better);
+
+// The objective of `r` (lower is better). SIZE: serialized bytes; MACS:
+// MACs; LATENCY (and the default): the mean of the batch-1 and batch-N
+// latency ratios to `reference` (the reference scores 1).
+double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRecord& reference,
+                      const CandidateRecord& r);
+
+struct DecisionInputs {
+  const CandidateRecord* reference = nullptr;  // required
+  const CandidateRecord* fp32 = nullptr;       // the best pruned fp32 model, if any
+  const CandidateRecord* int8 = nullptr;       // int8 of fp32 (or of the reference), if any
+  double delta = 0;
+  bool higher_is_better = true;
+  CompressionConfig::Objective objective = CompressionConfig::LATENCY;
+};
+
+struct Decision {
+  enum class Kind { kReference, kFp32, kInt8 };
+  Kind kind = Kind::kReference;
+  CandidateRecord chosen;  // == *reference for kReference
+  std::string why;
+};
+
+Decision Decide(const DecisionInputs& in);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_SEARCH_DECISION_H_

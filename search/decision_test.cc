@@ -1,0 +1,117 @@
+// Decide's rules by table: each row is a situation a search can end in and
+// the model it must return. Expected kinds follow from the rules in
+// decision.h; the numbers are chosen so that exactly one rule decides.
+#include "search/decision.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace slimfit {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = Decision::Kind;
+
+CandidateRecord Rec(const std::string& key, double metric, int64_t bytes, int64_t macs, double b1, double bn,
+                    bool qualifies_flag = true) {
+  CandidateRecord r;
+  r.set_key(key);
+  r.set_eval_metric(metric);
+  r.set_serialized_bytes(bytes);
+  r.set_macs(macs);
+  r.set_latency_b1_ms(b1);
+  r.set_latency_bn_ms(bn);
+  r.set_qualifies(qualifies_flag);
+  return r;
+}
+
+const CandidateRecord kRef = Rec("reference", 90.0, 1000, 1000, 1.0, 10.0);
+
+struct Row {
+  std::string name;
+  std::optional<CandidateRecord> fp32, int8;
+  double delta;
+  CompressionConfig::Objective objective;
+  Kind want;
+  std::string why_has;
+};
+
+TEST(DecideTest, Table) {
+  const std::vector<Row> rows = {
+      {"nothing scored", std::nullopt, std::nullopt, 1.0, CompressionConfig::LATENCY, Kind::kReference,
+       "no candidate stayed within delta 1"},
+      {"fp32 within delta and faster", Rec("p", 89.5, 400, 300, 0.5, 4.0), std::nullopt, 1.0,
+       CompressionConfig::LATENCY, Kind::kFp32, "best on the objective"},
+      {"fp32 exactly at the target counts", Rec("p", 89.0, 400, 300, 0.5, 4.0), std::nullopt, 1.0,
+       CompressionConfig::LATENCY, Kind::kFp32, "best on the objective"},
+      {"fp32 just outside delta", Rec("p", 88.99, 400, 300, 0.5, 4.0), std::nullopt, 1.0,
+       CompressionConfig::LATENCY, Kind::kReference, "no candidate stayed within delta"},
+      {"a record's qualifies flag is not trusted", Rec("p", 80.0, 400, 300, 0.5, 4.0, /*flag=*/true),
+       std::nullopt, 1.0, CompressionConfig::LATENCY, Kind::kReference, "no candidate stayed within delta"},
+      {"fp32 within delta but slower than the reference", Rec("p", 90.0, 400, 300, 1.2, 11.0), std::nullopt, 1.0,
+       CompressionConfig::LATENCY, Kind::kReference, "beat the reference on the objective"},
+      {"same latency as the reference is not better", Rec("p", 90.0, 400, 300, 1.0, 10.0), std::nullopt, 1.0,
+       CompressionConfig::LATENCY, Kind::kReference, "beat the reference on the objective"},
+      {"int8 better than fp32", Rec("p", 89.5, 400, 300, 0.5, 4.0), Rec("q", 89.4, 100, 300, 0.2, 2.0), 1.0,
+       CompressionConfig::LATENCY, Kind::kInt8, "int8 on the pruned model"},
+      {"int8 misses, fp32 kept", Rec("p", 89.5, 400, 300, 0.5, 4.0), Rec("q", 88.0, 100, 300, 0.2, 2.0), 1.0,
+       CompressionConfig::LATENCY, Kind::kFp32, "missed the target"},
+      {"int8 slower than fp32, fp32 kept", Rec("p", 89.5, 400, 300, 0.5, 4.0), Rec("q", 89.5, 100, 300, 0.6, 5.0),
+       1.0, CompressionConfig::LATENCY, Kind::kFp32, "no better on the objective"},
+      {"int8 slower but smaller wins on SIZE", Rec("p", 89.5, 400, 300, 0.5, 4.0),
+       Rec("q", 89.5, 100, 300, 0.6, 5.0), 1.0, CompressionConfig::SIZE, Kind::kInt8, "int8 on the pruned model"},
+      {"int8 of the reference when no pruned model", std::nullopt, Rec("q", 89.8, 250, 1000, 0.3, 3.0), 1.0,
+       CompressionConfig::SIZE, Kind::kInt8, "int8 of the reference"},
+      {"int8 counts though its fp32 base does not", Rec("p", 88.5, 400, 300, 0.5, 4.0),
+       Rec("q", 89.2, 100, 300, 0.2, 2.0), 1.0, CompressionConfig::MACS, Kind::kInt8, "does not count on its own"},
+      {"MACS objective: the same MACs as the reference is no gain", Rec("p", 90.0, 400, 1000, 0.5, 4.0),
+       std::nullopt, 1.0, CompressionConfig::MACS, Kind::kReference, "beat the reference"},
+      {"delta 0 keeps only models at least as good", Rec("p", 90.0, 400, 300, 0.5, 4.0), std::nullopt, 0.0,
+       CompressionConfig::LATENCY, Kind::kFp32, "best on the objective"},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    DecisionInputs in;
+    in.reference = &kRef;
+    in.fp32 = row.fp32 ? &*row.fp32 : nullptr;
+    in.int8 = row.int8 ? &*row.int8 : nullptr;
+    in.delta = row.delta;
+    in.objective = row.objective;
+    const Decision d = Decide(in);
+    EXPECT_EQ(d.kind, row.want);
+    EXPECT_THAT(d.why, HasSubstr(row.why_has));
+    const std::string want_key = row.want == Kind::kReference ? "reference" : row.want == Kind::kFp32 ? "p" : "q";
+    EXPECT_EQ(d.chosen.key(), want_key);
+  }
+}
+
+// Lower-is-better metrics (a loss, an error rate): the drop is the rise.
+TEST(DecideTest, LowerIsBetterMetric) {
+  const CandidateRecord ref = Rec("reference", 0.30, 1000, 1000, 1.0, 10.0);
+  const CandidateRecord ok = Rec("p", 0.39, 400, 300, 0.5, 4.0);
+  const CandidateRecord bad = Rec("p", 0.41, 400, 300, 0.5, 4.0);
+  DecisionInputs in{&ref, &ok, nullptr, 0.1, /*higher_is_better=*/false, CompressionConfig::MACS};
+  EXPECT_EQ(Decide(in).kind, Kind::kFp32);
+  in.fp32 = &bad;
+  const Decision d = Decide(in);
+  EXPECT_EQ(d.kind, Kind::kReference);
+  EXPECT_THAT(d.why, HasSubstr("target 0.4)"));
+}
+
+TEST(DecideTest, ObjectiveValues) {
+  const CandidateRecord r = Rec("p", 0, 400, 300, 0.5, 2.5);
+  EXPECT_DOUBLE_EQ(ObjectiveValue(CompressionConfig::SIZE, kRef, r), 400);
+  EXPECT_DOUBLE_EQ(ObjectiveValue(CompressionConfig::MACS, kRef, r), 300);
+  // (0.5 / 1.0 + 2.5 / 10.0) / 2
+  EXPECT_DOUBLE_EQ(ObjectiveValue(CompressionConfig::LATENCY, kRef, r), 0.375);
+  EXPECT_DOUBLE_EQ(ObjectiveValue(CompressionConfig::LATENCY, kRef, kRef), 1.0);
+  EXPECT_DOUBLE_EQ(MetricDrop(90, 89, true), 1);
+  EXPECT_DOUBLE_EQ(MetricDrop(0.3, 0.4, false), 0.4 - 0.3);
+}
+
+}  // namespace
+}  // namespace slimfit
