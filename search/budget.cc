@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace slimfit {
 
@@ -16,6 +17,17 @@ int EpochsThatFit(int wanted, double seconds_left, double epoch_seconds) {
   if (!(epoch_seconds > 0)) return wanted;
   const double fit = std::floor(seconds_left / epoch_seconds + 1e-9);
   return fit >= wanted ? wanted : static_cast<int>(fit);
+}
+
+std::string Hms(double seconds) {
+  const long long t = static_cast<long long>(std::max(0.0, seconds) + 0.5);
+  char buf[32];
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lld:%02lld", t / 60, t % 60);
+  }
+  return buf;
 }
 
 }  // namespace slimfit

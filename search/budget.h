@@ -12,6 +12,7 @@
 #define SLIMFIT_SEARCH_BUDGET_H_
 
 #include <cstdint>
+#include <string>
 
 namespace slimfit {
 
@@ -24,6 +25,9 @@ double EpochSecondsPrior(double eval_seconds, int64_t train_samples, int64_t eva
 // `epoch_seconds` each: `wanted` when they all fit, fewer when not, 0 when
 // not even one does. A negative or zero `wanted` gives 0.
 int EpochsThatFit(int wanted, double seconds_left, double epoch_seconds);
+
+// "m:ss", or "h:mm:ss" from an hour on (rounded to the second).
+std::string Hms(double seconds);
 
 }  // namespace slimfit
 

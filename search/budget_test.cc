@@ -26,5 +26,13 @@ TEST(BudgetTest, EpochSecondsPrior) {
   EXPECT_DOUBLE_EQ(EpochSecondsPrior(2.0, 50000, 0), 300000.0);  // no eval samples: per sample of 1
 }
 
+TEST(BudgetTest, Hms) {
+  EXPECT_EQ(Hms(0), "0:00");
+  EXPECT_EQ(Hms(59.6), "1:00");
+  EXPECT_EQ(Hms(754), "12:34");
+  EXPECT_EQ(Hms(3600 + 62), "1:01:02");
+  EXPECT_EQ(Hms(-5), "0:00");
+}
+
 }  // namespace
 }  // namespace slimfit

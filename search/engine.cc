@@ -45,6 +45,7 @@
 #include "losses/teacher_distillation.h"
 #include "search/experiment.h"
 #include "search/report.h"
+#include "search/strategy.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -193,11 +194,65 @@ absl::Status StatusFromText(const std::string& code, const std::string& message)
 }  // namespace
 
 // One Run(): the state of a search in progress.
-class Engine::Search {
+// It is the context the strategy (search/strategy.h) works through.
+class Engine::Search : public SearchContext {
  public:
   Search(Engine& engine, Experiment config) : e_(engine), c_(std::move(config)), comp_(c_.compression()) {}
 
   absl::StatusOr<EngineResult> Run();
+
+  // ---- SearchContext ----
+  const Experiment& experiment() const override { return c_; }
+  const CandidateRecord& reference() const override { return reference_; }
+  double DropOf(double value) const override {
+    return MetricDrop(reference_metric_.value, value, reference_metric_.higher_is_better);
+  }
+  double Objective(const CandidateRecord& r) const override {
+    return ObjectiveValue(comp_.objective(), reference_, r);
+  }
+  absl::StatusOr<double> MaxMacFactor() override;
+  absl::Status TuneLr(const std::string& pruner, double factor) override;
+  absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override;
+  absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) override;
+  absl::StatusOr<CandidateRecord> Final(const CandidateRecord& candidate, int epochs) override;
+  absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }
+  absl::StatusOr<double> SecondsLeft() override { return RootsValue(std::max(0.0, LocalSecondsLeft())); }
+  double EpochSeconds() const override { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
+  // Why Fits said no.
+  std::string StopReason() const override {
+    return InterruptRequested() ? InterruptMessage() : stopped_elsewhere_ ? "another rank was interrupted" : "time budget";
+  }
+  // A fine-tune that failed for a reason that ends this candidate but not the
+  // search: diverged (NaN/inf beyond the trainer's recoveries). Reported.
+  absl::Status SkipFailed(const std::string& what, const absl::Status& status) override {
+    Say(absl::StrCat("    ", what, " failed, the search goes on: ", status.message()));
+    failures_.push_back(absl::StrCat(what, ": ", status.message()));
+    return AppendMetricsLine(absl::StrCat("{\"event\": \"failed\", \"what\": ", JsonString(what),
+                                          ", \"error\": ", JsonString(std::string(status.message())), "}"));
+  }
+  void Say(const std::string& line) override {
+    if (!root()) return;
+    if (e_.progress_) {
+      e_.progress_(line);
+    } else {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+  }
+  void Phase(const std::string& name, const std::string& detail) override {
+    phase_seconds_.emplace_back(name, 0);
+    phase_started_ = Clock::now();
+    Say(absl::StrFormat("[%s] %s  (elapsed %s)", name, detail, Hms(SecondsSince(start_))));
+  }
+  void EndPhase() override {
+    if (!phase_seconds_.empty()) phase_seconds_.back().second = SecondsSince(phase_started_);
+  }
+  std::string TrainingNote() const override {
+    return distill_loss_ ? absl::StrFormat(", distilled from the reference (alpha %.2g, T %.2g)",
+                                           comp_.distillation().alpha(), comp_.distillation().temperature())
+                         : std::string();
+  }
+  int world_size() const override { return distributed() ? e_.group_->world_size() : 1; }
 
  private:
   // A record (and its model) one rank makes for all: see Prefetch.
@@ -248,12 +303,7 @@ class Engine::Search {
     ASSIGN_OR_RETURN(CostReport cost, ProfileModel(m, *e_.forward_pass_, counts), "profiling");
     return cost.macs;
   }
-  double DropOf(double value) const {
-    return MetricDrop(reference_metric_.value, value, reference_metric_.higher_is_better);
-  }
   bool Qualifies(double value) const { return DropOf(value) <= comp_.delta() + 1e-9; }
-  // Lower is better; the reference scores 1 on latency.
-  double Objective(const CandidateRecord& r) const { return ObjectiveValue(comp_.objective(), reference_, r); }
 
   // ---- pruning and training ----
   absl::StatusOr<Model> Cut(const Model& base, const std::string& pruner, const std::map<std::string, double>& ratios,
@@ -336,16 +386,9 @@ class Engine::Search {
   absl::Status Sensitivity();
   std::map<std::string, double> Allocate(double tau) const;
   absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
-  absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor);
   // The candidate's key (from the allocation for `factor`), and the work.
   absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor);
   absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
-  absl::Status SearchFactors();
-  // tune_lr: short trials of the first probe's cut at each lr factor.
-  absl::Status TuneLr(const std::string& pruner, double factor);
-  // `epochs` more epochs of fine-tuning (final_epochs, or fewer when the
-  // budget has less left).
-  absl::StatusOr<std::optional<CandidateRecord>> Final(const CandidateRecord& candidate, int epochs);
   absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base);
 
   // ---- bookkeeping ----
@@ -387,28 +430,6 @@ class Engine::Search {
     if (r != nullptr && resumed_keys_.erase(key) > 0) ++reused_;
     return r;
   }
-  void Say(const std::string& line) {
-    if (!root()) return;
-    if (e_.progress_) {
-      e_.progress_(line);
-    } else {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    }
-  }
-  void Phase(const std::string& name, const std::string& detail) {
-    phase_seconds_.emplace_back(name, 0);
-    phase_started_ = Clock::now();
-    Say(absl::StrFormat("[%s] %s  (elapsed %s)", name, detail, Hms(SecondsSince(start_))));
-  }
-  void EndPhase() {
-    if (!phase_seconds_.empty()) phase_seconds_.back().second = SecondsSince(phase_started_);
-  }
-  static std::string Hms(double s) {
-    const int t = static_cast<int>(s + 0.5);
-    return t >= 3600 ? absl::StrFormat("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
-                     : absl::StrFormat("%d:%02d", t / 60, t % 60);
-  }
   // Whether `seconds` more work fits in the time budget (never once the
   // process is interrupted: the run stops at its next safe point).
   // Whether any rank was interrupted (agreed, so every rank takes one path).
@@ -420,7 +441,7 @@ class Engine::Search {
   }
   // Distributed: rank 0's clock decides, an interrupt on any rank stops all.
   // `share`: of the budget (the sensitivity pass gets a part of it).
-  absl::StatusOr<bool> Fits(double seconds, double share = 1.0) {
+  absl::StatusOr<bool> FitsShare(double seconds, double share) {
     const bool in_budget = comp_.time_budget_minutes() <= 0 ||
                            SecondsSince(start_) + seconds <= share * comp_.time_budget_minutes() * 60;
     if (!distributed()) return in_budget && !InterruptRequested();
@@ -438,27 +459,9 @@ class Engine::Search {
     RETURN_IF_ERROR(group().AllReduceMax(v), "agreeing on a value");
     return v[0][0].item<double>();
   }
-  // Why Fits said no.
-  std::string StopReason() const {
-    return InterruptRequested() ? InterruptMessage() : stopped_elsewhere_ ? "another rank was interrupted" : "time budget";
-  }
-  // A fine-tune that failed for a reason that ends this candidate but not the
-  // search: diverged (NaN/inf beyond the trainer's recoveries). Reported.
-  absl::Status SkipFailed(const std::string& what, const absl::Status& status) {
-    Say(absl::StrCat("    ", what, " failed, the search goes on: ", status.message()));
-    failures_.push_back(absl::StrCat(what, ": ", status.message()));
-    return AppendMetricsLine(absl::StrCat("{\"event\": \"failed\", \"what\": ", JsonString(what),
-                                          ", \"error\": ", JsonString(std::string(status.message())), "}"));
-  }
-  double EpochSeconds() const { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
-  // Seconds left in the budget (a very large number without one).
-  double SecondsLeft() const {
+  // Seconds left in the budget on this rank's clock (huge without one).
+  double LocalSecondsLeft() const {
     return comp_.time_budget_minutes() <= 0 ? 1e18 : comp_.time_budget_minutes() * 60 - SecondsSince(start_);
-  }
-  std::string Eta(int candidates_left, int final_epochs) const {
-    const double s = candidates_left * (comp_.candidate_epochs() * EpochSeconds() + 10) +
-                     final_epochs * EpochSeconds();
-    return Hms(s);
   }
   absl::StatusOr<Model> LoadStored(const CandidateRecord& r) {
     ASSIGN_OR_RETURN(Model m, store_->LoadModel(r));
@@ -480,14 +483,13 @@ class Engine::Search {
   // rank i % W; results are gathered in task order. A task that fails
   // leaves its status in failed_ (the search reports or stops on it when it
   // gets there); records already stored are skipped. No-op in one process.
-  absl::Status Prefetch(std::vector<Task> tasks);
+  absl::Status PrefetchTasks(std::vector<Task> tasks);
   // Rank 0's stored records and models to the other ranks (at the start).
   absl::Status ShareStore();
 
   Engine& e_;
   LocalCollective local_;
   std::map<std::string, absl::Status> failed_;  // prefetched keys whose task failed
-  std::set<std::string> path_;                  // candidates the bisection itself scored
   bool stopped_elsewhere_ = false;
   Experiment c_;
   const CompressionConfig& comp_;
@@ -512,7 +514,6 @@ class Engine::Search {
   CandidateRecord reference_;
   std::vector<Group> groups_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
-  std::string pruner_;                          // chosen at the first probe
   std::string warning_;                         // said to the user and in the report
   std::vector<std::string> log_;
 };
@@ -653,14 +654,14 @@ absl::Status Engine::Search::Sensitivity() {
                                }});
         }
       }
-      RETURN_IF_ERROR(Prefetch(std::move(tasks)));
+      RETURN_IF_ERROR(PrefetchTasks(std::move(tasks)));
     }
   }
   int done = 0;
   const int total = static_cast<int>(groups_.size() * ratios.size());
   const double share = comp_.tuning().sensitivity_budget_fraction();
   for (Group& g : groups_) {
-    ASSIGN_OR_RETURN(bool fits, Fits(0, share));
+    ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
     if (!fits) {
       Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason()
                                                                         : absl::StrFormat("its share of the time budget "
@@ -770,6 +771,23 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
   return task;
 }
 
+absl::StatusOr<double> Engine::Search::MaxMacFactor() {
+  ASSIGN_OR_RETURN(auto most, AllocateForFactor(1e9));
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
+  ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
+  return std::max(1.0, static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs));
+}
+
+absl::Status Engine::Search::Prefetch(const std::vector<std::pair<std::string, double>>& candidates) {
+  if (!distributed()) return absl::OkStatus();
+  std::vector<Task> tasks;
+  for (const auto& [pruner, factor] : candidates) {
+    ASSIGN_OR_RETURN(Task t, CandidateTask(pruner, factor));
+    tasks.push_back(std::move(t));
+  }
+  return PrefetchTasks(std::move(tasks));
+}
+
 absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
   ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor));
   if (const CandidateRecord* r = Reuse(task.key)) return *r;
@@ -779,114 +797,9 @@ absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pru
   return *store_->Find(task.key);
 }
 
-absl::Status Engine::Search::SearchFactors() {
-  // Geometric bisection on the MAC reduction factor between 1 (the
-  // reference: within delta) and the most the sensitivity curves allow.
-  ASSIGN_OR_RETURN(auto most, AllocateForFactor(1e9));
-  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
-  ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
-  double lo = 1, hi = static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs);
-  const int probes = comp_.tuning().probes();
-  const double slack = comp_.final_epochs() > 0 ? comp_.tuning().promising_slack() * comp_.delta() : 0;
-  Phase("search", absl::StrFormat("MAC reduction between 1x and %.1fx; %d probes, %d fine-tuning epoch(s) each%s; "
-                                  "a candidate goes on when within delta + %.2f",
-                                  hi, probes, comp_.candidate_epochs(),
-                                  distill_loss_ ? absl::StrFormat(", distilled from the reference (alpha %.2g, T %.2g)",
-                                                                  comp_.distillation().alpha(),
-                                                                  comp_.distillation().temperature())
-                                                : std::string(),
-                                  slack));
-  pruner_ = comp_.pruners(0);
-  if (hi / lo > 1.15) {
-    const absl::Status tuned = TuneLr(pruner_, std::sqrt(lo * hi));
-    if (absl::IsCancelled(tuned)) {
-      Say(absl::StrCat("  ", tuned.message(), ": search stops"));
-      EndPhase();
-      return absl::OkStatus();
-    }
-    RETURN_IF_ERROR(tuned);
-  }
-  for (int probe = 0; probe < probes && hi / lo > 1.15; ++probe) {
-    const double factor = std::sqrt(lo * hi);
-    std::vector<std::string> pruners = {pruner_};
-    if (probe == 0) pruners.assign(comp_.pruners().begin(), comp_.pruners().end());
-    const double candidate_seconds = comp_.candidate_epochs() * EpochSeconds() + comp_.final_epochs() * EpochSeconds();
-    if (distributed()) {
-      // This probe's candidates, then (while ranks are left) the probes that
-      // would follow it — breadth first, the "goes on" branch first — so
-      // that the sequential walk below finds its next probes already scored.
-      ASSIGN_OR_RETURN(bool fits, Fits(candidate_seconds));
-      if (fits) {
-        std::vector<Task> tasks;
-        for (const std::string& p : pruners) {
-          ASSIGN_OR_RETURN(Task t, CandidateTask(p, factor));
-          tasks.push_back(std::move(t));
-        }
-        std::deque<std::tuple<double, double, int>> next;  // (lo, hi, probe)
-        auto children = [&](double l, double h, int d) {
-          const double f = std::sqrt(l * h);
-          next.emplace_back(f, h, d + 1);
-          next.emplace_back(l, f, d + 1);
-        };
-        children(lo, hi, probe);
-        while (static_cast<int>(tasks.size()) < group().world_size() && !next.empty()) {
-          const auto [l, h, d] = next.front();
-          next.pop_front();
-          if (d >= probes || h / l <= 1.15) continue;
-          ASSIGN_OR_RETURN(Task t, CandidateTask(pruner_, std::sqrt(l * h)));
-          tasks.push_back(std::move(t));
-          children(l, h, d);
-        }
-        RETURN_IF_ERROR(Prefetch(std::move(tasks)));
-      }
-    }
-    double best_drop = 1e300;
-    for (const std::string& p : pruners) {
-      ASSIGN_OR_RETURN(bool fits, Fits(candidate_seconds));
-      if (!fits) {
-        Say(absl::StrCat("  ", StopReason(), ": no time left for another candidate and the final fine-tune; "
-                         "search stops"));
-        EndPhase();
-        return absl::OkStatus();
-      }
-      Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
-                          Eta(probes - probe + static_cast<int>(pruners.size()) - 1, comp_.final_epochs())));
-      absl::StatusOr<CandidateRecord> got = Candidate(p, factor);
-      if (got.ok()) path_.insert(got->key());
-      if (absl::IsCancelled(got.status())) {
-        Say(absl::StrCat("  ", got.status().message(), ": search stops"));
-        EndPhase();
-        return absl::OkStatus();
-      }
-      if (absl::IsDataLoss(got.status())) {
-        RETURN_IF_ERROR(SkipFailed(absl::StrFormat("candidate %s at %.2fx", p, factor), got.status()));
-        continue;
-      }
-      if (!got.ok()) return got.status();
-      const CandidateRecord& r = *got;
-      Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, b%d %.2f ms  %.0f s",
-                          c_.evaluation().eval_key(), r.eval_metric(), -DropOf(r.eval_metric()),
-                          static_cast<double>(reference_.macs()) / std::max<int64_t>(1, r.macs()),
-                          r.latency_b1_ms(), kLatencyBatch, r.latency_bn_ms(), r.seconds()));
-      if (DropOf(r.eval_metric()) < best_drop) {
-        best_drop = DropOf(r.eval_metric());
-        pruner_ = p;
-      }
-    }
-    if (pruners.size() > 1) Say(absl::StrCat("  pruner: ", pruner_));
-    if (best_drop <= comp_.delta() + slack) {
-      lo = factor;
-    } else {
-      hi = factor;
-    }
-  }
-  EndPhase();
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const CandidateRecord& candidate, int epochs) {
+absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& candidate, int epochs) {
   const std::string key = absl::StrCat("final|", candidate.key(), "|e", epochs);
-  if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
+  if (const CandidateRecord* r = Reuse(key)) return *r;
   const auto t0 = Clock::now();
   // An epoch of a 2-epoch schedule is not one of a 5-epoch schedule.
   auto epoch_key = [&](int k) { return absl::StrCat("final_epoch|", candidate.key(), "|", k, "/", epochs); };
@@ -937,7 +850,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Final(const Candi
   RETURN_IF_ERROR(Measure(m, nullptr, &rec));
   rec.set_seconds(SecondsSince(t0));
   RETURN_IF_ERROR(Keep(rec, &m));
-  return std::optional<CandidateRecord>(*store_->Find(key));
+  return *store_->Find(key);
 }
 
 absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base) {
@@ -1172,83 +1085,9 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   {
     RETURN_IF_ERROR(FindGroups());
     RETURN_IF_ERROR(Sensitivity());
-    RETURN_IF_ERROR(SearchFactors());
-    // Finals: the best candidate on the objective whose short-fine-tune drop
-    // is within delta + the expected recovery of the final fine-tune (at
-    // first 0.5 delta; then 0.8 x what the last final actually recovered),
-    // and better on the objective than the result so far.
-    // Distributed: only the probes the bisection took (not the speculative
-    // ones beside its path), so the finals are a single process's.
-    std::vector<CandidateRecord> scored;
-    for (const CandidateRecord& r : store_->All()) {
-      if (r.phase() == "candidate" && (!distributed() || path_.count(r.key()))) scored.push_back(r);
-    }
-    std::sort(scored.begin(), scored.end(),
-              [&](const CandidateRecord& a, const CandidateRecord& b) { return Objective(a) < Objective(b); });
-    double recovery = comp_.final_epochs() > 0 ? comp_.tuning().promising_slack() * comp_.delta() : 0;
-    const int max_finals = comp_.tuning().max_finals();
-    Phase("final", absl::StrFormat("%zu scored candidate(s); fine-tuning the best within delta + %.2f for %d more "
-                                   "epochs (at most %d)", scored.size(), recovery, comp_.final_epochs(), max_finals));
-    std::set<std::string> tried;
-    for (int finals = 0; finals < max_finals && comp_.final_epochs() > 0; ++finals) {
-      const CandidateRecord* next = nullptr;
-      for (const CandidateRecord& c : scored) {
-        if (tried.count(c.key()) || (fp32 && Objective(c) >= Objective(*fp32))) continue;
-        if (DropOf(c.eval_metric()) <= comp_.delta() + recovery) {
-          next = &c;
-          break;
-        }
-      }
-      if (next == nullptr) break;
-      // Anytime: with less time left than final_epochs take, the final
-      // fine-tune gets the epochs that fit (a smaller gain, never none while
-      // one epoch fits).
-      ASSIGN_OR_RETURN(const double left, RootsValue(std::max(0.0, SecondsLeft())));
-      const int epochs = EpochsThatFit(comp_.final_epochs(), left, EpochSeconds());
-      ASSIGN_OR_RETURN(bool fits, Fits(std::max(1, epochs) * EpochSeconds()));
-      if (!fits || epochs < 1) {
-        Say(absl::StrCat("  ", fits ? "time budget" : StopReason(), ": no time for another final fine-tune"));
-        break;
-      }
-      tried.insert(next->key());
-      Say(absl::StrFormat("  final %d: %s%s", finals + 1, next->description(),
-                          epochs < comp_.final_epochs()
-                              ? absl::StrFormat(" (%d of %d epochs: what the time budget has left)", epochs,
-                                                comp_.final_epochs())
-                              : std::string()));
-      absl::StatusOr<std::optional<CandidateRecord>> got = Final(*next, epochs);
-      if (absl::IsCancelled(got.status())) {
-        Say(absl::StrCat("  ", got.status().message(), ": the final fine-tune stops (its finished epochs are kept)"));
-        break;
-      }
-      if (absl::IsDataLoss(got.status())) {
-        RETURN_IF_ERROR(SkipFailed(absl::StrCat("final fine-tune of ", next->description()), got.status()));
-        continue;
-      }
-      if (!got.ok()) return got.status();
-      const std::optional<CandidateRecord>& f = *got;
-      const double gained = DropOf(next->eval_metric()) - DropOf(f->eval_metric());
-      if (f->qualifies() && (!fp32 || Objective(*f) < Objective(*fp32))) {
-        fp32 = f;
-        recovery = std::max(recovery, 0.8 * gained);
-        Say(absl::StrFormat("  qualifies (%s = %.4g, recovered %.2f); looking for more within delta + %.2f",
-                            c_.evaluation().eval_key(), f->eval_metric(), gained, recovery));
-      } else {
-        recovery = std::max(0.0, std::min(recovery, 0.8 * gained));
-        Say(absl::StrFormat("  %s = %.4g: %s", c_.evaluation().eval_key(), f->eval_metric(),
-                            f->qualifies() ? "no better on the objective" : "misses the target"));
-      }
-    }
-    // Without a qualifying final: the best candidate that already qualifies.
-    if (!fp32) {
-      for (const CandidateRecord& r : scored) {
-        if (r.qualifies()) {
-          fp32 = r;
-          break;
-        }
-      }
-    }
-    EndPhase();
+    ASSIGN_OR_RETURN(StrategyFactory make, StrategyRegistry().Get(comp_.strategy()), "compression.strategy");
+    std::unique_ptr<SearchStrategy> strategy = make();
+    ASSIGN_OR_RETURN(fp32, strategy->Search(*this), absl::StrCat("strategy ", comp_.strategy()));
   }
   // Level 2: int8 on top.
   std::optional<CandidateRecord> int8;
@@ -1340,7 +1179,7 @@ absl::Status Engine::Search::Agree(const absl::Status& mine) {
   return absl::OkStatus();
 }
 
-absl::Status Engine::Search::Prefetch(std::vector<Task> tasks) {
+absl::Status Engine::Search::PrefetchTasks(std::vector<Task> tasks) {
   if (!distributed()) return absl::OkStatus();
   std::vector<Task> todo;
   std::set<std::string> seen;

@@ -19,6 +19,7 @@
 #include "model/zoo/zoo.h"
 #include "pruners/pruner.pb.h"
 #include "quantizers/int8.h"
+#include "search/strategy.h"
 
 namespace slimfit {
 namespace {
@@ -189,6 +190,10 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
     return Invalid("compression.candidate_epochs / final_epochs",
                    absl::StrCat(c.candidate_epochs(), " / ", c.final_epochs()), "must be >= 0 (0 = default)");
   }
+  if (!c.strategy().empty() && !StrategyRegistry().Contains(c.strategy())) {
+    return Invalid("compression.strategy", absl::StrCat("'", c.strategy(), "'"),
+                   absl::StrCat("one of ", absl::StrJoin(StrategyRegistry().Names(), ", ")));
+  }
   const DistillationConfig& d = c.distillation();
   if (d.has_alpha() && !(d.alpha() >= 0 && d.alpha() <= 1)) {
     return Invalid("compression.distillation.alpha", absl::StrCat(d.alpha()), "must be in [0, 1] (default 0.5)");
@@ -264,6 +269,7 @@ Experiment WithDefaults(Experiment e) {
   if (c->candidate_epochs() == 0) c->set_candidate_epochs(c->deepsearch() ? 2 : 1);
   if (c->final_epochs() == 0) c->set_final_epochs(c->deepsearch() ? 10 : 5);
   if (!c->has_tune_lr()) c->set_tune_lr(true);
+  if (c->strategy().empty()) c->set_strategy("bisection");
   DistillationConfig* d = c->mutable_distillation();
   if (!d->has_enabled()) d->set_enabled(true);
   if (!d->has_alpha()) d->set_alpha(0.5);
