@@ -213,6 +213,8 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<double> MaxMacFactor() override;
   absl::Status TuneLr(const std::string& pruner, double factor) override;
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override;
+  absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord& base, const std::string& pruner,
+                                                double factor) override;
   absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) override;
   absl::StatusOr<CandidateRecord> Final(const CandidateRecord& candidate, int epochs) override;
   absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }
@@ -387,9 +389,13 @@ class Engine::Search : public SearchContext {
   std::map<std::string, double> Allocate(double tau) const;
   absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
   // The candidate's key (from the allocation for `factor`), and the work.
-  absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor);
+  // `from`: cut that recorded candidate further instead of the reference.
+  absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor, const CandidateRecord* from = nullptr);
   absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
-  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base);
+  // int8 of `base`: PTQ as the quantization block says, or with
+  // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
+  // (distilled from the reference when distillation is on).
+  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base, int qat_epochs = 0);
 
   // ---- bookkeeping ----
   // Stores a record every rank made (distributed: rank 0's numbers win, so
@@ -741,15 +747,35 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
   return best;
 }
 
-absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor) {
+absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor,
+                                                                   const CandidateRecord* from) {
   ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
+  // Cutting a pruned model further: each group's ratio of what is left (the
+  // allocation's ratios are of the reference's channels).
+  std::map<std::string, double> cut_ratios = ratios;
+  if (from != nullptr) {
+    for (auto& [path, r] : cut_ratios) {
+      const auto old = from->ratios().find(path);
+      const double before = old == from->ratios().end() ? 0.0 : old->second;
+      r = r <= before + 1e-9 ? 0.0
+                             : std::min(comp_.tuning().max_ratio(), 1.0 - (1.0 - r) / std::max(1e-9, 1.0 - before));
+    }
+  }
   Task task;
   task.key = absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(),
                              TrainingKey());
-  task.make = [this, pruner, factor, ratios,
+  if (from != nullptr) absl::StrAppend(&task.key, "|from:", CandidateFileStem(from->key()));
+  std::optional<CandidateRecord> base;
+  if (from != nullptr) base = *from;
+  task.make = [this, pruner, factor, ratios, cut_ratios, base,
                key = task.key]() -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
     const auto t0 = Clock::now();
-    ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
+    std::optional<Model> start;
+    if (base) {
+      ASSIGN_OR_RETURN(Model m, LoadStored(*base));
+      start.emplace(std::move(m));
+    }
+    ASSIGN_OR_RETURN(Model cut, Cut(start ? *start : e_.model_, pruner, cut_ratios, 50, true));
     const auto t1 = Clock::now();
     RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
     if (comp_.candidate_epochs() > 0) epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
@@ -758,13 +784,15 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     rec.set_phase("candidate");
     rec.set_pruner(pruner);
     rec.set_mac_factor(factor);
-    rec.set_epochs(comp_.candidate_epochs());
+    rec.set_epochs((base ? base->epochs() : 0) + comp_.candidate_epochs());
     rec.set_lr_factor(lr_factor_);
     for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
     RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
-    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)", pruner,
+    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)%s", pruner,
                                         static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
-                                        factor, comp_.candidate_epochs()));
+                                        factor, rec.epochs(),
+                                        base ? absl::StrFormat(", cut further from #%d", base->sequence())
+                                             : std::string()));
     rec.set_seconds(SecondsSince(t0));
     return std::make_pair(std::move(rec), std::optional<Model>(std::move(cut)));
   };
@@ -786,6 +814,15 @@ absl::Status Engine::Search::Prefetch(const std::vector<std::pair<std::string, d
     tasks.push_back(std::move(t));
   }
   return PrefetchTasks(std::move(tasks));
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::CandidateFrom(const CandidateRecord& base, const std::string& pruner,
+                                                             double factor) {
+  ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor, &base));
+  if (const CandidateRecord* r = Reuse(task.key)) return *r;
+  ASSIGN_OR_RETURN(auto made, task.make());
+  RETURN_IF_ERROR(Keep(made.first, &*made.second));
+  return *store_->Find(task.key);
 }
 
 absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
@@ -853,11 +890,14 @@ absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& can
   return *store_->Find(key);
 }
 
-absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base) {
-  const std::string key = absl::StrCat("int8|", base.key());
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base,
+                                                                        int qat_epochs) {
+  const std::string key = qat_epochs > 0 ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
+                                         : absl::StrCat("int8|", base.key());
   if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
   const auto t0 = Clock::now();
   QuantizationConfig qc = comp_.quantization();
+  if (qat_epochs > 0) qc.mutable_qat()->set_epochs(qat_epochs);
   if (!qc.has_activation()) qc.mutable_activation()->mutable_mse();
   const double margin = -(DropOf(base.eval_metric()) - comp_.delta());
   if (!qc.has_mixed_precision() && margin > 0) qc.mutable_mixed_precision()->set_max_drop(margin);
@@ -869,7 +909,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   deps.evaluator = e_.evaluator_.get();
   deps.eval = e_.data_.eval.get();
   deps.eval_key = c_.evaluation().eval_key();
-  deps.loss = e_.loss_.get();
+  deps.loss = Loss();
   deps.train = e_.data_.train.get();
   deps.trainer = &qat;
   ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), "compression.quantization");
@@ -878,7 +918,9 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   rec.set_key(key);
   rec.set_phase("int8");
   rec.set_model_file("");
-  rec.set_description(absl::StrFormat("%s; int8 (%zu layer(s) kept fp32)", base.description(), q.fp32_layers.size()));
+  rec.set_description(absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
+                                      qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
+                                      q.fp32_layers.size()));
   RETURN_IF_ERROR(Measure(fp32, &q.model, &rec));
   rec.set_seconds(SecondsSince(t0));
   std::vector<std::string> fp32_paths;
@@ -1099,9 +1141,33 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     Phase("quantize", absl::StrCat("int8 (", comp_.quantization().engine() == QuantizationConfig::QNNPACK ? "qnnpack" : "onednn",
                                    ") of: ", base.description()));
     ASSIGN_OR_RETURN(int8, Quantized(base));
-    Say(absl::StrFormat("  int8: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB",
-                        c_.evaluation().eval_key(), int8->eval_metric(), -DropOf(int8->eval_metric()),
-                        int8->latency_b1_ms(), kLatencyBatch, int8->latency_bn_ms(), int8->serialized_bytes() / 1024.0));
+    auto say_int8 = [&](const char* what, const CandidateRecord& q) {
+      Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,
+                          c_.evaluation().eval_key(), q.eval_metric(), -DropOf(q.eval_metric()), q.latency_b1_ms(),
+                          kLatencyBatch, q.latency_bn_ms(), q.serialized_bytes() / 1024.0));
+    };
+    say_int8("int8", *int8);
+    // PTQ missed delta: one epoch of quantization-aware training (on the
+    // fine-tuning loss, so distilled from the reference) when it fits.
+    if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 && comp_.quantization().weight_only().bits() == 0) {
+      ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
+      if (fits) {
+        Say("  int8 missed the target: 1 epoch of quantization-aware training");
+        absl::StatusOr<std::optional<CandidateRecord>> qat = Quantized(base, 1);
+        if (qat.ok()) {
+          say_int8("int8 QAT", **qat);
+          if ((*qat)->qualifies()) int8 = *qat;
+        } else if (absl::IsCancelled(qat.status())) {
+          Say(absl::StrCat("  ", qat.status().message(), ": quantization-aware training stops"));
+        } else if (absl::IsDataLoss(qat.status())) {
+          RETURN_IF_ERROR(SkipFailed("quantization-aware training", qat.status()));
+        } else {
+          return qat.status();
+        }
+      } else {
+        Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
+      }
+    }
     EndPhase();
   }
 

@@ -188,6 +188,39 @@ TEST(EngineTest, WarnsWhenTheReferenceScoresMuchHigherOnEvalSplitThanOnTest) {
   EXPECT_THAT(md, HasSubstr("**Warning:** the reference scores 95"));
 }
 
+// Scores 90 for a model with parameters (fp32, trainable, QAT) and 0 for
+// one without (int8 TorchScript keeps its weights in packed params): every
+// int8 form misses any target.
+class Int8MissesEvaluator : public EvaluationFunction {
+ public:
+  absl::StatusOr<Metrics> Apply(Model& model, DataLoader&) override {
+    Metrics m;
+    m.Set("accuracy", model.NamedParameters().empty() ? 0.0 : 90.0, /*higher_is_better=*/true);
+    return m;
+  }
+};
+
+TEST(EngineTest, WhenPostTrainingInt8MissesQuantizationAwareTrainingIsTried) {
+  Experiment e = WithDefaults(Slice("qat", "delta: 1.0 level: 2 candidate_epochs: 1 final_epochs: 1"));
+  auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
+  ASSERT_OK(in);
+  Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass,
+                std::make_unique<Int8MissesEvaluator>(), std::move(in->loss));
+  std::vector<std::string> lines;
+  engine.set_progress([&](const std::string& l) { lines.push_back(l); });
+  ASSERT_OK_AND_ASSIGN(EngineResult r, engine.Run());
+  std::vector<std::string> int8_keys;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() == "int8") int8_keys.push_back(c.key());
+  }
+  ASSERT_EQ(int8_keys.size(), 2u) << absl::StrJoin(lines, "\n");
+  EXPECT_TRUE(absl::StartsWith(int8_keys[0], "int8|")) << int8_keys[0];
+  EXPECT_TRUE(absl::StartsWith(int8_keys[1], "int8_qat1|kd0.5,t4|")) << int8_keys[1];
+  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("1 epoch of quantization-aware training"));
+  EXPECT_FALSE(r.returned_reference);
+  EXPECT_NE(r.chosen.phase(), "int8") << "neither int8 form qualifies";
+}
+
 // A loss that diverges on every pruned model (fewer parameters than
 // LeNet-5's 61,706): each candidate's fine-tune gives up (NaN beyond the
 // trainer's recoveries).

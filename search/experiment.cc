@@ -227,6 +227,10 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
                      "must be in (0, 10]: a factor of full_trainer.optimizer.lr");
     }
   }
+  if (!(t.step_factor() == 0 || (t.step_factor() >= 1.05 && t.step_factor() <= 10))) {
+    return Invalid("compression.tuning.step_factor", absl::StrCat(t.step_factor()),
+                   "must be in [1.05, 10]: each gradual step's MAC reduction (0 = default 1.5)");
+  }
   if (t.lr_trial_steps() < 0) {
     return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
                    "must be >= 0 (0 = a quarter epoch, at least 20)");
@@ -280,6 +284,7 @@ Experiment WithDefaults(Experiment e) {
   if (t->max_finals() == 0) t->set_max_finals(c->deepsearch() ? 4 : 2);
   if (t->max_ratio() == 0) t->set_max_ratio(0.95);
   if (t->sensitivity_budget_fraction() == 0) t->set_sensitivity_budget_fraction(0.3);
+  if (t->step_factor() == 0) t->set_step_factor(1.5);
   if (t->lr_factors_size() == 0) {
     for (double f : {1.0, 0.3, 0.1}) t->add_lr_factors(f);
   }

@@ -87,6 +87,26 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
       {"device: 'tpu'", absl::StatusCode::kInvalidArgument, "device: 'tpu'; use cpu, cuda or cuda:<index>"},
       {"name: 'a/b'", absl::StatusCode::kInvalidArgument, "name: 'a/b'; use letters, digits"},
       {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: -2; must be >= 0"},
+      {"compression { strategy: 'bisect' }", absl::StatusCode::kInvalidArgument,
+       "compression.strategy: 'bisect'; one of bisection, gradual"},
+      {"compression { tuning { step_factor: 1.01 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.step_factor: 1.01; must be in [1.05, 10]"},
+      {"compression { distillation { alpha: 1.5 } }", absl::StatusCode::kInvalidArgument,
+       "compression.distillation.alpha: 1.5; must be in [0, 1]"},
+      {"compression { distillation { temperature: -1 } }", absl::StatusCode::kInvalidArgument,
+       "compression.distillation.temperature: -1; must be > 0"},
+      {"compression { tuning { probes: -1 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.probes: -1; must be in [1, 50]"},
+      {"compression { tuning { promising_slack: -0.5 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.promising_slack: -0.5; must be a finite number >= 0"},
+      {"compression { tuning { max_ratio: 1 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.max_ratio: 1; must be in (0, 1)"},
+      {"compression { tuning { sensitivity_budget_fraction: 2 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.sensitivity_budget_fraction: 2; must be in (0, 1]"},
+      {"compression { tuning { lr_factors: [1, 0] } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.lr_factors[1]: 0; must be in (0, 10]"},
+      {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.lr_trial_steps: -3; must be >= 0"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.patch);
@@ -124,12 +144,33 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_EQ(d.model().reference_epochs(), 6);
   EXPECT_EQ(d.device(), "cpu");
   EXPECT_EQ(d.threads(), 1);
+  EXPECT_EQ(d.compression().strategy(), "bisection");
+  EXPECT_TRUE(d.compression().tune_lr());
+  EXPECT_TRUE(d.compression().distillation().enabled());
+  EXPECT_FLOAT_EQ(d.compression().distillation().alpha(), 0.5);
+  EXPECT_FLOAT_EQ(d.compression().distillation().temperature(), 4);
+  EXPECT_EQ(d.compression().tuning().probes(), 7);      // deepsearch
+  EXPECT_EQ(d.compression().tuning().max_finals(), 4);  // deepsearch
+  EXPECT_DOUBLE_EQ(d.compression().tuning().promising_slack(), 1.0);
+  EXPECT_DOUBLE_EQ(d.compression().tuning().max_ratio(), 0.95);
+  EXPECT_DOUBLE_EQ(d.compression().tuning().sensitivity_budget_fraction(), 0.3);
+  EXPECT_DOUBLE_EQ(d.compression().tuning().step_factor(), 1.5);
+  EXPECT_THAT(d.compression().tuning().lr_factors(), ::testing::ElementsAre(1.0, 0.3, 0.1));
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
   EXPECT_OK(ValidateExperiment(d));
   // delta 0 is a real choice (no drop allowed), not "unset".
   Experiment zero = e;
   zero.mutable_compression()->set_delta(0);
   EXPECT_DOUBLE_EQ(WithDefaults(zero).compression().delta(), 0.0);
+  // Likewise switching tune_lr and distillation off, and a zero slack.
+  Experiment off = e;
+  off.mutable_compression()->set_tune_lr(false);
+  off.mutable_compression()->mutable_distillation()->set_enabled(false);
+  off.mutable_compression()->mutable_tuning()->set_promising_slack(0);
+  const Experiment off_d = WithDefaults(off);
+  EXPECT_FALSE(off_d.compression().tune_lr());
+  EXPECT_FALSE(off_d.compression().distillation().enabled());
+  EXPECT_DOUBLE_EQ(off_d.compression().tuning().promising_slack(), 0.0);
 }
 
 }  // namespace

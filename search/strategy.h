@@ -68,6 +68,12 @@ class SearchContext {
   // ratios from the sensitivity curves), fine-tuned candidate_epochs,
   // scored and timed. Recorded (phase "candidate"); reused when recorded.
   virtual absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) = 0;
+  // `base` (a recorded candidate) cut further, to about 1/factor of the
+  // reference's MACs, and fine-tuned candidate_epochs from where it was:
+  // training accumulates along a chain (gradual pruning). Recorded like
+  // Candidate; its epochs count the whole chain's.
+  virtual absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord& base, const std::string& pruner,
+                                                        double factor) = 0;
   // Distributed runs: makes these candidates now, spread over the ranks, so
   // that Candidate finds them made. A no-op in one process.
   virtual absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) = 0;

@@ -7,14 +7,7 @@
 //      scored (every allowed pruner at the first probe; the best is kept for
 //      the rest); it "goes on" (lo = F) when its drop after the short
 //      fine-tune is within delta + promising_slack delta, else hi = F.
-//   3. finals: the scored candidate best on the objective whose drop is
-//      within delta + the expected recovery (at first promising_slack
-//      delta; then 0.8 x what the last final recovered) is fine-tuned
-//      final_epochs more — fewer when the budget has less left — and
-//      becomes the result when it qualifies and beats the result so far; at
-//      most tuning.max_finals finals.
-//   4. without a qualifying final, the best candidate that already
-//      qualifies.
+//   3. finals (search/strategies/finals.h) over the probes it took.
 // Distributed: while one rank scores a probe the others score the probes
 // that could follow it (breadth first, the "goes on" branch first); only
 // the probes the bisection itself took reach the finals, so the result is
@@ -34,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "search/budget.h"
+#include "search/strategies/finals.h"
 #include "search/strategy.h"
 
 namespace slimfit {
@@ -43,12 +37,11 @@ class Bisection : public SearchStrategy {
  public:
   absl::StatusOr<std::optional<CandidateRecord>> Search(SearchContext& ctx) override {
     RETURN_IF_ERROR(Probes(ctx));
-    return Finals(ctx);
+    return RunFinals(ctx, scored_);
   }
 
  private:
   absl::Status Probes(SearchContext& ctx);
-  absl::StatusOr<std::optional<CandidateRecord>> Finals(SearchContext& ctx);
 
   std::vector<CandidateRecord> scored_;  // the candidates the bisection itself took
 };
@@ -144,82 +137,6 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
   }
   ctx.EndPhase();
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::optional<CandidateRecord>> Bisection::Finals(SearchContext& ctx) {
-  const CompressionConfig& comp = ctx.experiment().compression();
-  const std::string& key = ctx.experiment().evaluation().eval_key();
-  std::vector<CandidateRecord> scored = scored_;
-  std::sort(scored.begin(), scored.end(), [&](const CandidateRecord& a, const CandidateRecord& b) {
-    return ctx.Objective(a) < ctx.Objective(b);
-  });
-  std::optional<CandidateRecord> fp32;
-  double recovery = comp.final_epochs() > 0 ? comp.tuning().promising_slack() * comp.delta() : 0;
-  const int max_finals = comp.tuning().max_finals();
-  ctx.Phase("final", absl::StrFormat("%zu scored candidate(s); fine-tuning the best within delta + %.2f for %d more "
-                                     "epochs (at most %d)",
-                                     scored.size(), recovery, comp.final_epochs(), max_finals));
-  std::set<std::string> tried;
-  for (int finals = 0; finals < max_finals && comp.final_epochs() > 0; ++finals) {
-    const CandidateRecord* next = nullptr;
-    for (const CandidateRecord& c : scored) {
-      if (tried.count(c.key()) || (fp32 && ctx.Objective(c) >= ctx.Objective(*fp32))) continue;
-      if (ctx.DropOf(c.eval_metric()) <= comp.delta() + recovery) {
-        next = &c;
-        break;
-      }
-    }
-    if (next == nullptr) break;
-    // Anytime: with less time left than final_epochs take, the final
-    // fine-tune gets the epochs that fit (a smaller gain, never none while
-    // one epoch fits).
-    ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-    const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.EpochSeconds());
-    ASSIGN_OR_RETURN(bool fits, ctx.Fits(std::max(1, epochs) * ctx.EpochSeconds()));
-    if (!fits || epochs < 1) {
-      ctx.Say(absl::StrCat("  ", fits ? "time budget" : ctx.StopReason(), ": no time for another final fine-tune"));
-      break;
-    }
-    tried.insert(next->key());
-    ctx.Say(absl::StrFormat("  final %d: %s%s", finals + 1, next->description(),
-                            epochs < comp.final_epochs()
-                                ? absl::StrFormat(" (%d of %d epochs: what the time budget has left)", epochs,
-                                                  comp.final_epochs())
-                                : std::string()));
-    absl::StatusOr<CandidateRecord> got = ctx.Final(*next, epochs);
-    if (absl::IsCancelled(got.status())) {
-      ctx.Say(absl::StrCat("  ", got.status().message(), ": the final fine-tune stops (its finished epochs are kept)"));
-      break;
-    }
-    if (absl::IsDataLoss(got.status())) {
-      RETURN_IF_ERROR(ctx.SkipFailed(absl::StrCat("final fine-tune of ", next->description()), got.status()));
-      continue;
-    }
-    if (!got.ok()) return got.status();
-    const CandidateRecord& f = *got;
-    const double gained = ctx.DropOf(next->eval_metric()) - ctx.DropOf(f.eval_metric());
-    if (f.qualifies() && (!fp32 || ctx.Objective(f) < ctx.Objective(*fp32))) {
-      fp32 = f;
-      recovery = std::max(recovery, 0.8 * gained);
-      ctx.Say(absl::StrFormat("  qualifies (%s = %.4g, recovered %.2f); looking for more within delta + %.2f", key,
-                              f.eval_metric(), gained, recovery));
-    } else {
-      recovery = std::max(0.0, std::min(recovery, 0.8 * gained));
-      ctx.Say(absl::StrFormat("  %s = %.4g: %s", key, f.eval_metric(),
-                              f.qualifies() ? "no better on the objective" : "misses the target"));
-    }
-  }
-  // Without a qualifying final: the best candidate that already qualifies.
-  if (!fp32) {
-    for (const CandidateRecord& r : scored) {
-      if (r.qualifies()) {
-        fp32 = r;
-        break;
-      }
-    }
-  }
-  ctx.EndPhase();
-  return fp32;
 }
 
 const Registration<StrategyFactory> kBisection(StrategyRegistry(), "bisection",

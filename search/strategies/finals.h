@@ -1,0 +1,27 @@
+// File: search/strategies/finals.h
+//
+// The final fine-tunes a strategy ends with, over the candidates it scored:
+//   - the scored candidate best on the objective whose drop is within
+//     delta + the expected recovery (at first tuning.promising_slack x
+//     delta; then 0.8 x what the last final recovered) is fine-tuned
+//     final_epochs more — fewer when the budget has less left (anytime:
+//     search/budget.h) — and becomes the result when it qualifies and beats
+//     the result so far; a miss lowers the bar; at most tuning.max_finals;
+//   - without a qualifying final, the best candidate that already qualifies.
+// Phase "final" in the progress and the report.
+#ifndef SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
+#define SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
+
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "search/strategy.h"
+
+namespace slimfit {
+
+absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
