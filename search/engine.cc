@@ -753,12 +753,21 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
   // Cutting a pruned model further: each group's ratio of what is left (the
   // allocation's ratios are of the reference's channels).
   std::map<std::string, double> cut_ratios = ratios;
+  // The pruners remove round(ratio x channels): the channels the direct cut
+  // would keep, taken from what the base kept, exactly.
   if (from != nullptr) {
     for (auto& [path, r] : cut_ratios) {
       const auto old = from->ratios().find(path);
       const double before = old == from->ratios().end() ? 0.0 : old->second;
-      r = r <= before + 1e-9 ? 0.0
-                             : std::min(comp_.tuning().max_ratio(), 1.0 - (1.0 - r) / std::max(1e-9, 1.0 - before));
+      int64_t n = 0;
+      for (const Group& g : groups_) {
+        if (g.path == path) n = g.channels;
+      }
+      const int64_t kept_before = n - std::llround(before * n), kept_after = n - std::llround(r * n);
+      r = kept_before <= 0 || kept_after >= kept_before
+              ? 0.0
+              : std::min(comp_.tuning().max_ratio(),
+                         static_cast<double>(kept_before - kept_after) / static_cast<double>(kept_before));
     }
   }
   Task task;

@@ -40,6 +40,7 @@ ABSL_FLAG(std::string, output_dir, "", "Overrides the experiment's output_dir (d
 ABSL_FLAG(double, delta, -1, "Overrides compression.delta.");
 ABSL_FLAG(int32_t, level, 0, "Overrides compression.level (1 or 2).");
 ABSL_FLAG(double, time_budget_minutes, -1, "Overrides compression.time_budget_minutes.");
+ABSL_FLAG(std::string, strategy, "", "Overrides compression.strategy (bisection, gradual).");
 ABSL_FLAG(std::string, references_dir, "runs/references", "Where trained zoo references are cached.");
 
 namespace slimfit {
@@ -60,6 +61,7 @@ absl::Status Run() {
   if (FlagGiven("time_budget_minutes")) {
     e.mutable_compression()->set_time_budget_minutes(absl::GetFlag(FLAGS_time_budget_minutes));
   }
+  if (FlagGiven("strategy")) e.mutable_compression()->set_strategy(absl::GetFlag(FLAGS_strategy));
   if (FlagGiven("output_dir")) e.set_output_dir(absl::GetFlag(FLAGS_output_dir));
   e = WithDefaults(e);
   // Paths as the user meant them (bazel run starts in the runfiles tree).
