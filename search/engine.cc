@@ -45,6 +45,7 @@
 #include "losses/teacher_distillation.h"
 #include "search/experiment.h"
 #include "search/report.h"
+#include "search/run_dir.h"
 #include "search/strategy.h"
 #include "trainer/trainer.h"
 
@@ -63,56 +64,6 @@ std::string RatiosKey(const std::map<std::string, double>& ratios) {
     if (r > 0) parts.push_back(absl::StrFormat("%s=%.2f", path, r));
   }
   return parts.empty() ? "none" : absl::StrJoin(parts, ",");
-}
-
-// FNV-1a over every parameter's and buffer's bytes: which model a run
-// directory's records were measured on.
-std::string ModelFingerprint(const Model& model) {
-  uint64_t h = kFnv1aOffset;
-  auto add = [&](const std::string& name, const at::Tensor& t) {
-    h = Fnv1a(name.data(), name.size(), h);
-    const at::Tensor c = t.detach().contiguous();
-    h = Fnv1a(c.data_ptr(), c.numel() * c.element_size(), h);
-  };
-  for (const auto& [name, t] : model.NamedParameters()) add(name, t);
-  for (const auto& [name, t] : model.NamedBuffers()) add(name, t);
-  return absl::StrFormat("%016x", h);
-}
-
-// A run directory's records hold metrics and models measured under its
-// experiment's model, data, forward pass, loss, evaluation, trainer, seed and
-// quantization settings; under different ones they would be silently wrong.
-// delta, level, deepsearch, objective, pruners, epochs and the time budget may
-// change between runs (their records are keyed apart or still valid).
-absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, const std::string& fingerprint) {
-  const std::string old_path = run_dir + "/state/experiment.pbtxt";
-  if (!ReadFileToString(old_path).ok()) return absl::OkStatus();  // a new run directory
-  Experiment old;
-  RETURN_IF_ERROR(ParseTextProtoFile(old_path, &old));
-  std::vector<std::string> changed;
-  auto same = [&](absl::string_view field, const google::protobuf::Message& a, const google::protobuf::Message& b) {
-    if (ToTextProto(a) != ToTextProto(b)) changed.push_back(std::string(field));
-  };
-  same("model", old.model(), now.model());
-  same("data", old.data(), now.data());
-  same("forward_pass", old.forward_pass(), now.forward_pass());
-  same("loss", old.loss(), now.loss());
-  same("evaluation", old.evaluation(), now.evaluation());
-  same("full_trainer", old.full_trainer(), now.full_trainer());
-  // A level-1 run has no quantization block and no int8 records.
-  if (old.compression().has_quantization() && now.compression().has_quantization()) {
-    same("compression.quantization", old.compression().quantization(), now.compression().quantization());
-  }
-  if (old.seed() != now.seed()) changed.push_back("seed");
-  if (auto old_fp = ReadFileToString(run_dir + "/state/model.fingerprint");
-      old_fp.ok() && std::string(absl::StripAsciiWhitespace(*old_fp)) != fingerprint) {
-    changed.push_back("the model's weights");
-  }
-  if (changed.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "output_dir ", run_dir, " holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
-      "); its records would not be valid for this one. Use another --output_dir, or delete ", run_dir,
-      " to start over"));
 }
 
 // A prunable dependency group, named by its first selected layer.
@@ -986,7 +937,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   const int64_t per_epoch = e_.data_.train->num_batches();
   const int64_t steps = comp_.tuning().lr_trial_steps() > 0
                             ? comp_.tuning().lr_trial_steps()
-                            : std::min<int64_t>(per_epoch, std::max<int64_t>(20, per_epoch / 4));
+                            : std::min<int64_t>(per_epoch, std::max<int64_t>(20, per_epoch / 8));
   const double base_lr = c_.full_trainer().optimizer().lr();
   // Keyed apart from candidates; lr_factor_ is still 1 here, so TrainingKey
   // says only whether the trials distil.
@@ -1020,6 +971,11 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
       TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), nullptr};
       ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "full_trainer (lr trial)");
       absl::StatusOr<TrainResult> trained = trainer->Train(cut);
+      // The first timing of a pruned model's training: the epoch estimate
+      // the budget works with until a candidate is timed.
+      if (trained.ok() && trained->steps > 0 && epoch_seconds_ == 0) {
+        epoch_seconds_prior_ = trained->seconds / trained->steps * per_epoch;
+      }
       CandidateRecord n;
       n.set_key(key);
       n.set_phase("lr_trial");

@@ -233,7 +233,7 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
   }
   if (t.lr_trial_steps() < 0) {
     return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
-                   "must be >= 0 (0 = a quarter epoch, at least 20)");
+                   "must be >= 0 (0 = an eighth of an epoch, at least 20)");
   }
   // device, threads
   if (!e.device().empty()) {

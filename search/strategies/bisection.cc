@@ -4,10 +4,11 @@
 //   1. lo = 1 (the reference), hi = the most the sensitivity curves allow.
 //      The fine-tuning lr is found first (ctx.TuneLr at sqrt(lo hi)).
 //   2. `tuning.probes` probes at F = sqrt(lo hi): the candidate for F is
-//      scored (every allowed pruner at the first probe; the best is kept for
-//      the rest); it "goes on" (lo = F) when its drop after the short
+//      scored (every allowed pruner at the first probe when they all fit in
+//      the budget; the best is kept for the rest); it "goes on" (lo = F) when its drop after the short
 //      fine-tune is within delta + promising_slack delta, else hi = F.
 //   3. finals (search/strategies/finals.h) over the probes it took.
+// A candidate starts only when it and FinalReserveSeconds fit.
 // Distributed: while one rank scores a probe the others score the probes
 // that could follow it (breadth first, the "goes on" branch first); only
 // the probes the bisection itself took reach the finals, so the result is
@@ -69,8 +70,11 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
   for (int probe = 0; probe < probes && hi / lo > 1.15; ++probe) {
     const double factor = std::sqrt(lo * hi);
     std::vector<std::string> pruners = {pruner};
-    if (probe == 0) pruners.assign(comp.pruners().begin(), comp.pruners().end());
-    const double candidate_seconds = (comp.candidate_epochs() + comp.final_epochs()) * ctx.EpochSeconds();
+    if (probe == 0) {
+      ASSIGN_OR_RETURN(pruners, PrunersToCompare(ctx, probes - 1));
+      pruner = pruners[0];
+    }
+    const double candidate_seconds = comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx);
     if (ctx.world_size() > 1) {
       ASSIGN_OR_RETURN(bool fits, ctx.Fits(candidate_seconds));
       if (fits) {

@@ -1,6 +1,7 @@
 #include "search/strategies/finals.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -15,9 +16,27 @@ namespace slimfit {
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored) {
   const CompressionConfig& comp = ctx.experiment().compression();
   const std::string& key = ctx.experiment().evaluation().eval_key();
-  std::sort(scored.begin(), scored.end(), [&](const CandidateRecord& a, const CandidateRecord& b) {
-    return ctx.Objective(a) < ctx.Objective(b);
-  });
+  // Candidates of one shape (the same MACs and parameters: e.g. the same
+  // cut by different pruners) run at the same speed; their measured
+  // latencies differ only by noise. Of each shape only the most accurate
+  // goes on, ranked by the shape's best measured objective.
+  struct Shape {
+    CandidateRecord best;
+    double objective;
+  };
+  std::map<std::pair<int64_t, int64_t>, Shape> by_shape;
+  for (const CandidateRecord& c : scored) {
+    auto [it, fresh] = by_shape.emplace(std::make_pair(c.macs(), c.params()), Shape{c, ctx.Objective(c)});
+    if (fresh) continue;
+    it->second.objective = std::min(it->second.objective, ctx.Objective(c));
+    if (ctx.DropOf(c.eval_metric()) < ctx.DropOf(it->second.best.eval_metric())) it->second.best = c;
+  }
+  std::vector<std::pair<double, CandidateRecord>> ranked;
+  for (auto& [shape, s] : by_shape) ranked.emplace_back(s.objective, s.best);
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  scored.clear();
+  for (auto& [objective, c] : ranked) scored.push_back(std::move(c));
   std::optional<CandidateRecord> fp32;
   double recovery = comp.final_epochs() > 0 ? comp.tuning().promising_slack() * comp.delta() : 0;
   const int max_finals = comp.tuning().max_finals();
@@ -85,6 +104,23 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
   }
   ctx.EndPhase();
   return fp32;
+}
+
+double FinalReserveSeconds(const SearchContext& ctx) {
+  return std::min(ctx.experiment().compression().final_epochs(), 2) * ctx.EpochSeconds();
+}
+
+absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, int later_candidates) {
+  const CompressionConfig& comp = ctx.experiment().compression();
+  std::vector<std::string> all(comp.pruners().begin(), comp.pruners().end());
+  if (all.size() <= 1) return all;
+  const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
+  ASSIGN_OR_RETURN(bool fits, ctx.Fits((all.size() + later_candidates) * candidate +
+                                       comp.final_epochs() * ctx.EpochSeconds()));
+  if (fits) return all;
+  ctx.Say(absl::StrFormat("  too little time to compare %zu pruners (%.0f s a candidate): %s alone", all.size(),
+                          candidate, all[0]));
+  return std::vector<std::string>{all[0]};
 }
 
 }  // namespace slimfit

@@ -13,6 +13,7 @@
 #define SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -21,6 +22,16 @@
 namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
+
+// The time a strategy keeps back for the final fine-tune before it starts
+// another candidate: min(final_epochs, 2) epochs (the final takes what is
+// left, anytime, so a full final_epochs need not be kept back).
+double FinalReserveSeconds(const SearchContext& ctx);
+
+// The allowed pruners to compare at the first candidate: all of them when
+// they and `later_candidates` more candidates plus a full final fine-tune
+// fit in the budget, else the first alone (said in the progress).
+absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, int later_candidates);
 
 }  // namespace slimfit
 

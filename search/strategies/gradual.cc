@@ -8,7 +8,7 @@
 //      allowed pruner cuts the reference to F1 and the best after its short
 //      fine-tune starts the chain.
 //   2. While the last link's drop is within delta + promising_slack delta
-//      and a candidate plus a final fine-tune fit in the budget, the next
+//      and a candidate plus FinalReserveSeconds fit in the budget, the next
 //      link is the last one cut further to F x step_factor (the sensitivity
 //      allocation for that factor, applied to the channels left) and
 //      fine-tuned candidate_epochs.
@@ -51,7 +51,7 @@ class Gradual : public SearchStrategy {
 absl::StatusOr<std::optional<CandidateRecord>> Gradual::Link(SearchContext& ctx, const CandidateRecord* from,
                                                              const std::string& pruner, double factor) {
   const CompressionConfig& comp = ctx.experiment().compression();
-  ASSIGN_OR_RETURN(bool fits, ctx.Fits((comp.candidate_epochs() + comp.final_epochs()) * ctx.EpochSeconds()));
+  ASSIGN_OR_RETURN(bool fits, ctx.Fits(comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx)));
   if (!fits) {
     ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time left for another step and the final fine-tune; "
                          "search stops"));
@@ -103,7 +103,8 @@ absl::Status Gradual::Chain(SearchContext& ctx) {
   // The first link: every allowed pruner from the reference, the best kept.
   std::optional<CandidateRecord> last;
   std::string pruner = comp.pruners(0);
-  for (const std::string& p : comp.pruners()) {
+  ASSIGN_OR_RETURN(const std::vector<std::string> pruners, PrunersToCompare(ctx, 3));
+  for (const std::string& p : pruners) {
     ASSIGN_OR_RETURN(std::optional<CandidateRecord> got, Link(ctx, nullptr, p, factor));
     if (stopped_) break;
     if (got && (!last || ctx.DropOf(got->eval_metric()) < ctx.DropOf(last->eval_metric()))) {
@@ -111,7 +112,7 @@ absl::Status Gradual::Chain(SearchContext& ctx) {
       pruner = p;
     }
   }
-  if (comp.pruners_size() > 1 && last) ctx.Say(absl::StrCat("  pruner: ", pruner));
+  if (pruners.size() > 1 && last) ctx.Say(absl::StrCat("  pruner: ", pruner));
   while (!stopped_ && last && ctx.DropOf(last->eval_metric()) <= comp.delta() + slack && factor < hi) {
     factor = std::min(hi, factor * step);
     ASSIGN_OR_RETURN(std::optional<CandidateRecord> got, Link(ctx, &*last, pruner, factor));
