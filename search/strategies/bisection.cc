@@ -3,7 +3,10 @@
 //
 //   1. lo = 1 (the reference), hi = the most the sensitivity curves allow.
 //      The fine-tuning lr is found first (ctx.TuneLr at sqrt(lo hi)).
-//   2. `tuning.probes` probes at F = sqrt(lo hi): the candidate for F is
+//   2. `tuning.probes` probes at F = sqrt(lo hi) (lo (hi/lo)^(1/4) when
+//      the budget cannot take the probes left and a full final: anytime,
+//      the few candidates there is time for are likely to qualify); the
+//      candidate for F is
 //      scored (every allowed pruner at the first probe when they all fit in
 //      the budget; the best is kept for the rest); it "goes on" (lo = F) when its drop after the short
 //      fine-tune is within delta + promising_slack delta, else hi = F.
@@ -49,7 +52,6 @@ class Bisection : public SearchStrategy {
 
 absl::Status Bisection::Probes(SearchContext& ctx) {
   const CompressionConfig& comp = ctx.experiment().compression();
-  const std::string& key = ctx.experiment().evaluation().eval_key();
   ASSIGN_OR_RETURN(double hi, ctx.MaxMacFactor());
   double lo = 1;
   const int probes = comp.tuning().probes();
@@ -58,31 +60,35 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
                                       "a candidate goes on when within delta + %.2f",
                                       hi, probes, comp.candidate_epochs(), ctx.TrainingNote(), slack));
   std::string pruner = comp.pruners(0);
-  if (hi / lo > 1.15) {
-    const absl::Status tuned = ctx.TuneLr(pruner, std::sqrt(lo * hi));
-    if (absl::IsCancelled(tuned)) {
-      ctx.Say(absl::StrCat("  ", tuned.message(), ": search stops"));
-      ctx.EndPhase();
-      return absl::OkStatus();
+  bool stop = false;
+  if (hi / lo > 1.15) RETURN_IF_ERROR(TuneLrOrStop(ctx, pruner, std::sqrt(lo * hi), &stop));
+  for (int probe = 0; !stop && probe < probes && hi / lo > 1.15; ++probe) {
+    // Anytime: when the budget cannot take the probes left and a full final,
+    // the probe goes a quarter of the way (on a log scale) from the last
+    // factor that went on instead of halfway, so that the few candidates
+    // there is time for are likely to qualify.
+    const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
+    ASSIGN_OR_RETURN(const bool roomy,
+                     ctx.Fits((probes - probe) * candidate + comp.final_epochs() * ctx.EpochSeconds()));
+    auto split = [roomy](double l, double h) { return roomy ? std::sqrt(l * h) : l * std::pow(h / l, 0.25); };
+    const double factor = split(lo, hi);
+    if (!roomy && probe == 0) {
+      ctx.Say("  too little time for every probe and a full final fine-tune: probes go a quarter of the way "
+              "up from the last factor that qualified");
     }
-    RETURN_IF_ERROR(tuned);
-  }
-  for (int probe = 0; probe < probes && hi / lo > 1.15; ++probe) {
-    const double factor = std::sqrt(lo * hi);
     std::vector<std::string> pruners = {pruner};
     if (probe == 0) {
       ASSIGN_OR_RETURN(pruners, PrunersToCompare(ctx, probes - 1));
       pruner = pruners[0];
     }
-    const double candidate_seconds = comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx);
     if (ctx.world_size() > 1) {
-      ASSIGN_OR_RETURN(bool fits, ctx.Fits(candidate_seconds));
+      ASSIGN_OR_RETURN(bool fits, ctx.Fits(comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx)));
       if (fits) {
         std::vector<std::pair<std::string, double>> wanted;
         for (const std::string& p : pruners) wanted.emplace_back(p, factor);
         std::deque<std::tuple<double, double, int>> next;  // (lo, hi, probe)
         auto children = [&](double l, double h, int d) {
-          const double f = std::sqrt(l * h);
+          const double f = split(l, h);
           next.emplace_back(f, h, d + 1);
           next.emplace_back(l, f, d + 1);
         };
@@ -91,7 +97,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
           const auto [l, h, d] = next.front();
           next.pop_front();
           if (d >= probes || h / l <= 1.15) continue;
-          wanted.emplace_back(pruner, std::sqrt(l * h));
+          wanted.emplace_back(pruner, split(l, h));
           children(l, h, d);
         }
         RETURN_IF_ERROR(ctx.Prefetch(wanted));
@@ -99,39 +105,27 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
     }
     double best_drop = 1e300;
     for (const std::string& p : pruners) {
-      ASSIGN_OR_RETURN(bool fits, ctx.Fits(candidate_seconds));
+      ASSIGN_OR_RETURN(bool fits, CandidateFits(ctx));
       if (!fits) {
-        ctx.Say(absl::StrCat("  ", ctx.StopReason(),
-                             ": no time left for another candidate and the final fine-tune; search stops"));
-        ctx.EndPhase();
-        return absl::OkStatus();
+        stop = true;
+        break;
       }
       const int left = probes - probe + static_cast<int>(pruners.size()) - 1;
       ctx.Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
                               Hms(left * (comp.candidate_epochs() * ctx.EpochSeconds() + 10) +
                                   comp.final_epochs() * ctx.EpochSeconds())));
-      absl::StatusOr<CandidateRecord> got = ctx.Candidate(p, factor);
-      if (absl::IsCancelled(got.status())) {
-        ctx.Say(absl::StrCat("  ", got.status().message(), ": search stops"));
-        ctx.EndPhase();
-        return absl::OkStatus();
-      }
-      if (absl::IsDataLoss(got.status())) {
-        RETURN_IF_ERROR(ctx.SkipFailed(absl::StrFormat("candidate %s at %.2fx", p, factor), got.status()));
-        continue;
-      }
-      if (!got.ok()) return got.status();
-      const CandidateRecord& r = *got;
-      scored_.push_back(r);
-      ctx.Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, bN %.2f ms  %.0f s", key,
-                              r.eval_metric(), -ctx.DropOf(r.eval_metric()),
-                              static_cast<double>(ctx.reference().macs()) / std::max<int64_t>(1, r.macs()),
-                              r.latency_b1_ms(), r.latency_bn_ms(), r.seconds()));
-      if (ctx.DropOf(r.eval_metric()) < best_drop) {
-        best_drop = ctx.DropOf(r.eval_metric());
+      ASSIGN_OR_RETURN(std::optional<CandidateRecord> r,
+                       Scored(ctx, absl::StrFormat("candidate %s at %.2fx", p, factor), ctx.Candidate(p, factor),
+                              &stop));
+      if (stop) break;
+      if (!r) continue;
+      scored_.push_back(*r);
+      if (ctx.DropOf(r->eval_metric()) < best_drop) {
+        best_drop = ctx.DropOf(r->eval_metric());
         pruner = p;
       }
     }
+    if (stop) break;
     if (pruners.size() > 1) ctx.Say(absl::StrCat("  pruner: ", pruner));
     if (best_drop <= comp.delta() + slack) {
       lo = factor;

@@ -107,7 +107,7 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
 }
 
 double FinalReserveSeconds(const SearchContext& ctx) {
-  return std::min(ctx.experiment().compression().final_epochs(), 2) * ctx.EpochSeconds();
+  return std::min(ctx.experiment().compression().final_epochs(), 1) * ctx.EpochSeconds();
 }
 
 absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, int later_candidates) {
@@ -121,6 +121,46 @@ absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, in
   ctx.Say(absl::StrFormat("  too little time to compare %zu pruners (%.0f s a candidate): %s alone", all.size(),
                           candidate, all[0]));
   return std::vector<std::string>{all[0]};
+}
+
+absl::StatusOr<std::optional<CandidateRecord>> Scored(SearchContext& ctx, const std::string& what,
+                                                      absl::StatusOr<CandidateRecord> got, bool* stop) {
+  if (absl::IsCancelled(got.status())) {
+    ctx.Say(absl::StrCat("  ", got.status().message(), ": search stops"));
+    *stop = true;
+    return std::optional<CandidateRecord>();
+  }
+  if (absl::IsDataLoss(got.status())) {
+    RETURN_IF_ERROR(ctx.SkipFailed(what, got.status()));
+    return std::optional<CandidateRecord>();
+  }
+  if (!got.ok()) return got.status();
+  const CandidateRecord& r = *got;
+  ctx.Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, bN %.2f ms  %.0f s",
+                          ctx.experiment().evaluation().eval_key(), r.eval_metric(), -ctx.DropOf(r.eval_metric()),
+                          static_cast<double>(ctx.reference().macs()) / std::max<int64_t>(1, r.macs()),
+                          r.latency_b1_ms(), r.latency_bn_ms(), r.seconds()));
+  return std::optional<CandidateRecord>(r);
+}
+
+absl::StatusOr<bool> CandidateFits(SearchContext& ctx) {
+  ASSIGN_OR_RETURN(bool fits, ctx.Fits(ctx.experiment().compression().candidate_epochs() * ctx.EpochSeconds() +
+                                       FinalReserveSeconds(ctx)));
+  if (!fits) {
+    ctx.Say(absl::StrCat("  ", ctx.StopReason(),
+                         ": no time left for another candidate and the final fine-tune; search stops"));
+  }
+  return fits;
+}
+
+absl::Status TuneLrOrStop(SearchContext& ctx, const std::string& pruner, double factor, bool* stop) {
+  const absl::Status tuned = ctx.TuneLr(pruner, factor);
+  if (absl::IsCancelled(tuned)) {
+    ctx.Say(absl::StrCat("  ", tuned.message(), ": search stops"));
+    *stop = true;
+    return absl::OkStatus();
+  }
+  return tuned;
 }
 
 }  // namespace slimfit

@@ -24,14 +24,28 @@ namespace slimfit {
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
 
 // The time a strategy keeps back for the final fine-tune before it starts
-// another candidate: min(final_epochs, 2) epochs (the final takes what is
-// left, anytime, so a full final_epochs need not be kept back).
+// another candidate: one epoch (the final takes what is left, up to
+// final_epochs: anytime, so a full final need not be kept back).
 double FinalReserveSeconds(const SearchContext& ctx);
 
 // The allowed pruners to compare at the first candidate: all of them when
 // they and `later_candidates` more candidates plus a full final fine-tune
 // fit in the budget, else the first alone (said in the progress).
 absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, int later_candidates);
+
+// What a strategy does with the context's answer for a candidate: a record
+// is said as a progress line and returned; Cancelled (interrupted) says why,
+// sets *stop and returns none; DataLoss (diverged) is reported through
+// ctx.SkipFailed and returns none; any other error is returned.
+absl::StatusOr<std::optional<CandidateRecord>> Scored(SearchContext& ctx, const std::string& what,
+                                                      absl::StatusOr<CandidateRecord> got, bool* stop);
+
+// The time budget's answer before another candidate: true when it and the
+// final's reserve fit; otherwise says why the search stops.
+absl::StatusOr<bool> CandidateFits(SearchContext& ctx);
+
+// ctx.TuneLr, with Cancelled turned into *stop (said) and OK.
+absl::Status TuneLrOrStop(SearchContext& ctx, const std::string& pruner, double factor, bool* stop);
 
 }  // namespace slimfit
 

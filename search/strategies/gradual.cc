@@ -50,34 +50,18 @@ class Gradual : public SearchStrategy {
 
 absl::StatusOr<std::optional<CandidateRecord>> Gradual::Link(SearchContext& ctx, const CandidateRecord* from,
                                                              const std::string& pruner, double factor) {
-  const CompressionConfig& comp = ctx.experiment().compression();
-  ASSIGN_OR_RETURN(bool fits, ctx.Fits(comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx)));
+  ASSIGN_OR_RETURN(bool fits, CandidateFits(ctx));
   if (!fits) {
-    ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time left for another step and the final fine-tune; "
-                         "search stops"));
     stopped_ = true;
     return std::optional<CandidateRecord>();
   }
   ctx.Say(absl::StrFormat("  step %zu: %s at %.2fx fewer MACs%s", scored_.size() + 1, pruner, factor,
                           from ? absl::StrFormat(" (cut further from %.2fx)", from->mac_factor()) : ""));
-  absl::StatusOr<CandidateRecord> got = from ? ctx.CandidateFrom(*from, pruner, factor) : ctx.Candidate(pruner, factor);
-  if (absl::IsCancelled(got.status())) {
-    ctx.Say(absl::StrCat("  ", got.status().message(), ": search stops"));
-    stopped_ = true;
-    return std::optional<CandidateRecord>();
-  }
-  if (absl::IsDataLoss(got.status())) {
-    RETURN_IF_ERROR(ctx.SkipFailed(absl::StrFormat("step %s at %.2fx", pruner, factor), got.status()));
-    return std::optional<CandidateRecord>();
-  }
-  if (!got.ok()) return got.status();
-  scored_.push_back(*got);
-  ctx.Say(absl::StrFormat("    %s = %.4g (%+.2f)  %.2fx MACs  latency b1 %.3f ms, bN %.2f ms  %d epoch(s) in all  %.0f s",
-                          ctx.experiment().evaluation().eval_key(), got->eval_metric(),
-                          -ctx.DropOf(got->eval_metric()),
-                          static_cast<double>(ctx.reference().macs()) / std::max<int64_t>(1, got->macs()),
-                          got->latency_b1_ms(), got->latency_bn_ms(), got->epochs(), got->seconds()));
-  return std::optional<CandidateRecord>(*got);
+  ASSIGN_OR_RETURN(std::optional<CandidateRecord> got,
+                   Scored(ctx, absl::StrFormat("step %s at %.2fx", pruner, factor),
+                          from ? ctx.CandidateFrom(*from, pruner, factor) : ctx.Candidate(pruner, factor), &stopped_));
+  if (got) scored_.push_back(*got);
+  return got;
 }
 
 absl::Status Gradual::Chain(SearchContext& ctx) {
@@ -93,20 +77,14 @@ absl::Status Gradual::Chain(SearchContext& ctx) {
     return absl::OkStatus();
   }
   double factor = std::min(step, hi);
-  const absl::Status tuned = ctx.TuneLr(comp.pruners(0), factor);
-  if (absl::IsCancelled(tuned)) {
-    ctx.Say(absl::StrCat("  ", tuned.message(), ": search stops"));
-    ctx.EndPhase();
-    return absl::OkStatus();
-  }
-  RETURN_IF_ERROR(tuned);
+  RETURN_IF_ERROR(TuneLrOrStop(ctx, comp.pruners(0), factor, &stopped_));
   // The first link: every allowed pruner from the reference, the best kept.
   std::optional<CandidateRecord> last;
   std::string pruner = comp.pruners(0);
   ASSIGN_OR_RETURN(const std::vector<std::string> pruners, PrunersToCompare(ctx, 3));
-  for (const std::string& p : pruners) {
+  for (size_t i = 0; i < pruners.size() && !stopped_; ++i) {
+    const std::string& p = pruners[i];
     ASSIGN_OR_RETURN(std::optional<CandidateRecord> got, Link(ctx, nullptr, p, factor));
-    if (stopped_) break;
     if (got && (!last || ctx.DropOf(got->eval_metric()) < ctx.DropOf(last->eval_metric()))) {
       last = got;
       pruner = p;
