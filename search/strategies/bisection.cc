@@ -4,8 +4,8 @@
 //   1. lo = 1 (the reference), hi = the most the sensitivity curves allow.
 //      The fine-tuning lr is found first (ctx.TuneLr at sqrt(lo hi)).
 //   2. `tuning.probes` probes at F = sqrt(lo hi) (lo (hi/lo)^(1/4) when
-//      the budget cannot take the probes left and a full final: anytime,
-//      the few candidates there is time for are likely to qualify); the
+//      the budget cannot take two more candidates and a full final: anytime,
+//      what may be the last candidate is likely to qualify); the
 //      candidate for F is
 //      scored (every allowed pruner at the first probe when they all fit in
 //      the budget; the best is kept for the rest); it "goes on" (lo = F) when its drop after the short
@@ -63,18 +63,18 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
   bool stop = false;
   if (hi / lo > 1.15) RETURN_IF_ERROR(TuneLrOrStop(ctx, pruner, std::sqrt(lo * hi), &stop));
   for (int probe = 0; !stop && probe < probes && hi / lo > 1.15; ++probe) {
-    // Anytime: when the budget cannot take the probes left and a full final,
-    // the probe goes a quarter of the way (on a log scale) from the last
-    // factor that went on instead of halfway, so that the few candidates
-    // there is time for are likely to qualify.
+    // Anytime: when the budget cannot take two more candidates and a full
+    // final (this may be the last candidate), the probe goes a quarter of
+    // the way (on a log scale) from the last factor that went on instead of
+    // halfway, so that it is likely to qualify.
     const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
     ASSIGN_OR_RETURN(const bool roomy,
-                     ctx.Fits((probes - probe) * candidate + comp.final_epochs() * ctx.EpochSeconds()));
+                     ctx.Fits(std::min(2, probes - probe) * candidate + comp.final_epochs() * ctx.EpochSeconds()));
     auto split = [roomy](double l, double h) { return roomy ? std::sqrt(l * h) : l * std::pow(h / l, 0.25); };
     const double factor = split(lo, hi);
     if (!roomy && probe == 0) {
-      ctx.Say("  too little time for every probe and a full final fine-tune: probes go a quarter of the way "
-              "up from the last factor that qualified");
+      ctx.Say("  too little time for two candidates and a full final fine-tune: the probe goes a quarter of the "
+              "way up, not halfway");
     }
     std::vector<std::string> pruners = {pruner};
     if (probe == 0) {
