@@ -11,11 +11,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <optional>
 #include <set>
-#include <tuple>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -24,9 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "common/files.h"
-#include "common/hash.h"
 #include "common/interrupt.h"
 #include "common/json.h"
 #include "common/status_macros.h"
@@ -39,10 +35,10 @@
 #include "pruners/prune.h"
 #include "quantizers/quantize.h"
 #include "re2/re2.h"
-#include "search/candidate_store.h"
-#include "search/budget.h"
-#include "search/decision.h"
 #include "losses/teacher_distillation.h"
+#include "search/budget.h"
+#include "search/candidate_store.h"
+#include "search/decision.h"
 #include "search/experiment.h"
 #include "search/report.h"
 #include "search/run_dir.h"
@@ -214,9 +210,11 @@ class Engine::Search : public SearchContext {
     std::function<absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>>()> make;
   };
   // ---- measuring ----
-  absl::StatusOr<Metric> Evaluate(Model& m) {
+  // eval_key on eval_split (or on `loader`).
+  absl::StatusOr<Metric> Evaluate(Model& m, DataLoader* loader = nullptr) {
     m.Eval();
-    ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, *e_.data_.eval), "evaluation");
+    ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, loader ? *loader : *e_.data_.eval),
+                     loader ? "evaluation on the test split" : "evaluation");
     return all.Get(c_.evaluation().eval_key());
   }
   // Metric, counts (from `trainable`) and deployed size and latency (from
@@ -284,7 +282,9 @@ class Engine::Search : public SearchContext {
   }
   // The experiment's full_trainer for `epochs` epochs: schedules that need
   // a length get it, progress and logging are the engine's.
-  TrainerConfig FineTuneConfig(int epochs, int skipped_epochs, bool evaluate) const {
+  // `steps_per_epoch`: the schedule's epoch length (default: the train
+  // loader's batches).
+  TrainerConfig FineTuneConfig(int epochs, int skipped_epochs, bool evaluate, int64_t steps_per_epoch = 0) const {
     TrainerConfig t = c_.full_trainer();
     t.mutable_optimizer()->set_lr(t.optimizer().lr() * lr_factor_);
     t.set_epochs(epochs);
@@ -292,7 +292,7 @@ class Engine::Search : public SearchContext {
     t.set_metrics_path("");
     t.set_keep_best(false);
     if (!root()) t.set_progress(TrainerConfig::NONE);  // rank 0 speaks for the run
-    const int64_t per_epoch = e_.data_.train->num_batches();
+    const int64_t per_epoch = steps_per_epoch > 0 ? steps_per_epoch : e_.data_.train->num_batches();
     const bool by_iteration = t.scheduler().interval() == SchedulerConfig::ITERATION;
     t.set_skip_scheduler_steps(by_iteration ? skipped_epochs * per_epoch : skipped_epochs);
     FillScheduleLength(&t, per_epoch);
@@ -342,6 +342,9 @@ class Engine::Search : public SearchContext {
   // The candidate's key (from the allocation for `factor`), and the work.
   // `from`: cut that recorded candidate further instead of the reference.
   absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor, const CandidateRecord* from = nullptr);
+  // The task's record: stored already, failed on another rank (its status),
+  // or made now and kept.
+  absl::StatusOr<CandidateRecord> Made(const Task& task);
   absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
   // int8 of `base`: PTQ as the quantization block says, or with
   // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
@@ -427,7 +430,8 @@ class Engine::Search : public SearchContext {
   }
   absl::Status WriteOutputs(EngineResult& result, const Model& trainable);
   // One eval batch through the model before any work: a model that does not
-  // take the data's shape is an InvalidArgument naming the inputs.
+  // take the data's shape is an InvalidArgument naming the inputs. Keeps
+  // the output in sample_output_.
   absl::Status CheckModelTakesTheData();
 
   // ---- distributed ----
@@ -465,6 +469,7 @@ class Engine::Search : public SearchContext {
   double lr_factor_ = 1;
   std::optional<Model> teacher_;
   std::unique_ptr<LossFunction> distill_loss_;
+  c10::IValue sample_output_;  // the reference's output on one eval batch
 
   Metric reference_metric_;
   double target_ = 0;
@@ -779,14 +784,15 @@ absl::Status Engine::Search::Prefetch(const std::vector<std::pair<std::string, d
 absl::StatusOr<CandidateRecord> Engine::Search::CandidateFrom(const CandidateRecord& base, const std::string& pruner,
                                                              double factor) {
   ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor, &base));
-  if (const CandidateRecord* r = Reuse(task.key)) return *r;
-  ASSIGN_OR_RETURN(auto made, task.make());
-  RETURN_IF_ERROR(Keep(made.first, &*made.second));
-  return *store_->Find(task.key);
+  return Made(task);
 }
 
 absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
   ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor));
+  return Made(task);
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::Made(const Task& task) {
   if (const CandidateRecord* r = Reuse(task.key)) return *r;
   if (auto f = failed_.find(task.key); f != failed_.end()) return f->second;
   ASSIGN_OR_RETURN(auto made, task.make());
@@ -892,9 +898,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
 
 absl::Status Engine::Search::MeasureTest(Model& m, CandidateRecord* rec) {
   if (e_.data_.test == nullptr) return absl::OkStatus();
-  m.Eval();
-  ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, *e_.data_.test), "evaluation on the test split");
-  ASSIGN_OR_RETURN(Metric metric, all.Get(c_.evaluation().eval_key()), "evaluation on the test split");
+  ASSIGN_OR_RETURN(Metric metric, Evaluate(m, e_.data_.test.get()));
   rec->set_test_metric(metric.value);
   return absl::OkStatus();
 }
@@ -903,25 +907,16 @@ absl::Status Engine::Search::SetUpDistillation() {
   if (!comp_.distillation().enabled() || comp_.candidate_epochs() + comp_.final_epochs() == 0) {
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(Model teacher, e_.model_.Clone());
-  teacher.Eval();
-  // Whether the model's prediction is logits a teacher can soften.
-  RETURN_IF_ERROR(e_.data_.eval->Reset(0), "evaluation.eval_split");
-  Batch batch;
-  ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), "evaluation.eval_split");
-  if (!any) return absl::InvalidArgumentError("evaluation.eval_split: no samples");
-  ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), "forward_pass");
-  absl::Status can;
-  {
-    at::NoGradGuard no_grad;
-    absl::StatusOr<c10::IValue> out = e_.forward_pass_->ModelCall(teacher, inputs, c10::kCPU);
-    can = out.ok() ? CanDistill(*out, c_.loss().output_index()) : out.status();
-  }
+  // Whether the model's prediction (on the batch CheckModelTakesTheData
+  // ran) is logits a teacher can soften.
+  const absl::Status can = CanDistill(sample_output_, c_.loss().output_index());
   if (!can.ok()) {
     Say(absl::StrCat("  distillation off (compression.distillation): ", can.message(),
                      "; fine-tunes use the experiment's loss alone"));
     return absl::OkStatus();
   }
+  ASSIGN_OR_RETURN(Model teacher, e_.model_.Clone());
+  teacher.Eval();
   teacher_.emplace(std::move(teacher));
   TeacherOptions options;
   options.alpha = comp_.distillation().alpha();
@@ -947,6 +942,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
                       comp_.tuning().lr_factors_size(), steps, pruner, factor, base_lr));
   double best_factor = 1, best_drop = 1e300;
   std::vector<std::string> said;
+  std::optional<Model> cut_once;  // every trial starts from the same cut
   for (double f : comp_.tuning().lr_factors()) {
     const std::string key = absl::StrFormat("%s|x%.4g", stem, f);
     const CandidateRecord* rec = Reuse(key);
@@ -957,15 +953,15 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
         break;
       }
       const auto t0 = Clock::now();
-      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, pruner, ratios, 50, true));
-      TrainerConfig t = c_.full_trainer();
+      if (!cut_once) {
+        ASSIGN_OR_RETURN(Model m, Cut(e_.model_, pruner, ratios, 50, true));
+        cut_once.emplace(std::move(m));
+      }
+      ASSIGN_OR_RETURN(Model cut, cut_once->Clone());
+      // One "epoch" of `steps`: the schedule's shape, over the trial.
+      TrainerConfig t = FineTuneConfig(1, 0, false, steps);
       t.mutable_optimizer()->set_lr(base_lr * f);
-      t.set_seed(c_.seed());
-      t.set_metrics_path("");
-      t.set_keep_best(false);
       t.set_progress(TrainerConfig::NONE);
-      t.set_epochs(1);
-      FillScheduleLength(&t, steps);  // the schedule's shape, over the trial
       t.set_epochs(0);
       t.set_max_steps(steps);
       TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), nullptr};
@@ -1039,6 +1035,7 @@ absl::Status Engine::Search::CheckModelTakesTheData() {
         absl::StrJoin(shapes, ", "), "; forward_pass.input_pattern picks them from the batch): ",
         out.status().message()));
   }
+  sample_output_ = *std::move(out);
   return absl::OkStatus();
 }
 

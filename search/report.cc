@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/json.h"
+#include "search/decision.h"
 #include "absl/strings/str_replace.h"
 
 namespace slimfit {
@@ -27,13 +28,12 @@ std::vector<Row> Rows(const RunReport& r) {
   const CandidateRecord& a = r.reference;
   const CandidateRecord& b = r.chosen;
   std::vector<Row> rows;
-  const double drop = r.higher_is_better ? a.eval_metric() - b.eval_metric() : b.eval_metric() - a.eval_metric();
+  const double drop = MetricDrop(a.eval_metric(), b.eval_metric(), r.higher_is_better);
   rows.push_back({absl::StrCat(r.eval_key, " (", r.eval_split, ")"), absl::StrFormat("%.4g", a.eval_metric()),
                   absl::StrFormat("%.4g", b.eval_metric()),
                   absl::StrFormat("%+.3g (target %s %.4g)", -drop, r.higher_is_better ? ">=" : "<=", r.target)});
   if (a.has_test_metric() && b.has_test_metric()) {
-    const double test_drop =
-        r.higher_is_better ? a.test_metric() - b.test_metric() : b.test_metric() - a.test_metric();
+    const double test_drop = MetricDrop(a.test_metric(), b.test_metric(), r.higher_is_better);
     rows.push_back({absl::StrCat(r.eval_key, " (test)"), absl::StrFormat("%.4g", a.test_metric()),
                     absl::StrFormat("%.4g", b.test_metric()),
                     absl::StrFormat("%+.3g (held out: never used to choose)", -test_drop)});
@@ -92,12 +92,14 @@ std::string Html(const std::string& s) {
 
 // The x value of a record on the objective, relative to the reference
 // (1 = the reference; lower is better).
+// 0 when the reference has no figure for it.
 double ObjectiveRatio(const RunReport& r, const CandidateRecord& c) {
+  CompressionConfig::Objective objective = CompressionConfig::LATENCY;
+  CompressionConfig::Objective_Parse(r.objective, &objective);
   const CandidateRecord& a = r.reference;
-  if (r.objective == "SIZE") return a.serialized_bytes() > 0 ? double(c.serialized_bytes()) / a.serialized_bytes() : 0;
-  if (r.objective == "MACS") return a.macs() > 0 ? double(c.macs()) / a.macs() : 0;
-  if (a.latency_b1_ms() <= 0 || a.latency_bn_ms() <= 0) return 0;
-  return 0.5 * (c.latency_b1_ms() / a.latency_b1_ms() + c.latency_bn_ms() / a.latency_bn_ms());
+  if (objective == CompressionConfig::LATENCY && (a.latency_b1_ms() <= 0 || a.latency_bn_ms() <= 0)) return 0;
+  const double reference = ObjectiveValue(objective, a, a);
+  return reference > 0 ? ObjectiveValue(objective, a, c) / reference : 0;
 }
 
 std::string Plot(const RunReport& r) {
