@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# bootstrap.sh — installs every Debian package slimfit needs. Idempotent: a
-# second run installs nothing and only re-checks. Runs as root, or via sudo.
+# bootstrap.sh — installs every Debian package slimfit needs, and LibTorch:
+# PyTorch's own wheel from PyPI (its torch/include and torch/lib are LibTorch)
+# in a virtual environment kept once per machine outside the clone (version
+# and place: third_party/libtorch.bzl). Idempotent: a second run installs
+# nothing and only re-checks. Debian packages need root, or sudo.
 #
 #   ./bootstrap.sh            # install what is missing
 #   ./bootstrap.sh --check    # only report what is missing (exit 1 if any)
@@ -9,7 +12,6 @@ set -euo pipefail
 PACKAGES=(
   bazel-bootstrap          # Bazel 4.2.3 (WORKSPACE mode), pulls a JDK
   build-essential
-  libtorch-dev             # LibTorch 1.13.1, CPU, with c10d/Gloo and oneDNN
   libabsl-dev              # Abseil 20220623
   libre2-dev
   libprotobuf-dev
@@ -17,17 +19,32 @@ PACKAGES=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
-  libgloo-dev              # headers for c10d's ProcessGroupGloo
+  libgloo-dev              # headers for c10d's ProcessGroupGloo (Gloo itself is in libtorch_cpu)
+  python3-venv             # the venv LibTorch comes in (pyenv's python3 has venv already)
   libopenblas0-pthread     # fast BLAS for LibTorch (the reference BLAS is ~17x slower on Linear)
   zlib1g-dev               # reading the IDX .gz files directly
   dataset-fashion-mnist    # the built-in default data set
-  python3-torch            # interop tests: /usr/bin/python3 -c 'import torch'
-  python3-torchvision      # tools/torchvision/sweep.sh (pruning every torchvision architecture)
   clang-14                 # --config=fuzz: libFuzzer targets
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang-14
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }
+
+# The LibTorch setting, read from the one file that holds it.
+here=$(cd "$(dirname "$0")" && pwd)
+setting() { sed -n "s/^$1 = \"\(.*\)\"$/\1/p" "$here/third_party/libtorch.bzl"; }
+TORCH_VERSION=$(setting LIBTORCH_VERSION)
+TORCHVISION_VERSION=$(setting TORCHVISION_VERSION)
+VENV=$(setting LIBTORCH_VENV)
+VENV=${VENV/#\~/$HOME}
+[[ -n "$TORCH_VERSION" && -n "$TORCHVISION_VERSION" && -n "$VENV" ]] || {
+  echo "[bootstrap] third_party/libtorch.bzl: LIBTORCH_VERSION, TORCHVISION_VERSION or LIBTORCH_VENV not found" >&2; exit 1; }
+
+# Prints the torch version the venv's Python imports, or nothing.
+venv_torch() {
+  [[ -x "$VENV/bin/python3" ]] || return 0
+  "$VENV/bin/python3" -c 'import torch, torchvision; print(torch.__version__.split("+")[0])' 2>/dev/null || true
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,8 +56,16 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [[ "${1:-}" == "--check" ]]; then
-  if ((${#missing[@]})); then say "missing: ${missing[*]}"; exit 1; fi
-  say "all ${#PACKAGES[@]} packages present"; exit 0
+  bad=0
+  if ((${#missing[@]})); then say "missing: ${missing[*]}"; bad=1
+  else say "all ${#PACKAGES[@]} packages present"; fi
+  found=$(venv_torch)
+  if [[ "$found" == "$TORCH_VERSION" ]]; then
+    say "libtorch: $found (PyTorch wheel) at $(ls -d "$VENV"/lib/python3*/site-packages/torch)"
+  else
+    say "libtorch: want $TORCH_VERSION in $VENV, found '${found:-nothing}'"; bad=1
+  fi
+  exit $bad
 fi
 
 SUDO=""
@@ -58,7 +83,25 @@ else
   say "all ${#PACKAGES[@]} packages already installed"
 fi
 
+found=$(venv_torch)
+if [[ "$found" == "$TORCH_VERSION" ]]; then
+  say "libtorch: torch $found already in $VENV"
+else
+  # The wheel (~530 MB) and its CUDA libraries from PyPI: ~4.7 GB, ~2 min.
+  # Pinned to the version the GPU machine runs, so binaries built here run
+  # there against its own libtorch.
+  say "libtorch: installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION into $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python=$(command -v python3)
+  "$python" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy
+  found=$(venv_torch)
+  [[ "$found" == "$TORCH_VERSION" ]] || { say "libtorch: $VENV/bin/python3 cannot import torch $TORCH_VERSION"; exit 1; }
+fi
+
 say "bazel: $(command -v bazel || echo 'not found')"
-say "libtorch: $(dpkg-query -W -f='${Version}' libtorch-dev)"
+say "libtorch: $found at $(ls -d "$VENV"/lib/python3*/site-packages/torch)"
 say "fashion-mnist: $(ls /usr/share/datasets/fashion-mnist 2>/dev/null | tr '\n' ' ')"
 say "done"

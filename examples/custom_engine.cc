@@ -13,6 +13,7 @@
 // pixels unnormalised — so the forward pass feeds element 1 to the model (input
 // pattern ('_', 0)) and normalises it itself.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdio>
 #include <memory>

@@ -261,6 +261,9 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
       if (!scanned) ++summary.num_unscanned_code_files;
     }
     if (rel == "constants.pkl") summary.has_constants_pkl = true;
+    if (rel == "archive_format" || (absl::StartsWith(rel, "models/") && absl::EndsWith(rel, ".json"))) {
+      summary.is_exported_program = true;
+    }
     if (rel == "data.pkl") summary.has_data_pkl = true;
     if ((absl::StartsWith(rel, "data/") || absl::StartsWith(rel, "constants/")) &&
         !absl::EndsWith(rel, "/")) {
@@ -271,6 +274,13 @@ absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(
   }
   for (const auto& [op, count] : summary.declared_ops) {
     if (std::string why = NotableOpReason(op); !why.empty()) summary.notable_ops[op] = std::move(why);
+  }
+  if (summary.is_exported_program) {
+    return Bad(path,
+               "this is a torch.export program (a .pt2 archive: models/*.json, "
+               "archive_format), which LibTorch can neither load nor train. Save the "
+               "model as TorchScript instead: torch.jit.trace(model, example).save(path) "
+               "or torch.jit.script(model).save(path)");
   }
   if (!summary.has_data_pkl) return Bad(path, "the zip archive has no data.pkl");
   if (summary.num_code_files == 0 || !summary.has_constants_pkl) {

@@ -45,13 +45,17 @@ struct ArchiveSummary {
   uint64_t tensor_bytes = 0;  // their total size
   bool has_constants_pkl = false;
   bool has_data_pkl = false;
+  // torch.export's .pt2 layout (<root>/archive_format, <root>/models/*.json).
+  bool is_exported_program = false;
 };
 
 // Lists the zip directory of `path` and checks it is a plausible TorchScript
 // archive. Errors (InvalidArgument unless the file is missing/unreadable)
 // name the file and say what is wrong: empty, not a zip, truncated, an entry
 // name that is absolute or has a ".." component, an entry larger than
-// `max_entry_bytes`, or no TorchScript code (a torch.save() file). Reads the
+// `max_entry_bytes`, a torch.export program (.pt2: says to save with
+// torch.jit.trace / torch.jit.script instead), or no TorchScript code (a
+// torch.save() file). Reads the
 // zip directory and the code entries (TorchScript source, which PyTorch's
 // writer deflates; at most 16 MiB each), never the tensors.
 absl::StatusOr<ArchiveSummary> InspectTorchScriptArchive(

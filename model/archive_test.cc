@@ -13,6 +13,7 @@ namespace {
 
 using ::slimfit::testing::MakeZip;
 using ::slimfit::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string Write(const std::string& name, const std::string& bytes) {
@@ -96,6 +97,15 @@ TEST(ArchiveTest, StateDictIsToldApartFromAModel) {
   EXPECT_THAT(InspectTorchScriptArchive(path),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("looks like a torch.save() file")));
+}
+
+// A real torch.export .pt2 from torch 2.x (testdata/make_pt2.py): refused with
+// what to do instead, not a crash inside torch::jit::load.
+TEST(ArchiveTest, ExportedProgramIsRefusedWithWhatToDoInstead) {
+  EXPECT_THAT(InspectTorchScriptArchive("model/testdata/export_linear.pt2"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("model/testdata/export_linear.pt2"), HasSubstr("torch.export"),
+                             HasSubstr("torch.jit.trace(model, example).save(path)"))));
 }
 
 TEST(ArchiveTest, RefusesUnsafeEntryNames) {

@@ -127,6 +127,14 @@ TEST(ModelTest, LoadNonTorchScriptFilesIsAClearError) {
                                         HasSubstr("torch.jit.script(model).save(path)")));
 }
 
+// torch 2.x's torch.export.save() file (testdata/make_pt2.py).
+TEST(ModelTest, LoadTorchExportProgramSaysToTraceOrScriptInstead) {
+  EXPECT_THAT(Model::Load("model/testdata/export_linear.pt2"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("torch.export"), HasSubstr("torch.jit.trace"),
+                             HasSubstr("torch.jit.script"))));
+}
+
 TEST(ModelTest, CorruptArchiveContentsBecomeAStatusNotACrash) {
   const std::string path = TempPath("garbage.pt");
   ASSERT_OK(WriteFileAtomically(

@@ -23,6 +23,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -445,8 +446,31 @@ absl::Status ValidateQuantizationConfig(const QuantizationConfig& c) {
   return absl::OkStatus();
 }
 
+std::string QuantizedEngineName(QuantizationConfig::Engine engine) {
+  return absl::AsciiStrToLower(QuantizationConfig::Engine_Name(engine));
+}
+
+absl::StatusOr<QuantizationConfig::Engine> QuantizedEngineFromName(const std::string& field,
+                                                                   const std::string& name) {
+  QuantizationConfig::Engine engine;
+  if (QuantizationConfig::Engine_Parse(absl::AsciiStrToUpper(name), &engine)) return engine;
+  std::vector<std::string> names;
+  for (int i = 0; i < QuantizationConfig::Engine_descriptor()->value_count(); ++i) {
+    names.push_back(QuantizedEngineName(
+        static_cast<QuantizationConfig::Engine>(QuantizationConfig::Engine_descriptor()->value(i)->number())));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": '", name, "'; one of ", absl::StrJoin(names, ", ")));
+}
+
 absl::Status SetQuantizedEngine(QuantizationConfig::Engine engine) {
-  const at::QEngine want = engine == QuantizationConfig::QNNPACK ? at::QEngine::QNNPACK : at::QEngine::ONEDNN;
+  at::QEngine want = at::QEngine::ONEDNN;
+  switch (engine) {
+    case QuantizationConfig::QNNPACK: want = at::QEngine::QNNPACK; break;
+    case QuantizationConfig::X86: want = at::QEngine::X86; break;
+    case QuantizationConfig::FBGEMM: want = at::QEngine::FBGEMM; break;
+    default: want = at::QEngine::ONEDNN; break;
+  }
   const auto& supported = at::globalContext().supportedQEngines();
   if (std::find(supported.begin(), supported.end(), want) == supported.end()) {
     std::vector<std::string> names;

@@ -81,6 +81,13 @@ absl::Status ValidateQuantizationConfig(const QuantizationConfig& config);
 // this LibTorch lacks it.
 absl::Status SetQuantizedEngine(QuantizationConfig::Engine engine);
 
+// "onednn", "qnnpack", "x86", "fbgemm": the name PyTorch gives the engine
+// (torch.backends.quantized.engine), also what tools take as --engine.
+std::string QuantizedEngineName(QuantizationConfig::Engine engine);
+// The engine of that name; InvalidArgument naming `field` and the valid names.
+absl::StatusOr<QuantizationConfig::Engine> QuantizedEngineFromName(const std::string& field,
+                                                                   const std::string& name);
+
 class Int8Quantizer {
  public:
   static absl::StatusOr<std::unique_ptr<Int8Quantizer>> Create(const Model& model,

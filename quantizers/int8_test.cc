@@ -83,6 +83,39 @@ TEST(Int8Quantizer, EveryTestModelConvertsToInt8KernelsAndTracksItsSimulation) {
   }
 }
 
+// Every engine the config names (the proto's enum, all of which LibTorch 2.x
+// has on x86): the model converts to its int8 kernels and stays within
+// quantization noise of fp32; the name tools take round-trips.
+TEST(Int8Quantizer, EveryEngineQuantizes) {
+  const auto* engines = QuantizationConfig::Engine_descriptor();
+  ASSERT_GE(engines->value_count(), 4);
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  auto& tm = models.front();
+  tm.model.Eval();
+  const at::Tensor x = RandomInput(tm.input_shape, 16, 99);
+  const at::Tensor ref = Forward(tm.model, x);
+  const double span = (ref.max() - ref.min()).item<double>();
+  for (int i = 0; i < engines->value_count(); ++i) {
+    const auto engine = static_cast<QuantizationConfig::Engine>(engines->value(i)->number());
+    const std::string name = QuantizedEngineName(engine);
+    SCOPED_TRACE(name);
+    ASSERT_OK_AND_ASSIGN(QuantizationConfig::Engine parsed, QuantizedEngineFromName("engine", name));
+    EXPECT_EQ(parsed, engine);
+    QuantizationConfig config;
+    config.set_engine(engine);
+    config.mutable_activation()->mutable_minmax();
+    ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(tm.model, config));
+    for (int b = 0; b < 4; ++b) ASSERT_OK(q->Observe({RandomInput(tm.input_shape, 8, 10 + b)}));
+    ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+    EXPECT_GT(CountKind(int8, "quantized::conv"), 0);
+    EXPECT_EQ(CountKind(int8, "aten::conv"), 0);
+    EXPECT_LT((Forward(int8, x) - ref).abs().max().item<double>(), 0.25 * span);
+  }
+  EXPECT_THAT(QuantizedEngineFromName("--engine", "tensorrt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--engine: 'tensorrt'; one of onednn, qnnpack, x86, fbgemm")));
+}
+
 TEST(Int8Quantizer, SelectionKeepsLayersInFloat) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
   Model& m = models[2].model;  // resnet_small

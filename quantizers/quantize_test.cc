@@ -31,6 +31,13 @@ namespace {
 using ::slimfit::testing::StatusIs;
 using ::testing::HasSubstr;
 
+// The venv's Python, whose torch is the LibTorch this test links: BUILD sets
+// SLIMFIT_PYTHON to //third_party:python.
+std::string Python() {
+  const char* python = std::getenv("SLIMFIT_PYTHON");
+  return python != nullptr ? python : "SLIMFIT_PYTHON-is-not-set";
+}
+
 constexpr char kData[] = R"pb(
   mnist {}
   train_batch_size: 64
@@ -162,10 +169,10 @@ TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
           "print('ok')\n";
   }
   const std::string out = env.dir + "/py.txt";
-  ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 ", check, " ", int8_path, " > ", out, " 2>&1").c_str()), 0)
+  ASSERT_EQ(std::system(absl::StrCat(Python(), " ", check, " ", int8_path, " > ", out, " 2>&1").c_str()), 0)
       << ReadFile(out);
   const std::string torch_out = env.dir + "/torch.json";
-  ASSERT_EQ(std::system(absl::StrCat("OMP_NUM_THREADS=1 /usr/bin/python3 quantizers/pytorch/ptq_reference.py --model ",
+  ASSERT_EQ(std::system(absl::StrCat("OMP_NUM_THREADS=1 ", Python(), " quantizers/pytorch/ptq_reference.py --model ",
                                      env.dir, "/float.pt --out ", env.dir,
                                      "/torch_int8.pt --calibration_batches 16 > ", torch_out, " 2>/dev/null")
                             .c_str()),
@@ -260,7 +267,7 @@ TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
     EXPECT_NEAR(env.Accuracy(r.model), env.float_accuracy, bits == 8 ? 0.3 : 3.0);
     const std::string path = absl::StrCat(env.dir, "/weight_only_", bits, ".pt");
     ASSERT_OK(r.model.Save(path));
-    ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 -c \"import torch; m = torch.jit.load('", path,
+    ASSERT_EQ(std::system(absl::StrCat(Python(), " -c \"import torch; m = torch.jit.load('", path,
                                        "'); assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)\"")
                               .c_str()),
               0);

@@ -1100,8 +1100,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     Say(absl::StrCat("[quantize] skipped: ", InterruptMessage()));
   } else if (comp_.level() >= 2) {
     const CandidateRecord& base = fp32 ? *fp32 : reference_;
-    Phase("quantize", absl::StrCat("int8 (", comp_.quantization().engine() == QuantizationConfig::QNNPACK ? "qnnpack" : "onednn",
-                                   ") of: ", base.description()));
+    Phase("quantize", absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ",
+                                   base.description()));
     ASSIGN_OR_RETURN(int8, Quantized(base));
     auto say_int8 = [&](const char* what, const CandidateRecord& q) {
       Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,

@@ -8,6 +8,7 @@
 # up" under a finished run: exit 1 naming the file, finished outputs intact.
 set -uo pipefail
 compress="tools/compress"
+py="$1"  # the venv's Python (//third_party:python)
 out="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -18,10 +19,8 @@ echo 'model { zoo: "resnet50" } data { synthetic { } } full_trainer { optimizer 
 "$compress" --experiment="$out/bad.pbtxt" 2> "$out/err.txt" && fail "unknown zoo model accepted"
 grep -q "model.zoo: 'resnet50'; one of lenet5" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
-if [[ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
-  echo "dataset-fashion-mnist not installed: skipping the run"
-  exit 0
-fi
+[[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] ||
+  fail "dataset-fashion-mnist is not installed: run ./bootstrap.sh"
 
 cat > "$out/slice.pbtxt" <<'PB'
 model { zoo: "lenet5" reference_epochs: 1 }
@@ -100,19 +99,20 @@ for f in model.pt reference.pt report.json report.md report.html metrics.jsonl; 
 done
 ls "$run" "$state" | grep -q '\.tmp' && fail "temporary files left behind"
 # metrics.jsonl: whole JSON objects, one per line, across the three runs.
-/usr/bin/python3 - "$run" <<'PY' || fail "outputs do not parse"
+"$py" - "$run" <<'PY' || fail "outputs do not parse"
 import json, sys
 run = sys.argv[1]
 lines = [json.loads(l) for l in open(run + "/metrics.jsonl")]
 assert lines[-1]["event"] == "result", lines[-1]
 report = json.load(open(run + "/report.json"))
-assert report["result"]["eval"] >= report["target"] - 1e-9 or report["returned_reference"], report["result"]
+# Level 2 at delta 2 on this slice: int8 alone qualifies, so a returned
+# reference is a failure, not an outcome.
+assert not report["returned_reference"], report
+assert report["result"]["eval"] >= report["target"] - 1e-9, report["result"]
 print("metrics.jsonl", len(lines), "lines; result", report["result"]["key"])
 PY
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  /usr/bin/python3 -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
-    "$run/model.pt" || fail "model.pt does not load in Python"
-fi
+"$py" -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
+  "$run/model.pt" || fail "model.pt does not load in Python's torch"
 echo "== run 5: the disk fills up (writes fail past 16 KiB: RLIMIT_FSIZE, EFBIG as ENOSPC)"
 (cd "$run" && md5sum *.pt report.json report.md > "$out/before.md5")
 ( trap '' XFSZ; ulimit -f 16; exec "$compress" "${args[@]}" ) > "$out/log_full.txt" 2>&1

@@ -44,7 +44,7 @@ ABSL_FLAG(int, latency_runs, 20, "timed runs per latency figure (0: skip latency
 ABSL_FLAG(uint64_t, seed, 0, "seed");
 ABSL_FLAG(bool, show_ranges, false, "print every observed tensor's range and scale");
 // QuantizationConfig fields.
-ABSL_FLAG(std::string, engine, "onednn", "quantized engine: onednn or qnnpack");
+ABSL_FLAG(std::string, engine, "onednn", "quantized engine: onednn, x86, fbgemm or qnnpack");
 ABSL_FLAG(std::string, activation_observer, "mse", "minmax, moving_average, percentile, mse or histogram");
 ABSL_FLAG(std::string, weight_observer, "minmax", "minmax, percentile or mse (symmetric)");
 ABSL_FLAG(bool, per_tensor_weights, false, "one weight scale per layer instead of per output channel");
@@ -73,11 +73,9 @@ absl::StatusOr<QuantizationConfig> ConfigFromFlags() {
   if (!path.empty()) RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(path), &c));
   auto given = [&](const char* name) { return path.empty() || FlagGiven(name); };
   if (given("engine")) {
-    const std::string e = absl::GetFlag(FLAGS_engine);
-    if (e != "onednn" && e != "qnnpack") {
-      return absl::InvalidArgumentError(absl::StrCat("--engine: '", e, "'; use onednn or qnnpack"));
-    }
-    c.set_engine(e == "qnnpack" ? QuantizationConfig::QNNPACK : QuantizationConfig::ONEDNN);
+    ASSIGN_OR_RETURN(const QuantizationConfig::Engine e,
+                     QuantizedEngineFromName("--engine", absl::GetFlag(FLAGS_engine)));
+    c.set_engine(e);
   }
   if (given("activation_observer") || !c.has_activation()) {
     RETURN_IF_ERROR(SetObserver("activation_observer", absl::GetFlag(FLAGS_activation_observer), c.mutable_activation()));
@@ -168,7 +166,7 @@ absl::Status Run() {
                   s.drop);
     }
   }
-  std::printf("\nengine %s\n%s", config.engine() == QuantizationConfig::QNNPACK ? "qnnpack" : "onednn",
+  std::printf("\nengine %s\n%s", QuantizedEngineName(config.engine()).c_str(),
               FormatComparison(before, after, /*counts=*/false).c_str());
   std::printf("wrote %s\n", out.c_str());
   return absl::OkStatus();

@@ -4,7 +4,7 @@ Python (residual add, depthwise conv, concatenation, squeeze-excitation gate,
 flatten -> linear), saved with torch.jit.trace for
 experiments/fashion_mnist_python_traced.pbtxt.
 
-    /usr/bin/python3 experiments/python/train_and_trace.py [--epochs 2] [--out runs/python/mixed_traced.pt]
+    bazel run //third_party:python_run -- experiments/python/train_and_trace.py [--epochs 2] [--out runs/python/mixed_traced.pt]
 
 Reads Debian's dataset-fashion-mnist IDX files directly (no torchvision
 download); normalises with mean 0.2860 / std 0.3530 as the experiment's

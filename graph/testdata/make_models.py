@@ -8,7 +8,7 @@
   const_view_traced.pt  x.view(-1, 8 * 4 * 4) traced: the view's shape is a
       constant, so the channels feeding it cannot be pruned
 
-    /usr/bin/python3 graph/testdata/make_models.py graph/testdata
+    bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata
 """
 import os
 import sys

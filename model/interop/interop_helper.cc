@@ -3,6 +3,10 @@
 //   interop_helper save-zoo DIR     every zoo model → DIR/<name>.pt, plus
 //                                   DIR/<name>_io.pt = [input, eval output]
 //                                   (torch::pickle_save: loads with torch.load)
+//                                   and what slimfit writes of resnet_small:
+//                                   DIR/written_{fp32_frozen,int8,weight_only8,
+//                                   weight_only4}.pt with their _io.pt, and
+//                                   DIR/written_engine.txt (the int8 engine)
 //   interop_helper check-python DIR loads DIR/py_{traced,scripted}.pt made in
 //                                   Python, runs DIR/py_io.pt's input, compares
 //                                   with Python's outputs; lists their layers;
@@ -25,8 +29,14 @@
 #include "graph/layer_table.h"
 #include "model/model.h"
 #include "graph/dependency_graph.h"
+#include "graph/freeze.h"
 #include "graph/surgery.h"
+#include "data/data_loader.h"
+#include "data/dataset.h"
+#include "forward_pass/forward_pass.h"
 #include "model/zoo/zoo.h"
+#include "quantizers/int8.h"
+#include "quantizers/quantize.h"
 
 namespace slimfit {
 namespace {
@@ -57,6 +67,39 @@ absl::Status SaveIo(Model& m, const std::string& dir, const std::string& name) {
   });
 }
 
+// The files slimfit's tools write, of one model with residual adds: the
+// frozen fp32 model (what compress returns at level 1), int8 (level 2 and
+// //tools:quantize, calibrated here on random images) and 8/4-bit
+// weight-only. Python must load each and give the same outputs.
+absl::Status SaveWritten(const std::string& dir) {
+  ASSIGN_OR_RETURN(Model m, CreateZooModel("resnet_small"));
+  m.Eval();
+  ASSIGN_OR_RETURN(Model frozen, FrozenForInference(m));
+  RETURN_IF_ERROR(SaveIo(frozen, dir, "written_fp32_frozen"));
+
+  ASSIGN_OR_RETURN(auto images, TensorDataset::Create(
+                                    {at::randn({128, 1, 28, 28}), at::randint(10, {128}, at::kLong)}, "random"));
+  ASSIGN_OR_RETURN(auto calibration, BatchLoader::Create(images, {.batch_size = 32}));
+  ASSIGN_OR_RETURN(auto forward_pass, MakeForwardPass(ForwardPassConfig()));
+  QuantizeDeps deps;
+  deps.forward_pass = forward_pass.get();
+  deps.calibration = calibration.get();
+  QuantizationConfig int8;
+  int8.set_calibration_batches(4);
+  ASSIGN_OR_RETURN(QuantizeResult q, Quantize(m, int8, deps));
+  RETURN_IF_ERROR(SaveIo(q.model, dir, "written_int8"));
+  RETURN_IF_ERROR(WriteFileAtomically(dir + "/written_engine.txt", QuantizedEngineName(int8.engine())));
+  for (int bits : {8, 4}) {
+    QuantizationConfig weight_only;
+    weight_only.mutable_weight_only()->set_bits(bits);
+    ASSIGN_OR_RETURN(QuantizeResult w, Quantize(m, weight_only, deps));
+    RETURN_IF_ERROR(SaveIo(w.model, dir, absl::StrCat("written_weight_only", bits)));
+  }
+  std::printf("saved resnet_small as slimfit writes it: fp32 frozen, int8 (%s), weight-only 8 and 4 bits\n",
+              QuantizedEngineName(int8.engine()).c_str());
+  return absl::OkStatus();
+}
+
 absl::Status SaveZoo(const std::string& dir) {
   for (const std::string& name : ZooModelNames()) {
     ASSIGN_OR_RETURN(Model m, CreateZooModel(name));
@@ -69,7 +112,7 @@ absl::Status SaveZoo(const std::string& dir) {
                 static_cast<long long>(m.NumParameters()), name.c_str(),
                 static_cast<long long>(pruned.NumParameters()));
   }
-  return absl::OkStatus();
+  return SaveWritten(dir);
 }
 
 absl::Status CheckPython(const std::string& dir) {

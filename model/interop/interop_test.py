@@ -1,4 +1,4 @@
-"""The Python half of the interop test (run with /usr/bin/python3, Debian's torch).
+"""The Python half of the interop test (run with the venv's Python, //third_party:python).
 
     interop_test.py check-zoo DIR     loads every C++ zoo model (and its pruned copy)
                                       with torch.jit.load, compares outputs with
@@ -13,10 +13,19 @@ import os
 import sys
 
 import torch
+import torch.jit._pickle  # build_tensorlist, allowed in load_tensors
 import torch.nn as nn
 import torch.nn.functional as F
 
 ZOO = ["lenet5", "mobilenetv2_small", "resnet_small", "vgg_small"]
+
+
+def load_tensors(path):
+    """A tensor list the C++ helper wrote with torch::pickle_save. Its pickle
+    names torch.jit._pickle.build_tensorlist, which torch >= 2.6's default
+    torch.load(weights_only=True) refuses; allow exactly that global."""
+    with torch.serialization.safe_globals([torch.jit._pickle.build_tensorlist]):
+        return torch.load(path)
 
 
 def check_zoo(d):
@@ -24,7 +33,7 @@ def check_zoo(d):
         extra = {"slimfit_metadata.json": ""}
         m = torch.jit.load(os.path.join(d, name + ".pt"), _extra_files=extra)
         m.eval()
-        x, y = torch.load(os.path.join(d, name + "_io.pt"))
+        x, y = load_tensors(os.path.join(d, name + "_io.pt"))
         with torch.no_grad():
             out = m(x)
         diff = (out - y).abs().max().item()
@@ -43,13 +52,51 @@ def check_zoo(d):
         # The same model with half its channels removed by slimfit's surgery:
         # plain TorchScript, same outputs in Python as in C++.
         p = torch.jit.load(os.path.join(d, name + "_pruned.pt")).eval()
-        xp, yp = torch.load(os.path.join(d, name + "_pruned_io.pt"))
+        xp, yp = load_tensors(os.path.join(d, name + "_pruned_io.pt"))
         with torch.no_grad():
             pdiff = (p(xp) - yp).abs().max().item()
         nparams = sum(t.numel() for t in p.parameters())
         print(f"{name}_pruned: max |Python - C++| = {pdiff:.3g}, {nparams} parameters")
         assert pdiff <= 1e-5, f"{name}_pruned: outputs differ by {pdiff}"
         assert nparams < sum(t.numel() for t in m.parameters())
+    check_written(d)
+
+
+def check_written(d):
+    """What slimfit writes (interop_helper's SaveWritten): each file loads with
+    torch.jit.load and gives C++'s outputs. The int8 model runs on the engine
+    C++ quantized it with (its kernels are that engine's)."""
+    engine = open(os.path.join(d, "written_engine.txt")).read().strip()
+    torch.backends.quantized.engine = engine
+    kinds = {}
+    for name, tol in [("fp32_frozen", 1e-5), ("int8", 1e-5), ("weight_only8", 1e-5), ("weight_only4", 1e-5)]:
+        m = torch.jit.load(os.path.join(d, f"written_{name}.pt")).eval()
+        x, y = load_tensors(os.path.join(d, f"written_{name}_io.pt"))
+        with torch.no_grad():
+            diff = (m(x) - y).abs().max().item()
+        quantized = sorted(k for k in _all_kinds(m) if k.startswith("quantized::"))
+        print(f"written_{name}: max |Python - C++| = {diff:.3g}, quantized ops: {quantized}")
+        assert diff <= tol, f"written_{name}: outputs differ by {diff}"
+        kinds[name] = quantized
+    assert "quantized::conv2d_relu" in kinds["int8"] or "quantized::conv2d" in kinds["int8"], kinds["int8"]
+    assert kinds["fp32_frozen"] == [], kinds["fp32_frozen"]
+
+
+def _all_kinds(m):
+    """Every node kind in the module's forward, through calls into submodules."""
+    kinds = set()
+    graphs = [m.forward.graph]
+    for sub in m.modules():
+        if hasattr(sub, "forward") and hasattr(sub.forward, "graph"):
+            graphs.append(sub.forward.graph)
+    for g in graphs:
+        stack = list(g.nodes())
+        while stack:
+            n = stack.pop()
+            kinds.add(n.kind())
+            for b in n.blocks():
+                stack.extend(b.nodes())
+    return kinds
 
 
 class Net(nn.Module):

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Interop both ways: C++ zoo models load and run in Python (torch.jit.load)
 # with the same outputs; models traced and scripted in Python load and run in
-# C++ with the same outputs. Uses Debian's /usr/bin/python3 with python3-torch.
+# C++ with the same outputs. Python is the venv's (//third_party:python), whose
+# torch is the LibTorch slimfit links.
 set -euo pipefail
 helper="$1"
 script="$2"
-py=/usr/bin/python3
+py="$3"
 if ! "$py" -c "import torch" 2>/dev/null; then
-  echo "FAIL: $py cannot import torch; run ./bootstrap.sh (installs python3-torch)" >&2
+  echo "FAIL: $py cannot import torch; run ./bootstrap.sh (installs the venv with torch)" >&2
   exit 1
 fi
 dir="${TEST_TMPDIR:-$(mktemp -d)}/interop"

@@ -1,7 +1,7 @@
 """Writes optimizers/testdata/goldens.inc: PyTorch's own optimizer trajectories
 and scheduler lr sequences, which optimizers_test.cc checks ours against.
 
-    /usr/bin/python3 optimizers/testdata/make_goldens.py > optimizers/testdata/goldens.inc
+    bazel run //third_party:python_run -- optimizers/testdata/make_goldens.py > optimizers/testdata/goldens.inc
 
 The problem (float64): X[i][j] = sin(0.3 i + 0.7 j) (16x4), y[i] = cos(0.5 i),
 W0[j] = 0.1 (j + 1), b0 = 0.05, loss = mean((X W + b - y)^2), 25 steps.

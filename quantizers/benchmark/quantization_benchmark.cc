@@ -22,6 +22,7 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/threads.h"
+#include "quantizers/int8.h"
 #include "quantizers/quantize.h"
 #include "tools/cli.h"
 #include "tools/compare.h"
@@ -33,9 +34,11 @@ ABSL_FLAG(std::string, models,
 ABSL_FLAG(int, qat_epochs, 1, "QAT epochs (0: skip QAT)");
 ABSL_FLAG(bool, lsq, true, "also run QAT with learned step sizes");
 ABSL_FLAG(double, qat_lr, 0.001, "QAT learning rate (SGD momentum 0.9, cosine)");
+ABSL_FLAG(std::string, engine, "onednn", "quantized engine: onednn, x86, fbgemm or qnnpack");
 ABSL_FLAG(int, calibration_batches, 32, "calibration batches (64 images each)");
 ABSL_FLAG(int, latency_runs, 50, "timed runs per latency figure");
-ABSL_FLAG(bool, pytorch, true, "also quantize with PyTorch (/usr/bin/python3 + python3-torch)");
+ABSL_FLAG(bool, pytorch, true, "also quantize with PyTorch (--python)");
+ABSL_FLAG(std::string, python, "", "a Python with torch (BUILD passes //third_party:python, the venv's)");
 ABSL_FLAG(std::string, out_dir, "runs/quantization_benchmark", "where the quantized models are written");
 
 namespace slimfit {
@@ -75,6 +78,9 @@ absl::Status RunModel(const std::string& name, const std::string& path) {
 
   QuantizationConfig config;
   config.set_calibration_batches(absl::GetFlag(FLAGS_calibration_batches));
+  ASSIGN_OR_RETURN(const QuantizationConfig::Engine engine,
+                   QuantizedEngineFromName("--engine", absl::GetFlag(FLAGS_engine)));
+  config.set_engine(engine);
   TrainerConfig trainer = FineTuneConfig(absl::GetFlag(FLAGS_qat_lr), 1, job.train->num_batches(), /*seed=*/0);
   trainer.set_progress(TrainerConfig::NONE);
   QuantizeDeps deps;
@@ -113,8 +119,8 @@ absl::Status RunModel(const std::string& name, const std::string& path) {
   }
   if (absl::GetFlag(FLAGS_pytorch)) {
     const std::string out = absl::StrCat(dir, "/pytorch_ptq.pt");
-    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 /usr/bin/python3 quantizers/pytorch/ptq_reference.py --model ",
-                                         path, " --out ", out, " --calibration_batches ",
+    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 ", absl::GetFlag(FLAGS_python), " quantizers/pytorch/ptq_reference.py --model ",
+                                         path, " --engine ", absl::GetFlag(FLAGS_engine), " --out ", out, " --calibration_batches ",
                                          absl::GetFlag(FLAGS_calibration_batches), " 2>/dev/null");
     std::printf("  [%s PyTorch PTQ] %s\n", name.c_str(), cmd.c_str());
     std::fflush(stdout);
@@ -124,8 +130,8 @@ absl::Status RunModel(const std::string& name, const std::string& path) {
     rows.push_back(r);
   }
 
-  std::printf("\n%s on Fashion-MNIST (test 10000), onednn, 1 thread; ratios to fp32 timed beside each row\n",
-              name.c_str());
+  std::printf("\n%s on Fashion-MNIST (test 10000), %s, 1 thread; ratios to fp32 timed beside each row\n",
+              name.c_str(), absl::GetFlag(FLAGS_engine).c_str());
   std::printf("%-16s %9s %7s %9s %7s %9s %8s %9s %8s\n", "", "accuracy", "drop", "size KiB", "size x", "b1 ms",
               "b1 x", "b64 ms", "b64 x");
   const Row& f = rows.front();

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """PyTorch's own post-training int8 quantization of a TorchScript model.
 
 The reference slimfit's quantizer is compared against (benchmark and tests):
@@ -7,7 +7,7 @@ HistogramObserver activations, per-channel symmetric weights — calibrated on
 the first batches of the Fashion-MNIST / MNIST training images, evaluated on
 the test images, saved as TorchScript.
 
-  /usr/bin/python3 quantizers/pytorch/ptq_reference.py --model IN.pt --out OUT.pt \
+  bazel run //third_party:python_run -- quantizers/pytorch/ptq_reference.py --model IN.pt --out OUT.pt \
       [--data_dir /usr/share/datasets/fashion-mnist] [--engine onednn] \
       [--calibration_batches 32] [--batch_size 64] [--test_samples 10000]
 
@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--engine", default="onednn", choices=["onednn", "qnnpack"])
+    ap.add_argument("--engine", default="onednn", choices=["onednn", "x86", "fbgemm", "qnnpack"])
     ap.add_argument("--calibration_batches", type=int, default=32)
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--test_samples", type=int, default=10000)

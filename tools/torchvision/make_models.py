@@ -1,7 +1,7 @@
 """Traces and scripts torchvision's classification architectures (weights=None:
 structure is what pruning needs) for the pruning sweep.
 
-    /usr/bin/python3 tools/torchvision/make_models.py OUT_DIR [names...]
+    bazel run //third_party:python_run -- tools/torchvision/make_models.py OUT_DIR [names...]
 
 Writes OUT_DIR/<name>_traced.pt and <name>_scripted.pt (when scripting works)
 and prints one line per model. Input: [1, 3, S, S] with S=128 (inception_v3: 299).

@@ -8,12 +8,15 @@
 #   bazel build //tools:prune && tools/torchvision/sweep.sh [/tmp/tv]
 set -u
 cd "$(dirname "$0")/../.."
+# The venv's Python (//third_party:python), whose torch is the LibTorch slimfit links.
+PY="$(bazel info output_base 2>/dev/null)/external/libtorch/python"
+[ -x "$PY" ] || { echo "no $PY: run ./bootstrap.sh and build once" >&2; exit 2; }
 OUT="${1:-/tmp/slimfit_torchvision}"
 PRUNE=bazel-bin/tools/prune
 [ -x "$PRUNE" ] || { echo "build //tools:prune first" >&2; exit 2; }
 # REUSE=1 keeps models made by an earlier run.
 if [[ "${REUSE:-0}" != 1 ]] || ! ls "$OUT"/*_traced.pt > /dev/null 2>&1; then
-  /usr/bin/python3 tools/torchvision/make_models.py "$OUT" | sed 's/^/made: /'
+  "$PY" tools/torchvision/make_models.py "$OUT" | sed 's/^/made: /'
 fi
 for f in "$OUT"/*_traced.pt "$OUT"/*_scripted.pt; do
   [ -e "$f" ] || continue
@@ -25,7 +28,7 @@ for f in "$OUT"/*_traced.pt "$OUT"/*_scripted.pt; do
     params=$(grep '^parameters' "$log" | awk '{print $2" -> "$3" ("$4")"}')
     channels=$(sed -n 's/^total channels \(.*\)$/\1/p' "$log")
     kept=$(awk '/^ops that kept/{f=1;next} /^$/{f=0} f' "$log" | wc -l)
-    check=$(/usr/bin/python3 - "$f" "$OUT/pruned/$base.pt" $size <<'PY'
+    check=$("$PY" - "$f" "$OUT/pruned/$base.pt" $size <<'PY'
 import sys, torch
 a = torch.jit.load(sys.argv[1]).eval(); b = torch.jit.load(sys.argv[2]).eval()
 s = int(sys.argv[3]); x = torch.randn(2, 3, s, s)

@@ -2,7 +2,7 @@
 dropout, traced in Python in eval mode (so training=False is baked into its
 graph), for trainer tests. Input [N, 1, 12, 12], 4 classes.
 
-    /usr/bin/python3 trainer/testdata/make_traced.py trainer/testdata/traced_bn.pt
+    bazel run //third_party:python_run -- trainer/testdata/make_traced.py trainer/testdata/traced_bn.pt
 """
 import sys
 
