@@ -21,7 +21,6 @@ PACKAGES=(
   libbenchmark-dev
   libgloo-dev              # headers for c10d's ProcessGroupGloo (Gloo itself is in libtorch_cpu)
   python3-venv             # the venv LibTorch comes in (pyenv's python3 has venv already)
-  libopenblas0-pthread     # fast BLAS for LibTorch (the reference BLAS is ~17x slower on Linear)
   zlib1g-dev               # reading the IDX .gz files directly
   dataset-fashion-mnist    # the built-in default data set
   clang-14                 # --config=fuzz: libFuzzer targets

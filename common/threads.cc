@@ -6,8 +6,8 @@
 namespace slimfit {
 
 int ConfigureThreads(int num_threads) {
-  // OpenBLAS is reached through libblas.so.3 (Debian's alternatives); its
-  // setter exists only when OpenBLAS is the provider.
+  // A LibTorch built on OpenBLAS (Debian's, say; the wheel's carries MKL):
+  // its setter exists only when OpenBLAS is loaded.
   using SetThreads = void (*)(int);
   if (auto* set = reinterpret_cast<SetThreads>(
           ::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {

@@ -184,6 +184,31 @@ std::optional<std::string> AttrPath(const Value* v, const Value* self) {
   return absl::StrJoin(parts, ".");
 }
 
+namespace {
+
+int CountCalls(const torch::jit::Block* block) {
+  int n = 0;
+  for (const torch::jit::Node* node : block->nodes()) {
+    n += node->kind() == c10::prim::CallMethod || node->kind() == c10::prim::CallFunction;
+    for (const torch::jit::Block* sub : node->blocks()) n += CountCalls(sub);
+  }
+  return n;
+}
+
+// torch::jit::Inline splices in each callee's cached "optimized" graph, and
+// that graph is inlined itself only if it was first built while the graph
+// executor's optimizations were on: a forward pass run while they are off
+// (Trainer::Train turns them off) caches the plain graph, and one Inline
+// would leave a Sequential's children as calls, their layers missing from
+// the table. So: one pass per level of nesting, until no call is left (a
+// pass may add calls, the callee's own; a call Inline cannot take, to a
+// non-graph function, stays: at most 32 levels).
+void InlineAllLevels(torch::jit::Graph& graph) {
+  for (int level = 0; level < 32 && CountCalls(graph.block()) > 0; ++level) torch::jit::Inline(graph);
+}
+
+}  // namespace
+
 absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
   return TorchCallOr("reading the model's graph", [&] {
     const torch::jit::Module& m = model.module();
@@ -194,7 +219,7 @@ absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
       out.table.total_params += p.value.numel();
     }
     out.graph = m.get_method("forward").graph()->copy();
-    torch::jit::Inline(*out.graph);
+    InlineAllLevels(*out.graph);
     // Scripted modules branch on module constants and plain attributes
     // (nn.Conv2d's `if self.padding_mode != "zeros"`, torchvision's
     // `if self.use_res_connect`, `if not self.training`): substitute this

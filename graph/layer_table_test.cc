@@ -1,5 +1,9 @@
 #include "graph/layer_table.h"
 
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -17,6 +21,31 @@ LayerTable TableFor(const std::string& name) {
   auto t = BuildLayerTable(*m);
   EXPECT_OK(t);
   return *t;
+}
+
+// Trainer::Train switches the graph executor's optimizations off for its
+// thread, and a forward pass run then caches each submodule's plain graph;
+// a loss term that reads the table while training (slim's bn_l1) must still
+// see every layer of a Python-traced model with nested Sequentials (torch
+// 2.11's trace, graph/testdata/make_models.py). The two models are loaded
+// separately: each has its own cache.
+TEST(LayerTableTest, SameLayersAfterAForwardPassWithTheGraphOptimizerOff) {
+  ASSERT_OK_AND_ASSIGN(Model fresh, Model::Load("graph/testdata/mixed_traced.pt"));
+  ASSERT_OK_AND_ASSIGN(LayerTable expected, BuildLayerTable(fresh));
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/mixed_traced.pt"));
+  torch::jit::GraphOptimizerEnabledGuard off(false);
+  m.Train();
+  m.module().forward({at::randn({2, 1, 16, 16})});
+  ASSERT_OK_AND_ASSIGN(LayerGraph lg, BuildLayerGraph(m));
+  const LayerTable& table = lg.table;
+  ASSERT_EQ(table.layers.size(), expected.layers.size()) << lg.graph->toString();
+  int batch_norms = 0;
+  for (size_t i = 0; i < expected.layers.size(); ++i) {
+    EXPECT_EQ(table.layers[i].module_path, expected.layers[i].module_path);
+    EXPECT_EQ(table.layers[i].op_type, expected.layers[i].op_type);
+    batch_norms += expected.layers[i].op_type == "BatchNorm";
+  }
+  EXPECT_EQ(batch_norms, 6);
 }
 
 TEST(LayerTableTest, LeNet5LayersInExecutionOrder) {

@@ -88,6 +88,8 @@ def _libtorch_impl(rctx):
         rctx.file("python", "#!/bin/sh\necho 'no Python with torch: set --repo_env=SLIMFIT_PYTHON=<python> (third_party/libtorch.bzl)' >&2\nexit 1\n", executable = True)
 
     found = _version(rctx, root)
+    if int(found.split(".")[0]) < 2:
+        _fail(str(root) + " is LibTorch " + found + "; slimfit needs 2.x (it is built and tested on " + LIBTORCH_VERSION + ")")
     rctx.file("VERSION", found + "\n")
 
     rctx.template("BUILD.bazel", rctx.attr.build_template, {

@@ -98,8 +98,25 @@ int RunTool(int argc, char** argv, const char* tool, const char* usage,
   return 0;
 }
 
+namespace {
+// Where the program started, read once before RunFromWorkspace's chdir.
+const std::string& StartDirectory() {
+  static const std::string* const dir = [] {
+    char buf[4096];
+    return new std::string(getcwd(buf, sizeof(buf)) != nullptr ? buf : ".");
+  }();
+  return *dir;
+}
+}  // namespace
+
+std::string StartDirectoryPath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return absl::StrCat(StartDirectory(), "/", path);
+}
+
 int RunFromWorkspace(int argc, char** argv, const char* name, absl::Status (*run)()) {
   absl::ParseCommandLine(argc, argv);
+  StartDirectory();
   if (const char* wd = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
     if (chdir(wd) != 0) {
       std::fprintf(stderr, "%s: cannot enter %s\n", name, wd);

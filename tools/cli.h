@@ -45,6 +45,12 @@ int RunTool(int argc, char** argv, const char* tool, const char* usage,
 // prints its error as "<name>: <status>" (exit 1).
 int RunFromWorkspace(int argc, char** argv, const char* name, absl::Status (*run)());
 
+// A path relative to the directory the program started in (under `bazel
+// run`, its runfiles: where a data dependency such as //third_party:python
+// lies), made absolute; RunFromWorkspace leaves that directory. Absolute
+// paths come back unchanged.
+std::string StartDirectoryPath(const std::string& path);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_TOOLS_CLI_H_

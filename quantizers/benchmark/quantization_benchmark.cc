@@ -119,7 +119,7 @@ absl::Status RunModel(const std::string& name, const std::string& path) {
   }
   if (absl::GetFlag(FLAGS_pytorch)) {
     const std::string out = absl::StrCat(dir, "/pytorch_ptq.pt");
-    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 ", absl::GetFlag(FLAGS_python), " quantizers/pytorch/ptq_reference.py --model ",
+    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 ", StartDirectoryPath(absl::GetFlag(FLAGS_python)), " quantizers/pytorch/ptq_reference.py --model ",
                                          path, " --engine ", absl::GetFlag(FLAGS_engine), " --out ", out, " --calibration_batches ",
                                          absl::GetFlag(FLAGS_calibration_batches), " 2>/dev/null");
     std::printf("  [%s PyTorch PTQ] %s\n", name.c_str(), cmd.c_str());

@@ -21,16 +21,16 @@ abs_models=$(echo "$models" | tr ',' '\n' | while IFS== read -r name path; do
 abs_models=${abs_models%,}
 
 for side in "$before" "$after"; do
-  (cd "$side" && bazel build -q //trainer/benchmark:train_epoch_benchmark //quantizers/benchmark:quantization_benchmark)
+  (cd "$side" && bazel build --noshow_progress --ui_event_filters=-info //trainer/benchmark:train_epoch_benchmark //quantizers/benchmark:quantization_benchmark)
 done
 
 for round in $(seq 1 "$rounds"); do
   for side in "$before" "$after"; do
     echo "== round $round, $side: epoch"
-    (cd "$side" && bazel run -q //trainer/benchmark:train_epoch_benchmark -- --samples=10000 2>/dev/null |
+    (cd "$side" && bazel run --noshow_progress --ui_event_filters=-info //trainer/benchmark:train_epoch_benchmark -- --samples=10000 2>/dev/null |
        sed -n '/^resnet_small, one epoch/,/^$/p')
     echo "== round $round, $side: int8"
-    (cd "$side" && bazel run -q //quantizers/benchmark:quantization_benchmark -- --models="$abs_models" \
+    (cd "$side" && bazel run --noshow_progress --ui_event_filters=-info //quantizers/benchmark:quantization_benchmark -- --models="$abs_models" \
         --qat_epochs=0 --pytorch=false --out_dir=/tmp/platform_compare_q ${INT8_FLAGS:-} 2>/dev/null |
        sed -n '/on Fashion-MNIST (test/,/^$/p')
   done

@@ -73,7 +73,7 @@ struct PythonTimes {
 absl::StatusOr<PythonTimes> PythonEpochs(const std::string& env, const std::string& ts, int threads) {
   const std::string cmd = absl::StrFormat(
       "%s OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 %s %s %s %d %d %d %s 2>/dev/null", env, threads,
-      absl::GetFlag(FLAGS_python), absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
+      StartDirectoryPath(absl::GetFlag(FLAGS_python)), absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
       absl::GetFlag(FLAGS_batch_size), threads, ts);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return absl::InternalError("cannot start python3");
