@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
+#include "common/status_macros.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "data/splits.h"
@@ -60,45 +61,48 @@ struct Env {
   double float_accuracy = 0;
   std::string dir;
 
-  static Env* Get() {
-    static Env* env = [] {
+  // Built once, by the first test that asks; an error is returned to every
+  // test that asks (each fails with it) instead of a half-built Env.
+  static absl::StatusOr<Env*> Get() {
+    static const absl::StatusOr<Env*>* const env = [] {
       auto* e = new Env;
-      e->Init();
-      return e;
+      const absl::Status s = e->Init();
+      return new absl::StatusOr<Env*>(s.ok() ? absl::StatusOr<Env*>(e) : absl::StatusOr<Env*>(s));
     }();
-    return env;
+    return *env;
   }
 
-  void Init() {
+  absl::Status Init() {
     dir = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/quantize_test");
-    ASSERT_OK(CreateDirectories(dir));
-    ASSERT_OK(ParseTextProto(kData, "data", &data));
-    ASSERT_OK_AND_ASSIGN(splits, LoadSplits(data));
-    ASSERT_OK_AND_ASSIGN(train, MakeLoader(data, splits, "train"));
-    ASSERT_OK_AND_ASSIGN(val, MakeLoader(data, splits, "val"));
-    ASSERT_OK_AND_ASSIGN(test, MakeLoader(data, splits, "test"));
+    RETURN_IF_ERROR(CreateDirectories(dir));
+    RETURN_IF_ERROR(ParseTextProto(kData, "data", &data));
+    ASSIGN_OR_RETURN(splits, LoadSplits(data));
+    ASSIGN_OR_RETURN(train, MakeLoader(data, splits, "train"));
+    ASSIGN_OR_RETURN(val, MakeLoader(data, splits, "val"));
+    ASSIGN_OR_RETURN(test, MakeLoader(data, splits, "test"));
     LossConfig lc;
     lc.mutable_cross_entropy();
-    ASSERT_OK_AND_ASSIGN(loss, MakeLoss(lc, LossContext{fp}));
+    ASSIGN_OR_RETURN(loss, MakeLoss(lc, LossContext{fp}));
     EvaluationConfig ec;
-    ASSERT_OK(ParseTextProto("evaluators { accuracy {} } eval_key: 'accuracy'", "eval", &ec));
-    ASSERT_OK_AND_ASSIGN(evaluator, MakeEvaluator(ec, EvaluatorContext{fp}));
-    ASSERT_OK(ParseTextProto("epochs: 2 optimizer { sgd { momentum: 0.9 } lr: 0.05 } progress: NONE seed: 1",
-                             "trainer", &trainer));
+    RETURN_IF_ERROR(ParseTextProto("evaluators { accuracy {} } eval_key: 'accuracy'", "eval", &ec));
+    ASSIGN_OR_RETURN(evaluator, MakeEvaluator(ec, EvaluatorContext{fp}));
+    RETURN_IF_ERROR(ParseTextProto("epochs: 2 optimizer { sgd { momentum: 0.9 } lr: 0.05 } progress: NONE seed: 1",
+                                   "trainer", &trainer));
     ZooOptions zo;
     zo.seed = 1;
-    ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", zo));
+    ASSIGN_OR_RETURN(Model m, CreateZooModel("lenet5", zo));
     model = std::make_unique<Model>(std::move(m));
     TrainerDeps td;
     td.loss = loss.get();
     td.train = train.get();
-    ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(trainer, td));
-    ASSERT_OK(t->Train(*model).status());
+    ASSIGN_OR_RETURN(auto t, Trainer::Create(trainer, td));
+    RETURN_IF_ERROR(t->Train(*model).status());
     model->Eval();
     float_accuracy = Accuracy(*model);
-    ASSERT_OK(model->Save(dir + "/float.pt"));
+    RETURN_IF_ERROR(model->Save(dir + "/float.pt"));
     // QAT fine-tunes at a lower rate.
     trainer.mutable_optimizer()->set_lr(0.002);
+    return absl::OkStatus();
   }
 
   double Accuracy(Model& m) {
@@ -120,15 +124,20 @@ struct Env {
   }
 };
 
-bool SkipWithoutData() {
-  return !RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok();
+// bootstrap.sh installs the data set: its absence is a failure, not a skip.
+::testing::AssertionResult HasData() {
+  if (RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok()) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "dataset-fashion-mnist is not installed: run ./bootstrap.sh";
 }
 
 std::string ReadFile(const std::string& path) { return ReadFileToString(path).value_or(""); }
 
 TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (./bootstrap.sh installs it)";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   ASSERT_GT(env.float_accuracy, 80.0);  // two short epochs
   QuantizationConfig config;
   config.set_calibration_batches(16);
@@ -188,8 +197,9 @@ TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
 }
 
 TEST(Quantize, QuantizationAwareTrainingKeepsAccuracy) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   for (bool lsq : {false, true}) {
     SCOPED_TRACE(lsq ? "lsq" : "moving-average");
     QuantizationConfig config;
@@ -206,8 +216,9 @@ TEST(Quantize, QuantizationAwareTrainingKeepsAccuracy) {
 }
 
 TEST(Quantize, QatModelTrainsWeightsAndStepSizes) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   QuantizationConfig config;
   ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(*env.model, config));
   Batch b;
@@ -230,8 +241,9 @@ TEST(Quantize, QatModelTrainsWeightsAndStepSizes) {
 }
 
 TEST(Quantize, MixedPrecisionKeepsTheMostSensitiveLayersInFloat) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   QuantizationConfig config;
   config.set_calibration_batches(4);
   config.mutable_weight()->mutable_minmax();
@@ -249,8 +261,9 @@ TEST(Quantize, MixedPrecisionKeepsTheMostSensitiveLayersInFloat) {
 }
 
 TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   std::stringstream fb;
   env.model->module().save(fb);
   for (int bits : {8, 4}) {
@@ -275,8 +288,9 @@ TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
 }
 
 TEST(Quantize, MissingDataIsAnError) {
-  if (SkipWithoutData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  Env& env = *Env::Get();
+  ASSERT_TRUE(HasData());
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
   QuantizeDeps deps = env.Deps();
   deps.calibration = nullptr;
   EXPECT_THAT(Quantize(*env.model, QuantizationConfig(), deps).status(),

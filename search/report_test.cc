@@ -1,5 +1,8 @@
 #include "search/report.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -56,21 +59,18 @@ TEST(ReportTest, JsonEscapesAndCarriesEveryCandidate) {
   EXPECT_THAT(j, HasSubstr("\"key\": \"c1\""));
   EXPECT_THAT(j, HasSubstr("c1 <with \\\"quotes\\\">"));
   EXPECT_THAT(j, HasSubstr("\"macs\": 4,"));
-  // Balanced braces and brackets (outside strings).
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < j.size(); ++i) {
-    if (in_string) {
-      if (j[i] == '\\') ++i;
-      else if (j[i] == '"') in_string = false;
-      continue;
-    }
-    if (j[i] == '"') in_string = true;
-    if (j[i] == '{' || j[i] == '[') ++depth;
-    if (j[i] == '}' || j[i] == ']') --depth;
-    ASSERT_GE(depth, 0);
+  // It parses as JSON (protobuf's parser into a Struct), every candidate is
+  // there with its key, and the escaped description comes back unescaped.
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(j, &parsed).ok()) << j;
+  const auto& candidates = parsed.fields().at("candidates").list_value().values();
+  const RunReport example = Example();
+  ASSERT_EQ(candidates.size(), example.candidates.size());
+  for (int i = 0; i < candidates.size(); ++i) {
+    const auto& fields = candidates[i].struct_value().fields();
+    EXPECT_EQ(fields.at("key").string_value(), example.candidates[i].key());
+    EXPECT_EQ(fields.at("description").string_value(), example.candidates[i].description());
   }
-  EXPECT_EQ(depth, 0);
 }
 
 TEST(ReportTest, HtmlIsSelfContainedWithAPlotMarkingTheChosenModel) {
