@@ -89,16 +89,19 @@ TEST(DependencyGraphTest, ResidualStagesShareOneGroup) {
   ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("resnet_small"));
   // Every block's conv2 is added to its input: per stage, the stage's
   // conv2s (and its downsample / the stem) form one group; conv1s are alone.
-  int coupled = 0;
+  int coupled = 0, block_conv1s = 0;
   for (const ChannelGroup& g : dg.groups) {
     if (g.spaces.size() > 1) ++coupled;
     for (int s : g.spaces) {
       if (dg.spaces[s].module_path.find("conv1") != std::string::npos &&
           dg.spaces[s].module_path != "conv1" && dg.spaces[s].module_path != "stem.conv") {
+        ++block_conv1s;
         EXPECT_EQ(g.spaces.size(), 1u) << dg.spaces[s].module_path;
       }
     }
   }
+  // Every residual block has a conv1 (two blocks in each of three stages).
+  EXPECT_EQ(block_conv1s, 6) << FormatDependencyGroups(dg);
   EXPECT_GE(coupled, 2) << FormatDependencyGroups(dg);
 }
 
@@ -131,13 +134,16 @@ TEST(DependencyGraphTest, ScriptedListGrownWithAppendIsFollowed) {
   EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
   EXPECT_EQ(dg.groups[Space(dg, "l1.2").group].prunable_units(), 4);
   // l2's batch norm covers stem's 8 channels then l1's 4.
+  int l2_bn_slots = 0;
   for (const TensorSlot& slot : dg.slots) {
     if (slot.tensor == "l2.0.weight") {
+      ++l2_bn_slots;
       ASSERT_EQ(slot.channels.size(), 12u);
       EXPECT_EQ(slot.channels[0].space, Space(dg, "stem.0").id);
       EXPECT_EQ(slot.channels[8].space, Space(dg, "l1.2").id);
     }
   }
+  EXPECT_GE(l2_bn_slots, 1) << "no slot for l2.0.weight";
 }
 
 TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
