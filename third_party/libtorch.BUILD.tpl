@@ -17,9 +17,9 @@ cc_library(
 # -l would take whichever libc10.so an earlier -L dir holds), linked
 # --no-as-needed (tests link our libraries as shared objects, and a library
 # only they use would otherwise be dropped), found at run time through the
-# rpath. libtorch_cpu
-# itself finds CUDA's runtime (it needs libcudart even on the CPU) through
-# its own rpath, in the wheel's nvidia/ packages.
+# rpath. libtorch_cpu itself finds CUDA's runtime (it needs libcudart and
+# libcupti even on the CPU) through its own rpath, in the wheel's nvidia/
+# packages.
 cc_library(
     name = "torch",
     linkopts = [
