@@ -464,7 +464,7 @@ absl::StatusOr<QuantizationConfig::Engine> QuantizedEngineFromName(const std::st
 }
 
 absl::Status SetQuantizedEngine(QuantizationConfig::Engine engine) {
-  at::QEngine want = at::QEngine::ONEDNN;
+  at::QEngine want;
   switch (engine) {
     case QuantizationConfig::QNNPACK: want = at::QEngine::QNNPACK; break;
     case QuantizationConfig::X86: want = at::QEngine::X86; break;
