@@ -33,6 +33,7 @@
 #include "graph/freeze.h"
 #include "pruners/plan.h"
 #include "pruners/prune.h"
+#include "quantizers/int8.h"
 #include "quantizers/quantize.h"
 #include "re2/re2.h"
 #include "losses/teacher_distillation.h"
@@ -1081,6 +1082,11 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     Say(absl::StrFormat("resuming: %zu record(s) in %s/state", store_->All().size(), run_dir_));
   }
   ConfigureThreads(c_.threads());
+  // The configured int8 engine from the start, not only once quantization
+  // runs: a resumed run loads and measures its stored int8 models without
+  // quantizing again, and a model loaded under another engine is measured
+  // (and re-saved) by that engine's kernels.
+  if (comp_.level() >= 2) RETURN_IF_ERROR(SetQuantizedEngine(comp_.quantization().engine()), "compression.quantization.engine");
   at::manual_seed(c_.seed());
   RETURN_IF_ERROR(Reference());
   RETURN_IF_ERROR(SetUpDistillation());

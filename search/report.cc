@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,8 +74,10 @@ std::string FrozenNote(const RunReport& r) {
 }
 
 std::string RecordJson(const CandidateRecord& c) {
+  // In module-path order: a protobuf map's own order changes from run to run.
+  const std::map<std::string, double> sorted(c.ratios().begin(), c.ratios().end());
   std::vector<std::string> ratios;
-  for (const auto& [path, v] : c.ratios()) ratios.push_back(absl::StrCat(JsonString(path), ": ", JsonNumber(v)));
+  for (const auto& [path, v] : sorted) ratios.push_back(absl::StrCat(JsonString(path), ": ", JsonNumber(v)));
   return absl::StrCat("{\"key\": ", JsonString(c.key()), ", \"phase\": ", JsonString(c.phase()),
                       ", \"description\": ", JsonString(c.description()), ", \"sequence\": ", c.sequence(),
                       ", \"eval\": ", JsonNumber(c.eval_metric()),

@@ -4,7 +4,8 @@
 # (exit 130, best so far written, resume hint) and resumed: finished
 # records are never recomputed (their files stay byte-identical), the final
 # fine-tune continues from its last epoch, every output parses, and the
-# written model loads in Python with torch.jit.load. Last, the disk "fills
+# written model loads in Python with torch.jit.load. Run again, the finished
+# run recomputes nothing and writes the same bytes. Last, the disk "fills
 # up" under a finished run: exit 1 naming the file, finished outputs intact.
 set -uo pipefail
 compress="tools/compress"
@@ -113,13 +114,21 @@ print("metrics.jsonl", len(lines), "lines; result", report["result"]["key"])
 PY
 "$py" -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
   "$run/model.pt" || fail "model.pt does not load in Python's torch"
-echo "== run 5: the disk fills up (writes fail past 16 KiB: RLIMIT_FSIZE, EFBIG as ENOSPC)"
+echo "== run 5: the finished run again: nothing recomputed, the same bytes out"
+(cd "$run" && md5sum *.pt > "$out/before.md5")
+"$compress" "${args[@]}" > "$out/log_again.txt" 2>&1 || fail "re-run exited $?: $(tail -5 "$out/log_again.txt")"
+grep -q "calibration:\|epoch [0-9]*/[0-9]*:" "$out/log_again.txt" && fail "the re-run computed again: $(cat "$out/log_again.txt")"
+(cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "re-running a finished run changed its outputs"
+
+echo "== run 6: the disk fills up (writes fail past half of model.pt: RLIMIT_FSIZE, EFBIG as ENOSPC)"
 (cd "$run" && md5sum *.pt report.json report.md > "$out/before.md5")
-( trap '' XFSZ; ulimit -f 16; exec "$compress" "${args[@]}" ) > "$out/log_full.txt" 2>&1
+limit_kib=$(( $(stat -c %s "$run/model.pt") / 2048 ))
+(( limit_kib >= 1 )) || fail "model.pt is under 2 KiB: $(stat -c %s "$run/model.pt") bytes"
+( trap '' XFSZ; ulimit -f "$limit_kib"; exec "$compress" "${args[@]}" ) > "$out/log_full.txt" 2>&1
 rc=$?
 [[ $rc -eq 1 ]] || fail "disk full: exit code $rc, wanted 1: $(tail -5 "$out/log_full.txt")"
 grep -q "File too large" "$out/log_full.txt" || fail "disk full: unclear error: $(tail -3 "$out/log_full.txt")"
-grep -q "\"$run/" "$out/log_full.txt" || fail "disk full: the error does not name the file: $(tail -3 "$out/log_full.txt")"
+grep -q "\"$run/model.pt\"" "$out/log_full.txt" || fail "disk full: the error does not name model.pt: $(tail -3 "$out/log_full.txt")"
 (cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "disk full: a finished output was changed"
 ls -A "$run" "$state" | grep -q '\.tmp' && fail "disk full: temporary files left behind"
 tail -1 "$out/log_full.txt"
