@@ -44,6 +44,7 @@
 #include "search/report.h"
 #include "search/run_dir.h"
 #include "search/strategy.h"
+#include "search/widths.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -236,12 +237,16 @@ class Engine::Search : public SearchContext {
       frozen.emplace(std::move(f));
       deployed = &*frozen;
     }
+    return MeasureDeployed(*deployed, rec);
+  }
+  // Serialized size and latency (batch 1 and kLatencyBatch) of a deployed model.
+  absl::Status MeasureDeployed(Model& deployed, CandidateRecord* rec) {
     ProfilerConfig timing;
     timing.set_batch_size(kLatencyBatch);
     timing.set_runs(comp_.deepsearch() ? 30 : 20);
     timing.set_warmup_runs(3);
     timing.set_threads(c_.threads());
-    ASSIGN_OR_RETURN(CostReport deployed_cost, ProfileModel(*deployed, *e_.forward_pass_, timing), "timing");
+    ASSIGN_OR_RETURN(CostReport deployed_cost, ProfileModel(deployed, *e_.forward_pass_, timing), "timing");
     rec->set_serialized_bytes(deployed_cost.serialized_bytes);
     if (deployed_cost.latency.size() == 2) {
       rec->set_latency_b1_ms(deployed_cost.latency[0].median_ms);
@@ -340,6 +345,11 @@ class Engine::Search : public SearchContext {
   absl::Status Sensitivity();
   std::map<std::string, double> Allocate(double tau) const;
   absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
+  // The allocation's channel counts, or rounded up to one of tuning.round_to
+  // when that measures as fast (search/widths.h): objective LATENCY only.
+  // Decided once per allocation (a "widths" record), so a resumed run and
+  // every rank take the same widths.
+  absl::StatusOr<std::map<std::string, double>> FastestWidths(const std::map<std::string, double>& ratios);
   // The candidate's key (from the allocation for `factor`), and the work.
   // `from`: cut that recorded candidate further instead of the reference.
   absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor, const CandidateRecord* from = nullptr);
@@ -368,9 +378,11 @@ class Engine::Search : public SearchContext {
     RETURN_IF_ERROR(store_->Put(rec, model));
     const CandidateRecord* stored = store_->Find(rec.key());
     std::string line = absl::StrCat("{\"event\": ", JsonString(stored->phase()), ", \"sequence\": ", stored->sequence(),
-                                    ", \"description\": ", JsonString(stored->description()),
-                                    ", \"eval\": ", JsonNumber(stored->eval_metric()),
-                                    ", \"qualifies\": ", stored->qualifies() ? "true" : "false");
+                                    ", \"description\": ", JsonString(stored->description()));
+    if (stored->phase() != "widths") {  // a widths record is measured, not evaluated
+      absl::StrAppend(&line, ", \"eval\": ", JsonNumber(stored->eval_metric()),
+                      ", \"qualifies\": ", stored->qualifies() ? "true" : "false");
+    }
     if (stored->macs() > 0) absl::StrAppend(&line, ", \"macs\": ", stored->macs());
     if (stored->latency_b1_ms() > 0) {
       absl::StrAppend(&line, ", \"latency_b1_ms\": ", JsonNumber(stored->latency_b1_ms()),
@@ -704,9 +716,73 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
   return best;
 }
 
+absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
+    const std::map<std::string, double>& ratios) {
+  std::vector<int> multiples;
+  for (int m : comp_.tuning().round_to()) {
+    if (m > 1) multiples.push_back(m);
+  }
+  const CompressionConfig::Objective objective = comp_.objective();
+  if (multiples.empty() || objective == CompressionConfig::SIZE || objective == CompressionConfig::MACS) {
+    return ratios;
+  }
+  const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
+  std::map<std::string, int64_t> channels;
+  for (const Group& g : groups_) channels[g.path] = g.channels;
+  if (const CandidateRecord* r = Reuse(key)) {
+    return RoundKeptUp({r->ratios().begin(), r->ratios().end()}, channels, 1);
+  }
+  const auto t0 = Clock::now();
+  std::vector<std::map<std::string, double>> shapes{RoundKeptUp(ratios, channels, 1)};
+  std::vector<WidthVariant> variants{{1, 0, 0}};
+  for (int m : multiples) {
+    std::map<std::string, double> up = RoundKeptUp(ratios, channels, m);
+    if (std::find(shapes.begin(), shapes.end(), up) != shapes.end()) continue;
+    shapes.push_back(std::move(up));
+    variants.push_back({m, 0, 0});
+  }
+  std::vector<CandidateRecord> measured(shapes.size());
+  if (shapes.size() > 1) {
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", shapes[i], 0, false));
+      ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+      ASSIGN_OR_RETURN(Model frozen, FrozenForInference(cut));
+      RETURN_IF_ERROR(MeasureDeployed(frozen, &measured[i]));
+      measured[i].set_macs(macs);
+      variants[i].latency = Objective(measured[i]);
+      variants[i].macs = macs;
+    }
+  }
+  const size_t pick = shapes.size() > 1 ? PickWidthVariant(variants) : 0;
+  CandidateRecord rec = measured[pick];
+  rec.set_key(key);
+  rec.set_phase("widths");
+  for (const auto& [path, r] : shapes[pick]) (*rec.mutable_ratios())[path] = r;
+  std::vector<std::string> tried;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    tried.push_back(absl::StrFormat("%s %.3g", variants[i].multiple > 1 ? absl::StrCat("x", variants[i].multiple)
+                                                                        : std::string("as allocated"),
+                                    variants[i].latency));
+  }
+  rec.set_description(
+      shapes.size() == 1
+          ? std::string("widths as allocated (already multiples of tuning.round_to)")
+          : absl::StrFormat("widths %s (latency vs the reference: %s; %.1fx fewer MACs)",
+                            variants[pick].multiple > 1 ? absl::StrCat("rounded up to multiples of ", variants[pick].multiple)
+                                                        : std::string("as allocated"),
+                            absl::StrJoin(tried, ", "),
+                            static_cast<double>(reference_.macs()) / std::max<int64_t>(1, variants[pick].macs)));
+  rec.set_seconds(SecondsSince(t0));
+  RETURN_IF_ERROR(Keep(rec, nullptr));
+  const CandidateRecord* kept = store_->Find(key);
+  if (shapes.size() > 1) Say(absl::StrCat("    ", kept->description()));
+  return RoundKeptUp({kept->ratios().begin(), kept->ratios().end()}, channels, 1);
+}
+
 absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor,
                                                                    const CandidateRecord* from) {
-  ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
+  ASSIGN_OR_RETURN(auto allocated, AllocateForFactor(factor));
+  ASSIGN_OR_RETURN(auto ratios, FastestWidths(allocated));
   // Cutting a pruned model further: each group's ratio of what is left (the
   // allocation's ratios are of the reference's channels).
   std::map<std::string, double> cut_ratios = ratios;
@@ -929,7 +1005,8 @@ absl::Status Engine::Search::SetUpDistillation() {
 
 absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   if (!comp_.tune_lr() || comp_.candidate_epochs() + comp_.final_epochs() == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(auto ratios, AllocateForFactor(factor));
+  ASSIGN_OR_RETURN(auto allocated, AllocateForFactor(factor));
+  ASSIGN_OR_RETURN(auto ratios, FastestWidths(allocated));  // the widths the first candidate trains
   const int64_t per_epoch = e_.data_.train->num_batches();
   const int64_t steps = comp_.tuning().lr_trial_steps() > 0
                             ? comp_.tuning().lr_trial_steps()

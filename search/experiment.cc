@@ -231,6 +231,12 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
     return Invalid("compression.tuning.step_factor", absl::StrCat(t.step_factor()),
                    "must be in [1.05, 10]: each gradual step's MAC reduction (0 = default 1.5)");
   }
+  for (int i = 0; i < t.round_to_size(); ++i) {
+    if (!(t.round_to(i) >= 1 && t.round_to(i) <= 1024)) {
+      return Invalid(absl::StrCat("compression.tuning.round_to[", i, "]"), absl::StrCat(t.round_to(i)),
+                     "must be in [1, 1024]: a channel multiple (1 = never round)");
+    }
+  }
   if (t.lr_trial_steps() < 0) {
     return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
                    "must be >= 0 (0 = an eighth of an epoch, at least 20)");
@@ -287,6 +293,9 @@ Experiment WithDefaults(Experiment e) {
   if (t->step_factor() == 0) t->set_step_factor(1.5);
   if (t->lr_factors_size() == 0) {
     for (double f : {1.0, 0.3, 0.1}) t->add_lr_factors(f);
+  }
+  if (t->round_to_size() == 0) {
+    for (int m : {16, 8}) t->add_round_to(m);
   }
   if (e.device().empty()) e.set_device("cpu");
   if (e.threads() == 0) e.set_threads(1);
