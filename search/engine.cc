@@ -743,15 +743,27 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   }
   std::vector<CandidateRecord> measured(shapes.size());
   if (shapes.size() > 1) {
+    // Timed in turns, three rounds, each variant's fastest round kept: a
+    // busy machine's drift falls on every variant alike.
+    std::vector<Model> frozen;
     for (size_t i = 0; i < shapes.size(); ++i) {
       ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", shapes[i], 0, false));
       ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
-      ASSIGN_OR_RETURN(Model frozen, FrozenForInference(cut));
-      RETURN_IF_ERROR(MeasureDeployed(frozen, &measured[i]));
+      ASSIGN_OR_RETURN(Model f, FrozenForInference(cut));
+      frozen.push_back(std::move(f));
       measured[i].set_macs(macs);
-      variants[i].latency = Objective(measured[i]);
       variants[i].macs = macs;
     }
+    for (int round = 0; round < 3; ++round) {
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        CandidateRecord t;
+        RETURN_IF_ERROR(MeasureDeployed(frozen[i], &t));
+        if (round == 0 || t.latency_b1_ms() < measured[i].latency_b1_ms()) measured[i].set_latency_b1_ms(t.latency_b1_ms());
+        if (round == 0 || t.latency_bn_ms() < measured[i].latency_bn_ms()) measured[i].set_latency_bn_ms(t.latency_bn_ms());
+        measured[i].set_serialized_bytes(t.serialized_bytes());
+      }
+    }
+    for (size_t i = 0; i < shapes.size(); ++i) variants[i].latency = Objective(measured[i]);
   }
   const size_t pick = shapes.size() > 1 ? PickWidthVariant(variants) : 0;
   CandidateRecord rec = measured[pick];

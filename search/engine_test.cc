@@ -11,6 +11,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -284,6 +286,57 @@ TEST(EngineTest, InterruptWritesTheBestSoFarAndSaysHowToResume) {
   }
   EXPECT_OK(RegularFileSize(e.output_dir() + "/model.pt"));
   EXPECT_OK(RegularFileSize(e.output_dir() + "/report.html"));
+}
+
+// Objective LATENCY: every allocation's widths are measured once (a
+// "widths" record with the variants' latency) and each candidate trains
+// exactly the widths that record chose; round_to 1 and objective SIZE
+// never round.
+TEST(EngineTest, CandidatesTrainTheWidthsMeasuredForTheirAllocation) {
+  // Multiples 3 and 7: LeNet-5's cut counts are not all multiples of both.
+  auto b = BuildEngine(Slice("widths", "delta: 2.0 level: 1 objective: LATENCY candidate_epochs: 1 final_epochs: 0 "
+                                       "tuning { probes: 2 round_to: 3 round_to: 7 }"));
+  ASSERT_NE(b->engine, nullptr);
+  ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+  std::vector<std::map<std::string, double>> chosen;
+  int measured = 0;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() != "widths") continue;
+    chosen.emplace_back(c.ratios().begin(), c.ratios().end());
+    const bool already = absl::StrContains(c.description(), "already multiples");
+    // Either nothing to round, or every variant timed and named.
+    EXPECT_EQ(already, c.latency_b1_ms() == 0) << c.description();
+    if (!already) {
+      ++measured;
+      EXPECT_THAT(c.description(), AllOf(HasSubstr("as allocated "), HasSubstr("x3 "), HasSubstr("x7 ")));
+    }
+  }
+  EXPECT_GE(measured, 1);
+  int candidates = 0;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() != "candidate") continue;
+    ++candidates;
+    const std::map<std::string, double> trained(c.ratios().begin(), c.ratios().end());
+    EXPECT_NE(std::find(chosen.begin(), chosen.end(), trained), chosen.end())
+        << c.key() << ": trained widths no widths record chose";
+  }
+  EXPECT_GE(candidates, 2);
+  EXPECT_GE(chosen.size(), 2u);  // one per allocation (probes: 2)
+  const std::vector<std::pair<std::string, std::string>> never = {
+      {"widths_off", "delta: 2.0 level: 1 objective: LATENCY candidate_epochs: 1 final_epochs: 0 "
+                     "tuning { probes: 1 round_to: 1 }"},
+      {"widths_size", "delta: 2.0 level: 1 objective: SIZE candidate_epochs: 1 final_epochs: 0 tuning { probes: 1 }"}};
+  for (const auto& [name, compression] : never) {
+    auto n = BuildEngine(Slice(name, compression));
+    ASSERT_NE(n->engine, nullptr);
+    ASSERT_OK_AND_ASSIGN(EngineResult nr, n->engine->Run());
+    int made = 0;
+    for (const CandidateRecord& c : nr.candidates) {
+      EXPECT_NE(c.phase(), "widths") << name;
+      made += c.phase() == "candidate";
+    }
+    EXPECT_GE(made, 1) << name;
+  }
 }
 
 TEST(EngineTest, TimeBudgetStopsTheSearch) {

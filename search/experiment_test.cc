@@ -105,6 +105,8 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "compression.tuning.sensitivity_budget_fraction: 2; must be in (0, 1]"},
       {"compression { tuning { lr_factors: [1, 0] } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.lr_factors[1]: 0; must be in (0, 10]"},
+      {"compression { tuning { round_to: [16, 0] } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.round_to[1]: 0; must be in [1, 1024]"},
       {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.lr_trial_steps: -3; must be >= 0"},
   };
@@ -156,6 +158,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_DOUBLE_EQ(d.compression().tuning().sensitivity_budget_fraction(), 0.3);
   EXPECT_DOUBLE_EQ(d.compression().tuning().step_factor(), 1.5);
   EXPECT_THAT(d.compression().tuning().lr_factors(), ::testing::ElementsAre(1.0, 0.3, 0.1));
+  EXPECT_THAT(d.compression().tuning().round_to(), ::testing::ElementsAre(16, 8));
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
   EXPECT_OK(ValidateExperiment(d));
   // delta 0 is a real choice (no drop allowed), not "unset".
