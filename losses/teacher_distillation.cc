@@ -3,13 +3,16 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -56,11 +59,19 @@ class TeacherLoss : public LossFunction {
     ASSIGN_OR_RETURN(at::Tensor student, PredictionOf(output, options_.output_index));
     RETURN_IF_ERROR(CheckLogits(student, "student"));
     at::Tensor teacher;
-    {
+    const std::optional<uint64_t> key = options_.cache_teacher_outputs ? BatchKey(batch) : std::nullopt;
+    if (auto hit = key ? cache_.find(*key) : cache_.end(); hit != cache_.end()) {
+      teacher = hit->second;
+    } else {
       c10::NoGradGuard no_grad;
       teacher_->Eval();
       ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(*teacher_, batch, device()), "distillation teacher");
       ASSIGN_OR_RETURN(teacher, PredictionOf(t_out, options_.output_index), "distillation teacher");
+      if (key && cached_bytes_ + teacher.nbytes() <= kMaxCachedBytes) {
+        teacher = teacher.clone();  // not a view into the teacher's output
+        cached_bytes_ += teacher.nbytes();
+        cache_.emplace(*key, teacher);
+      }
     }
     RETURN_IF_ERROR(CheckLogits(teacher, "teacher"));
     if (teacher.sizes() != student.sizes()) {
@@ -92,9 +103,32 @@ class TeacherLoss : public LossFunction {
   }
 
  private:
+  // The batch's identity for the cache: FNV-1a over every tensor's dtype,
+  // shape and bytes. None (no caching) when an element is not a contiguous
+  // CPU tensor: hashing a device tensor would cost a copy.
+  static std::optional<uint64_t> BatchKey(const Batch& batch) {
+    uint64_t h = kFnv1aOffset;
+    for (const c10::IValue& v : batch) {
+      if (!v.isTensor()) return std::nullopt;
+      const at::Tensor& t = v.toTensor();
+      if (!t.device().is_cpu() || !t.is_contiguous() || t.is_sparse()) return std::nullopt;
+      const int8_t dtype = static_cast<int8_t>(t.scalar_type());
+      h = Fnv1a(&dtype, sizeof(dtype), h);
+      for (int64_t d : t.sizes()) h = Fnv1a(&d, sizeof(d), h);
+      h = Fnv1a(t.data_ptr(), t.nbytes(), h);
+    }
+    return h;
+  }
+
+  // Teacher predictions are cached up to this many bytes (a 10-class
+  // prediction for 100,000 batches of 128 is 51 MB).
+  static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+
   LossFunction* base_;
   Model* teacher_;
   TeacherOptions options_;
+  std::unordered_map<uint64_t, at::Tensor> cache_;  // BatchKey → the teacher's prediction
+  size_t cached_bytes_ = 0;
 };
 
 }  // namespace

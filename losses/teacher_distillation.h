@@ -9,6 +9,14 @@
 // averaged over the batch, the teacher run on the same batch in eval mode
 // without gradients. FromOutput (what evaluators call) stays the base's.
 //
+// The teacher is fixed and runs in eval mode, so its prediction depends on
+// the batch alone: with cache_teacher_outputs (default) each prediction is
+// kept by the batch's content (a hash of every tensor's dtype, shape and
+// bytes; CPU batches only, up to 256 MB) and a batch seen before costs a
+// lookup instead of the teacher's forward. A search fine-tunes many
+// candidates on the same (seed, epoch) batch order, so after the first
+// fine-tune the teacher is mostly not run at all; the loss is the same.
+//
 //   auto loss = WithTeacher(base.get(), &reference, forward_pass, {.alpha = 0.5, .temperature = 4});
 //   trainer deps.loss = loss.get();
 //
@@ -32,6 +40,7 @@ struct TeacherOptions {
   double alpha = 0.5;        // weight of the soft term, in [0, 1]
   double temperature = 4.0;  // > 0
   int output_index = 0;      // which element of a tuple output is the prediction
+  bool cache_teacher_outputs = true;  // see above
 };
 
 // `forward_pass` is the one `base` runs the model through (its output is

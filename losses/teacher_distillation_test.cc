@@ -71,6 +71,46 @@ TEST(TeacherDistillationTest, CrossEntropyBaseEqualsTheDistillationLoss) {
   EXPECT_EQ(got.terms[1].first, "distill_kl");
 }
 
+TEST(TeacherDistillationTest, ABatchSeenBeforeCostsNoTeacherForwardAndTheSameLoss) {
+  ASSERT_OK_AND_ASSIGN(Model student, CreateZooModel("lenet5", ZooOptions{.seed = 1}));
+  ASSERT_OK_AND_ASSIGN(Model teacher, CreateZooModel("lenet5", ZooOptions{.seed = 2}));
+  student.Eval();
+  const Batch batch = RandomBatch();
+  auto fp = std::make_shared<CountingForwardPass>();
+  auto ce = Make("cross_entropy {}", nullptr, fp);
+  auto cached = WithTeacher(ce.get(), &teacher, fp, {.alpha = 0.5, .temperature = 4.0});
+  auto plain_fp = Fp();  // the uncached loss runs through its own (uncounted) forward pass
+  auto plain_ce = Make("cross_entropy {}", nullptr, plain_fp);
+  auto uncached =
+      WithTeacher(plain_ce.get(), &teacher, plain_fp, {.alpha = 0.5, .temperature = 4.0, .cache_teacher_outputs = false});
+  ASSERT_OK_AND_ASSIGN(LossTerms first, (*cached)(student, batch));
+  EXPECT_EQ(fp->calls, 2);
+  // The same content in new tensors: a lookup, the student alone runs.
+  const Batch same{batch[0].toTensor().clone(), batch[1].toTensor().clone()};
+  ASSERT_OK_AND_ASSIGN(LossTerms again, (*cached)(student, same));
+  EXPECT_EQ(fp->calls, 3);
+  ASSERT_OK_AND_ASSIGN(LossTerms want, (*uncached)(student, batch));
+  EXPECT_EQ(again.Total().item<double>(), want.Total().item<double>());
+  EXPECT_EQ(first.Total().item<double>(), want.Total().item<double>());
+  // One value changed, in the input or in the labels: the teacher runs again.
+  at::Tensor x = batch[0].toTensor().clone();
+  x.view({-1})[5] += 1;
+  ASSERT_OK_AND_ASSIGN(LossTerms other, (*cached)(student, Batch{x, batch[1]}));
+  EXPECT_EQ(fp->calls, 5);
+  ASSERT_OK_AND_ASSIGN(LossTerms other_want, (*uncached)(student, Batch{x, batch[1]}));
+  EXPECT_EQ(other.Total().item<double>(), other_want.Total().item<double>());
+  at::Tensor y = batch[1].toTensor().clone();
+  y[0] = (y[0].item<int64_t>() + 1) % 10;
+  ASSERT_OK_AND_ASSIGN(LossTerms relabelled, (*cached)(student, Batch{batch[0], y}));
+  EXPECT_EQ(fp->calls, 7);
+  ASSERT_OK_AND_ASSIGN(LossTerms relabelled_want, (*uncached)(student, Batch{batch[0], y}));
+  EXPECT_EQ(relabelled.Total().item<double>(), relabelled_want.Total().item<double>());
+  // The first batch is still cached.
+  ASSERT_OK_AND_ASSIGN(LossTerms back, (*cached)(student, batch));
+  EXPECT_EQ(fp->calls, 8);
+  EXPECT_EQ(back.Total().item<double>(), want.Total().item<double>());
+}
+
 TEST(TeacherDistillationTest, ASelfTeacherAddsNothingAndOnlyTheStudentGetsGradients) {
   ASSERT_OK_AND_ASSIGN(Model student, CreateZooModel("lenet5", ZooOptions{.seed = 1}));
   ASSERT_OK_AND_ASSIGN(Model teacher, student.Clone());

@@ -1,5 +1,7 @@
 #include "pruners/pruner.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/api/module.h>
 
@@ -28,6 +30,12 @@ absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const PruningConfig& config) 
   ASSIGN_OR_RETURN(std::string name, RequiredOneofField(config, "pruner", "pruning", PrunerRegistry().Names()));
   ASSIGN_OR_RETURN(PrunerFactory factory, PrunerRegistry().Get(name));
   return factory(config);
+}
+
+std::vector<std::string> StructuredPrunerNames() {
+  std::vector<std::string> names = OneofFieldNames(PruningConfig::default_instance(), "pruner");
+  names.erase(std::remove(names.begin(), names.end(), "level"), names.end());
+  return names;
 }
 
 ChannelScores EmptyScores(const DependencyGraph& graph) {

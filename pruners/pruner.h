@@ -84,6 +84,10 @@ Registry<PrunerFactory>& PrunerRegistry();
 // NotFound listing the registered names when it is not linked in).
 absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const PruningConfig& config);
 
+// Every pruner PruningConfig can name that removes whole channels (its
+// `pruner` oneof, less `level`, which zeroes single weights), in field order.
+std::vector<std::string> StructuredPrunerNames();
+
 // ---- helpers for implementations ----
 
 // Sums a per-index score of every slot with one of `roles` into its

@@ -17,6 +17,7 @@
 #include "common/text_proto.h"
 #include "common/torch_status.h"
 #include "model/zoo/zoo.h"
+#include "pruners/pruner.h"
 #include "pruners/pruner.pb.h"
 #include "quantizers/int8.h"
 #include "search/strategy.h"
@@ -59,12 +60,6 @@ constexpr char kDefaultExperiment[] = R"pb(
 const std::vector<std::string>& DefaultPruners() {
   static const auto* names = new std::vector<std::string>{"l1_filter", "fpgm", "taylor"};
   return *names;
-}
-
-std::vector<std::string> StructuredPrunerNames() {
-  std::vector<std::string> names = OneofFieldNames(PruningConfig::default_instance(), "pruner");
-  names.erase(std::remove(names.begin(), names.end(), "level"), names.end());
-  return names;
 }
 
 absl::Status Invalid(const std::string& field, const std::string& value, const std::string& valid) {

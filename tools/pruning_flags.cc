@@ -11,7 +11,7 @@
 #include "tools/cli.h"
 
 ABSL_FLAG(std::string, pruner, "l1_filter",
-          "l1_filter, l2_filter, fpgm, taylor, apoz, activation_mean, slim or level");
+          "a pruner registered in pruners/ (PruningConfig's `pruner` oneof; an unknown name's error lists them)");
 ABSL_FLAG(double, ratio, 0.5, "fraction of each selected layer's channels to remove, in [0, 1)");
 ABSL_FLAG(bool, global, false, "rank channels across layers (ratio of all selected channels)");
 ABSL_FLAG(double, max_ratio, 0.9, "per-layer cap on the removed fraction");

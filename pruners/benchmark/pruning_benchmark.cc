@@ -31,11 +31,12 @@
 #include "graph/surgery.h"
 #include "pruners/plan.h"
 #include "pruners/prune.h"
+#include "pruners/pruner.h"
 #include "tools/cli.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, model, "runs/train/resnet_small_fashion/model.pt", "trained model (see the header)");
-ABSL_FLAG(std::string, pruners, "l1_filter,l2_filter,fpgm,taylor,apoz,activation_mean,slim", "pruners");
+ABSL_FLAG(std::string, pruners, "", "comma-separated pruners (default: every structured pruner registered)");
 ABSL_FLAG(std::string, targets, "2,4,8", "MAC reduction targets");
 ABSL_FLAG(int, finetune_epochs, 1, "fine-tuning epochs after pruning");
 ABSL_FLAG(int64_t, finetune_samples, 0, "fine-tune on this many training samples (0 = all)");
@@ -102,7 +103,11 @@ absl::Status Run() {
       (reduction < target ? lo : hi) = ratio;
     }
     ratio = hi;
-    for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_pruners), ',')) {
+    std::vector<std::string> names = absl::StrSplit(absl::GetFlag(FLAGS_pruners), ',', absl::SkipEmpty());
+    if (names.empty()) {
+      names = StructuredPrunerNames();
+    }
+    for (const std::string& name : names) {
       PruningConfig c;
       RETURN_IF_ERROR(ParseTextProto(absl::StrCat(name, " {}"), "pruner", &c));
       if (name == "slim") c.mutable_slim()->set_sparsity_epochs(1);
