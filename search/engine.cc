@@ -169,6 +169,7 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }
   absl::StatusOr<double> SecondsLeft() override { return RootsValue(std::max(0.0, LocalSecondsLeft())); }
   double EpochSeconds() const override { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
+  double FinalEpochSeconds() const override { return std::max(slowest_epoch_seconds_, EpochSeconds()); }
   // Why Fits said no.
   std::string StopReason() const override {
     return InterruptRequested() ? InterruptMessage() : stopped_elsewhere_ ? "another rank was interrupted" : "time budget";
@@ -477,6 +478,9 @@ class Engine::Search : public SearchContext {
   int reused_ = 0;
   std::set<std::string> resumed_keys_;  // records found in state/ at the start
   double epoch_seconds_ = 0;
+  // The slowest fine-tuning epoch measured (a candidate's over batches the
+  // teacher had not seen, or a final epoch with its evaluation).
+  double slowest_epoch_seconds_ = 0;
   // A training epoch's time before any was timed (search/budget.h).
   double epoch_seconds_prior_ = 60;
   double lr_factor_ = 1;
@@ -832,7 +836,10 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     ASSIGN_OR_RETURN(Model cut, Cut(start ? *start : e_.model_, pruner, cut_ratios, 50, true));
     const auto t1 = Clock::now();
     RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
-    if (comp_.candidate_epochs() > 0) epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
+    if (comp_.candidate_epochs() > 0) {
+      epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
+      slowest_epoch_seconds_ = std::max(slowest_epoch_seconds_, epoch_seconds_);
+    }
     CandidateRecord rec;
     rec.set_key(key);
     rec.set_phase("candidate");
@@ -906,8 +913,11 @@ absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& can
     ASSIGN_OR_RETURN(Model m, done > 0 ? LoadStored(*store_->Find(epoch_key(done))) : LoadStored(candidate));
     if (done > 0) Say(absl::StrFormat("  resuming the fine-tune after epoch %d/%d", done, epochs));
     TrainerHooks hooks;
+    auto epoch_start = Clock::now();
     hooks.after_epoch = [&, done](Model& model, int epoch, const Metrics* eval) -> absl::Status {
       const int k = done + epoch + 1;
+      slowest_epoch_seconds_ = std::max(slowest_epoch_seconds_, SecondsSince(epoch_start));
+      epoch_start = Clock::now();
       CandidateRecord rec;
       rec.set_key(epoch_key(k));
       rec.set_phase("final_epoch");

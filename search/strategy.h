@@ -87,8 +87,13 @@ class SearchContext {
   virtual absl::StatusOr<bool> Fits(double seconds) = 0;
   // Seconds left in the budget (huge without one); agreed by every rank.
   virtual absl::StatusOr<double> SecondsLeft() = 0;
-  // The last measured fine-tuning epoch's seconds (an estimate before one).
+  // The last measured candidate fine-tuning epoch's seconds (an estimate
+  // before one). Candidates all train the same (seed, epoch) batches, which
+  // distillation's teacher cache makes cheaper after the first.
   virtual double EpochSeconds() const = 0;
+  // A final fine-tune epoch's seconds: over batches not seen before, with
+  // an evaluation; the slowest epoch measured so far (at least EpochSeconds).
+  virtual double FinalEpochSeconds() const { return EpochSeconds(); }
   // Why Fits said no.
   virtual std::string StopReason() const = 0;
   // Reports a candidate or final that failed (diverged); the search goes on.

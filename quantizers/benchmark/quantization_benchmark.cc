@@ -25,6 +25,7 @@
 #include "quantizers/int8.h"
 #include "quantizers/quantize.h"
 #include "tools/cli.h"
+#include "tools/python_flag.h"
 #include "tools/compare.h"
 #include "tools/job.h"
 
@@ -38,7 +39,6 @@ ABSL_FLAG(std::string, engine, "onednn", "quantized engine: onednn, x86, fbgemm 
 ABSL_FLAG(int, calibration_batches, 32, "calibration batches (64 images each)");
 ABSL_FLAG(int, latency_runs, 50, "timed runs per latency figure");
 ABSL_FLAG(bool, pytorch, true, "also quantize with PyTorch (--python)");
-ABSL_FLAG(std::string, python, "", "a Python with torch (BUILD passes //third_party:python, the venv's)");
 ABSL_FLAG(std::string, out_dir, "runs/quantization_benchmark", "where the quantized models are written");
 
 namespace slimfit {
@@ -119,7 +119,8 @@ absl::Status RunModel(const std::string& name, const std::string& path) {
   }
   if (absl::GetFlag(FLAGS_pytorch)) {
     const std::string out = absl::StrCat(dir, "/pytorch_ptq.pt");
-    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 ", StartDirectoryPath(absl::GetFlag(FLAGS_python)), " quantizers/pytorch/ptq_reference.py --model ",
+    ASSIGN_OR_RETURN(const std::string python, TorchPython());
+    const std::string cmd = absl::StrCat("OMP_NUM_THREADS=1 ", python, " quantizers/pytorch/ptq_reference.py --model ",
                                          path, " --engine ", absl::GetFlag(FLAGS_engine), " --out ", out, " --calibration_batches ",
                                          absl::GetFlag(FLAGS_calibration_batches), " 2>/dev/null");
     std::printf("  [%s PyTorch PTQ] %s\n", name.c_str(), cmd.c_str());

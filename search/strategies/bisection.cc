@@ -69,7 +69,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
     // halfway, so that it is likely to qualify.
     const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
     ASSIGN_OR_RETURN(const bool roomy,
-                     ctx.Fits(std::min(2, probes - probe) * candidate + comp.final_epochs() * ctx.EpochSeconds()));
+                     ctx.Fits(std::min(2, probes - probe) * candidate + comp.final_epochs() * ctx.FinalEpochSeconds()));
     auto split = [roomy](double l, double h) { return roomy ? std::sqrt(l * h) : l * std::pow(h / l, 0.25); };
     const double factor = split(lo, hi);
     if (!roomy && probe == 0) {
@@ -113,7 +113,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
       const int left = probes - probe + static_cast<int>(pruners.size()) - 1;
       ctx.Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
                               Hms(left * (comp.candidate_epochs() * ctx.EpochSeconds() + 10) +
-                                  comp.final_epochs() * ctx.EpochSeconds())));
+                                  comp.final_epochs() * ctx.FinalEpochSeconds())));
       ASSIGN_OR_RETURN(std::optional<CandidateRecord> r,
                        Scored(ctx, absl::StrFormat("candidate %s at %.2fx", p, factor), ctx.Candidate(p, factor),
                               &stop));

@@ -58,8 +58,8 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
     // fine-tune gets the epochs that fit (a smaller gain, never none while
     // one epoch fits).
     ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-    const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.EpochSeconds());
-    ASSIGN_OR_RETURN(bool fits, ctx.Fits(std::max(1, epochs) * ctx.EpochSeconds()));
+    const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.FinalEpochSeconds());
+    ASSIGN_OR_RETURN(bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
     if (!fits || epochs < 1) {
       ctx.Say(absl::StrCat("  ", fits ? "time budget" : ctx.StopReason(), ": no time for another final fine-tune"));
       break;
@@ -107,7 +107,7 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
 }
 
 double FinalReserveSeconds(const SearchContext& ctx) {
-  return std::min(ctx.experiment().compression().final_epochs(), 1) * ctx.EpochSeconds();
+  return std::min(ctx.experiment().compression().final_epochs(), 1) * ctx.FinalEpochSeconds();
 }
 
 absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, int later_candidates) {
@@ -116,7 +116,7 @@ absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, in
   if (all.size() <= 1) return all;
   const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
   ASSIGN_OR_RETURN(bool fits, ctx.Fits((all.size() + later_candidates) * candidate +
-                                       comp.final_epochs() * ctx.EpochSeconds()));
+                                       comp.final_epochs() * ctx.FinalEpochSeconds()));
   if (fits) return all;
   ctx.Say(absl::StrFormat("  too little time to compare %zu pruners (%.0f s a candidate): %s alone", all.size(),
                           candidate, all[0]));

@@ -30,13 +30,13 @@
 #include "losses/loss_function.h"
 #include "model/zoo/zoo.h"
 #include "tools/cli.h"
+#include "tools/python_flag.h"
 #include "trainer/trainer.h"
 
 ABSL_FLAG(int64_t, samples, 10000, "training samples in the epoch (54000 = the whole train split)");
 ABSL_FLAG(int, batch_size, 128, "batch size");
 ABSL_FLAG(int, threads, 1, "intra-op threads on both sides");
 ABSL_FLAG(std::string, python_script, "trainer/benchmark/train_epoch.py", "the Python half");
-ABSL_FLAG(std::string, python, "", "a Python with torch (BUILD passes //third_party:python, the venv's)");
 ABSL_FLAG(bool, cpp_default_malloc, false, "run the C++ side with glibc's malloc defaults");
 
 namespace slimfit {
@@ -71,9 +71,10 @@ struct PythonTimes {
 };
 
 absl::StatusOr<PythonTimes> PythonEpochs(const std::string& env, const std::string& ts, int threads) {
+  ASSIGN_OR_RETURN(const std::string python, TorchPython());
   const std::string cmd = absl::StrFormat(
       "%s OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 %s %s %s %d %d %d %s 2>/dev/null", env, threads,
-      StartDirectoryPath(absl::GetFlag(FLAGS_python)), absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
+      python, absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
       absl::GetFlag(FLAGS_batch_size), threads, ts);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return absl::InternalError("cannot start python3");
