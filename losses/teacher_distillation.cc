@@ -120,8 +120,8 @@ class TeacherLoss : public LossFunction {
     return h;
   }
 
-  // Teacher predictions are cached up to this many bytes (a 10-class
-  // prediction for 100,000 batches of 128 is 51 MB).
+  // Teacher predictions are cached up to this many bytes (10-class
+  // predictions for 10,000 batches of 128 take 51 MB).
   static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
 
   LossFunction* base_;

@@ -15,7 +15,9 @@
 // bytes; CPU batches only, up to 256 MB) and a batch seen before costs a
 // lookup instead of the teacher's forward. A search fine-tunes many
 // candidates on the same (seed, epoch) batch order, so after the first
-// fine-tune the teacher is mostly not run at all; the loss is the same.
+// fine-tune the teacher is mostly not run at all; the loss is the same. A
+// caller that changes the teacher's weights between calls must turn the
+// cache off (cache_teacher_outputs = false).
 //
 //   auto loss = WithTeacher(base.get(), &reference, forward_pass, {.alpha = 0.5, .temperature = 4});
 //   trainer deps.loss = loss.get();
