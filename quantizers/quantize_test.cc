@@ -73,6 +73,10 @@ struct Env {
   }
 
   absl::Status Init() {
+    // bootstrap.sh installs the data set: its absence is a failure, not a skip.
+    if (!RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok()) {
+      return absl::FailedPreconditionError("dataset-fashion-mnist is not installed: run ./bootstrap.sh");
+    }
     dir = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/quantize_test");
     RETURN_IF_ERROR(CreateDirectories(dir));
     RETURN_IF_ERROR(ParseTextProto(kData, "data", &data));
@@ -124,18 +128,9 @@ struct Env {
   }
 };
 
-// bootstrap.sh installs the data set: its absence is a failure, not a skip.
-::testing::AssertionResult HasData() {
-  if (RegularFileSize("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").ok()) {
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure() << "dataset-fashion-mnist is not installed: run ./bootstrap.sh";
-}
-
 std::string ReadFile(const std::string& path) { return ReadFileToString(path).value_or(""); }
 
 TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   ASSERT_GT(env.float_accuracy, 80.0);  // two short epochs
@@ -197,7 +192,6 @@ TEST(Quantize, PostTrainingInt8TracksSimulationAndMatchesPyTorch) {
 }
 
 TEST(Quantize, QuantizationAwareTrainingKeepsAccuracy) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   for (bool lsq : {false, true}) {
@@ -216,7 +210,6 @@ TEST(Quantize, QuantizationAwareTrainingKeepsAccuracy) {
 }
 
 TEST(Quantize, QatModelTrainsWeightsAndStepSizes) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   QuantizationConfig config;
@@ -241,7 +234,6 @@ TEST(Quantize, QatModelTrainsWeightsAndStepSizes) {
 }
 
 TEST(Quantize, MixedPrecisionKeepsTheMostSensitiveLayersInFloat) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   QuantizationConfig config;
@@ -261,7 +253,6 @@ TEST(Quantize, MixedPrecisionKeepsTheMostSensitiveLayersInFloat) {
 }
 
 TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   std::stringstream fb;
@@ -288,7 +279,6 @@ TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
 }
 
 TEST(Quantize, MissingDataIsAnError) {
-  ASSERT_TRUE(HasData());
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;
   QuantizeDeps deps = env.Deps();
