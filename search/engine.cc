@@ -37,11 +37,13 @@
 #include "quantizers/quantize.h"
 #include "re2/re2.h"
 #include "losses/teacher_distillation.h"
+#include "search/allocation.h"
 #include "search/budget.h"
 #include "search/candidate_store.h"
 #include "search/decision.h"
 #include "search/experiment.h"
 #include "search/report.h"
+#include "search/rank_exchange.h"
 #include "search/run_dir.h"
 #include "search/strategy.h"
 #include "search/widths.h"
@@ -55,90 +57,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kLatencyBatch = 64;
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string RatiosKey(const std::map<std::string, double>& ratios) {
-  std::vector<std::string> parts;
-  for (const auto& [path, r] : ratios) {
-    if (r > 0) parts.push_back(absl::StrFormat("%s=%.2f", path, r));
-  }
-  return parts.empty() ? "none" : absl::StrJoin(parts, ",");
-}
-
-// A prunable dependency group, named by its first selected layer.
-struct Group {
-  std::string path;
-  int64_t channels = 0;
-  // (ratio, drop) points from the sensitivity analysis, sorted; (0, 0) first.
-  std::vector<std::pair<double, double>> curve;
-};
-
-// The largest ratio whose drop stays <= tau on the piecewise-linear curve
-// (made monotone: a ratio costs at least what any smaller one cost, and a
-// measured gain counts as no drop).
-double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau) {
-  double r = 0, worst = 0;
-  for (size_t i = 1; i < curve.size(); ++i) {
-    const double r0 = curve[i - 1].first, d0 = worst;
-    const double r1 = curve[i].first, d1 = std::max(worst, curve[i].second);
-    worst = d1;
-    if (d1 <= tau) {
-      r = r1;
-      continue;
-    }
-    if (d1 > d0) r = r0 + (tau - d0) / (d1 - d0) * (r1 - r0);
-    break;
-  }
-  return std::floor(std::max(0.0, r) * 100 + 1e-9) / 100;
-}
-
-
-// Strings in one (8-byte length, bytes)* string, and back: how ranks send
-// each other records and models.
-std::string Pack(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const std::string& p : parts) {
-    const uint64_t n = p.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
-    out.append(p);
-  }
-  return out;
-}
-
-absl::StatusOr<std::vector<std::string>> Unpack(const std::string& packed) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < packed.size()) {
-    uint64_t n = 0;
-    if (packed.size() - at < sizeof(n)) return absl::DataLossError("a message from another rank is truncated");
-    std::memcpy(&n, packed.data() + at, sizeof(n));
-    at += sizeof(n);
-    if (packed.size() - at < n) return absl::DataLossError("a message from another rank is truncated");
-    out.push_back(packed.substr(at, n));
-    at += n;
-  }
-  return out;
-}
-
-// A record and its model (empty bytes: none) as another rank sent them.
-absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> DecodeRecord(const std::string& text,
-                                                                              const std::string& model_bytes,
-                                                                              const std::string& from) {
-  std::pair<CandidateRecord, std::optional<Model>> out;
-  RETURN_IF_ERROR(ParseTextProto(text, absl::StrCat("a record from ", from), &out.first));
-  if (!model_bytes.empty()) {
-    ASSIGN_OR_RETURN(Model m, Model::FromBytes(model_bytes), absl::StrCat("a model from ", from));
-    out.second.emplace(std::move(m));
-  }
-  return out;
-}
-
-std::string StatusCodeText(const absl::Status& s) { return std::to_string(static_cast<int>(s.code())); }
-
-absl::Status StatusFromText(const std::string& code, const std::string& message) {
-  int c = static_cast<int>(absl::StatusCode::kUnknown);
-  if (!absl::SimpleAtoi(code, &c)) c = static_cast<int>(absl::StatusCode::kUnknown);
-  return absl::Status(static_cast<absl::StatusCode>(c), message);
-}
 
 }  // namespace
 
@@ -210,7 +128,7 @@ class Engine::Search : public SearchContext {
   // A record (and its model) one rank makes for all: see Prefetch.
   struct Task {
     std::string key;
-    std::function<absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>>()> make;
+    MakeRecord make;
   };
   // ---- measuring ----
   // eval_key on eval_split (or on `loader`).
@@ -344,7 +262,6 @@ class Engine::Search : public SearchContext {
   absl::Status Reference();
   absl::Status FindGroups();
   absl::Status Sensitivity();
-  std::map<std::string, double> Allocate(double tau) const;
   absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
   // The allocation's channel counts, or rounded up to one of tuning.round_to
   // when that measures as fast (search/widths.h): objective LATENCY only.
@@ -357,7 +274,7 @@ class Engine::Search : public SearchContext {
   // The task's record: stored already, failed on another rank (its status),
   // or made now and kept.
   absl::StatusOr<CandidateRecord> Made(const Task& task);
-  absl::StatusOr<CandidateRecord> SensitivityPoint(const Group& g, double ratio, const std::string& key);
+  absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key);
   // int8 of `base`: PTQ as the quantization block says, or with
   // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
   // (distilled from the reference when distillation is on).
@@ -453,14 +370,12 @@ class Engine::Search : public SearchContext {
   bool root() const { return !distributed() || e_.group_->is_root(); }
   Collective& group() { return e_.group_ != nullptr ? *e_.group_ : local_; }
   // `mine` on every rank, or the first failure of any rank.
-  absl::Status Agree(const absl::Status& mine);
+  absl::Status Agree(const absl::Status& mine) { return AgreeOnStatus(group(), mine); }
   // Records (with models) that one rank makes and all keep: task i runs on
   // rank i % W; results are gathered in task order. A task that fails
   // leaves its status in failed_ (the search reports or stops on it when it
   // gets there); records already stored are skipped. No-op in one process.
   absl::Status PrefetchTasks(std::vector<Task> tasks);
-  // Rank 0's stored records and models to the other ranks (at the start).
-  absl::Status ShareStore();
 
   Engine& e_;
   LocalCollective local_;
@@ -491,7 +406,7 @@ class Engine::Search : public SearchContext {
   Metric reference_metric_;
   double target_ = 0;
   CandidateRecord reference_;
-  std::vector<Group> groups_;
+  std::vector<PruneGroup> groups_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
   std::string warning_;                         // said to the user and in the report
   std::vector<std::string> log_;
@@ -582,7 +497,7 @@ absl::Status Engine::Search::FindGroups() {
   for (const LayerPlan& l : plan.layers) {
     if (!l.selected || l.kept >= l.channels || seen[l.group]) continue;
     seen[l.group] = true;
-    groups_.push_back(Group{l.module_path, l.channels, {{0.0, 0.0}}});
+    groups_.push_back(PruneGroup{l.module_path, l.channels, {{0.0, 0.0}}});
   }
   if (groups_.empty()) {
     return absl::FailedPreconditionError(
@@ -592,7 +507,7 @@ absl::Status Engine::Search::FindGroups() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const Group& g, double r, const std::string& key) {
+absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r, const std::string& key) {
   const auto t0 = Clock::now();
   ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
   CandidateRecord n;
@@ -617,19 +532,19 @@ absl::Status Engine::Search::Sensitivity() {
                                        groups_.size(), ratios.size(), comp_.pruners(0),
                                        distributed() ? absl::StrFormat(", over %d ranks", group().world_size())
                                                      : std::string()));
-  auto key_of = [&](const Group& g, double r) {
+  auto key_of = [&](const PruneGroup& g, double r) {
     return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
   };
   if (distributed()) {
     ASSIGN_OR_RETURN(bool fits, Fits(0));
     if (fits) {
       std::vector<Task> tasks;
-      for (const Group& g : groups_) {
+      for (const PruneGroup& g : groups_) {
         for (double r : ratios) {
           tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]()
-                                                 -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
+                                                 -> absl::StatusOr<MadeRecord> {
                                  ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
-                                 return std::make_pair(std::move(rec), std::optional<Model>());
+                                 return MadeRecord{std::move(rec), std::nullopt};
                                }});
         }
       }
@@ -639,7 +554,7 @@ absl::Status Engine::Search::Sensitivity() {
   int done = 0;
   const int total = static_cast<int>(groups_.size() * ratios.size());
   const double share = comp_.tuning().sensitivity_budget_fraction();
-  for (Group& g : groups_) {
+  for (PruneGroup& g : groups_) {
     ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
     if (!fits) {
       Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason()
@@ -673,26 +588,8 @@ absl::Status Engine::Search::Sensitivity() {
   return absl::OkStatus();
 }
 
-// One knob t over every allocation: t in [0, 1] scales the free ratios
-// (those whose drop is <= 0) from none to all; t = 1 + tau gives every group
-// the largest ratio whose drop stays <= tau.
-std::map<std::string, double> Engine::Search::Allocate(double t) const {
-  std::map<std::string, double> out;
-  for (const Group& g : groups_) {
-    const double r = t <= 1 ? t * RatioAtTolerance(g.curve, 0) : RatioAtTolerance(g.curve, t - 1);
-    out[g.path] = std::floor(r * 100 + 1e-9) / 100;
-  }
-  return out;
-}
-
 absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(double factor) {
-  const double goal = reference_.macs() / factor;
-  double hi_tau = 0;
-  for (const Group& g : groups_) {
-    for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d);
-  }
-  const double hi_t = 1 + hi_tau + 1;
-  auto macs_of = [&](const std::map<std::string, double>& ratios) -> absl::StatusOr<int64_t> {
+  return AllocateForMacs(groups_, reference_.macs() / factor, [&](const Ratios& ratios) -> absl::StatusOr<int64_t> {
     const std::string key = RatiosKey(ratios);
     auto it = macs_cache_.find(key);
     if (it != macs_cache_.end()) return it->second;
@@ -700,24 +597,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(
     ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
     macs_cache_[key] = macs;
     return macs;
-  };
-  std::map<std::string, double> best = Allocate(hi_t);
-  ASSIGN_OR_RETURN(int64_t most, macs_of(best));
-  if (most >= goal) return best;  // the most the curves allow
-  double lo = 0, hi = hi_t;
-  for (int i = 0; i < 16; ++i) {
-    const double t = 0.5 * (lo + hi);
-    std::map<std::string, double> ratios = Allocate(t);
-    ASSIGN_OR_RETURN(int64_t macs, macs_of(ratios));
-    if (macs <= goal) {
-      hi = t;
-      best = ratios;
-      if (macs >= goal * 0.97) break;
-    } else {
-      lo = t;
-    }
-  }
-  return best;
+  });
 }
 
 absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
@@ -732,7 +612,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   }
   const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
   std::map<std::string, int64_t> channels;
-  for (const Group& g : groups_) channels[g.path] = g.channels;
+  for (const PruneGroup& g : groups_) channels[g.path] = g.channels;
   if (const CandidateRecord* r = Reuse(key)) {
     return RoundKeptUp({r->ratios().begin(), r->ratios().end()}, channels, 1);
   }
@@ -801,24 +681,10 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
   ASSIGN_OR_RETURN(auto ratios, FastestWidths(allocated));
   // Cutting a pruned model further: each group's ratio of what is left (the
   // allocation's ratios are of the reference's channels).
-  std::map<std::string, double> cut_ratios = ratios;
-  // The pruners remove round(ratio x channels): the channels the direct cut
-  // would keep, taken from what the base kept, exactly.
-  if (from != nullptr) {
-    for (auto& [path, r] : cut_ratios) {
-      const auto old = from->ratios().find(path);
-      const double before = old == from->ratios().end() ? 0.0 : old->second;
-      int64_t n = 0;
-      for (const Group& g : groups_) {
-        if (g.path == path) n = g.channels;
-      }
-      const int64_t kept_before = n - std::llround(before * n), kept_after = n - std::llround(r * n);
-      r = kept_before <= 0 || kept_after >= kept_before
-              ? 0.0
-              : std::min(comp_.tuning().max_ratio(),
-                         static_cast<double>(kept_before - kept_after) / static_cast<double>(kept_before));
-    }
-  }
+  const Ratios cut_ratios =
+      from == nullptr ? ratios
+                      : RatiosOfWhatIsLeft(ratios, {from->ratios().begin(), from->ratios().end()}, groups_,
+                                           comp_.tuning().max_ratio());
   Task task;
   task.key = absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(),
                              TrainingKey());
@@ -826,7 +692,7 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
   std::optional<CandidateRecord> base;
   if (from != nullptr) base = *from;
   task.make = [this, pruner, factor, ratios, cut_ratios, base,
-               key = task.key]() -> absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> {
+               key = task.key]() -> absl::StatusOr<MadeRecord> {
     const auto t0 = Clock::now();
     std::optional<Model> start;
     if (base) {
@@ -855,7 +721,7 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
                                         base ? absl::StrFormat(", cut further from #%d", base->sequence())
                                              : std::string()));
     rec.set_seconds(SecondsSince(t0));
-    return std::make_pair(std::move(rec), std::optional<Model>(std::move(cut)));
+    return MadeRecord{std::move(rec), std::move(cut)};
   };
   return task;
 }
@@ -891,8 +757,8 @@ absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pru
 absl::StatusOr<CandidateRecord> Engine::Search::Made(const Task& task) {
   if (const CandidateRecord* r = Reuse(task.key)) return *r;
   if (auto f = failed_.find(task.key); f != failed_.end()) return f->second;
-  ASSIGN_OR_RETURN(auto made, task.make());
-  RETURN_IF_ERROR(Keep(made.first, &*made.second));
+  ASSIGN_OR_RETURN(MadeRecord made, task.make());
+  RETURN_IF_ERROR(Keep(made.record, made.model ? &*made.model : nullptr));
   return *store_->Find(task.key);
 }
 
@@ -1174,7 +1040,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
             "load the same model", r, all[r], all[0]));
       }
     }
-    RETURN_IF_ERROR(ShareStore());
+    RETURN_IF_ERROR(ShareRootStore(group(), *store_));
   }
   for (const CandidateRecord& r : store_->All()) resumed_keys_.insert(r.key());
   if (!store_->All().empty()) {
@@ -1297,97 +1163,26 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   return result;
 }
 
-absl::Status Engine::Search::Agree(const absl::Status& mine) {
-  if (!distributed()) return mine;
-  ASSIGN_OR_RETURN(std::vector<std::string> all,
-                   group().AllGather(mine.ok() ? std::string() : Pack({StatusCodeText(mine), std::string(mine.message())})),
-                   "sharing a status");
-  for (int r = 0; r < static_cast<int>(all.size()); ++r) {
-    if (all[r].empty()) continue;
-    if (r == group().rank()) return mine;
-    ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(all[r]));
-    if (f.size() != 2) return absl::DataLossError("a malformed status from another rank");
-    return StatusFromText(f[0], absl::StrCat("rank ", r, ": ", f[1]));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Engine::Search::PrefetchTasks(std::vector<Task> tasks) {
   if (!distributed()) return absl::OkStatus();
-  std::vector<Task> todo;
+  std::vector<std::string> keys;
+  std::vector<MakeRecord> todo;
   std::set<std::string> seen;
   for (Task& t : tasks) {
     if (store_->Find(t.key) != nullptr || failed_.count(t.key) || !seen.insert(t.key).second) continue;
-    todo.push_back(std::move(t));
+    keys.push_back(t.key);
+    todo.push_back(std::move(t.make));
   }
   if (todo.empty()) return absl::OkStatus();
-  const int world = group().world_size(), rank = group().rank();
-  // Mine: (index, status code, message, record, model bytes) per task.
-  std::vector<std::string> mine;
-  for (size_t i = rank; i < todo.size(); i += world) {
-    absl::StatusOr<std::pair<CandidateRecord, std::optional<Model>>> made = todo[i].make();
-    std::string record, model;
-    if (made.ok()) {
-      record = ToTextProto(made->first);
-      if (made->second) {
-        absl::StatusOr<std::string> bytes = made->second->ToBytes();
-        if (!bytes.ok()) made = bytes.status();
-        else model = std::move(*bytes);
-      }
-    }
-    const absl::Status st = made.ok() ? absl::OkStatus() : made.status();
-    mine.push_back(Pack({std::to_string(i), StatusCodeText(st), std::string(st.message()), record, model}));
-  }
-  // Ranks finish their tasks at different times: the group's timeout must
-  // exceed a candidate's fine-tune (a rank that dies still ends the wait).
-  ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(Pack(mine)), "gathering candidates");
-  std::map<size_t, std::vector<std::string>> results;  // by task index: every rank adds them in one order
-  for (const std::string& from_rank : all) {
-    ASSIGN_OR_RETURN(std::vector<std::string> items, Unpack(from_rank));
-    for (const std::string& item : items) {
-      ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(item));
-      size_t index = 0;
-      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &index) || index >= todo.size()) {
-        return absl::DataLossError("a malformed result from another rank");
-      }
-      results[index] = std::move(f);
-    }
-  }
-  for (auto& [index, f] : results) {
-    const absl::Status st = StatusFromText(f[1], f[2]);
-    if (!st.ok()) {
+  ASSIGN_OR_RETURN(std::vector<absl::StatusOr<MadeRecord>> made, RunSpread(group(), todo));
+  for (size_t i = 0; i < made.size(); ++i) {
+    if (!made[i].ok()) {
       // Ends this candidate (diverged, interrupted) or, when the search
       // reaches it, the run: the same on every rank.
-      failed_[todo[index].key] = st;
+      failed_[keys[i]] = made[i].status();
       continue;
     }
-    ASSIGN_OR_RETURN(auto got, DecodeRecord(f[3], f[4], "another rank"));
-    RETURN_IF_ERROR(Record(std::move(got.first), got.second ? &*got.second : nullptr));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Engine::Search::ShareStore() {
-  std::vector<std::string> items;
-  if (root()) {
-    for (const CandidateRecord& r : store_->All()) {
-      std::string model;
-      if (!r.model_file().empty()) {
-        ASSIGN_OR_RETURN(Model m, store_->LoadModel(r));
-        ASSIGN_OR_RETURN(model, m.ToBytes());
-      }
-      items.push_back(Pack({ToTextProto(r), model}));
-    }
-  }
-  ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(root() ? Pack(items) : std::string()),
-                   "sending rank 0's records");
-  if (root()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<std::string> records, Unpack(all[0]));
-  for (const std::string& item : records) {
-    ASSIGN_OR_RETURN(std::vector<std::string> f, Unpack(item));
-    if (f.size() != 2) return absl::DataLossError("a malformed record from rank 0");
-    ASSIGN_OR_RETURN(auto got, DecodeRecord(f[0], f[1], "rank 0"));
-    RETURN_IF_ERROR(store_->Insert(std::move(got.first), got.second ? &*got.second : nullptr));
+    RETURN_IF_ERROR(Record(std::move(made[i]->record), made[i]->model ? &*made[i]->model : nullptr));
   }
   return absl::OkStatus();
 }

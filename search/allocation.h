@@ -1,0 +1,70 @@
+// File: search/allocation.h
+//
+// How the search shares a MAC reduction out over the prunable dependency
+// groups (pure functions; the engine measures the curves and the MACs).
+// Each group has a sensitivity curve — the metric drop when it alone is
+// cut at a few ratios, no fine-tuning — and one knob t allocates ratios to
+// every group at once:
+//   t in [0, 1]:  t x the largest ratio each group loses nothing at;
+//   t = 1 + tau:  each group's largest ratio whose drop stays <= tau.
+// AllocateForMacs bisects t until the model has at most the goal's MACs.
+//
+//   std::vector<PruneGroup> groups = ...;   // curves from the sensitivity pass
+//   ASSIGN_OR_RETURN(auto ratios, AllocateForMacs(groups, reference_macs / 4, macs_of));
+//
+// Contract: ratios are in [0, 1), floored to 0.01; a curve is made
+// monotone (a ratio costs at least what any smaller one cost; a measured
+// gain counts as no drop). RatiosKey is canonical (sorted by path, zero
+// ratios left out), so equal allocations key equal records.
+#ifndef SLIMFIT_SEARCH_ALLOCATION_H_
+#define SLIMFIT_SEARCH_ALLOCATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace slimfit {
+
+// A prunable dependency group, named by its first selected layer.
+struct PruneGroup {
+  std::string path;
+  int64_t channels = 0;
+  // (ratio, drop) points from the sensitivity analysis, sorted by ratio;
+  // (0, 0) first.
+  std::vector<std::pair<double, double>> curve;
+};
+
+using Ratios = std::map<std::string, double>;  // group path → ratio of its channels removed
+
+// "path=0.25,path2=0.50" (sorted, zero ratios left out), or "none".
+std::string RatiosKey(const Ratios& ratios);
+
+// The largest ratio whose drop stays <= tau on the piecewise-linear curve.
+double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau);
+
+// Every group's ratio at knob t (see above).
+Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t);
+
+// The least pruning (smallest t, bisected) whose MACs are <= goal_macs, or,
+// when even the most the curves allow has more, that most. `macs_of`
+// measures an allocation (called about 16 times at most).
+using MacsOf = std::function<absl::StatusOr<int64_t>(const Ratios&)>;
+absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs,
+                                       const MacsOf& macs_of);
+
+// `target` (ratios of the reference's channels) as ratios of what `base`
+// (an allocation already applied) kept: cutting the pruned model by these
+// keeps exactly the channels cutting the reference by `target` keeps
+// (pruners remove round(ratio x channels)); at most max_ratio, and 0 where
+// the target keeps as many as the base or more.
+Ratios RatiosOfWhatIsLeft(const Ratios& target, const Ratios& base, const std::vector<PruneGroup>& groups,
+                          double max_ratio);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_SEARCH_ALLOCATION_H_
