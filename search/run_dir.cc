@@ -2,13 +2,16 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
@@ -57,6 +60,37 @@ absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, co
       "output_dir ", run_dir, " holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
       "); its records would not be valid for this one. Use another --output_dir, or delete ", run_dir,
       " to start over"));
+}
+
+absl::StatusOr<RunTimes> AddRunTimes(const std::string& run_dir,
+                                     const std::vector<std::pair<std::string, double>>& phases, double seconds) {
+  const std::string path = run_dir + "/state/time.txt";
+  std::map<std::string, double> total;
+  std::vector<std::string> order;
+  auto add = [&](const std::string& name, double v) {
+    if (!total.count(name)) order.push_back(name);
+    total[name] += v;
+  };
+  if (absl::StatusOr<std::string> text = ReadFileToString(path); text.ok()) {
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+      std::vector<std::string> f = absl::StrSplit(line, ' ');
+      double v = 0;
+      if (f.size() == 2 && absl::SimpleAtod(f[1], &v)) add(f[0], v);
+    }
+  }
+  for (const auto& [name, v] : phases) add(name, v);
+  add("invocations", 1);
+  add("total", seconds);
+  RunTimes out;
+  std::string text;
+  for (const std::string& name : order) {
+    absl::StrAppendFormat(&text, "%s %.3f\n", name, total[name]);
+    if (name != "total" && name != "invocations") out.phases.emplace_back(name, total[name]);
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(path, text));
+  out.seconds = total["total"];
+  out.invocations = static_cast<int>(total["invocations"]);
+  return out;
 }
 
 }  // namespace slimfit

@@ -19,6 +19,8 @@
 #define SLIMFIT_SEARCH_RUN_DIR_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "model/model.h"
@@ -31,6 +33,20 @@ namespace slimfit {
 std::string ModelFingerprint(const Model& model);
 
 absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, const std::string& fingerprint);
+
+// Where a run directory's time went, over every invocation (resumes add up).
+struct RunTimes {
+  std::vector<std::pair<std::string, double>> phases;  // in first-seen order
+  double seconds = 0;                                   // wall time in all
+  int invocations = 0;
+};
+
+// Adds one invocation (its phases' seconds and its wall time) to what
+// <run_dir>/state/time.txt holds, writes the sum back (atomically) and
+// returns it. A missing file is a first invocation; unreadable lines are
+// ignored (the figures are reported, never used to decide).
+absl::StatusOr<RunTimes> AddRunTimes(const std::string& run_dir,
+                                     const std::vector<std::pair<std::string, double>>& phases, double seconds);
 
 }  // namespace slimfit
 

@@ -54,5 +54,26 @@ TEST(RunDirTest, RefusesAnotherExperimentsDirectoryAndKeepsItsOwn) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("changed: the model's weights")));
 }
 
+TEST(RunDirTest, RunTimesAddUpOverInvocations) {
+  const std::string dir = ::testing::TempDir() + "/run_times_test";
+  ASSERT_OK(CreateDirectories(dir + "/state"));
+  ASSERT_OK_AND_ASSIGN(RunTimes first, AddRunTimes(dir, {{"reference", 2.5}, {"search", 10}}, 13));
+  EXPECT_EQ(first.invocations, 1);
+  EXPECT_DOUBLE_EQ(first.seconds, 13);
+  ASSERT_EQ(first.phases.size(), 2u);
+  // A resumed run: a phase seen before adds up, a new one comes after.
+  ASSERT_OK_AND_ASSIGN(RunTimes second, AddRunTimes(dir, {{"search", 4.25}, {"quantize", 1}}, 6));
+  EXPECT_EQ(second.invocations, 2);
+  EXPECT_DOUBLE_EQ(second.seconds, 13 + 6);
+  using Phase = std::pair<std::string, double>;
+  EXPECT_EQ(second.phases, (std::vector<Phase>{{"reference", 2.5}, {"search", 14.25}, {"quantize", 1}}));
+  // Lines that do not read are skipped, the rest still add up.
+  ASSERT_OK(WriteFileAtomically(dir + "/state/time.txt", "search 1.5\ngarbage\ntotal x\n"));
+  ASSERT_OK_AND_ASSIGN(RunTimes third, AddRunTimes(dir, {{"search", 1}}, 2));
+  EXPECT_EQ(third.phases, (std::vector<Phase>{{"search", 2.5}}));
+  EXPECT_EQ(third.invocations, 1);
+  EXPECT_DOUBLE_EQ(third.seconds, 2);
+}
+
 }  // namespace
 }  // namespace slimfit

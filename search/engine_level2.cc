@@ -1,0 +1,103 @@
+// Engine::Search: level 2, int8 of the level-1 result.
+#include "search/engine_search.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/interrupt.h"
+#include "common/status_macros.h"
+#include "quantizers/int8.h"
+#include "quantizers/quantize.h"
+
+namespace slimfit {
+
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std::optional<CandidateRecord>& fp32,
+                                                                     bool interrupted) {
+  std::optional<CandidateRecord> int8;
+  if (comp_.level() < 2) return int8;
+  if (interrupted) {
+    Say(absl::StrCat("[quantize] skipped: ", InterruptMessage()));
+    return int8;
+  }
+  {
+    const CandidateRecord& base = fp32 ? *fp32 : reference_;
+    Phase("quantize", absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ",
+                                   base.description()));
+    ASSIGN_OR_RETURN(int8, Quantized(base));
+    auto say_int8 = [&](const char* what, const CandidateRecord& q) {
+      Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,
+                          c_.evaluation().eval_key(), q.eval_metric(), -DropOf(q.eval_metric()), q.latency_b1_ms(),
+                          kLatencyBatch, q.latency_bn_ms(), q.serialized_bytes() / 1024.0));
+    };
+    say_int8("int8", *int8);
+    // PTQ missed delta: one epoch of quantization-aware training (on the
+    // fine-tuning loss, so distilled from the reference) when it fits.
+    if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 && comp_.quantization().weight_only().bits() == 0) {
+      ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
+      if (fits) {
+        Say("  int8 missed the target: 1 epoch of quantization-aware training");
+        absl::StatusOr<std::optional<CandidateRecord>> qat = Quantized(base, 1);
+        if (qat.ok()) {
+          say_int8("int8 QAT", **qat);
+          if ((*qat)->qualifies()) int8 = *qat;
+        } else if (absl::IsCancelled(qat.status())) {
+          Say(absl::StrCat("  ", qat.status().message(), ": quantization-aware training stops"));
+        } else if (absl::IsDataLoss(qat.status())) {
+          RETURN_IF_ERROR(SkipFailed("quantization-aware training", qat.status()));
+        } else {
+          return qat.status();
+        }
+      } else {
+        Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
+      }
+    }
+    EndPhase();
+  }
+  return int8;
+}
+
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base,
+                                                                        int qat_epochs) {
+  const std::string key = qat_epochs > 0 ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
+                                         : absl::StrCat("int8|", base.key());
+  if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
+  const auto t0 = Clock::now();
+  QuantizationConfig qc = comp_.quantization();
+  if (qat_epochs > 0) qc.mutable_qat()->set_epochs(qat_epochs);
+  if (!qc.has_activation()) qc.mutable_activation()->mutable_mse();
+  const double margin = -(DropOf(base.eval_metric()) - comp_.delta());
+  if (!qc.has_mixed_precision() && margin > 0) qc.mutable_mixed_precision()->set_max_drop(margin);
+  ASSIGN_OR_RETURN(Model fp32, base.key() == "reference" ? e_.model_.Clone() : LoadStored(base));
+  TrainerConfig qat = FineTuneConfig(std::max(1, qc.qat().epochs()), 0, false);
+  QuantizeDeps deps;
+  deps.forward_pass = e_.forward_pass_.get();
+  deps.calibration = e_.data_.train.get();
+  deps.evaluator = e_.evaluator_.get();
+  deps.eval = e_.data_.eval.get();
+  deps.eval_key = c_.evaluation().eval_key();
+  deps.loss = Loss();
+  deps.train = e_.data_.train.get();
+  deps.trainer = &qat;
+  ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), "compression.quantization");
+  for (const std::string& line : q.log) Say(absl::StrCat("  ", line));
+  CandidateRecord rec = base;
+  rec.set_key(key);
+  rec.set_phase("int8");
+  rec.set_model_file("");
+  rec.set_description(absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
+                                      qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
+                                      q.fp32_layers.size()));
+  RETURN_IF_ERROR(Measure(fp32, &q.model, &rec));
+  rec.set_seconds(SecondsSince(t0));
+  std::vector<std::string> fp32_paths;
+  for (int i : q.fp32_layers) fp32_paths.push_back(q.layers[i].module_path);
+  rec.set_note(absl::StrJoin(fp32_paths, ","));
+  RETURN_IF_ERROR(Keep(rec, &q.model));
+  return std::optional<CandidateRecord>(*store_->Find(key));
+}
+
+}  // namespace slimfit

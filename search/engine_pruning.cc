@@ -1,0 +1,300 @@
+// Engine::Search: the dependency groups, the sensitivity pass, allocations and their widths, pruned candidates.
+#include "search/engine_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/interrupt.h"
+#include "common/status_macros.h"
+#include "graph/freeze.h"
+#include "pruners/plan.h"
+#include "pruners/prune.h"
+#include "search/widths.h"
+
+namespace slimfit {
+
+absl::Status Engine::Search::FindGroups() {
+  ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+  ASSIGN_OR_RETURN(DependencyGraph graph, AnalyzeModel(copy, *e_.forward_pass_), "analysing the model");
+  PruningConfig dry;
+  dry.mutable_l1_filter();
+  dry.set_ratio(0.5);
+  ASSIGN_OR_RETURN(PlanResult plan, MakePlan(graph, dry, nullptr));
+  std::map<int, bool> seen;
+  for (const LayerPlan& l : plan.layers) {
+    if (!l.selected || l.kept >= l.channels || seen[l.group]) continue;
+    seen[l.group] = true;
+    groups_.push_back(PruneGroup{l.module_path, l.channels, {{0.0, 0.0}}});
+  }
+  if (groups_.empty()) {
+    return absl::FailedPreconditionError(
+        "the model has no prunable channel group (every conv / linear layer is tied to the output or to an op "
+        "the dependency analysis does not handle; `bazel run //tools:inspect -- --model=...` shows why)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r, const std::string& key) {
+  const auto t0 = Clock::now();
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
+  CandidateRecord n;
+  n.set_key(key);
+  n.set_phase("sensitivity");
+  n.set_pruner(comp_.pruners(0));
+  n.set_description(absl::StrFormat("%s alone at %.2f", g.path, r));
+  (*n.mutable_ratios())[g.path] = r;
+  ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
+  n.set_eval_metric(m.value);
+  n.set_qualifies(Qualifies(m.value));
+  ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+  n.set_macs(macs);
+  n.set_seconds(SecondsSince(t0));
+  return n;
+}
+
+absl::Status Engine::Search::Sensitivity() {
+  const std::vector<double> ratios =
+      comp_.deepsearch() ? std::vector<double>{0.2, 0.4, 0.6, 0.8, 0.9} : std::vector<double>{0.25, 0.5, 0.75};
+  Phase("sensitivity", absl::StrFormat("%zu prunable groups x %zu ratios, pruner %s, no fine-tuning%s",
+                                       groups_.size(), ratios.size(), comp_.pruners(0),
+                                       distributed() ? absl::StrFormat(", over %d ranks", group().world_size())
+                                                     : std::string()));
+  auto key_of = [&](const PruneGroup& g, double r) {
+    return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
+  };
+  if (distributed()) {
+    ASSIGN_OR_RETURN(bool fits, Fits(0));
+    if (fits) {
+      std::vector<Task> tasks;
+      for (const PruneGroup& g : groups_) {
+        for (double r : ratios) {
+          tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]()
+                                                 -> absl::StatusOr<MadeRecord> {
+                                 ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
+                                 return MadeRecord{std::move(rec), std::nullopt};
+                               }});
+        }
+      }
+      RETURN_IF_ERROR(PrefetchTasks(std::move(tasks)));
+    }
+  }
+  int done = 0;
+  const int total = static_cast<int>(groups_.size() * ratios.size());
+  const double share = comp_.tuning().sensitivity_budget_fraction();
+  for (PruneGroup& g : groups_) {
+    ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
+    if (!fits) {
+      Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason()
+                                                                        : absl::StrFormat("its share of the time budget "
+                                                                                          "(%.0f%%) is spent", 100 * share),
+                       ": sensitivity analysis stops; groups not analysed stay unpruned"));
+      break;
+    }
+    for (double r : ratios) {
+      ++done;
+      const std::string key = key_of(g, r);
+      const CandidateRecord* rec = Reuse(key);
+      if (rec == nullptr) {
+        if (auto f = failed_.find(key); f != failed_.end()) return f->second;
+        ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key));
+        RETURN_IF_ERROR(Keep(n, nullptr));
+        rec = store_->Find(key);
+      }
+      g.curve.emplace_back(r, DropOf(rec->eval_metric()));
+      if (done % std::max<int>(1, ratios.size()) == 0 || done == total) {
+        std::vector<std::string> pts;
+        for (size_t i = 1; i < g.curve.size(); ++i) {
+          pts.push_back(absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
+        }
+        Say(absl::StrFormat("  %d/%d  %-24s %lld ch  %s", done, total, g.path, static_cast<long long>(g.channels),
+                            absl::StrJoin(pts, "  ")));
+      }
+    }
+  }
+  EndPhase();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, double>> Engine::Search::AllocateForFactor(double factor) {
+  return AllocateForMacs(groups_, reference_.macs() / factor, [&](const Ratios& ratios) -> absl::StatusOr<int64_t> {
+    const std::string key = RatiosKey(ratios);
+    auto it = macs_cache_.find(key);
+    if (it != macs_cache_.end()) return it->second;
+    ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", ratios, 0, false));
+    ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+    macs_cache_[key] = macs;
+    return macs;
+  });
+}
+
+absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
+    const std::map<std::string, double>& ratios) {
+  std::vector<int> multiples;
+  for (int m : comp_.tuning().round_to()) {
+    if (m > 1) multiples.push_back(m);
+  }
+  const CompressionConfig::Objective objective = comp_.objective();
+  if (multiples.empty() || objective == CompressionConfig::SIZE || objective == CompressionConfig::MACS) {
+    return ratios;
+  }
+  const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
+  std::map<std::string, int64_t> channels;
+  for (const PruneGroup& g : groups_) channels[g.path] = g.channels;
+  if (const CandidateRecord* r = Reuse(key)) {
+    return RoundKeptUp({r->ratios().begin(), r->ratios().end()}, channels, 1);
+  }
+  const auto t0 = Clock::now();
+  std::vector<std::map<std::string, double>> shapes{RoundKeptUp(ratios, channels, 1)};
+  std::vector<WidthVariant> variants{{1, 0, 0}};
+  for (int m : multiples) {
+    std::map<std::string, double> up = RoundKeptUp(ratios, channels, m);
+    if (std::find(shapes.begin(), shapes.end(), up) != shapes.end()) continue;
+    shapes.push_back(std::move(up));
+    variants.push_back({m, 0, 0});
+  }
+  std::vector<CandidateRecord> measured(shapes.size());
+  if (shapes.size() > 1) {
+    // Timed in turns, three rounds, each variant's fastest round kept: a
+    // busy machine's drift falls on every variant alike.
+    std::vector<Model> frozen;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", shapes[i], 0, false));
+      ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
+      ASSIGN_OR_RETURN(Model f, FrozenForInference(cut));
+      frozen.push_back(std::move(f));
+      measured[i].set_macs(macs);
+      variants[i].macs = macs;
+    }
+    for (int round = 0; round < 3; ++round) {
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        CandidateRecord t;
+        RETURN_IF_ERROR(MeasureDeployed(frozen[i], &t));
+        if (round == 0 || t.latency_b1_ms() < measured[i].latency_b1_ms()) measured[i].set_latency_b1_ms(t.latency_b1_ms());
+        if (round == 0 || t.latency_bn_ms() < measured[i].latency_bn_ms()) measured[i].set_latency_bn_ms(t.latency_bn_ms());
+        measured[i].set_serialized_bytes(t.serialized_bytes());
+      }
+    }
+    for (size_t i = 0; i < shapes.size(); ++i) variants[i].latency = Objective(measured[i]);
+  }
+  const size_t pick = shapes.size() > 1 ? PickWidthVariant(variants) : 0;
+  CandidateRecord rec = measured[pick];
+  rec.set_key(key);
+  rec.set_phase("widths");
+  for (const auto& [path, r] : shapes[pick]) (*rec.mutable_ratios())[path] = r;
+  std::vector<std::string> tried;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    tried.push_back(absl::StrFormat("%s %.3g", variants[i].multiple > 1 ? absl::StrCat("x", variants[i].multiple)
+                                                                        : std::string("as allocated"),
+                                    variants[i].latency));
+  }
+  rec.set_description(
+      shapes.size() == 1
+          ? std::string("widths as allocated (already multiples of tuning.round_to)")
+          : absl::StrFormat("widths %s (latency vs the reference: %s; %.1fx fewer MACs)",
+                            variants[pick].multiple > 1 ? absl::StrCat("rounded up to multiples of ", variants[pick].multiple)
+                                                        : std::string("as allocated"),
+                            absl::StrJoin(tried, ", "),
+                            static_cast<double>(reference_.macs()) / std::max<int64_t>(1, variants[pick].macs)));
+  rec.set_seconds(SecondsSince(t0));
+  RETURN_IF_ERROR(Keep(rec, nullptr));
+  const CandidateRecord* kept = store_->Find(key);
+  if (shapes.size() > 1) Say(absl::StrCat("    ", kept->description()));
+  return RoundKeptUp({kept->ratios().begin(), kept->ratios().end()}, channels, 1);
+}
+
+absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor,
+                                                                   const CandidateRecord* from) {
+  ASSIGN_OR_RETURN(auto allocated, AllocateForFactor(factor));
+  ASSIGN_OR_RETURN(auto ratios, FastestWidths(allocated));
+  // Cutting a pruned model further: each group's ratio of what is left (the
+  // allocation's ratios are of the reference's channels).
+  const Ratios cut_ratios =
+      from == nullptr ? ratios
+                      : RatiosOfWhatIsLeft(ratios, {from->ratios().begin(), from->ratios().end()}, groups_,
+                                           comp_.tuning().max_ratio());
+  Task task;
+  task.key = absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(),
+                             TrainingKey());
+  if (from != nullptr) absl::StrAppend(&task.key, "|from:", CandidateFileStem(from->key()));
+  std::optional<CandidateRecord> base;
+  if (from != nullptr) base = *from;
+  task.make = [this, pruner, factor, ratios, cut_ratios, base,
+               key = task.key]() -> absl::StatusOr<MadeRecord> {
+    const auto t0 = Clock::now();
+    std::optional<Model> start;
+    if (base) {
+      ASSIGN_OR_RETURN(Model m, LoadStored(*base));
+      start.emplace(std::move(m));
+    }
+    ASSIGN_OR_RETURN(Model cut, Cut(start ? *start : e_.model_, pruner, cut_ratios, 50, true));
+    const auto t1 = Clock::now();
+    RETURN_IF_ERROR(FineTune(cut, comp_.candidate_epochs(), 0), "fine-tuning a candidate");
+    if (comp_.candidate_epochs() > 0) {
+      epoch_seconds_ = SecondsSince(t1) / comp_.candidate_epochs();
+      slowest_epoch_seconds_ = std::max(slowest_epoch_seconds_, epoch_seconds_);
+    }
+    CandidateRecord rec;
+    rec.set_key(key);
+    rec.set_phase("candidate");
+    rec.set_pruner(pruner);
+    rec.set_mac_factor(factor);
+    rec.set_epochs((base ? base->epochs() : 0) + comp_.candidate_epochs());
+    rec.set_lr_factor(lr_factor_);
+    for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
+    RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
+    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)%s", pruner,
+                                        static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
+                                        factor, rec.epochs(),
+                                        base ? absl::StrFormat(", cut further from #%d", base->sequence())
+                                             : std::string()));
+    rec.set_seconds(SecondsSince(t0));
+    return MadeRecord{std::move(rec), std::move(cut)};
+  };
+  return task;
+}
+
+absl::StatusOr<double> Engine::Search::MaxMacFactor() {
+  ASSIGN_OR_RETURN(auto most, AllocateForFactor(1e9));
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
+  ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
+  return std::max(1.0, static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs));
+}
+
+absl::Status Engine::Search::Prefetch(const std::vector<std::pair<std::string, double>>& candidates) {
+  if (!distributed()) return absl::OkStatus();
+  std::vector<Task> tasks;
+  for (const auto& [pruner, factor] : candidates) {
+    ASSIGN_OR_RETURN(Task t, CandidateTask(pruner, factor));
+    tasks.push_back(std::move(t));
+  }
+  return PrefetchTasks(std::move(tasks));
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::CandidateFrom(const CandidateRecord& base, const std::string& pruner,
+                                                             double factor) {
+  ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor, &base));
+  return Made(task);
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::Candidate(const std::string& pruner, double factor) {
+  ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor));
+  return Made(task);
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::Made(const Task& task) {
+  if (const CandidateRecord* r = Reuse(task.key)) return *r;
+  if (auto f = failed_.find(task.key); f != failed_.end()) return f->second;
+  ASSIGN_OR_RETURN(MadeRecord made, task.make());
+  RETURN_IF_ERROR(Keep(made.record, made.model ? &*made.model : nullptr));
+  return *store_->Find(task.key);
+}
+
+}  // namespace slimfit

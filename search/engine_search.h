@@ -1,0 +1,240 @@
+// File: search/engine_search.h
+//
+// Internal to //search:engine: Engine::Search, the state of one Run() and
+// the SearchContext a strategy works through (search/strategy.h). Its
+// members are defined by concern:
+//   engine.cc          Engine, the run's order (Run), the reference, the
+//                      data check, distillation set-up
+//   engine_scoring.cc  measuring (metric, counts, latency), cutting,
+//                      fine-tuning, the lr trials and final fine-tunes
+//   engine_pruning.cc  dependency groups, sensitivity, allocation, widths,
+//                      candidates
+//   engine_level2.cc   int8 (PTQ, QAT when PTQ misses)
+//   engine_records.cc  records, metrics.jsonl, progress, the budget and
+//                      interrupts as every rank agrees on them, outputs
+// Not a public header: nothing outside search/engine*.cc includes it.
+#ifndef SLIMFIT_SEARCH_ENGINE_SEARCH_H_
+#define SLIMFIT_SEARCH_ENGINE_SEARCH_H_
+
+#include <ATen/core/ivalue.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "distributed/collective.h"
+#include "evaluators/evaluation_function.h"
+#include "search/allocation.h"
+#include "search/candidate_store.h"
+#include "search/decision.h"
+#include "search/engine.h"
+#include "search/rank_exchange.h"
+#include "search/strategy.h"
+#include "trainer/trainer.h"
+
+namespace slimfit {
+
+// One Run(): the state of a search in progress.
+class Engine::Search : public SearchContext {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int kLatencyBatch = 64;
+  static double SecondsSince(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  Search(Engine& engine, Experiment config) : e_(engine), c_(std::move(config)), comp_(c_.compression()) {}
+
+  absl::StatusOr<EngineResult> Run();
+
+  // ---- SearchContext ----
+  const Experiment& experiment() const override { return c_; }
+  const CandidateRecord& reference() const override { return reference_; }
+  double DropOf(double value) const override {
+    return MetricDrop(reference_metric_.value, value, reference_metric_.higher_is_better);
+  }
+  double Objective(const CandidateRecord& r) const override {
+    return ObjectiveValue(comp_.objective(), reference_, r);
+  }
+  absl::StatusOr<double> MaxMacFactor() override;
+  absl::Status TuneLr(const std::string& pruner, double factor) override;
+  absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override;
+  absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord& base, const std::string& pruner,
+                                                double factor) override;
+  absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) override;
+  absl::StatusOr<CandidateRecord> Final(const CandidateRecord& candidate, int epochs) override;
+  absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }
+  absl::StatusOr<double> SecondsLeft() override { return RootsValue(std::max(0.0, LocalSecondsLeft())); }
+  double EpochSeconds() const override { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
+  double FinalEpochSeconds() const override { return std::max(slowest_epoch_seconds_, EpochSeconds()); }
+  // Why Fits said no.
+  std::string StopReason() const override;
+  // A fine-tune that failed for a reason that ends this candidate but not the
+  // search: diverged (NaN/inf beyond the trainer's recoveries). Reported.
+  absl::Status SkipFailed(const std::string& what, const absl::Status& status) override;
+  void Say(const std::string& line) override;
+  void Phase(const std::string& name, const std::string& detail) override;
+  void EndPhase() override {
+    if (!phase_seconds_.empty()) phase_seconds_.back().second = SecondsSince(phase_started_);
+  }
+  std::string TrainingNote() const override;
+  int world_size() const override { return distributed() ? e_.group_->world_size() : 1; }
+
+ private:
+  // A record (and its model) one rank makes for all: see Prefetch.
+  struct Task {
+    std::string key;
+    MakeRecord make;
+  };
+  // ---- measuring ----
+  // eval_key on eval_split (or on `loader`).
+  absl::StatusOr<Metric> Evaluate(Model& m, DataLoader* loader = nullptr);
+  // Metric, counts (from `trainable`) and deployed size and latency (from
+  // `deployed`: the frozen or int8 model).
+  absl::Status Measure(Model& trainable, Model* deployed, CandidateRecord* rec);
+  // Serialized size and latency (batch 1 and kLatencyBatch) of a deployed model.
+  absl::Status MeasureDeployed(Model& deployed, CandidateRecord* rec);
+  absl::StatusOr<int64_t> Macs(Model& m);
+  bool Qualifies(double value) const { return DropOf(value) <= comp_.delta() + 1e-9; }
+
+  // ---- pruning and training ----
+  // `base` cut by `pruner` at per-group `ratios`; `bn_batches` of train
+  // re-estimate batch norms; `with_data`: data-driven pruners get the loss
+  // and the train split.
+  absl::StatusOr<Model> Cut(const Model& base, const std::string& pruner, const Ratios& ratios, int bn_batches,
+                            bool with_data);
+  // The experiment's full_trainer for `epochs` epochs: schedules that need
+  // a length get it, progress and logging are the engine's.
+  // `steps_per_epoch`: the schedule's epoch length (default: the train
+  // loader's batches).
+  TrainerConfig FineTuneConfig(int epochs, int skipped_epochs, bool evaluate, int64_t steps_per_epoch = 0) const;
+  // `parallel`: every rank trains `m` together (data-parallel, on the
+  // shards); otherwise this rank alone on the whole train split.
+  absl::Status FineTune(Model& m, int epochs, int skipped_epochs, TrainerHooks hooks = {}, bool parallel = false);
+
+  // The fine-tuning loss: the experiment's, with the reference as a teacher
+  // when distillation is on and the model's output allows it.
+  LossFunction* Loss() { return distill_loss_ ? distill_loss_.get() : e_.loss_.get(); }
+  // What every fine-tune's key says about how it trained (lr factor,
+  // distillation): records made otherwise are other work.
+  std::string TrainingKey() const;
+  absl::Status SetUpDistillation();
+  // Evaluates `m` on the test split (when the data has one) into rec.
+  absl::Status MeasureTest(Model& m, CandidateRecord* rec);
+
+  // ---- phases ----
+  absl::Status Reference();
+  absl::Status FindGroups();
+  absl::Status Sensitivity();
+  absl::StatusOr<std::map<std::string, double>> AllocateForFactor(double factor);
+  // The allocation's channel counts, or rounded up to one of tuning.round_to
+  // when that measures as fast (search/widths.h): objective LATENCY only.
+  // Decided once per allocation (a "widths" record), so a resumed run and
+  // every rank take the same widths.
+  absl::StatusOr<std::map<std::string, double>> FastestWidths(const std::map<std::string, double>& ratios);
+  // The candidate's key (from the allocation for `factor`), and the work.
+  // `from`: cut that recorded candidate further instead of the reference.
+  absl::StatusOr<Task> CandidateTask(const std::string& pruner, double factor, const CandidateRecord* from = nullptr);
+  // The task's record: stored already, failed on another rank (its status),
+  // or made now and kept.
+  absl::StatusOr<CandidateRecord> Made(const Task& task);
+  absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key);
+  // int8 of `base`: PTQ as the quantization block says, or with
+  // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
+  // (distilled from the reference when distillation is on).
+  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base, int qat_epochs = 0);
+  // Level 2: int8 of the level-1 result (`fp32`, or the reference when
+  // none), with one epoch of QAT when PTQ misses delta and it fits; none
+  // when level < 2 or the run was interrupted.
+  absl::StatusOr<std::optional<CandidateRecord>> Level2(const std::optional<CandidateRecord>& fp32, bool interrupted);
+
+  // ---- bookkeeping ----
+  // Stores a record every rank made (distributed: rank 0's numbers win, so
+  // timings and anything else that differs between ranks agree).
+  absl::Status Keep(CandidateRecord rec, const Model* model);
+  // Stores a record (the same on every rank) and logs it.
+  absl::Status Record(CandidateRecord rec, const Model* model);
+  absl::Status AppendMetricsLine(const std::string& line);
+  // A stored record; counted as reused when it was there before this run.
+  const CandidateRecord* Reuse(const std::string& key) {
+    const CandidateRecord* r = store_->Find(key);
+    if (r != nullptr && resumed_keys_.erase(key) > 0) ++reused_;
+    return r;
+  }
+  // Whether any rank was interrupted (agreed, so every rank takes one path).
+  absl::StatusOr<bool> Interrupted();
+  // Whether `seconds` more work fits in `share` of the time budget (the
+  // sensitivity pass gets a part of it); never once the process is
+  // interrupted: the run stops at its next safe point. Distributed: rank
+  // 0's clock decides, an interrupt on any rank stops all.
+  absl::StatusOr<bool> FitsShare(double seconds, double share);
+  // Rank 0's `value` on every rank (>= 0; itself in one process).
+  absl::StatusOr<double> RootsValue(double value);
+  // Seconds left in the budget on this rank's clock (huge without one).
+  double LocalSecondsLeft() const {
+    return comp_.time_budget_minutes() <= 0 ? 1e18 : comp_.time_budget_minutes() * 60 - SecondsSince(start_);
+  }
+  absl::StatusOr<Model> LoadStored(const CandidateRecord& r);
+  absl::Status WriteOutputs(EngineResult& result, const Model& trainable);
+  // One eval batch through the model before any work: a model that does not
+  // take the data's shape is an InvalidArgument naming the inputs. Keeps
+  // the output in sample_output_.
+  absl::Status CheckModelTakesTheData();
+
+  // ---- distributed ----
+  bool distributed() const { return IsDistributed(e_.group_); }
+  bool root() const { return !distributed() || e_.group_->is_root(); }
+  Collective& group() { return e_.group_ != nullptr ? *e_.group_ : local_; }
+  // `mine` on every rank, or the first failure of any rank.
+  absl::Status Agree(const absl::Status& mine) { return AgreeOnStatus(group(), mine); }
+  // Records (with models) that one rank makes and all keep: task i runs on
+  // rank i % W; results are gathered in task order. A task that fails
+  // leaves its status in failed_ (the search reports or stops on it when it
+  // gets there); records already stored are skipped. No-op in one process.
+  absl::Status PrefetchTasks(std::vector<Task> tasks);
+
+  Engine& e_;
+  LocalCollective local_;
+  std::map<std::string, absl::Status> failed_;  // prefetched keys whose task failed
+  bool stopped_elsewhere_ = false;
+  Experiment c_;
+  const CompressionConfig& comp_;
+  std::string run_dir_;
+  std::unique_ptr<CandidateStore> store_;
+  std::vector<std::string> failures_;  // candidates / finals skipped, with the reason
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point phase_started_ = Clock::now();
+  std::vector<std::pair<std::string, double>> phase_seconds_;
+  std::string metrics_lines_;
+  int reused_ = 0;
+  std::set<std::string> resumed_keys_;  // records found in state/ at the start
+  double epoch_seconds_ = 0;
+  // The slowest fine-tuning epoch measured (a candidate's over batches the
+  // teacher had not seen, or a final epoch with its evaluation).
+  double slowest_epoch_seconds_ = 0;
+  // A training epoch's time before any was timed (search/budget.h).
+  double epoch_seconds_prior_ = 60;
+  double lr_factor_ = 1;
+  std::optional<Model> teacher_;
+  std::unique_ptr<LossFunction> distill_loss_;
+  c10::IValue sample_output_;  // the reference's output on one eval batch
+
+  Metric reference_metric_;
+  double target_ = 0;
+  CandidateRecord reference_;
+  std::vector<PruneGroup> groups_;
+  std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
+  std::string warning_;                         // said to the user and in the report
+};
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_SEARCH_ENGINE_SEARCH_H_
