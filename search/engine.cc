@@ -56,6 +56,7 @@ absl::Status Engine::Search::Reference() {
   // cost about three forward passes.
   epoch_seconds_prior_ =
       EpochSecondsPrior(SecondsSince(eval_start), e_.data_.train->num_samples(), e_.data_.eval->num_samples());
+  RETURN_IF_ERROR(AgreeTimings());
   reference_metric_ = Metric{reference_.eval_metric(), m.higher_is_better};
   if (!reference_.has_test_metric() && e_.data_.test != nullptr) {
     RETURN_IF_ERROR(MeasureTest(probe, &reference_));  // a record from before test figures were kept

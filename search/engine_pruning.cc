@@ -294,6 +294,7 @@ absl::StatusOr<CandidateRecord> Engine::Search::Made(const Task& task) {
   if (auto f = failed_.find(task.key); f != failed_.end()) return f->second;
   ASSIGN_OR_RETURN(MadeRecord made, task.make());
   RETURN_IF_ERROR(Keep(made.record, made.model ? &*made.model : nullptr));
+  RETURN_IF_ERROR(AgreeTimings());
   return *store_->Find(task.key);
 }
 

@@ -112,6 +112,19 @@ absl::StatusOr<double> Engine::Search::RootsValue(double value) {
   return v[0][0].item<double>();
 }
 
+absl::Status Engine::Search::AgreeTimings() {
+  if (!distributed()) return absl::OkStatus();
+  std::vector<at::Tensor> t{at::empty({3}, at::kDouble)};
+  t[0][0] = epoch_seconds_;
+  t[0][1] = slowest_epoch_seconds_;
+  t[0][2] = epoch_seconds_prior_;
+  RETURN_IF_ERROR(group().AllReduceMax(t), "agreeing on epoch timings");
+  epoch_seconds_ = t[0][0].item<double>();
+  slowest_epoch_seconds_ = t[0][1].item<double>();
+  epoch_seconds_prior_ = t[0][2].item<double>();
+  return absl::OkStatus();
+}
+
 absl::Status Engine::Search::PrefetchTasks(std::vector<Task> tasks) {
   if (!distributed()) return absl::OkStatus();
   std::vector<std::string> keys;
@@ -133,7 +146,7 @@ absl::Status Engine::Search::PrefetchTasks(std::vector<Task> tasks) {
     }
     RETURN_IF_ERROR(Record(std::move(made[i]->record), made[i]->model ? &*made[i]->model : nullptr));
   }
-  return absl::OkStatus();
+  return AgreeTimings();
 }
 
 absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& trainable) {

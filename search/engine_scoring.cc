@@ -230,6 +230,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
     }
   }
   lr_factor_ = best_factor;
+  RETURN_IF_ERROR(AgreeTimings());
   Say(absl::StrFormat("    %s -> lr %g for every fine-tune", absl::StrJoin(said, ", "), base_lr * lr_factor_));
   return absl::OkStatus();
 }
@@ -272,6 +273,7 @@ absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& can
       return Keep(rec, &model);
     };
     RETURN_IF_ERROR(FineTune(m, epochs - done, done, std::move(hooks), /*parallel=*/true), "the final fine-tune");
+    RETURN_IF_ERROR(AgreeTimings());
   }
   // The best epoch (every epoch was evaluated and kept).
   const CandidateRecord* best = nullptr;

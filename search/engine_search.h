@@ -178,6 +178,13 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<bool> FitsShare(double seconds, double share);
   // Rank 0's `value` on every rank (>= 0; itself in one process).
   absl::StatusOr<double> RootsValue(double value);
+  // The epoch timings (EpochSeconds, FinalEpochSeconds and the prior) made
+  // the same on every rank: each the largest any rank measured. Every rank
+  // times its own work (a prefetched candidate is timed only by the rank
+  // that made it), and the strategies size finals from these: ranks that
+  // disagreed could ask for different work. Called after each step that
+  // times training, on every rank in the same order; no-op in one process.
+  absl::Status AgreeTimings();
   // Seconds left in the budget on this rank's clock (huge without one).
   double LocalSecondsLeft() const {
     return comp_.time_budget_minutes() <= 0 ? 1e18 : comp_.time_budget_minutes() * 60 - SecondsSince(start_);
