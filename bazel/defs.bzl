@@ -1,8 +1,13 @@
 """Build macros for slimfit: the one place that carries shared compiler flags.
 
+Libraries made with slimfit_cc_library / slimfit_proto are also checked
+against the layering (bazel/layers.bzl).
+
 Every C++ target of ours goes through these, so `-Wall -Werror` applies to our
 code (system headers are exempt: they sit on the compiler's system path).
 """
+
+load("//bazel:layers.bzl", "check_layering")
 
 SLIMFIT_COPTS = [
     "-Wall",
@@ -16,8 +21,9 @@ SLIMFIT_COPTS = [
     "//conditions:default": ["-Werror"],
 })
 
-def slimfit_cc_library(name, copts = [], **kwargs):
-    native.cc_library(name = name, copts = SLIMFIT_COPTS + copts, **kwargs)
+def slimfit_cc_library(name, copts = [], deps = [], **kwargs):
+    check_layering(name, deps, kwargs.get("testonly", False))
+    native.cc_library(name = name, copts = SLIMFIT_COPTS + copts, deps = deps, **kwargs)
 
 # Sanitizer defaults and LibTorch's LSan suppressions (inert in normal builds).
 _SANITIZER_OPTIONS = "//bazel:sanitizer_options"
@@ -48,6 +54,7 @@ def slimfit_cc_benchmark(name, copts = [], deps = [], tags = [], **kwargs):
 
 def slimfit_proto(name, srcs, deps = [], visibility = None):
     """proto_library `<name>_proto` + cc_proto_library `<name>_cc_proto`."""
+    check_layering(name, deps)
     native.proto_library(
         name = name + "_proto",
         srcs = srcs,
