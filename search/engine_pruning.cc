@@ -148,11 +148,11 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
   std::map<std::string, int64_t> channels;
   for (const PruneGroup& g : groups_) channels[g.path] = g.channels;
-  if (const CandidateRecord* r = Reuse(key)) {
-    return RoundKeptUp({r->ratios().begin(), r->ratios().end()}, channels, 1);
-  }
+  // Every group's ratio, none rounded (a record keeps only nonzero ones).
+  auto as_allocated = [&](const Ratios& r) { return RoundKeptUp(r, channels, /*multiple=*/1); };
+  if (const CandidateRecord* r = Reuse(key)) return as_allocated({r->ratios().begin(), r->ratios().end()});
   const auto t0 = Clock::now();
-  std::vector<std::map<std::string, double>> shapes{RoundKeptUp(ratios, channels, 1)};
+  std::vector<Ratios> shapes{as_allocated(ratios)};
   std::vector<WidthVariant> variants{{1, 0, 0}};
   for (int m : multiples) {
     std::map<std::string, double> up = RoundKeptUp(ratios, channels, m);
@@ -207,7 +207,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   RETURN_IF_ERROR(Keep(rec, nullptr));
   const CandidateRecord* kept = store_->Find(key);
   if (shapes.size() > 1) Say(absl::StrCat("    ", kept->description()));
-  return RoundKeptUp({kept->ratios().begin(), kept->ratios().end()}, channels, 1);
+  return as_allocated({kept->ratios().begin(), kept->ratios().end()});
 }
 
 absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::string& pruner, double factor,

@@ -24,8 +24,9 @@ namespace slimfit {
 
 // Each group's kept count rounded up to a multiple of `multiple` (never
 // above the group's channels: a group rounded up to all of them is not cut,
-// ratio 0). `multiple` <= 1 returns `ratios` unchanged. Every group in
-// `channels` appears in the result.
+// ratio 0). `multiple` <= 1 rounds nothing. The result has exactly the
+// groups in `channels` (0 for those `ratios` leaves out; paths that are
+// not groups are dropped).
 std::map<std::string, double> RoundKeptUp(const std::map<std::string, double>& ratios,
                                           const std::map<std::string, int64_t>& channels, int multiple);
 
