@@ -59,8 +59,10 @@ TEST(LayerTableTest, LeNet5LayersInExecutionOrder) {
   EXPECT_THAT(types, ElementsAre("Conv2d", "Conv2d", "Linear", "Linear", "Linear"));
   EXPECT_THAT(t.layers[2].weight_shape, ElementsAre(120, 400));
   EXPECT_THAT(t.layers[0].parameters, ElementsAre("conv1.weight", "conv1.bias"));
-  EXPECT_EQ(t.layers[0].num_params, 156);
-  EXPECT_EQ(t.total_params, 61706);
+  // LeNet-5 (1x28x28 in, padded conv1): weights + biases, layer by layer.
+  EXPECT_EQ(t.layers[0].num_params, 1 * 6 * 5 * 5 + 6);
+  EXPECT_EQ(t.total_params, (1 * 6 * 5 * 5 + 6) + (6 * 16 * 5 * 5 + 16) + (16 * 5 * 5 * 120 + 120) + (120 * 84 + 84) +
+                                (84 * 10 + 10));
   EXPECT_EQ(t.params_in_layers, t.total_params);
 }
 

@@ -2,6 +2,8 @@
 #include <google/protobuf/descriptor.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include <cmath>
+
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
@@ -59,23 +61,28 @@ TEST(LossesTest, EveryConfigChoiceIsRegistered) {
   EXPECT_EQ(LossRegistry().Names().size(), static_cast<size_t>(oneof->field_count()));
 }
 
-TEST(LossesTest, CrossEntropyMatchesHandValues) {
+TEST(LossesTest, CrossEntropyMatchesItsFormula) {
   Model m = Identity();
-  // mean(log(1 + e^-2), log(1 + e^-1))
-  EXPECT_THAT(Value(*Loss("cross_entropy {}"), m, kLogits), DoubleNear(0.220095, 1e-5));
-  // (1 - 0.2) * CE + 0.2 * mean_k(-log p_k), averaged over the two samples
+  // Sample 0: logits (2, 0), label 0; sample 1: logits (0, 1), label 1.
+  // -log p(label) = log(1 + e^-margin).
+  const double ce0 = std::log1p(std::exp(-2.0)), ce1 = std::log1p(std::exp(-1.0));
+  EXPECT_THAT(Value(*Loss("cross_entropy {}"), m, kLogits), DoubleNear((ce0 + ce1) / 2, 1e-6));
+  // (1 - 0.2) * CE + 0.2 * mean_k(-log p_k) per sample, averaged; the
+  // other class's -log p is its own margin's log(1 + e^margin).
+  const double eps = 0.2;
+  const double uniform0 = (ce0 + std::log1p(std::exp(2.0))) / 2, uniform1 = (ce1 + std::log1p(std::exp(1.0))) / 2;
   EXPECT_THAT(Value(*Loss("cross_entropy { label_smoothing: 0.2 }"), m, kLogits),
-              DoubleNear(0.370095, 1e-5));
+              DoubleNear(((1 - eps) * ce0 + eps * uniform0 + (1 - eps) * ce1 + eps * uniform1) / 2, 1e-6));
 }
 
-TEST(LossesTest, RegressionAndBinaryLossesMatchHandValues) {
+TEST(LossesTest, RegressionAndBinaryLossesMatchTheirFormulas) {
   Model m = Identity();
   const Batch b{at::tensor({1.0f, 2.0f, 3.0f}), at::tensor({1.0f, 1.0f, 1.0f})};
   EXPECT_THAT(Value(*Loss("mse {}"), m, b), DoubleNear(5.0 / 3, 1e-6));
   EXPECT_THAT(Value(*Loss("l1 {}"), m, b), DoubleNear(1.0, 1e-6));
   EXPECT_THAT(Value(*Loss("smooth_l1 {}"), m, b), DoubleNear(2.0 / 3, 1e-6));
   const Batch logits{at::tensor({0.0f, 2.0f}), at::tensor({1L, 0L})};
-  EXPECT_THAT(Value(*Loss("bce_with_logits {}"), m, logits), DoubleNear((0.693147 + 2.126928) / 2, 1e-5));
+  EXPECT_THAT(Value(*Loss("bce_with_logits {}"), m, logits), DoubleNear((std::log(2.0) + std::log1p(std::exp(2.0))) / 2, 1e-6));
   const Batch logp{at::log(at::tensor({0.25f, 0.75f})).view({1, 2}), at::tensor({1L})};
   EXPECT_THAT(Value(*Loss("nll {}"), m, logp), DoubleNear(-std::log(0.75), 1e-6));
 }
