@@ -195,6 +195,8 @@ int CountCalls(const torch::jit::Block* block) {
   return n;
 }
 
+}  // namespace
+
 // torch::jit::Inline splices in each callee's cached "optimized" graph, and
 // that graph is inlined itself only if it was first built while the graph
 // executor's optimizations were on: a forward pass run while they are off
@@ -206,8 +208,6 @@ int CountCalls(const torch::jit::Block* block) {
 void InlineAllLevels(torch::jit::Graph& graph) {
   for (int level = 0; level < 32 && CountCalls(graph.block()) > 0; ++level) torch::jit::Inline(graph);
 }
-
-}  // namespace
 
 absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model) {
   return TorchCallOr("reading the model's graph", [&] {

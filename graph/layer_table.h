@@ -72,6 +72,10 @@ struct LayerGraph {
 };
 absl::StatusOr<LayerGraph> BuildLayerGraph(const Model& model);
 
+// Inlines every method and function call in `graph`, one pass per level of
+// nesting (a callee's cached graph may itself hold calls), at most 32.
+void InlineAllLevels(torch::jit::Graph& graph);
+
 // The dotted attribute path of `v` from the graph's `self` input
 // ("layer1.0.conv1.weight"), if `v` is reached only through prim::GetAttr.
 std::optional<std::string> AttrPath(const torch::jit::Value* v, const torch::jit::Value* self);
