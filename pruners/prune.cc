@@ -260,6 +260,13 @@ absl::StatusOr<DependencyGraph> AnalyzeModel(Model& model, ForwardPass& forward_
   return BuildDependencyGraph(model, x);
 }
 
+absl::Status ReestimateBatchNorm(Model& model, int batches, const PruneDeps& deps) {
+  PruningConfig config;
+  config.set_bn_recalibration_batches(batches);
+  std::vector<std::string> log;
+  return RecalibrateBatchNorm(model, config, deps, &log);
+}
+
 absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& config, const PruneDeps& deps) {
   if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Prune: a forward pass is required");
   RETURN_IF_ERROR(ValidatePruningConfig(config));

@@ -62,6 +62,12 @@ struct PruneResult {
 
 absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& config, const PruneDeps& deps);
 
+// Batch-norm running statistics re-estimated on `batches` batches of
+// deps.train (train-mode forward passes, no gradients), as Prune does after
+// a cut; a no-op without deps.train or with batches <= 0. For a model
+// changed otherwise (residual blocks removed: graph/depth.h).
+absl::Status ReestimateBatchNorm(Model& model, int batches, const PruneDeps& deps);
+
 // The dependency graph of `model` on two random inputs from `forward_pass`.
 absl::StatusOr<DependencyGraph> AnalyzeModel(Model& model, ForwardPass& forward_pass);
 

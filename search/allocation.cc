@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 
 namespace slimfit {
@@ -14,6 +15,14 @@ std::string RatiosKey(const Ratios& ratios) {
     if (r > 0) parts.push_back(absl::StrFormat("%s=%.2f", path, r));
   }
   return parts.empty() ? "none" : absl::StrJoin(parts, ",");
+}
+
+std::string DepthKey(const std::string& block_path) { return "depth:" + block_path; }
+
+bool IsDepthKey(const std::string& path) { return absl::StartsWith(path, "depth:"); }
+
+std::string BlockOfDepthKey(const std::string& path) {
+  return IsDepthKey(path) ? path.substr(std::string("depth:").size()) : std::string();
 }
 
 double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau) {
@@ -36,7 +45,8 @@ Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t) {
   Ratios out;
   for (const PruneGroup& g : groups) {
     const double r = t <= 1 ? t * RatioAtTolerance(g.curve, 0) : RatioAtTolerance(g.curve, t - 1);
-    out[g.path] = std::floor(r * 100 + 1e-9) / 100;
+    // A block goes only when its whole drop is within the tolerance.
+    out[g.path] = g.whole ? (r >= 1 - 1e-9 ? 1.0 : 0.0) : std::floor(r * 100 + 1e-9) / 100;
   }
   return out;
 }
@@ -73,6 +83,7 @@ Ratios RatiosOfWhatIsLeft(const Ratios& target, const Ratios& base, const std::v
                           double max_ratio) {
   Ratios out = target;
   for (auto& [path, r] : out) {
+    if (IsDepthKey(path)) continue;
     const auto old = base.find(path);
     const double before = old == base.end() ? 0.0 : old->second;
     int64_t n = 0;

@@ -12,7 +12,12 @@
 //   std::vector<PruneGroup> groups = ...;   // curves from the sensitivity pass
 //   ASSIGN_OR_RETURN(auto ratios, AllocateForMacs(groups, reference_macs / 4, macs_of));
 //
-// Contract: ratios are in [0, 1), floored to 0.01; a curve is made
+// A group may also be a whole residual block (graph/depth.h), keyed
+// "depth:<block path>": its ratio is 1 (removed) or 0, and the knob removes
+// it once the tolerance reaches its measured drop (t = 1 + tau with tau >=
+// drop; at t in [0, 1] only a block that costs nothing, at t = 1).
+//
+// Contract: channel ratios are in [0, 1), floored to 0.01; a curve is made
 // monotone (a ratio costs at least what any smaller one cost; a measured
 // gain counts as no drop). RatiosKey is canonical (sorted by path, zero
 // ratios left out), so equal allocations key equal records.
@@ -32,12 +37,19 @@ namespace slimfit {
 
 // A prunable dependency group, named by its first selected layer.
 struct PruneGroup {
-  std::string path;
+  std::string path;  // a block's: DepthKey(block path)
   int64_t channels = 0;
   // (ratio, drop) points from the sensitivity analysis, sorted by ratio;
-  // (0, 0) first.
+  // (0, 0) first. A block's: (0, 0), (1, its drop when removed).
   std::vector<std::pair<double, double>> curve;
+  bool whole = false;  // a residual block: removed whole or kept
 };
+
+// "depth:<block path>": how a removed block appears among ratios (value 1).
+std::string DepthKey(const std::string& block_path);
+// Whether `path` is a DepthKey, and the block path it names.
+bool IsDepthKey(const std::string& path);
+std::string BlockOfDepthKey(const std::string& path);
 
 using Ratios = std::map<std::string, double>;  // group path → ratio of its channels removed
 
@@ -61,7 +73,9 @@ absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, do
 // (an allocation already applied) kept: cutting the pruned model by these
 // keeps exactly the channels cutting the reference by `target` keeps
 // (pruners remove round(ratio x channels)); at most max_ratio, and 0 where
-// the target keeps as many as the base or more.
+// the target keeps as many as the base or more. Blocks (DepthKey entries)
+// pass through as the target has them (removing a block already gone is a
+// no-op for the engine's cut).
 Ratios RatiosOfWhatIsLeft(const Ratios& target, const Ratios& base, const std::vector<PruneGroup>& groups,
                           double max_ratio);
 

@@ -123,5 +123,32 @@ TEST(AllocationTest, RatiosOfWhatIsLeftKeepWhatADirectCutKeeps) {
   EXPECT_DOUBLE_EQ(RatiosOfWhatIsLeft({{"a", 0.99}}, {}, groups, 0.9).at("a"), 0.9);
 }
 
+TEST(AllocationTest, ABlockGoesWholeOnceTheToleranceReachesItsDrop) {
+  EXPECT_EQ(DepthKey("layer1.b1"), "depth:layer1.b1");
+  EXPECT_TRUE(IsDepthKey(DepthKey("layer1.b1")));
+  EXPECT_FALSE(IsDepthKey("layer1.b1.conv1"));
+  EXPECT_EQ(BlockOfDepthKey(DepthKey("layer1.b1")), "layer1.b1");
+  const double drop = 0.3;
+  std::vector<PruneGroup> groups{PruneGroup{DepthKey("costly"), 0, {{0, 0}, {1, drop}}, /*whole=*/true},
+                                 PruneGroup{DepthKey("free"), 0, {{0, 0}, {1, -0.1}}, /*whole=*/true},
+                                 PruneGroup{"conv", 8, {{0, 0}, {0.5, 1.0}}}};
+  auto at = [&](double t) { return AllocateAt(groups, t); };
+  // Only 0 or 1, never a fraction of a block.
+  for (double t : {0.0, 0.3, 0.99, 1.0, 1.1, 1 + drop - 0.01, 1 + drop, 2.0}) {
+    for (const char* b : {"depth:costly", "depth:free"}) {
+      const double r = at(t).at(b);
+      EXPECT_TRUE(r == 0 || r == 1) << b << " at " << t << ": " << r;
+    }
+  }
+  EXPECT_EQ(at(0.99).at("depth:free"), 0);  // the free regime removes it at its end
+  EXPECT_EQ(at(1.0).at("depth:free"), 1);
+  EXPECT_EQ(at(1 + drop - 0.01).at("depth:costly"), 0);
+  EXPECT_EQ(at(1 + drop).at("depth:costly"), 1);
+  // Blocks pass through a further cut as the target has them.
+  const Ratios out = RatiosOfWhatIsLeft({{"depth:costly", 1}, {"conv", 0.5}}, {{"conv", 0.25}}, groups, 0.95);
+  EXPECT_EQ(out.at("depth:costly"), 1);
+  EXPECT_DOUBLE_EQ(out.at("conv"), (6.0 - 4.0) / 6.0);  // 8 → 6 kept → 4 kept
+}
+
 }  // namespace
 }  // namespace slimfit

@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "graph/freeze.h"
 #include "pruners/plan.h"
+#include "graph/depth.h"
 #include "pruners/prune.h"
 #include "search/widths.h"
 
@@ -34,10 +35,18 @@ absl::Status Engine::Search::FindGroups() {
     seen[l.group] = true;
     groups_.push_back(PruneGroup{l.module_path, l.channels, {{0.0, 0.0}}});
   }
+  // Whole residual blocks compete with channels (compression.remove_blocks).
+  if (comp_.remove_blocks()) {
+    ASSIGN_OR_RETURN(std::vector<ResidualBlock> blocks, FindResidualBlocks(e_.model_));
+    for (const ResidualBlock& b : blocks) {
+      groups_.push_back(PruneGroup{DepthKey(b.path), 0, {{0.0, 0.0}}, /*whole=*/true});
+    }
+  }
   if (groups_.empty()) {
     return absl::FailedPreconditionError(
         "the model has no prunable channel group (every conv / linear layer is tied to the output or to an op "
-        "the dependency analysis does not handle; `bazel run //tools:inspect -- --model=...` shows why)");
+        "the dependency analysis does not handle; `bazel run //tools:inspect -- --model=...` shows why) and no "
+        "removable residual block");
   }
   return absl::OkStatus();
 }
@@ -49,7 +58,8 @@ absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGrou
   n.set_key(key);
   n.set_phase("sensitivity");
   n.set_pruner(comp_.pruners(0));
-  n.set_description(absl::StrFormat("%s alone at %.2f", g.path, r));
+  n.set_description(g.whole ? absl::StrCat("residual block ", BlockOfDepthKey(g.path), " removed")
+                            : absl::StrFormat("%s alone at %.2f", g.path, r));
   (*n.mutable_ratios())[g.path] = r;
   ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
   n.set_eval_metric(m.value);
@@ -61,12 +71,22 @@ absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGrou
 }
 
 absl::Status Engine::Search::Sensitivity() {
-  const std::vector<double> ratios =
+  const std::vector<double> channel_ratios =
       comp_.deepsearch() ? std::vector<double>{0.2, 0.4, 0.6, 0.8, 0.9} : std::vector<double>{0.25, 0.5, 0.75};
-  Phase("sensitivity", absl::StrFormat("%zu prunable groups x %zu ratios, pruner %s, no fine-tuning%s",
-                                       groups_.size(), ratios.size(), comp_.pruners(0),
-                                       distributed() ? absl::StrFormat(", over %d ranks", group().world_size())
-                                                     : std::string()));
+  // A block is removed whole or kept: one point.
+  auto ratios_of = [&](const PruneGroup& g) { return g.whole ? std::vector<double>{1.0} : channel_ratios; };
+  int total = 0, blocks = 0;
+  for (const PruneGroup& g : groups_) {
+    total += static_cast<int>(ratios_of(g).size());
+    blocks += g.whole;
+  }
+  Phase("sensitivity",
+        absl::StrFormat("%zu prunable groups x %zu ratios%s, pruner %s, no fine-tuning%s", groups_.size() - blocks,
+                        channel_ratios.size(),
+                        blocks > 0 ? absl::StrFormat(", %d residual block(s) removed one at a time", blocks)
+                                   : std::string(),
+                        comp_.pruners(0),
+                        distributed() ? absl::StrFormat(", over %d ranks", group().world_size()) : std::string()));
   auto key_of = [&](const PruneGroup& g, double r) {
     return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
   };
@@ -75,7 +95,7 @@ absl::Status Engine::Search::Sensitivity() {
     if (fits) {
       std::vector<Task> tasks;
       for (const PruneGroup& g : groups_) {
-        for (double r : ratios) {
+        for (double r : ratios_of(g)) {
           tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]()
                                                  -> absl::StatusOr<MadeRecord> {
                                  ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
@@ -87,7 +107,6 @@ absl::Status Engine::Search::Sensitivity() {
     }
   }
   int done = 0;
-  const int total = static_cast<int>(groups_.size() * ratios.size());
   const double share = comp_.tuning().sensitivity_budget_fraction();
   for (PruneGroup& g : groups_) {
     ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
@@ -98,7 +117,7 @@ absl::Status Engine::Search::Sensitivity() {
                        ": sensitivity analysis stops; groups not analysed stay unpruned"));
       break;
     }
-    for (double r : ratios) {
+    for (double r : ratios_of(g)) {
       ++done;
       const std::string key = key_of(g, r);
       const CandidateRecord* rec = Reuse(key);
@@ -109,15 +128,14 @@ absl::Status Engine::Search::Sensitivity() {
         rec = store_->Find(key);
       }
       g.curve.emplace_back(r, DropOf(rec->eval_metric()));
-      if (done % std::max<int>(1, ratios.size()) == 0 || done == total) {
-        std::vector<std::string> pts;
-        for (size_t i = 1; i < g.curve.size(); ++i) {
-          pts.push_back(absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
-        }
-        Say(absl::StrFormat("  %d/%d  %-24s %lld ch  %s", done, total, g.path, static_cast<long long>(g.channels),
-                            absl::StrJoin(pts, "  ")));
-      }
     }
+    std::vector<std::string> pts;
+    for (size_t i = 1; i < g.curve.size(); ++i) {
+      pts.push_back(g.whole ? absl::StrFormat("removed:%+.2f", -g.curve[i].second)
+                            : absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
+    }
+    Say(absl::StrFormat("  %d/%d  %-24s %s  %s", done, total, g.path,
+                        g.whole ? std::string("block") : absl::StrCat(g.channels, " ch"), absl::StrJoin(pts, "  ")));
   }
   EndPhase();
   return absl::OkStatus();
@@ -146,6 +164,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
     return ratios;
   }
   const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
+  // Blocks (channels 0) pass through every rounding as they are.
   std::map<std::string, int64_t> channels;
   for (const PruneGroup& g : groups_) channels[g.path] = g.channels;
   // Every group's ratio, none rounded (a record keeps only nonzero ones).
@@ -250,9 +269,14 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     rec.set_lr_factor(lr_factor_);
     for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
     RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
-    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx), %d epoch(s)%s", pruner,
+    int blocks = 0;
+    for (const auto& [path, r] : ratios) blocks += IsDepthKey(path) && r >= 1;
+    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx)%s, %d epoch(s)%s", pruner,
                                         static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
-                                        factor, rec.epochs(),
+                                        factor,
+                                        blocks > 0 ? absl::StrFormat(", %d residual block(s) removed", blocks)
+                                                   : std::string(),
+                                        rec.epochs(),
                                         base ? absl::StrFormat(", cut further from #%d", base->sequence())
                                              : std::string()));
     rec.set_seconds(SecondsSince(t0));

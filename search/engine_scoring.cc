@@ -9,12 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "evaluators/profiler.h"
+#include "graph/depth.h"
 #include "graph/freeze.h"
 #include "pruners/prune.h"
 #include "re2/re2.h"
@@ -79,25 +81,56 @@ absl::Status Engine::Search::MeasureTest(Model& m, CandidateRecord* rec) {
 }
 
 absl::StatusOr<Model> Engine::Search::Cut(const Model& base, const std::string& pruner, const std::map<std::string, double>& ratios, int bn_batches, bool with_data) {
-  PruningConfig pc;
-  SelectOneofField(&pc, "pruner", pruner);
-  pc.mutable_one_shot();
-  pc.set_max_ratio(comp_.tuning().max_ratio());
-  pc.set_bn_recalibration_batches(bn_batches);
-  for (const auto& [path, r] : ratios) {
-    if (r <= 0) continue;
-    LayerSelection* l = pc.add_layers();
-    l->set_module_regex(RE2::QuoteMeta(path));
-    l->set_ratio(r);
-  }
-  if (pc.layers_size() == 0) return base.Clone();
   PruneDeps deps;
   deps.forward_pass = e_.forward_pass_.get();
   if (with_data) {
     deps.loss = e_.loss_.get();
     deps.train = e_.data_.train.get();
   }
-  ASSIGN_OR_RETURN(PruneResult r, Prune(base, pc, deps), absl::StrCat("pruning (", pruner, ")"));
+  // Residual blocks first (graph/depth.h): those of `ratios` that `base`
+  // still has; a base cut from before may have lost some already.
+  std::vector<std::string> gone;
+  for (const auto& [path, r] : ratios) {
+    if (IsDepthKey(path) && r >= 1) gone.push_back(BlockOfDepthKey(path));
+  }
+  const Model* start = &base;
+  std::optional<Model> shallower;
+  if (!gone.empty()) {
+    ASSIGN_OR_RETURN(std::vector<ResidualBlock> present, FindResidualBlocks(base));
+    std::vector<std::string> now;
+    for (const ResidualBlock& b : present) {
+      if (std::find(gone.begin(), gone.end(), b.path) != gone.end()) now.push_back(b.path);
+    }
+    if (!now.empty()) {
+      ASSIGN_OR_RETURN(Model m, RemoveBlocks(base, now));
+      shallower.emplace(std::move(m));
+      start = &*shallower;
+    }
+  }
+  // Then channels, of the layers that are left.
+  auto in_removed_block = [&](const std::string& path) {
+    for (const std::string& b : gone) {
+      if (path == b || absl::StartsWith(path, b + ".")) return true;
+    }
+    return false;
+  };
+  PruningConfig pc;
+  SelectOneofField(&pc, "pruner", pruner);
+  pc.mutable_one_shot();
+  pc.set_max_ratio(comp_.tuning().max_ratio());
+  pc.set_bn_recalibration_batches(bn_batches);
+  for (const auto& [path, r] : ratios) {
+    if (r <= 0 || IsDepthKey(path) || in_removed_block(path)) continue;
+    LayerSelection* l = pc.add_layers();
+    l->set_module_regex(RE2::QuoteMeta(path));
+    l->set_ratio(r);
+  }
+  if (pc.layers_size() == 0) {
+    ASSIGN_OR_RETURN(Model out, start->Clone());
+    if (shallower) RETURN_IF_ERROR(ReestimateBatchNorm(out, bn_batches, deps), "removing residual blocks");
+    return out;
+  }
+  ASSIGN_OR_RETURN(PruneResult r, Prune(*start, pc, deps), absl::StrCat("pruning (", pruner, ")"));
   return std::move(r.model);
 }
 

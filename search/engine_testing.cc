@@ -11,9 +11,13 @@
 namespace slimfit::testing {
 
 Experiment LenetSlice(const std::string& name, const std::string& compression) {
+  return ZooSlice("lenet5", name, compression);
+}
+
+Experiment ZooSlice(const std::string& zoo, const std::string& name, const std::string& compression) {
   Experiment e;
   EXPECT_OK(ParseTextProto(R"pb(
-    model { zoo: "lenet5" reference_epochs: 2 }
+    model { reference_epochs: 2 }
     data {
       mnist {}
       train_batch_size: 64
@@ -27,6 +31,7 @@ Experiment LenetSlice(const std::string& name, const std::string& compression) {
       scheduler { cosine {} interval: ITERATION }
     }
   )pb", "slice", &e));
+  e.mutable_model()->set_zoo(zoo);
   e.set_name(name);
   e.set_output_dir(::testing::TempDir() + "/runs/" + name);
   EXPECT_OK(ParseTextProto(compression, "compression", e.mutable_compression()));

@@ -19,6 +19,9 @@ namespace slimfit::testing {
 // lenet5 (2 reference epochs) on 3,000 training and 600 val / test images,
 // output under TempDir()/runs/<name>, with `compression` (a text proto).
 Experiment LenetSlice(const std::string& name, const std::string& compression);
+// The same slice and recipe for another zoo model (resnet_small: residual
+// blocks to remove).
+Experiment ZooSlice(const std::string& zoo, const std::string& name, const std::string& compression);
 
 struct BuiltEngine {
   Experiment experiment;  // with defaults

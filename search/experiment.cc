@@ -274,6 +274,7 @@ Experiment WithDefaults(Experiment e) {
   if (c->candidate_epochs() == 0) c->set_candidate_epochs(c->deepsearch() ? 2 : 1);
   if (c->final_epochs() == 0) c->set_final_epochs(c->deepsearch() ? 10 : 5);
   if (!c->has_tune_lr()) c->set_tune_lr(true);
+  if (!c->has_remove_blocks()) c->set_remove_blocks(true);
   if (c->strategy().empty()) c->set_strategy("bisection");
   DistillationConfig* d = c->mutable_distillation();
   if (!d->has_enabled()) d->set_enabled(true);

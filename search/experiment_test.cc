@@ -148,6 +148,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_EQ(d.threads(), 1);
   EXPECT_EQ(d.compression().strategy(), "bisection");
   EXPECT_TRUE(d.compression().tune_lr());
+  EXPECT_TRUE(d.compression().remove_blocks());
   EXPECT_TRUE(d.compression().distillation().enabled());
   EXPECT_FLOAT_EQ(d.compression().distillation().alpha(), 0.5);
   EXPECT_FLOAT_EQ(d.compression().distillation().temperature(), 4);
@@ -165,13 +166,16 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   Experiment zero = e;
   zero.mutable_compression()->set_delta(0);
   EXPECT_DOUBLE_EQ(WithDefaults(zero).compression().delta(), 0.0);
-  // Likewise switching tune_lr and distillation off, and a zero slack.
+  // Likewise switching tune_lr, block removal and distillation off, and a
+  // zero slack.
   Experiment off = e;
   off.mutable_compression()->set_tune_lr(false);
+  off.mutable_compression()->set_remove_blocks(false);
   off.mutable_compression()->mutable_distillation()->set_enabled(false);
   off.mutable_compression()->mutable_tuning()->set_promising_slack(0);
   const Experiment off_d = WithDefaults(off);
   EXPECT_FALSE(off_d.compression().tune_lr());
+  EXPECT_FALSE(off_d.compression().remove_blocks());
   EXPECT_FALSE(off_d.compression().distillation().enabled());
   EXPECT_DOUBLE_EQ(off_d.compression().tuning().promising_slack(), 0.0);
 }
