@@ -1,9 +1,9 @@
 // Depth pruning in the search (compression.remove_blocks): on resnet_small
 // (four blocks with an identity shortcut) every block's drop is measured,
-// candidates remove blocks once the tolerance allows, the record says so
-// and its MAC count is the model's without them; the written model loads
-// with plain LibTorch, scores what the record says and lacks the removed
-// layers. With remove_blocks off no block is touched.
+// candidates remove blocks once the tolerance allows and say so, level 2
+// quantizes a model without blocks; the written model loads with plain
+// LibTorch, scores what its record says, and its trainable twin lacks the
+// removed layers. With remove_blocks off no block is touched.
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <map>
@@ -40,7 +40,7 @@ TEST(EngineDepthTest, BlocksAreMeasuredRemovedAndTheResultHoldsUp) {
   // A delta this wide lets the bisection reach the largest reductions, where
   // the allocation removes blocks.
   auto b = BuildEngine(ZooSlice("resnet_small", "depth",
-                                "delta: 30 level: 1 objective: MACS candidate_epochs: 1 final_epochs: 1 "
+                                "delta: 30 level: 2 objective: MACS candidate_epochs: 1 final_epochs: 1 "
                                 "tune_lr: false tuning { probes: 3 }"));
   ASSERT_NE(b->engine, nullptr);
   ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
@@ -58,6 +58,13 @@ TEST(EngineDepthTest, BlocksAreMeasuredRemovedAndTheResultHoldsUp) {
   }
   EXPECT_EQ(measured, kBlocks);
   EXPECT_GE(with_blocks, 1);
+  // Level 2 quantized a model without blocks (int8 works on the inlined,
+  // shallower forward).
+  int int8_without_blocks = 0;
+  for (const CandidateRecord& c : r.candidates) {
+    int8_without_blocks += c.phase() == "int8" && !RemovedBlocks(c).empty();
+  }
+  EXPECT_GE(int8_without_blocks, 1);
   // The result is compressed, within delta re-measured from the file, and
   // the blocks its record removes are gone from it.
   ASSERT_FALSE(r.returned_reference) << r.why;

@@ -286,7 +286,13 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
 }
 
 absl::StatusOr<double> Engine::Search::MaxMacFactor() {
+  // The channel curves bound the search: blocks are another way to reach a
+  // reduction, not a reason to aim higher (every block gone on top of every
+  // channel the curves allow would put the first probes far past delta).
   ASSIGN_OR_RETURN(auto most, AllocateForFactor(1e9));
+  for (auto& [path, r] : most) {
+    if (IsDepthKey(path)) r = 0;
+  }
   ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", most, 0, false));
   ASSIGN_OR_RETURN(int64_t least_macs, Macs(cut));
   return std::max(1.0, static_cast<double>(reference_.macs()) / std::max<int64_t>(1, least_macs));

@@ -59,7 +59,8 @@ class SearchContext {
   // The record on the objective; lower is better (search/decision.h).
   virtual double Objective(const CandidateRecord& r) const = 0;
 
-  // The largest MAC reduction the sensitivity curves allow (>= 1).
+  // The largest MAC reduction the channel groups' sensitivity curves allow
+  // (>= 1; residual blocks do not raise it).
   virtual absl::StatusOr<double> MaxMacFactor() = 0;
   // tune_lr: finds the lr every later fine-tune uses, from short trials of
   // `pruner`'s cut at `factor` (no-op when compression.tune_lr is off).
