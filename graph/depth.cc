@@ -31,7 +31,7 @@ using torch::jit::Value;
 struct Found {
   ResidualBlock block;
   Node* add = nullptr;
-  size_t skip_input = 0;     // which of the add's inputs is the shortcut
+  size_t skip_input = 0;      // which of the add's inputs is the shortcut
   std::vector<Node*> branch;  // the branch's nodes, in graph order
 };
 
@@ -268,9 +268,9 @@ absl::StatusOr<Model> RemoveBlocks(const Model& model, const std::vector<std::st
       if (it == found.end()) {
         std::vector<std::string> names;
         for (const Found& f : found) names.push_back(f.block.path);
-        return absl::NotFoundError(absl::StrCat(
-            "residual block \"", path, "\": not a removable block of this model; the removable ones are: ",
-            names.empty() ? "none" : absl::StrJoin(names, ", ")));
+        return absl::NotFoundError(absl::StrCat("residual block \"", path,
+                                                "\": not a removable block of this model; the removable ones are: ",
+                                                names.empty() ? "none" : absl::StrJoin(names, ", ")));
       }
       cut.push_back(&*it);
     }

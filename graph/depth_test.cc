@@ -86,7 +86,8 @@ Model ZeroedBranch(const Model& model, const ResidualBlock& block) {
   absl::StatusOr<Model> copy = model.Clone();
   EXPECT_OK(copy.status());
   torch::jit::Module last = copy->module();
-  for (absl::string_view part : absl::StrSplit(block.layers.back(), '.')) last = last.attr(std::string(part)).toModule();
+  for (absl::string_view part : absl::StrSplit(block.layers.back(), '.'))
+    last = last.attr(std::string(part)).toModule();
   at::NoGradGuard no_grad;
   EXPECT_TRUE(last.hasattr("weight")) << block.layers.back();
   last.attr("weight").toTensor().zero_();

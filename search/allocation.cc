@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace slimfit {
@@ -51,8 +51,7 @@ Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t) {
   return out;
 }
 
-absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs,
-                                       const MacsOf& macs_of) {
+absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs, const MacsOf& macs_of) {
   double hi_tau = 0;
   for (const PruneGroup& g : groups) {
     for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d);

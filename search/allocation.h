@@ -66,8 +66,7 @@ Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t);
 // when even the most the curves allow has more, that most. `macs_of`
 // measures an allocation (called about 16 times at most).
 using MacsOf = std::function<absl::StatusOr<int64_t>(const Ratios&)>;
-absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs,
-                                       const MacsOf& macs_of);
+absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs, const MacsOf& macs_of);
 
 // `target` (ratios of the reference's channels) as ratios of what `base`
 // (an allocation already applied) kept: cutting the pruned model by these

@@ -94,11 +94,10 @@ TEST(AllocationTest, AllocateForMacsReachesTheGoalWithTheLeastPruning) {
   // A goal below what the curves allow: the most they allow.
   ASSERT_OK_AND_ASSIGN(Ratios r, AllocateForMacs(groups, most / 2, macs_of));
   EXPECT_EQ(r, AllocateAt(groups, 1e9));
-  EXPECT_THAT(AllocateForMacs(groups, most * 2,
-                              [](const Ratios&) -> absl::StatusOr<int64_t> {
-                                return absl::InternalError("profiler failed");
-                              }),
-              StatusIs(absl::StatusCode::kInternal, "profiler failed"));
+  EXPECT_THAT(
+      AllocateForMacs(groups, most * 2,
+                      [](const Ratios&) -> absl::StatusOr<int64_t> { return absl::InternalError("profiler failed"); }),
+      StatusIs(absl::StatusCode::kInternal, "profiler failed"));
 }
 
 TEST(AllocationTest, RatiosOfWhatIsLeftKeepWhatADirectCutKeeps) {

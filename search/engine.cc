@@ -110,8 +110,8 @@ absl::Status Engine::Search::CheckModelTakesTheData() {
   Batch batch;
   ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), "evaluation.eval_split");
   if (!any) {
-    return absl::InvalidArgumentError(absl::StrCat("evaluation.eval_split: \"", split,
-                                                   "\" has no samples; the engine scores every model on it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation.eval_split: \"", split, "\" has no samples; the engine scores every model on it"));
   }
   ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), "forward_pass");
   std::vector<std::string> shapes;
@@ -128,10 +128,10 @@ absl::Status Engine::Search::CheckModelTakesTheData() {
   at::NoGradGuard no_grad;
   absl::StatusOr<c10::IValue> out = e_.forward_pass_->ModelCall(copy, inputs, c10::kCPU);
   if (!out.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the model does not accept the data: forward failed on a batch of \"", split, "\" (model inputs: ",
-        absl::StrJoin(shapes, ", "), "; forward_pass.input_pattern picks them from the batch): ",
-        out.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model does not accept the data: forward failed on a batch of \"", split,
+                     "\" (model inputs: ", absl::StrJoin(shapes, ", "),
+                     "; forward_pass.input_pattern picks them from the batch): ", out.status().message()));
   }
   sample_output_ = *std::move(out);
   return absl::OkStatus();
@@ -192,7 +192,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
       if (all[r] != all[0]) {
         return absl::FailedPreconditionError(absl::StrFormat(
             "rank %d's reference model differs from rank 0's (weights fingerprint %s vs %s): every rank must "
-            "load the same model", r, all[r], all[0]));
+            "load the same model",
+            r, all[r], all[0]));
       }
     }
     RETURN_IF_ERROR(ShareRootStore(group(), *store_));
@@ -206,7 +207,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   // runs: a resumed run loads and measures its stored int8 models without
   // quantizing again, and a model loaded under another engine is measured
   // (and re-saved) by that engine's kernels.
-  if (comp_.level() >= 2) RETURN_IF_ERROR(SetQuantizedEngine(comp_.quantization().engine()), "compression.quantization.engine");
+  if (comp_.level() >= 2)
+    RETURN_IF_ERROR(SetQuantizedEngine(comp_.quantization().engine()), "compression.quantization.engine");
   at::manual_seed(c_.seed());
   RETURN_IF_ERROR(Reference());
   RETURN_IF_ERROR(SetUpDistillation());
@@ -266,9 +268,9 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   result.failures = failures_;
   if (interrupted || InterruptRequested()) {
     result.interrupted = true;
-    result.why = why = absl::StrCat(why, " (best so far: ",
-                                    InterruptRequested() ? InterruptMessage() : "another rank was interrupted",
-                                    "; run the same command again to resume)");
+    result.why = why =
+        absl::StrCat(why, " (best so far: ", InterruptRequested() ? InterruptMessage() : "another rank was interrupted",
+                     "; run the same command again to resume)");
   }
   Say(absl::StrCat("result: ", why));
   if (root()) {

@@ -53,7 +53,8 @@ TEST(EngineDepthTest, BlocksAreMeasuredRemovedAndTheResultHoldsUp) {
     }
     if (c.phase() != "candidate" || RemovedBlocks(c).empty()) continue;
     ++with_blocks;
-    EXPECT_THAT(c.description(), ::testing::HasSubstr(absl::StrCat(RemovedBlocks(c).size(), " residual block(s) removed")));
+    EXPECT_THAT(c.description(),
+                ::testing::HasSubstr(absl::StrCat(RemovedBlocks(c).size(), " residual block(s) removed")));
     for (const std::string& block : RemovedBlocks(c)) EXPECT_TRUE(kBlocks.count(block)) << block;
   }
   EXPECT_EQ(measured, kBlocks);

@@ -1,6 +1,4 @@
 // Engine::Search: level 2, int8 of the level-1 result.
-#include "search/engine_search.h"
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,11 +10,12 @@
 #include "common/status_macros.h"
 #include "quantizers/int8.h"
 #include "quantizers/quantize.h"
+#include "search/engine_search.h"
 
 namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std::optional<CandidateRecord>& fp32,
-                                                                     bool interrupted) {
+                                                                      bool interrupted) {
   std::optional<CandidateRecord> int8;
   if (comp_.level() < 2) return int8;
   if (interrupted) {
@@ -25,8 +24,8 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
   }
   {
     const CandidateRecord& base = fp32 ? *fp32 : reference_;
-    Phase("quantize", absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ",
-                                   base.description()));
+    Phase("quantize",
+          absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ", base.description()));
     ASSIGN_OR_RETURN(int8, Quantized(base));
     auto say_int8 = [&](const char* what, const CandidateRecord& q) {
       Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,
@@ -36,7 +35,8 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
     say_int8("int8", *int8);
     // PTQ missed delta: one epoch of quantization-aware training (on the
     // fine-tuning loss, so distilled from the reference) when it fits.
-    if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 && comp_.quantization().weight_only().bits() == 0) {
+    if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 &&
+        comp_.quantization().weight_only().bits() == 0) {
       ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
       if (fits) {
         Say("  int8 missed the target: 1 epoch of quantization-aware training");
@@ -60,8 +60,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
   return int8;
 }
 
-absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base,
-                                                                        int qat_epochs) {
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base, int qat_epochs) {
   const std::string key = qat_epochs > 0 ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
                                          : absl::StrCat("int8|", base.key());
   if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);

@@ -1,6 +1,4 @@
 // Engine::Search: the dependency groups, the sensitivity pass, allocations and their widths, pruned candidates.
-#include "search/engine_search.h"
-
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -14,10 +12,11 @@
 #include "absl/strings/str_join.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
+#include "graph/depth.h"
 #include "graph/freeze.h"
 #include "pruners/plan.h"
-#include "graph/depth.h"
 #include "pruners/prune.h"
+#include "search/engine_search.h"
 #include "search/widths.h"
 
 namespace slimfit {
@@ -51,7 +50,8 @@ absl::Status Engine::Search::FindGroups() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r, const std::string& key) {
+absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r,
+                                                                 const std::string& key) {
   const auto t0 = Clock::now();
   ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
   CandidateRecord n;
@@ -80,13 +80,13 @@ absl::Status Engine::Search::Sensitivity() {
     total += static_cast<int>(ratios_of(g).size());
     blocks += g.whole;
   }
-  Phase("sensitivity",
-        absl::StrFormat("%zu prunable groups x %zu ratios%s, pruner %s, no fine-tuning%s", groups_.size() - blocks,
-                        channel_ratios.size(),
-                        blocks > 0 ? absl::StrFormat(", %d residual block(s) removed one at a time", blocks)
-                                   : std::string(),
-                        comp_.pruners(0),
-                        distributed() ? absl::StrFormat(", over %d ranks", group().world_size()) : std::string()));
+  Phase(
+      "sensitivity",
+      absl::StrFormat(
+          "%zu prunable groups x %zu ratios%s, pruner %s, no fine-tuning%s", groups_.size() - blocks,
+          channel_ratios.size(),
+          blocks > 0 ? absl::StrFormat(", %d residual block(s) removed one at a time", blocks) : std::string(),
+          comp_.pruners(0), distributed() ? absl::StrFormat(", over %d ranks", group().world_size()) : std::string()));
   auto key_of = [&](const PruneGroup& g, double r) {
     return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
   };
@@ -96,8 +96,7 @@ absl::Status Engine::Search::Sensitivity() {
       std::vector<Task> tasks;
       for (const PruneGroup& g : groups_) {
         for (double r : ratios_of(g)) {
-          tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]()
-                                                 -> absl::StatusOr<MadeRecord> {
+          tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]() -> absl::StatusOr<MadeRecord> {
                                  ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
                                  return MadeRecord{std::move(rec), std::nullopt};
                                }});
@@ -111,9 +110,11 @@ absl::Status Engine::Search::Sensitivity() {
   for (PruneGroup& g : groups_) {
     ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
     if (!fits) {
-      Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason()
-                                                                        : absl::StrFormat("its share of the time budget "
-                                                                                          "(%.0f%%) is spent", 100 * share),
+      Say(absl::StrCat("  ",
+                       InterruptRequested() || stopped_elsewhere_ ? StopReason()
+                                                                  : absl::StrFormat("its share of the time budget "
+                                                                                    "(%.0f%%) is spent",
+                                                                                    100 * share),
                        ": sensitivity analysis stops; groups not analysed stay unpruned"));
       break;
     }
@@ -196,8 +197,10 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
       for (size_t i = 0; i < shapes.size(); ++i) {
         CandidateRecord t;
         RETURN_IF_ERROR(MeasureDeployed(frozen[i], &t));
-        if (round == 0 || t.latency_b1_ms() < measured[i].latency_b1_ms()) measured[i].set_latency_b1_ms(t.latency_b1_ms());
-        if (round == 0 || t.latency_bn_ms() < measured[i].latency_bn_ms()) measured[i].set_latency_bn_ms(t.latency_bn_ms());
+        if (round == 0 || t.latency_b1_ms() < measured[i].latency_b1_ms())
+          measured[i].set_latency_b1_ms(t.latency_b1_ms());
+        if (round == 0 || t.latency_bn_ms() < measured[i].latency_bn_ms())
+          measured[i].set_latency_bn_ms(t.latency_bn_ms());
         measured[i].set_serialized_bytes(t.serialized_bytes());
       }
     }
@@ -210,16 +213,17 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   for (const auto& [path, r] : shapes[pick]) (*rec.mutable_ratios())[path] = r;
   std::vector<std::string> tried;
   for (size_t i = 0; i < variants.size(); ++i) {
-    tried.push_back(absl::StrFormat("%s %.3g", variants[i].multiple > 1 ? absl::StrCat("x", variants[i].multiple)
-                                                                        : std::string("as allocated"),
-                                    variants[i].latency));
+    tried.push_back(absl::StrFormat(
+        "%s %.3g", variants[i].multiple > 1 ? absl::StrCat("x", variants[i].multiple) : std::string("as allocated"),
+        variants[i].latency));
   }
   rec.set_description(
       shapes.size() == 1
           ? std::string("widths as allocated (already multiples of tuning.round_to)")
           : absl::StrFormat("widths %s (latency vs the reference: %s; %.1fx fewer MACs)",
-                            variants[pick].multiple > 1 ? absl::StrCat("rounded up to multiples of ", variants[pick].multiple)
-                                                        : std::string("as allocated"),
+                            variants[pick].multiple > 1
+                                ? absl::StrCat("rounded up to multiples of ", variants[pick].multiple)
+                                : std::string("as allocated"),
                             absl::StrJoin(tried, ", "),
                             static_cast<double>(reference_.macs()) / std::max<int64_t>(1, variants[pick].macs)));
   rec.set_seconds(SecondsSince(t0));
@@ -235,18 +239,16 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
   ASSIGN_OR_RETURN(auto ratios, FastestWidths(allocated));
   // Cutting a pruned model further: each group's ratio of what is left (the
   // allocation's ratios are of the reference's channels).
-  const Ratios cut_ratios =
-      from == nullptr ? ratios
-                      : RatiosOfWhatIsLeft(ratios, {from->ratios().begin(), from->ratios().end()}, groups_,
-                                           comp_.tuning().max_ratio());
+  const Ratios cut_ratios = from == nullptr ? ratios
+                                            : RatiosOfWhatIsLeft(ratios, {from->ratios().begin(), from->ratios().end()},
+                                                                 groups_, comp_.tuning().max_ratio());
   Task task;
-  task.key = absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(),
-                             TrainingKey());
+  task.key =
+      absl::StrFormat("candidate|%s|%s|e%d%s", pruner, RatiosKey(ratios), comp_.candidate_epochs(), TrainingKey());
   if (from != nullptr) absl::StrAppend(&task.key, "|from:", CandidateFileStem(from->key()));
   std::optional<CandidateRecord> base;
   if (from != nullptr) base = *from;
-  task.make = [this, pruner, factor, ratios, cut_ratios, base,
-               key = task.key]() -> absl::StatusOr<MadeRecord> {
+  task.make = [this, pruner, factor, ratios, cut_ratios, base, key = task.key]() -> absl::StatusOr<MadeRecord> {
     const auto t0 = Clock::now();
     std::optional<Model> start;
     if (base) {
@@ -271,14 +273,11 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
     int blocks = 0;
     for (const auto& [path, r] : ratios) blocks += IsDepthKey(path) && r >= 1;
-    rec.set_description(absl::StrFormat("%s, %.1fx fewer MACs (aimed at %.1fx)%s, %d epoch(s)%s", pruner,
-                                        static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()),
-                                        factor,
-                                        blocks > 0 ? absl::StrFormat(", %d residual block(s) removed", blocks)
-                                                   : std::string(),
-                                        rec.epochs(),
-                                        base ? absl::StrFormat(", cut further from #%d", base->sequence())
-                                             : std::string()));
+    rec.set_description(absl::StrFormat(
+        "%s, %.1fx fewer MACs (aimed at %.1fx)%s, %d epoch(s)%s", pruner,
+        static_cast<double>(reference_.macs()) / std::max<int64_t>(1, rec.macs()), factor,
+        blocks > 0 ? absl::StrFormat(", %d residual block(s) removed", blocks) : std::string(), rec.epochs(),
+        base ? absl::StrFormat(", cut further from #%d", base->sequence()) : std::string()));
     rec.set_seconds(SecondsSince(t0));
     return MadeRecord{std::move(rec), std::move(cut)};
   };
@@ -309,7 +308,7 @@ absl::Status Engine::Search::Prefetch(const std::vector<std::pair<std::string, d
 }
 
 absl::StatusOr<CandidateRecord> Engine::Search::CandidateFrom(const CandidateRecord& base, const std::string& pruner,
-                                                             double factor) {
+                                                              double factor) {
   ASSIGN_OR_RETURN(Task task, CandidateTask(pruner, factor, &base));
   return Made(task);
 }

@@ -1,6 +1,5 @@
-// Engine::Search: records (the store, metrics.jsonl, the ranks), progress, the budget and interrupts, and the run's outputs.
-#include "search/engine_search.h"
-
+// Engine::Search: records (the store, metrics.jsonl, the ranks), progress, the budget and interrupts, and the run's
+// outputs.
 #include <ATen/Functions.h>
 #include <ATen/core/Tensor.h>
 
@@ -20,6 +19,7 @@
 #include "common/text_proto.h"
 #include "evaluators/profiler.h"
 #include "search/budget.h"
+#include "search/engine_search.h"
 #include "search/report.h"
 #include "search/run_dir.h"
 
@@ -27,8 +27,8 @@ namespace slimfit {
 
 absl::Status Engine::Search::Keep(CandidateRecord rec, const Model* model) {
   if (distributed()) {
-    ASSIGN_OR_RETURN(std::vector<std::string> all,
-                     group().AllGather(root() ? ToTextProto(rec) : std::string()), "sharing a record");
+    ASSIGN_OR_RETURN(std::vector<std::string> all, group().AllGather(root() ? ToTextProto(rec) : std::string()),
+                     "sharing a record");
     RETURN_IF_ERROR(ParseTextProto(all[0], "rank 0's record", &rec));
   }
   return Record(std::move(rec), model);
@@ -83,7 +83,9 @@ void Engine::Search::Phase(const std::string& name, const std::string& detail) {
 }
 
 std::string Engine::Search::StopReason() const {
-  return InterruptRequested() ? InterruptMessage() : stopped_elsewhere_ ? "another rank was interrupted" : "time budget";
+  return InterruptRequested() ? InterruptMessage()
+         : stopped_elsewhere_ ? "another rank was interrupted"
+                              : "time budget";
 }
 
 absl::StatusOr<bool> Engine::Search::Interrupted() {
@@ -94,8 +96,8 @@ absl::StatusOr<bool> Engine::Search::Interrupted() {
 }
 
 absl::StatusOr<bool> Engine::Search::FitsShare(double seconds, double share) {
-  const bool in_budget = comp_.time_budget_minutes() <= 0 ||
-                         SecondsSince(start_) + seconds <= share * comp_.time_budget_minutes() * 60;
+  const bool in_budget =
+      comp_.time_budget_minutes() <= 0 || SecondsSince(start_) + seconds <= share * comp_.time_budget_minutes() * 60;
   if (!distributed()) return in_budget && !InterruptRequested();
   std::vector<at::Tensor> flags{at::zeros({2}, at::kLong)};
   flags[0][0] = root() && !in_budget ? 1 : 0;
@@ -216,15 +218,14 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.json", ReportJson(report)));
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.md", ReportMarkdown(report)));
   RETURN_IF_ERROR(WriteFileAtomically(run_dir_ + "/report.html", ReportHtml(report)));
-  return AppendMetricsLine(absl::StrCat("{\"event\": \"result\", \"chosen\": ", JsonString(result.chosen.key()),
-                                        ", \"eval\": ", JsonNumber(result.chosen.eval_metric()),
-                                        result.chosen.has_test_metric()
-                                            ? absl::StrCat(", \"test\": ", JsonNumber(result.chosen.test_metric()),
-                                                           ", \"reference_test\": ",
-                                                           JsonNumber(reference_.test_metric()))
-                                            : std::string(),
-                                        ", \"returned_reference\": ", result.returned_reference ? "true" : "false",
-                                        ", \"seconds\": ", JsonNumber(result.seconds), "}"));
+  return AppendMetricsLine(absl::StrCat(
+      "{\"event\": \"result\", \"chosen\": ", JsonString(result.chosen.key()),
+      ", \"eval\": ", JsonNumber(result.chosen.eval_metric()),
+      result.chosen.has_test_metric() ? absl::StrCat(", \"test\": ", JsonNumber(result.chosen.test_metric()),
+                                                     ", \"reference_test\": ", JsonNumber(reference_.test_metric()))
+                                      : std::string(),
+      ", \"returned_reference\": ", result.returned_reference ? "true" : "false",
+      ", \"seconds\": ", JsonNumber(result.seconds), "}"));
 }
 
 }  // namespace slimfit

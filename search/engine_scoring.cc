@@ -1,6 +1,5 @@
-// Engine::Search: measuring a model (metric, counts, size, latency), cutting it, fine-tuning it (the lr trials and the final fine-tunes).
-#include "search/engine_search.h"
-
+// Engine::Search: measuring a model (metric, counts, size, latency), cutting it, fine-tuning it (the lr trials and the
+// final fine-tunes).
 #include <c10/core/Device.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include "graph/freeze.h"
 #include "pruners/prune.h"
 #include "re2/re2.h"
+#include "search/engine_search.h"
 #include "search/experiment.h"
 #include "trainer/trainer.h"
 
@@ -80,7 +80,8 @@ absl::Status Engine::Search::MeasureTest(Model& m, CandidateRecord* rec) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Model> Engine::Search::Cut(const Model& base, const std::string& pruner, const std::map<std::string, double>& ratios, int bn_batches, bool with_data) {
+absl::StatusOr<Model> Engine::Search::Cut(const Model& base, const std::string& pruner,
+                                          const std::map<std::string, double>& ratios, int bn_batches, bool with_data) {
   PruneDeps deps;
   deps.forward_pass = e_.forward_pass_.get();
   if (with_data) {
@@ -134,7 +135,8 @@ absl::StatusOr<Model> Engine::Search::Cut(const Model& base, const std::string& 
   return std::move(r.model);
 }
 
-TrainerConfig Engine::Search::FineTuneConfig(int epochs, int skipped_epochs, bool evaluate, int64_t steps_per_epoch) const {
+TrainerConfig Engine::Search::FineTuneConfig(int epochs, int skipped_epochs, bool evaluate,
+                                             int64_t steps_per_epoch) const {
   TrainerConfig t = c_.full_trainer();
   t.mutable_optimizer()->set_lr(t.optimizer().lr() * lr_factor_);
   t.set_epochs(epochs);
@@ -197,8 +199,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   const double base_lr = c_.full_trainer().optimizer().lr();
   // Keyed apart from candidates; lr_factor_ is still 1 here, so TrainingKey
   // says only whether the trials distil.
-  const std::string stem =
-      absl::StrFormat("lr_trial|%s|%s|s%d%s", pruner, RatiosKey(ratios), steps, TrainingKey());
+  const std::string stem = absl::StrFormat("lr_trial|%s|%s|s%d%s", pruner, RatiosKey(ratios), steps, TrainingKey());
   Say(absl::StrFormat("  fine-tuning lr: %zu trial(s) of %d steps on %s at %.2fx fewer MACs (full_trainer lr %g)",
                       comp_.tuning().lr_factors_size(), steps, pruner, factor, base_lr));
   double best_factor = 1, best_drop = 1e300;
@@ -240,7 +241,8 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
       n.set_mac_factor(factor);
       n.set_lr_factor(f);
       for (const auto& [path, r] : ratios) (*n.mutable_ratios())[path] = r;
-      n.set_description(absl::StrFormat("lr trial: %s at %.2fx, lr %g x %g, %d steps", pruner, factor, base_lr, f, steps));
+      n.set_description(
+          absl::StrFormat("lr trial: %s at %.2fx, lr %g x %g, %d steps", pruner, factor, base_lr, f, steps));
       if (!trained.ok() && !absl::IsDataLoss(trained.status())) return trained.status();
       if (trained.ok()) {
         ASSIGN_OR_RETURN(Metric m, Evaluate(cut));

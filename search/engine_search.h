@@ -47,9 +47,7 @@ class Engine::Search : public SearchContext {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr int kLatencyBatch = 64;
-  static double SecondsSince(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-  }
+  static double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
   Search(Engine& engine, Experiment config) : e_(engine), c_(std::move(config)), comp_(c_.compression()) {}
 
@@ -61,9 +59,7 @@ class Engine::Search : public SearchContext {
   double DropOf(double value) const override {
     return MetricDrop(reference_metric_.value, value, reference_metric_.higher_is_better);
   }
-  double Objective(const CandidateRecord& r) const override {
-    return ObjectiveValue(comp_.objective(), reference_, r);
-  }
+  double Objective(const CandidateRecord& r) const override { return ObjectiveValue(comp_.objective(), reference_, r); }
   absl::StatusOr<double> MaxMacFactor() override;
   absl::Status TuneLr(const std::string& pruner, double factor) override;
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override;
@@ -239,7 +235,7 @@ class Engine::Search : public SearchContext {
   CandidateRecord reference_;
   std::vector<PruneGroup> groups_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
-  std::string warning_;                         // said to the user and in the report
+  std::string warning_;                        // said to the user and in the report
 };
 
 }  // namespace slimfit

@@ -27,8 +27,8 @@ absl::Status FromRankStatus(const RankStatus& s, const std::string& prefix) {
 absl::StatusOr<RankMessage> ParseMessage(const std::string& bytes, const std::string& what) {
   RankMessage m;
   if (!m.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat(what, ": a message from another rank does not parse (", bytes.size(),
-                                            " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat(what, ": a message from another rank does not parse (", bytes.size(), " bytes)"));
   }
   return m;
 }
@@ -84,7 +84,7 @@ absl::Status AgreeOnStatus(Collective& group, const absl::Status& mine) {
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<MadeRecord>>> RunSpread(Collective& group,
-                                                                 const std::vector<MakeRecord>& tasks) {
+                                                                  const std::vector<MakeRecord>& tasks) {
   std::vector<absl::StatusOr<MadeRecord>> out;
   if (group.world_size() <= 1) {
     for (const MakeRecord& make : tasks) out.push_back(make());

@@ -45,7 +45,7 @@ absl::Status AgreeOnStatus(Collective& group, const absl::Status& mine);
 // failed with. A model that cannot be serialized fails its task.
 using MakeRecord = std::function<absl::StatusOr<MadeRecord>()>;
 absl::StatusOr<std::vector<absl::StatusOr<MadeRecord>>> RunSpread(Collective& group,
-                                                                 const std::vector<MakeRecord>& tasks);
+                                                                  const std::vector<MakeRecord>& tasks);
 
 // Rank 0's records and their models into every other rank's `store`
 // (Insert: sequences kept). A no-op on rank 0.

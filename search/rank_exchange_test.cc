@@ -129,7 +129,9 @@ bool SameWeights(const Model& a, const Model& b) {
 
 TEST(RankExchangeTest, OneRankRunsTheTasksHereAndReturnsItsOwnStatus) {
   LocalCollective one;
-  std::vector<MakeRecord> tasks{[] { return absl::StatusOr<MadeRecord>(MadeRecord{Rec("a"), std::nullopt}); },
+  std::vector<MakeRecord> tasks{[] {
+                                  return absl::StatusOr<MadeRecord>(MadeRecord{Rec("a"), std::nullopt});
+                                },
                                 [] { return absl::StatusOr<MadeRecord>(absl::DataLossError("diverged")); }};
   ASSERT_OK_AND_ASSIGN(auto made, RunSpread(one, tasks));
   ASSERT_EQ(made.size(), 2u);
@@ -220,14 +222,14 @@ TEST(RankExchangeTest, RootsRecordsAndModelsReachEveryRank) {
   }
   ASSERT_OK_AND_ASSIGN(Model back, stores[1]->LoadModel(*stores[1]->Find("with_model")));
   EXPECT_TRUE(SameWeights(back, model));
-  EXPECT_THAT(stores[1]->LoadModel(*stores[1]->Find("plain")).status(), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(stores[1]->LoadModel(*stores[1]->Find("plain")).status(),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
 TEST(RankExchangeTest, AMessageThatDoesNotParseOrClaimsAnotherRanksTaskIsDataLoss) {
   std::vector<MakeRecord> tasks(3, [] { return absl::StatusOr<MadeRecord>(MadeRecord{Rec("x"), std::nullopt}); });
   ScriptedPeer garbage(std::string("\xff\xff\xff", 3));
-  EXPECT_THAT(RunSpread(garbage, tasks).status(),
-              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not parse")));
+  EXPECT_THAT(RunSpread(garbage, tasks).status(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not parse")));
   RankMessage wrong;  // rank 1 owns tasks 1 (of 3); 2 is rank 0's
   wrong.add_records()->set_task(2);
   ScriptedPeer thief(wrong.SerializeAsString());
