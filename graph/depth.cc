@@ -219,10 +219,16 @@ void FindIn(Block* block, const Value* self, std::vector<Found>* out) {
   for (Node* n : block->nodes()) {
     for (Block* sub : n->blocks()) FindIn(sub, self, out);
     if (!IsTensorAdd(n)) continue;
-    // Either operand may be the shortcut; an in-place add must write into
-    // the branch's result, never into the shortcut's tensor.
-    std::optional<Found> f = BranchOf(n, n->input(0), n->input(1), self);
-    if (!f && n->kind() == c10::aten::add) f = BranchOf(n, n->input(1), n->input(0), self);
+    // Either operand may be the shortcut of `a + b`; an in-place add
+    // (`out += identity`, torchvision's blocks) must write into the
+    // branch's result, never into the shortcut's tensor.
+    std::optional<Found> f;
+    if (n->kind() == c10::aten::add_) {
+      f = BranchOf(n, n->input(1), n->input(0), self);
+    } else {
+      f = BranchOf(n, n->input(0), n->input(1), self);
+      if (!f) f = BranchOf(n, n->input(1), n->input(0), self);
+    }
     if (f) out->push_back(*std::move(f));
   }
 }

@@ -208,5 +208,37 @@ TEST(DepthTest, ConsecutiveBlocksAndUnknownNames) {
   EXPECT_THAT(lenet, IsEmpty());
 }
 
+// out = c(x); out += x — the in-place form torchvision's blocks use — and
+// x += c(x), which writes into the shortcut and so is not a removable block.
+Model InPlaceAdds() {
+  torch::jit::Module root("__torch__.depth_test.InPlace");
+  for (const char* name : {"c1", "c2"}) {
+    torch::jit::Module c(std::string("__torch__.depth_test.InPlaceConv_") + name);
+    c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
+    c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
+    root.register_module(name, c);
+  }
+  root.define(
+      "def forward(self, x):\n"
+      "    out = self.c1.forward(x)\n"
+      "    out += x\n"
+      "    y = torch.relu(out)\n"
+      "    y += self.c2.forward(y)\n"
+      "    return y\n");
+  return Model(root);
+}
+
+TEST(DepthTest, AnInPlaceAddIntoTheBranchIsABlockIntoTheShortcutIsNot) {
+  const Model m = InPlaceAdds();
+  ASSERT_OK_AND_ASSIGN(std::vector<ResidualBlock> blocks, FindResidualBlocks(m));
+  EXPECT_THAT(Paths(blocks), ElementsAre("c1"));
+  ASSERT_OK_AND_ASSIGN(Model shallower, RemoveBlocks(m, {"c1"}));
+  const at::Tensor x = at::randn({2, 3, 5, 5});
+  // Without c1: y = relu(x); y += c2(y).
+  const at::Tensor y = at::relu(x);
+  const at::Tensor c2 = at::conv2d(y, m.module().attr("c2").toModule().attr("weight").toTensor(), {}, 1, 1);
+  EXPECT_TRUE(at::allclose(Forward(shallower, x), y + c2, 1e-5, 1e-6));
+}
+
 }  // namespace
 }  // namespace slimfit
