@@ -215,10 +215,42 @@ std::optional<Found> BranchOf(Node* add, Value* skip, Value* branch, const Value
   return f;
 }
 
-void FindIn(Block* block, const Value* self, std::vector<Found>* out) {
+// A branch condition's value for this module: 1 true, 0 false, -1 unknown
+// (data-dependent, or the train/eval flag, which changes).
+int ConditionValue(const Value* cond, const torch::jit::Module& module, const Value* self) {
+  if (auto c = torch::jit::toIValue(cond); c && c->isBool()) return c->toBool() ? 1 : 0;
+  if (cond->node()->kind() != c10::prim::GetAttr) return -1;
+  std::optional<std::string> path = AttrPath(cond, self);
+  if (!path) return -1;
+  std::vector<std::string> parts = absl::StrSplit(*path, '.');
+  if (parts.back() == "training") return -1;
+  torch::jit::Module m = module;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (!m.hasattr(parts[i]) || !m.attr(parts[i]).isModule()) return -1;
+    m = m.attr(parts[i]).toModule();
+  }
+  if (!m.hasattr(parts.back())) return -1;
+  const c10::IValue v = m.attr(parts.back());
+  return v.isBool() ? (v.toBool() ? 1 : 0) : -1;
+}
+
+// Whether `n` runs for this module: every If around it takes its side on a
+// flag of the module (torchvision's `if self.use_res_connect`); an add
+// under a loop or a data-dependent branch is not offered.
+bool Runs(const Node* n, const torch::jit::Module& module, const Value* self) {
+  for (const Block* b = n->owningBlock(); b->owningNode() != nullptr; b = b->owningNode()->owningBlock()) {
+    const Node* owner = b->owningNode();
+    if (owner->kind() != c10::prim::If) return false;
+    const int taken = ConditionValue(owner->input(0), module, self);
+    if (taken < 0 || (owner->blocks()[0] == b) != (taken == 1)) return false;
+  }
+  return true;
+}
+
+void FindIn(Block* block, const torch::jit::Module& module, const Value* self, std::vector<Found>* out) {
   for (Node* n : block->nodes()) {
-    for (Block* sub : n->blocks()) FindIn(sub, self, out);
-    if (!IsTensorAdd(n)) continue;
+    for (Block* sub : n->blocks()) FindIn(sub, module, self, out);
+    if (!IsTensorAdd(n) || !Runs(n, module, self)) continue;
     // Either operand may be the shortcut of `a + b`; an in-place add
     // (`out += identity`, torchvision's blocks) must write into the
     // branch's result, never into the shortcut's tensor.
@@ -234,9 +266,9 @@ void FindIn(Block* block, const Value* self, std::vector<Found>* out) {
 }
 
 // Every block of `graph` (inlined), named uniquely in graph order.
-std::vector<Found> FindAll(Graph& graph) {
+std::vector<Found> FindAll(Graph& graph, const torch::jit::Module& module) {
   std::vector<Found> out;
-  FindIn(graph.block(), graph.inputs().at(0), &out);
+  FindIn(graph.block(), module, graph.inputs().at(0), &out);
   std::map<std::string, int> count;
   for (Found& f : out) {
     if (++count[f.block.path] > 1) absl::StrAppend(&f.block.path, "#", count[f.block.path]);
@@ -251,7 +283,7 @@ absl::StatusOr<std::vector<ResidualBlock>> FindResidualBlocks(const Model& model
     std::shared_ptr<Graph> g = model.module().get_method("forward").graph()->copy();
     InlineAllLevels(*g);
     std::vector<ResidualBlock> out;
-    for (Found& f : FindAll(*g)) out.push_back(std::move(f.block));
+    for (Found& f : FindAll(*g, model.module())) out.push_back(std::move(f.block));
     return out;
   });
 }
@@ -265,7 +297,7 @@ absl::StatusOr<Model> RemoveBlocks(const Model& model, const std::vector<std::st
     torch::jit::GraphFunction& forward = torch::jit::toGraphFunction(copy.module().get_method("forward").function());
     std::shared_ptr<Graph> g = forward.graph();
     InlineAllLevels(*g);
-    std::vector<Found> found = FindAll(*g);
+    std::vector<Found> found = FindAll(*g, copy.module());
     std::vector<const Found*> cut;
     std::set<std::string> taken;  // a path listed twice is removed once
     for (const std::string& path : paths) {

@@ -6,7 +6,10 @@
 // constants), is used only by that add, and holds at least one parameterised
 // layer; with an identity shortcut, removing it leaves `out = skip` (the ops
 // after the add, such as a ReLU, stay). Blocks with a downsampling shortcut
-// (a conv on `skip`) are not of this form and are never offered.
+// (a conv on `skip`) are not of this form and are never offered, nor is an
+// add that does not run for this model: under an If on one of its flags
+// that takes the other side (torchvision's scripted
+// `if self.use_res_connect`), or under a loop or a data-dependent branch.
 //
 //   ASSIGN_OR_RETURN(std::vector<ResidualBlock> blocks, FindResidualBlocks(model));
 //   ASSIGN_OR_RETURN(Model shallower, RemoveBlocks(model, {blocks[0].path}));

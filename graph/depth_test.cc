@@ -240,5 +240,32 @@ TEST(DepthTest, AnInPlaceAddIntoTheBranchIsABlockIntoTheShortcutIsNot) {
   EXPECT_TRUE(at::allclose(Forward(shallower, x), y + c2, 1e-5, 1e-6));
 }
 
+// torchvision's scripted InvertedResidual: `if self.use_res: x + c(x)`.
+Model FlaggedResidual(bool use_res) {
+  torch::jit::Module root("__torch__.depth_test.Flagged");
+  torch::jit::Module c("__torch__.depth_test.FlaggedConv");
+  c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
+  c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
+  root.register_module("c", c);
+  root.register_attribute("use_res", c10::BoolType::get(), use_res);
+  root.define(
+      "def forward(self, x):\n"
+      "    if self.use_res:\n"
+      "        return x + self.c.forward(x)\n"
+      "    else:\n"
+      "        return self.c.forward(x)\n");
+  return Model(root);
+}
+
+TEST(DepthTest, AnAddUnderAFlagCountsOnlyWhenTheFlagTakesIt) {
+  ASSERT_OK_AND_ASSIGN(std::vector<ResidualBlock> on, FindResidualBlocks(FlaggedResidual(true)));
+  EXPECT_THAT(Paths(on), ElementsAre("c"));
+  ASSERT_OK_AND_ASSIGN(std::vector<ResidualBlock> off, FindResidualBlocks(FlaggedResidual(false)));
+  EXPECT_THAT(off, IsEmpty());  // the add is in the branch this model never takes
+  ASSERT_OK_AND_ASSIGN(Model removed, RemoveBlocks(FlaggedResidual(true), {"c"}));
+  const at::Tensor x = at::randn({2, 3, 5, 5});
+  EXPECT_TRUE(at::equal(Forward(removed, x), x));
+}
+
 }  // namespace
 }  // namespace slimfit

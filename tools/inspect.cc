@@ -1,6 +1,7 @@
 // inspect: prints every layer of a TorchScript model (module path, op type,
 // weight shape, parameters), found from its graph, so models traced or
-// scripted in Python show the same as zoo models.
+// scripted in Python show the same as zoo models, and the residual blocks
+// depth pruning may remove (graph/depth.h).
 //
 //   bazel run //tools:inspect -- --model=resnet_small
 //   bazel run //tools:inspect -- --model=/abs/path/model.pt
@@ -17,9 +18,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "graph/dependency_graph.h"
+#include "graph/depth.h"
 #include "graph/layer_table.h"
 #include "graph/surgery.h"
 #include "pruners/plan.h"
@@ -67,6 +70,12 @@ absl::Status Run() {
     std::printf("input: %s %s\n", shape.c_str(), md.inputs(0).dtype().c_str());
   }
   std::printf("%s", FormatLayerTable(table).c_str());
+  ASSIGN_OR_RETURN(std::vector<ResidualBlock> blocks, FindResidualBlocks(model));
+  std::printf("residual blocks with an identity shortcut (removable whole): %s\n",
+              blocks.empty() ? "none" : "");
+  for (const ResidualBlock& b : blocks) {
+    std::printf("  %-24s %s\n", b.path.c_str(), absl::StrJoin(b.layers, ", ").c_str());
+  }
   if (absl::GetFlag(FLAGS_pruning_config).empty() && !FlagGiven("pruner") && !FlagGiven("ratio")) {
     return absl::OkStatus();
   }
@@ -89,7 +98,8 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   return slimfit::RunTool(argc, argv, "inspect",
-      "Prints every layer of a TorchScript model; with a pruning config, a pruning dry run.\n"
+      "Prints every layer of a TorchScript model and its removable residual blocks; with a pruning config, a\n"
+      "pruning dry run.\n"
       "  bazel run //tools:inspect -- --model=PATH_OR_ZOO_NAME [--archive]\n"
       "      [--pruning_config=prune.pbtxt | --pruner=fpgm --ratio=0.5] [--input_shape=3,224,224]", &slimfit::Run);
 }
