@@ -22,41 +22,39 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
     Say(absl::StrCat("[quantize] skipped: ", InterruptMessage()));
     return int8;
   }
-  {
-    const CandidateRecord& base = fp32 ? *fp32 : reference_;
-    Phase("quantize",
-          absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ", base.description()));
-    ASSIGN_OR_RETURN(int8, Quantized(base));
-    auto say_int8 = [&](const char* what, const CandidateRecord& q) {
-      Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,
-                          c_.evaluation().eval_key(), q.eval_metric(), -DropOf(q.eval_metric()), q.latency_b1_ms(),
-                          kLatencyBatch, q.latency_bn_ms(), q.serialized_bytes() / 1024.0));
-    };
-    say_int8("int8", *int8);
-    // PTQ missed delta: one epoch of quantization-aware training (on the
-    // fine-tuning loss, so distilled from the reference) when it fits.
-    if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 &&
-        comp_.quantization().weight_only().bits() == 0) {
-      ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
-      if (fits) {
-        Say("  int8 missed the target: 1 epoch of quantization-aware training");
-        absl::StatusOr<std::optional<CandidateRecord>> qat = Quantized(base, 1);
-        if (qat.ok()) {
-          say_int8("int8 QAT", **qat);
-          if ((*qat)->qualifies()) int8 = *qat;
-        } else if (absl::IsCancelled(qat.status())) {
-          Say(absl::StrCat("  ", qat.status().message(), ": quantization-aware training stops"));
-        } else if (absl::IsDataLoss(qat.status())) {
-          RETURN_IF_ERROR(SkipFailed("quantization-aware training", qat.status()));
-        } else {
-          return qat.status();
-        }
+  const CandidateRecord& base = fp32 ? *fp32 : reference_;
+  Phase("quantize",
+        absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ", base.description()));
+  ASSIGN_OR_RETURN(int8, Quantized(base));
+  auto say_int8 = [&](const char* what, const CandidateRecord& q) {
+    Say(absl::StrFormat("  %s: %s = %.4g (%+.2f)  latency b1 %.3f ms, b%d %.2f ms, %.1f KiB", what,
+                        c_.evaluation().eval_key(), q.eval_metric(), -DropOf(q.eval_metric()), q.latency_b1_ms(),
+                        kLatencyBatch, q.latency_bn_ms(), q.serialized_bytes() / 1024.0));
+  };
+  say_int8("int8", *int8);
+  // PTQ missed delta: one epoch of quantization-aware training (on the
+  // fine-tuning loss, so distilled from the reference) when it fits.
+  if (!int8->qualifies() && comp_.quantization().qat().epochs() == 0 &&
+      comp_.quantization().weight_only().bits() == 0) {
+    ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
+    if (fits) {
+      Say("  int8 missed the target: 1 epoch of quantization-aware training");
+      absl::StatusOr<std::optional<CandidateRecord>> qat = Quantized(base, 1);
+      if (qat.ok()) {
+        say_int8("int8 QAT", **qat);
+        if ((*qat)->qualifies()) int8 = *qat;
+      } else if (absl::IsCancelled(qat.status())) {
+        Say(absl::StrCat("  ", qat.status().message(), ": quantization-aware training stops"));
+      } else if (absl::IsDataLoss(qat.status())) {
+        RETURN_IF_ERROR(SkipFailed("quantization-aware training", qat.status()));
       } else {
-        Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
+        return qat.status();
       }
+    } else {
+      Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
     }
-    EndPhase();
   }
+  EndPhase();
   return int8;
 }
 
