@@ -169,15 +169,18 @@ TEST(DepthTest, TheResultSavesReloadsFreezesSmallerAndTrains) {
   EXPECT_FALSE(with_grad.count("layer2.b1.bn2.weight"));
 }
 
+// A module whose forward is a 3x3 convolution by its own weight (no bias).
+torch::jit::Module ConvModule(const std::string& type) {
+  torch::jit::Module c("__torch__.depth_test." + type);
+  c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
+  c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
+  return c;
+}
+
 // root(x) = x + c1(x), then + c2(·): c2's shortcut is c1's add.
 Model ChainOfTwo() {
   torch::jit::Module root("__torch__.depth_test.Chain");
-  for (const char* name : {"c1", "c2"}) {
-    torch::jit::Module c(std::string("__torch__.depth_test.Conv_") + name);
-    c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
-    c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
-    root.register_module(name, c);
-  }
+  for (const char* name : {"c1", "c2"}) root.register_module(name, ConvModule(std::string("Conv_") + name));
   root.define(
       "def forward(self, x):\n"
       "    x = x + self.c1.forward(x)\n"
@@ -212,12 +215,7 @@ TEST(DepthTest, ConsecutiveBlocksAndUnknownNames) {
 // x += c(x), which writes into the shortcut and so is not a removable block.
 Model InPlaceAdds() {
   torch::jit::Module root("__torch__.depth_test.InPlace");
-  for (const char* name : {"c1", "c2"}) {
-    torch::jit::Module c(std::string("__torch__.depth_test.InPlaceConv_") + name);
-    c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
-    c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
-    root.register_module(name, c);
-  }
+  for (const char* name : {"c1", "c2"}) root.register_module(name, ConvModule(std::string("InPlaceConv_") + name));
   root.define(
       "def forward(self, x):\n"
       "    out = self.c1.forward(x)\n"
@@ -243,10 +241,7 @@ TEST(DepthTest, AnInPlaceAddIntoTheBranchIsABlockIntoTheShortcutIsNot) {
 // torchvision's scripted InvertedResidual: `if self.use_res: x + c(x)`.
 Model FlaggedResidual(bool use_res) {
   torch::jit::Module root("__torch__.depth_test.Flagged");
-  torch::jit::Module c("__torch__.depth_test.FlaggedConv");
-  c.register_parameter("weight", at::randn({3, 3, 3, 3}) * 0.1, /*is_buffer=*/false);
-  c.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n");
-  root.register_module("c", c);
+  root.register_module("c", ConvModule("FlaggedConv"));
   root.register_attribute("use_res", c10::BoolType::get(), use_res);
   root.define(
       "def forward(self, x):\n"
