@@ -86,12 +86,7 @@ Node* HolderIn(Node* n, const Block* block) {
 
 // Every node nested in `n`'s sub-blocks.
 void Nested(Node* n, std::vector<Node*>* out) {
-  for (Block* b : n->blocks()) {
-    for (Node* m : b->nodes()) {
-      out->push_back(m);
-      Nested(m, out);
-    }
-  }
+  for (Block* b : n->blocks()) CollectNodes(b, out);
 }
 
 // What `n` reads: its inputs and, for an If / Loop, the values its
@@ -221,17 +216,9 @@ int ConditionValue(const Value* cond, const torch::jit::Module& module, const Va
   if (auto c = torch::jit::toIValue(cond); c && c->isBool()) return c->toBool() ? 1 : 0;
   if (cond->node()->kind() != c10::prim::GetAttr) return -1;
   std::optional<std::string> path = AttrPath(cond, self);
-  if (!path) return -1;
-  std::vector<std::string> parts = absl::StrSplit(*path, '.');
-  if (parts.back() == "training") return -1;
-  torch::jit::Module m = module;
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    if (!m.hasattr(parts[i]) || !m.attr(parts[i]).isModule()) return -1;
-    m = m.attr(parts[i]).toModule();
-  }
-  if (!m.hasattr(parts.back())) return -1;
-  const c10::IValue v = m.attr(parts.back());
-  return v.isBool() ? (v.toBool() ? 1 : 0) : -1;
+  if (!path || cond->node()->s(c10::attr::name) == "training") return -1;
+  const std::optional<c10::IValue> v = AttrAt(module, *path);
+  return v && v->isBool() ? (v->toBool() ? 1 : 0) : -1;
 }
 
 // Whether `n` runs for this module: every If around it takes its side on a
@@ -329,10 +316,7 @@ absl::StatusOr<Model> RemoveBlocks(const Model& model, const std::vector<std::st
     // of the graph still reads, a shared one, keeps its tensors).
     std::set<std::string> read;
     std::vector<Node*> all;
-    for (Node* n : g->block()->nodes()) {
-      all.push_back(n);
-      Nested(n, &all);
-    }
+    CollectNodes(g->block(), &all);
     for (Node* n : all) {
       for (Value* v : n->inputs()) {
         if (v->node()->kind() != c10::prim::GetAttr) continue;
@@ -341,8 +325,9 @@ absl::StatusOr<Model> RemoveBlocks(const Model& model, const std::vector<std::st
     }
     for (const Found* f : cut) {
       for (const std::string& layer : f->block.layers) {
-        torch::jit::Module sub = copy.module();
-        for (absl::string_view part : absl::StrSplit(layer, '.')) sub = sub.attr(std::string(part)).toModule();
+        const std::optional<c10::IValue> owner = AttrAt(copy.module(), layer);
+        if (!owner || !owner->isObject()) continue;
+        torch::jit::Module sub(owner->toObject());
         auto emptied = [&](const at::Tensor& t) { return at::empty({0}, t.options()); };
         for (const auto& p : sub.named_parameters(/*recurse=*/false)) {
           if (read.count(absl::StrCat(layer, ".", p.name))) continue;

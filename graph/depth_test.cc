@@ -177,15 +177,20 @@ torch::jit::Module ConvModule(const std::string& type) {
   return c;
 }
 
+// A model of type `type` with two ConvModules, c1 and c2, and `forward`.
+Model TwoConvs(const std::string& type, const std::string& forward) {
+  torch::jit::Module root("__torch__.depth_test." + type);
+  for (const char* name : {"c1", "c2"}) root.register_module(name, ConvModule(type + "Conv_" + name));
+  root.define(forward);
+  return Model(root);
+}
+
 // root(x) = x + c1(x), then + c2(·): c2's shortcut is c1's add.
 Model ChainOfTwo() {
-  torch::jit::Module root("__torch__.depth_test.Chain");
-  for (const char* name : {"c1", "c2"}) root.register_module(name, ConvModule(std::string("Conv_") + name));
-  root.define(
-      "def forward(self, x):\n"
-      "    x = x + self.c1.forward(x)\n"
-      "    return x + self.c2.forward(x)\n");
-  return Model(root);
+  return TwoConvs("Chain",
+                  "def forward(self, x):\n"
+                  "    x = x + self.c1.forward(x)\n"
+                  "    return x + self.c2.forward(x)\n");
 }
 
 TEST(DepthTest, ConsecutiveBlocksAndUnknownNames) {
@@ -214,16 +219,13 @@ TEST(DepthTest, ConsecutiveBlocksAndUnknownNames) {
 // out = c(x); out += x — the in-place form torchvision's blocks use — and
 // x += c(x), which writes into the shortcut and so is not a removable block.
 Model InPlaceAdds() {
-  torch::jit::Module root("__torch__.depth_test.InPlace");
-  for (const char* name : {"c1", "c2"}) root.register_module(name, ConvModule(std::string("InPlaceConv_") + name));
-  root.define(
-      "def forward(self, x):\n"
-      "    out = self.c1.forward(x)\n"
-      "    out += x\n"
-      "    y = torch.relu(out)\n"
-      "    y += self.c2.forward(y)\n"
-      "    return y\n");
-  return Model(root);
+  return TwoConvs("InPlace",
+                  "def forward(self, x):\n"
+                  "    out = self.c1.forward(x)\n"
+                  "    out += x\n"
+                  "    y = torch.relu(out)\n"
+                  "    y += self.c2.forward(y)\n"
+                  "    return y\n");
 }
 
 TEST(DepthTest, AnInPlaceAddIntoTheBranchIsABlockIntoTheShortcutIsNot) {

@@ -93,28 +93,6 @@ struct Collector {
 };
 
 // The attribute at dotted `path` below `root`, if every step exists.
-std::optional<c10::IValue> AttrAt(const torch::jit::Module& root, const std::string& path) {
-  c10::IValue cur = root._ivalue();
-  size_t start = 0;
-  while (true) {
-    if (!cur.isObject()) return std::nullopt;
-    const size_t dot = path.find('.', start);
-    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    const auto& obj = cur.toObjectRef();
-    if (!obj.type()->hasAttribute(part)) return std::nullopt;
-    cur = obj.getAttr(part);
-    if (dot == std::string::npos) return cur;
-    start = dot + 1;
-  }
-}
-
-void CollectNodes(torch::jit::Block* b, std::vector<Node*>* out) {
-  for (Node* n : b->nodes()) {
-    out->push_back(n);
-    for (torch::jit::Block* inner : n->blocks()) CollectNodes(inner, out);
-  }
-}
-
 // Replaces reads of bool / int / float / string / None attributes (any the
 // graph writes excepted) by constants of their current value — `training`
 // included: the graph describes the model in its current mode.
@@ -143,6 +121,28 @@ void FreezeScalarAttributes(torch::jit::Graph& graph, const torch::jit::Module& 
 }
 
 }  // namespace
+
+std::optional<c10::IValue> AttrAt(const torch::jit::Module& root, const std::string& path) {
+  c10::IValue cur = root._ivalue();
+  size_t start = 0;
+  while (true) {
+    if (!cur.isObject()) return std::nullopt;
+    const size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const auto& obj = cur.toObjectRef();
+    if (!obj.type()->hasAttribute(part)) return std::nullopt;
+    cur = obj.getAttr(part);
+    if (dot == std::string::npos) return cur;
+    start = dot + 1;
+  }
+}
+
+void CollectNodes(torch::jit::Block* b, std::vector<Node*>* out) {
+  for (Node* n : b->nodes()) {
+    out->push_back(n);
+    for (torch::jit::Block* inner : n->blocks()) CollectNodes(inner, out);
+  }
+}
 
 std::optional<int64_t> ConstantInt(const Value* v) {
   auto iv = torch::jit::toIValue(v);

@@ -33,6 +33,7 @@
 #include "model/model.h"
 
 namespace torch::jit {
+struct Block;
 struct Graph;
 struct Node;
 struct Value;
@@ -79,6 +80,14 @@ void InlineAllLevels(torch::jit::Graph& graph);
 // The dotted attribute path of `v` from the graph's `self` input
 // ("layer1.0.conv1.weight"), if `v` is reached only through prim::GetAttr.
 std::optional<std::string> AttrPath(const torch::jit::Value* v, const torch::jit::Value* self);
+
+// The attribute of `root` at dotted `path` ("layer1.0.use_res_connect",
+// "layer1.0.conv1": a submodule is an object IValue), if every part exists.
+std::optional<c10::IValue> AttrAt(const torch::jit::Module& root, const std::string& path);
+
+// Appends every node of `b`, and of the blocks nested in its nodes, in
+// graph order (a node before the nodes of its own blocks).
+void CollectNodes(torch::jit::Block* b, std::vector<torch::jit::Node*>* out);
 
 // Small readers of TorchScript IR shared by graph/ passes.
 // The int a value holds when it is a constant.

@@ -58,7 +58,6 @@ RankRecord ToRankRecord(uint64_t task, absl::StatusOr<MadeRecord> made) {
   if (made.ok()) {
     *r.mutable_record() = std::move(made->record);
   } else {
-    r.set_model("");
     *r.mutable_status() = ToRankStatus(made.status());
   }
   return r;
