@@ -21,6 +21,7 @@
 #include "common/torch_status.h"
 #include "data/sharded_loader.h"
 #include "distributed/data_parallel.h"
+#include "trainer/memory_format.h"
 #include "trainer/trainable.h"
 
 namespace slimfit {
@@ -185,6 +186,11 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   at::manual_seed(c.seed());
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
   if (dp) RETURN_IF_ERROR(dp->BroadcastModel(model));
+  // Channels-last weights until the model's first step has shown it takes
+  // them; put back contiguous on every way out (the destructor).
+  WeightLayout layout;
+  RETURN_IF_ERROR(layout.Apply(model, ChooseWeightFormat(c.memory_format(), model)), "full_trainer.memory_format");
+  bool probe_layout = layout.current() != at::MemoryFormat::Contiguous;
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
   ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
   int64_t scheduler_steps = 0;
@@ -228,6 +234,26 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     return absl::OkStatus();
   };
 
+  // The first step (or an evaluation) failed with channels-last weights:
+  // AUTO goes on with contiguous ones and says so; an explicit CHANNELS_LAST
+  // is an error.
+  auto refuse_layout = [&](const std::string& where, const absl::Status& why) -> absl::Status {
+    const std::string format = MemoryFormatName(layout.current());
+    layout.Restore();
+    if (c.memory_format() != TrainerConfig::MEMORY_FORMAT_AUTO) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "full_trainer.memory_format: ", TrainerConfig::MemoryFormat_Name(c.memory_format()),
+          ", but the model's ", where, " fails with ", format, " weights (", why.message(),
+          "); valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"));
+    }
+    const std::string note =
+        absl::StrCat("the model's ", where, " fails with ", format, " weights (", why.message(),
+                     "); training with contiguous weights");
+    result.events.push_back(note);
+    progress.EndEpoch(absl::StrCat("note: ", note));
+    return absl::OkStatus();
+  };
+
   bool stop = false;
   for (int epoch = 0; epoch < total_epochs && !stop; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -255,10 +281,21 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       LossTerms terms;
       double value = 0;
       if (!dp || bs > 0) {  // a rank's slice of a tiny last batch may be empty
-        ASSIGN_OR_RETURN(terms, (*deps_.loss)(model, batch), absl::StrCat("epoch ", epoch + 1, " step ", i));
-        at::Tensor total = terms.Total();
-        value = total.item<double>();
-        if (std::isfinite(value)) RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
+        auto forward_backward = [&]() -> absl::Status {
+          ASSIGN_OR_RETURN(terms, (*deps_.loss)(model, batch));
+          at::Tensor total = terms.Total();
+          value = total.item<double>();
+          if (std::isfinite(value)) RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
+          return absl::OkStatus();
+        };
+        absl::Status s = forward_backward();
+        if (!s.ok() && probe_layout) {
+          RETURN_IF_ERROR(refuse_layout("first step", s));
+          optimizer->zero_grad();
+          s = forward_backward();
+        }
+        probe_layout = false;
+        RETURN_IF_ERROR(s, absl::StrCat("epoch ", epoch + 1, " step ", i));
       }
       StepSync synced;
       if (dp) {
@@ -330,12 +367,16 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     Metrics eval;
     bool evaluated = false;
     if (deps_.eval != nullptr && ((epoch + 1) % eval_freq == 0 || last)) {
-      if (dp) {
-        ASSIGN_OR_RETURN(eval, EvaluateAcrossRanks(*deps_.evaluator, model, *deps_.eval, deps_.eval_shard, *deps_.group),
-                         absl::StrCat("evaluating epoch ", epoch + 1));
-      } else {
-        ASSIGN_OR_RETURN(eval, deps_.evaluator->Apply(model, *deps_.eval), absl::StrCat("evaluating epoch ", epoch + 1));
+      auto evaluate = [&]() -> absl::StatusOr<Metrics> {
+        if (dp) return EvaluateAcrossRanks(*deps_.evaluator, model, *deps_.eval, deps_.eval_shard, *deps_.group);
+        return deps_.evaluator->Apply(model, *deps_.eval);
+      };
+      absl::StatusOr<Metrics> evaluation = evaluate();
+      if (!evaluation.ok() && layout.current() != at::MemoryFormat::Contiguous) {
+        RETURN_IF_ERROR(refuse_layout("evaluation", evaluation.status()));
+        evaluation = evaluate();
       }
+      ASSIGN_OR_RETURN(eval, std::move(evaluation), absl::StrCat("evaluating epoch ", epoch + 1));
       evaluated = true;
       ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), "full_trainer.eval_key");
       if (!std::isfinite(m.value)) {

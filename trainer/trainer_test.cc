@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_format.h"
@@ -21,6 +22,7 @@
 #include "data/splits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/test_models.h"
 #include "model/zoo/zoo.h"
 #include "trainer/function_evaluator.h"
 #include "trainer/trainable.h"
@@ -30,6 +32,7 @@ namespace {
 
 using ::slimfit::testing::StatusIs;
 using ::slimfit::testing::TempPath;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // Synthetic 4-class data shaped like the traced test model's input.
@@ -383,6 +386,101 @@ TEST(TrainerTest, BadConfigsNameTheField) {
   ASSERT_OK_AND_ASSIGN(auto wrong_key, Trainer::Create(Config("eval_key: 'top5'"), deps));
   EXPECT_THAT(wrong_key->Train(m), StatusIs(absl::StatusCode::kNotFound,
                                             HasSubstr("full_trainer.eval_key: metric \"top5\" was not computed")));
+}
+
+// Channels-last weights (AUTO's choice for convolutions on the CPU) train the
+// same model as contiguous ones, within float rounding (a few steps: over
+// epochs, training amplifies rounding like any change of summation order);
+// the hooks see the same tensors, laid out channels-last, and the model comes
+// back contiguous.
+TEST(TrainerTest, ChannelsLastTrainsWhatContiguousTrains) {
+  Parts p;
+  const ZooOptions zo{.height = 12, .width = 12, .num_classes = 4};
+  ASSERT_OK_AND_ASSIGN(Model initial, CreateZooModel("resnet_small", zo));
+  std::map<std::string, at::Tensor> start;
+  for (auto& [name, t] : initial.NamedParameters()) start[name] = t.detach().clone();
+  std::vector<std::map<std::string, at::Tensor>> trained;
+  for (const char* format : {"CONTIGUOUS", "MEMORY_FORMAT_AUTO"}) {
+    Data d = MakeData(256);
+    ASSERT_OK_AND_ASSIGN(Model m, initial.Clone());
+    ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config(absl::StrCat("epochs: 0 max_steps: 3 memory_format: ", format)),
+                                                       {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+    int steps = 0, channels_last = 0;
+    trainer->AddHooks({.after_step = [&](Model& model) -> absl::Status {
+      ++steps;
+      for (auto& [name, t] : model.NamedParameters()) {
+        if (name == "layer1.b0.conv1.weight") channels_last += t.is_contiguous(at::MemoryFormat::ChannelsLast);
+      }
+      return absl::OkStatus();
+    }});
+    ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+    EXPECT_EQ(r.steps, 3);
+    EXPECT_EQ(steps, 3);
+    EXPECT_EQ(channels_last, std::string(format) == "CONTIGUOUS" ? 0 : steps) << format;
+    EXPECT_TRUE(r.events.empty()) << format << ": " << r.events.front();
+    std::map<std::string, at::Tensor> weights;
+    for (auto& [name, t] : m.NamedParameters()) {
+      EXPECT_TRUE(t.is_contiguous()) << format << " " << name;
+      weights[name] = t.detach().clone();
+    }
+    for (auto& [name, t] : m.NamedBuffers()) weights[name] = t.detach().clone();
+    trained.push_back(std::move(weights));
+  }
+  ASSERT_EQ(trained[0].size(), trained[1].size());
+  double moved = 0, apart = 0;
+  for (const auto& [name, t] : trained[0]) {
+    if (start.count(name)) moved = std::max(moved, (t - start[name]).abs().max().item<double>());
+    if (at::isFloatingType(t.scalar_type())) {
+      apart = std::max(apart, (t - trained[1].at(name)).abs().max().item<double>());
+    } else {
+      EXPECT_TRUE(t.equal(trained[1].at(name))) << name;
+    }
+  }
+  EXPECT_GT(moved, 1e-2) << "the weights must have trained for the comparison to mean anything";
+  EXPECT_LT(apart, 1e-5);
+}
+
+// A model whose forward needs NCHW strides (`.view` of a convolution's
+// output): AUTO falls back to contiguous weights after the first step fails
+// and says so; an explicit CHANNELS_LAST is an error naming the field.
+TEST(TrainerTest, AModelThatRefusesChannelsLastFallsBackOrFailsWhenAsked) {
+  Parts p;
+  const std::string source =
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    y = torch.relu(torch.conv2d(x, self.w1, None, [1, 1], [1, 1], [1, 1], 1))\n"
+      "    y = torch.conv2d(y, self.w2, None, [1, 1], [1, 1], [1, 1], 1)\n"
+      "    return torch.linear(y.view(y.size(0), -1), self.fc_w, self.fc_b)\n";
+  auto model = [&] {
+    return testing::ScriptedTestModel("ViewsConvOutput", source,
+                                      {{"w1", at::randn({4, 1, 3, 3}) * 0.3},
+                                       {"w2", at::randn({4, 4, 3, 3}) * 0.2},
+                                       {"fc_w", at::randn({4, 4 * 12 * 12}) * 0.02},
+                                       {"fc_b", at::zeros({4})}});
+  };
+  {
+    Data d = MakeData(128);
+    Model m = model();
+    ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 1"), {p.loss.get(), p.eval.get(),
+                                                                             d.train.get(), d.val.get()}));
+    ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+    EXPECT_EQ(r.steps, d.train->num_batches());
+    ASSERT_EQ(r.events.size(), 1u);
+    EXPECT_THAT(r.events[0], HasSubstr("the model's first step fails with channels-last weights ("));
+    EXPECT_THAT(r.events[0], HasSubstr("); training with contiguous weights"));
+    for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name;
+  }
+  {
+    Data d = MakeData(128);
+    Model m = model();
+    ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 1 memory_format: CHANNELS_LAST"),
+                                                       {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+    EXPECT_THAT(trainer->Train(m),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("full_trainer.memory_format: CHANNELS_LAST, but the model's first step fails "
+                                         "with channels-last weights"),
+                               HasSubstr("valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"))));
+    for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name;
+  }
 }
 
 // A group of two ranks (its collectives are never reached here).

@@ -1,0 +1,57 @@
+#include "trainer/memory_format.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "common/torch_status.h"
+
+namespace slimfit {
+namespace {
+
+bool IsConvWeightLike(const at::Tensor& t) { return t.dim() == 4 && at::isFloatingType(t.scalar_type()); }
+
+}  // namespace
+
+at::MemoryFormat ChooseWeightFormat(TrainerConfig::MemoryFormat requested, Model& model) {
+  switch (requested) {
+    case TrainerConfig::CONTIGUOUS:
+      return at::MemoryFormat::Contiguous;
+    case TrainerConfig::CHANNELS_LAST:
+      return at::MemoryFormat::ChannelsLast;
+    default:
+      break;
+  }
+  for (auto& [name, p] : model.NamedParameters()) {
+    if (IsConvWeightLike(p) && p.device().is_cpu()) return at::MemoryFormat::ChannelsLast;
+  }
+  return at::MemoryFormat::Contiguous;
+}
+
+std::string MemoryFormatName(at::MemoryFormat format) {
+  return format == at::MemoryFormat::ChannelsLast ? "channels-last" : "contiguous";
+}
+
+absl::Status WeightLayout::Apply(Model& model, at::MemoryFormat format) {
+  Restore();
+  if (format == at::MemoryFormat::Contiguous) return absl::OkStatus();
+  format_ = format;
+  return TorchCall("laying out the weights " + MemoryFormatName(format), [&] {
+    c10::NoGradGuard no_grad;
+    for (auto& [name, p] : model.NamedParameters()) {
+      // Only NCHW-contiguous ones: those are the ones Restore can put back
+      // exactly (a tied weight comes twice and is changed once).
+      if (!IsConvWeightLike(p) || !p.is_contiguous() || p.is_contiguous(format)) continue;
+      p.set_data(p.contiguous(format));
+      changed_.push_back(p);
+    }
+  });
+}
+
+void WeightLayout::Restore() {
+  if (changed_.empty()) return;
+  c10::NoGradGuard no_grad;
+  for (at::Tensor& p : changed_) p.set_data(p.contiguous());
+  changed_.clear();
+}
+
+}  // namespace slimfit
