@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
+#include "model/weight_layout.h"
 
 namespace slimfit {
 
@@ -21,12 +22,24 @@ absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
   c10::NoGradGuard no_grad;
   for (auto& m : metrics_) m->Reset();
   RETURN_IF_ERROR(loader.Reset(0));
+  // Convolutions on the CPU run with channels-last weights for the pass
+  // (model/weight_layout.h), contiguous again after it; a model whose first
+  // batch refuses them is evaluated as it is.
+  WeightLayout layout;
+  RETURN_IF_ERROR(layout.Apply(model, PreferredWeightFormat(model)), "evaluating");
+  bool probe = layout.changed() > 0;
   Batch batch;
   while (true) {
     ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
     if (!more) break;
     if (BatchRows(batch) == 0) continue;  // a shard's empty slice (data/sharded_loader.h)
-    ASSIGN_OR_RETURN(c10::IValue out, forward_pass_->Forward(model, batch, device_), "evaluating");
+    absl::StatusOr<c10::IValue> forward = forward_pass_->Forward(model, batch, device_);
+    if (!forward.ok() && probe) {
+      layout.Restore();
+      forward = forward_pass_->Forward(model, batch, device_);
+    }
+    probe = false;
+    ASSIGN_OR_RETURN(c10::IValue out, std::move(forward), "evaluating");
     for (auto& m : metrics_) RETURN_IF_ERROR(m->Update(out, batch));
   }
   return absl::OkStatus();

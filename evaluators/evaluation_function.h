@@ -10,7 +10,10 @@
 //   ASSIGN_OR_RETURN(Metrics m, eval->Apply(model, *val_loader));
 //
 // Apply puts the model in eval mode and runs without gradients; it leaves the
-// model in eval mode.
+// model in eval mode. MetricsEvaluator runs a convolutional model on the CPU
+// with channels-last weights (model/weight_layout.h: oneDNN's layout; the
+// same values, rounded by a different summation order) and hands it back
+// contiguous; a model whose first batch refuses that layout runs as it is.
 #ifndef SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
 #define SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
 

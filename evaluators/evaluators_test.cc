@@ -172,5 +172,37 @@ TEST(EvaluatorsTest, RuntimeMismatchesAreErrors) {
                                                 HasSubstr("num_classes: 4 but the model predicts 3")));
 }
 
+// A convolutional model is evaluated with channels-last weights (a model that
+// insists on them evaluates) and handed back contiguous; one that views a
+// convolution's output (NCHW strides only) is evaluated as it is. Accuracy is
+// the one the plain model's forward gives (derived here).
+TEST(EvaluatorsTest, ConvolutionalModelsRunChannelsLastAndComeBackContiguous) {
+  const std::string convs =
+      "    y = torch.relu(torch.conv2d(x, self.w1, None, [1, 1], [1, 1], [1, 1], 1))\n"
+      "    y = torch.conv2d(y, self.w2, None, [1, 1], [1, 1], [1, 1], 1)\n";
+  const std::string head = "def forward(self, x: Tensor) -> Tensor:\n";
+  const std::string plain = head + convs + "    return torch.mean(y, [2, 3])\n";
+  const std::string insists = head +
+                              "    assert self.w2.stride(1) == 1, 'contiguous weights'  # NCHW: 9\n" +
+                              convs + "    return torch.mean(y, [2, 3])\n";
+  const std::string views = head + convs + "    return torch.mean(y.view(y.size(0), 3, 64), [2])\n";
+  const std::vector<std::pair<std::string, at::Tensor>> weights = {{"w1", at::randn({6, 2, 3, 3})},
+                                                                   {"w2", at::randn({3, 6, 3, 3})}};
+  const at::Tensor x = at::randn({40, 2, 8, 8});
+  const at::Tensor labels = at::randint(0, 3, {40}, at::kLong);
+  Model reference = testing::ScriptedTestModel("Plain", plain, weights);
+  reference.Eval();
+  const at::Tensor logits = reference.module().forward({x}).toTensor();
+  const double want = 100.0 * logits.argmax(1).eq(labels).sum().item<double>() / 40.0;
+  for (const std::string& source : {plain, insists, views}) {
+    Model m = testing::ScriptedTestModel("Convs", source, weights);
+    ASSERT_OK_AND_ASSIGN(auto e, Make(""));
+    auto loader = Loader(x, labels);
+    ASSERT_OK_AND_ASSIGN(Metrics got, e->Apply(m, *loader));
+    EXPECT_DOUBLE_EQ(got.Get("accuracy")->value, want) << source;
+    for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name << " after " << source;
+  }
+}
+
 }  // namespace
 }  // namespace slimfit

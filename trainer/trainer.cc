@@ -21,7 +21,7 @@
 #include "common/torch_status.h"
 #include "data/sharded_loader.h"
 #include "distributed/data_parallel.h"
-#include "trainer/memory_format.h"
+#include "model/weight_layout.h"
 #include "trainer/trainable.h"
 
 namespace slimfit {
@@ -49,6 +49,17 @@ bool AllFinite(Model& model) {
   return true;
 }
 
+
+at::MemoryFormat WeightFormat(TrainerConfig::MemoryFormat requested, const Model& model) {
+  switch (requested) {
+    case TrainerConfig::CONTIGUOUS:
+      return at::MemoryFormat::Contiguous;
+    case TrainerConfig::CHANNELS_LAST:
+      return at::MemoryFormat::ChannelsLast;
+    default:
+      return PreferredWeightFormat(model);
+  }
+}
 
 std::string FormatDuration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
@@ -189,7 +200,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   // Channels-last weights until the model's first step has shown it takes
   // them; put back contiguous on every way out (the destructor).
   WeightLayout layout;
-  RETURN_IF_ERROR(layout.Apply(model, ChooseWeightFormat(c.memory_format(), model)), "full_trainer.memory_format");
+  RETURN_IF_ERROR(layout.Apply(model, WeightFormat(c.memory_format(), model)), "full_trainer.memory_format");
   bool probe_layout = layout.current() != at::MemoryFormat::Contiguous;
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
   ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");

@@ -16,7 +16,7 @@
 //   - stops between two steps when the process is interrupted
 //     (common/interrupt.h): Cancelled, with the epoch and step;
 //   - lays a convolutional model's weights out channels-last while it trains
-//     on the CPU (memory_format; trainer/memory_format.h: oneDNN's layout,
+//     on the CPU (memory_format; model/weight_layout.h: oneDNN's layout,
 //     ~10-15% faster epochs), falling back to contiguous if the model's first
 //     step refuses it, and hands the model back contiguous;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a

@@ -1,31 +1,34 @@
-// File: trainer/memory_format.h
+// File: model/weight_layout.h
 //
-// The layout a model's 4-D weights are kept in while it trains.
+// The layout a model's 4-D weights are kept in while it runs.
 //
 // LibTorch's CPU convolutions run in oneDNN, whose kernels work in
 // channels-last (NHWC). With NCHW weights every convolution, forward and
 // backward, reorders its operands into and out of oneDNN's layout; with
 // channels-last weights a convolution's output takes the weight's layout, so
-// the activations follow and most reorders go. The values are unchanged,
-// only the strides; sums may round differently (float tolerance).
-// trainer/benchmark measures the epoch both ways.
+// the activations follow and most reorders go (inputs may stay NCHW). The
+// values are unchanged, only the strides; sums may round differently (float
+// tolerance). trainer/benchmark measures a training epoch both ways; the
+// trainer (full_trainer.memory_format) and the evaluators use it.
 //
-// WeightLayout switches every contiguous 4-D floating parameter of a model
-// to a memory format in place (Tensor::set_data: the same tensors, so
+// WeightLayout switches every NCHW-contiguous 4-D floating parameter of a
+// model to a memory format in place (Tensor::set_data: the same tensors, so
 // optimizers and hooks that hold them stay valid) and puts those it changed
-// back to contiguous on Restore() or destruction, so what the caller saves
-// or prunes afterwards is laid out as it was.
+// back to contiguous on Restore() or destruction, so what the caller saves or
+// prunes afterwards is laid out as it was. Parameters whose two layouts
+// coincide (1x1 kernels, one input channel) and ones already in another
+// layout are left alone.
 //
 //   WeightLayout layout;
-//   RETURN_IF_ERROR(layout.Apply(model, ChooseWeightFormat(config.memory_format(), model)));
-//   ... train ...
+//   RETURN_IF_ERROR(layout.Apply(model, PreferredWeightFormat(model)));
+//   ... train or evaluate ...
 //   layout.Restore();  // or let it go out of scope
 //
 // A model may refuse channels-last activations (a `.view` of a convolution's
-// output needs NCHW strides): the trainer tries its first step, and in AUTO
-// mode falls back to contiguous weights, saying so (trainer/trainer.h).
-#ifndef SLIMFIT_TRAINER_MEMORY_FORMAT_H_
-#define SLIMFIT_TRAINER_MEMORY_FORMAT_H_
+// output needs NCHW strides): callers try a first batch and Restore() when it
+// fails (trainer/trainer.h, evaluators/evaluation_function.h).
+#ifndef SLIMFIT_MODEL_WEIGHT_LAYOUT_H_
+#define SLIMFIT_MODEL_WEIGHT_LAYOUT_H_
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/MemoryFormat.h>
@@ -35,15 +38,13 @@
 
 #include "absl/status/status.h"
 #include "model/model.h"
-#include "trainer/trainer.pb.h"
 
 namespace slimfit {
 
-// What `requested` means for `model`: CONTIGUOUS and CHANNELS_LAST as said;
-// MEMORY_FORMAT_AUTO is channels-last when the model has a 4-D floating
-// parameter on the CPU (a 2-D convolution's weight), contiguous otherwise
-// (no convolution, or on a GPU, where cuDNN's choice is not measured here).
-at::MemoryFormat ChooseWeightFormat(TrainerConfig::MemoryFormat requested, Model& model);
+// Channels-last when `model` has a 4-D floating parameter (a 2-D
+// convolution's weight) on the CPU; contiguous otherwise (no convolution, or
+// on a GPU, where cuDNN's preference is not measured here).
+at::MemoryFormat PreferredWeightFormat(const Model& model);
 
 // "channels-last" or "contiguous".
 std::string MemoryFormatName(at::MemoryFormat format);
@@ -55,8 +56,8 @@ class WeightLayout {
   WeightLayout& operator=(const WeightLayout&) = delete;
   ~WeightLayout() { Restore(); }
 
-  // Lays out `model`'s contiguous 4-D floating parameters in `format`
-  // (Contiguous: nothing to do). Call once; a second call restores first.
+  // Lays out `model`'s NCHW-contiguous 4-D floating parameters in `format`
+  // (Contiguous: nothing to do). A second call restores first.
   absl::Status Apply(Model& model, at::MemoryFormat format);
 
   // Puts the parameters Apply changed back to contiguous. Idempotent.
@@ -75,4 +76,4 @@ class WeightLayout {
 
 }  // namespace slimfit
 
-#endif  // SLIMFIT_TRAINER_MEMORY_FORMAT_H_
+#endif  // SLIMFIT_MODEL_WEIGHT_LAYOUT_H_

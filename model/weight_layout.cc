@@ -1,4 +1,4 @@
-#include "trainer/memory_format.h"
+#include "model/weight_layout.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -12,15 +12,7 @@ bool IsConvWeightLike(const at::Tensor& t) { return t.dim() == 4 && at::isFloati
 
 }  // namespace
 
-at::MemoryFormat ChooseWeightFormat(TrainerConfig::MemoryFormat requested, Model& model) {
-  switch (requested) {
-    case TrainerConfig::CONTIGUOUS:
-      return at::MemoryFormat::Contiguous;
-    case TrainerConfig::CHANNELS_LAST:
-      return at::MemoryFormat::ChannelsLast;
-    default:
-      break;
-  }
+at::MemoryFormat PreferredWeightFormat(const Model& model) {
   for (auto& [name, p] : model.NamedParameters()) {
     if (IsConvWeightLike(p) && p.device().is_cpu()) return at::MemoryFormat::ChannelsLast;
   }
