@@ -185,11 +185,11 @@ TEST(EvaluatorsTest, ConvolutionalModelsRunChannelsLastAndComeBackContiguous) {
   const std::string insists = head +
                               "    assert self.w2.stride(1) == 1, 'contiguous weights'  # NCHW: 9\n" +
                               convs + "    return torch.mean(y, [2, 3])\n";
-  const std::string views = head + convs + "    return torch.mean(y.view(y.size(0), 3, 64), [2])\n";
-  const std::vector<std::pair<std::string, at::Tensor>> weights = {{"w1", at::randn({6, 2, 3, 3})},
-                                                                   {"w2", at::randn({3, 6, 3, 3})}};
-  const at::Tensor x = at::randn({40, 2, 8, 8});
-  const at::Tensor labels = at::randint(0, 3, {40}, at::kLong);
+  const std::string views = head + convs + "    return torch.mean(y.view(y.size(0), 8, 64), [2])\n";
+  const std::vector<std::pair<std::string, at::Tensor>> weights = {{"w1", at::randn({8, 8, 3, 3})},
+                                                                   {"w2", at::randn({8, 8, 3, 3})}};
+  const at::Tensor x = at::randn({40, 8, 8, 8});
+  const at::Tensor labels = at::randint(0, 8, {40}, at::kLong);
   Model reference = testing::ScriptedTestModel("Plain", plain, weights);
   reference.Eval();
   const at::Tensor logits = reference.module().forward({x}).toTensor();

@@ -52,6 +52,24 @@ TEST(PreferredWeightFormat, ChannelsLastForConvolutionsOnTheCpu) {
   EXPECT_EQ(PreferredWeightFormat(linear), at::MemoryFormat::Contiguous);
 }
 
+TEST(PreferredWeightFormat, ContiguousWhenAWidthIsNotAMultipleOfEight) {
+  const std::string source =
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    return torch.conv2d(torch.conv2d(x, self.a, None, [1, 1], [1, 1], [1, 1], 1), self.b,\n"
+      "                        None, [1, 1], [1, 1], [1, 1], 1)\n";
+  for (int64_t width : {12, 11, 4}) {
+    Model m = testing::ScriptedTestModel("Pruned", source,
+                                         {{"a", at::randn({16, 8, 3, 3})}, {"b", at::randn({width, 16, 3, 3})}});
+    EXPECT_EQ(PreferredWeightFormat(m), at::MemoryFormat::Contiguous) << width;
+    Model n = testing::ScriptedTestModel("Pruned", source,
+                                         {{"a", at::randn({width, 8, 3, 3})}, {"b", at::randn({16, width, 3, 3})}});
+    EXPECT_EQ(PreferredWeightFormat(n), at::MemoryFormat::Contiguous) << width;
+  }
+  Model aligned = testing::ScriptedTestModel("Aligned", source,
+                                             {{"a", at::randn({24, 8, 3, 3})}, {"b", at::randn({16, 24, 3, 3})}});
+  EXPECT_EQ(PreferredWeightFormat(aligned), at::MemoryFormat::ChannelsLast);
+}
+
 TEST(WeightLayout, ChangesTheSameTensorsInPlaceAndPutsThemBack) {
   Model model = Convs();
   const auto before = Values(model);

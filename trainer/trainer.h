@@ -16,8 +16,8 @@
 //   - stops between two steps when the process is interrupted
 //     (common/interrupt.h): Cancelled, with the epoch and step;
 //   - lays a convolutional model's weights out channels-last while it trains
-//     on the CPU (memory_format; model/weight_layout.h: oneDNN's layout,
-//     ~10-15% faster epochs), falling back to contiguous if the model's first
+//     on the CPU when their widths suit oneDNN's NHWC kernels (memory_format;
+//     model/weight_layout.h: 10-30% faster epochs in trainer/benchmark), falling back to contiguous if the model's first
 //     step refuses it, and hands the model back contiguous;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
 //     terminal, plain lines otherwise); appends metrics.jsonl lines;

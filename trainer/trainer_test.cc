@@ -452,9 +452,9 @@ TEST(TrainerTest, AModelThatRefusesChannelsLastFallsBackOrFailsWhenAsked) {
       "    return torch.linear(y.view(y.size(0), -1), self.fc_w, self.fc_b)\n";
   auto model = [&] {
     return testing::ScriptedTestModel("ViewsConvOutput", source,
-                                      {{"w1", at::randn({4, 1, 3, 3}) * 0.3},
-                                       {"w2", at::randn({4, 4, 3, 3}) * 0.2},
-                                       {"fc_w", at::randn({4, 4 * 12 * 12}) * 0.02},
+                                      {{"w1", at::randn({8, 1, 3, 3}) * 0.3},
+                                       {"w2", at::randn({8, 8, 3, 3}) * 0.2},
+                                       {"fc_w", at::randn({4, 8 * 12 * 12}) * 0.02},
                                        {"fc_b", at::zeros({4})}});
   };
   {
