@@ -17,8 +17,9 @@
 //     (common/interrupt.h): Cancelled, with the epoch and step;
 //   - lays a convolutional model's weights out channels-last while it trains
 //     on the CPU when their widths suit oneDNN's NHWC kernels (memory_format;
-//     model/weight_layout.h: 10-30% faster epochs in trainer/benchmark), falling back to contiguous if the model's first
-//     step refuses it, and hands the model back contiguous;
+//     model/weight_layout.h: 10-30% faster epochs in trainer/benchmark),
+//     falling back to contiguous if the model's first step refuses it, and
+//     hands the model back contiguous;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
 //     terminal, plain lines otherwise); appends metrics.jsonl lines;
 //   - trains data-parallel when given a Collective of several ranks (below).
