@@ -245,17 +245,17 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     return absl::OkStatus();
   };
 
-  // The first step (or an evaluation) failed with channels-last weights:
-  // AUTO goes on with contiguous ones and says so; an explicit CHANNELS_LAST
-  // is an error.
-  auto refuse_layout = [&](const std::string& where, const absl::Status& why) -> absl::Status {
-    const std::string format = MemoryFormatName(layout.current());
-    layout.Restore();
+  // The first step (or an evaluation) failed with channels-last weights and
+  // passed with contiguous ones: AUTO goes on with contiguous weights and
+  // says so; an explicit CHANNELS_LAST is an error. (Failing both ways, the
+  // error is the model's own and is returned as it is.)
+  auto layout_refused = [&](const std::string& where, const std::string& format,
+                            const absl::Status& why) -> absl::Status {
     if (c.memory_format() != TrainerConfig::MEMORY_FORMAT_AUTO) {
       return absl::InvalidArgumentError(absl::StrCat(
           "full_trainer.memory_format: ", TrainerConfig::MemoryFormat_Name(c.memory_format()),
           ", but the model's ", where, " fails with ", format, " weights (", why.message(),
-          "); valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"));
+          ") and passes with contiguous ones; valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"));
     }
     const std::string note =
         absl::StrCat("the model's ", where, " fails with ", format, " weights (", why.message(),
@@ -301,9 +301,12 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
         };
         absl::Status s = forward_backward();
         if (!s.ok() && probe_layout) {
-          RETURN_IF_ERROR(refuse_layout("first step", s));
+          const std::string format = MemoryFormatName(layout.current());
+          layout.Restore();
           optimizer->zero_grad();
-          s = forward_backward();
+          absl::Status contiguous = forward_backward();
+          if (contiguous.ok()) RETURN_IF_ERROR(layout_refused("first step", format, s));
+          s = contiguous;
         }
         probe_layout = false;
         RETURN_IF_ERROR(s, absl::StrCat("epoch ", epoch + 1, " step ", i));
@@ -384,8 +387,11 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       };
       absl::StatusOr<Metrics> evaluation = evaluate();
       if (!evaluation.ok() && layout.current() != at::MemoryFormat::Contiguous) {
-        RETURN_IF_ERROR(refuse_layout("evaluation", evaluation.status()));
-        evaluation = evaluate();
+        const std::string format = MemoryFormatName(layout.current());
+        layout.Restore();
+        absl::StatusOr<Metrics> contiguous = evaluate();
+        if (contiguous.ok()) RETURN_IF_ERROR(layout_refused("evaluation", format, evaluation.status()));
+        evaluation = std::move(contiguous);
       }
       ASSIGN_OR_RETURN(eval, std::move(evaluation), absl::StrCat("evaluating epoch ", epoch + 1));
       evaluated = true;

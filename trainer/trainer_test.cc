@@ -34,6 +34,7 @@ using ::slimfit::testing::StatusIs;
 using ::slimfit::testing::TempPath;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Synthetic 4-class data shaped like the traced test model's input.
 struct Data {
@@ -478,7 +479,23 @@ TEST(TrainerTest, AModelThatRefusesChannelsLastFallsBackOrFailsWhenAsked) {
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          AllOf(HasSubstr("full_trainer.memory_format: CHANNELS_LAST, but the model's first step fails "
                                          "with channels-last weights"),
-                               HasSubstr("valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"))));
+                               HasSubstr("and passes with contiguous ones; valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"))));
+    for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name;
+  }
+  {
+    // Failing both ways, the error is the model's own (the fc does not fit), not the layout's.
+    Data d = MakeData(128);
+    Model m = testing::ScriptedTestModel("ViewsConvOutput", source,
+                                         {{"w1", at::randn({8, 1, 3, 3})},
+                                          {"w2", at::randn({8, 8, 3, 3})},
+                                          {"fc_w", at::randn({4, 7})},
+                                          {"fc_b", at::zeros({4})}});
+    ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 1 memory_format: CHANNELS_LAST"),
+                                                       {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+    const absl::Status s = trainer->Train(m).status();
+    EXPECT_FALSE(s.ok());
+    EXPECT_THAT(s.message(), HasSubstr("epoch 1 step 1"));
+    EXPECT_THAT(s.message(), Not(HasSubstr("memory_format")));
     for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name;
   }
 }
