@@ -17,11 +17,12 @@ at::MemoryFormat PreferredWeightFormat(const Model& model) {
   for (auto& [name, p] : model.NamedParameters()) {
     if (!IsConvWeightLike(p)) continue;
     if (!p.device().is_cpu()) return at::MemoryFormat::Contiguous;
-    // oneDNN's NHWC kernels want channel counts in multiples of 8; below
-    // that (pruned widths: 5, 11, 12, ...) they ran 1.2-2.5x slower than
-    // NCHW (measured per width in model/weight_layout.h).
+    // oneDNN's NHWC kernels want channel counts in multiples of 8; at
+    // others (pruned widths: 5, 11, 12, ...) they ran 1.2-2.5x slower than
+    // NCHW (measured per width in model/weight_layout.h). A stem reading 1-4
+    // image channels, or a depthwise conv (1 per group), is fine.
     const int64_t out = p.size(0), in = p.size(1);
-    if (out % 8 != 0 || (in != 1 && in % 8 != 0)) return at::MemoryFormat::Contiguous;
+    if (out % 8 != 0 || (in > 4 && in % 8 != 0)) return at::MemoryFormat::Contiguous;
     any = true;
   }
   return any ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;

@@ -68,6 +68,13 @@ TEST(PreferredWeightFormat, ContiguousWhenAWidthIsNotAMultipleOfEight) {
   Model aligned = testing::ScriptedTestModel("Aligned", source,
                                              {{"a", at::randn({24, 8, 3, 3})}, {"b", at::randn({16, 24, 3, 3})}});
   EXPECT_EQ(PreferredWeightFormat(aligned), at::MemoryFormat::ChannelsLast);
+  // A stem reading an RGB image is fine; a pruned layer reading 5 channels is not.
+  Model rgb = testing::ScriptedTestModel("Rgb", source,
+                                         {{"a", at::randn({16, 3, 3, 3})}, {"b", at::randn({16, 16, 3, 3})}});
+  EXPECT_EQ(PreferredWeightFormat(rgb), at::MemoryFormat::ChannelsLast);
+  Model five = testing::ScriptedTestModel("Five", source,
+                                          {{"a", at::randn({16, 5, 3, 3})}, {"b", at::randn({16, 16, 3, 3})}});
+  EXPECT_EQ(PreferredWeightFormat(five), at::MemoryFormat::Contiguous);
 }
 
 TEST(WeightLayout, ChangesTheSameTensorsInPlaceAndPutsThemBack) {
