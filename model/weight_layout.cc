@@ -51,7 +51,14 @@ absl::Status WeightLayout::Apply(Model& model, at::MemoryFormat format) {
 void WeightLayout::Restore() {
   if (changed_.empty()) return;
   c10::NoGradGuard no_grad;
-  for (at::Tensor& p : changed_) p.set_data(p.contiguous());
+  for (at::Tensor& p : changed_) {
+    // Runs in a destructor: nothing may escape. A copy that cannot be made
+    // (out of memory) leaves that weight channels-last: the same values.
+    try {
+      p.set_data(p.contiguous());
+    } catch (...) {
+    }
+  }
   changed_.clear();
 }
 
