@@ -44,9 +44,10 @@ namespace slimfit {
 // Channels-last when `model` has 4-D floating parameters (2-D convolutions'
 // weights), all on the CPU, all with output channels and input channels per
 // group in multiples of 8 (or at most 4 input channels: a stem reading an
-// image, a depthwise conv); contiguous otherwise. oneDNN's NHWC kernels are fast only for such widths:
-// one conv3x3-bn-relu pair at batch 128, 1 thread, forward and backward,
-// channels-last time / NCHW time (2026-11-30):
+// image, a depthwise conv); contiguous otherwise. oneDNN's NHWC kernels are
+// fast only for such widths: one conv3x3-bn-relu pair at batch 128, 1
+// thread, forward and backward, channels-last time / NCHW time (2026-11-30;
+// trainer/benchmark/layout_widths.py reprints it):
 //   width       4     5     8     9    11    12    16    20    24    32    46    48    64
 //   28x28    1.89  2.00  0.73  1.50  1.82  1.57  0.80  1.01  0.60  0.88  0.90  0.98  1.06
 //   14x14    2.50  2.51  1.03  1.64  1.53  1.22  0.89  0.99  0.80  0.95  1.07  0.96  0.88
