@@ -92,7 +92,6 @@ struct Collector {
   }
 };
 
-// The attribute at dotted `path` below `root`, if every step exists.
 // Replaces reads of bool / int / float / string / None attributes (any the
 // graph writes excepted) by constants of their current value — `training`
 // included: the graph describes the model in its current mode.
