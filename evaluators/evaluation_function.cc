@@ -33,11 +33,8 @@ absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
     ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
     if (!more) break;
     if (BatchRows(batch) == 0) continue;  // a shard's empty slice (data/sharded_loader.h)
-    absl::StatusOr<c10::IValue> forward = forward_pass_->Forward(model, batch, device_);
-    if (!forward.ok() && probe) {
-      layout.Restore();
-      forward = forward_pass_->Forward(model, batch, device_);
-    }
+    auto run = [&] { return forward_pass_->Forward(model, batch, device_); };
+    absl::StatusOr<c10::IValue> forward = probe ? layout.RunOrRestore(run) : run();
     probe = false;
     ASSIGN_OR_RETURN(c10::IValue out, std::move(forward), "evaluating");
     for (auto& m : metrics_) RETURN_IF_ERROR(m->Update(out, batch));

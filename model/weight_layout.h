@@ -25,8 +25,9 @@
 //   layout.Restore();  // or let it go out of scope
 //
 // A model may refuse channels-last activations (a `.view` of a convolution's
-// output needs NCHW strides): callers try a first batch and Restore() when it
-// fails (trainer/trainer.h, evaluators/evaluation_function.h).
+// output needs NCHW strides): callers run a first batch through
+// RunOrRestore, which retries it with the weights as they were
+// (trainer/trainer.h, evaluators/evaluation_function.h).
 #ifndef SLIMFIT_MODEL_WEIGHT_LAYOUT_H_
 #define SLIMFIT_MODEL_WEIGHT_LAYOUT_H_
 
@@ -34,9 +35,11 @@
 #include <c10/core/MemoryFormat.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "model/model.h"
 
 namespace slimfit {
@@ -73,6 +76,27 @@ class WeightLayout {
 
   // Puts the parameters Apply changed back to contiguous. Idempotent.
   void Restore();
+
+  // Runs `run` (returning absl::Status or absl::StatusOr<T>). When it fails
+  // while parameters are changed, Restore()s and runs it once more, and
+  // returns that. `refused`, if given, gets the first error when the second
+  // run passes: the layout, not the model, was the cause. Failing both ways
+  // leaves `refused` alone.
+  template <typename Fn>
+  std::invoke_result_t<Fn&> RunOrRestore(Fn&& run, absl::Status* refused = nullptr) {
+    std::invoke_result_t<Fn&> result = run();
+    if (result.ok() || changed_.empty()) return result;
+    absl::Status first;
+    if constexpr (std::is_same_v<std::invoke_result_t<Fn&>, absl::Status>) {
+      first = result;
+    } else {
+      first = result.status();
+    }
+    Restore();
+    std::invoke_result_t<Fn&> again = run();
+    if (again.ok() && refused != nullptr) *refused = std::move(first);
+    return again;
+  }
 
   // The format the changed parameters are in now (Contiguous when none are).
   at::MemoryFormat current() const { return changed_.empty() ? at::MemoryFormat::Contiguous : format_; }

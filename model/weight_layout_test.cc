@@ -7,11 +7,14 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
 #include "model/test_models.h"
 
 namespace slimfit {
 namespace {
+
+using ::slimfit::testing::StatusIs;
 
 // Every parameter's values, copied (contiguous) for comparison.
 std::map<std::string, at::Tensor> Values(Model& m) {
@@ -127,6 +130,59 @@ TEST(WeightLayout, ChannelsLastOutputsMatchContiguous) {
   ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
   const at::Tensor got = model.module().forward({x}).toTensor();
   EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max().item<float>();
+}
+
+// RunOrRestore: a run that passes keeps the layout; one that fails only with
+// the layout applied is retried with the weights restored, and says the
+// layout was refused; one that fails both ways returns its second error and
+// blames nothing; with nothing changed there is no retry.
+TEST(WeightLayout, RunOrRestoreRetriesWithTheWeightsAsTheyWere) {
+  Model model = Convs();
+  at::Tensor c3;
+  for (auto& [name, p] : model.NamedParameters()) {
+    if (name == "c3") c3 = p;
+  }
+  ASSERT_TRUE(c3.defined());
+  auto needs_nchw = [&]() -> absl::Status {
+    return c3.is_contiguous() ? absl::OkStatus() : absl::InvalidArgumentError("view needs NCHW");
+  };
+  {
+    WeightLayout layout;
+    ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
+    int runs = 0;
+    absl::Status refused;
+    ASSERT_OK_AND_ASSIGN(int v, layout.RunOrRestore([&]() -> absl::StatusOr<int> { return ++runs; }, &refused));
+    EXPECT_EQ(v, 1);
+    EXPECT_EQ(runs, 1);
+    EXPECT_OK(refused);
+    EXPECT_EQ(layout.current(), at::MemoryFormat::ChannelsLast);
+  }
+  {
+    WeightLayout layout;
+    ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
+    absl::Status refused;
+    EXPECT_OK(layout.RunOrRestore(needs_nchw, &refused));
+    EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument, "view needs NCHW"));
+    EXPECT_EQ(layout.changed(), 0);
+    EXPECT_TRUE(c3.is_contiguous());
+  }
+  {
+    WeightLayout layout;
+    ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
+    int runs = 0;
+    absl::Status refused;
+    const absl::Status s = layout.RunOrRestore(
+        [&] { return absl::InternalError(absl::StrCat("broken ", ++runs)); }, &refused);
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal, "broken 2"));
+    EXPECT_OK(refused);
+    EXPECT_EQ(layout.changed(), 0);
+  }
+  {
+    WeightLayout layout;  // nothing applied
+    int runs = 0;
+    const absl::Status s = layout.RunOrRestore([&] { return absl::InternalError(absl::StrCat("broken ", ++runs)); });
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal, "broken 1"));
+  }
 }
 
 }  // namespace

@@ -201,6 +201,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   // them; put back contiguous on every way out (the destructor).
   WeightLayout layout;
   RETURN_IF_ERROR(layout.Apply(model, WeightFormat(c.memory_format(), model)), "full_trainer.memory_format");
+  const std::string applied_format = MemoryFormatName(layout.current());
   bool probe_layout = layout.current() != at::MemoryFormat::Contiguous;
   ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
   ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
@@ -245,20 +246,21 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     return absl::OkStatus();
   };
 
-  // The first step (or an evaluation) failed with channels-last weights and
-  // passed with contiguous ones: AUTO goes on with contiguous weights and
-  // says so; an explicit CHANNELS_LAST is an error. (Failing both ways, the
-  // error is the model's own and is returned as it is.)
-  auto layout_refused = [&](const std::string& where, const std::string& format,
-                            const absl::Status& why) -> absl::Status {
+  // The first step (or an evaluation) failed with channels-last weights
+  // (`why`) and passed with contiguous ones: AUTO goes on with contiguous
+  // weights and says so; an explicit CHANNELS_LAST is an error. (Failing
+  // both ways, the error is the model's own and is returned as it is; `why`
+  // is OK when nothing was refused.)
+  auto layout_refused = [&](const std::string& where, const absl::Status& why) -> absl::Status {
+    if (why.ok()) return absl::OkStatus();
     if (c.memory_format() != TrainerConfig::MEMORY_FORMAT_AUTO) {
       return absl::InvalidArgumentError(absl::StrCat(
           "full_trainer.memory_format: ", TrainerConfig::MemoryFormat_Name(c.memory_format()),
-          ", but the model's ", where, " fails with ", format, " weights (", why.message(),
+          ", but the model's ", where, " fails with ", applied_format, " weights (", why.message(),
           ") and passes with contiguous ones; valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"));
     }
     const std::string note =
-        absl::StrCat("the model's ", where, " fails with ", format, " weights (", why.message(),
+        absl::StrCat("the model's ", where, " fails with ", applied_format, " weights (", why.message(),
                      "); training with contiguous weights");
     result.events.push_back(note);
     progress.EndEpoch(absl::StrCat("note: ", note));
@@ -299,16 +301,14 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
           if (std::isfinite(value)) RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));
           return absl::OkStatus();
         };
-        absl::Status s = forward_backward();
-        if (!s.ok() && probe_layout) {
-          const std::string format = MemoryFormatName(layout.current());
-          layout.Restore();
-          optimizer->zero_grad();
-          absl::Status contiguous = forward_backward();
-          if (contiguous.ok()) RETURN_IF_ERROR(layout_refused("first step", format, s));
-          s = contiguous;
-        }
+        auto retry = [&] {
+          optimizer->zero_grad();  // a failed channels-last try may have left gradients
+          return forward_backward();
+        };
+        absl::Status refused;
+        absl::Status s = probe_layout ? layout.RunOrRestore(retry, &refused) : forward_backward();
         probe_layout = false;
+        RETURN_IF_ERROR(layout_refused("first step", refused));
         RETURN_IF_ERROR(s, absl::StrCat("epoch ", epoch + 1, " step ", i));
       }
       StepSync synced;
@@ -385,14 +385,9 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
         if (dp) return EvaluateAcrossRanks(*deps_.evaluator, model, *deps_.eval, deps_.eval_shard, *deps_.group);
         return deps_.evaluator->Apply(model, *deps_.eval);
       };
-      absl::StatusOr<Metrics> evaluation = evaluate();
-      if (!evaluation.ok() && layout.current() != at::MemoryFormat::Contiguous) {
-        const std::string format = MemoryFormatName(layout.current());
-        layout.Restore();
-        absl::StatusOr<Metrics> contiguous = evaluate();
-        if (contiguous.ok()) RETURN_IF_ERROR(layout_refused("evaluation", format, evaluation.status()));
-        evaluation = std::move(contiguous);
-      }
+      absl::Status refused;
+      absl::StatusOr<Metrics> evaluation = layout.RunOrRestore(evaluate, &refused);
+      RETURN_IF_ERROR(layout_refused("evaluation", refused));
       ASSIGN_OR_RETURN(eval, std::move(evaluation), absl::StrCat("evaluating epoch ", epoch + 1));
       evaluated = true;
       ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), "full_trainer.eval_key");
