@@ -248,7 +248,7 @@ class Analyzer {
     if (n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant) return;
     if (!n->blocks().empty()) return VisitControlFlow(n);
     if (MetadataOps().count(kind)) return;
-    if (auto conv = AsConvolution(n)) return VisitConv(n, kind, *conv);
+    if (auto conv = AsConvolution(n)) return VisitConv(n, *conv);
     if (kind == "aten::linear") return VisitLinear(n);
     if (kind == "aten::batch_norm") return VisitBatchNorm(n);
     if (ZeroPreservingOps().count(kind) || NonZeroUnaryOps().count(kind)) {
@@ -312,7 +312,7 @@ class Analyzer {
     if (ActivationOps().count(kind) && !out.nonzero) Tap(n->output(0), out);
   }
 
-  void VisitConv(Node* n, const std::string& kind, const ConvolutionCall& conv) {
+  void VisitConv(Node* n, const ConvolutionCall& conv) {
     auto wpath = TensorPath(n->input(1));
     const auto* si = ShapeOf(n->input(0));
     if (!wpath || !si) return Unknown(n, "weight is not a parameter");
@@ -367,14 +367,29 @@ class Analyzer {
       }
       return;
     }
-    Block(in, absl::StrCat("grouped convolution ", module_path, " (groups=", groups, ")"));
-    if (reported_.insert(module_path + " grouped").second) {
-      out_->unhandled_ops.push_back(absl::StrCat(kind, " (", module_path, "): groups=", groups,
-                                                 ", channels kept"));
+    // Grouped (ResNeXt, RegNet): output o of group g = o / opg reads inputs
+    // g*ipg .. g*ipg+ipg-1 through weight columns 0 .. ipg-1. Removing input
+    // position j (or output position k) of *every* group keeps the groups
+    // equal and the weight rectangular: column j goes, and `groups` stays
+    // input.size(1) // weight.size(1). So position j of each group is one
+    // unit, on either side (Torch-Pruning couples grouped channels the same
+    // way).
+    const int64_t ipg = w.size(1);
+    const int64_t opg = w.size(0) / groups;
+    const std::string reason = absl::StrCat("grouped convolution ", module_path, " (groups=", groups, ")");
+    if (in) {
+      if (in->nonzero) Block(in, absl::StrCat("non-zero-preserving op before ", module_path));
+      for (int64_t g = 1; g < groups; ++g) {
+        for (int64_t j = 0; j < ipg; ++j) Union(in->chans[j], in->chans[g * ipg + j], reason);
+      }
+      AddSlot(*wpath, SlotRole::kConsumerWeight, 1,
+              std::vector<ChannelRef>(in->chans.begin(), in->chans.begin() + ipg));
     }
-    Label opaque;
-    opaque.chans.assign(w.size(0), ChannelRef{});
-    SetLabel(n->output(0), opaque);
+    Produce(n, module_path, "GroupedConv" + dims, *wpath, 0, w.size(0), bpath);
+    const int space = out_->spaces.size() - 1;
+    for (int64_t g = 1; g < groups; ++g) {
+      for (int64_t k = 0; k < opg; ++k) Union({space, k}, {space, g * opg + k}, reason);
+    }
   }
 
   void VisitLinear(Node* n) {

@@ -14,8 +14,10 @@
 //   cat along the channel axis concatenates labels (channel offsets), also of
 //   tensor lists grown by aten::append (followed in graph order);
 //   depthwise convs pass their input's channels through (a channel multiplier
-//   m couples input c with outputs c*m..c*m+m-1); other grouped convs keep
-//   every channel they touch;
+//   m couples input c with outputs c*m..c*m+m-1); other grouped convs
+//   (ResNeXt, RegNet) couple position j of every group, on the input side
+//   and on the output side, so each group keeps the same positions and the
+//   weight stays rectangular;
 //   flatten / view to [N, C*H*W] makes channel c own a block of H*W features
 //   of the next linear layer; mean / adaptive pooling over spatial dims keep
 //   the channel axis.

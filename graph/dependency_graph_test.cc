@@ -146,6 +146,62 @@ TEST(DependencyGraphTest, ScriptedListGrownWithAppendIsFollowed) {
   EXPECT_GE(l2_bn_slots, 1) << "no slot for l2.0.weight";
 }
 
+// The units of the group holding `path`, each as its members' (layer, channel)s.
+std::set<std::set<std::pair<std::string, int64_t>>> Units(const DependencyGraph& dg, const std::string& path) {
+  std::set<std::set<std::pair<std::string, int64_t>>> out;
+  for (const ChannelUnit& u : dg.groups[Space(dg, path).group].units) {
+    std::set<std::pair<std::string, int64_t>> members;
+    for (const ChannelRef& m : u.members) members.insert({dg.spaces[m.space].module_path, m.channel});
+    out.insert(members);
+  }
+  return out;
+}
+
+void ExpectGroupedStructure(const DependencyGraph& dg) {
+  EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
+  EXPECT_EQ(Groups(dg), (std::set<std::set<std::string>>{
+                            {"stem.0", "expand.0"}, {"reduce.0"}, {"group.0"}, {"widen.0"}, {"fc"}}));
+  // Derived from the layer shapes: a grouped conv with g groups of `per`
+  // channels couples channel j with j + per, j + 2*per, ... (its input side
+  // and its output side alike).
+  auto coupled = [](const std::vector<std::string>& paths, int64_t groups, int64_t per) {
+    std::set<std::set<std::pair<std::string, int64_t>>> units;
+    for (int64_t j = 0; j < per; ++j) {
+      std::set<std::pair<std::string, int64_t>> u;
+      for (int64_t g = 0; g < groups; ++g) {
+        for (const std::string& p : paths) u.insert({p, g * per + j});
+      }
+      units.insert(u);
+    }
+    return units;
+  };
+  EXPECT_EQ(Units(dg, "reduce.0"), coupled({"reduce.0"}, 4, 16 / 4));        // group's input
+  EXPECT_EQ(Units(dg, "group.0"), coupled({"group.0"}, 4, 16 / 4));          // group's output
+  EXPECT_EQ(Units(dg, "stem.0"), coupled({"stem.0", "expand.0"}, 2, 16 / 2));  // widen's input
+  EXPECT_EQ(Units(dg, "widen.0"), coupled({"widen.0"}, 2, 24 / 2));          // widen's output
+  EXPECT_EQ(Space(dg, "group.0").op_type, "GroupedConv2d");
+  // The consumer slot of a grouped weight covers one group's positions.
+  int grouped_consumer_slots = 0;
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.tensor == "widen.0.weight" && slot.role == SlotRole::kConsumerWeight) {
+      ++grouped_consumer_slots;
+      EXPECT_EQ(slot.dim, 1);
+      EXPECT_EQ(slot.channels.size(), 8u);
+    }
+  }
+  EXPECT_EQ(grouped_consumer_slots, 1);
+}
+
+TEST(DependencyGraphTest, GroupedConvsCoupleTheSamePositionInEveryGroupTraced) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("grouped_traced"));
+  ExpectGroupedStructure(dg);
+}
+
+TEST(DependencyGraphTest, GroupedConvsCoupleTheSamePositionInEveryGroupScripted) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("grouped_scripted"));
+  ExpectGroupedStructure(dg);
+}
+
 TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/const_view_traced.pt"));
   ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m, {RandomInput({1, 16, 16}, 2)}));

@@ -62,6 +62,9 @@ const std::map<std::string, std::vector<std::string>>& ExpectedBlocks() {
       {"mixed_traced", {"branch"}},  // x + self.branch(x)
       {"mixed_scripted", {"branch"}},
       {"dense_scripted", {}},  // concatenations only
+      // x + expand(group(reduce(x))): top-level layers, named first..last.
+      {"grouped_traced", {"reduce.0..expand.1"}},
+      {"grouped_scripted", {"reduce.0..expand.1"}},
   };
   return *kBlocks;
 }
@@ -135,7 +138,7 @@ TEST(DepthTest, RemovingABlockEqualsZeroingItsBranchAndLeavesTheInputAlone) {
       ++removed;
     }
   }
-  EXPECT_EQ(removed, 4 + 4 + 1 + 1);
+  EXPECT_EQ(removed, 4 + 4 + 1 + 1 + 1 + 1);
 }
 
 TEST(DepthTest, TheResultSavesReloadsFreezesSmallerAndTrains) {

@@ -38,7 +38,8 @@ struct Selector {
 };
 
 bool IsDefaultSelected(const std::string& op_type) {
-  return op_type.rfind("Conv", 0) == 0 || op_type.rfind("DepthwiseConv", 0) == 0 || op_type == "Linear";
+  return op_type.rfind("Conv", 0) == 0 || op_type.rfind("DepthwiseConv", 0) == 0 ||
+         op_type.rfind("GroupedConv", 0) == 0 || op_type == "Linear";
 }
 
 struct SpaceChoice {

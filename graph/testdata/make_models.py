@@ -7,8 +7,16 @@
       before each layer; scripted (the list survives in the graph)
   const_view_traced.pt  x.view(-1, 8 * 4 * 4) traced: the view's shape is a
       constant, so the channels feeding it cannot be pruned
+  grouped_traced.pt / grouped_scripted.pt  ResNeXt-style: a bottleneck with a
+      grouped 3x3 conv (groups 4) inside a residual add, then a grouped conv
+      whose groups widen (groups 2, 8 -> 12 channels each, with bias)
+  shuffle_traced.pt / shuffle_scripted.pt  ShuffleNetV2-style: chunk along
+      channels, a branch on one half, cat, and torchvision's channel_shuffle
+      (view to [N, groups, C/groups, H, W], transpose, view back)
 
-    bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata
+    bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata [names...]
+
+With names (mixed, dense, const_view, grouped, shuffle), writes only those.
 """
 import os
 import sys
@@ -78,6 +86,54 @@ class ConstView(nn.Module):
         return self.fc(x.view(-1, 8 * 4 * 4))
 
 
+class Grouped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.reduce = nn.Sequential(nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.group = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(16),
+                                   nn.ReLU())
+        self.expand = nn.Sequential(nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.widen = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1, groups=2), nn.BatchNorm2d(24),
+                                   nn.ReLU())
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.expand(self.group(self.reduce(x))))   # grouped bottleneck, residual
+        x = self.widen(x)                                           # groups 2, 8 -> 12 per group
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    # torchvision.models.shufflenetv2.channel_shuffle
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)
+
+
+class Shuffle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.branch = nn.Sequential(
+            nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8),
+            nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(24),
+                                  nn.ReLU())
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x1, x2 = x.chunk(2, dim=1)
+        x = channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
+        x = self.down(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def settle(net, shape):
     torch.manual_seed(0)
     net.train()
@@ -87,18 +143,32 @@ def settle(net, shape):
     return net.eval()
 
 
-def main(d):
+def traced_and_scripted(d, name, net):
     torch.manual_seed(0)
-    mixed = settle(Mixed(), (8, 1, 16, 16))
-    x = torch.randn(2, 1, 16, 16)
-    torch.jit.trace(mixed, x).save(os.path.join(d, "mixed_traced.pt"))
-    torch.jit.script(mixed).save(os.path.join(d, "mixed_scripted.pt"))
-    dense = settle(DenseLike(), (8, 1, 16, 16))
-    torch.jit.script(dense).save(os.path.join(d, "dense_scripted.pt"))
-    torch.manual_seed(0)
-    cv = ConstView().eval()
-    torch.jit.trace(cv, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_view_traced.pt"))
+    net = settle(net, (8, 1, 16, 16))
+    torch.jit.trace(net, torch.randn(2, 1, 16, 16)).save(os.path.join(d, name + "_traced.pt"))
+    torch.jit.script(net).save(os.path.join(d, name + "_scripted.pt"))
+
+
+def main(d, names):
+    if not names or "mixed" in names:
+        torch.manual_seed(0)
+        mixed = settle(Mixed(), (8, 1, 16, 16))
+        x = torch.randn(2, 1, 16, 16)
+        torch.jit.trace(mixed, x).save(os.path.join(d, "mixed_traced.pt"))
+        torch.jit.script(mixed).save(os.path.join(d, "mixed_scripted.pt"))
+    if not names or "dense" in names:
+        dense = settle(DenseLike(), (8, 1, 16, 16))
+        torch.jit.script(dense).save(os.path.join(d, "dense_scripted.pt"))
+    if not names or "const_view" in names:
+        torch.manual_seed(0)
+        cv = ConstView().eval()
+        torch.jit.trace(cv, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_view_traced.pt"))
+    if not names or "grouped" in names:
+        traced_and_scripted(d, "grouped", Grouped())
+    if not names or "shuffle" in names:
+        traced_and_scripted(d, "shuffle", Shuffle())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])
