@@ -202,6 +202,46 @@ TEST(DependencyGraphTest, GroupedConvsCoupleTheSamePositionInEveryGroupScripted)
   ExpectGroupedStructure(dg);
 }
 
+void ExpectShuffleStructure(const DependencyGraph& dg) {
+  EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
+  // branch.3 is depthwise: it passes branch.0's channels through.
+  EXPECT_EQ(Groups(dg), (std::set<std::set<std::string>>{
+                            {"stem.0", "branch.5"}, {"branch.0"}, {"down.0"}, {"pw"}, {"fc"}}));
+  // permute(0, 2, 3, 1) → pw (a linear over channels) → permute(0, 3, 1, 2):
+  // down's channels are pw's inputs, pw's outputs reach fc through the pool.
+  EXPECT_EQ(dg.groups[Space(dg, "down.0").group].prunable_units(), 24);
+  EXPECT_EQ(dg.groups[Space(dg, "pw").group].prunable_units(), 24);
+  // x1, x2 = stem.chunk(2): stem channel j goes with j + 8. cat(x1, branch)
+  // viewed as [N, 2, 8, H, W] (2 constant): position j of x1 goes with
+  // position j of the branch.
+  std::set<std::set<std::pair<std::string, int64_t>>> want;
+  for (int64_t j = 0; j < 8; ++j) want.insert({{"stem.0", j}, {"stem.0", j + 8}, {"branch.5", j}});
+  EXPECT_EQ(Units(dg, "stem.0"), want);
+  // After the transpose and the view back, down.0 reads x1[0], branch[0],
+  // x1[1], branch[1], ...: torchvision's channel order.
+  int down_slots = 0;
+  const int stem = Space(dg, "stem.0").id, branch = Space(dg, "branch.5").id;
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.tensor != "down.0.weight" || slot.role != SlotRole::kConsumerWeight) continue;
+    ++down_slots;
+    ASSERT_EQ(slot.channels.size(), 16u);
+    for (int64_t p = 0; p < 16; ++p) {
+      EXPECT_EQ(slot.channels[p], (ChannelRef{p % 2 == 0 ? stem : branch, p / 2})) << "position " << p;
+    }
+  }
+  EXPECT_EQ(down_slots, 1);
+}
+
+TEST(DependencyGraphTest, ChunkAndChannelShuffleAreFollowedTraced) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("shuffle_traced"));
+  ExpectShuffleStructure(dg);
+}
+
+TEST(DependencyGraphTest, ChunkAndChannelShuffleAreFollowedScripted) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("shuffle_scripted"));
+  ExpectShuffleStructure(dg);
+}
+
 TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/const_view_traced.pt"));
   ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m, {RandomInput({1, 16, 16}, 2)}));
@@ -212,6 +252,16 @@ TEST(DependencyGraphTest, ConstantViewShapeKeepsItsChannelsAndSaysWhy) {
   // conv1 is unaffected.
   EXPECT_EQ(dg.groups[Space(dg, "conv1").group].prunable_units(), 6);
   EXPECT_THAT(FormatDependencyGroups(dg), HasSubstr("ops that keep channels:"));
+}
+
+TEST(DependencyGraphTest, AChannelShuffleWithConstantSizesKeepsItsChannelsAndSaysWhy) {
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/const_shuffle_traced.pt"));
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m, {RandomInput({1, 16, 16}, 2)}));
+  const ChannelSpace& conv1 = Space(dg, "conv1");
+  EXPECT_EQ(dg.groups[conv1.group].prunable_units(), 0);
+  EXPECT_THAT(conv1.blocked_reason, HasSubstr("splits the channel axis into constant sizes"));
+  EXPECT_THAT(dg.unhandled_ops, ElementsAre(HasSubstr("aten::view")));
+  EXPECT_EQ(dg.groups[Space(dg, "conv2").group].prunable_units(), 8);
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ const std::map<std::string, std::vector<std::string>>& ExpectedBlocks() {
       // x + expand(group(reduce(x))): top-level layers, named first..last.
       {"grouped_traced", {"reduce.0..expand.1"}},
       {"grouped_scripted", {"reduce.0..expand.1"}},
+      {"shuffle_traced", {}},  // chunk, cat and a shuffle: no add
+      {"shuffle_scripted", {}},
   };
   return *kBlocks;
 }

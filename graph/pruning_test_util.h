@@ -28,7 +28,8 @@ struct PruningTestModel {
 // lenet5, vgg_small, resnet_small, mobilenetv2_small (narrowed, 16x16
 // inputs to keep tests fast), graph/testdata/mixed_{traced,scripted}.pt,
 // dense_scripted.pt (a list grown with append) and
-// grouped_{traced,scripted}.pt (ResNeXt-style grouped convs);
+// grouped_{traced,scripted}.pt (ResNeXt-style grouped convs) and
+// shuffle_{traced,scripted}.pt (ShuffleNetV2-style chunk + channel shuffle);
 // every batch-norm γ, β and running statistic randomised (seeded).
 absl::StatusOr<std::vector<PruningTestModel>> PruningTestModels();
 

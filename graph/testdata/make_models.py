@@ -7,16 +7,20 @@
       before each layer; scripted (the list survives in the graph)
   const_view_traced.pt  x.view(-1, 8 * 4 * 4) traced: the view's shape is a
       constant, so the channels feeding it cannot be pruned
+  const_shuffle_traced.pt  a channel shuffle written with constant sizes
+      (x.view(-1, 2, 4, 16, 16)): both halves of the split are pinned, so the
+      channels feeding it cannot be pruned
   grouped_traced.pt / grouped_scripted.pt  ResNeXt-style: a bottleneck with a
       grouped 3x3 conv (groups 4) inside a residual add, then a grouped conv
       whose groups widen (groups 2, 8 -> 12 channels each, with bias)
   shuffle_traced.pt / shuffle_scripted.pt  ShuffleNetV2-style: chunk along
       channels, a branch on one half, cat, and torchvision's channel_shuffle
-      (view to [N, groups, C/groups, H, W], transpose, view back)
+      (view to [N, groups, C/groups, H, W], transpose, view back), then a
+      linear layer over channels between permutes (ConvNeXt's pointwise convs)
 
     bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata [names...]
 
-With names (mixed, dense, const_view, grouped, shuffle), writes only those.
+With names (mixed, dense, const_view, const_shuffle, grouped, shuffle), writes only those.
 """
 import os
 import sys
@@ -124,6 +128,7 @@ class Shuffle(nn.Module):
             nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.down = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(24),
                                   nn.ReLU())
+        self.pw = nn.Linear(24, 24)
         self.fc = nn.Linear(24, 10)
 
     def forward(self, x):
@@ -131,6 +136,21 @@ class Shuffle(nn.Module):
         x1, x2 = x.chunk(2, dim=1)
         x = channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
         x = self.down(x)
+        x = F.gelu(self.pw(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)  # ConvNeXt-style pointwise linear
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ConstShuffle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = x.view(-1, 2, 4, 16, 16).transpose(1, 2).reshape(-1, 8, 16, 16)
+        x = F.relu(self.conv2(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
@@ -164,6 +184,10 @@ def main(d, names):
         torch.manual_seed(0)
         cv = ConstView().eval()
         torch.jit.trace(cv, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_view_traced.pt"))
+    if not names or "const_shuffle" in names:
+        torch.manual_seed(0)
+        cs = ConstShuffle().eval()
+        torch.jit.trace(cs, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_shuffle_traced.pt"))
     if not names or "grouped" in names:
         traced_and_scripted(d, "grouped", Grouped())
     if not names or "shuffle" in names:
