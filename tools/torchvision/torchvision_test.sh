@@ -2,20 +2,22 @@
 # torchvision architectures traced and scripted by today's PyTorch (the
 # venv's torch, the LibTorch slimfit links) go through slimfit: a residual
 # net (resnet18), depthwise convs with squeeze-excitation and hardswish
-# (mobilenet_v3_small), concatenations (squeezenet1_1) and a DenseNet whose
-# scripted form grows a list (densenet121). Each is pruned with //tools:prune
+# (mobilenet_v3_small), concatenations (squeezenet1_1), a DenseNet whose
+# scripted form grows a list (densenet121), grouped convs (regnet_x_400mf) and
+# chunk + channel shuffle (shufflenet_v2_x0_5). Each is pruned with //tools:prune
 # (l1_filter at 30 %, no data) and must lose at least a fifth of its
-# parameters, and converted to int8 (//quantizers/benchmark:int8_sweep,
-# random calibration) with every conv and linear in int8; both written files
+# parameters with no op keeping its channels, and converted to int8
+# (//quantizers/benchmark:int8_sweep, random calibration) with every conv and
+# linear in int8; both written files
 # load in Python with torch.jit.load and give outputs of the original's shape.
-# tools/torchvision/sweep.sh and quantize_sweep.sh do all 17 architectures.
+# tools/torchvision/sweep.sh and quantize_sweep.sh do every architecture.
 set -euo pipefail
 py="$1" make_models="$2" prune="$3" sweep="$4"
 out="${TEST_TMPDIR:-$(mktemp -d)}/tv"
 mkdir -p "$out/pruned" "$out/int8"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-names=(resnet18 mobilenet_v3_small squeezenet1_1 densenet121)
+names=(resnet18 mobilenet_v3_small squeezenet1_1 densenet121 regnet_x_400mf shufflenet_v2_x0_5)
 OMP_NUM_THREADS=1 "$py" "$make_models" "$out" "${names[@]}"
 checked=0
 for name in "${names[@]}"; do
@@ -28,17 +30,20 @@ for name in "${names[@]}"; do
     read -r before after < <(awk '/^parameters/{print $2, $3}' "$out/${name}_${form}.log" | tr -d ',')
     [[ -n "$before" && -n "$after" ]] || fail "${name}_${form}: no parameter line: $(cat "$out/${name}_${form}.log")"
     (( after * 5 <= before * 4 )) || fail "${name}_${form}: parameters $before -> $after, under a fifth removed"
+    # The analysis follows every op of these six: none keeps its channels.
+    grep -q "^parameters" "$out/${name}_${form}.log" && ! grep -A20 "^ops that kept" "$out/${name}_${form}.log" ||
+      fail "${name}_${form}: an op kept its channels"
     echo "${name}_${form}: pruned, parameters $before -> $after"
     checked=$((checked + 1))
   done
 done
-(( checked == 8 )) || fail "checked $checked models, wanted 8"
+(( checked == 2 * ${#names[@]} )) || fail "checked $checked models, wanted $((2 * ${#names[@]}))"
 
 "$sweep" --out_dir="$out/int8" "$out"/*_traced.pt "$out"/*_scripted.pt > "$out/int8.log" 2>&1 ||
   fail "int8 conversion failed: $(cat "$out/int8.log")"
 cat "$out/int8.log"
 grep -q FAILED "$out/int8.log" && fail "a model did not convert to int8"
-(( $(grep -c "float conv/linear  0 " "$out/int8.log") == 8 )) || fail "a conv or linear stayed float"
+(( $(grep -c "float conv/linear  0 " "$out/int8.log") == 2 * ${#names[@]} )) || fail "a conv or linear stayed float"
 
 OMP_NUM_THREADS=1 "$py" - "$out" "${names[@]}" <<'PY' || fail "a written model does not load or run in Python"
 import sys, torch
