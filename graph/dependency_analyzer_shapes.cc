@@ -1,0 +1,319 @@
+// Dependency analysis of ops that move or reshape the channel axis: tensor
+// lists and cat, flatten, view, channel shuffles, chunk, transpose / permute
+// (graph/dependency_analyzer.h).
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "graph/dependency_analyzer.h"
+
+namespace slimfit::dependency_internal {
+
+// Tensor lists: built by ListConstruct and grown by aten::append (scripted
+// DenseNet's `features.append(new)`); top-level nodes run in order, so a
+// cat reads the list's contents at that point.
+void Analyzer::VisitList(Node* n, const std::string& /*kind*/) {
+  bool ok = true;
+  for (const torch::jit::Use& u : n->output()->uses()) ok = ok && ListUseUnderstood(u);
+  if (!ok) return Unknown(n, "list passed to an op other than cat / append");
+  lists_[n->output()] = std::make_shared<std::vector<const Value*>>(n->inputs().begin(), n->inputs().end());
+}
+
+bool Analyzer::ListUseUnderstood(const torch::jit::Use& u) {
+  const std::string k = u.user->kind().toQualString();
+  return k == "aten::cat" || k == "aten::concat" || k == "aten::len" || (k == "aten::append" && u.offset == 0);
+}
+
+void Analyzer::VisitAppend(Node* n, const std::string& /*kind*/) {
+  auto it = lists_.find(n->input(0));
+  bool ok = it != lists_.end();
+  for (const torch::jit::Use& u : n->output()->uses()) ok = ok && ListUseUnderstood(u);
+  if (!ok) {
+    // The list escapes: whatever it holds keeps its channels.
+    if (it != lists_.end()) {
+      for (const Value* v : *it->second) BlockValue(v, "in a list passed to an op other than cat");
+    }
+    return Unknown(n, "appends to a list this analysis does not follow");
+  }
+  it->second->push_back(n->input(1));
+  lists_[n->output()] = it->second;
+}
+
+void Analyzer::VisitCat(Node* n, const std::string& /*kind*/) {
+  auto tracked = lists_.find(n->input(0));
+  const auto* so = ShapeOf(n->output(0));
+  auto dim = ConstantInt(n->input(1));
+  if (tracked == lists_.end() || !so || !dim) return Unknown(n, "dynamic cat");
+  const std::vector<const Value*> elements = *tracked->second;
+  const int rank = static_cast<int>(so->size());
+  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  bool any = false, along = false;
+  for (const Value* v : elements) {
+    LabelPtr l = LabelOf(v);
+    if (!l) continue;
+    any = true;
+    if (l->dim == d) along = true;
+  }
+  if (!any) return;
+  if (along) {
+    Label out;
+    out.dim = d;
+    for (const Value* v : elements) {
+      LabelPtr l = LabelOf(v);
+      const auto* s = ShapeOf(v);
+      if (!s) return Unknown(n, "shape unknown");
+      if (!l) {
+        out.chans.insert(out.chans.end(), (*s)[d], ChannelRef{});
+        continue;
+      }
+      if (l->dim != d || l->block != 1) return Unknown(n, "inputs' channel axes differ");
+      out.chans.insert(out.chans.end(), l->chans.begin(), l->chans.end());
+      out.nonzero = out.nonzero || l->nonzero;
+    }
+    return SetLabel(n->output(0), out);
+  }
+  // Concatenated along another axis: every input's channels line up.
+  LabelPtr first;
+  for (const Value* v : elements) {
+    LabelPtr l = LabelOf(v);
+    if (!l) return Unknown(n, "concatenates unlabelled tensors along another axis");
+    if (!first) {
+      first = l;
+      continue;
+    }
+    if (l->dim != first->dim || l->chans.size() != first->chans.size() || l->block != first->block) {
+      return Unknown(n, "inputs' channel axes differ");
+    }
+    for (size_t i = 0; i < l->chans.size(); ++i) Union(first->chans[i], l->chans[i], "cat");
+  }
+  SetLabel(n->output(0), *first);
+}
+
+void Analyzer::VisitFlatten(Node* n, const std::string& /*kind*/) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  auto start = ConstantInt(n->input(1));
+  auto end = ConstantInt(n->input(2));
+  if (!si || !start || !end) return Unknown(n, "dynamic flatten");
+  const int rank = static_cast<int>(si->size());
+  const int s = static_cast<int>(*start < 0 ? *start + rank : *start);
+  const int e = static_cast<int>(*end < 0 ? *end + rank : *end);
+  Label out = *l;
+  if (l->dim < s) return SetLabel(n->output(0), out);
+  if (l->dim > e) {
+    out.dim = l->dim - (e - s);
+    return SetLabel(n->output(0), out);
+  }
+  if (l->dim != s) return Unknown(n, "flattens dims before the channel axis into it");
+  for (int i = s + 1; i <= e; ++i) out.block *= (*si)[i];
+  SetLabel(n->output(0), out);
+}
+
+void Analyzer::VisitView(Node* n, const std::string& /*kind*/) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  const auto* so = ShapeOf(n->output(0));
+  if (!si || !so) return Unknown(n, "shape unknown");
+  if (*si == *so) return SetLabel(n->output(0), *l);
+  const int d = l->dim;
+  if (l->block == 1 && so->size() == si->size() + 1) return SplitChannels(n, *l, *si, *so);
+  // [N, ..., C, rest...] → [N, ..., C*prod(rest)]: a flatten from d.
+  bool flatten = static_cast<int>(so->size()) == d + 1;
+  for (int i = 0; flatten && i < d; ++i) flatten = (*si)[i] == (*so)[i];
+  int64_t rest = 1;
+  for (size_t i = d + 1; i < si->size(); ++i) rest *= (*si)[i];
+  flatten = flatten && (*so)[d] == (*si)[d] * rest;
+  if (!flatten) return Unknown(n, "reshapes the channel axis");
+  // The shape argument must not pin the channel extent to a constant.
+  const Value* shape = n->input(1);
+  if (shape->node()->kind() == c10::prim::ListConstruct) {
+    for (size_t i = 1; i < shape->node()->inputs().size(); ++i) {
+      auto c = ConstantInt(shape->node()->input(i));
+      if (c && *c != -1) {
+        return Unknown(n, absl::StrCat("constant shape entry ", *c, " (use torch.flatten(x, 1))"));
+      }
+    }
+  } else if (auto c = ConstIntList(shape)) {
+    for (size_t i = 1; i < c->size(); ++i) {
+      if ((*c)[i] != -1) {
+        return Unknown(n, absl::StrCat("constant shape entry ", (*c)[i], " (use torch.flatten(x, 1))"));
+      }
+    }
+  }
+  Label out = *l;
+  out.block = l->block * rest;
+  SetLabel(n->output(0), out);
+}
+
+bool Analyzer::ReadsSplitLabel(const Node* n) const {
+  for (const Value* in : n->inputs()) {
+    LabelPtr l = LabelOf(in);
+    if (l && !l->split.empty()) return true;
+  }
+  return false;
+}
+
+// The channel axis d split into (A, B). After pruning the model computes
+// one of them from the input's size; the other is a constant, so channels
+// go in the same position of every A-row (A constant: the shuffle's
+// groups) or in whole rows (B constant).
+void Analyzer::SplitChannels(Node* n, const Label& l, const std::vector<int64_t>& si, const std::vector<int64_t>& so) {
+  const int d = l.dim;
+  bool split = true;
+  for (int i = 0; i < d; ++i) split = split && si[i] == so[i];
+  for (size_t i = d + 1; i < si.size(); ++i) split = split && si[i] == so[i + 1];
+  split = split && so[d] * so[d + 1] == si[d] && static_cast<int64_t>(l.chans.size()) == si[d];
+  if (!split) return Unknown(n, "reshapes the channel axis");
+  const int64_t a = so[d], b = so[d + 1];
+  auto ea = ShapeEntry(n->input(1), d), eb = ShapeEntry(n->input(1), d + 1);
+  const bool a_fixed = ea && *ea != -1, b_fixed = eb && *eb != -1;
+  if (a_fixed == b_fixed) {
+    return Unknown(n, a_fixed ? "splits the channel axis into constant sizes"
+                              : "splits the channel axis into sizes that are both computed");
+  }
+  const std::string reason = absl::StrCat("channel split (", a, ", ", b, ") at ", Where(n));
+  for (int64_t i = 0; i < a; ++i) {
+    for (int64_t j = 0; j < b; ++j) {
+      // a fixed: position j of row 0 with position j of row i; b fixed: row i whole.
+      Union(l.chans[a_fixed ? j : i * b], l.chans[i * b + j], reason);
+    }
+  }
+  Label out = l;
+  out.split = {a, b};
+  SetLabel(n->output(0), out);
+}
+
+// Ops on a split channel axis: the shuffle's transpose, contiguous copies,
+// and the view (or flatten) that merges the two dims back.
+void Analyzer::VisitSplit(Node* n, const std::string& kind) {
+  LabelPtr l = LabelOf(n->input(0));
+  const auto* si = ShapeOf(n->input(0));
+  const auto* so = n->outputs().empty() ? nullptr : ShapeOf(n->output(0));
+  if (!l || l->split.empty() || !si || !so) return Unknown(n, "split channel axis");
+  for (size_t i = 1; i < n->inputs().size(); ++i) {
+    if (LabelOf(n->input(i))) return Unknown(n, "split channel axis");
+  }
+  const int d = l->dim;
+  const int64_t a = l->split[0], b = l->split[1];
+  if (kind == "aten::contiguous" || kind == "aten::clone" || kind == "aten::detach") {
+    if (*si != *so) return Unknown(n, "split channel axis");
+    return SetLabel(n->output(0), *l);
+  }
+  if (kind == "aten::transpose") {
+    auto d0 = ConstantInt(n->input(1)), d1 = ConstantInt(n->input(2));
+    const int rank = static_cast<int>(si->size());
+    if (!d0 || !d1) return Unknown(n, "dynamic transpose of a split channel axis");
+    const int64_t x = *d0 < 0 ? *d0 + rank : *d0, y = *d1 < 0 ? *d1 + rank : *d1;
+    if (std::minmax(x, y) != std::minmax<int64_t>(d, d + 1)) {
+      return Unknown(n, "transposes a split channel axis with another axis");
+    }
+    Label out = *l;
+    out.split = {b, a};
+    for (int64_t i = 0; i < a; ++i) {
+      for (int64_t j = 0; j < b; ++j) out.chans[j * a + i] = l->chans[i * b + j];
+    }
+    return SetLabel(n->output(0), out);
+  }
+  const bool view = kind == "aten::view" || kind == "aten::reshape";
+  bool merge = (view || kind == "aten::flatten") && so->size() + 1 == si->size() && (*so)[d] == a * b;
+  for (int i = 0; merge && i < d; ++i) merge = (*si)[i] == (*so)[i];
+  for (size_t i = d + 1; merge && i < so->size(); ++i) merge = (*si)[i + 1] == (*so)[i];
+  if (merge && view) {
+    auto e = ShapeEntry(n->input(1), d);
+    if (e && *e != -1) return Unknown(n, absl::StrCat("constant shape entry ", *e, " for the channel axis"));
+  }
+  if (merge && !view) {
+    auto s0 = ConstantInt(n->input(1)), s1 = ConstantInt(n->input(2));
+    const int rank = static_cast<int>(si->size());
+    merge = s0 && s1 && (*s0 < 0 ? *s0 + rank : *s0) == d && (*s1 < 0 ? *s1 + rank : *s1) == d + 1;
+  }
+  if (!merge) return Unknown(n, "split channel axis");
+  Label out = *l;
+  out.split.clear();
+  SetLabel(n->output(0), out);
+}
+
+// chunk along the channel axis: chunk i holds positions i*per .. i*per+per-1;
+// after pruning each chunk still gets C'/chunks, so position j of every
+// chunk goes together (ShuffleNetV2's x1, x2 = x.chunk(2, dim=1)).
+void Analyzer::VisitChunk(Node* n, const std::string& kind) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  std::optional<int64_t> chunks, dim;
+  if (kind == "prim::ConstantChunk") {
+    chunks = n->i(c10::attr::chunks);
+    dim = n->i(c10::attr::dim);
+  } else {
+    chunks = ConstantInt(n->input(1));
+    dim = ConstantInt(n->input(2));
+    for (const torch::jit::Use& u : n->output()->uses()) {
+      if (u.user->kind() != c10::prim::ListUnpack) return Unknown(n, "chunks used as a list");
+    }
+  }
+  if (!si || !chunks || !dim || *chunks < 1) return Unknown(n, "dynamic chunk");
+  const int rank = static_cast<int>(si->size());
+  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  std::vector<Label> parts;
+  if (d != l->dim) {
+    parts.assign(*chunks, *l);  // chunks of another axis keep every channel
+  } else {
+    const int64_t c = static_cast<int64_t>(l->chans.size());
+    if (l->block != 1 || c % *chunks != 0) return Unknown(n, "uneven chunks of the channel axis");
+    const int64_t per = c / *chunks;
+    const std::string reason = absl::StrCat("chunk of ", Where(n));
+    for (int64_t i = 1; i < *chunks; ++i) {
+      for (int64_t j = 0; j < per; ++j) Union(l->chans[j], l->chans[i * per + j], reason);
+    }
+    for (int64_t i = 0; i < *chunks; ++i) {
+      Label part = *l;
+      part.chans.assign(l->chans.begin() + i * per, l->chans.begin() + (i + 1) * per);
+      parts.push_back(std::move(part));
+    }
+  }
+  if (kind == "prim::ConstantChunk") {
+    if (n->outputs().size() != parts.size()) return Unknown(n, "chunk count");
+    for (size_t i = 0; i < parts.size(); ++i) SetLabel(n->output(i), parts[i]);
+    return;
+  }
+  chunks_[n->output()] = std::move(parts);
+}
+
+// Unpacking a chunk list; any other list's unpack is not understood.
+void Analyzer::VisitUnpack(Node* n, const std::string& /*kind*/) {
+  auto it = chunks_.find(n->input(0));
+  if (it == chunks_.end()) return Unknown(n, "not understood");
+  const std::vector<Label>& parts = it->second;
+  if (n->outputs().size() != parts.size()) return Unknown(n, "unpacks a different number of chunks");
+  for (size_t i = 0; i < parts.size(); ++i) SetLabel(n->output(i), parts[i]);
+}
+
+// transpose / permute move the channel axis (ConvNeXt's permute to
+// channels-last and back); the next op decides whether it can follow it.
+void Analyzer::VisitPermute(Node* n, const std::string& kind) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  if (!si) return Unknown(n, "shape unknown");
+  const int rank = static_cast<int>(si->size());
+  auto norm = [&](int64_t x) { return x < 0 ? x + rank : x; };
+  std::vector<int64_t> order(rank);
+  std::iota(order.begin(), order.end(), 0);
+  if (kind == "aten::transpose") {
+    auto d0 = ConstantInt(n->input(1)), d1 = ConstantInt(n->input(2));
+    if (!d0 || !d1) return Unknown(n, "dynamic transpose");
+    std::swap(order[norm(*d0)], order[norm(*d1)]);
+  } else {
+    auto dims = ConstIntList(n->input(1));
+    if (!dims || static_cast<int>(dims->size()) != rank) return Unknown(n, "dynamic permute");
+    for (int i = 0; i < rank; ++i) order[i] = norm((*dims)[i]);
+  }
+  if (l->block != 1) return Unknown(n, "moves a flattened channel axis");
+  Label out = *l;
+  out.dim = static_cast<int>(std::find(order.begin(), order.end(), l->dim) - order.begin());
+  SetLabel(n->output(0), out);
+}
+
+}  // namespace slimfit::dependency_internal
