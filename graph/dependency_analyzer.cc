@@ -104,6 +104,15 @@ const std::unordered_map<std::string, Analyzer::Handler>& Analyzer::Handlers() {
     auto* h = new std::unordered_map<std::string, Handler>{
         {"aten::linear", &Analyzer::VisitLinear},
         {"aten::batch_norm", &Analyzer::VisitBatchNorm},
+        {"aten::instance_norm", &Analyzer::VisitBatchNorm},  // same first five inputs, per channel too
+        {"aten::prelu", &Analyzer::VisitPReLU},
+        {"aten::slice", &Analyzer::VisitIndex},
+        {"aten::select", &Analyzer::VisitIndex},
+        {"aten::narrow", &Analyzer::VisitIndex},
+        {"aten::squeeze", &Analyzer::VisitSqueeze},
+        {"aten::squeeze_", &Analyzer::VisitSqueeze},
+        {"aten::unsqueeze", &Analyzer::VisitSqueeze},
+        {"aten::unsqueeze_", &Analyzer::VisitSqueeze},
         {"aten::cat", &Analyzer::VisitCat},
         {"aten::concat", &Analyzer::VisitCat},
         {"prim::ListConstruct", &Analyzer::VisitList},

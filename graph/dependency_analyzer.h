@@ -10,9 +10,10 @@
 //
 // Where the handlers live:
 //   dependency_analyzer.cc              bookkeeping, dispatch, control flow, groups and units
-//   dependency_analyzer_layers.cc       conv (plain, depthwise, grouped, transposed), linear, batch norm
-//   dependency_analyzer_elementwise.cc  unary ops, binary ops (add, mul, ...), reductions
-//   dependency_analyzer_shapes.cc       lists and cat, flatten, view, channel shuffles, chunk, permute
+//   dependency_analyzer_layers.cc       conv (plain, depthwise, grouped, transposed), linear, batch / instance norm
+//   dependency_analyzer_elementwise.cc  unary ops, PReLU, binary ops (add, mul, ...), reductions
+//   dependency_analyzer_shapes.cc       lists and cat, flatten, view, channel shuffles, chunk, permute,
+//                                       slice / select, squeeze / unsqueeze
 #ifndef SLIMFIT_GRAPH_DEPENDENCY_ANALYZER_H_
 #define SLIMFIT_GRAPH_DEPENDENCY_ANALYZER_H_
 
@@ -129,6 +130,7 @@ class Analyzer {
   void VisitUnary(Node* n, const std::string& kind);
   void VisitBinary(Node* n, const std::string& kind);
   void VisitReduce(Node* n, const std::string& kind);
+  void VisitPReLU(Node* n, const std::string& kind);
 
   // ---- shapes (dependency_analyzer_shapes.cc) ----
   void VisitList(Node* n, const std::string& kind);
@@ -143,6 +145,8 @@ class Analyzer {
   void VisitChunk(Node* n, const std::string& kind);
   void VisitUnpack(Node* n, const std::string& kind);
   void VisitPermute(Node* n, const std::string& kind);
+  void VisitIndex(Node* n, const std::string& kind);
+  void VisitSqueeze(Node* n, const std::string& kind);
 
   Model& model_;
   DependencyGraph* out_;

@@ -103,4 +103,23 @@ void Analyzer::VisitReduce(Node* n, const std::string& /*kind*/) {
   SetLabel(n->output(0), out);
 }
 
+// PReLU: f(0) = 0; one slope per channel follows its channel (a single
+// shared slope is just a parameter).
+void Analyzer::VisitPReLU(Node* n, const std::string& /*kind*/) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  auto wpath = TensorPath(n->input(1));
+  if (!wpath) return Unknown(n, "slopes are not a parameter");
+  const int64_t slopes = tensors_.at(*wpath).tensor.numel();
+  if (slopes != 1) {
+    if (l->dim != 1 || l->block != 1 || slopes != static_cast<int64_t>(l->chans.size())) {
+      return Unknown(n, "slopes do not follow the channel axis");
+    }
+    AddSlot(*wpath, SlotRole::kPerChannel, 0, l->chans);
+  }
+  Label out = *l;
+  SetLabel(n->output(0), out);
+  if (!out.nonzero) Tap(n->output(0), out);
+}
+
 }  // namespace slimfit::dependency_internal

@@ -316,4 +316,78 @@ void Analyzer::VisitPermute(Node* n, const std::string& kind) {
   SetLabel(n->output(0), out);
 }
 
+// x[:, ...] traces to slice(dim, 0, INT64_MAX, 1): all of the axis, whatever
+// its size after pruning.
+static bool WholeSlice(const Node* n, int64_t size) {
+  if (n->inputs().size() < 5) return false;
+  auto start = torch::jit::toIValue(n->input(2));
+  auto end = torch::jit::toIValue(n->input(3));
+  auto step = ConstantInt(n->input(4));
+  const bool from_0 = start && (start->isNone() || (start->isInt() && start->toInt() == 0));
+  const bool to_end = end && (end->isNone() || (end->isInt() && end->toInt() >= size));
+  return from_0 && to_end && step && *step == 1;
+}
+
+// slice / select / narrow of another axis (a crop, x[:, 0]) keep every
+// channel; of the channel axis they would pin channels: kept (a slice of
+// all of it excepted).
+void Analyzer::VisitIndex(Node* n, const std::string& kind) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  const auto* so = ShapeOf(n->output(0));
+  auto dim = ConstantInt(n->input(1));
+  if (!si || !so || !dim) return Unknown(n, "dynamic index");
+  const int rank = static_cast<int>(si->size());
+  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  const bool select = kind == "aten::select";
+  if (static_cast<int>(so->size()) != rank - (select ? 1 : 0)) return Unknown(n, "shape");
+  if (d == l->dim && !(kind == "aten::slice" && WholeSlice(n, (*si)[d]))) {
+    return Unknown(n, "indexes the channel axis");
+  }
+  if (l->block != 1) return Unknown(n, "indexes a flattened channel axis");
+  Label out = *l;
+  if (select && d < l->dim) out.dim -= 1;
+  SetLabel(n->output(0), out);
+}
+
+// squeeze / unsqueeze move the channel axis by the size-1 axes they remove
+// or insert; squeezing the channel axis itself (one channel) keeps it. (A
+// squeeze() of every size-1 axis would also drop a channel axis pruned to
+// one channel: the masked-vs-pruned check before any write refuses that.)
+void Analyzer::VisitSqueeze(Node* n, const std::string& kind) {
+  LabelPtr l = LabelOf(n->input(0));
+  if (!l) return;
+  const auto* si = ShapeOf(n->input(0));
+  const auto* so = ShapeOf(n->output(0));
+  if (!si || !so || l->block != 1) return Unknown(n, "shape");
+  const int rank = static_cast<int>(si->size());
+  Label out = *l;
+  if (kind.rfind("aten::unsqueeze", 0) == 0) {
+    auto dim = ConstantInt(n->input(1));
+    if (!dim) return Unknown(n, "dynamic unsqueeze");
+    const int d = static_cast<int>(*dim < 0 ? *dim + rank + 1 : *dim);
+    if (d <= l->dim) out.dim += 1;
+  } else {
+    std::vector<int64_t> dims;
+    if (n->inputs().size() > 1) {
+      auto given = ConstIntList(n->input(1));
+      if (!given) return Unknown(n, "dynamic squeeze");
+      dims = *given;
+    } else {
+      for (int i = 0; i < rank; ++i) dims.push_back(i);
+    }
+    for (int64_t d : dims) {
+      const int64_t nd = d < 0 ? d + rank : d;
+      if (nd < 0 || nd >= rank || (*si)[nd] != 1) continue;  // not squeezed
+      if (nd == l->dim) return Unknown(n, "squeezes the channel axis");
+      if (nd < l->dim) out.dim -= 1;
+    }
+  }
+  if (out.dim < 0 || out.dim >= static_cast<int>(so->size()) || (*so)[out.dim] != (*si)[l->dim]) {
+    return Unknown(n, "shape");
+  }
+  SetLabel(n->output(0), out);
+}
+
 }  // namespace slimfit::dependency_internal

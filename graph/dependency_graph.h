@@ -20,7 +20,9 @@
 //   weight stays rectangular;
 //   flatten / view to [N, C*H*W] makes channel c own a block of H*W features
 //   of the next linear layer; mean / adaptive pooling over spatial dims keep
-//   the channel axis.
+//   the channel axis; so do slices, selects and squeezes of other axes
+//   (crops, `.squeeze(-1)` after pooling) and unsqueeze; instance norm is
+//   per channel like batch norm, PReLU's slopes follow their channels.
 // Channels coupled by these rules form a *unit* (removed together); spaces
 // linked by units form a *group*. A channel is blocked (kept, with a reason)
 // when it reaches the model's output, an op this analysis does not know,
@@ -84,6 +86,7 @@ enum class SlotRole {
   kNormWeight,      // batch-norm scale (γ)
   kNormBias,        // batch-norm shift (β)
   kNormStat,        // running mean / running var
+  kPerChannel,      // a per-channel parameter of an element-wise op (PReLU's slopes)
 };
 
 struct TensorSlot {

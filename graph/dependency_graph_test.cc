@@ -110,10 +110,11 @@ TEST(DependencyGraphTest, EveryZooModelIsFullyUnderstood) {
   for (auto& m : models) {
     ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(m.model, {RandomInput(m.input_shape, 2)}));
     EXPECT_TRUE(dg.unhandled_ops.empty()) << m.name << "\n" << FormatDependencyGroups(dg);
-    // Only the classifier is kept whole.
+    // Only the classifier is kept whole; and in scripted `everyday`, the
+    // layer before nn.InstanceNorm2d (see InstanceNormPReLUCropsAndSqueeze).
     int blocked_groups = 0;
     for (const ChannelGroup& g : dg.groups) blocked_groups += g.prunable_units() == 0 ? 1 : 0;
-    EXPECT_EQ(blocked_groups, 1) << m.name << "\n" << FormatDependencyGroups(dg);
+    EXPECT_EQ(blocked_groups, m.name == "everyday_scripted" ? 2 : 1) << m.name << "\n" << FormatDependencyGroups(dg);
     // Every space channel has an activation tap.
     std::set<std::pair<int, int64_t>> tapped;
     for (const auto& tap : dg.taps) {
@@ -262,6 +263,37 @@ TEST(DependencyGraphTest, AChannelShuffleWithConstantSizesKeepsItsChannelsAndSay
   EXPECT_THAT(conv1.blocked_reason, HasSubstr("splits the channel axis into constant sizes"));
   EXPECT_THAT(dg.unhandled_ops, ElementsAre(HasSubstr("aten::view")));
   EXPECT_EQ(dg.groups[Space(dg, "conv2").group].prunable_units(), 8);
+}
+
+TEST(DependencyGraphTest, InstanceNormPReLUCropsAndSqueeze) {
+  ASSERT_OK_AND_ASSIGN(DependencyGraph dg, Build("everyday_traced"));
+  EXPECT_TRUE(dg.unhandled_ops.empty()) << FormatDependencyGroups(dg);
+  // conv1 → instance norm → PReLU → crop (x[:, :, 1:-1, 1:-1]) → conv2: all
+  // 12 channels prunable; the SE gate (mean → se1 → se2 → unsqueeze twice →
+  // mul) couples se2 with conv2; pooling and squeeze(-1) twice feed fc.
+  EXPECT_EQ(Groups(dg), (std::set<std::set<std::string>>{{"conv1"}, {"conv2", "se2"}, {"se1"}, {"fc"}}));
+  EXPECT_EQ(dg.groups[Space(dg, "conv1").group].prunable_units(), 12);
+  EXPECT_EQ(dg.groups[Space(dg, "conv2").group].prunable_units(), 16);
+  std::map<std::string, SlotRole> conv1_slots;
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.channels.size() == 12 && slot.channels[0].space == Space(dg, "conv1").id) {
+      conv1_slots[slot.tensor] = slot.role;
+    }
+  }
+  EXPECT_EQ(conv1_slots, (std::map<std::string, SlotRole>{{"conv1.weight", SlotRole::kProducerWeight},
+                                                           {"conv1.bias", SlotRole::kProducerBias},
+                                                           {"norm1.weight", SlotRole::kNormWeight},
+                                                           {"norm1.bias", SlotRole::kNormBias},
+                                                           {"act1.weight", SlotRole::kPerChannel},
+                                                           {"conv2.weight", SlotRole::kConsumerWeight}}));
+  // Scripted, nn.InstanceNorm2d's forward returns early on input.dim() and
+  // raises when input.size(1) != self.num_features (an attribute pruning
+  // does not change): its channels stay, with the reason.
+  ASSERT_OK_AND_ASSIGN(DependencyGraph scripted, Build("everyday_scripted"));
+  const ChannelSpace& conv1 = Space(scripted, "conv1");
+  EXPECT_EQ(scripted.groups[conv1.group].prunable_units(), 0);
+  EXPECT_THAT(conv1.blocked_reason, HasSubstr("used inside prim::If (aten::instance_norm)"));
+  EXPECT_EQ(scripted.groups[Space(scripted, "conv2").group].prunable_units(), 16);
 }
 
 }  // namespace

@@ -67,6 +67,8 @@ const std::map<std::string, std::vector<std::string>>& ExpectedBlocks() {
       {"grouped_scripted", {"reduce.0..expand.1"}},
       {"shuffle_traced", {}},  // chunk, cat and a shuffle: no add
       {"shuffle_scripted", {}},
+      {"everyday_traced", {}},  // a gate, no add
+      {"everyday_scripted", {}},
   };
   return *kBlocks;
 }

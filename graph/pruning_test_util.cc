@@ -45,7 +45,7 @@ absl::StatusOr<std::vector<PruningTestModel>> PruningTestModels() {
     out.push_back({name, std::move(m), {1, 16, 16}});
   }
   for (const char* name : {"mixed_traced", "mixed_scripted", "dense_scripted", "grouped_traced", "grouped_scripted",
-                           "shuffle_traced", "shuffle_scripted"}) {
+                           "shuffle_traced", "shuffle_scripted", "everyday_traced", "everyday_scripted"}) {
     ASSIGN_OR_RETURN(Model m, Model::Load(std::string("graph/testdata/") + name + ".pt"));
     Randomise(m, seed++);
     out.push_back({name, std::move(m), {1, 16, 16}});

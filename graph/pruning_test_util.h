@@ -29,7 +29,8 @@ struct PruningTestModel {
 // inputs to keep tests fast), graph/testdata/mixed_{traced,scripted}.pt,
 // dense_scripted.pt (a list grown with append) and
 // grouped_{traced,scripted}.pt (ResNeXt-style grouped convs) and
-// shuffle_{traced,scripted}.pt (ShuffleNetV2-style chunk + channel shuffle);
+// shuffle_{traced,scripted}.pt (ShuffleNetV2-style chunk + channel shuffle),
+// everyday_{traced,scripted}.pt (instance norm, PReLU, crops, squeeze);
 // every batch-norm γ, β and running statistic randomised (seeded).
 absl::StatusOr<std::vector<PruningTestModel>> PruningTestModels();
 

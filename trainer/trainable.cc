@@ -17,7 +17,13 @@ using torch::jit::Value;
 // Which input of `n` is its training flag, or -1.
 int TrainingInput(const Node* n) {
   const std::string kind = n->kind().toQualString();
-  if (kind == "aten::batch_norm" || kind == "aten::instance_norm") return 5;
+  if (kind == "aten::batch_norm") return 5;
+  // instance_norm's input 5 is use_input_stats: eager passes
+  // `training or not track_running_stats`, so it follows `training` only
+  // when there are running statistics (input 3); without them it stays true.
+  if (kind == "aten::instance_norm") {
+    return n->inputs().size() > 3 && n->input(3)->type()->kind() != c10::TypeKind::NoneType ? 5 : -1;
+  }
   if (kind == "aten::dropout" || kind == "aten::dropout_" || kind == "aten::feature_dropout" ||
       kind == "aten::feature_dropout_" || kind == "aten::alpha_dropout" ||
       kind == "aten::alpha_dropout_" || kind == "aten::feature_alpha_dropout") {

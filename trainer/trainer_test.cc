@@ -147,6 +147,24 @@ TEST(TrainableTest, TracedModelBakesTrainingFalseUntilRewired) {
   EXPECT_THAT(MakeTrainingModeFollowModule(back), ::slimfit::testing::IsOkAndHolds(0));
 }
 
+TEST(TrainableTest, InstanceNormWithoutRunningStatisticsKeepsUsingInputStatistics) {
+  // graph/testdata/everyday_traced.pt: nn.InstanceNorm2d (no running
+  // statistics: use_input_stats is true in eager train and eval alike), then
+  // a batch norm. Only the batch norm follows `training`; rewiring the
+  // instance norm too made eval mode fail ("Expected running_mean and
+  // running_var to be defined when use_input_stats is false").
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/everyday_traced.pt"));
+  const at::Tensor x = at::randn({3, 1, 16, 16});
+  m.Eval();
+  const at::Tensor eval_out = m.module().forward({x}).toTensor();
+  ASSERT_OK_AND_ASSIGN(int rewired, MakeTrainingModeFollowModule(m));
+  EXPECT_EQ(rewired, 1);
+  m.Eval();
+  EXPECT_TRUE(m.module().forward({x}).toTensor().equal(eval_out));
+  m.Train();
+  EXPECT_EQ(m.module().forward({x}).toTensor().sizes(), eval_out.sizes());
+}
+
 TEST(TrainerTest, TracedModelFineTunesAndRecoversFromPerturbation) {
   Data d = MakeData(1024, 4, 12, 1.0);
   Parts p;

@@ -13,6 +13,8 @@
   grouped_traced.pt / grouped_scripted.pt  ResNeXt-style: a bottleneck with a
       grouped 3x3 conv (groups 4) inside a residual add, then a grouped conv
       whose groups widen (groups 2, 8 -> 12 channels each, with bias)
+  everyday_traced.pt / everyday_scripted.pt  instance norm, PReLU, a crop by
+      slicing, an SE gate from linear layers and unsqueeze, squeeze after pooling
   shuffle_traced.pt / shuffle_scripted.pt  ShuffleNetV2-style: chunk along
       channels, a branch on one half, cat, and torchvision's channel_shuffle
       (view to [N, groups, C/groups, H, W], transpose, view back), then a
@@ -20,7 +22,7 @@
 
     bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata [names...]
 
-With names (mixed, dense, const_view, const_shuffle, grouped, shuffle), writes only those.
+With names (mixed, dense, const_view, const_shuffle, grouped, shuffle, everyday), writes only those.
 """
 import os
 import sys
@@ -154,6 +156,31 @@ class ConstShuffle(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Everyday(nn.Module):
+    """Ops people write in their own CNNs: instance norm, PReLU, cropping by
+    slicing, an SE gate built from linear layers and unsqueeze, squeeze
+    after pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 12, 3, padding=1)
+        self.norm1 = nn.InstanceNorm2d(12, affine=True)
+        self.act1 = nn.PReLU(12)
+        self.conv2 = nn.Conv2d(12, 16, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.se1 = nn.Linear(16, 4)
+        self.se2 = nn.Linear(4, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.act1(self.norm1(self.conv1(x)))
+        x = x[:, :, 1:-1, 1:-1]                                    # crop: slice the spatial axes
+        x = F.relu(self.bn2(self.conv2(x)))
+        s = torch.sigmoid(self.se2(F.relu(self.se1(x.mean((2, 3))))))
+        x = x * s.unsqueeze(-1).unsqueeze(-1)                      # SE gate from linear layers
+        return self.fc(F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1))
+
+
 def settle(net, shape):
     torch.manual_seed(0)
     net.train()
@@ -190,6 +217,8 @@ def main(d, names):
         torch.jit.trace(cs, torch.randn(2, 1, 16, 16)).save(os.path.join(d, "const_shuffle_traced.pt"))
     if not names or "grouped" in names:
         traced_and_scripted(d, "grouped", Grouped())
+    if not names or "everyday" in names:
+        traced_and_scripted(d, "everyday", Everyday())
     if not names or "shuffle" in names:
         traced_and_scripted(d, "shuffle", Shuffle())
 
