@@ -127,8 +127,10 @@ class Int8Quantizer {
   // float model with each selected layer's weight stored as int8 (bits 8)
   // or two 4-bit codes per byte (bits 4), per-channel symmetric from the
   // weight observer, plus its scales; a method of the model dequantizes it
-  // at run time with plain aten ops (no quantized kernels needed).
-  absl::StatusOr<Model> WeightOnly(int bits) const;
+  // at run time with plain aten ops (no quantized kernels needed). With
+  // bits 4, the layers in `eight_bit` (indices into layers()) keep 8-bit
+  // codes (mixed precision).
+  absl::StatusOr<Model> WeightOnly(int bits, const std::set<int>& eight_bit = {}) const;
 
   // Observed tensors and their ranges, one line each (for reports).
   std::string FormatRanges() const;

@@ -3,6 +3,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -96,8 +97,18 @@ absl::Status TrainQat(Int8Quantizer& q, const QuantizationConfig& config, const 
   return q.AdoptQat(qat);
 }
 
-absl::Status ChooseFp32Layers(Int8Quantizer& q, const Model& model, const QuantizationConfig& config,
-                            const QuantizeDeps& deps, QuantizeResult* result) {
+// Mixed precision: the model with every selected layer at the lower
+// precision ("int8", or "4-bit" weights); while its drop exceeds max_drop,
+// the most sensitive layer (by the drop with only it at the lower
+// precision) goes back to the higher one ("fp32", or "8-bit" weights).
+// `build(kept)` makes the model with the layers in `kept` at the higher
+// precision. Returns the kept layers; fills result's sensitivity, metrics
+// and log.
+using BuildWithKept = std::function<absl::StatusOr<Model>(const std::set<int>& kept)>;
+absl::StatusOr<std::vector<int>> ChooseKeptLayers(const Int8Quantizer& q, const Model& model,
+                                                  const QuantizationConfig& config, const QuantizeDeps& deps,
+                                                  const BuildWithKept& build, const char* lower, const char* higher,
+                                                  QuantizeResult* result) {
   if (deps.evaluator == nullptr || deps.eval == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("mixed_precision.max_drop: ", config.mixed_precision().max_drop(),
                                                    " needs an evaluator and eval data"));
@@ -112,44 +123,43 @@ absl::Status ChooseFp32Layers(Int8Quantizer& q, const Model& model, const Quanti
   for (size_t i = 0; i < q.layers().size(); ++i) {
     if (q.layers()[i].selected) selected.push_back(static_cast<int>(i));
   }
-  auto metric_with_fp32 = [&](const std::set<int>& fp32) -> absl::StatusOr<Metric> {
-    ASSIGN_OR_RETURN(Model m, q.Convert(fp32));
+  auto metric_with_kept = [&](const std::set<int>& kept) -> absl::StatusOr<Metric> {
+    ASSIGN_OR_RETURN(Model m, build(kept));
     return Evaluate(m, deps, eval);
   };
-  ASSIGN_OR_RETURN(const Metric full, metric_with_fp32({}));
-  result->log.push_back(absl::StrFormat("mixed precision: float %s %.4g, all %d layers int8 %.4g (drop %.4g, budget %.4g)",
-                                        deps.eval_key, reference.value, selected.size(), full.value,
+  ASSIGN_OR_RETURN(const Metric full, metric_with_kept({}));
+  result->log.push_back(absl::StrFormat("mixed precision: float %s %.4g, all %d layers %s %.4g (drop %.4g, budget %.4g)",
+                                        deps.eval_key, reference.value, selected.size(), lower, full.value,
                                         Drop(reference, full), mp.max_drop()));
   result->metric_float = reference.value;
   result->metric_quantized = full.value;
-  if (Drop(reference, full) <= mp.max_drop()) return absl::OkStatus();
-  // Sensitivity: only layer i in int8.
+  if (Drop(reference, full) <= mp.max_drop()) return std::vector<int>{};
+  // Sensitivity: only layer i at the lower precision.
   for (int i : selected) {
-    std::set<int> fp32(selected.begin(), selected.end());
-    fp32.erase(i);
-    ASSIGN_OR_RETURN(Metric m, metric_with_fp32(fp32));
+    std::set<int> kept(selected.begin(), selected.end());
+    kept.erase(i);
+    ASSIGN_OR_RETURN(Metric m, metric_with_kept(kept));
     result->sensitivity.push_back({i, m.value, Drop(reference, m)});
   }
   std::stable_sort(result->sensitivity.begin(), result->sensitivity.end(),
                    [](const LayerSensitivity& a, const LayerSensitivity& b) { return a.drop > b.drop; });
-  std::set<int> fp32;
+  std::set<int> kept;
   Metric current = full;
   const int limit = mp.max_fp32_layers() > 0 ? mp.max_fp32_layers() : static_cast<int>(selected.size());
   for (const LayerSensitivity& s : result->sensitivity) {
-    if (Drop(reference, current) <= mp.max_drop() || static_cast<int>(fp32.size()) >= limit) break;
-    fp32.insert(s.layer);
-    ASSIGN_OR_RETURN(current, metric_with_fp32(fp32));
-    result->log.push_back(absl::StrFormat("  layer %d (%s) kept fp32: %s %.4g (drop %.4g)", s.layer,
-                                          q.layers()[s.layer].module_path, deps.eval_key, current.value,
+    if (Drop(reference, current) <= mp.max_drop() || static_cast<int>(kept.size()) >= limit) break;
+    kept.insert(s.layer);
+    ASSIGN_OR_RETURN(current, metric_with_kept(kept));
+    result->log.push_back(absl::StrFormat("  layer %d (%s) kept %s: %s %.4g (drop %.4g)", s.layer,
+                                          q.layers()[s.layer].module_path, higher, deps.eval_key, current.value,
                                           Drop(reference, current)));
   }
-  result->fp32_layers.assign(fp32.begin(), fp32.end());
   result->metric_quantized = current.value;
-  result->log.push_back(absl::StrFormat("mixed precision: %d of %d layers kept fp32, drop %.4g %s budget, %.1f s",
-                                        fp32.size(), selected.size(), Drop(reference, current),
+  result->log.push_back(absl::StrFormat("mixed precision: %d of %d layers kept %s, drop %.4g %s budget, %.1f s",
+                                        kept.size(), selected.size(), higher, Drop(reference, current),
                                         Drop(reference, current) <= mp.max_drop() ? "within" : "still over",
                                         absl::ToDoubleSeconds(absl::Now() - start)));
-  return absl::OkStatus();
+  return std::vector<int>(kept.begin(), kept.end());
 }
 
 }  // namespace
@@ -158,12 +168,19 @@ absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationCo
                                         const QuantizeDeps& deps) {
   if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Quantize: a forward pass is required");
   ASSIGN_OR_RETURN(std::unique_ptr<Int8Quantizer> q, Int8Quantizer::Create(model, config));
-  QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, 0, 0, {}, {}};
-  if (config.weight_only().bits() > 0) {
-    ASSIGN_OR_RETURN(result.model, q->WeightOnly(config.weight_only().bits()));
+  QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, {}, 0, 0, {}, {}};
+  if (const int bits = config.weight_only().bits(); bits > 0) {
+    if (bits == 4 && config.mixed_precision().max_drop() > 0) {
+      ASSIGN_OR_RETURN(result.eight_bit_layers,
+                       ChooseKeptLayers(
+                           *q, model, config, deps, [&](const std::set<int>& kept) { return q->WeightOnly(4, kept); },
+                           "4-bit", "8-bit", &result));
+    }
+    const std::set<int> eight_bit(result.eight_bit_layers.begin(), result.eight_bit_layers.end());
+    ASSIGN_OR_RETURN(result.model, q->WeightOnly(bits, eight_bit));
     result.layers = q->layers();
-    result.log.push_back(absl::StrFormat("weight-only: %d-bit weights, dequantized at run time",
-                                         config.weight_only().bits()));
+    result.log.push_back(absl::StrFormat("weight-only: %d-bit weights (%d layer(s) at 8 bits), dequantized at run time",
+                                         bits, eight_bit.size()));
     return result;
   }
   if (deps.calibration == nullptr) {
@@ -171,7 +188,12 @@ absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationCo
   }
   RETURN_IF_ERROR(Calibrate(*q, config, deps, &result.log));
   if (config.qat().epochs() > 0) RETURN_IF_ERROR(TrainQat(*q, config, deps, &result.log));
-  if (config.mixed_precision().max_drop() > 0) RETURN_IF_ERROR(ChooseFp32Layers(*q, model, config, deps, &result));
+  if (config.mixed_precision().max_drop() > 0) {
+    ASSIGN_OR_RETURN(result.fp32_layers,
+                     ChooseKeptLayers(
+                         *q, model, config, deps, [&](const std::set<int>& kept) { return q->Convert(kept); }, "int8",
+                         "fp32", &result));
+  }
   std::set<int> fp32(result.fp32_layers.begin(), result.fp32_layers.end());
   ASSIGN_OR_RETURN(result.model, q->Convert(fp32));
   result.model.Eval();

@@ -21,7 +21,8 @@
 // - Mixed precision (mixed_precision.max_drop > 0) needs evaluator and eval;
 //   the drop is measured on the eval_key metric of deps.eval against the
 //   float model, and the chosen fp32 layers and every layer's sensitivity
-//   are in the result.
+//   are in the result. With weight_only.bits 4 it keeps the most sensitive
+//   layers' weights at 8 bits instead (eight_bit_layers).
 // - The returned model is in eval mode; the quantized engine is set
 //   process-wide (a process that loads the file sets it the same way).
 #ifndef SLIMFIT_QUANTIZERS_QUANTIZE_H_
@@ -65,6 +66,7 @@ struct QuantizeResult {
   Model model;
   std::vector<QuantLayer> layers;
   std::vector<int> fp32_layers;               // kept float by mixed precision
+  std::vector<int> eight_bit_layers;          // 4-bit weight-only: kept at 8 bits by mixed precision
   std::vector<LayerSensitivity> sensitivity;  // most sensitive first
   // Mixed precision only: eval_key of the float and of the returned model
   // on deps.eval (its first eval_batches).

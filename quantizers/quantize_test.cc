@@ -278,6 +278,43 @@ TEST(Quantize, WeightOnlyShrinksTheFileAndStaysClose) {
   }
 }
 
+TEST(Quantize, MixedWeightOnlyKeepsTheMostSensitiveLayersAtEightBits) {
+  ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
+  Env& env = *env_ptr;
+  QuantizationConfig config;
+  config.mutable_weight_only()->set_bits(4);
+  config.mutable_mixed_precision()->set_max_drop(1e-9);  // every layer that costs anything goes back to 8 bits
+  config.mutable_mixed_precision()->set_eval_batches(16);
+  QuantizeDeps deps = env.Deps();
+  deps.calibration = nullptr;
+  ASSERT_OK_AND_ASSIGN(QuantizeResult r, Quantize(*env.model, config, deps));
+  ASSERT_EQ(r.sensitivity.size(), 5u) << absl::StrJoin(r.log, "\n");  // 2 convs + 3 linears
+  for (size_t i = 1; i < r.sensitivity.size(); ++i) EXPECT_GE(r.sensitivity[i - 1].drop, r.sensitivity[i].drop);
+  ASSERT_FALSE(r.eight_bit_layers.empty()) << absl::StrJoin(r.log, "\n");
+  EXPECT_THAT(r.eight_bit_layers, ::testing::Contains(r.sensitivity[0].layer));
+  EXPECT_TRUE(r.fp32_layers.empty());
+  EXPECT_THAT(r.log.back(), HasSubstr(absl::StrCat("4-bit weights (", r.eight_bit_layers.size(), " layer(s) at 8 bits)")));
+  // Between all-4-bit and all-8-bit in size; loads in Python.
+  auto saved_size = [](const Model& m) {
+    std::stringstream b;
+    m.module().save(b);
+    return b.str().size();
+  };
+  QuantizationConfig all4, all8;
+  all4.mutable_weight_only()->set_bits(4);
+  all8.mutable_weight_only()->set_bits(8);
+  ASSERT_OK_AND_ASSIGN(QuantizeResult r4, Quantize(*env.model, all4, deps));
+  ASSERT_OK_AND_ASSIGN(QuantizeResult r8, Quantize(*env.model, all8, deps));
+  EXPECT_GT(saved_size(r.model), saved_size(r4.model));
+  EXPECT_LE(saved_size(r.model), saved_size(r8.model));
+  const std::string path = absl::StrCat(env.dir, "/weight_only_mixed.pt");
+  ASSERT_OK(r.model.Save(path));
+  ASSERT_EQ(std::system(absl::StrCat(Python(), " -c \"import torch; m = torch.jit.load('", path,
+                                     "'); assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)\"")
+                            .c_str()),
+            0);
+}
+
 TEST(Quantize, MissingDataIsAnError) {
   ASSERT_OK_AND_ASSIGN(Env* env_ptr, Env::Get());
   Env& env = *env_ptr;

@@ -36,23 +36,26 @@ def slimfit_dequantize_int4(self, packed: Tensor, scale: Tensor, size: List[int]
 
 }  // namespace
 
-absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
+absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits, const std::set<int>& eight_bit) const {
   if (bits != 8 && bits != 4) {
     return absl::InvalidArgumentError(absl::StrCat("weight_only.bits: ", bits, "; must be 8 or 4"));
   }
   ASSIGN_OR_RETURN(Model out, prepared_->Reloaded());
-  ObserverConfig oc = config_.weight();
-  oc.set_bits(bits);
-  oc.set_symmetric(true);
   // Codes and scales first (errors as Status), then the graph edit.
   struct Packed {
     const QuantLayer* layer;
+    int bits;
     at::Tensor codes;  // int8 codes, or packed 4-bit pairs (uint8)
     at::Tensor scale;  // float [out_channels]
   };
   std::vector<Packed> packed;
-  for (const QuantLayer& l : layers_) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const QuantLayer& l = layers_[i];
     if (!l.selected) continue;
+    const int layer_bits = bits == 4 && eight_bit.count(static_cast<int>(i)) ? 8 : bits;
+    ObserverConfig oc = config_.weight();
+    oc.set_bits(layer_bits);
+    oc.set_symmetric(true);
     const at::Tensor w = weights_.at(l.weight_param).detach().to(at::kFloat).contiguous();
     ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(oc, w, "weight"));
     at::Tensor scale = p.scale.to(at::kFloat).reshape({-1});
@@ -60,7 +63,7 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
     std::vector<int64_t> shape(w.dim(), 1);
     shape[0] = -1;
     at::Tensor codes = at::round(w / scale.view(shape)).clamp(p.qmin, p.qmax);
-    if (bits == 8) {
+    if (layer_bits == 8) {
       codes = codes.to(at::kChar);
     } else {
       at::Tensor u = (codes + 8).to(at::kByte).flatten();
@@ -68,7 +71,7 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
       u = u.view({-1, 2});
       codes = at::bitwise_or(u.select(1, 0), u.select(1, 1) * 16).contiguous();
     }
-    packed.push_back({&l, codes, scale});
+    packed.push_back({&l, layer_bits, codes, scale});
   }
   RETURN_IF_ERROR(TorchCall("weight-only quantization", [&] {
     torch::jit::Module& m = out.module();
@@ -88,9 +91,9 @@ absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits) const {
       m.register_buffer(qname, p.codes);
       m.register_buffer(sname, p.scale);
       std::vector<torch::jit::Value*> args = {self, graph->insertGetAttr(self, qname), graph->insertGetAttr(self, sname)};
-      if (bits == 4) args.push_back(graph->insertConstant(c10::IValue(l.weight_shape)));
+      if (p.bits == 4) args.push_back(graph->insertConstant(c10::IValue(l.weight_shape)));
       torch::jit::Node* call = graph->create(c10::prim::CallMethod, args);
-      call->s_(c10::attr::name, bits == 8 ? "slimfit_dequantize_int8" : "slimfit_dequantize_int4");
+      call->s_(c10::attr::name, p.bits == 8 ? "slimfit_dequantize_int8" : "slimfit_dequantize_int4");
       call->output()->setType(c10::TensorType::get());
       graph->insertNode(call);
       get->output()->replaceAllUsesWith(call->output());
