@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace slimfit {
@@ -33,24 +34,26 @@ Decision Decide(const DecisionInputs& in) {
 
   Decision d;
   const bool fp32_counts = counts(in.fp32), int8_counts = counts(in.int8);
+  // What the quantized record is: int8, or (objective SIZE) 4-bit weights.
+  const std::string q = in.int8 != nullptr && in.int8->phase() == "weights4" ? "4-bit weights" : "int8";
   if (int8_counts && (!fp32_counts || objective(*in.int8) < objective(*in.fp32))) {
     d.kind = Decision::Kind::kInt8;
     d.chosen = *in.int8;
-    d.why = fp32_counts ? "int8 on the pruned model stays within delta and is the best on the objective"
-                        : in.fp32 != nullptr
-                              ? "int8 stays within delta (the pruned fp32 model behind it does not count on its own)"
-                              : "int8 of the reference (no pruned model qualified) stays within delta";
+    d.why = fp32_counts ? absl::StrCat(q, " on the pruned model stays within delta and is the best on the objective")
+            : in.fp32 != nullptr
+                ? absl::StrCat(q, " stays within delta (the pruned fp32 model behind it does not count on its own)")
+                : absl::StrCat(q, " of the reference (no pruned model qualified) stays within delta");
   } else if (fp32_counts) {
     d.kind = Decision::Kind::kFp32;
     d.chosen = *in.fp32;
     if (in.int8 == nullptr) {
       d.why = "the pruned model within delta that is best on the objective";
     } else if (!int8_counts) {
-      d.why = absl::StrFormat("the pruned fp32 model: its int8 form missed the target (%.4g vs %.4g)",
+      d.why = absl::StrFormat("the pruned fp32 model: its %s form missed the target (%.4g vs %.4g)", q,
                               in.int8->eval_metric(), target);
     } else {
       d.why = absl::StrFormat(
-          "the pruned fp32 model: its int8 form qualifies but is no better on the objective (%.3f vs %.3f)",
+          "the pruned fp32 model: its %s form qualifies but is no better on the objective (%.3f vs %.3f)", q,
           objective(*in.int8), objective(*in.fp32));
     }
   } else {

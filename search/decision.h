@@ -40,7 +40,9 @@ double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRec
 struct DecisionInputs {
   const CandidateRecord* reference = nullptr;  // required
   const CandidateRecord* fp32 = nullptr;       // the best pruned fp32 model, if any
-  const CandidateRecord* int8 = nullptr;       // int8 of fp32 (or of the reference), if any
+  // int8 of fp32 (or of the reference), or for objective SIZE its 4-bit
+  // weights (phase "weights4") when smaller, if any.
+  const CandidateRecord* int8 = nullptr;
   double delta = 0;
   bool higher_is_better = true;
   CompressionConfig::Objective objective = CompressionConfig::LATENCY;

@@ -31,6 +31,11 @@ CandidateRecord Rec(const std::string& key, double metric, int64_t bytes, int64_
 
 const CandidateRecord kRef = Rec("reference", 90.0, 1000, 1000, 1.0, 10.0);
 
+CandidateRecord W4(CandidateRecord r) {
+  r.set_phase("weights4");
+  return r;
+}
+
 struct Row {
   std::string name;
   std::optional<CandidateRecord> fp32, int8;
@@ -64,6 +69,8 @@ TEST(DecideTest, Table) {
        1.0, CompressionConfig::LATENCY, Kind::kFp32, "no better on the objective"},
       {"int8 slower but smaller wins on SIZE", Rec("p", 89.5, 400, 300, 0.5, 4.0),
        Rec("q", 89.5, 100, 300, 0.6, 5.0), 1.0, CompressionConfig::SIZE, Kind::kInt8, "int8 on the pruned model"},
+      {"4-bit weights (phase weights4) say so", Rec("p", 89.5, 400, 300, 0.5, 4.0), W4(Rec("q", 89.3, 60, 300, 0.6, 5.0)),
+       1.0, CompressionConfig::SIZE, Kind::kInt8, "4-bit weights on the pruned model"},
       {"int8 of the reference when no pruned model", std::nullopt, Rec("q", 89.8, 250, 1000, 0.3, 3.0), 1.0,
        CompressionConfig::SIZE, Kind::kInt8, "int8 of the reference"},
       {"int8 counts though its fp32 base does not", Rec("p", 88.5, 400, 300, 0.5, 4.0),

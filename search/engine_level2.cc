@@ -54,17 +54,39 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
       Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
     }
   }
+  // SIZE: 4-bit weights (weight-only, dequantized at run time) beside int8,
+  // unless the quantization block chose weight-only itself.
+  if (comp_.objective() == CompressionConfig::SIZE && comp_.quantization().weight_only().bits() == 0) {
+    absl::StatusOr<std::optional<CandidateRecord>> w4 = Quantized(base, 0, 4);
+    if (w4.ok()) {
+      say_int8("4-bit weights", **w4);
+      if ((*w4)->qualifies() && (!int8->qualifies() || (*w4)->serialized_bytes() < int8->serialized_bytes())) {
+        Say("  4-bit weights qualify and are smaller: they go on instead of int8");
+        int8 = *w4;
+      }
+    } else if (absl::IsCancelled(w4.status())) {
+      Say(absl::StrCat("  ", w4.status().message(), ": 4-bit weights stop"));
+    } else if (absl::IsDataLoss(w4.status())) {
+      RETURN_IF_ERROR(SkipFailed("4-bit weights", w4.status()));
+    } else {
+      return w4.status();
+    }
+  }
   EndPhase();
   return int8;
 }
 
-absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base, int qat_epochs) {
-  const std::string key = qat_epochs > 0 ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
-                                         : absl::StrCat("int8|", base.key());
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base, int qat_epochs,
+                                                                         int weight_bits) {
+  const std::string key = weight_bits > 0 ? absl::StrCat("w", weight_bits, "|", base.key())
+                          : qat_epochs > 0
+                              ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
+                              : absl::StrCat("int8|", base.key());
   if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
   const auto t0 = Clock::now();
   QuantizationConfig qc = comp_.quantization();
   if (qat_epochs > 0) qc.mutable_qat()->set_epochs(qat_epochs);
+  if (weight_bits > 0) qc.mutable_weight_only()->set_bits(weight_bits);
   if (!qc.has_activation()) qc.mutable_activation()->mutable_mse();
   const double margin = -(DropOf(base.eval_metric()) - comp_.delta());
   if (!qc.has_mixed_precision() && margin > 0) qc.mutable_mixed_precision()->set_max_drop(margin);
@@ -83,16 +105,21 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   for (const std::string& line : q.log) Say(absl::StrCat("  ", line));
   CandidateRecord rec = base;
   rec.set_key(key);
-  rec.set_phase("int8");
+  rec.set_phase(weight_bits > 0 ? "weights4" : "int8");
   rec.set_model_file("");
-  rec.set_description(absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
-                                      qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
-                                      q.fp32_layers.size()));
+  rec.set_description(
+      weight_bits > 0
+          ? absl::StrFormat("%s; 4-bit weights (%zu layer(s) at 8 bits), dequantized at run time", base.description(),
+                            q.eight_bit_layers.size())
+          : absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
+                            qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
+                            q.fp32_layers.size()));
   RETURN_IF_ERROR(Measure(fp32, &q.model, &rec));
   rec.set_seconds(SecondsSince(t0));
-  std::vector<std::string> fp32_paths;
-  for (int i : q.fp32_layers) fp32_paths.push_back(q.layers[i].module_path);
-  rec.set_note(absl::StrJoin(fp32_paths, ","));
+  // The layers left at the higher precision: fp32 (int8), 8 bits (weights4).
+  std::vector<std::string> kept_paths;
+  for (int i : weight_bits > 0 ? q.eight_bit_layers : q.fp32_layers) kept_paths.push_back(q.layers[i].module_path);
+  rec.set_note(absl::StrJoin(kept_paths, ","));
   RETURN_IF_ERROR(Keep(rec, &q.model));
   return std::optional<CandidateRecord>(*store_->Find(key));
 }

@@ -191,10 +191,12 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
     ASSIGN_OR_RETURN(CostReport after, ProfileModel(after_model, *e_.forward_pass_, counts));
     std::map<std::string, const LayerCost*> by_path;
     for (const LayerCost& l : after.layers) by_path[l.module_path] = &l;
-    std::set<std::string> fp32_layers;
-    if (result.chosen.phase() == "int8") {
+    // The quantized result's note: layers left fp32 (int8) or at 8 bits (weights4).
+    const std::string& phase = result.chosen.phase();
+    std::set<std::string> kept_layers;
+    if (phase == "int8" || phase == "weights4") {
       for (absl::string_view s : absl::StrSplit(result.chosen.note(), ',', absl::SkipEmpty())) {
-        fp32_layers.insert(std::string(s));
+        kept_layers.insert(std::string(s));
       }
     }
     for (const LayerCost& l : before.layers) {
@@ -209,7 +211,10 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
       if (l.op_type.find("Norm") != std::string::npos) {
         row.bits_after = "folded";
       } else {
-        row.bits_after = result.chosen.phase() == "int8" && !fp32_layers.count(l.module_path) ? "int8" : "fp32";
+        const bool kept = kept_layers.count(l.module_path) > 0;
+        row.bits_after = phase == "int8"       ? (kept ? "fp32" : "int8")
+                         : phase == "weights4" ? (kept ? "w8" : "w4")
+                                               : "fp32";
       }
       report.layers.push_back(row);
     }

@@ -146,10 +146,14 @@ class Engine::Search : public SearchContext {
   // int8 of `base`: PTQ as the quantization block says, or with
   // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
   // (distilled from the reference when distillation is on).
-  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base, int qat_epochs = 0);
+  // `weight_bits` 4: 4-bit weights instead (weight-only, the most sensitive
+  // layers at 8 bits within what is left of delta; phase "weights4").
+  absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base, int qat_epochs = 0,
+                                                           int weight_bits = 0);
   // Level 2: int8 of the level-1 result (`fp32`, or the reference when
-  // none), with one epoch of QAT when PTQ misses delta and it fits; none
-  // when level < 2 or the run was interrupted.
+  // none), with one epoch of QAT when PTQ misses delta and it fits; for the
+  // SIZE objective also 4-bit weights, the smaller that qualifies going on;
+  // none when level < 2 or the run was interrupted.
   absl::StatusOr<std::optional<CandidateRecord>> Level2(const std::optional<CandidateRecord>& fp32, bool interrupted);
 
   // ---- bookkeeping ----

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/interrupt.h"
 #include "common/files.h"
@@ -61,6 +62,23 @@ TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {
   EXPECT_TRUE(phases.count("sensitivity"));
   EXPECT_TRUE(phases.count("candidate"));
   EXPECT_EQ(pruners.size(), 3u);  // l1_filter, fpgm, taylor at the first probe
+  // Level 2 for SIZE: int8 and 4-bit weights of the same model; the result is
+  // no larger than the smaller of them that stays within delta.
+  const CandidateRecord *int8 = nullptr, *w4 = nullptr;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() == "int8" && absl::StartsWith(c.key(), "int8|")) int8 = &c;
+    if (c.phase() == "weights4") w4 = &c;
+  }
+  ASSERT_NE(int8, nullptr);
+  ASSERT_NE(w4, nullptr);
+  EXPECT_EQ(w4->key(), absl::StrCat("w4|", int8->key().substr(5)));  // same base
+  EXPECT_LT(w4->serialized_bytes(), int8->serialized_bytes());
+  int64_t smallest_qualifying = r.reference.serialized_bytes();
+  for (const CandidateRecord* q : {int8, w4}) {
+    const bool within = q->eval_metric() >= r.reference.eval_metric() - 2.0;
+    smallest_qualifying = std::min(smallest_qualifying, within ? q->serialized_bytes() : smallest_qualifying);
+  }
+  EXPECT_LE(r.chosen.serialized_bytes(), smallest_qualifying);
 
   // The written model, re-measured with plain LibTorch, is within delta.
   const double measured = MetricOfFile(b->experiment, dir + "/model.pt");
