@@ -35,6 +35,15 @@ const ChannelSpace& Space(const DependencyGraph& dg, const std::string& path) {
   return dg.spaces[s < 0 ? 0 : s];
 }
 
+// The slots of `tensor` in `role`.
+std::vector<const TensorSlot*> SlotsOf(const DependencyGraph& dg, const std::string& tensor, SlotRole role) {
+  std::vector<const TensorSlot*> out;
+  for (const TensorSlot& slot : dg.slots) {
+    if (slot.tensor == tensor && slot.role == role) out.push_back(&slot);
+  }
+  return out;
+}
+
 absl::StatusOr<DependencyGraph> Build(const std::string& name) {
   ASSIGN_OR_RETURN(auto models, PruningTestModels());
   for (auto& m : models) {
@@ -58,16 +67,11 @@ void ExpectMixedStructure(const DependencyGraph& dg) {
   EXPECT_EQ(g.units.size(), 8u + 12u);
   EXPECT_EQ(g.prunable_units(), 20);
   // flatten → fc1: each of mix's 16 channels owns 4*4 inputs of fc1.
-  bool found = false;
-  for (const TensorSlot& slot : dg.slots) {
-    if (slot.tensor == "fc1.weight" && slot.role == SlotRole::kConsumerWeight) {
-      found = true;
-      EXPECT_EQ(slot.dim, 1);
-      EXPECT_EQ(slot.block, 16);
-      EXPECT_EQ(slot.channels.size(), 16u);
-    }
-  }
-  EXPECT_TRUE(found);
+  const auto fc1 = SlotsOf(dg, "fc1.weight", SlotRole::kConsumerWeight);
+  ASSERT_EQ(fc1.size(), 1u);
+  EXPECT_EQ(fc1[0]->dim, 1);
+  EXPECT_EQ(fc1[0]->block, 16);
+  EXPECT_EQ(fc1[0]->channels.size(), 16u);
   // The classifier reaches the output: kept.
   const ChannelSpace& fc2 = Space(dg, "fc2");
   EXPECT_EQ(dg.groups[fc2.group].prunable_units(), 0);
@@ -182,15 +186,10 @@ void ExpectGroupedStructure(const DependencyGraph& dg) {
   EXPECT_EQ(Units(dg, "widen.0"), coupled({"widen.0"}, 2, 24 / 2));          // widen's output
   EXPECT_EQ(Space(dg, "group.0").op_type, "GroupedConv2d");
   // The consumer slot of a grouped weight covers one group's positions.
-  int grouped_consumer_slots = 0;
-  for (const TensorSlot& slot : dg.slots) {
-    if (slot.tensor == "widen.0.weight" && slot.role == SlotRole::kConsumerWeight) {
-      ++grouped_consumer_slots;
-      EXPECT_EQ(slot.dim, 1);
-      EXPECT_EQ(slot.channels.size(), 8u);
-    }
-  }
-  EXPECT_EQ(grouped_consumer_slots, 1);
+  const auto widen = SlotsOf(dg, "widen.0.weight", SlotRole::kConsumerWeight);
+  ASSERT_EQ(widen.size(), 1u);
+  EXPECT_EQ(widen[0]->dim, 1);
+  EXPECT_EQ(widen[0]->channels.size(), 8u);
 }
 
 TEST(DependencyGraphTest, GroupedConvsCoupleTheSamePositionInEveryGroupTraced) {
@@ -220,17 +219,13 @@ void ExpectShuffleStructure(const DependencyGraph& dg) {
   EXPECT_EQ(Units(dg, "stem.0"), want);
   // After the transpose and the view back, down.0 reads x1[0], branch[0],
   // x1[1], branch[1], ...: torchvision's channel order.
-  int down_slots = 0;
   const int stem = Space(dg, "stem.0").id, branch = Space(dg, "branch.5").id;
-  for (const TensorSlot& slot : dg.slots) {
-    if (slot.tensor != "down.0.weight" || slot.role != SlotRole::kConsumerWeight) continue;
-    ++down_slots;
-    ASSERT_EQ(slot.channels.size(), 16u);
-    for (int64_t p = 0; p < 16; ++p) {
-      EXPECT_EQ(slot.channels[p], (ChannelRef{p % 2 == 0 ? stem : branch, p / 2})) << "position " << p;
-    }
+  const auto down = SlotsOf(dg, "down.0.weight", SlotRole::kConsumerWeight);
+  ASSERT_EQ(down.size(), 1u);
+  ASSERT_EQ(down[0]->channels.size(), 16u);
+  for (int64_t p = 0; p < 16; ++p) {
+    EXPECT_EQ(down[0]->channels[p], (ChannelRef{p % 2 == 0 ? stem : branch, p / 2})) << "position " << p;
   }
-  EXPECT_EQ(down_slots, 1);
 }
 
 TEST(DependencyGraphTest, ChunkAndChannelShuffleAreFollowedTraced) {
