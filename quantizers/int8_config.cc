@@ -1,0 +1,167 @@
+// The QuantizationConfig: validation, layer selection, the quantized
+// engine (quantizers/int8.h, int8_internal.h).
+#include <ATen/Context.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+#include "quantizers/int8_internal.h"
+#include "re2/re2.h"
+
+namespace slimfit {
+namespace int8_internal {
+
+// op_types, module_regex, exclude, then keep_first / keep_last.
+void SelectLayers(const QuantizationConfig& config, std::vector<QuantLayer>* layers) {
+  std::vector<int> selected;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    QuantLayer& l = (*layers)[i];
+    l.selected = true;
+    if (!config.op_types().empty() &&
+        std::find(config.op_types().begin(), config.op_types().end(), l.op_type) == config.op_types().end()) {
+      l.selected = false;
+      l.reason = absl::StrCat("op type ", l.op_type, " not in op_types");
+    } else if (!config.module_regex().empty() && !RE2::FullMatch(l.module_path, config.module_regex())) {
+      l.selected = false;
+      l.reason = "module_regex does not match";
+    } else {
+      for (const std::string& e : config.exclude()) {
+        if (RE2::FullMatch(l.module_path, e)) {
+          l.selected = false;
+          l.reason = absl::StrCat("exclude '", e, "'");
+          break;
+        }
+      }
+    }
+    if (l.selected) selected.push_back(static_cast<int>(i));
+  }
+  if (config.keep_first() && !selected.empty()) {
+    (*layers)[selected.front()].selected = false;
+    (*layers)[selected.front()].reason = "keep_first";
+  }
+  if (config.keep_last() && !selected.empty()) {
+    (*layers)[selected.back()].selected = false;
+    (*layers)[selected.back()].reason = "keep_last";
+  }
+}
+
+}  // namespace int8_internal
+
+namespace {
+
+absl::Status CheckObserver(const ObserverConfig& c, const std::string& field) {
+  ASSIGN_OR_RETURN(auto observer, MakeObserver(c, field));
+  (void)observer;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateQuantizationConfig(const QuantizationConfig& c) {
+  if (c.has_activation()) {
+    RETURN_IF_ERROR(CheckObserver(c.activation(), "activation"));
+    if (c.activation().bits() != 0 && c.activation().bits() != 8) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("activation.bits: ", c.activation().bits(), "; int8 kernels take 8-bit activations (use 8)"));
+    }
+    if (c.activation().per_channel()) {
+      return absl::InvalidArgumentError(
+          "activation.per_channel: true; int8 kernels take one scale per activation tensor (use false)");
+    }
+  }
+  if (c.has_weight()) RETURN_IF_ERROR(CheckObserver(c.weight(), "weight"));
+  if (c.has_weight() && c.weight().per_channel() && c.weight().channel_axis() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("weight.channel_axis: ", c.weight().channel_axis(),
+                                                   "; conv / linear weights are quantized per output channel (0)"));
+  }
+  if (c.calibration_batches() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("calibration_batches: ", c.calibration_batches(), "; must be >= 0 (0 = default 32)"));
+  }
+  static const std::set<std::string> kTypes = {"Conv1d", "Conv2d", "DepthwiseConv2d", "Linear"};
+  for (const std::string& t : c.op_types()) {
+    if (!kTypes.count(t)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("op_types: '", t, "' is not one of ", absl::StrJoin(kTypes, ", ")));
+    }
+  }
+  auto check_regex = [](const std::string& field, const std::string& pattern) -> absl::Status {
+    RE2 re(pattern, RE2::Quiet);
+    if (!re.ok())
+      return absl::InvalidArgumentError(absl::StrCat(field, ": '", pattern, "' is not a valid RE2: ", re.error()));
+    return absl::OkStatus();
+  };
+  if (!c.module_regex().empty()) RETURN_IF_ERROR(check_regex("module_regex", c.module_regex()));
+  for (const std::string& e : c.exclude()) RETURN_IF_ERROR(check_regex("exclude", e));
+  if (c.mixed_precision().max_drop() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("mixed_precision.max_drop: ", c.mixed_precision().max_drop(),
+                                                   "; must be >= 0 (metric units; 0 = off)"));
+  }
+  if (c.mixed_precision().eval_batches() < 0 || c.mixed_precision().max_fp32_layers() < 0) {
+    return absl::InvalidArgumentError("mixed_precision.eval_batches / max_fp32_layers: must be >= 0");
+  }
+  if (c.qat().epochs() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("qat.epochs: ", c.qat().epochs(), "; must be >= 0"));
+  }
+  if (c.qat().freeze_observers_step() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("qat.freeze_observers_step: ", c.qat().freeze_observers_step(), "; must be >= 0"));
+  }
+  if (c.qat().averaging_constant() < 0 || c.qat().averaging_constant() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("qat.averaging_constant: ", c.qat().averaging_constant(),
+                                                   "; must be in (0, 1] (0 = default 0.01)"));
+  }
+  if (c.weight_only().bits() != 0 && c.weight_only().bits() != 8 && c.weight_only().bits() != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight_only.bits: ", c.weight_only().bits(), "; must be 8 or 4 (0 = off)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string QuantizedEngineName(QuantizationConfig::Engine engine) {
+  return absl::AsciiStrToLower(QuantizationConfig::Engine_Name(engine));
+}
+
+absl::StatusOr<QuantizationConfig::Engine> QuantizedEngineFromName(const std::string& field, const std::string& name) {
+  QuantizationConfig::Engine engine;
+  if (QuantizationConfig::Engine_Parse(absl::AsciiStrToUpper(name), &engine)) return engine;
+  std::vector<std::string> names;
+  for (int i = 0; i < QuantizationConfig::Engine_descriptor()->value_count(); ++i) {
+    names.push_back(QuantizedEngineName(
+        static_cast<QuantizationConfig::Engine>(QuantizationConfig::Engine_descriptor()->value(i)->number())));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(field, ": '", name, "'; one of ", absl::StrJoin(names, ", ")));
+}
+
+absl::Status SetQuantizedEngine(QuantizationConfig::Engine engine) {
+  at::QEngine want;
+  switch (engine) {
+    case QuantizationConfig::QNNPACK:
+      want = at::QEngine::QNNPACK;
+      break;
+    case QuantizationConfig::X86:
+      want = at::QEngine::X86;
+      break;
+    case QuantizationConfig::FBGEMM:
+      want = at::QEngine::FBGEMM;
+      break;
+    default:
+      want = at::QEngine::ONEDNN;
+      break;
+  }
+  const auto& supported = at::globalContext().supportedQEngines();
+  if (std::find(supported.begin(), supported.end(), want) == supported.end()) {
+    std::vector<std::string> names;
+    for (at::QEngine e : supported) names.push_back(c10::toString(e));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "engine: ", c10::toString(want), " is not in this LibTorch; it has: ", absl::StrJoin(names, ", ")));
+  }
+  return TorchCall("setting the quantized engine", [&] { at::globalContext().setQEngine(want); });
+}
+
+}  // namespace slimfit
