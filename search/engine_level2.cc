@@ -39,16 +39,10 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
     ASSIGN_OR_RETURN(bool fits, Fits(2 * EpochSeconds()));
     if (fits) {
       Say("  int8 missed the target: 1 epoch of quantization-aware training");
-      absl::StatusOr<std::optional<CandidateRecord>> qat = Quantized(base, 1);
-      if (qat.ok()) {
-        say_int8("int8 QAT", **qat);
-        if ((*qat)->qualifies()) int8 = *qat;
-      } else if (absl::IsCancelled(qat.status())) {
-        Say(absl::StrCat("  ", qat.status().message(), ": quantization-aware training stops"));
-      } else if (absl::IsDataLoss(qat.status())) {
-        RETURN_IF_ERROR(SkipFailed("quantization-aware training", qat.status()));
-      } else {
-        return qat.status();
+      ASSIGN_OR_RETURN(std::optional<CandidateRecord> qat, Attempt("quantization-aware training", Quantized(base, 1)));
+      if (qat) {
+        say_int8("int8 QAT", *qat);
+        if (qat->qualifies()) int8 = qat;
       }
     } else {
       Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
@@ -57,31 +51,38 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
   // SIZE: 4-bit weights (weight-only, dequantized at run time) beside int8,
   // unless the quantization block chose weight-only itself.
   if (comp_.objective() == CompressionConfig::SIZE && comp_.quantization().weight_only().bits() == 0) {
-    absl::StatusOr<std::optional<CandidateRecord>> w4 = Quantized(base, 0, 4);
-    if (w4.ok()) {
-      say_int8("4-bit weights", **w4);
-      if ((*w4)->qualifies() && (!int8->qualifies() || (*w4)->serialized_bytes() < int8->serialized_bytes())) {
+    ASSIGN_OR_RETURN(std::optional<CandidateRecord> w4, Attempt("4-bit weight quantization", Quantized(base, 0, 4)));
+    if (w4) {
+      say_int8("4-bit weights", *w4);
+      if (w4->qualifies() && (!int8->qualifies() || w4->serialized_bytes() < int8->serialized_bytes())) {
         Say("  4-bit weights qualify and are smaller: they go on instead of int8");
-        int8 = *w4;
+        int8 = w4;
       }
-    } else if (absl::IsCancelled(w4.status())) {
-      Say(absl::StrCat("  ", w4.status().message(), ": 4-bit weights stop"));
-    } else if (absl::IsDataLoss(w4.status())) {
-      RETURN_IF_ERROR(SkipFailed("4-bit weights", w4.status()));
-    } else {
-      return w4.status();
     }
   }
   EndPhase();
   return int8;
 }
 
+absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Attempt(
+    const std::string& what, absl::StatusOr<std::optional<CandidateRecord>> made) {
+  if (made.ok()) return *std::move(made);
+  if (absl::IsCancelled(made.status())) {
+    Say(absl::StrCat("  ", made.status().message(), ": ", what, " stops"));
+    return std::nullopt;
+  }
+  if (absl::IsDataLoss(made.status())) {
+    RETURN_IF_ERROR(SkipFailed(what, made.status()));
+    return std::nullopt;
+  }
+  return made.status();
+}
+
 absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const CandidateRecord& base, int qat_epochs,
                                                                          int weight_bits) {
-  const std::string key = weight_bits > 0 ? absl::StrCat("w", weight_bits, "|", base.key())
-                          : qat_epochs > 0
-                              ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
-                              : absl::StrCat("int8|", base.key());
+  const std::string key = weight_bits > 0  ? absl::StrCat("w", weight_bits, "|", base.key())
+                          : qat_epochs > 0 ? absl::StrCat("int8_qat", qat_epochs, TrainingKey(), "|", base.key())
+                                           : absl::StrCat("int8|", base.key());
   if (const CandidateRecord* r = Reuse(key)) return std::optional<CandidateRecord>(*r);
   const auto t0 = Clock::now();
   QuantizationConfig qc = comp_.quantization();
@@ -107,13 +108,12 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   rec.set_key(key);
   rec.set_phase(weight_bits > 0 ? "weights4" : "int8");
   rec.set_model_file("");
-  rec.set_description(
-      weight_bits > 0
-          ? absl::StrFormat("%s; 4-bit weights (%zu layer(s) at 8 bits), dequantized at run time", base.description(),
-                            q.eight_bit_layers.size())
-          : absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
-                            qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
-                            q.fp32_layers.size()));
+  rec.set_description(weight_bits > 0
+                          ? absl::StrFormat("%s; 4-bit weights (%zu layer(s) at 8 bits), dequantized at run time",
+                                            base.description(), q.eight_bit_layers.size())
+                          : absl::StrFormat("%s; int8%s (%zu layer(s) kept fp32)", base.description(),
+                                            qat_epochs > 0 ? absl::StrFormat(", QAT %d epoch(s)", qat_epochs) : "",
+                                            q.fp32_layers.size()));
   RETURN_IF_ERROR(Measure(fp32, &q.model, &rec));
   rec.set_seconds(SecondsSince(t0));
   // The layers left at the higher precision: fp32 (int8), 8 bits (weights4).

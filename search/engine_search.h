@@ -150,6 +150,11 @@ class Engine::Search : public SearchContext {
   // layers at 8 bits within what is left of delta; phase "weights4").
   absl::StatusOr<std::optional<CandidateRecord>> Quantized(const CandidateRecord& base, int qat_epochs = 0,
                                                            int weight_bits = 0);
+  // A level-2 attempt that may fail: OK gives its record; Cancelled says
+  // that `what` stops, DataLoss skips it as a failed candidate is skipped
+  // (both give none); any other error is returned.
+  absl::StatusOr<std::optional<CandidateRecord>> Attempt(const std::string& what,
+                                                         absl::StatusOr<std::optional<CandidateRecord>> made);
   // Level 2: int8 of the level-1 result (`fp32`, or the reference when
   // none), with one epoch of QAT when PTQ misses delta and it fits; for the
   // SIZE objective also 4-bit weights, the smaller that qualifies going on;
