@@ -221,6 +221,13 @@ void Analyzer::Union(const ChannelRef& a, const ChannelRef& b, const std::string
   sets_.Join(sets_.Id(a), sets_.Id(b));
 }
 
+void Analyzer::CoupleBlocks(const std::vector<ChannelRef>& chans, int64_t blocks, const std::string& reason) {
+  const int64_t per = static_cast<int64_t>(chans.size()) / blocks;
+  for (int64_t b = 1; b < blocks; ++b) {
+    for (int64_t j = 0; j < per; ++j) Union(chans[j], chans[b * per + j], reason);
+  }
+}
+
 void Analyzer::Block(const LabelPtr& l, const std::string& reason) {
   if (!l) return;
   for (const ChannelRef& r : l->chans) BlockChannel(r, reason);

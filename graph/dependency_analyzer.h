@@ -64,6 +64,8 @@ std::optional<std::vector<int64_t>> ConstIntList(const Value* v);
 // Optional attributes holding None (scripted nn.Conv2d(bias=False)'s
 // `self.bias`) are None constants here: BuildLayerGraph folds them.
 bool IsNone(const Value* v);
+// Axis `d` of a rank-`rank` tensor, negative counting from the end.
+inline int64_t Axis(int64_t d, int64_t rank) { return d < 0 ? d + rank : d; }
 // Entry `i` of a view's shape argument: its constant value, -1 for
 // "inferred", or nullopt when computed at run time (from sizes).
 std::optional<int64_t> ShapeEntry(const Value* shape, size_t i);
@@ -103,6 +105,9 @@ class Analyzer {
                int64_t size);
   void BlockChannel(const ChannelRef& r, const std::string& reason);
   void Union(const ChannelRef& a, const ChannelRef& b, const std::string& reason);
+  // `chans` as `blocks` equal blocks (groups, chunks, rows of a split):
+  // position j of every block is coupled.
+  void CoupleBlocks(const std::vector<ChannelRef>& chans, int64_t blocks, const std::string& reason);
   void Block(const LabelPtr& l, const std::string& reason);
   void BlockValue(const Value* v, const std::string& reason);
   LabelPtr LabelOf(const Value* v) const;

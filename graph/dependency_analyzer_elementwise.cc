@@ -1,6 +1,5 @@
-// Dependency analysis of element-wise ops (unary, add / sub / mul / div) and
-// reductions
-// (graph/dependency_analyzer.h).
+// Dependency analysis of element-wise ops (unary, PReLU, add / sub / mul /
+// div) and reductions (graph/dependency_analyzer.h).
 #include <algorithm>
 #include <numeric>
 
@@ -94,7 +93,7 @@ void Analyzer::VisitReduce(Node* n, const std::string& /*kind*/) {
   const int rank = static_cast<int>(si->size());
   int before = 0;
   for (int64_t d : *dims) {
-    const int64_t nd = d < 0 ? d + rank : d;
+    const int64_t nd = Axis(d, rank);
     if (nd == l->dim) return Unknown(n, "reduces the channel axis");
     if (nd < l->dim) ++before;
   }

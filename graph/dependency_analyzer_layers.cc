@@ -72,20 +72,14 @@ void Analyzer::VisitConv(Node* n, const ConvolutionCall& conv) {
   // unit, on either side (Torch-Pruning couples grouped channels the same
   // way).
   const int64_t ipg = w.size(1);
-  const int64_t opg = w.size(0) / groups;
   const std::string reason = absl::StrCat("grouped convolution ", module_path, " (groups=", groups, ")");
   if (in) {
     if (in->nonzero) Block(in, absl::StrCat("non-zero-preserving op before ", module_path));
-    for (int64_t g = 1; g < groups; ++g) {
-      for (int64_t j = 0; j < ipg; ++j) Union(in->chans[j], in->chans[g * ipg + j], reason);
-    }
+    CoupleBlocks(in->chans, groups, reason);
     AddSlot(*wpath, SlotRole::kConsumerWeight, 1, std::vector<ChannelRef>(in->chans.begin(), in->chans.begin() + ipg));
   }
   Produce(n, module_path, "GroupedConv" + dims, *wpath, 0, w.size(0), bpath);
-  const int space = out_->spaces.size() - 1;
-  for (int64_t g = 1; g < groups; ++g) {
-    for (int64_t k = 0; k < opg; ++k) Union({space, k}, {space, g * opg + k}, reason);
-  }
+  CoupleBlocks(SpaceChannels(out_->spaces.size() - 1), groups, reason);
 }
 
 void Analyzer::VisitLinear(Node* n, const std::string& /*kind*/) {

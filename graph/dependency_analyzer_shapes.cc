@@ -46,7 +46,7 @@ void Analyzer::VisitCat(Node* n, const std::string& /*kind*/) {
   if (tracked == lists_.end() || !so || !dim) return Unknown(n, "dynamic cat");
   const std::vector<const Value*> elements = *tracked->second;
   const int rank = static_cast<int>(so->size());
-  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  const int d = static_cast<int>(Axis(*dim, rank));
   bool any = false, along = false;
   for (const Value* v : elements) {
     LabelPtr l = LabelOf(v);
@@ -97,8 +97,8 @@ void Analyzer::VisitFlatten(Node* n, const std::string& /*kind*/) {
   auto end = ConstantInt(n->input(2));
   if (!si || !start || !end) return Unknown(n, "dynamic flatten");
   const int rank = static_cast<int>(si->size());
-  const int s = static_cast<int>(*start < 0 ? *start + rank : *start);
-  const int e = static_cast<int>(*end < 0 ? *end + rank : *end);
+  const int s = static_cast<int>(Axis(*start, rank));
+  const int e = static_cast<int>(Axis(*end, rank));
   Label out = *l;
   if (l->dim < s) return SetLabel(n->output(0), out);
   if (l->dim > e) {
@@ -127,20 +127,9 @@ void Analyzer::VisitView(Node* n, const std::string& /*kind*/) {
   flatten = flatten && (*so)[d] == (*si)[d] * rest;
   if (!flatten) return Unknown(n, "reshapes the channel axis");
   // The shape argument must not pin the channel extent to a constant.
-  const Value* shape = n->input(1);
-  if (shape->node()->kind() == c10::prim::ListConstruct) {
-    for (size_t i = 1; i < shape->node()->inputs().size(); ++i) {
-      auto c = ConstantInt(shape->node()->input(i));
-      if (c && *c != -1) {
-        return Unknown(n, absl::StrCat("constant shape entry ", *c, " (use torch.flatten(x, 1))"));
-      }
-    }
-  } else if (auto c = ConstIntList(shape)) {
-    for (size_t i = 1; i < c->size(); ++i) {
-      if ((*c)[i] != -1) {
-        return Unknown(n, absl::StrCat("constant shape entry ", (*c)[i], " (use torch.flatten(x, 1))"));
-      }
-    }
+  for (size_t i = 1; i < so->size(); ++i) {
+    auto e = ShapeEntry(n->input(1), i);
+    if (e && *e != -1) return Unknown(n, absl::StrCat("constant shape entry ", *e, " (use torch.flatten(x, 1))"));
   }
   Label out = *l;
   out.block = l->block * rest;
@@ -174,10 +163,11 @@ void Analyzer::SplitChannels(Node* n, const Label& l, const std::vector<int64_t>
                               : "splits the channel axis into sizes that are both computed");
   }
   const std::string reason = absl::StrCat("channel split (", a, ", ", b, ") at ", Where(n));
-  for (int64_t i = 0; i < a; ++i) {
-    for (int64_t j = 0; j < b; ++j) {
-      // a fixed: position j of row 0 with position j of row i; b fixed: row i whole.
-      Union(l.chans[a_fixed ? j : i * b], l.chans[i * b + j], reason);
+  if (a_fixed) {
+    CoupleBlocks(l.chans, a, reason);  // position j of every row
+  } else {
+    for (int64_t i = 0; i < a; ++i) {  // row i whole
+      for (int64_t j = 1; j < b; ++j) Union(l.chans[i * b], l.chans[i * b + j], reason);
     }
   }
   Label out = l;
@@ -205,8 +195,7 @@ void Analyzer::VisitSplit(Node* n, const std::string& kind) {
     auto d0 = ConstantInt(n->input(1)), d1 = ConstantInt(n->input(2));
     const int rank = static_cast<int>(si->size());
     if (!d0 || !d1) return Unknown(n, "dynamic transpose of a split channel axis");
-    const int64_t x = *d0 < 0 ? *d0 + rank : *d0, y = *d1 < 0 ? *d1 + rank : *d1;
-    if (std::minmax(x, y) != std::minmax<int64_t>(d, d + 1)) {
+    if (std::minmax(Axis(*d0, rank), Axis(*d1, rank)) != std::minmax<int64_t>(d, d + 1)) {
       return Unknown(n, "transposes a split channel axis with another axis");
     }
     Label out = *l;
@@ -227,7 +216,7 @@ void Analyzer::VisitSplit(Node* n, const std::string& kind) {
   if (merge && !view) {
     auto s0 = ConstantInt(n->input(1)), s1 = ConstantInt(n->input(2));
     const int rank = static_cast<int>(si->size());
-    merge = s0 && s1 && (*s0 < 0 ? *s0 + rank : *s0) == d && (*s1 < 0 ? *s1 + rank : *s1) == d + 1;
+    merge = s0 && s1 && Axis(*s0, rank) == d && Axis(*s1, rank) == d + 1;
   }
   if (!merge) return Unknown(n, "split channel axis");
   Label out = *l;
@@ -255,7 +244,7 @@ void Analyzer::VisitChunk(Node* n, const std::string& kind) {
   }
   if (!si || !chunks || !dim || *chunks < 1) return Unknown(n, "dynamic chunk");
   const int rank = static_cast<int>(si->size());
-  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  const int d = static_cast<int>(Axis(*dim, rank));
   std::vector<Label> parts;
   if (d != l->dim) {
     parts.assign(*chunks, *l);  // chunks of another axis keep every channel
@@ -264,9 +253,7 @@ void Analyzer::VisitChunk(Node* n, const std::string& kind) {
     if (l->block != 1 || c % *chunks != 0) return Unknown(n, "uneven chunks of the channel axis");
     const int64_t per = c / *chunks;
     const std::string reason = absl::StrCat("chunk of ", Where(n));
-    for (int64_t i = 1; i < *chunks; ++i) {
-      for (int64_t j = 0; j < per; ++j) Union(l->chans[j], l->chans[i * per + j], reason);
-    }
+    CoupleBlocks(l->chans, *chunks, reason);
     for (int64_t i = 0; i < *chunks; ++i) {
       Label part = *l;
       part.chans.assign(l->chans.begin() + i * per, l->chans.begin() + (i + 1) * per);
@@ -298,17 +285,16 @@ void Analyzer::VisitPermute(Node* n, const std::string& kind) {
   const auto* si = ShapeOf(n->input(0));
   if (!si) return Unknown(n, "shape unknown");
   const int rank = static_cast<int>(si->size());
-  auto norm = [&](int64_t x) { return x < 0 ? x + rank : x; };
   std::vector<int64_t> order(rank);
   std::iota(order.begin(), order.end(), 0);
   if (kind == "aten::transpose") {
     auto d0 = ConstantInt(n->input(1)), d1 = ConstantInt(n->input(2));
     if (!d0 || !d1) return Unknown(n, "dynamic transpose");
-    std::swap(order[norm(*d0)], order[norm(*d1)]);
+    std::swap(order[Axis(*d0, rank)], order[Axis(*d1, rank)]);
   } else {
     auto dims = ConstIntList(n->input(1));
     if (!dims || static_cast<int>(dims->size()) != rank) return Unknown(n, "dynamic permute");
-    for (int i = 0; i < rank; ++i) order[i] = norm((*dims)[i]);
+    for (int i = 0; i < rank; ++i) order[i] = Axis((*dims)[i], rank);
   }
   if (l->block != 1) return Unknown(n, "moves a flattened channel axis");
   Label out = *l;
@@ -339,7 +325,7 @@ void Analyzer::VisitIndex(Node* n, const std::string& kind) {
   auto dim = ConstantInt(n->input(1));
   if (!si || !so || !dim) return Unknown(n, "dynamic index");
   const int rank = static_cast<int>(si->size());
-  const int d = static_cast<int>(*dim < 0 ? *dim + rank : *dim);
+  const int d = static_cast<int>(Axis(*dim, rank));
   const bool select = kind == "aten::select";
   if (static_cast<int>(so->size()) != rank - (select ? 1 : 0)) return Unknown(n, "shape");
   if (d == l->dim && !(kind == "aten::slice" && WholeSlice(n, (*si)[d]))) {
@@ -366,7 +352,7 @@ void Analyzer::VisitSqueeze(Node* n, const std::string& kind) {
   if (kind.rfind("aten::unsqueeze", 0) == 0) {
     auto dim = ConstantInt(n->input(1));
     if (!dim) return Unknown(n, "dynamic unsqueeze");
-    const int d = static_cast<int>(*dim < 0 ? *dim + rank + 1 : *dim);
+    const int d = static_cast<int>(Axis(*dim, rank + 1));
     if (d <= l->dim) out.dim += 1;
   } else {
     std::vector<int64_t> dims;
@@ -378,7 +364,7 @@ void Analyzer::VisitSqueeze(Node* n, const std::string& kind) {
       for (int i = 0; i < rank; ++i) dims.push_back(i);
     }
     for (int64_t d : dims) {
-      const int64_t nd = d < 0 ? d + rank : d;
+      const int64_t nd = Axis(d, rank);
       if (nd < 0 || nd >= rank || (*si)[nd] != 1) continue;  // not squeezed
       if (nd == l->dim) return Unknown(n, "squeezes the channel axis");
       if (nd < l->dim) out.dim -= 1;
