@@ -24,6 +24,8 @@ double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRec
   }
 }
 
+bool IsQuantizedPhase(const std::string& phase) { return phase == "int8" || phase == "weights4"; }
+
 Decision Decide(const DecisionInputs& in) {
   const CandidateRecord& ref = *in.reference;
   auto counts = [&](const CandidateRecord* r) {

@@ -37,6 +37,9 @@ double MetricDrop(double reference, double value, bool higher_is_better);
 double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRecord& reference,
                       const CandidateRecord& r);
 
+// The level-2 records: "int8", or (objective SIZE) "weights4".
+bool IsQuantizedPhase(const std::string& phase);
+
 struct DecisionInputs {
   const CandidateRecord* reference = nullptr;  // required
   const CandidateRecord* fp32 = nullptr;       // the best pruned fp32 model, if any

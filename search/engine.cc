@@ -243,7 +243,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     out.emplace(std::move(ref));
     ASSIGN_OR_RETURN(Model ref2, e_.model_.Clone());
     trainable.emplace(std::move(ref2));
-  } else if (chosen->phase() == "int8" || chosen->phase() == "weights4") {
+  } else if (IsQuantizedPhase(chosen->phase())) {
     ASSIGN_OR_RETURN(Model q, store_->LoadModel(*chosen));
     out.emplace(std::move(q));
     ASSIGN_OR_RETURN(Model base, fp32 ? LoadStored(*fp32) : e_.model_.Clone());

@@ -194,7 +194,7 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
     // The quantized result's note: layers left fp32 (int8) or at 8 bits (weights4).
     const std::string& phase = result.chosen.phase();
     std::set<std::string> kept_layers;
-    if (phase == "int8" || phase == "weights4") {
+    if (IsQuantizedPhase(phase)) {
       for (absl::string_view s : absl::StrSplit(result.chosen.note(), ',', absl::SkipEmpty())) {
         kept_layers.insert(std::string(s));
       }

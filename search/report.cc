@@ -115,8 +115,8 @@ std::string Plot(const RunReport& r) {
   };
   std::vector<P> pts;
   for (const CandidateRecord& c : r.candidates) {
-    if (c.phase() != "reference" && c.phase() != "candidate" && c.phase() != "final" && c.phase() != "int8" &&
-        c.phase() != "weights4" && c.phase() != "reference_frozen") {
+    if (c.phase() != "reference" && c.phase() != "candidate" && c.phase() != "final" && !IsQuantizedPhase(c.phase()) &&
+        c.phase() != "reference_frozen") {
       continue;
     }
     const double x = ObjectiveRatio(r, c);
@@ -155,10 +155,10 @@ std::string Plot(const RunReport& r) {
                         "stroke-dasharray=\"4 3\"/><text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\">target %.4g</text>\n",
                         L, W - R, sy(r.target), sy(r.target), W - R - 90, sy(r.target) - 4, r.target);
   for (const P& p : pts) {
-    const char* color = p.phase == "int8" || p.phase == "weights4" ? "#7b3294"
-                        : p.phase == "final"     ? "#1a9641"
-                        : p.phase == "candidate" ? "#2c7bb6"
-                                                 : "#444";
+    const char* color = IsQuantizedPhase(p.phase) ? "#7b3294"
+                        : p.phase == "final"      ? "#1a9641"
+                        : p.phase == "candidate"  ? "#2c7bb6"
+                                                  : "#444";
     absl::StrAppendFormat(&svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"%s><title>%s: %.4g</title></circle>\n",
                           sx(p.x), sy(p.y), p.chosen ? 8 : 4, color,
                           p.chosen ? " stroke=\"#000\" stroke-width=\"2\" fill-opacity=\"0.6\"" : "",
