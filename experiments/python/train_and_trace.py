@@ -61,6 +61,19 @@ class Mixed(nn.Module):
         return self.fc2(h)
 
 
+def train_epoch(net, x, y, opt, sched, generator=None, batch=128):
+    """One epoch of cross-entropy over x, y in a random order (full batches only)."""
+    net.train()
+    perm = torch.randperm(len(x), generator=generator)
+    for i in range(0, len(x) - batch + 1, batch):
+        idx_ = perm[i:i + batch]
+        loss = F.cross_entropy(net(x[idx_]), y[idx_])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=2)
@@ -81,15 +94,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=steps)
     for epoch in range(a.epochs):
         start = time.time()
-        net.train()
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x) - 127, 128):
-            idx_ = perm[i:i + 128]
-            loss = F.cross_entropy(net(x[idx_]), y[idx_])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        train_epoch(net, x, y, opt, sched)
         net.eval()
         with torch.no_grad():
             acc = sum((net(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item() for i in range(0, 10000, 1000))

@@ -45,7 +45,6 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,22 +88,14 @@ def file_bytes(scripted):
     return buf.getbuffer().nbytes
 
 
-def fine_tune(model, x, y, epochs, lr):
+def fine_tune(script, model, x, y, epochs, lr):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     steps = epochs * (len(x) // 128)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(0)
     for epoch in range(epochs):
         t0 = time.time()
-        model.train()
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x) - 127, 128):
-            b = perm[i:i + 128]
-            loss = F.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        script.train_epoch(model, x, y, opt, sched, generator=g)
         print(f"  torch-pruning fine-tune epoch {epoch + 1}/{epochs}: {time.time() - t0:.0f} s", flush=True)
 
 
@@ -209,7 +200,7 @@ def main():
     tp_seconds = 0
     if tp_model is not None:
         t0 = time.time()
-        fine_tune(tp_model, x, y, a.epochs, a.lr)
+        fine_tune(script, tp_model, x, y, a.epochs, a.lr)
         tp_seconds = time.time() - t0
     int8 = pytorch_int8(script, sd, x)
     models = {"reference": reference, "slimfit": slimfit}
