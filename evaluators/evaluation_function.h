@@ -12,9 +12,9 @@
 // Apply puts the model in eval mode and runs without gradients; it leaves the
 // model in eval mode. MetricsEvaluator runs a convolutional model on the CPU
 // with channels-last weights when its widths suit them (model/weight_layout.h:
-// oneDNN's layout; the
-// same values, rounded by a different summation order) and hands it back
-// contiguous; a model whose first batch refuses that layout runs as it is.
+// oneDNN's layout; the same values, rounded by a different summation order)
+// and hands it back contiguous; a model whose first batch refuses that layout
+// runs as it is.
 #ifndef SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
 #define SLIMFIT_EVALUATORS_EVALUATION_FUNCTION_H_
 
