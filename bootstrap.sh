@@ -22,6 +22,8 @@ PACKAGES=(
   libgloo-dev              # headers for c10d's ProcessGroupGloo (Gloo itself is in libtorch_cpu)
   python3-venv             # the venv LibTorch comes in (pyenv's python3 has venv already)
   zlib1g-dev               # reading the IDX .gz files directly
+  libjpeg62-turbo-dev      # image folders: JPEG (libjpeg-turbo)
+  libpng-dev               # image folders: PNG
   dataset-fashion-mnist    # the built-in default data set
   clang-14                 # --config=fuzz: libFuzzer targets
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang-14

@@ -56,6 +56,7 @@ absl::Status BatchLoader::Reset(int64_t epoch) {
     // Mix (seed, epoch) so epochs differ but every run repeats.
     const uint64_t s = options_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1;
     gen_.set_current_seed(s);
+    pass_seed_ = s;
     order_ = options_.shuffle ? at::randperm(dataset_->size(), gen_, at::kLong)
                               : at::arange(dataset_->size(), at::kLong);
     position_ = 0;
@@ -77,8 +78,8 @@ absl::StatusOr<bool> BatchLoader::Next(Batch* batch) {
   if (position_ >= end_of_pass) return false;
   const int64_t take = std::min(options_.batch_size, end_of_pass - position_);
   at::Tensor idx = order_.narrow(0, position_, take);
+  ASSIGN_OR_RETURN(*batch, dataset_->GetSeededBatch(idx, MixSeeds(pass_seed_, static_cast<uint64_t>(position_))));
   position_ += take;
-  ASSIGN_OR_RETURN(*batch, dataset_->GetBatch(idx));
   for (const auto& t : transforms_) {
     RETURN_IF_ERROR(t->Apply(*batch, gen_), dataset_->name());
   }

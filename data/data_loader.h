@@ -85,6 +85,7 @@ class BatchLoader : public DataLoader {
   std::vector<std::shared_ptr<const Transform>> transforms_;
   at::Tensor order_;
   at::Generator gen_;
+  uint64_t pass_seed_ = 0;  // (seed, epoch) mixed; with the position, each batch's sample seed
   int64_t position_ = 0;
 };
 

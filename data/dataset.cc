@@ -56,6 +56,11 @@ absl::StatusOr<std::shared_ptr<TensorDataset>> TensorDataset::Create(
   return std::shared_ptr<TensorDataset>(new TensorDataset(std::move(fields), std::move(name), n));
 }
 
+std::optional<at::Tensor> TensorDataset::Labels() const {
+  if (fields_.size() < 2) return std::nullopt;
+  return fields_[1];
+}
+
 absl::StatusOr<Batch> TensorDataset::GetBatch(const at::Tensor& indices) const {
   RETURN_IF_ERROR(CheckIndices(indices, size_, name_));
   return TorchCallOr(name_, [&] {
@@ -76,6 +81,17 @@ absl::StatusOr<std::shared_ptr<SubsetDataset>> SubsetDataset::Create(
 absl::StatusOr<Batch> SubsetDataset::GetBatch(const at::Tensor& indices) const {
   RETURN_IF_ERROR(CheckIndices(indices, size(), name_));
   return base_->GetBatch(indices_.index_select(0, indices));
+}
+
+absl::StatusOr<Batch> SubsetDataset::GetSeededBatch(const at::Tensor& indices, uint64_t seed) const {
+  RETURN_IF_ERROR(CheckIndices(indices, size(), name_));
+  return base_->GetSeededBatch(indices_.index_select(0, indices), seed);
+}
+
+std::optional<at::Tensor> SubsetDataset::Labels() const {
+  std::optional<at::Tensor> all = base_->Labels();
+  if (!all.has_value()) return std::nullopt;
+  return all->index_select(0, indices_);
 }
 
 }  // namespace slimfit

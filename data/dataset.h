@@ -3,9 +3,11 @@
 // Batch: what a data loader yields, the C++ form of a Python loader's tuple —
 // one c10::IValue per field (for classification: {images, labels}).
 //
-// Dataset: random access to stacked batches. Every dataset in slimfit is
-// in-memory tensors (TensorDataset) or a view of one (SubsetDataset): a batch
-// is one index_select per field, never a per-sample loop.
+// Dataset: random access to stacked batches. In-memory tensors
+// (TensorDataset) make a batch with one index_select per field; a view
+// (SubsetDataset) maps indices onto its base; datasets that decode files
+// (data/image_folder.h) are lazy() and draw their random per-sample
+// transforms from the seed GetSeededBatch is given.
 //
 //   ASSIGN_OR_RETURN(auto ds, TensorDataset::Create({images, labels}, "train"));
 //   ASSIGN_OR_RETURN(Batch b, ds->GetBatch(at::arange(0, 32)));
@@ -27,6 +29,14 @@ namespace slimfit {
 
 using Batch = std::vector<c10::IValue>;
 
+// SplitMix64 of a and b: independent-looking seeds from (seed, index) pairs.
+inline uint64_t MixSeeds(uint64_t a, uint64_t b) {
+  uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 // The batch's rows: the first dimension of its first tensor field that has
 // one; nullopt when no field is such a tensor. 0 for a rank's empty slice
 // (data/sharded_loader.h).
@@ -41,8 +51,21 @@ class Dataset {
   virtual int64_t num_fields() const = 0;
   // The samples at `indices` (1-D int64, each in [0, size())), stacked.
   virtual absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const = 0;
+  // The same, with random per-sample transforms drawn from `seed` (row r
+  // from a stream of (seed, r), so the result does not depend on threads).
+  // Datasets without such transforms ignore the seed.
+  virtual absl::StatusOr<Batch> GetSeededBatch(const at::Tensor& indices, uint64_t seed) const {
+    (void)seed;
+    return GetBatch(indices);
+  }
   // For messages: "fashion-mnist/train".
   virtual const std::string& name() const = 0;
+  // True when samples are decoded on demand (files): loaders prefetch such
+  // datasets, and code that wants every label asks Labels().
+  virtual bool lazy() const { return false; }
+  // Every sample's label (field 1) without decoding the samples, when the
+  // dataset knows them (an image folder's class folders); nullopt otherwise.
+  virtual std::optional<at::Tensor> Labels() const { return std::nullopt; }
 };
 
 // Fields held as tensors sharing their first dimension.
@@ -57,6 +80,8 @@ class TensorDataset : public Dataset {
   int64_t num_fields() const override { return static_cast<int64_t>(fields_.size()); }
   absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override;
   const std::string& name() const override { return name_; }
+  // Field 1 when there is one.
+  std::optional<at::Tensor> Labels() const override;
   const std::vector<at::Tensor>& fields() const { return fields_; }
 
  private:
@@ -76,7 +101,10 @@ class SubsetDataset : public Dataset {
   int64_t size() const override { return indices_.size(0); }
   int64_t num_fields() const override { return base_->num_fields(); }
   absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override;
+  absl::StatusOr<Batch> GetSeededBatch(const at::Tensor& indices, uint64_t seed) const override;
   const std::string& name() const override { return name_; }
+  bool lazy() const override { return base_->lazy(); }
+  std::optional<at::Tensor> Labels() const override;
 
  private:
   SubsetDataset(std::shared_ptr<const Dataset> base, at::Tensor indices, std::string name)
