@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
+#include "data/prefetch_loader.h"
 
 namespace slimfit {
 namespace {
@@ -32,6 +33,10 @@ absl::Status ValidateConfig(const DataConfig& c) {
         "_samples: must be >= 0 (0 = all), got ",
         std::min(c.max_train_samples(), c.max_eval_samples())));
   }
+  if (c.prefetch_batches() < -1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.prefetch_batches: must be >= -1 (-1 = off, 0 = default), got ", c.prefetch_batches()));
+  }
   if (c.train_batch_size() < 0 || c.eval_batch_size() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data.", c.train_batch_size() < 0 ? "train" : "eval",
@@ -42,6 +47,8 @@ absl::Status ValidateConfig(const DataConfig& c) {
 }
 
 }  // namespace
+
+double ValFraction(const DataConfig& config) { return config.val_fraction() == 0 ? 0.1 : config.val_fraction(); }
 
 Registry<DatasetSource>& DatasetRegistry() {
   static auto* registry = new Registry<DatasetSource>("dataset");
@@ -63,25 +70,28 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Splits::Get(absl::string_view nam
   return ds;
 }
 
-absl::StatusOr<std::pair<std::shared_ptr<const Dataset>, std::shared_ptr<const Dataset>>>
-CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
-           const std::string& carved_name) {
-  const int64_t n = train->size();
+absl::StatusOr<std::pair<at::Tensor, at::Tensor>> CarveIndices(int64_t n, double fraction, uint64_t seed,
+                                                               const std::string& what) {
   const int64_t k = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
   if (fraction > 0 && (k < 1 || k >= n)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        train->name(), ": carving ", fraction, " of ", n, " samples into ", carved_name,
-        " leaves an empty split"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": carving ", fraction, " of ", n, " samples leaves an empty split"));
   }
   ASSIGN_OR_RETURN(at::Tensor perm, TorchCallOr("carving split", [&] {
                      at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x5eed5eedull);
                      return at::randperm(n, gen, at::kLong);
                    }));
   // Sorted indices keep the on-disk order within each part.
-  at::Tensor carved = std::get<0>(perm.narrow(0, 0, k).sort());
-  at::Tensor rest = std::get<0>(perm.narrow(0, k, n - k).sort());
-  ASSIGN_OR_RETURN(auto carved_ds, SubsetDataset::Create(train, carved, carved_name));
-  ASSIGN_OR_RETURN(auto rest_ds, SubsetDataset::Create(train, rest, train->name()));
+  return std::make_pair(std::get<0>(perm.narrow(0, k, n - k).sort()), std::get<0>(perm.narrow(0, 0, k).sort()));
+}
+
+absl::StatusOr<std::pair<std::shared_ptr<const Dataset>, std::shared_ptr<const Dataset>>>
+CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
+           const std::string& carved_name) {
+  ASSIGN_OR_RETURN(auto parts, CarveIndices(train->size(), fraction, seed,
+                                            absl::StrCat(train->name(), " into ", carved_name)));
+  ASSIGN_OR_RETURN(auto carved_ds, SubsetDataset::Create(train, parts.second, carved_name));
+  ASSIGN_OR_RETURN(auto rest_ds, SubsetDataset::Create(train, parts.first, train->name()));
   return std::make_pair(std::shared_ptr<const Dataset>(rest_ds),
                         std::shared_ptr<const Dataset>(carved_ds));
 }
@@ -95,7 +105,7 @@ absl::StatusOr<Splits> LoadSplits(const DataConfig& config) {
   if (s.train == nullptr) {
     return absl::InternalError(absl::StrCat("data.", name, ": source returned no train split"));
   }
-  const double fraction = config.val_fraction() == 0 ? 0.1 : config.val_fraction();
+  const double fraction = ValFraction(config);
   if (s.val == nullptr) {
     ASSIGN_OR_RETURN(auto parts, CarveSplit(s.train, fraction, config.seed(),
                                             s.train->name() + "[val]"),
@@ -128,7 +138,10 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
   o.drop_last = train && config.drop_last();
   o.seed = config.seed();
   ASSIGN_OR_RETURN(auto loader, BatchLoader::Create(ds, o, std::move(transforms)));
-  return std::unique_ptr<DataLoader>(std::move(loader));
+  const int prefetch = config.prefetch_batches() != 0 ? std::max(0, config.prefetch_batches())
+                                                      : (ds->lazy() ? 2 : 0);
+  if (prefetch == 0) return std::unique_ptr<DataLoader>(std::move(loader));
+  return std::unique_ptr<DataLoader>(PrefetchLoader::Create(std::move(loader), prefetch));
 }
 
 }  // namespace slimfit

@@ -39,17 +39,28 @@ struct Splits {
 using DatasetSource = std::function<absl::StatusOr<Splits>(const DataConfig&)>;
 Registry<DatasetSource>& DatasetRegistry();
 
+// The carve's indices for `n` samples: (rest, carved), each sorted. A
+// seeded random round(fraction * n) are carved; FailedPrecondition (naming
+// `what`) when that leaves a part empty. Sources that carve their own file
+// lists (image_folder) use it so every source carves alike.
+absl::StatusOr<std::pair<at::Tensor, at::Tensor>> CarveIndices(int64_t n, double fraction, uint64_t seed,
+                                                               const std::string& what);
+
 // The carve: a seeded random `fraction` of `train` becomes val, the rest train.
 absl::StatusOr<std::pair<std::shared_ptr<const Dataset>, std::shared_ptr<const Dataset>>>
 CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
            const std::string& carved_name);
+
+// DataConfig.val_fraction with its default (0.1 when unset).
+double ValFraction(const DataConfig& config);
 
 // Validates `config` (errors name the field: "data.val_fraction: ..."), loads
 // the source, carves val, applies the slices.
 absl::StatusOr<Splits> LoadSplits(const DataConfig& config);
 
 // A loader over split `name` with the config's batch size, shuffling (train
-// only), drop_last (train only) and transforms.
+// only), drop_last (train only) and transforms, prefetching per
+// prefetch_batches (data/prefetch_loader.h).
 absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
                                                       const Splits& splits,
                                                       absl::string_view name);

@@ -5,6 +5,8 @@
 
 #include <set>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
@@ -74,7 +76,8 @@ TEST(SplitsTest, GetNamesValidSplits) {
 TEST(SplitsTest, ConfigErrorsNameTheField) {
   EXPECT_THAT(LoadSplits(Parse("")),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("data.dataset: required (one of: cifar, mnist, synthetic, tensor_file)")));
+                       HasSubstr(absl::StrCat("data.dataset: required (one of: ",
+                                                 absl::StrJoin(DatasetRegistry().Names(), ", "), ")"))));
   EXPECT_THAT(LoadSplits(Parse("synthetic {} val_fraction: 1.5")),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("data.val_fraction: must be in [0, 1), got 1.5")));
