@@ -94,4 +94,12 @@ std::optional<at::Tensor> SubsetDataset::Labels() const {
   return all->index_select(0, indices_);
 }
 
+absl::StatusOr<Batch> ShapeProbe(const Dataset& dataset) {
+  std::optional<at::Tensor> labels = dataset.Labels();
+  if (!labels.has_value() || dataset.size() == 0) return dataset.GetBatch(at::arange(dataset.size(), at::kLong));
+  ASSIGN_OR_RETURN(Batch first, dataset.GetBatch(at::zeros({1}, at::kLong)));
+  if (first.size() > 1) first[1] = *labels;
+  return first;
+}
+
 }  // namespace slimfit

@@ -114,6 +114,12 @@ class SubsetDataset : public Dataset {
   std::string name_;
 };
 
+// A batch standing for the whole dataset's shapes without decoding it all:
+// sample 0's fields, with field 1 replaced by every label when the dataset
+// knows them (Labels()); otherwise every sample. For model builders that
+// take input shape and class count from data (ZooShapeFromBatch).
+absl::StatusOr<Batch> ShapeProbe(const Dataset& dataset);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_DATA_DATASET_H_

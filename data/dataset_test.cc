@@ -114,5 +114,27 @@ TEST(BatchLoaderTest, BatchLargerThanSplitWithoutDropLastGivesOneBatch) {
   EXPECT_THAT(sizes, ElementsAre(3));
 }
 
+TEST(DatasetTest, LabelsAndTheShapeProbeWithoutReadingEverySample) {
+  at::Tensor images = at::rand({10, 1, 4, 4});
+  at::Tensor labels = at::arange(10, at::kLong) % 3;
+  auto ds = TensorDataset::Create({images, labels}, "t").value();
+  ASSERT_TRUE(ds->Labels().has_value());
+  EXPECT_TRUE(at::equal(*ds->Labels(), labels));
+  auto sub = SubsetDataset::Create(ds, at::tensor({9, 2, 4}, at::kLong), "s").value();
+  EXPECT_TRUE(at::equal(*sub->Labels(), at::tensor({0, 2, 1}, at::kLong)));
+  ASSERT_OK_AND_ASSIGN(Batch probe, ShapeProbe(*sub));
+  EXPECT_EQ(probe[0].toTensor().sizes(), at::IntArrayRef({1, 1, 4, 4}));
+  EXPECT_TRUE(at::equal(probe[0].toTensor()[0], images[9]));
+  EXPECT_TRUE(at::equal(probe[1].toTensor(), at::tensor({0, 2, 1}, at::kLong)));
+  // A subset forwards the seed: same rows for any seed here (no random transforms).
+  ASSERT_OK_AND_ASSIGN(Batch seeded, sub->GetSeededBatch(at::tensor({1}, at::kLong), 77));
+  EXPECT_TRUE(at::equal(seeded[0].toTensor()[0], images[2]));
+  // Without labels (one field): every sample.
+  auto one = TensorDataset::Create({images}, "one").value();
+  EXPECT_FALSE(one->Labels().has_value());
+  ASSERT_OK_AND_ASSIGN(Batch all, ShapeProbe(*one));
+  EXPECT_EQ(all[0].toTensor().size(0), 10);
+}
+
 }  // namespace
 }  // namespace slimfit

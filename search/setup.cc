@@ -77,7 +77,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     return in;
   }
   // A zoo model: trained once per recipe, cached.
-  ASSIGN_OR_RETURN(Batch all, splits.train->GetBatch(at::arange(splits.train->size(), at::kLong)), "data");
+  ASSIGN_OR_RETURN(Batch all, ShapeProbe(*splits.train), "data");
   ZooOptions zoo = ZooShapeFromBatch(all);
   zoo.width_multiplier = e.model().width_multiplier();
   zoo.seed = e.seed();

@@ -77,7 +77,7 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
 
   // Zoo models take their shape from a batch: [N, C, H, W] images, labels
   // in [0, classes).
-  ASSIGN_OR_RETURN(Batch probe, job.splits.train->GetBatch(at::arange(job.splits.train->size(), at::kLong)));
+  ASSIGN_OR_RETURN(Batch probe, ShapeProbe(*job.splits.train));
   ZooOptions zoo = ZooShapeFromBatch(probe);
   zoo.seed = config.seed();
   if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
