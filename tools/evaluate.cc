@@ -16,7 +16,7 @@
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, model, "", "a TorchScript file (or a zoo name: an untrained baseline)");
-ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100 or synthetic");
+ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt");
 ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(std::string, split, "test", "train, val or test");
 ABSL_FLAG(int, batch_size, 256, "evaluation batch size");

@@ -2,7 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/text_proto.h"
 #include "common/status_macros.h"
 #include "data/readers/idx.h"
 #include "model/zoo/zoo.h"
@@ -47,11 +49,31 @@ absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string
     c.mutable_cifar()->set_num_classes(name == "cifar10" ? 10 : 100);
     if (augment) AddAugment(c, 32, 4);
     AddNormalize(c, {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f});
+  } else if (name == "image_folder") {
+    if (directory.empty()) {
+      return absl::InvalidArgumentError("--data_dir: required for image_folder (the folder of class folders)");
+    }
+    // torchvision's ImageNet recipe at 224 x 224.
+    auto& f = *c.mutable_image_folder();
+    f.set_root(directory);
+    if (augment) {
+      f.add_train_sample_transforms()->mutable_random_resized_crop()->set_size(224);
+      c.add_train_transforms()->mutable_random_horizontal_flip();
+    } else {
+      f.add_train_sample_transforms()->mutable_resize()->set_size(256);
+      f.add_train_sample_transforms()->mutable_center_crop()->set_size(224);
+    }
+    f.add_eval_sample_transforms()->mutable_resize()->set_size(256);
+    f.add_eval_sample_transforms()->mutable_center_crop()->set_size(224);
+    AddNormalize(c, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
   } else if (name == "synthetic") {
     c.mutable_synthetic();
+  } else if (absl::EndsWith(name, ".pbtxt")) {
+    RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(name), &c), "--data");
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--data: \"", name, "\" is not a preset (valid: fashion_mnist, mnist, cifar10, cifar100, synthetic)"));
+    return absl::InvalidArgumentError(absl::StrCat("--data: \"", name,
+                                                   "\" is not a preset (valid: fashion_mnist, mnist, cifar10, "
+                                                   "cifar100, image_folder, synthetic) nor a DataConfig .pbtxt file"));
   }
   return c;
 }

@@ -6,7 +6,11 @@
 //
 // PresetData(name, dir, augment) gives the DataConfig of a named dataset
 // with its usual normalisation (and augmentation when asked):
-//   fashion_mnist (default dir: Debian's), mnist, cifar10, cifar100, synthetic.
+//   fashion_mnist (default dir: Debian's), mnist, cifar10, cifar100, synthetic;
+//   image_folder (dir: the root): torchvision's ImageNet recipe at 224 x 224
+//     (random_resized_crop + flip when augmenting, else resize 256 + center
+//     crop 224; ImageNet mean / std);
+//   a path ending in .pbtxt: a DataConfig in text format, used as written.
 #ifndef SLIMFIT_TOOLS_JOB_H_
 #define SLIMFIT_TOOLS_JOB_H_
 

@@ -31,7 +31,7 @@
 ABSL_FLAG(std::string, model, "", "TorchScript file (or a zoo name) to prune");
 ABSL_FLAG(std::string, config, "", "a PruningConfig text proto; flags override its fields");
 ABSL_FLAG(std::string, out, "", "output TorchScript file (default: runs/prune/<model>/model.pt)");
-ABSL_FLAG(std::string, data, "", "fashion_mnist, mnist, cifar10, cifar100 or synthetic (default: none)");
+ABSL_FLAG(std::string, data, "", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt (default: none)");
 ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(int, batch_size, 64, "fine-tuning batch size");
 ABSL_FLAG(double, lr, 0.01, "fine-tuning learning rate (SGD, momentum 0.9, cosine)");

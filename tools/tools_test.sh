@@ -8,6 +8,7 @@ evaluate="tools/evaluate"
 profile="tools/profile"
 prune="tools/prune"
 quantize="tools/quantize"
+export_images="tools/export_images"
 out="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -24,7 +25,10 @@ echo "not a model" > "$out/fake.pt"
 "$inspect" --model="$out/fake.pt" 2> "$out/err.txt" && fail "text file accepted as a model"
 grep -q "not a zip archive" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
-if [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
+# bootstrap.sh installs dataset-fashion-mnist: its absence is a failure.
+[[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] ||
+  fail "dataset-fashion-mnist is not installed (run ./bootstrap.sh)"
+{
   echo "== train on a Fashion-MNIST slice"
   "$train" --model=lenet5 --epochs=2 --max_train_samples=5000 --latency_runs=3 --out="$out/run" \
     > "$out/train.txt" || fail "train exited $?: $(cat "$out/train.txt")"
@@ -45,9 +49,49 @@ if [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
   awk -v a="$acc" -v b="$eacc" 'BEGIN { exit !(a - b < 0.01 && b - a < 0.01) }' || fail "evaluate says $eacc%, train said $acc%"
   grep -q "confusion matrix" "$out/eval.txt" || fail "no confusion matrix"
   grep -q '"top5_accuracy"' "$out/eval.json" || fail "no JSON"
-else
-  echo "skipping train: dataset-fashion-mnist not installed"
-fi
+}
+
+echo "== an image folder (JPEG, 3 channels) through train, evaluate, prune and quantize"
+"$export_images" --out="$out/images" --channels=3 --size=32 --format=jpg --max_per_split=1500 > "$out/export.txt" ||
+  fail "export_images exited $?"
+cat "$out/export.txt"
+for split in train val test; do
+  n=$(find "$out/images/$split" -name '*.jpg' | wc -l)
+  [[ "$n" -eq 1500 ]] || fail "$split has $n JPEG files, not 1500"
+done
+[[ $(ls "$out/images/train" | tr '\n' ' ') == "0 1 2 3 4 5 6 7 8 9 " ]] || fail "class folders: $(ls "$out/images/train")"
+cat > "$out/images.pbtxt" <<DATA
+image_folder {
+  root: "$out/images"
+  index_cache_dir: "$out/index"
+  train_sample_transforms { random_resized_crop { size: 28 min_scale: 0.5 } }
+  eval_sample_transforms { center_crop { size: 28 } }
+}
+train_transforms { random_horizontal_flip { } }
+train_transforms { normalize { mean: [0.286, 0.286, 0.286] std: [0.353, 0.353, 0.353] } }
+eval_transforms { normalize { mean: [0.286, 0.286, 0.286] std: [0.353, 0.353, 0.353] } }
+DATA
+"$train" --model=lenet5 --data="$out/images.pbtxt" --epochs=3 --latency_runs=3 --out="$out/img" > "$out/img.txt" ||
+  fail "train on the image folder exited $?: $(cat "$out/img.txt")"
+cat "$out/img.txt"
+iacc=$(sed -n 's/^test accuracy *\([0-9.]*\)%.*/\1/p' "$out/img.txt")
+# 1,500 images, three epochs: ~67% when decoding and labels are right; chance is 10%.
+awk -v a="$iacc" 'BEGIN { exit !(a > 50) }' || fail "image-folder test accuracy $iacc% is not above 50%"
+"$inspect" --model="$out/img/model.pt" | grep -q "Conv2d  *\[6, 3, 5, 5\]" || fail "the model did not take 3 channels"
+"$evaluate" --model="$out/img/model.pt" --data="$out/images.pbtxt" > "$out/img_eval.txt" || fail "evaluate exited $?"
+grep -q "on $out/images.pbtxt/test (1500 samples)" "$out/img_eval.txt" || fail "evaluate: $(head -2 "$out/img_eval.txt")"
+eiacc=$(sed -n 's/^ *accuracy *\([0-9.]*\).*/\1/p' "$out/img_eval.txt")
+awk -v a="$iacc" -v b="$eiacc" 'BEGIN { exit !(a - b < 0.01 && b - a < 0.01) }' || fail "evaluate says $eiacc%, train said $iacc%"
+"$prune" --model="$out/img/model.pt" --data="$out/images.pbtxt" --pruner=l1_filter --ratio=0.3 --finetune_epochs=1 \
+  --latency_runs=0 --out="$out/img_pruned.pt" > "$out/img_prune.txt" || fail "prune exited $?: $(cat "$out/img_prune.txt")"
+grep -q "^parameters  *62006  *[0-9]*" "$out/img_prune.txt" || fail "prune: $(cat "$out/img_prune.txt")"
+"$quantize" --model="$out/img/model.pt" --data="$out/images.pbtxt" --latency_runs=0 --out="$out/img_q.pt" \
+  > "$out/img_q.txt" || fail "quantize (calibrating on the image folder) exited $?: $(cat "$out/img_q.txt")"
+qacc=$(sed -n 's/^test accuracy *[0-9.]*% *\([0-9.]*\)%.*/\1/p' "$out/img_q.txt")
+awk -v a="$iacc" -v q="$qacc" 'BEGIN { exit !(q != "" && a - q < 3) }' || fail "int8 on the image folder: '$qacc'% vs $iacc%"
+rm "$out/images/test/3/"*.jpg
+"$evaluate" --model="$out/img/model.pt" --data="$out/images.pbtxt" 2> "$out/err.txt" && fail "an empty class folder was accepted"
+grep -q 'class folder ".*test/3" has no .jpg, .jpeg or .png files' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
 echo "== profile"
 "$profile" --model=lenet5 --runs=3 --json="$out/cost.json" > "$out/profile.txt" || fail "profile exited $?"

@@ -36,7 +36,7 @@
 
 ABSL_FLAG(std::string, config, "", "a TrainJob text proto (tools/train_job.proto); flags override it");
 ABSL_FLAG(std::string, model, "lenet5", "zoo model name, or a TorchScript file to fine-tune");
-ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100 or synthetic");
+ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt");
 ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(bool, augment, false, "random crop with padding + horizontal flip on train batches");
 ABSL_FLAG(int, epochs, 5, "training epochs");
