@@ -73,16 +73,32 @@ int64_t BatchLoader::num_batches() const {
   return (n + options_.batch_size - 1) / options_.batch_size;
 }
 
-absl::StatusOr<bool> BatchLoader::Next(Batch* batch) {
+bool BatchLoader::Claim(BatchTicket* ticket) {
   const int64_t end_of_pass = num_samples();
   if (position_ >= end_of_pass) return false;
   const int64_t take = std::min(options_.batch_size, end_of_pass - position_);
-  at::Tensor idx = order_.narrow(0, position_, take);
-  ASSIGN_OR_RETURN(*batch, dataset_->GetSeededBatch(idx, MixSeeds(pass_seed_, static_cast<uint64_t>(position_))));
+  ticket->indices = order_.narrow(0, position_, take);
+  ticket->seed = MixSeeds(pass_seed_, static_cast<uint64_t>(position_));
   position_ += take;
+  return true;
+}
+
+absl::StatusOr<Batch> BatchLoader::Materialize(const BatchTicket& ticket) const {
+  ASSIGN_OR_RETURN(Batch batch, dataset_->GetSeededBatch(ticket.indices, ticket.seed));
+  if (transforms_.empty()) return batch;
+  ASSIGN_OR_RETURN(at::Generator gen, TorchCallOr(dataset_->name(), [&] {
+                     return at::detail::createCPUGenerator(ticket.seed ^ 0x7A5F0B3Dull);
+                   }));
   for (const auto& t : transforms_) {
-    RETURN_IF_ERROR(t->Apply(*batch, gen_), dataset_->name());
+    RETURN_IF_ERROR(t->Apply(batch, gen), dataset_->name());
   }
+  return batch;
+}
+
+absl::StatusOr<bool> BatchLoader::Next(Batch* batch) {
+  BatchTicket ticket;
+  if (!Claim(&ticket)) return false;
+  ASSIGN_OR_RETURN(*batch, Materialize(ticket));
   return true;
 }
 

@@ -16,8 +16,10 @@
 //   }
 //
 // Contract: the order of a pass depends only on (seed, epoch), so a resumed
-// run sees the same batches. Transforms draw from a generator seeded by
-// (seed, epoch) too.
+// run sees the same batches. Each batch's random draws (the dataset's
+// per-sample transforms, the batch transforms) come from a seed of (seed,
+// epoch, the batch's position), so batches can be made in any order, on any
+// thread (data/prefetch_loader.h), and come out the same.
 #ifndef SLIMFIT_DATA_DATA_LOADER_H_
 #define SLIMFIT_DATA_DATA_LOADER_H_
 
@@ -53,6 +55,12 @@ class DataLoader {
 // returns how many it saw.
 absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn);
 
+// One batch of a pass, claimed but not yet made: its rows and its seed.
+struct BatchTicket {
+  at::Tensor indices;
+  uint64_t seed = 0;
+};
+
 struct LoaderOptions {
   int64_t batch_size = 64;
   bool shuffle = false;
@@ -70,7 +78,12 @@ class BatchLoader : public DataLoader {
       std::vector<std::shared_ptr<const Transform>> transforms = {});
 
   absl::Status Reset(int64_t epoch) override;
+  // Claim + Materialize.
   absl::StatusOr<bool> Next(Batch* batch) override;
+  // The pass's next batch, claimed: false at the end. Not thread-safe.
+  bool Claim(BatchTicket* ticket);
+  // Makes a claimed batch (reads / decodes, transforms). Thread-safe.
+  absl::StatusOr<Batch> Materialize(const BatchTicket& ticket) const;
   int64_t num_batches() const override;
   int64_t num_samples() const override;
   int64_t batch_size() const override { return options_.batch_size; }
@@ -85,7 +98,7 @@ class BatchLoader : public DataLoader {
   std::vector<std::shared_ptr<const Transform>> transforms_;
   at::Tensor order_;
   at::Generator gen_;
-  uint64_t pass_seed_ = 0;  // (seed, epoch) mixed; with the position, each batch's sample seed
+  uint64_t pass_seed_ = 0;  // (seed, epoch) mixed; with the position, each batch's seed
   int64_t position_ = 0;
 };
 

@@ -158,10 +158,12 @@ TEST(ImageFolderTest, SplitFoldersAndTheirTransforms) {
 TEST(ImageFolderTest, TheSameBatchesForAnyNumberOfWorkersWithOrWithoutPrefetch) {
   const std::string root = OneFolder();
   std::vector<at::Tensor> reference;
-  for (const char* extra : {"workers: 1", "workers: 4", "workers: 3"}) {
-    DataConfig c = Config(root, absl::StrCat(extra, " train_sample_transforms { random_resized_crop { size: 6 } }"));
+  for (int workers : {-1, 1, 4, 3}) {
+    DataConfig c = Config(root, "train_sample_transforms { random_resized_crop { size: 6 } }");
     c.set_train_batch_size(4);
-    c.set_prefetch_batches(std::string(extra) == "workers: 3" ? -1 : 3);
+    c.set_workers(workers);  // -1: no threads, batches made by Next itself
+    c.set_prefetch_batches(workers == 3 ? 5 : 0);
+    const std::string extra = absl::StrCat("workers ", workers);
     ASSERT_OK_AND_ASSIGN(Splits s, LoadSplits(c));
     ASSERT_OK_AND_ASSIGN(auto loader, MakeLoader(c, s, "train"));
     std::vector<at::Tensor> seen;
@@ -237,8 +239,9 @@ TEST(ImageFolderBadInputTest, ARootThatIsNotAFolder) {
   EXPECT_THAT(LoadSplits(c),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.image_folder: root: required")));
   c.mutable_image_folder()->set_root(TempPath(""));
-  c.mutable_image_folder()->set_workers(100);
-  EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("workers: must be in [1, 64]")));
+  c.set_workers(100);
+  EXPECT_THAT(LoadSplits(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.workers: must be in [-1, 64]")));
 }
 
 TEST(ImageFolderBadInputTest, DifferentClassSetsInTrainAndTest) {
@@ -306,7 +309,6 @@ TEST(ImageFolderBadInputTest, UndecodableFilesAreErrorsNamingThemOrCountedSkips)
               StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("deep.png\": 16-bit PNG")));
   EXPECT_THAT(strict.GetBatch(at::tensor({6}, at::kLong)), StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("6")));
   o.skip_bad = true;
-  o.workers = 3;
   ImageFolderDataset lenient(files, {0, 0, 0, 1, 1, 1}, o, "broken/train");
   ASSERT_OK_AND_ASSIGN(Batch b, lenient.GetBatch(at::arange(6, at::kLong)));
   EXPECT_EQ(b[0].toTensor().size(0), 3);

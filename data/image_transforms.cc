@@ -99,7 +99,9 @@ absl::StatusOr<std::unique_ptr<SampleTransform>> MakeOne(const SampleTransformCo
 at::Tensor ImageToTensor(const Image& image) {
   at::Tensor hwc = at::empty({image.height, image.width, image.channels}, at::kByte);
   std::memcpy(hwc.data_ptr<uint8_t>(), image.pixels.data(), image.pixels.size());
-  return hwc.permute({2, 0, 1}).contiguous();
+  // A [C, H, W] view of the interleaved pixels: channels-last, the layout
+  // the uint8 antialiased resize is fastest on (no copy until the stack).
+  return hwc.permute({2, 0, 1});
 }
 
 Image TensorToImage(const at::Tensor& chw) {
@@ -136,7 +138,7 @@ at::Tensor CenterCropImage(const at::Tensor& image, int64_t height, int64_t widt
     if (h == height && w == width) return img;
   }
   const int64_t top = RoundHalfEven((h - height) / 2.0), left = RoundHalfEven((w - width) / 2.0);
-  return img.narrow(1, top, height).narrow(2, left, width).contiguous();
+  return img.narrow(1, top, height).narrow(2, left, width);
 }
 
 CropBox RandomResizedCropBox(int64_t height, int64_t width, double min_scale, double max_scale, double min_ratio,
@@ -167,8 +169,7 @@ CropBox RandomResizedCropBox(int64_t height, int64_t width, double min_scale, do
 }
 
 at::Tensor ResizedCrop(const at::Tensor& image, const CropBox& box, int64_t size) {
-  at::Tensor crop = image.narrow(1, box.top, box.height).narrow(2, box.left, box.width).contiguous();
-  return ResizeImage(crop, size, size);
+  return ResizeImage(image.narrow(1, box.top, box.height).narrow(2, box.left, box.width), size, size);
 }
 
 absl::StatusOr<std::vector<std::shared_ptr<const SampleTransform>>> MakeSampleTransforms(

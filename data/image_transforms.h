@@ -43,7 +43,9 @@ class SampleTransform {
 absl::StatusOr<std::vector<std::shared_ptr<const SampleTransform>>> MakeSampleTransforms(
     const google::protobuf::RepeatedPtrField<SampleTransformConfig>& configs, const std::string& context);
 
-// A decoded image as uint8 [C, H, W] (a copy).
+// A decoded image as uint8 [C, H, W] (a copy, laid out channels-last; the
+// transforms below return views or channels-last results where they can:
+// call .contiguous() for a plain layout).
 at::Tensor ImageToTensor(const Image& image);
 // uint8 [C, H, W] (C = 1 or 3) back to an Image.
 Image TensorToImage(const at::Tensor& chw);

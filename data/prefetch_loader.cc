@@ -1,13 +1,16 @@
 #include "data/prefetch_loader.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "absl/strings/str_cat.h"
 
 namespace slimfit {
 
-std::unique_ptr<PrefetchLoader> PrefetchLoader::Create(std::unique_ptr<DataLoader> inner, int depth) {
-  return std::unique_ptr<PrefetchLoader>(new PrefetchLoader(std::move(inner), depth < 1 ? 1 : depth));
+std::unique_ptr<PrefetchLoader> PrefetchLoader::Create(std::unique_ptr<BatchLoader> inner, PrefetchOptions options) {
+  options.threads = std::max(1, options.threads);
+  options.depth = std::max(options.depth, options.threads);
+  return std::unique_ptr<PrefetchLoader>(new PrefetchLoader(std::move(inner), options));
 }
 
 PrefetchLoader::~PrefetchLoader() { Stop(); }
@@ -18,12 +21,12 @@ void PrefetchLoader::Stop() {
     stop_ = true;
   }
   changed_.notify_all();
-  if (producer_.joinable()) producer_.join();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
   std::lock_guard<std::mutex> lock(mu_);
-  queue_.clear();
-  stop_ = false;
-  done_ = false;
-  started_ = false;
+  ready_.clear();
+  claimed_ = delivered_ = 0;
+  exhausted_ = stop_ = started_ = false;
 }
 
 absl::Status PrefetchLoader::Reset(int64_t epoch) {
@@ -31,29 +34,30 @@ absl::Status PrefetchLoader::Reset(int64_t epoch) {
   return inner_->Reset(epoch);
 }
 
-void PrefetchLoader::Produce() {
+void PrefetchLoader::Work() {
   while (true) {
+    BatchTicket ticket;
+    int64_t position = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait(lock, [&] { return stop_ || static_cast<int>(queue_.size()) < depth_; });
-      if (stop_) return;
+      changed_.wait(lock, [&] { return stop_ || exhausted_ || claimed_ - delivered_ < options_.depth; });
+      if (stop_ || exhausted_) return;
+      if (!inner_->Claim(&ticket)) {
+        exhausted_ = true;
+        changed_.notify_all();
+        return;
+      }
+      position = claimed_++;
     }
-    Batch batch;
-    absl::StatusOr<bool> got;
+    absl::StatusOr<Batch> batch;
     try {
-      got = inner_->Next(&batch);
+      batch = inner_->Materialize(ticket);
     } catch (const std::exception& e) {
-      got = absl::InternalError(absl::StrCat("prefetching a batch: ", e.what()));
+      batch = absl::InternalError(absl::StrCat("making batch ", position, ": ", e.what()));
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (!got.ok()) {
-      queue_.push_back(got.status());
-    } else if (*got) {
-      queue_.push_back(std::move(batch));
-    }
-    if (!got.ok() || !*got) done_ = true;
+    ready_.emplace(position, std::move(batch));
     changed_.notify_all();
-    if (done_) return;
   }
 }
 
@@ -61,12 +65,14 @@ absl::StatusOr<bool> PrefetchLoader::Next(Batch* batch) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!started_) {
     started_ = true;
-    producer_ = std::thread([this] { Produce(); });
+    for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Work(); });
   }
-  changed_.wait(lock, [&] { return !queue_.empty() || done_; });
-  if (queue_.empty()) return false;
-  absl::StatusOr<Batch> item = std::move(queue_.front());
-  queue_.pop_front();
+  changed_.wait(lock, [&] { return ready_.count(delivered_) > 0 || (exhausted_ && delivered_ == claimed_); });
+  auto it = ready_.find(delivered_);
+  if (it == ready_.end()) return false;
+  absl::StatusOr<Batch> item = std::move(it->second);
+  ready_.erase(it);
+  ++delivered_;
   changed_.notify_all();
   if (!item.ok()) return item.status();
   *batch = *std::move(item);

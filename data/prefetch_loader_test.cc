@@ -5,18 +5,27 @@
 #include <vector>
 
 #include "common/status_matchers.h"
+#include "data/transforms.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace slimfit {
 namespace {
 
+using ::slimfit::testing::IsOkAndHolds;
 using ::slimfit::testing::StatusIs;
 using ::testing::HasSubstr;
 
-std::unique_ptr<DataLoader> Shuffled(int64_t n, int64_t batch) {
-  auto ds = TensorDataset::Create({at::arange(n, at::kFloat), at::arange(n, at::kLong)}, "numbers").value();
-  return BatchLoader::Create(ds, {.batch_size = batch, .shuffle = true, .seed = 4}).value();
+// Shuffled numbers with a random batch transform (a flip of a 1 x 1 x n
+// "image" per sample), so both the order and the draws are checked.
+std::unique_ptr<BatchLoader> Shuffled(int64_t n, int64_t batch) {
+  auto ds =
+      TensorDataset::Create({at::arange(n * 4, at::kFloat).reshape({n, 1, 1, 4}), at::arange(n, at::kLong)}, "numbers")
+          .value();
+  TransformConfig flip;
+  flip.mutable_random_horizontal_flip();
+  std::vector<std::shared_ptr<const Transform>> transforms{MakeTransform(flip).value()};
+  return BatchLoader::Create(ds, {.batch_size = batch, .shuffle = true, .seed = 4}, transforms).value();
 }
 
 std::vector<at::Tensor> Pass(DataLoader& loader, int64_t epoch, int max_batches = 1 << 30) {
@@ -27,68 +36,75 @@ std::vector<at::Tensor> Pass(DataLoader& loader, int64_t epoch, int max_batches 
     absl::StatusOr<bool> got = loader.Next(&b);
     EXPECT_OK(got.status());
     if (!got.ok() || !*got) break;
-    out.push_back(b[1].toTensor());
+    out.push_back(b[0].toTensor());
   }
   return out;
 }
 
-TEST(PrefetchLoaderTest, TheInnerLoadersBatchesInOrder) {
+TEST(PrefetchLoaderTest, TheBatchLoadersBatchesInOrderForAnyThreadCount) {
   auto plain = Shuffled(103, 10);
-  for (int depth : {1, 2, 5}) {
-    auto prefetched = PrefetchLoader::Create(Shuffled(103, 10), depth);
+  for (PrefetchOptions o :
+       {PrefetchOptions{1, 1}, PrefetchOptions{2, 2}, PrefetchOptions{3, 8}, PrefetchOptions{4, 1}}) {
+    auto prefetched = PrefetchLoader::Create(Shuffled(103, 10), o);
+    EXPECT_GE(prefetched->options().depth, o.threads);
     EXPECT_EQ(prefetched->num_batches(), 11);
     EXPECT_EQ(prefetched->num_samples(), 103);
     for (int64_t epoch : {0, 1, 0}) {
       std::vector<at::Tensor> want = Pass(*plain, epoch), got = Pass(*prefetched, epoch);
       ASSERT_EQ(got.size(), want.size());
-      for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(at::equal(got[i], want[i])) << "depth " << depth;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(at::equal(got[i], want[i])) << o.threads << " threads, epoch " << epoch << ", batch " << i;
+      }
     }
   }
+  // The flips happened (some rows reversed), so the draws were compared too.
+  std::vector<at::Tensor> batches = Pass(*plain, 0);
+  const at::Tensor x = at::cat(batches);
+  EXPECT_TRUE(at::any(x.select(3, 0) > x.select(3, 3)).item<bool>());
+  EXPECT_TRUE(at::any(x.select(3, 0) < x.select(3, 3)).item<bool>());
 }
 
 TEST(PrefetchLoaderTest, AResetMidPassStartsTheNewPassCleanly) {
   auto plain = Shuffled(50, 7);
-  auto prefetched = PrefetchLoader::Create(Shuffled(50, 7), 3);
-  Pass(*prefetched, 0, /*max_batches=*/2);  // leaves prefetched batches behind
+  auto prefetched = PrefetchLoader::Create(Shuffled(50, 7), {.threads = 2, .depth = 3});
+  Pass(*prefetched, 0, /*max_batches=*/2);  // leaves batches made ahead behind
   std::vector<at::Tensor> want = Pass(*plain, 1), got = Pass(*prefetched, 1);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(at::equal(got[i], want[i]));
-  // Destroyed mid-pass: the thread is stopped and joined (no hang, no crash).
-  auto abandoned = PrefetchLoader::Create(Shuffled(50, 7), 2);
+  // Destroyed mid-pass: the threads are stopped and joined (no hang, no crash).
+  auto abandoned = PrefetchLoader::Create(Shuffled(50, 7), {.threads = 3, .depth = 3});
   Pass(*abandoned, 0, 1);
 }
 
-// Fails at batch `fail_at`.
-class Failing : public DataLoader {
+// A dataset whose sample 2 cannot be read.
+class Broken : public Dataset {
  public:
-  explicit Failing(int fail_at) : fail_at_(fail_at) {}
-  absl::Status Reset(int64_t) override {
-    next_ = 0;
-    return absl::OkStatus();
+  int64_t size() const override { return 6; }
+  int64_t num_fields() const override { return 1; }
+  absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override {
+    if ((indices == 2).any().item<bool>()) return absl::DataLossError("sample 2 is broken");
+    return Batch{indices.clone()};
   }
-  absl::StatusOr<bool> Next(Batch* batch) override {
-    if (next_ == fail_at_) return absl::DataLossError("batch 2 is broken");
-    *batch = Batch{at::full({1}, next_++)};
-    return true;
-  }
-  int64_t num_batches() const override { return 10; }
-  int64_t num_samples() const override { return 10; }
-  int64_t batch_size() const override { return 1; }
+  const std::string& name() const override { return name_; }
 
  private:
-  int fail_at_;
-  int next_ = 0;
+  std::string name_ = "broken";
 };
 
 TEST(PrefetchLoaderTest, AnErrorArrivesAtTheBatchThatHadIt) {
-  auto loader = PrefetchLoader::Create(std::make_unique<Failing>(2), 4);
+  auto inner = BatchLoader::Create(std::make_shared<Broken>(), {.batch_size = 1}).value();
+  auto loader = PrefetchLoader::Create(std::move(inner), {.threads = 3, .depth = 4});
   ASSERT_OK(loader->Reset(0));
   Batch b;
-  EXPECT_THAT(loader->Next(&b), ::slimfit::testing::IsOkAndHolds(true));
-  EXPECT_THAT(loader->Next(&b), ::slimfit::testing::IsOkAndHolds(true));
+  EXPECT_THAT(loader->Next(&b), IsOkAndHolds(true));
+  EXPECT_THAT(loader->Next(&b), IsOkAndHolds(true));
   EXPECT_EQ(b[0].toTensor().item<int64_t>(), 1);
-  EXPECT_THAT(loader->Next(&b), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("batch 2 is broken")));
-  EXPECT_THAT(loader->Next(&b), ::slimfit::testing::IsOkAndHolds(false));
+  EXPECT_THAT(loader->Next(&b), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("sample 2 is broken")));
+  for (int64_t i = 3; i < 6; ++i) {
+    EXPECT_THAT(loader->Next(&b), IsOkAndHolds(true));
+    EXPECT_EQ(b[0].toTensor().item<int64_t>(), i);
+  }
+  EXPECT_THAT(loader->Next(&b), IsOkAndHolds(false));
 }
 
 }  // namespace

@@ -33,9 +33,13 @@ absl::Status ValidateConfig(const DataConfig& c) {
         "_samples: must be >= 0 (0 = all), got ",
         std::min(c.max_train_samples(), c.max_eval_samples())));
   }
-  if (c.prefetch_batches() < -1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.prefetch_batches: must be >= -1 (-1 = off, 0 = default), got ", c.prefetch_batches()));
+  if (c.workers() < -1 || c.workers() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.workers: must be in [-1, 64] (-1 = none, 0 = default), got ", c.workers()));
+  }
+  if (c.prefetch_batches() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.prefetch_batches: must be >= 0 (0 = default), got ", c.prefetch_batches()));
   }
   if (c.train_batch_size() < 0 || c.eval_batch_size() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -138,9 +142,11 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
   o.drop_last = train && config.drop_last();
   o.seed = config.seed();
   ASSIGN_OR_RETURN(auto loader, BatchLoader::Create(ds, o, std::move(transforms)));
-  const int prefetch = config.prefetch_batches() != 0 ? std::max(0, config.prefetch_batches())
-                                                      : (ds->lazy() ? 2 : 0);
-  if (prefetch == 0) return std::unique_ptr<DataLoader>(std::move(loader));
+  const int workers = config.workers() != 0 ? std::max(0, config.workers()) : (ds->lazy() ? 2 : 0);
+  if (workers == 0) return std::unique_ptr<DataLoader>(std::move(loader));
+  PrefetchOptions prefetch;
+  prefetch.threads = workers;
+  prefetch.depth = config.prefetch_batches() > 0 ? config.prefetch_batches() : 2 * workers;
   return std::unique_ptr<DataLoader>(PrefetchLoader::Create(std::move(loader), prefetch));
 }
 

@@ -59,8 +59,8 @@ double ValFraction(const DataConfig& config);
 absl::StatusOr<Splits> LoadSplits(const DataConfig& config);
 
 // A loader over split `name` with the config's batch size, shuffling (train
-// only), drop_last (train only) and transforms, prefetching per
-// prefetch_batches (data/prefetch_loader.h).
+// only), drop_last (train only) and transforms, made ahead by
+// config.workers threads (data/prefetch_loader.h).
 absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
                                                       const Splits& splits,
                                                       absl::string_view name);

@@ -39,9 +39,11 @@ class Transform {
 absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const TransformConfig& config,
                                                          int field = 0);
 
-// The transforms of `configs`, in order, preceded by to_float when
-// `scale_uint8` and no to_float is listed. `context` prefixes errors
-// ("data.train_transforms").
+// The transforms of `configs`, in order, with to_float added when
+// `scale_uint8` and none is listed: before the first normalize, or last
+// (random_crop and random_horizontal_flip work on uint8 and float alike). A
+// to_float directly followed by normalize runs as one fused transform.
+// `context` prefixes errors ("data.train_transforms").
 absl::StatusOr<std::vector<std::shared_ptr<const Transform>>> MakeTransforms(
     const google::protobuf::RepeatedPtrField<TransformConfig>& configs, bool scale_uint8,
     const std::string& context);

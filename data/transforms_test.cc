@@ -111,18 +111,54 @@ TEST(TransformsTest, WrongBatchShapesAreFailedPrecondition) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("field 0")));
 }
 
-TEST(TransformsTest, MakeTransformsPrependsToFloatForBytes) {
+std::vector<std::string> Names(const std::vector<std::shared_ptr<const Transform>>& ts) {
+  std::vector<std::string> out;
+  for (const auto& t : ts) out.push_back(t->name());
+  return out;
+}
+
+TEST(TransformsTest, MakeTransformsAddsToFloatForBytesWhereFloatIsFirstNeeded) {
   google::protobuf::RepeatedPtrField<TransformConfig> configs;
-  ASSERT_OK(ParseTextProto("normalize { mean: 0.5 std: 0.5 }", "t", configs.Add()));
+  ASSERT_OK(ParseTextProto("random_horizontal_flip { }", "t", configs.Add()));
   ASSERT_OK_AND_ASSIGN(auto ts, MakeTransforms(configs, /*scale_uint8=*/true, "ctx"));
-  ASSERT_EQ(ts.size(), 2u);
-  EXPECT_EQ(ts[0]->name(), "to_float");
+  EXPECT_THAT(Names(ts), ElementsAre("random_horizontal_flip", "to_float"));
+  ASSERT_OK(ParseTextProto("normalize { mean: 0.5 std: 0.5 }", "t", configs.Add()));
+  ASSERT_OK_AND_ASSIGN(ts, MakeTransforms(configs, true, "ctx"));
+  EXPECT_THAT(Names(ts), ElementsAre("random_horizontal_flip", "to_float+normalize"));
+  ASSERT_OK_AND_ASSIGN(ts, MakeTransforms(configs, /*scale_uint8=*/false, "ctx"));
+  EXPECT_THAT(Names(ts), ElementsAre("random_horizontal_flip", "normalize"));
   ASSERT_OK(ParseTextProto("to_float { scale: 1 }", "t", configs.Add()));
   ASSERT_OK_AND_ASSIGN(ts, MakeTransforms(configs, true, "ctx"));
-  EXPECT_EQ(ts.size(), 2u) << "an explicit to_float is not doubled";
+  EXPECT_THAT(Names(ts), ElementsAre("random_horizontal_flip", "normalize", "to_float"))
+      << "an explicit to_float is not doubled, nor moved";
   configs.Add();
   EXPECT_THAT(MakeTransforms(configs, true, "data.train_transforms"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.train_transforms[2]")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.train_transforms[3]")));
+}
+
+TEST(TransformsTest, ThePipelineOnBytesEqualsTheFloatArithmetic) {
+  // flip, then (x / 255 - mean) / std per channel: on uint8 with the
+  // implicit, fused to_float, and on float step by step.
+  google::protobuf::RepeatedPtrField<TransformConfig> configs;
+  ASSERT_OK(ParseTextProto("random_horizontal_flip { p: 0.5 }", "t", configs.Add()));
+  ASSERT_OK(ParseTextProto("normalize { mean: [0.485, 0.456, 0.406] std: [0.229, 0.224, 0.225] }", "t", configs.Add()));
+  at::Generator g0 = at::detail::createCPUGenerator(3);
+  const at::Tensor bytes = at::randint(0, 256, {16, 3, 5, 7}, g0, at::kByte);
+  ASSERT_OK_AND_ASSIGN(auto fused, MakeTransforms(configs, /*scale_uint8=*/true, "t"));
+  Batch a{bytes};
+  at::Generator ga = at::detail::createCPUGenerator(9);
+  for (const auto& t : fused) ASSERT_OK(t->Apply(a, ga));
+  // The reference: the same flip draws, then float arithmetic.
+  at::Generator gb = at::detail::createCPUGenerator(9);
+  at::Tensor u = at::empty({16}, at::kFloat).uniform_(0.0, 1.0, gb);
+  at::Tensor flipped = at::where((u < 0.5).view({16, 1, 1, 1}), bytes.flip({3}), bytes).to(at::kFloat);
+  at::Tensor mean = at::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
+  at::Tensor std = at::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
+  at::Tensor want = (flipped / 255.0 - mean) / std;
+  const at::Tensor got = a[0].toTensor();
+  ASSERT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5f);
+  EXPECT_TRUE(at::any(u < 0.5).item<bool>() && at::any(u >= 0.5).item<bool>()) << "both branches drawn";
 }
 
 }  // namespace

@@ -8,22 +8,14 @@
 // in label order ("0".."9"; "00".."99"). --size resizes each image to size x
 // size (bilinear, antialiased); --channels=3 replicates a gray image, 1
 // takes an RGB image's luma. Without --max_per_split every sample is written.
-#include <ATen/ATen.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "common/files.h"
 #include "common/status_macros.h"
-#include "common/torch_status.h"
-#include "data/image_codec.h"
-#include "data/image_transforms.h"
+#include "data/image_export.h"
 #include "data/splits.h"
 #include "tools/cli.h"
 #include "tools/job.h"
@@ -50,58 +42,21 @@ absl::Status Run() {
     return absl::InvalidArgumentError(absl::StrCat("--format: png or jpg, got \"", format, "\""));
   }
   const int channels = absl::GetFlag(FLAGS_channels), size = absl::GetFlag(FLAGS_size);
-  if (channels != 0 && channels != 1 && channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("--channels: 0 (keep), 1 or 3, got ", channels));
-  }
-  if (size < 0) return absl::InvalidArgumentError(absl::StrCat("--size: >= 0 (0 = keep), got ", size));
-  ASSIGN_OR_RETURN(DataConfig data,
-                   PresetData(absl::GetFlag(FLAGS_data), ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
-                              /*augment=*/false));
+  ImageExportOptions o;
+  o.max_samples = absl::GetFlag(FLAGS_max_per_split);
+  o.size = size;
+  o.channels = channels;
+  o.jpeg = format == "jpg";
+  o.quality = absl::GetFlag(FLAGS_quality);
+  ASSIGN_OR_RETURN(DataConfig data, PresetData(absl::GetFlag(FLAGS_data), ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
+                                               /*augment=*/false));
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(data));
   for (absl::string_view split : absl::StrSplit(absl::GetFlag(FLAGS_splits), ',', absl::SkipEmpty())) {
     ASSIGN_OR_RETURN(auto ds, splits.Get(split), "--splits");
-    int64_t n = ds->size();
-    if (absl::GetFlag(FLAGS_max_per_split) > 0) n = std::min(n, absl::GetFlag(FLAGS_max_per_split));
-    ASSIGN_OR_RETURN(Batch probe, ShapeProbe(*ds));
-    const int64_t classes = probe.size() > 1 ? probe[1].toTensor().max().item<int64_t>() + 1 : 1;
-    const int width = static_cast<int>(std::to_string(std::max<int64_t>(classes - 1, 0)).size());
-    for (int64_t c = 0; c < classes; ++c) {
-      RETURN_IF_ERROR(CreateDirectories(absl::StrFormat("%s/%s/%0*d", out, split, width, c)));
-    }
-    int64_t bytes = 0;
-    for (int64_t start = 0; start < n; start += 512) {
-      const int64_t take = std::min<int64_t>(512, n - start);
-      ASSIGN_OR_RETURN(Batch b, ds->GetBatch(at::arange(start, start + take, at::kLong)));
-      at::Tensor images = b[0].toTensor(), labels = b[1].toTensor();
-      if (images.dim() == 3) images = images.unsqueeze(1);
-      if (images.scalar_type() != at::kByte) {
-        return absl::FailedPreconditionError(absl::StrCat(ds->name(), ": images are ", images.scalar_type(),
-                                                          "; only uint8 images can be written as files"));
-      }
-      for (int64_t i = 0; i < take; ++i) {
-        ASSIGN_OR_RETURN(at::Tensor x, TorchCallOr("resizing", [&] {
-                           at::Tensor img = images[i];
-                           if (size > 0) img = ResizeImage(img, size, size);
-                           return img;
-                         }));
-        Image image = TensorToImage(x);
-        if (channels == 3 && image.channels == 1) {
-          x = x.expand({3, x.size(1), x.size(2)});
-          image = TensorToImage(x);
-        } else if (channels == 1 && image.channels == 3) {
-          ASSIGN_OR_RETURN(std::string png, EncodePng(image));
-          ASSIGN_OR_RETURN(image, DecodeImage(png, ColorMode::kGray));
-        }
-        ASSIGN_OR_RETURN(std::string file,
-                         format == "png" ? EncodePng(image) : EncodeJpeg(image, absl::GetFlag(FLAGS_quality)));
-        bytes += static_cast<int64_t>(file.size());
-        RETURN_IF_ERROR(WriteFileAtomically(
-            absl::StrFormat("%s/%s/%0*d/%06d.%s", out, split, width, labels[i].item<int64_t>(), start + i, format),
-            file));
-      }
-    }
-    std::printf("%s: %lld images in %lld classes, %.1f MiB -> %s/%s\n", ds->name().c_str(), static_cast<long long>(n),
-                static_cast<long long>(classes), bytes / 1048576.0, out.c_str(), std::string(split).c_str());
+    ASSIGN_OR_RETURN(ImageExportResult r, ExportImageFolder(*ds, out, std::string(split), o));
+    std::printf("%s: %lld images in %lld classes, %.1f MiB -> %s/%s\n", ds->name().c_str(),
+                static_cast<long long>(r.images), static_cast<long long>(r.classes), r.bytes / 1048576.0, out.c_str(),
+                std::string(split).c_str());
   }
   return absl::OkStatus();
 }

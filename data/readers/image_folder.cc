@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -54,16 +53,9 @@ absl::StatusOr<Batch> ImageFolderDataset::GetSeededBatch(const at::Tensor& indic
       return absl::OutOfRangeError(absl::StrCat(name_, ": index ", p[r], " is outside [0, ", size(), ")"));
     }
   }
-  std::vector<absl::StatusOr<at::Tensor>> rows(n, absl::UnknownError("not decoded"));
-  std::atomic<int64_t> next{0};
-  auto work = [&] {
-    for (int64_t r = next++; r < n; r = next++) rows[r] = LoadSample(p[r], MixSeeds(seed, static_cast<uint64_t>(r)));
-  };
-  const int threads = static_cast<int>(std::min<int64_t>(options_.workers, n));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  std::vector<absl::StatusOr<at::Tensor>> rows;
+  rows.reserve(n);
+  for (int64_t r = 0; r < n; ++r) rows.push_back(LoadSample(p[r], MixSeeds(seed, static_cast<uint64_t>(r))));
 
   std::vector<at::Tensor> images;
   std::vector<int64_t> kept;
@@ -164,9 +156,6 @@ absl::StatusOr<SplitFiles> Collect(const ImageFolderListing::Split& split, bool 
 absl::StatusOr<Splits> LoadImageFolder(const DataConfig& config) {
   const ImageFolderDatasetConfig& c = config.image_folder();
   if (c.root().empty()) return absl::InvalidArgumentError("root: required (a folder of class folders)");
-  if (c.workers() < 0 || c.workers() > 64) {
-    return absl::InvalidArgumentError(absl::StrCat("workers: must be in [1, 64] (0 = default 2), got ", c.workers()));
-  }
   const std::string cache_dir = c.index_cache_dir() == "none" ? ""
                                 : c.index_cache_dir().empty() ? DefaultImageIndexCacheDir()
                                                               : c.index_cache_dir();
@@ -184,7 +173,6 @@ absl::StatusOr<Splits> LoadImageFolder(const DataConfig& config) {
   ImageFolderDataset::Options base;
   base.mode = c.mode() == ImageFolderDatasetConfig::GRAY ? ColorMode::kGray : ColorMode::kRgb;
   base.skip_bad = skip;
-  base.workers = c.workers() == 0 ? 2 : c.workers();
   base.num_classes = static_cast<int64_t>(classes.size());
   ASSIGN_OR_RETURN(auto train_transforms, MakeSampleTransforms(c.train_sample_transforms(), "train_sample_transforms"));
   ASSIGN_OR_RETURN(auto eval_transforms, MakeSampleTransforms(c.eval_sample_transforms(), "eval_sample_transforms"));

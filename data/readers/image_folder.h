@@ -9,17 +9,17 @@
 //                         eval_sample_transforms { resize { size: 256 } }
 //                         eval_sample_transforms { center_crop { size: 224 } } } }
 //
-// A batch is decoded by `workers` threads, each row's random transforms
-// drawn from MixSeeds(batch seed, row), so the result is the same for any
-// number of workers. Memory: the dataset holds the file list only; a batch
-// holds its decoded samples until stacked (the loader's prefetch bounds how
-// many batches exist at once).
+// GetSeededBatch decodes its rows in turn, each row's random transforms
+// drawn from MixSeeds(batch seed, row); loaders make several batches at once
+// on DataConfig.workers threads (data/prefetch_loader.h), so results do not
+// depend on the number of threads. Memory: the dataset holds the file list;
+// a batch holds its decoded samples until stacked; the loader bounds how
+// many batches exist at once.
 #ifndef SLIMFIT_DATA_READERS_IMAGE_FOLDER_H_
 #define SLIMFIT_DATA_READERS_IMAGE_FOLDER_H_
 
 #include <ATen/core/Tensor.h>
 
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -38,7 +38,6 @@ class ImageFolderDataset : public Dataset {
   struct Options {
     ColorMode mode = ColorMode::kRgb;
     bool skip_bad = false;
-    int workers = 2;
     int64_t num_classes = 0;
     std::vector<std::shared_ptr<const SampleTransform>> transforms;
   };
