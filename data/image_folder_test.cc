@@ -17,6 +17,7 @@
 #include "data/image_codec.h"
 #include "data/image_folder_index.h"
 #include "data/image_transforms.h"
+#include "data/sharded_loader.h"
 #include "data/splits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -185,6 +186,36 @@ TEST(ImageFolderTest, TheSameBatchesForAnyNumberOfWorkersWithOrWithoutPrefetch) 
   }
   // Epochs differ (reshuffled, other windows).
   EXPECT_FALSE(at::equal(reference[0], reference[2]));
+}
+
+TEST(ImageFolderTest, DataParallelRanksShareTheSameStreamedBatches) {
+  const std::string root = OneFolder();
+  DataConfig c = Config(root, "train_sample_transforms { random_resized_crop { size: 6 } }");
+  c.set_train_batch_size(3);
+  ASSERT_OK_AND_ASSIGN(Splits s, LoadSplits(c));
+  ASSERT_OK_AND_ASSIGN(auto whole, MakeLoader(c, s, "train"));
+  std::vector<std::unique_ptr<ShardedLoader>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_OK_AND_ASSIGN(auto mine, MakeLoader(c, s, "train"));
+    ASSERT_OK_AND_ASSIGN(auto shard, ShardedLoader::Create(std::move(mine), r, 2));
+    ranks.push_back(std::move(shard));
+  }
+  ASSERT_OK(whole->Reset(1));
+  for (auto& r : ranks) ASSERT_OK(r->Reset(1));
+  int batches = 0;
+  Batch all, part0, part1;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(bool got, whole->Next(&all));
+    ASSERT_OK_AND_ASSIGN(bool got0, ranks[0]->Next(&part0));
+    ASSERT_OK_AND_ASSIGN(bool got1, ranks[1]->Next(&part1));
+    ASSERT_EQ(got0, got);
+    ASSERT_EQ(got1, got);
+    if (!got) break;
+    ++batches;
+    EXPECT_TRUE(at::equal(at::cat({part0[0].toTensor(), part1[0].toTensor()}), all[0].toTensor()));
+    EXPECT_TRUE(at::equal(at::cat({part0[1].toTensor(), part1[1].toTensor()}), all[1].toTensor()));
+  }
+  EXPECT_EQ(batches, 3);  // 8 train files in batches of 3
 }
 
 TEST(ImageFolderTest, TheIndexIsCachedUntilAFolderChanges) {
