@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#include <array>
+#include <cstdio>
+#include <memory>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "tools/cli.h"
@@ -22,6 +26,18 @@ absl::StatusOr<std::string> TorchPython() {
                                                    "); a Python with torch, e.g. ~/.cache/slimfit/torch-*/bin/python"));
   }
   return path;
+}
+
+absl::StatusOr<std::string> RunTorchPython(const std::string& env, const std::string& args) {
+  absl::StatusOr<std::string> python = TorchPython();
+  if (!python.ok()) return python.status();
+  const std::string cmd = absl::StrCat(env, env.empty() ? "" : " ", *python, " ", args, " 2>&1");
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  if (!pipe) return absl::InternalError(absl::StrCat("cannot start: ", cmd));
+  std::string out;
+  std::array<char, 256> buf;
+  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  return out;
 }
 
 }  // namespace slimfit

@@ -6,8 +6,7 @@
 // --python=$(rootpath //third_party:python); a path given by hand is taken
 // from the directory the command started in.
 //
-//   ASSIGN_OR_RETURN(std::string python, TorchPython());
-//   popen(absl::StrCat(python, " script.py").c_str(), "r");
+//   ASSIGN_OR_RETURN(std::string out, RunTorchPython("OMP_NUM_THREADS=1", "half.py 4"));
 //
 // Contract: TorchPython is InvalidArgument naming --python when it is unset
 // or names no executable file.
@@ -25,6 +24,10 @@ namespace slimfit {
 
 // The absolute path of --python.
 absl::StatusOr<std::string> TorchPython();
+
+// Runs `<env> <--python> <args> 2>&1` through the shell and returns what it
+// printed (the caller parses it); Internal if it cannot be started.
+absl::StatusOr<std::string> RunTorchPython(const std::string& env, const std::string& args);
 
 }  // namespace slimfit
 

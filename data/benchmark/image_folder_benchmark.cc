@@ -116,14 +116,10 @@ absl::StatusOr<Epoch> Slimfit(const std::string& root, int workers) {
 }
 
 absl::StatusOr<Epoch> Python(const std::string& root, int workers) {
-  ASSIGN_OR_RETURN(const std::string python, TorchPython());
-  const std::string cmd = absl::StrFormat("OMP_NUM_THREADS=1 %s %s %s/train %d 2>&1", python,
-                                          absl::GetFlag(FLAGS_python_script), root, workers);
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) return absl::InternalError("cannot start the Python half");
-  std::string out;
-  std::array<char, 256> buf;
-  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  ASSIGN_OR_RETURN(
+      const std::string out,
+      RunTorchPython("OMP_NUM_THREADS=1",
+                     absl::StrFormat("%s %s/train %d", absl::GetFlag(FLAGS_python_script), root, workers)));
   std::smatch m;
   if (!std::regex_search(out, m, std::regex("images=([0-9]+) seconds=([0-9.]+) peak_rss_mib=([0-9.]+)"))) {
     return absl::InternalError(absl::StrCat("the Python half printed: ", out));

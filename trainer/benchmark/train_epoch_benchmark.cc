@@ -74,16 +74,11 @@ struct PythonTimes {
 };
 
 absl::StatusOr<PythonTimes> PythonEpochs(const std::string& model, const std::string& ts, int threads) {
-  ASSIGN_OR_RETURN(const std::string python, TorchPython());
-  const std::string cmd = absl::StrFormat("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1 %s %s %s %d %d %d %s %s 2>&1",
-                                          threads, python, absl::GetFlag(FLAGS_python_script), kDefaultFashionMnistDir,
-                                          absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch_size), threads, ts,
-                                          model);
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) return absl::InternalError("cannot start python3");
-  std::string out;
-  std::array<char, 256> buf;
-  while (fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  ASSIGN_OR_RETURN(const std::string out,
+                   RunTorchPython(absl::StrFormat("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=1", threads),
+                                  absl::StrFormat("%s %s %d %d %d %s %s", absl::GetFlag(FLAGS_python_script),
+                                                  kDefaultFashionMnistDir, absl::GetFlag(FLAGS_samples),
+                                                  absl::GetFlag(FLAGS_batch_size), threads, ts, model)));
   std::smatch m;
   if (!std::regex_search(out, m,
                          std::regex("eager_seconds=([0-9.]+) eager_channels_last_seconds=([0-9.]+) "
