@@ -110,6 +110,25 @@ TEST(ImageFolderTest, ClassesSortedFilesInTorchvisionOrderValCarved) {
   EXPECT_TRUE(at::equal(b[1].toTensor(), *labels));
 }
 
+TEST(ImageFolderTest, ASliceOfAFolderHoldsEveryClass) {
+  const std::string root = FreshDir("slice");
+  for (int cls = 0; cls < 4; ++cls) {
+    for (int i = 0; i < 10; ++i) WriteImage(absl::StrCat(root, "/train/", cls, "/", i, ".png"), RandomImage(2, 2, 10 * cls + i));
+  }
+  DataConfig c = Config(root);
+  c.set_max_train_samples(12);  // the first 12 in listing order would be classes 0 and 1 only
+  ASSERT_OK_AND_ASSIGN(Splits s, LoadSplits(c));
+  EXPECT_EQ(s.train->size(), 12);
+  const at::Tensor labels = *s.train->Labels();
+  EXPECT_EQ(std::get<0>(at::_unique(labels)).numel(), 4);
+  // Kept in listing order, and the same for the same seed.
+  EXPECT_TRUE(at::equal(labels, std::get<0>(labels.sort())));
+  ASSERT_OK_AND_ASSIGN(Splits again, LoadSplits(c));
+  ASSERT_OK_AND_ASSIGN(Batch a, s.train->GetBatch(at::arange(12, at::kLong)));
+  ASSERT_OK_AND_ASSIGN(Batch b, again.train->GetBatch(at::arange(12, at::kLong)));
+  EXPECT_TRUE(at::equal(a[0].toTensor(), b[0].toTensor()));
+}
+
 TEST(ImageFolderTest, DecodedRowsAreTheFilesPixels) {
   const std::string root = FreshDir("exact");
   const at::Tensor a = RandomImage(5, 7, 1), b = RandomImage(5, 7, 2);

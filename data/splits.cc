@@ -14,11 +14,20 @@
 namespace slimfit {
 namespace {
 
-absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Dataset> ds,
-                                                    int64_t max_samples) {
+// The first `max_samples` samples; for lazy datasets (image folders, listed
+// class by class) a seeded random `max_samples` of them, in order, so that a
+// slice still holds every class.
+absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Dataset> ds, int64_t max_samples,
+                                                    uint64_t seed) {
   if (ds == nullptr || max_samples <= 0 || max_samples >= ds->size()) return ds;
-  ASSIGN_OR_RETURN(auto subset,
-                   SubsetDataset::Create(ds, at::arange(max_samples, at::kLong), ds->name()));
+  at::Tensor rows = at::arange(max_samples, at::kLong);
+  if (ds->lazy()) {
+    ASSIGN_OR_RETURN(rows, TorchCallOr("slicing", [&] {
+                       at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x51Ce51CEull);
+                       return std::get<0>(at::randperm(ds->size(), gen, at::kLong).narrow(0, 0, max_samples).sort());
+                     }));
+  }
+  ASSIGN_OR_RETURN(auto subset, SubsetDataset::Create(ds, rows, ds->name()));
   return std::shared_ptr<const Dataset>(std::move(subset));
 }
 
@@ -117,9 +126,9 @@ absl::StatusOr<Splits> LoadSplits(const DataConfig& config) {
     s.train = parts.first;
     s.val = parts.second;
   }
-  ASSIGN_OR_RETURN(s.train, Head(s.train, config.max_train_samples()));
-  ASSIGN_OR_RETURN(s.val, Head(s.val, config.max_eval_samples()));
-  ASSIGN_OR_RETURN(s.test, Head(s.test, config.max_eval_samples()));
+  ASSIGN_OR_RETURN(s.train, Head(s.train, config.max_train_samples(), config.seed()));
+  ASSIGN_OR_RETURN(s.val, Head(s.val, config.max_eval_samples(), config.seed()));
+  ASSIGN_OR_RETURN(s.test, Head(s.test, config.max_eval_samples(), config.seed()));
   return s;
 }
 
