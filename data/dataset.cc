@@ -15,8 +15,6 @@ std::optional<int64_t> BatchRows(const Batch& batch) {
   return std::nullopt;
 }
 
-namespace {
-
 absl::Status CheckIndices(const at::Tensor& indices, int64_t size,
                           const std::string& name) {
   if (!indices.defined() || indices.dim() != 1 || indices.scalar_type() != at::kLong) {
@@ -32,8 +30,6 @@ absl::Status CheckIndices(const at::Tensor& indices, int64_t size,
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::shared_ptr<TensorDataset>> TensorDataset::Create(
     std::vector<at::Tensor> fields, std::string name) {

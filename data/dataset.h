@@ -6,7 +6,7 @@
 // Dataset: random access to stacked batches. In-memory tensors
 // (TensorDataset) make a batch with one index_select per field; a view
 // (SubsetDataset) maps indices onto its base; datasets that decode files
-// (data/image_folder.h) are lazy() and draw their random per-sample
+// (data/readers/image_folder.h) are lazy() and draw their random per-sample
 // transforms from the seed GetSeededBatch is given.
 //
 //   ASSIGN_OR_RETURN(auto ds, TensorDataset::Create({images, labels}, "train"));
@@ -28,6 +28,10 @@
 namespace slimfit {
 
 using Batch = std::vector<c10::IValue>;
+
+// OK when `indices` is a 1-D int64 tensor of values in [0, size);
+// InvalidArgument / OutOfRange naming `name` and the bad index otherwise.
+absl::Status CheckIndices(const at::Tensor& indices, int64_t size, const std::string& name);
 
 // SplitMix64 of a and b: independent-looking seeds from (seed, index) pairs.
 inline uint64_t MixSeeds(uint64_t a, uint64_t b) {

@@ -42,39 +42,29 @@ absl::StatusOr<at::Tensor> ImageFolderDataset::LoadSample(int64_t index, uint64_
 }
 
 absl::StatusOr<Batch> ImageFolderDataset::GetSeededBatch(const at::Tensor& indices, uint64_t seed) const {
-  if (indices.dim() != 1 || indices.scalar_type() != at::kLong) {
-    return absl::InvalidArgumentError(absl::StrCat(name_, ": indices must be a 1-D int64 tensor"));
-  }
+  RETURN_IF_ERROR(CheckIndices(indices, size(), name_));
   const at::Tensor idx = indices.contiguous();
   const int64_t n = idx.size(0);
   const int64_t* p = idx.data_ptr<int64_t>();
-  for (int64_t r = 0; r < n; ++r) {
-    if (p[r] < 0 || p[r] >= size()) {
-      return absl::OutOfRangeError(absl::StrCat(name_, ": index ", p[r], " is outside [0, ", size(), ")"));
-    }
-  }
-  std::vector<absl::StatusOr<at::Tensor>> rows;
-  rows.reserve(n);
-  for (int64_t r = 0; r < n; ++r) rows.push_back(LoadSample(p[r], MixSeeds(seed, static_cast<uint64_t>(r))));
-
   std::vector<at::Tensor> images;
   std::vector<int64_t> kept;
   for (int64_t r = 0; r < n; ++r) {
-    if (rows[r].ok()) {
-      images.push_back(*std::move(rows[r]));
+    absl::StatusOr<at::Tensor> x = LoadSample(p[r], MixSeeds(seed, static_cast<uint64_t>(r)));
+    if (x.ok()) {
+      images.push_back(*std::move(x));
       kept.push_back(p[r]);
       continue;
     }
     const std::string& path = files_[p[r]];
     if (!options_.skip_bad) {
-      return absl::Status(rows[r].status().code(),
-                          absl::StrCat(name_, ": \"", path, "\": ", rows[r].status().message(),
+      return absl::Status(x.status().code(),
+                          absl::StrCat(name_, ": \"", path, "\": ", x.status().message(),
                                        " (data.image_folder.on_bad_file: SKIP leaves bad files out)"));
     }
     std::lock_guard<std::mutex> lock(skipped_mu_);
     if (skipped_.insert(p[r]).second) {
       std::fprintf(stderr, "slimfit: %s: skipping \"%s\": %s\n", name_.c_str(), path.c_str(),
-                   std::string(rows[r].status().message()).c_str());
+                   std::string(x.status().message()).c_str());
     }
   }
   if (images.empty()) {
@@ -173,7 +163,6 @@ absl::StatusOr<Splits> LoadImageFolder(const DataConfig& config) {
   ImageFolderDataset::Options base;
   base.mode = c.mode() == ImageFolderDatasetConfig::GRAY ? ColorMode::kGray : ColorMode::kRgb;
   base.skip_bad = skip;
-  base.num_classes = static_cast<int64_t>(classes.size());
   ASSIGN_OR_RETURN(auto train_transforms, MakeSampleTransforms(c.train_sample_transforms(), "train_sample_transforms"));
   ASSIGN_OR_RETURN(auto eval_transforms, MakeSampleTransforms(c.eval_sample_transforms(), "eval_sample_transforms"));
   const std::string stem = std::filesystem::path(listing.root).filename().string();
@@ -185,33 +174,35 @@ absl::StatusOr<Splits> LoadImageFolder(const DataConfig& config) {
                                                       absl::StrCat(stem, "/", name));
   };
   Splits s;
+  SplitFiles train_files;
   for (const auto& split : listing.splits) {
     ASSIGN_OR_RETURN(SplitFiles files, Collect(split, skip), "root");
     if (split.name == "train") {
-      s.train = make(std::move(files), true, "train");
+      train_files = std::move(files);
     } else {
       (split.name == "val" ? s.val : s.test) = make(std::move(files), false, split.name);
     }
   }
-  if (s.val == nullptr) {
-    // Carve val from train's file list, so that val gets the eval transforms.
-    ASSIGN_OR_RETURN(SplitFiles all, Collect(train_split, skip), "root");
-    ASSIGN_OR_RETURN(auto parts,
-                     CarveIndices(static_cast<int64_t>(all.files.size()), ValFraction(config), config.seed(),
-                                  absl::StrCat(stem, "/train into val")),
-                     "val_fraction");
-    auto pick = [&](const at::Tensor& rows) {
-      SplitFiles out;
-      const int64_t* r = rows.data_ptr<int64_t>();
-      for (int64_t i = 0; i < rows.size(0); ++i) {
-        out.files.push_back(all.files[r[i]]);
-        out.labels.push_back(all.labels[r[i]]);
-      }
-      return out;
-    };
-    s.train = make(pick(parts.first), true, "train");
-    s.val = make(pick(parts.second), false, "train[val]");
+  if (s.val != nullptr) {
+    s.train = make(std::move(train_files), true, "train");
+    return s;
   }
+  // Carve val from train's file list, so that val gets the eval transforms.
+  ASSIGN_OR_RETURN(auto parts,
+                   CarveIndices(static_cast<int64_t>(train_files.files.size()), ValFraction(config), config.seed(),
+                                absl::StrCat(stem, "/train into val")),
+                   "val_fraction");
+  auto pick = [&](const at::Tensor& rows) {
+    SplitFiles out;
+    const int64_t* r = rows.data_ptr<int64_t>();
+    for (int64_t i = 0; i < rows.size(0); ++i) {
+      out.files.push_back(train_files.files[r[i]]);
+      out.labels.push_back(train_files.labels[r[i]]);
+    }
+    return out;
+  };
+  s.train = make(pick(parts.first), true, "train");
+  s.val = make(pick(parts.second), false, "train[val]");
   return s;
 }
 

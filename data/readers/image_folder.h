@@ -38,10 +38,9 @@ class ImageFolderDataset : public Dataset {
   struct Options {
     ColorMode mode = ColorMode::kRgb;
     bool skip_bad = false;
-    int64_t num_classes = 0;
     std::vector<std::shared_ptr<const SampleTransform>> transforms;
   };
-  // `files` are absolute paths; labels in [0, num_classes).
+  // `files` are absolute paths; `labels` their class positions.
   ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, Options options, std::string name);
 
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
