@@ -23,25 +23,6 @@ absl::Status TooLarge(int64_t width, int64_t height) {
                                                    kMaxImagePixels, " (a decompression bomb?)"));
 }
 
-// Native 1 or 3 channels → the requested mode, in place.
-void ConvertChannels(Image& img, ColorMode mode) {
-  const int64_t n = static_cast<int64_t>(img.height) * img.width;
-  if (mode == ColorMode::kRgb && img.channels == 1) {
-    std::vector<uint8_t> rgb(static_cast<size_t>(n) * 3);
-    for (int64_t i = 0; i < n; ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = img.pixels[i];
-    img.pixels = std::move(rgb);
-    img.channels = 3;
-  } else if (mode == ColorMode::kGray && img.channels == 3) {
-    std::vector<uint8_t> gray(static_cast<size_t>(n));
-    const uint8_t* p = img.pixels.data();
-    for (int64_t i = 0; i < n; ++i, p += 3) {
-      gray[i] = static_cast<uint8_t>((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
-    }
-    img.pixels = std::move(gray);
-    img.channels = 1;
-  }
-}
-
 // ---- JPEG -------------------------------------------------------------------
 
 struct JpegErrorManager {
@@ -194,6 +175,24 @@ absl::Status CheckImage(const Image& image) {
 }
 
 }  // namespace
+
+void ConvertChannels(Image& img, ColorMode mode) {
+  const int64_t n = static_cast<int64_t>(img.height) * img.width;
+  if (mode == ColorMode::kRgb && img.channels == 1) {
+    std::vector<uint8_t> rgb(static_cast<size_t>(n) * 3);
+    for (int64_t i = 0; i < n; ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = img.pixels[i];
+    img.pixels = std::move(rgb);
+    img.channels = 3;
+  } else if (mode == ColorMode::kGray && img.channels == 3) {
+    std::vector<uint8_t> gray(static_cast<size_t>(n));
+    const uint8_t* p = img.pixels.data();
+    for (int64_t i = 0; i < n; ++i, p += 3) {
+      gray[i] = static_cast<uint8_t>((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+    }
+    img.pixels = std::move(gray);
+    img.channels = 1;
+  }
+}
 
 ImageFormat SniffImageFormat(absl::string_view bytes) {
   static constexpr char kPng[] = "\x89PNG\r\n\x1a\n";

@@ -49,6 +49,10 @@ ImageFormat SniffImageFormat(absl::string_view bytes);
 
 absl::StatusOr<Image> DecodeImage(absl::string_view bytes, ColorMode mode);
 
+// A 1- or 3-channel image converted to `mode` in place, as DecodeImage
+// converts: gray replicated to RGB, RGB to luma with PIL's formula.
+void ConvertChannels(Image& image, ColorMode mode);
+
 // Encoders, for tools and tests that write image folders. `image` must have
 // 1 or 3 channels and pixels.size() == height * width * channels.
 absl::StatusOr<std::string> EncodePng(const Image& image);

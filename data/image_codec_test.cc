@@ -79,6 +79,18 @@ TEST(ImageCodecTest, JpegMatchesTorchvisionExactlyAndPilClosely) {
   EXPECT_LE(MaxDiff(Decode("rgb.jpg", ColorMode::kRgb), Golden(kJpegRgbPil)), 1);
 }
 
+TEST(ImageCodecTest, ConvertChannelsIsTheDecodersConversion) {
+  ASSERT_OK_AND_ASSIGN(Image img, DecodeImage(Bytes("rgb.png"), ColorMode::kRgb));
+  ConvertChannels(img, ColorMode::kGray);
+  ASSERT_EQ(img.channels, 1);
+  at::Tensor gray = at::from_blob(img.pixels.data(), {1, img.height, img.width}, at::kByte).clone();
+  ExpectEqual(gray, Golden(kPngRgbAsGrayPil));
+  ConvertChannels(img, ColorMode::kRgb);
+  ASSERT_EQ(img.channels, 3);
+  at::Tensor rgb = at::from_blob(img.pixels.data(), {img.height, img.width, 3}, at::kByte).permute({2, 0, 1});
+  ExpectEqual(rgb.contiguous(), Golden(kPngRgbAsGrayPil).expand({3, img.height, img.width}).contiguous());
+}
+
 TEST(ImageCodecTest, SniffsTheFormatFromTheBytesNotTheName) {
   EXPECT_EQ(SniffImageFormat(Bytes("rgb.jpg")), ImageFormat::kJpeg);
   EXPECT_EQ(SniffImageFormat(Bytes("rgb.png")), ImageFormat::kPng);

@@ -47,15 +47,11 @@ absl::StatusOr<ImageExportResult> ExportImageFolder(const Dataset& dataset, cons
       ASSIGN_OR_RETURN(at::Tensor x, TorchCallOr("resizing", [&] {
                          at::Tensor img = images[i];
                          if (options.size > 0) img = ResizeImage(img, options.size, options.size);
-                         if (options.channels == 3 && img.size(0) == 1) img = img.expand({3, img.size(1), img.size(2)});
                          return img;
                        }));
       Image image = TensorToImage(x);
-      if (options.channels == 1 && image.channels == 3) {
-        // The codec's RGB → luma, so that exported and decoded gray agree.
-        ASSIGN_OR_RETURN(std::string png, EncodePng(image));
-        ASSIGN_OR_RETURN(image, DecodeImage(png, ColorMode::kGray));
-      }
+      // As the decoder converts (gray replicated; RGB to luma), so exported and decoded images agree.
+      if (options.channels != 0) ConvertChannels(image, options.channels == 1 ? ColorMode::kGray : ColorMode::kRgb);
       ASSIGN_OR_RETURN(std::string file, options.jpeg ? EncodeJpeg(image, options.quality) : EncodePng(image));
       result.bytes += static_cast<int64_t>(file.size());
       RETURN_IF_ERROR(WriteFileAtomically(

@@ -32,15 +32,28 @@ absl::Status NeedImages(const at::Tensor& x, const std::string& who, bool need_f
   return absl::OkStatus();
 }
 
+// normalize's per-channel values fit [N, C, H, W] images: one, or one per channel.
+absl::Status CheckMeans(size_t means, const at::Tensor& x) {
+  if (means != 1 && static_cast<int64_t>(means) != x.size(1)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("normalize: ", means, " means for images with ", x.size(1), " channels"));
+  }
+  return absl::OkStatus();
+}
+
+// x as float, times m: one pass for integer images (an integer tensor times
+// a float is float).
+template <typename M>
+at::Tensor FloatTimes(const at::Tensor& x, const M& m) {
+  return at::isFloatingType(x.scalar_type()) ? x.to(at::kFloat).mul_(m) : at::mul(x, m);
+}
+
 class ToFloat : public Transform {
  public:
   ToFloat(int field, float scale) : field_(field), scale_(scale) {}
   absl::Status Apply(Batch& batch, at::Generator&) const override {
     ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
-    // One pass for integer images: an integer tensor times a float scalar is float.
-    return TorchCall(name(), [&] {
-      batch[field_] = at::isFloatingType(x.scalar_type()) ? x.to(at::kFloat).mul_(scale_) : x.mul(scale_);
-    });
+    return TorchCall(name(), [&] { batch[field_] = FloatTimes(x, scale_); });
   }
   std::string name() const override { return "to_float"; }
   int field() const { return field_; }
@@ -58,11 +71,7 @@ class Normalize : public Transform {
   absl::Status Apply(Batch& batch, at::Generator&) const override {
     ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
     RETURN_IF_ERROR(NeedImages(x, name()));
-    const int64_t c = x.size(1);
-    if (mean_.size() != 1 && static_cast<int64_t>(mean_.size()) != c) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "normalize: ", mean_.size(), " means for images with ", c, " channels"));
-    }
+    RETURN_IF_ERROR(CheckMeans(mean_.size(), x));
     return TorchCall(name(), [&] {
       const int64_t k = static_cast<int64_t>(mean_.size());
       at::Tensor mean = at::tensor(mean_).view({1, k, 1, 1}).to(x.scalar_type());
@@ -153,15 +162,10 @@ class ToFloatNormalize : public Transform {
   absl::Status Apply(Batch& batch, at::Generator&) const override {
     ASSIGN_OR_RETURN(at::Tensor x, Field(batch, field_, name()));
     RETURN_IF_ERROR(NeedImages(x, name(), /*need_float=*/false));
-    const int64_t c = x.size(1), k = static_cast<int64_t>(a_.size());
-    if (k != 1 && k != c) {
-      return absl::FailedPreconditionError(absl::StrCat("normalize: ", k, " means for images with ", c, " channels"));
-    }
+    RETURN_IF_ERROR(CheckMeans(a_.size(), x));
     return TorchCall(name(), [&] {
-      at::Tensor a = at::tensor(a_).view({1, k, 1, 1});
-      at::Tensor b = at::tensor(b_).view({1, k, 1, 1});
-      at::Tensor y = at::isFloatingType(x.scalar_type()) ? x.to(at::kFloat).mul_(a) : at::mul(x, a);
-      batch[field_] = y.add_(b);
+      const int64_t k = static_cast<int64_t>(a_.size());
+      batch[field_] = FloatTimes(x, at::tensor(a_).view({1, k, 1, 1})).add_(at::tensor(b_).view({1, k, 1, 1}));
     });
   }
   std::string name() const override { return "to_float+normalize"; }

@@ -33,6 +33,7 @@
 #include "data/readers/idx.h"
 #include "data/splits.h"
 #include "tools/cli.h"
+#include "tools/job.h"
 #include "tools/python_flag.h"
 
 ABSL_FLAG(std::string, root, "", "an image folder with a train/ split (default: one made under /tmp)");
@@ -87,16 +88,10 @@ struct Epoch {
 };
 
 absl::StatusOr<Epoch> Slimfit(const std::string& root, int workers) {
-  DataConfig c;
-  auto& f = *c.mutable_image_folder();
-  f.set_root(root);
+  // torchvision's training recipe: random resized crop 224, flip, ImageNet normalize.
+  ASSIGN_OR_RETURN(DataConfig c, PresetData("image_folder", root, /*augment=*/true));
+  c.mutable_image_folder()->set_index_cache_dir("none");
   c.set_workers(workers);
-  f.set_index_cache_dir("none");
-  f.add_train_sample_transforms()->mutable_random_resized_crop()->set_size(224);
-  c.add_train_transforms()->mutable_random_horizontal_flip();
-  auto* n = c.add_train_transforms()->mutable_normalize();
-  for (float m : {0.485f, 0.456f, 0.406f}) n->add_mean(m);
-  for (float s : {0.229f, 0.224f, 0.225f}) n->add_std(s);
   c.set_train_batch_size(64);
   c.set_val_fraction(0.01);
   ASSIGN_OR_RETURN(Splits s, LoadSplits(c));
