@@ -14,6 +14,14 @@
 namespace slimfit {
 namespace {
 
+// A seeded random `k` of `n` rows, sorted (the on-disk order kept).
+absl::StatusOr<at::Tensor> RandomRows(int64_t n, int64_t k, uint64_t seed) {
+  return TorchCallOr("choosing rows", [&] {
+    at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x51Ce51CEull);
+    return std::get<0>(at::randperm(n, gen, at::kLong).narrow(0, 0, k).sort());
+  });
+}
+
 // The first `max_samples` samples; for lazy datasets (image folders, listed
 // class by class) a seeded random `max_samples` of them, in order, so that a
 // slice still holds every class.
@@ -22,10 +30,7 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Datase
   if (ds == nullptr || max_samples <= 0 || max_samples >= ds->size()) return ds;
   at::Tensor rows = at::arange(max_samples, at::kLong);
   if (ds->lazy()) {
-    ASSIGN_OR_RETURN(rows, TorchCallOr("slicing", [&] {
-                       at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x51Ce51CEull);
-                       return std::get<0>(at::randperm(ds->size(), gen, at::kLong).narrow(0, 0, max_samples).sort());
-                     }));
+    ASSIGN_OR_RETURN(rows, RandomRows(ds->size(), max_samples, seed));
   }
   ASSIGN_OR_RETURN(auto subset, SubsetDataset::Create(ds, rows, ds->name()));
   return std::shared_ptr<const Dataset>(std::move(subset));
@@ -157,6 +162,25 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
   prefetch.threads = workers;
   prefetch.depth = config.prefetch_batches() > 0 ? config.prefetch_batches() : 2 * workers;
   return std::unique_ptr<DataLoader>(PrefetchLoader::Create(std::move(loader), prefetch));
+}
+
+absl::StatusOr<std::unique_ptr<DataLoader>> MakeSampleLoader(const DataConfig& config, const Splits& splits,
+                                                            absl::string_view name, int64_t samples, uint64_t seed) {
+  if (samples < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("sample of split \"", name, "\": must be >= 1 samples, got ",
+                                                   samples));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const Dataset> ds, splits.Get(name));
+  if (samples >= ds->size()) return MakeLoader(config, splits, name);
+  ASSIGN_OR_RETURN(at::Tensor rows, RandomRows(ds->size(), samples, seed));
+  ASSIGN_OR_RETURN(auto subset,
+                   SubsetDataset::Create(ds, rows, absl::StrCat(ds->name(), "[", samples, " sampled]")));
+  Splits sampled = splits;
+  std::shared_ptr<const Dataset> view = std::move(subset);
+  if (name == "train") sampled.train = view;
+  else if (name == "val") sampled.val = view;
+  else sampled.test = view;
+  return MakeLoader(config, sampled, name);
 }
 
 }  // namespace slimfit

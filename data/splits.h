@@ -65,6 +65,14 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
                                                       const Splits& splits,
                                                       absl::string_view name);
 
+// MakeLoader's loader over a seeded random `samples` of split `name`'s rows
+// (kept in order; the rows depend only on `seed` and the split's size), or
+// over the whole split when it has no more than `samples`. For scoring on a
+// sample of a split too large to score in full (the search's sensitivity
+// pass). InvalidArgument for samples < 1; NotFound as MakeLoader's.
+absl::StatusOr<std::unique_ptr<DataLoader>> MakeSampleLoader(const DataConfig& config, const Splits& splits,
+                                                            absl::string_view name, int64_t samples, uint64_t seed);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_DATA_SPLITS_H_

@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <google/protobuf/descriptor.h>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -106,6 +108,45 @@ TEST(SplitsTest, MakeLoaderUsesBatchSizesAndScalesBytes) {
   EXPECT_FLOAT_EQ(b[0].toTensor().max().item<float>(), 1.0f);
   EXPECT_THAT(MakeLoader(c, byte_splits, "test"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no \"test\" split")));
+}
+
+// Every value field 0 holds in one pass of `loader` (samples are their row numbers).
+std::vector<int64_t> Rows(DataLoader& loader) {
+  std::vector<int64_t> out;
+  EXPECT_OK(loader.Reset(0));
+  Batch b;
+  while (loader.Next(&b).value()) {
+    at::Tensor x = b[0].toTensor().flatten();
+    for (int64_t i = 0; i < x.size(0); ++i) out.push_back(static_cast<int64_t>(x[i].item<float>()));
+  }
+  return out;
+}
+
+TEST(SplitsTest, MakeSampleLoaderTakesASeededSampleOfTheSplit) {
+  DataConfig c = Parse("synthetic { train_samples: 10 } eval_batch_size: 16");
+  auto rows = TensorDataset::Create({at::arange(100, at::kFloat).view({100, 1}), at::zeros({100}, at::kLong)},
+                                    "rows").value();
+  Splits s{rows, rows, nullptr};
+  ASSERT_OK_AND_ASSIGN(auto a, MakeSampleLoader(c, s, "val", 30, 7));
+  EXPECT_EQ(a->num_samples(), 30);
+  const std::vector<int64_t> picked = Rows(*a);
+  ASSERT_EQ(picked.size(), 30u);
+  EXPECT_TRUE(std::is_sorted(picked.begin(), picked.end()));
+  EXPECT_EQ(std::set<int64_t>(picked.begin(), picked.end()).size(), 30u);  // distinct rows
+  EXPECT_GE(picked.front(), 0);
+  EXPECT_LT(picked.back(), 100);
+  EXPECT_GT(picked.back() - picked.front(), 30);  // spread over the split, not its head
+  ASSERT_OK_AND_ASSIGN(auto again, MakeSampleLoader(c, s, "val", 30, 7));
+  EXPECT_EQ(Rows(*again), picked);
+  ASSERT_OK_AND_ASSIGN(auto other, MakeSampleLoader(c, s, "val", 30, 8));
+  EXPECT_NE(Rows(*other), picked);
+  ASSERT_OK_AND_ASSIGN(auto all, MakeSampleLoader(c, s, "val", 500, 7));
+  std::vector<int64_t> every(100);
+  for (int64_t i = 0; i < 100; ++i) every[i] = i;
+  EXPECT_EQ(Rows(*all), every);
+  EXPECT_THAT(MakeSampleLoader(c, s, "val", 0, 7),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be >= 1 samples, got 0")));
+  EXPECT_THAT(MakeSampleLoader(c, s, "test", 5, 7), StatusIs(absl::StatusCode::kNotFound, HasSubstr("no \"test\" split")));
 }
 
 }  // namespace

@@ -54,8 +54,8 @@ absl::Status Engine::Search::Reference() {
   ASSIGN_OR_RETURN(Metric m, Evaluate(probe));
   // A prior for a training epoch until one is timed: forward + backward
   // cost about three forward passes.
-  epoch_seconds_prior_ =
-      EpochSecondsPrior(SecondsSince(eval_start), e_.data_.train->num_samples(), e_.data_.eval->num_samples());
+  eval_seconds_ = SecondsSince(eval_start);
+  epoch_seconds_prior_ = EpochSecondsPrior(eval_seconds_, e_.data_.train->num_samples(), e_.data_.eval->num_samples());
   RETURN_IF_ERROR(AgreeTimings());
   reference_metric_ = Metric{reference_.eval_metric(), m.higher_is_better};
   if (!reference_.has_test_metric() && e_.data_.test != nullptr) {

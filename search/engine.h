@@ -96,6 +96,12 @@ struct EngineData {
   // Distributed runs only: this rank's ShardedLoaders (data/sharded_loader.h)
   // of train and eval, for the data-parallel final fine-tunes.
   std::unique_ptr<DataLoader> train_shard, eval_shard;
+  // Optional: a loader over a seeded random `samples` of the eval split
+  // (the same rows for the same seed: data/splits.h's MakeSampleLoader).
+  // The sensitivity pass scores on one when the whole split would not fit
+  // in its time (compression.tuning.sensitivity_samples); without it the
+  // pass always scores on `eval`.
+  std::function<absl::StatusOr<std::unique_ptr<DataLoader>>(int64_t samples, uint64_t seed)> eval_sample;
 };
 
 struct EngineResult {

@@ -16,6 +16,7 @@
 #include "graph/freeze.h"
 #include "pruners/plan.h"
 #include "pruners/prune.h"
+#include "search/budget.h"
 #include "search/engine_search.h"
 #include "search/widths.h"
 
@@ -53,7 +54,7 @@ absl::Status Engine::Search::FindGroups() {
 absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r,
                                                                  const std::string& key) {
   const auto t0 = Clock::now();
-  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, 20, true));
+  ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, sensitivity_.bn_batches, true));
   CandidateRecord n;
   n.set_key(key);
   n.set_phase("sensitivity");
@@ -61,13 +62,92 @@ absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGrou
   n.set_description(g.whole ? absl::StrCat("residual block ", BlockOfDepthKey(g.path), " removed")
                             : absl::StrFormat("%s alone at %.2f", g.path, r));
   (*n.mutable_ratios())[g.path] = r;
-  ASSIGN_OR_RETURN(Metric m, Evaluate(cut));
+  ASSIGN_OR_RETURN(Metric m, Evaluate(cut, sensitivity_.loader.get(), "evaluation on a sample of eval_split"));
   n.set_eval_metric(m.value);
-  n.set_qualifies(Qualifies(m.value));
+  n.set_eval_samples(sensitivity_.samples);
+  n.set_qualifies(sensitivity_.DropOf(*this, m.value) <= comp_.delta() + 1e-9);
   ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
   n.set_macs(macs);
   n.set_seconds(SecondsSince(t0));
   return n;
+}
+
+absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
+  constexpr int kBnBatches = 20;
+  const int64_t whole = e_.data_.eval->num_samples();
+  const int64_t asked = comp_.tuning().sensitivity_samples();
+  if (asked > 0 && !e_.data_.eval_sample) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "compression.tuning.sensitivity_samples: ", asked,
+        " needs EngineData.eval_sample (a loader over a sample of the eval split), which the caller did not give"));
+  }
+  const std::string key =
+      absl::StrCat("sensitivity_samples|", asked == 0 ? std::string("auto") : absl::StrCat(asked));
+  const CandidateRecord* rec = Reuse(key);
+  if (rec == nullptr) {
+    const auto t0 = Clock::now();
+    // One point on the whole split: the cut and its counts (timed on the
+    // first group), a pass over the split, and batch norm re-estimated on
+    // kBnBatches train batches (forward passes as costly, per sample, as
+    // the evaluation's).
+    const double bn_seconds = eval_seconds_ * kBnBatches * e_.data_.train->batch_size() / std::max<int64_t>(1, whole);
+    double cut_seconds = 0;
+    const double seconds = comp_.time_budget_minutes() <= 0 ? 0
+                           : comp_.tuning().sensitivity_budget_fraction() * comp_.time_budget_minutes() * 60 -
+                                 SecondsSince(start_);
+    const int per_rank = (points + world_size() - 1) / world_size();
+    SensitivityScoring scoring{whole, kBnBatches};
+    if (asked > 0) {
+      scoring = {std::min(asked, whole), SensitivityBnBatches(std::min(asked, whole), whole, kBnBatches)};
+    } else if (asked == 0 && e_.data_.eval_sample && seconds > 0 && per_rank > 0) {
+      const PruneGroup& g = groups_.front();
+      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, g.whole ? 1.0 : 0.5}}, 0, true));
+      RETURN_IF_ERROR(Macs(cut).status());
+      cut_seconds = SecondsSince(t0);
+      scoring = ScaleSensitivity(per_rank, seconds, cut_seconds, eval_seconds_, bn_seconds, whole, kBnBatches);
+    }
+    CandidateRecord n;
+    n.set_key(key);
+    n.set_phase("sensitivity_samples");
+    n.set_qualifies(true);
+    if (scoring.samples < whole) {
+      n.set_eval_samples(scoring.samples);
+      ASSIGN_OR_RETURN(std::unique_ptr<DataLoader> loader, e_.data_.eval_sample(scoring.samples, c_.seed()),
+                       "a sample of evaluation.eval_split");
+      ASSIGN_OR_RETURN(Model copy, e_.model_.Clone());
+      ASSIGN_OR_RETURN(Metric m, Evaluate(copy, loader.get(), "evaluation on a sample of eval_split"));
+      n.set_eval_metric(m.value);
+    } else {
+      n.set_eval_metric(reference_.eval_metric());
+    }
+    const std::string why =
+        asked > 0 ? "as compression.tuning.sensitivity_samples asks"
+                  : absl::StrFormat("%d points%s at ~%.1f s each on the whole split would not fit in %s", per_rank,
+                                    world_size() > 1 ? " a rank" : "", cut_seconds + eval_seconds_ + bn_seconds,
+                                    Hms(std::max(0.0, seconds)));
+    n.set_description(
+        scoring.samples < whole
+            ? absl::StrFormat("sensitivity scored on a seeded sample of %lld of %lld eval samples, batch norm "
+                              "re-estimated on %d batches (%s)",
+                              static_cast<long long>(scoring.samples), static_cast<long long>(whole),
+                              scoring.bn_batches, why)
+            : absl::StrFormat("sensitivity scored on the whole eval split (%lld samples), batch norm re-estimated "
+                              "on %d batches",
+                              static_cast<long long>(whole), kBnBatches));
+    n.set_seconds(SecondsSince(t0));
+    RETURN_IF_ERROR(Keep(n, nullptr));
+    rec = store_->Find(key);
+  }
+  sensitivity_ = SensitivitySample{};
+  if (rec->eval_samples() > 0 && rec->eval_samples() < whole) {
+    sensitivity_.samples = rec->eval_samples();
+    sensitivity_.bn_batches = SensitivityBnBatches(rec->eval_samples(), whole, kBnBatches);
+    ASSIGN_OR_RETURN(sensitivity_.loader, e_.data_.eval_sample(rec->eval_samples(), c_.seed()),
+                     "a sample of evaluation.eval_split");
+    sensitivity_.reference = rec->eval_metric();
+    Say(absl::StrCat("  ", rec->description()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::Search::Sensitivity() {
@@ -88,8 +168,16 @@ absl::Status Engine::Search::Sensitivity() {
           blocks > 0 ? absl::StrFormat(", %d residual block(s) removed one at a time", blocks) : std::string(),
           comp_.pruners(0), distributed() ? absl::StrFormat(", over %d ranks", group().world_size()) : std::string()));
   auto key_of = [&](const PruneGroup& g, double r) {
-    return absl::StrFormat("sensitivity|%s|%s|%.2f", comp_.pruners(0), g.path, r);
+    return absl::StrFormat("sensitivity|%s|%s|%.2f%s", comp_.pruners(0), g.path, r,
+                           sensitivity_.samples > 0 ? absl::StrCat("|n=", sensitivity_.samples) : std::string());
   };
+  // Points still to score (on the whole split: a run from before sampling
+  // existed reuses them).
+  int missing = 0;
+  for (const PruneGroup& g : groups_) {
+    for (double r : ratios_of(g)) missing += store_->Find(key_of(g, r)) == nullptr;
+  }
+  RETURN_IF_ERROR(ChooseSensitivityScoring(missing));
   if (distributed()) {
     ASSIGN_OR_RETURN(bool fits, Fits(0));
     if (fits) {
@@ -128,7 +216,7 @@ absl::Status Engine::Search::Sensitivity() {
         RETURN_IF_ERROR(Keep(n, nullptr));
         rec = store_->Find(key);
       }
-      g.curve.emplace_back(r, DropOf(rec->eval_metric()));
+      g.curve.emplace_back(r, sensitivity_.DropOf(*this, rec->eval_metric()));
     }
     std::vector<std::string> pts;
     for (size_t i = 1; i < g.curve.size(); ++i) {

@@ -25,10 +25,9 @@
 
 namespace slimfit {
 
-absl::StatusOr<Metric> Engine::Search::Evaluate(Model& m, DataLoader* loader) {
+absl::StatusOr<Metric> Engine::Search::Evaluate(Model& m, DataLoader* loader, const char* what) {
   m.Eval();
-  ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, loader ? *loader : *e_.data_.eval),
-                   loader ? "evaluation on the test split" : "evaluation");
+  ASSIGN_OR_RETURN(Metrics all, e_.evaluator_->Apply(m, loader ? *loader : *e_.data_.eval), what);
   return all.Get(c_.evaluation().eval_key());
 }
 
@@ -75,7 +74,7 @@ absl::StatusOr<int64_t> Engine::Search::Macs(Model& m) {
 
 absl::Status Engine::Search::MeasureTest(Model& m, CandidateRecord* rec) {
   if (e_.data_.test == nullptr) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Metric metric, Evaluate(m, e_.data_.test.get()));
+  ASSIGN_OR_RETURN(Metric metric, Evaluate(m, e_.data_.test.get(), "evaluation on the test split"));
   rec->set_test_metric(metric.value);
   return absl::OkStatus();
 }

@@ -91,8 +91,8 @@ class Engine::Search : public SearchContext {
     MakeRecord make;
   };
   // ---- measuring ----
-  // eval_key on eval_split (or on `loader`).
-  absl::StatusOr<Metric> Evaluate(Model& m, DataLoader* loader = nullptr);
+  // eval_key on eval_split (or on `loader`: `what` names it in errors).
+  absl::StatusOr<Metric> Evaluate(Model& m, DataLoader* loader = nullptr, const char* what = "evaluation");
   // Metric, counts (from `trainable`) and deployed size and latency (from
   // `deployed`: the frozen or int8 model).
   absl::Status Measure(Model& trainable, Model* deployed, CandidateRecord* rec);
@@ -143,6 +143,13 @@ class Engine::Search : public SearchContext {
   // or made now and kept.
   absl::StatusOr<CandidateRecord> Made(const Task& task);
   absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key);
+  // How the sensitivity pass scores its `points` (those not stored yet):
+  // the whole eval split, or a sample when they would not fit in the pass's
+  // share of the budget (search/budget.h's ScaleSensitivity, or
+  // tuning.sensitivity_samples). Decided once (a "sensitivity_samples"
+  // record holding the reference's metric on the sample), so a resumed run
+  // and every rank score alike. Sets sensitivity_.
+  absl::Status ChooseSensitivityScoring(int points);
   // int8 of `base`: PTQ as the quantization block says, or with
   // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
   // (distilled from the reference when distillation is on).
@@ -243,6 +250,21 @@ class Engine::Search : public SearchContext {
   double target_ = 0;
   CandidateRecord reference_;
   std::vector<PruneGroup> groups_;
+  double eval_seconds_ = 0;  // one pass of the reference over eval_split
+  // The sensitivity pass's scoring: batch norm on `bn_batches`, then the
+  // whole eval split (samples 0) or `loader`'s sample, on which the
+  // reference scores `reference`.
+  struct SensitivitySample {
+    int64_t samples = 0;
+    int bn_batches = 20;
+    std::unique_ptr<DataLoader> loader;
+    double reference = 0;
+    // The metric's drop from the reference's on the same samples.
+    double DropOf(const Search& s, double value) const {
+      return samples == 0 ? s.DropOf(value)
+                          : MetricDrop(reference, value, s.reference_metric_.higher_is_better);
+    }
+  } sensitivity_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
   std::string warning_;                        // said to the user and in the report
 };

@@ -10,12 +10,14 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/interrupt.h"
@@ -355,6 +357,52 @@ TEST(EngineTest, CandidatesTrainTheWidthsMeasuredForTheirAllocation) {
     }
     EXPECT_GE(made, 1) << name;
   }
+}
+
+// tuning.sensitivity_samples: the sensitivity pass scores on a seeded
+// sample of eval_split, against the reference's metric on the same rows
+// (re-measured here with plain LibTorch), and the decision is a record a
+// resumed run reuses. Candidates are still scored on the whole split.
+TEST(EngineTest, SensitivityScoresOnASampleOfTheEvalSplitWhenAsked) {
+  const Experiment e = WithDefaults(Slice(
+      "sampled", "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 0 tuning { probes: 1 sensitivity_samples: 200 }"));
+  auto b = BuildEngine(e);
+  ASSERT_NE(b->engine, nullptr);
+  ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+  const CandidateRecord* decision = nullptr;
+  int points = 0;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.phase() == "sensitivity_samples") decision = &c;
+    if (c.phase() != "sensitivity") continue;
+    ++points;
+    EXPECT_EQ(c.eval_samples(), 200) << c.key();
+    EXPECT_TRUE(absl::EndsWith(c.key(), "|n=200")) << c.key();
+  }
+  EXPECT_GE(points, 3);
+  ASSERT_NE(decision, nullptr);
+  EXPECT_EQ(decision->eval_samples(), 200);
+  EXPECT_THAT(decision->description(), HasSubstr("sample of 200 of 600 eval samples"));
+  EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("sample of 200 of 600"));
+  {
+    ASSERT_OK_AND_ASSIGN(EngineInputs in, BuildEngineInputs(e, {::testing::TempDir() + "/references"}));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<DataLoader> sample, in.data.eval_sample(200, e.seed()));
+    EXPECT_EQ(sample->num_samples(), 200);
+    Model plain(torch::jit::load(e.output_dir() + "/reference.pt"));
+    ASSERT_OK_AND_ASSIGN(Metrics m, in.evaluator->Apply(plain, *sample));
+    ASSERT_OK_AND_ASSIGN(Metric acc, m.Get(e.evaluation().eval_key()));
+    EXPECT_NEAR(decision->eval_metric(), acc.value, 1e-6);
+  }
+  // Candidates and the result are scored on the whole split.
+  ASSERT_FALSE(r.returned_reference) << r.why;
+  EXPECT_EQ(r.chosen.eval_samples(), 0);
+  EXPECT_LT(r.chosen.macs(), r.reference.macs());
+  EXPECT_GE(MetricOfFile(e, e.output_dir() + "/model.pt"), r.reference.eval_metric() - 2.0 - 1e-6);
+  // Resumed: the decision and every point are reused, nothing re-scored.
+  auto again = BuildEngine(e);
+  ASSERT_NE(again->engine, nullptr);
+  ASSERT_OK_AND_ASSIGN(EngineResult r2, again->engine->Run());
+  EXPECT_EQ(r2.candidates.size(), r.candidates.size());
+  EXPECT_GE(r2.reused, points + 1);
 }
 
 TEST(EngineTest, TimeBudgetStopsTheSearch) {

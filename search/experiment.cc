@@ -232,6 +232,10 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
                      "must be in [1, 1024]: a channel multiple (1 = never round)");
     }
   }
+  if (t.sensitivity_samples() < -1) {
+    return Invalid("compression.tuning.sensitivity_samples", absl::StrCat(t.sensitivity_samples()),
+                   "must be >= -1 (0 = sized to the budget, N = a sample of N, -1 = the whole eval split)");
+  }
   if (t.lr_trial_steps() < 0) {
     return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
                    "must be >= 0 (0 = an eighth of an epoch, at least 20)");

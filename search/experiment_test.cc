@@ -109,6 +109,8 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "compression.tuning.round_to[1]: 0; must be in [1, 1024]"},
       {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.lr_trial_steps: -3; must be >= 0"},
+      {"compression { tuning { sensitivity_samples: -2 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.sensitivity_samples: -2; must be >= -1"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.patch);

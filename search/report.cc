@@ -183,7 +183,10 @@ std::string MarkdownTable(const std::vector<std::string>& header, const std::vec
 std::vector<std::vector<std::string>> CandidateRows(const RunReport& r) {
   std::vector<std::vector<std::string>> rows;
   for (const CandidateRecord& c : r.candidates) {
-    if (c.phase() == "sensitivity" || c.phase() == "final_epoch" || c.phase() == "widths") continue;
+    if (c.phase() == "sensitivity" || c.phase() == "sensitivity_samples" || c.phase() == "final_epoch" ||
+        c.phase() == "widths") {
+      continue;
+    }
     rows.push_back({absl::StrCat(c.sequence()), c.phase(), c.description(), absl::StrFormat("%.4g", c.eval_metric()),
                     c.qualifies() ? "yes" : "no", Times(r.reference.macs(), c.macs(), ""),
                     Times(r.reference.latency_b1_ms(), c.latency_b1_ms(), ""),

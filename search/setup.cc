@@ -46,6 +46,9 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
   ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
   ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+  in.data.eval_sample = [data = e.data(), splits, split = e.evaluation().eval_split()](int64_t samples, uint64_t seed) {
+    return MakeSampleLoader(data, splits, split, samples, seed);
+  };
   // The test split, scored beside eval_split (never to choose).
   if (e.evaluation().eval_split() != "test" && splits.test != nullptr && splits.test->size() > 0) {
     ASSIGN_OR_RETURN(in.data.test, MakeLoader(e.data(), splits, "test"), "data (test split)");
