@@ -27,6 +27,7 @@ PACKAGES=(
   dataset-fashion-mnist    # the built-in default data set
   clang-14                 # --config=fuzz: libFuzzer targets
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang-14
+  clang-format-14          # .ci/check_format: changed C++ lines formatted as .clang-format says
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }

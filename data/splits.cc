@@ -165,21 +165,18 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
 }
 
 absl::StatusOr<std::unique_ptr<DataLoader>> MakeSampleLoader(const DataConfig& config, const Splits& splits,
-                                                            absl::string_view name, int64_t samples, uint64_t seed) {
+                                                             absl::string_view name, int64_t samples, uint64_t seed) {
   if (samples < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("sample of split \"", name, "\": must be >= 1 samples, got ",
-                                                   samples));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sample of split \"", name, "\": must be >= 1 samples, got ", samples));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const Dataset> ds, splits.Get(name));
   if (samples >= ds->size()) return MakeLoader(config, splits, name);
   ASSIGN_OR_RETURN(at::Tensor rows, RandomRows(ds->size(), samples, seed));
-  ASSIGN_OR_RETURN(auto subset,
-                   SubsetDataset::Create(ds, rows, absl::StrCat(ds->name(), "[", samples, " sampled]")));
+  ASSIGN_OR_RETURN(auto subset, SubsetDataset::Create(ds, rows, absl::StrCat(ds->name(), "[", samples, " sampled]")));
   Splits sampled = splits;
   std::shared_ptr<const Dataset> view = std::move(subset);
-  if (name == "train") sampled.train = view;
-  else if (name == "val") sampled.val = view;
-  else sampled.test = view;
+  (name == "train" ? sampled.train : name == "val" ? sampled.val : sampled.test) = view;
   return MakeLoader(config, sampled, name);
 }
 

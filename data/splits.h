@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
 // sample of a split too large to score in full (the search's sensitivity
 // pass). InvalidArgument for samples < 1; NotFound as MakeLoader's.
 absl::StatusOr<std::unique_ptr<DataLoader>> MakeSampleLoader(const DataConfig& config, const Splits& splits,
-                                                            absl::string_view name, int64_t samples, uint64_t seed);
+                                                             absl::string_view name, int64_t samples, uint64_t seed);
 
 }  // namespace slimfit
 

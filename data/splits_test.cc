@@ -124,8 +124,8 @@ std::vector<int64_t> Rows(DataLoader& loader) {
 
 TEST(SplitsTest, MakeSampleLoaderTakesASeededSampleOfTheSplit) {
   DataConfig c = Parse("synthetic { train_samples: 10 } eval_batch_size: 16");
-  auto rows = TensorDataset::Create({at::arange(100, at::kFloat).view({100, 1}), at::zeros({100}, at::kLong)},
-                                    "rows").value();
+  auto rows =
+      TensorDataset::Create({at::arange(100, at::kFloat).view({100, 1}), at::zeros({100}, at::kLong)}, "rows").value();
   Splits s{rows, rows, nullptr};
   ASSERT_OK_AND_ASSIGN(auto a, MakeSampleLoader(c, s, "val", 30, 7));
   EXPECT_EQ(a->num_samples(), 30);
@@ -146,7 +146,8 @@ TEST(SplitsTest, MakeSampleLoaderTakesASeededSampleOfTheSplit) {
   EXPECT_EQ(Rows(*all), every);
   EXPECT_THAT(MakeSampleLoader(c, s, "val", 0, 7),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be >= 1 samples, got 0")));
-  EXPECT_THAT(MakeSampleLoader(c, s, "test", 5, 7), StatusIs(absl::StatusCode::kNotFound, HasSubstr("no \"test\" split")));
+  EXPECT_THAT(MakeSampleLoader(c, s, "test", 5, 7),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no \"test\" split")));
 }
 
 }  // namespace

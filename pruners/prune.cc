@@ -14,7 +14,7 @@
 #include "common/torch_status.h"
 #include "graph/surgery.h"
 #include "pruners/pruner.h"
-#include "trainer/trainable.h"
+#include "trainer/batch_norm_stats.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -99,23 +99,16 @@ absl::StatusOr<double> MaskedDiff(const Model& original, const Model& pruned, co
 
 constexpr int kDefaultRecalibrationBatches = 50;
 
-// Re-estimates batch-norm running statistics on training batches.
+// Re-estimates batch-norm running statistics on training batches: the
+// average of their batch statistics, whatever the model's momentum
+// (trainer/batch_norm_stats.h).
 absl::Status RecalibrateBatchNorm(Model& model, const PruningConfig& config, const PruneDeps& deps,
                                   std::vector<std::string>* log) {
   const int batches = config.has_bn_recalibration_batches() ? config.bn_recalibration_batches()
                                                             : kDefaultRecalibrationBatches;
   if (batches <= 0 || deps.train == nullptr) return absl::OkStatus();
-  ASSIGN_OR_RETURN(int rewired, MakeTrainingModeFollowModule(model));
-  (void)rewired;
-  const bool was_training = model.is_training();
-  model.Train();
-  auto seen = ForBatches(*deps.train, batches, [&](const Batch& batch) -> absl::Status {
-    at::NoGradGuard no_grad;
-    return deps.forward_pass->Forward(model, batch, c10::kCPU).status();
-  });
-  model.Train(was_training);
-  RETURN_IF_ERROR(seen.status());
-  log->push_back(absl::StrFormat("batch-norm statistics re-estimated on %d batches", *seen));
+  ASSIGN_OR_RETURN(int seen, UpdateBatchNorm(model, *deps.train, batches, *deps.forward_pass));
+  if (seen > 0) log->push_back(absl::StrFormat("batch-norm statistics re-estimated on %d batches", seen));
   return absl::OkStatus();
 }
 

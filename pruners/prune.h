@@ -10,7 +10,9 @@
 //              masks re-applied after each step) while the ratio grows
 //              cubically to r, re-scored every `frequency` steps; then surgery.
 // After every cut, when training data is given, batch-norm running
-// statistics are re-estimated on `bn_recalibration_batches` (default 50).
+// statistics are re-estimated on `bn_recalibration_batches` (default 50):
+// set to the average of those batches' statistics, whatever the model's
+// momentum (trainer/batch_norm_stats.h).
 // level (unstructured) zeroes weights instead, keeping masks through its
 // fine-tuning; its model keeps its shapes.
 //

@@ -43,8 +43,8 @@ SensitivityScoring ScaleSensitivity(int points, double seconds, double fixed_sec
       static_cast<int64_t>(std::floor(share * static_cast<double>(eval_samples) + 1e-6)), eval_samples, bn_batches);
   const double for_eval = left - bn_seconds * bn / std::max(1, bn_batches);
   const double eval_share = eval_seconds > 0 ? std::max(0.0, for_eval) / eval_seconds : 1.0;
-  const int64_t samples = std::clamp(static_cast<int64_t>(std::floor(eval_share * static_cast<double>(eval_samples) + 1e-6)),
-                                     floor, eval_samples);
+  const int64_t samples = std::clamp(
+      static_cast<int64_t>(std::floor(eval_share * static_cast<double>(eval_samples) + 1e-6)), floor, eval_samples);
   return SensitivityScoring{samples, bn};
 }
 

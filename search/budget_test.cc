@@ -60,7 +60,9 @@ TEST(BudgetTest, ScaleSensitivitySamplesWhatFits) {
   EXPECT_EQ(loose.bn_batches, 7);
   EXPECT_EQ(loose.samples, 930);
   // What it chose fits a point's time.
-  auto point_seconds = [](const SensitivityScoring& c) { return 1 + 8.0 * c.bn_batches / 20 + 20.0 * c.samples / 3000; };
+  auto point_seconds = [](const SensitivityScoring& c) {
+    return 1 + 8.0 * c.bn_batches / 20 + 20.0 * c.samples / 3000;
+  };
   EXPECT_LE(point_seconds(s), 400 / 80.0 + 1e-9);
   EXPECT_LE(point_seconds(loose), 800 / 80.0 + 1e-9);
   // A tighter budget stops at the floors: the pass then covers what it can.

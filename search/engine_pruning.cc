@@ -81,8 +81,7 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
         "compression.tuning.sensitivity_samples: ", asked,
         " needs EngineData.eval_sample (a loader over a sample of the eval split), which the caller did not give"));
   }
-  const std::string key =
-      absl::StrCat("sensitivity_samples|", asked == 0 ? std::string("auto") : absl::StrCat(asked));
+  const std::string key = absl::StrCat("sensitivity_samples|", asked == 0 ? std::string("auto") : absl::StrCat(asked));
   const CandidateRecord* rec = Reuse(key);
   if (rec == nullptr) {
     const auto t0 = Clock::now();
@@ -92,9 +91,10 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
     // the evaluation's).
     const double bn_seconds = eval_seconds_ * kBnBatches * e_.data_.train->batch_size() / std::max<int64_t>(1, whole);
     double cut_seconds = 0;
-    const double seconds = comp_.time_budget_minutes() <= 0 ? 0
-                           : comp_.tuning().sensitivity_budget_fraction() * comp_.time_budget_minutes() * 60 -
-                                 SecondsSince(start_);
+    const double seconds =
+        comp_.time_budget_minutes() <= 0
+            ? 0
+            : comp_.tuning().sensitivity_budget_fraction() * comp_.time_budget_minutes() * 60 - SecondsSince(start_);
     const int per_rank = (points + world_size() - 1) / world_size();
     SensitivityScoring scoring{whole, kBnBatches};
     if (asked > 0) {

@@ -261,8 +261,7 @@ class Engine::Search : public SearchContext {
     double reference = 0;
     // The metric's drop from the reference's on the same samples.
     double DropOf(const Search& s, double value) const {
-      return samples == 0 ? s.DropOf(value)
-                          : MetricDrop(reference, value, s.reference_metric_.higher_is_better);
+      return samples == 0 ? s.DropOf(value) : MetricDrop(reference, value, s.reference_metric_.higher_is_better);
     }
   } sensitivity_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs

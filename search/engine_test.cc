@@ -6,7 +6,6 @@
 #include "search/engine.h"
 
 #include <ATen/ATen.h>
-
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
@@ -17,17 +16,17 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/interrupt.h"
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "search/experiment.h"
 #include "search/engine_testing.h"
+#include "search/experiment.h"
 #include "search/setup.h"
 
 namespace slimfit {
@@ -364,8 +363,9 @@ TEST(EngineTest, CandidatesTrainTheWidthsMeasuredForTheirAllocation) {
 // (re-measured here with plain LibTorch), and the decision is a record a
 // resumed run reuses. Candidates are still scored on the whole split.
 TEST(EngineTest, SensitivityScoresOnASampleOfTheEvalSplitWhenAsked) {
-  const Experiment e = WithDefaults(Slice(
-      "sampled", "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 0 tuning { probes: 1 sensitivity_samples: 200 }"));
+  const Experiment e = WithDefaults(
+      Slice("sampled",
+            "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 0 tuning { probes: 1 sensitivity_samples: 200 }"));
   auto b = BuildEngine(e);
   ASSERT_NE(b->engine, nullptr);
   ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
