@@ -10,7 +10,7 @@
 namespace slimfit {
 
 absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn) {
-  RETURN_IF_ERROR(loader.Reset(0));
+  RETURN_IF_ERROR(loader.ResetForBatches(0, n));
   Batch batch;
   int seen = 0;
   for (; seen < n; ++seen) {

@@ -42,6 +42,13 @@ class DataLoader {
   virtual ~DataLoader() = default;
   // Starts pass `epoch` (reshuffles when shuffling).
   virtual absl::Status Reset(int64_t epoch) = 0;
+  // Reset, for a caller that reads at most `max_batches` batches of the
+  // pass: loaders that make batches ahead (PrefetchLoader) make no more, and
+  // may end the pass there. The caller still stops by itself.
+  virtual absl::Status ResetForBatches(int64_t epoch, int64_t max_batches) {
+    (void)max_batches;
+    return Reset(epoch);
+  }
   // Fills `batch` with the next batch; false at the end of the pass.
   virtual absl::StatusOr<bool> Next(Batch* batch) = 0;
   // Batches in one pass.
@@ -51,7 +58,8 @@ class DataLoader {
   virtual int64_t batch_size() const = 0;
 };
 
-// Calls `fn(batch)` on up to `n` batches of a fresh epoch (0) of `loader`;
+// Calls `fn(batch)` on up to `n` batches of a fresh epoch (0) of `loader`
+// (started with ResetForBatches: nothing is made ahead past them);
 // returns how many it saw.
 absl::StatusOr<int> ForBatches(DataLoader& loader, int n, const std::function<absl::Status(const Batch&)>& fn);
 

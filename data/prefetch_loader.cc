@@ -29,8 +29,14 @@ void PrefetchLoader::Stop() {
   exhausted_ = stop_ = started_ = false;
 }
 
-absl::Status PrefetchLoader::Reset(int64_t epoch) {
+absl::Status PrefetchLoader::Reset(int64_t epoch) { return ResetForBatches(epoch, INT64_MAX); }
+
+absl::Status PrefetchLoader::ResetForBatches(int64_t epoch, int64_t max_batches) {
   Stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    limit_ = std::max<int64_t>(0, max_batches);
+  }
   return inner_->Reset(epoch);
 }
 
@@ -42,7 +48,7 @@ void PrefetchLoader::Work() {
       std::unique_lock<std::mutex> lock(mu_);
       changed_.wait(lock, [&] { return stop_ || exhausted_ || claimed_ - delivered_ < options_.depth; });
       if (stop_ || exhausted_) return;
-      if (!inner_->Claim(&ticket)) {
+      if (claimed_ >= limit_ || !inner_->Claim(&ticket)) {
         exhausted_ = true;
         changed_.notify_all();
         return;

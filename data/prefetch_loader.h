@@ -46,6 +46,8 @@ class PrefetchLoader : public DataLoader {
   ~PrefetchLoader() override;
 
   absl::Status Reset(int64_t epoch) override;
+  // The pass ends after `max_batches`: no batch past them is made.
+  absl::Status ResetForBatches(int64_t epoch, int64_t max_batches) override;
   absl::StatusOr<bool> Next(Batch* batch) override;
   int64_t num_batches() const override { return inner_->num_batches(); }
   int64_t num_samples() const override { return inner_->num_samples(); }
@@ -66,6 +68,7 @@ class PrefetchLoader : public DataLoader {
   // Guarded by mu_:
   std::map<int64_t, absl::StatusOr<Batch>> ready_;  // by position in the pass
   int64_t claimed_ = 0;                             // batches claimed so far
+  int64_t limit_ = INT64_MAX;                       // batches this pass may claim
   int64_t delivered_ = 0;                           // batches Next has returned
   bool exhausted_ = false;                          // Claim said the pass is over
   bool stop_ = false;

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "common/status_matchers.h"
@@ -105,6 +108,41 @@ TEST(PrefetchLoaderTest, AnErrorArrivesAtTheBatchThatHadIt) {
     EXPECT_EQ(b[0].toTensor().item<int64_t>(), i);
   }
   EXPECT_THAT(loader->Next(&b), IsOkAndHolds(false));
+}
+
+// Counts the batches it makes.
+class CountingDataset : public Dataset {
+ public:
+  explicit CountingDataset(int64_t n)
+      : inner_(TensorDataset::Create({at::arange(n, at::kFloat), at::arange(n, at::kLong)}, "counted").value()) {}
+  int64_t size() const override { return inner_->size(); }
+  int64_t num_fields() const override { return inner_->num_fields(); }
+  absl::StatusOr<Batch> GetBatch(const at::Tensor& indices) const override {
+    ++made_;
+    return inner_->GetBatch(indices);
+  }
+  const std::string& name() const override { return inner_->name(); }
+  int made() const { return made_.load(); }
+
+ private:
+  std::shared_ptr<TensorDataset> inner_;
+  mutable std::atomic<int> made_{0};
+};
+
+TEST(PrefetchLoaderTest, ForBatchesMakesNoBatchPastThoseItReads) {
+  auto counted = std::make_shared<CountingDataset>(100);
+  auto loader = PrefetchLoader::Create(BatchLoader::Create(counted, {.batch_size = 10}).value(), PrefetchOptions{2, 8});
+  int rows = 0;
+  ASSERT_OK_AND_ASSIGN(int seen, ForBatches(*loader, 3, [&](const Batch& b) {
+                         rows += static_cast<int>(b[0].toTensor().size(0));
+                         return absl::OkStatus();
+                       }));
+  EXPECT_EQ(seen, 3);
+  EXPECT_EQ(rows, 30);
+  EXPECT_EQ(counted->made(), 3) << "a depth of 8 would have made up to 8 ahead";
+  // A plain Reset lifts the limit: the next pass is whole.
+  EXPECT_EQ(Pass(*loader, 0).size(), 10u);
+  EXPECT_EQ(counted->made(), 13);
 }
 
 }  // namespace

@@ -35,6 +35,9 @@ class ShardedLoader : public DataLoader {
                                                                int world_size);
 
   absl::Status Reset(int64_t epoch) override { return inner_->Reset(epoch); }
+  absl::Status ResetForBatches(int64_t epoch, int64_t max_batches) override {
+    return inner_->ResetForBatches(epoch, max_batches);
+  }
   absl::StatusOr<bool> Next(Batch* batch) override;
   int64_t num_batches() const override { return inner_->num_batches(); }
   // This rank's samples in one pass.

@@ -22,9 +22,10 @@ namespace {
 class FirstBatches : public DataLoader {
  public:
   FirstBatches(DataLoader& inner, int64_t n) : inner_(inner), n_(n <= 0 ? inner.num_batches() : n) {}
-  absl::Status Reset(int64_t epoch) override {
+  absl::Status Reset(int64_t epoch) override { return ResetForBatches(epoch, n_); }
+  absl::Status ResetForBatches(int64_t epoch, int64_t max_batches) override {
     seen_ = 0;
-    return inner_.Reset(epoch);
+    return inner_.ResetForBatches(epoch, std::min(n_, max_batches));
   }
   absl::StatusOr<bool> Next(Batch* batch) override {
     if (seen_ >= n_) return false;

@@ -43,8 +43,9 @@ inline constexpr int kMinSensitivityBnBatches = 4;
 int SensitivityBnBatches(int64_t samples, int64_t eval_samples, int bn_batches);
 
 // The scoring that lets `points` sensitivity points fit in `seconds`, when
-// one point costs `fixed_seconds` (cutting and counting, whatever the
-// scoring) + `bn_seconds` (re-estimating batch norm on `bn_batches`) +
+// one point costs `fixed_seconds` (what it costs whatever the scoring:
+// cutting, counting, loaders starting) + `bn_seconds` (re-estimating batch
+// norm on `bn_batches`) +
 // `eval_seconds` (one pass over the whole split's `eval_samples`): the
 // whole split when they fit (or seconds <= 0: no budget); otherwise batch
 // norm and the samples scaled down alike to what fits (batch norm at least

@@ -85,10 +85,12 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
   const CandidateRecord* rec = Reuse(key);
   if (rec == nullptr) {
     const auto t0 = Clock::now();
-    // One point on the whole split: the cut and its counts (timed on the
-    // first group), a pass over the split, and batch norm re-estimated on
-    // kBnBatches train batches (forward passes as costly, per sample, as
-    // the evaluation's).
+    // One point on the whole split: the cut, its batch norm on the fewest
+    // batches and its counts (timed on the first group: what a point costs
+    // before scoring, loaders' start-up included), a pass over the split,
+    // and batch norm on kBnBatches train batches (forward passes as costly,
+    // per sample, as the evaluation's; the timed floor is counted twice, so
+    // the estimate errs long).
     const double bn_seconds = eval_seconds_ * kBnBatches * e_.data_.train->batch_size() / std::max<int64_t>(1, whole);
     double cut_seconds = 0;
     const double seconds =
@@ -101,7 +103,8 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
       scoring = {std::min(asked, whole), SensitivityBnBatches(std::min(asked, whole), whole, kBnBatches)};
     } else if (asked == 0 && e_.data_.eval_sample && seconds > 0 && per_rank > 0) {
       const PruneGroup& g = groups_.front();
-      ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, g.whole ? 1.0 : 0.5}}, 0, true));
+      ASSIGN_OR_RETURN(
+          Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, g.whole ? 1.0 : 0.5}}, kMinSensitivityBnBatches, true));
       RETURN_IF_ERROR(Macs(cut).status());
       cut_seconds = SecondsSince(t0);
       scoring = ScaleSensitivity(per_rank, seconds, cut_seconds, eval_seconds_, bn_seconds, whole, kBnBatches);

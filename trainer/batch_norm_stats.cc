@@ -17,11 +17,11 @@ namespace {
 
 // One batch norm's buffers and what the update gathers.
 struct Norm {
-  at::Tensor mean, var, tracked;        // the module's buffers (tracked may be undefined)
-  at::Tensor saved_mean, saved_var;     // to restore
+  at::Tensor mean, var, tracked;     // the module's buffers (tracked may be undefined)
+  at::Tensor saved_mean, saved_var;  // to restore
   int64_t saved_tracked = 0;
-  double momentum = 0;                  // measured on the first batch; 0: never updated
-  at::Tensor sum_mean, sum_var;         // of the batch statistics, in double
+  double momentum = 0;           // measured on the first batch; 0: never updated
+  at::Tensor sum_mean, sum_var;  // of the batch statistics, in double
 };
 
 std::map<std::string, Norm> FindNorms(const Model& model) {

@@ -106,13 +106,16 @@ torch::jit::Module ScriptedNorm(const std::string& momentum, int64_t c) {
   bn.register_buffer("running_var", at::full({c}, 9.0));
   bn.register_buffer("num_batches_tracked", at::zeros({}, at::kLong));
   const std::string factor = momentum == "None" ? "1.0 / float(self.num_batches_tracked.item())" : momentum;
-  bn.define("def forward(self, x: Tensor) -> Tensor:\n"
-            "    f = 0.0\n"
-            "    if self.training:\n"
-            "        self.num_batches_tracked.add_(1)\n"
-            "        f = " + factor + "\n"
-            "    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,\n"
-            "                            self.training, f, 1e-5, False)\n");
+  std::string source = R"(def forward(self, x: Tensor) -> Tensor:
+    f = 0.0
+    if self.training:
+        self.num_batches_tracked.add_(1)
+        f = FACTOR
+    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, f, 1e-5,
+                            False)
+)";
+  source.replace(source.find("FACTOR"), 6, factor);
+  bn.define(source);
   return bn;
 }
 
@@ -127,8 +130,9 @@ TEST(BatchNormStatsTest, ScriptedModulesWithMomentumSmallAndNone) {
   top.register_module("bn1", ScriptedNorm("0.01", 3));
   top.register_module("bn2", ScriptedNorm("None", 6));
   top.register_parameter("w", w, false);
-  top.define("def forward(self, x: Tensor) -> Tensor:\n"
-             "    return self.bn2.forward(torch.relu(torch.conv2d(self.bn1.forward(x), self.w)))\n");
+  top.define(
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    return self.bn2.forward(torch.relu(torch.conv2d(self.bn1.forward(x), self.w)))\n");
   Model m(top);
   m.Eval();
   Data d = RandomData(4, 3, 6);
