@@ -70,7 +70,9 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }
   absl::StatusOr<double> SecondsLeft() override { return RootsValue(std::max(0.0, LocalSecondsLeft())); }
   double EpochSeconds() const override { return epoch_seconds_ > 0 ? epoch_seconds_ : epoch_seconds_prior_; }
-  double FinalEpochSeconds() const override { return std::max(slowest_epoch_seconds_, EpochSeconds()); }
+  // A final epoch trains and then evaluates on eval_split: before one has
+  // been timed, a candidate's (training-only) epoch plus an evaluation.
+  double FinalEpochSeconds() const override { return std::max(slowest_epoch_seconds_, EpochSeconds() + eval_seconds_); }
   // Why Fits said no.
   std::string StopReason() const override;
   // A fine-tune that failed for a reason that ends this candidate but not the
@@ -190,8 +192,9 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<bool> FitsShare(double seconds, double share);
   // Rank 0's `value` on every rank (>= 0; itself in one process).
   absl::StatusOr<double> RootsValue(double value);
-  // The epoch timings (EpochSeconds, FinalEpochSeconds and the prior) made
-  // the same on every rank: each the largest any rank measured. Every rank
+  // The epoch timings (EpochSeconds, FinalEpochSeconds, the prior and the
+  // evaluation's) made the same on every rank: each the largest any rank
+  // measured. Every rank
   // times its own work (a prefetched candidate is timed only by the rank
   // that made it), and the strategies size finals from these: ranks that
   // disagreed could ask for different work. Called after each step that

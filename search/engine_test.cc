@@ -362,10 +362,12 @@ TEST(EngineTest, CandidatesTrainTheWidthsMeasuredForTheirAllocation) {
 // sample of eval_split, against the reference's metric on the same rows
 // (re-measured here with plain LibTorch), and the decision is a record a
 // resumed run reuses. Candidates are still scored on the whole split.
+// Objective MACS: a latency objective could, on a busy machine, time the
+// pruned LeNet-5 slower than the reference and return it.
 TEST(EngineTest, SensitivityScoresOnASampleOfTheEvalSplitWhenAsked) {
-  const Experiment e = WithDefaults(
-      Slice("sampled",
-            "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 0 tuning { probes: 1 sensitivity_samples: 200 }"));
+  const Experiment e = WithDefaults(Slice("sampled",
+                                          "delta: 2.0 level: 1 objective: MACS candidate_epochs: 1 final_epochs: 0 "
+                                          "tuning { probes: 1 sensitivity_samples: 200 }"));
   auto b = BuildEngine(e);
   ASSERT_NE(b->engine, nullptr);
   ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());

@@ -93,7 +93,8 @@ class SearchContext {
   // distillation's teacher cache makes cheaper after the first.
   virtual double EpochSeconds() const = 0;
   // A final fine-tune epoch's seconds: over batches not seen before, with
-  // an evaluation; the slowest epoch measured so far (at least EpochSeconds).
+  // an evaluation; the slowest epoch measured so far (at least EpochSeconds
+  // and an evaluation of eval_split).
   virtual double FinalEpochSeconds() const { return EpochSeconds(); }
   // Why Fits said no.
   virtual std::string StopReason() const = 0;
