@@ -142,12 +142,12 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
     rec = store_->Find(key);
   }
   sensitivity_ = SensitivitySample{};
+  sensitivity_.reference = rec->eval_metric();  // the reference's, on the rows the points are scored on
   if (rec->eval_samples() > 0 && rec->eval_samples() < whole) {
     sensitivity_.samples = rec->eval_samples();
     sensitivity_.bn_batches = SensitivityBnBatches(rec->eval_samples(), whole, kBnBatches);
     ASSIGN_OR_RETURN(sensitivity_.loader, e_.data_.eval_sample(rec->eval_samples(), c_.seed()),
                      "a sample of evaluation.eval_split");
-    sensitivity_.reference = rec->eval_metric();
     Say(absl::StrCat("  ", rec->description()));
   }
   return absl::OkStatus();

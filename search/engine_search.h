@@ -194,9 +194,9 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<double> RootsValue(double value);
   // The epoch timings (EpochSeconds, FinalEpochSeconds, the prior and the
   // evaluation's) made the same on every rank: each the largest any rank
-  // measured. Every rank
-  // times its own work (a prefetched candidate is timed only by the rank
-  // that made it), and the strategies size finals from these: ranks that
+  // measured. Every rank times its own work (a prefetched candidate is timed
+  // only by the rank that made it), and the strategies size finals from
+  // these: ranks that
   // disagreed could ask for different work. Called after each step that
   // times training, on every rank in the same order; no-op in one process.
   absl::Status AgreeTimings();
@@ -255,16 +255,16 @@ class Engine::Search : public SearchContext {
   std::vector<PruneGroup> groups_;
   double eval_seconds_ = 0;  // one pass of the reference over eval_split
   // The sensitivity pass's scoring: batch norm on `bn_batches`, then the
-  // whole eval split (samples 0) or `loader`'s sample, on which the
-  // reference scores `reference`.
+  // whole eval split (samples 0) or `loader`'s sample; the reference scores
+  // `reference` on the same rows.
   struct SensitivitySample {
     int64_t samples = 0;
     int bn_batches = 20;
     std::unique_ptr<DataLoader> loader;
     double reference = 0;
-    // The metric's drop from the reference's on the same samples.
+    // The metric's drop from the reference's on the same rows.
     double DropOf(const Search& s, double value) const {
-      return samples == 0 ? s.DropOf(value) : MetricDrop(reference, value, s.reference_metric_.higher_is_better);
+      return MetricDrop(reference, value, s.reference_metric_.higher_is_better);
     }
   } sensitivity_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs

@@ -70,7 +70,7 @@ absl::StatusOr<int> UpdateBatchNorm(Model& model, DataLoader& loader, int batche
   at::NoGradGuard no_grad;
   bool first = true;
   auto seen = ForBatches(loader, batches, [&](const Batch& batch) -> absl::Status {
-    ZeroStatistics(norms);
+    RETURN_IF_ERROR(TorchCall("zeroing batch-norm statistics", [&] { ZeroStatistics(norms); }));
     RETURN_IF_ERROR(forward_pass.Forward(model, batch, c10::kCPU).status());
     if (first) {
       first = false;
