@@ -41,10 +41,28 @@ double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, dou
   return std::floor(std::max(0.0, r) * 100 + 1e-9) / 100;
 }
 
+double LatencySavingSlope(double ratio, double latency_vs_reference) {
+  if (ratio <= 0) return 0;
+  return std::max(0.0, 1 - latency_vs_reference) / ratio;
+}
+
+std::vector<double> ToleranceWeights(const std::vector<double>& savings) {
+  double sum = 0;
+  for (double s : savings) sum += std::max(0.0, s);
+  std::vector<double> w(savings.size(), 1.0);
+  if (sum <= 0) return w;
+  const double mean = sum / static_cast<double>(savings.size());
+  for (size_t i = 0; i < savings.size(); ++i) {
+    w[i] = std::clamp(std::max(0.0, savings[i]) / mean, kMinToleranceWeight, kMaxToleranceWeight);
+  }
+  return w;
+}
+
 Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t) {
   Ratios out;
   for (const PruneGroup& g : groups) {
-    const double r = t <= 1 ? t * RatioAtTolerance(g.curve, 0) : RatioAtTolerance(g.curve, t - 1);
+    const double r =
+        t <= 1 ? t * RatioAtTolerance(g.curve, 0) : RatioAtTolerance(g.curve, (t - 1) * std::max(1e-3, g.weight));
     // A block goes only when its whole drop is within the tolerance.
     out[g.path] = g.whole ? (r >= 1 - 1e-9 ? 1.0 : 0.0) : std::floor(r * 100 + 1e-9) / 100;
   }
@@ -52,9 +70,9 @@ Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t) {
 }
 
 absl::StatusOr<Ratios> AllocateForMacs(const std::vector<PruneGroup>& groups, double goal_macs, const MacsOf& macs_of) {
-  double hi_tau = 0;
+  double hi_tau = 0;  // a knob past which no group's ratio grows
   for (const PruneGroup& g : groups) {
-    for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d);
+    for (const auto& [r, d] : g.curve) hi_tau = std::max(hi_tau, d / std::max(1e-3, g.weight));
   }
   const double hi_t = 1 + hi_tau + 1;
   Ratios best = AllocateAt(groups, hi_t);

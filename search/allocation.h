@@ -12,6 +12,12 @@
 //   std::vector<PruneGroup> groups = ...;   // curves from the sensitivity pass
 //   ASSIGN_OR_RETURN(auto ratios, AllocateForMacs(groups, reference_macs / 4, macs_of));
 //
+// Latency-aware (objective LATENCY): each group's tolerance is scaled by a
+// weight, the latency its cut saves against the groups' mean (HALP's
+// per-layer latency table in one number per group, measured on this machine
+// beside the reference): at t = 1 + tau a group gets its largest ratio whose
+// drop stays <= tau x weight, so channels go where the latency is.
+//
 // A group may also be a whole residual block (graph/depth.h), keyed
 // "depth:<block path>": its ratio is 1 (removed) or 0, and the knob removes
 // it once the tolerance reaches its measured drop (t = 1 + tau with tau >=
@@ -43,6 +49,8 @@ struct PruneGroup {
   // (0, 0) first. A block's: (0, 0), (1, its drop when removed).
   std::vector<std::pair<double, double>> curve;
   bool whole = false;  // a residual block: removed whole or kept
+  // The tolerance's multiplier at t > 1 (ToleranceWeights); 1: unweighted.
+  double weight = 1;
 };
 
 // "depth:<block path>": how a removed block appears among ratios (value 1).
@@ -58,6 +66,19 @@ std::string RatiosKey(const Ratios& ratios);
 
 // The largest ratio whose drop stays <= tau on the piecewise-linear curve.
 double RatioAtTolerance(const std::vector<std::pair<double, double>>& curve, double tau);
+
+// The share of the reference's latency a cut saves per unit of ratio, from
+// one timed point: (1 - latency_vs_reference) / ratio, at least 0 (a cut
+// timed slower saved nothing). A block's ratio is 1.
+double LatencySavingSlope(double ratio, double latency_vs_reference);
+
+// Tolerance weights from each group's saving slope: saving / the mean of
+// all groups' savings, clamped to [kMinToleranceWeight, kMaxToleranceWeight]
+// (a timing's noise neither shuts a group out nor lets one take every
+// cut). All 1 when the savings are empty or none is positive.
+inline constexpr double kMinToleranceWeight = 0.25;
+inline constexpr double kMaxToleranceWeight = 4.0;
+std::vector<double> ToleranceWeights(const std::vector<double>& savings);
 
 // Every group's ratio at knob t (see above).
 Ratios AllocateAt(const std::vector<PruneGroup>& groups, double t);

@@ -68,6 +68,49 @@ int64_t LinearMacs(const std::vector<PruneGroup>& groups, const Ratios& r) {
   return static_cast<int64_t>(macs);
 }
 
+TEST(AllocationTest, LatencySavingSlopeIsTheShareSavedPerUnitOfRatio) {
+  EXPECT_DOUBLE_EQ(LatencySavingSlope(0.75, 0.7), 0.3 / 0.75);
+  EXPECT_DOUBLE_EQ(LatencySavingSlope(1.0, 0.9), 0.1);  // a block
+  EXPECT_DOUBLE_EQ(LatencySavingSlope(0.5, 1.08), 0);   // timed slower: saved nothing
+  EXPECT_DOUBLE_EQ(LatencySavingSlope(0, 0.5), 0);
+}
+
+TEST(AllocationTest, ToleranceWeightsAreSavingsAgainstTheirMeanClamped) {
+  const std::vector<double> savings{0.2, 0.1, 0.0, 0.1};  // mean 0.1
+  const std::vector<double> w = ToleranceWeights(savings);
+  ASSERT_EQ(w.size(), savings.size());
+  EXPECT_DOUBLE_EQ(w[0], 2.0);
+  EXPECT_DOUBLE_EQ(w[1], 1.0);
+  EXPECT_DOUBLE_EQ(w[2], kMinToleranceWeight);  // no measured saving: only a floor
+  EXPECT_DOUBLE_EQ(w[3], 1.0);
+  // One group carrying everything is capped.
+  const std::vector<double> one = ToleranceWeights({1.0, 0.0, 0.0, 0.0, 0.0, 0.0});
+  EXPECT_DOUBLE_EQ(one[0], kMaxToleranceWeight);
+  EXPECT_DOUBLE_EQ(one[1], kMinToleranceWeight);
+  // Nothing measured as saved (or nothing at all): unweighted.
+  EXPECT_EQ(ToleranceWeights({0.0, -0.1}), (std::vector<double>{1.0, 1.0}));
+  EXPECT_TRUE(ToleranceWeights({}).empty());
+}
+
+TEST(AllocationTest, AWeightedGroupToleratesItsWeightTimesTheDrop) {
+  std::vector<PruneGroup> groups = TwoGroups();
+  groups[0].weight = 0.5;
+  groups[1].weight = 2.0;
+  for (double tau : {0.2, 0.5, 1.0}) {
+    const Ratios r = AllocateAt(groups, 1 + tau);
+    EXPECT_DOUBLE_EQ(r.at("a"), RatioAtTolerance(groups[0].curve, 0.5 * tau)) << tau;
+    EXPECT_DOUBLE_EQ(r.at("b"), RatioAtTolerance(groups[1].curve, 2.0 * tau)) << tau;
+  }
+  // The free regime ignores weights: what costs nothing is free for all.
+  EXPECT_EQ(AllocateAt(groups, 0.5), AllocateAt(TwoGroups(), 0.5));
+  // The bisection still reaches every group's largest ratio: a group with
+  // a small weight needs a larger knob to get there.
+  auto macs_of = [&](const Ratios& r) -> absl::StatusOr<int64_t> { return LinearMacs(groups, r); };
+  ASSERT_OK_AND_ASSIGN(Ratios most, AllocateForMacs(groups, 0, macs_of));
+  EXPECT_DOUBLE_EQ(most.at("a"), 0.75);
+  EXPECT_DOUBLE_EQ(most.at("b"), 0.75);
+}
+
 TEST(AllocationTest, AllocateForMacsReachesTheGoalWithTheLeastPruning) {
   const std::vector<PruneGroup> groups = TwoGroups();
   const double full = LinearMacs(groups, AllocateAt(groups, 0));

@@ -73,4 +73,48 @@ Decision Decide(const DecisionInputs& in) {
   return d;
 }
 
+std::vector<CandidateRecord> Int8Fallbacks(const Int8FallbackInputs& in, const std::vector<CandidateRecord>& records) {
+  const CandidateRecord& ref = *in.reference;
+  auto drop = [&](const CandidateRecord& r) {
+    return MetricDrop(ref.eval_metric(), r.eval_metric(), in.higher_is_better);
+  };
+  auto objective = [&](const CandidateRecord& r) { return ObjectiveValue(in.objective, ref, r); };
+  const double chosen_objective = objective(*in.chosen);
+  if (chosen_objective <= 0) return {};
+  const double effect = objective(*in.int8) / chosen_objective;  // what int8 did to the chosen model
+  const double room = drop(*in.chosen);
+  std::vector<std::pair<double, const CandidateRecord*>> picks;
+  auto consider = [&](const CandidateRecord& r) {
+    if (r.key() == in.chosen->key()) return;
+    if (drop(r) > in.delta + 1e-9 || drop(r) > room + 1e-9) return;
+    const double predicted = objective(r) * effect;
+    if (predicted >= chosen_objective) return;
+    // One model per shape (a candidate and its final fine-tune): the one
+    // with the most room.
+    for (auto& [p, other] : picks) {
+      if (other->macs() == r.macs() && other->params() == r.params()) {
+        if (drop(r) < drop(*other)) {
+          p = predicted;
+          other = &r;
+        }
+        return;
+      }
+    }
+    picks.emplace_back(predicted, &r);
+  };
+  for (const CandidateRecord& r : records) {
+    if ((r.phase() == "candidate" || r.phase() == "final") && !r.model_file().empty()) consider(r);
+  }
+  consider(ref);
+  std::sort(picks.begin(), picks.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->key() < b.second->key();
+  });
+  std::vector<CandidateRecord> out;
+  for (const auto& [predicted, r] : picks) {
+    if (static_cast<int>(out.size()) >= in.max) break;
+    out.push_back(*r);
+  }
+  return out;
+}
+
 }  // namespace slimfit

@@ -22,6 +22,7 @@
 #define SLIMFIT_SEARCH_DECISION_H_
 
 #include <string>
+#include <vector>
 
 #include "search/experiment.pb.h"
 #include "search/search_state.pb.h"
@@ -59,6 +60,29 @@ struct Decision {
 };
 
 Decision Decide(const DecisionInputs& in);
+
+// Level 2 when int8 of the chosen fp32 model (`chosen`, whose int8 is
+// `int8`) misses delta: the other fp32 models worth quantizing instead,
+// best first, at most `max`. One goes in when
+//   - it is a pruned model with a stored file (phase "candidate" or
+//     "final") or the reference, other than `chosen`;
+//   - its drop is within delta and no larger than `chosen`'s (no less room
+//     for int8's own drop than the model int8 already failed on);
+//   - its predicted int8 beats `chosen` on the objective: its objective x
+//     what int8 did to `chosen`'s (int8's effect measured, not assumed: on
+//     MACS, int8 changes nothing, so nothing less pruned can win).
+// Ordered by that prediction; ties by key. The records' `qualifies` flags
+// are not trusted: drops are recomputed from the metrics.
+struct Int8FallbackInputs {
+  const CandidateRecord* reference = nullptr;  // required
+  const CandidateRecord* chosen = nullptr;     // required
+  const CandidateRecord* int8 = nullptr;       // required: int8 of chosen
+  double delta = 0;
+  bool higher_is_better = true;
+  CompressionConfig::Objective objective = CompressionConfig::LATENCY;
+  int max = 2;
+};
+std::vector<CandidateRecord> Int8Fallbacks(const Int8FallbackInputs& in, const std::vector<CandidateRecord>& records);
 
 }  // namespace slimfit
 

@@ -120,5 +120,71 @@ TEST(DecideTest, ObjectiveValues) {
   EXPECT_DOUBLE_EQ(MetricDrop(0.3, 0.4, false), 0.4 - 0.3);
 }
 
+CandidateRecord Stored(CandidateRecord r, const std::string& phase) {
+  r.set_phase(phase);
+  r.set_model_file(r.key() + ".pt");
+  return r;
+}
+
+std::vector<std::string> Keys(const std::vector<CandidateRecord>& records) {
+  std::vector<std::string> keys;
+  for (const CandidateRecord& r : records) keys.push_back(r.key());
+  return keys;
+}
+
+// Level 2's fallbacks when int8 of the chosen model missed delta. The chosen
+// model: 89.4 (drop 0.6), 300 bytes; its int8 took it to 90 bytes (0.3x).
+TEST(Int8FallbacksTest, MoreRoomAndAPredictedWinBestFirst) {
+  const CandidateRecord chosen = Stored(Rec("chosen", 89.4, 300, 200, 0.3, 3.0), "final");
+  const CandidateRecord int8 = Rec("int8|chosen", 85.0, 90, 200, 0.2, 2.0);
+  const std::vector<CandidateRecord> records = {
+      chosen,
+      // 0.3 x 600 = 180 < 300: a predicted win, room 0.2.
+      Stored(Rec("a", 89.8, 600, 400, 0.5, 5.0), "final"),
+      // 0.3 x 500 = 150: the best prediction, room 0.5.
+      Stored(Rec("b", 89.5, 500, 350, 0.5, 5.0), "candidate"),
+      // Less room than the chosen (drop 0.8): int8 already failed with more.
+      Stored(Rec("less_room", 89.2, 400, 300, 0.4, 4.0), "final"),
+      // Outside delta.
+      Stored(Rec("outside", 88.0, 350, 250, 0.3, 3.0), "candidate"),
+      // 0.3 x 1100 > 300: even its int8 would be larger than the chosen fp32.
+      Stored(Rec("too_big", 90.0, 1100, 900, 1.0, 10.0), "final"),
+      // No stored model; a quantized record; a sensitivity point.
+      Rec("no_file", 90.0, 500, 350, 0.5, 5.0),
+      Stored(Rec("int8|a", 90.0, 150, 400, 0.2, 2.0), "int8"),
+      Stored(Rec("sensitivity|x", 90.0, 500, 350, 0.5, 5.0), "sensitivity"),
+  };
+  Int8FallbackInputs in{&kRef, &chosen, &int8, 1.0, true, CompressionConfig::SIZE, 5};
+  // The reference (1000 bytes x 0.3 = 300) does not beat 300.
+  EXPECT_THAT(Keys(Int8Fallbacks(in, records)), ::testing::ElementsAre("b", "a"));
+  in.max = 1;
+  EXPECT_THAT(Keys(Int8Fallbacks(in, records)), ::testing::ElementsAre("b"));
+  in.max = 0;
+  EXPECT_TRUE(Int8Fallbacks(in, records).empty());
+}
+
+TEST(Int8FallbacksTest, TheReferenceAndOneModelPerShape) {
+  const CandidateRecord chosen = Stored(Rec("chosen", 89.4, 300, 200, 0.8, 8.0), "final");
+  // Latency: int8 made the chosen model 4x faster (0.8 -> 0.2 of the reference).
+  const CandidateRecord int8 = Rec("int8|chosen", 85.0, 90, 200, 0.2, 2.0);
+  const CandidateRecord candidate = Stored(Rec("cand", 89.6, 310, 210, 0.9, 9.0), "candidate");
+  const CandidateRecord final_of_it = Stored(Rec("final", 89.9, 310, 210, 0.9, 9.0), "final");
+  Int8FallbackInputs in{&kRef, &chosen, &int8, 1.0, true, CompressionConfig::LATENCY, 5};
+  // The same shape (MACs and parameters) once, with the most room; then the
+  // reference (1.0 x 0.25 = 0.25 < 0.8).
+  EXPECT_THAT(Keys(Int8Fallbacks(in, {candidate, final_of_it, chosen})), ::testing::ElementsAre("final", "reference"));
+  // MACS: int8 leaves MACs as they are, so nothing less pruned can win.
+  in.objective = CompressionConfig::MACS;
+  EXPECT_TRUE(Int8Fallbacks(in, {candidate, final_of_it, chosen}).empty());
+  // Lower-is-better: a drop is a rise.
+  const CandidateRecord ref = Rec("reference", 0.30, 1000, 1000, 1.0, 10.0);
+  const CandidateRecord loss_chosen = Stored(Rec("chosen", 0.36, 300, 200, 0.8, 8.0), "final");
+  const CandidateRecord loss_int8 = Rec("int8|chosen", 0.5, 90, 200, 0.2, 2.0);
+  Int8FallbackInputs lower{&ref, &loss_chosen, &loss_int8, 0.1, false, CompressionConfig::SIZE, 5};
+  const std::vector<CandidateRecord> loss_records = {Stored(Rec("more_room", 0.33, 600, 400, 0.5, 5.0), "final"),
+                                                     Stored(Rec("less_room", 0.38, 500, 300, 0.5, 5.0), "final")};
+  EXPECT_THAT(Keys(Int8Fallbacks(lower, loss_records)), ::testing::ElementsAre("more_room"));
+}
+
 }  // namespace
 }  // namespace slimfit

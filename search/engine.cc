@@ -222,7 +222,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     ASSIGN_OR_RETURN(fp32, strategy->Search(*this), absl::StrCat("strategy ", comp_.strategy()));
   }
   ASSIGN_OR_RETURN(const bool interrupted, Interrupted());
-  ASSIGN_OR_RETURN(std::optional<CandidateRecord> int8, Level2(fp32, interrupted));
+  CandidateRecord int8_base;  // the fp32 model int8 was made from
+  ASSIGN_OR_RETURN(std::optional<CandidateRecord> int8, Level2(fp32, interrupted, &int8_base));
 
   // The decision (search/decision.h).
   DecisionInputs inputs;
@@ -246,8 +247,11 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   } else if (IsQuantizedPhase(chosen->phase())) {
     ASSIGN_OR_RETURN(Model q, store_->LoadModel(*chosen));
     out.emplace(std::move(q));
-    ASSIGN_OR_RETURN(Model base, fp32 ? LoadStored(*fp32) : e_.model_.Clone());
+    ASSIGN_OR_RETURN(Model base, int8_base.key() == "reference" ? e_.model_.Clone() : LoadStored(int8_base));
     trainable.emplace(std::move(base));
+    if (fp32 && int8_base.key() != fp32->key()) {
+      why = absl::StrCat(why, " (int8 of ", int8_base.description(), ": int8 of the best pruned model missed delta)");
+    }
   } else {
     ASSIGN_OR_RETURN(Model base, LoadStored(*chosen));
     ASSIGN_OR_RETURN(Model frozen, FrozenForInference(base));

@@ -10,12 +10,13 @@
 #include "common/status_macros.h"
 #include "quantizers/int8.h"
 #include "quantizers/quantize.h"
+#include "search/decision.h"
 #include "search/engine_search.h"
 
 namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std::optional<CandidateRecord>& fp32,
-                                                                      bool interrupted) {
+                                                                      bool interrupted, CandidateRecord* int8_base) {
   std::optional<CandidateRecord> int8;
   if (comp_.level() < 2) return int8;
   if (interrupted) {
@@ -23,6 +24,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
     return int8;
   }
   const CandidateRecord& base = fp32 ? *fp32 : reference_;
+  *int8_base = base;
   Phase("quantize",
         absl::StrCat("int8 (", QuantizedEngineName(comp_.quantization().engine()), ") of: ", base.description()));
   ASSIGN_OR_RETURN(int8, Quantized(base));
@@ -48,6 +50,31 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
       Say(absl::StrCat("  ", StopReason(), ": no time for quantization-aware training"));
     }
   }
+  // Still missing: int8 of another fp32 model, one with no less room whose
+  // int8 (as int8 changed this one) would still beat this fp32 model.
+  if (!int8->qualifies() && fp32) {
+    const CandidateRecord missed = *int8;
+    const Int8FallbackInputs in{
+        &reference_,       &base,         &missed, comp_.delta(), reference_metric_.higher_is_better,
+        comp_.objective(), kInt8Fallbacks};
+    for (const CandidateRecord& other : Int8Fallbacks(in, store_->All())) {
+      ASSIGN_OR_RETURN(bool fits, Fits(missed.seconds()));
+      if (!fits) {
+        Say(absl::StrCat("  ", StopReason(), ": no time for int8 of another model"));
+        break;
+      }
+      Say(absl::StrFormat("  int8 of a model with more room instead: %s (%s %+.2f)", other.description(),
+                          c_.evaluation().eval_key(), -DropOf(other.eval_metric())));
+      ASSIGN_OR_RETURN(std::optional<CandidateRecord> q, Attempt("int8 of another model", Quantized(other)));
+      if (!q) continue;
+      say_int8("int8", *q);
+      if (q->qualifies()) {
+        int8 = q;
+        *int8_base = other;
+        break;
+      }
+    }
+  }
   // SIZE: 4-bit weights (weight-only, dequantized at run time) beside int8,
   // unless the quantization block chose weight-only itself.
   if (comp_.objective() == CompressionConfig::SIZE && comp_.quantization().weight_only().bits() == 0) {
@@ -57,6 +84,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
       if (w4->qualifies() && (!int8->qualifies() || w4->serialized_bytes() < int8->serialized_bytes())) {
         Say("  4-bit weights qualify and are smaller: they go on instead of int8");
         int8 = w4;
+        *int8_base = base;
       }
     }
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
+#include "evaluators/profiler.h"
 #include "graph/depth.h"
 #include "graph/freeze.h"
 #include "pruners/plan.h"
@@ -51,8 +52,61 @@ absl::Status Engine::Search::FindGroups() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r,
-                                                                 const std::string& key) {
+double Engine::Search::TimedRatio(const PruneGroup& g, const std::vector<double>& ratios) const {
+  if (comp_.objective() != CompressionConfig::LATENCY || !comp_.tuning().latency_aware()) return 0;
+  double timed = 0;
+  for (double r : ratios) {
+    if (g.whole || r <= kTimedRatio + 1e-9) timed = std::max(timed, r);
+  }
+  return timed;
+}
+
+absl::StatusOr<double> Engine::Search::LatencyVsReference(const Model& cut) {
+  if (!frozen_reference_) {
+    ASSIGN_OR_RETURN(Model f, FrozenForInference(e_.model_), "freezing the reference to time it");
+    frozen_reference_.emplace(std::move(f));
+  }
+  ASSIGN_OR_RETURN(Model frozen, FrozenForInference(cut), "freezing a sensitivity cut to time it");
+  ProfilerConfig timing;
+  timing.set_batch_size(kLatencyBatch);
+  timing.set_runs(8);
+  timing.set_warmup_runs(2);
+  timing.set_threads(c_.threads());
+  // [model][batch]: the fastest median of the rounds.
+  double best[2][2] = {{1e300, 1e300}, {1e300, 1e300}};
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      ASSIGN_OR_RETURN(CostReport cost, ProfileModel(i == 0 ? *frozen_reference_ : frozen, *e_.forward_pass_, timing),
+                       "timing a sensitivity cut");
+      if (cost.latency.size() != 2) return absl::InternalError("the profiler timed no latency");
+      for (int b = 0; b < 2; ++b) best[i][b] = std::min(best[i][b], cost.latency[b].median_ms);
+    }
+  }
+  return 0.5 * (best[1][0] / std::max(1e-9, best[0][0]) + best[1][1] / std::max(1e-9, best[0][1]));
+}
+
+void Engine::Search::WeighByLatency(const std::map<std::string, double>& savings) {
+  std::vector<PruneGroup*> weighed;
+  std::vector<double> slopes;
+  for (PruneGroup& g : groups_) {
+    auto it = savings.find(g.path);
+    if (it == savings.end()) continue;
+    weighed.push_back(&g);
+    slopes.push_back(it->second);
+  }
+  if (weighed.empty()) return;
+  const std::vector<double> w = ToleranceWeights(slopes);
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < weighed.size(); ++i) {
+    weighed[i]->weight = w[i];
+    parts.push_back(absl::StrFormat("%s x%.2f", weighed[i]->path, w[i]));
+  }
+  Say(absl::StrCat("  latency-aware allocation: each group's tolerance x (the latency its cut saved / the mean): ",
+                   absl::StrJoin(parts, ", ")));
+}
+
+absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGroup& g, double r, const std::string& key,
+                                                                 bool timed) {
   const auto t0 = Clock::now();
   ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, r}}, sensitivity_.bn_batches, true));
   CandidateRecord n;
@@ -68,11 +122,15 @@ absl::StatusOr<CandidateRecord> Engine::Search::SensitivityPoint(const PruneGrou
   n.set_qualifies(sensitivity_.DropOf(*this, m.value) <= comp_.delta() + 1e-9);
   ASSIGN_OR_RETURN(int64_t macs, Macs(cut));
   n.set_macs(macs);
+  if (timed) {
+    ASSIGN_OR_RETURN(double vs, LatencyVsReference(cut));
+    n.set_latency_vs_reference(vs);
+  }
   n.set_seconds(SecondsSince(t0));
   return n;
 }
 
-absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
+absl::Status Engine::Search::ChooseSensitivityScoring(int points, int timed) {
   constexpr int kBnBatches = 20;
   const int64_t whole = e_.data_.eval->num_samples();
   const int64_t asked = comp_.tuning().sensitivity_samples();
@@ -107,6 +165,11 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points) {
           Model cut, Cut(e_.model_, comp_.pruners(0), {{g.path, g.whole ? 1.0 : 0.5}}, kMinSensitivityBnBatches, true));
       RETURN_IF_ERROR(Macs(cut).status());
       cut_seconds = SecondsSince(t0);
+      if (timed > 0) {  // the timed points' share of a timing, spread over all
+        const auto t1 = Clock::now();
+        RETURN_IF_ERROR(LatencyVsReference(cut).status());
+        cut_seconds += SecondsSince(t1) * timed / std::max(1, points);
+      }
       scoring = ScaleSensitivity(per_rank, seconds, cut_seconds, eval_seconds_, bn_seconds, whole, kBnBatches);
     }
     CandidateRecord n;
@@ -170,27 +233,35 @@ absl::Status Engine::Search::Sensitivity() {
           channel_ratios.size(),
           blocks > 0 ? absl::StrFormat(", %d residual block(s) removed one at a time", blocks) : std::string(),
           comp_.pruners(0), distributed() ? absl::StrFormat(", over %d ranks", group().world_size()) : std::string()));
+  // Objective LATENCY: one point per group is also timed (its key says so).
+  auto timed = [&](const PruneGroup& g, double r) { return r > 0 && r == TimedRatio(g, ratios_of(g)); };
   auto key_of = [&](const PruneGroup& g, double r) {
-    return absl::StrFormat("sensitivity|%s|%s|%.2f%s", comp_.pruners(0), g.path, r,
-                           sensitivity_.samples > 0 ? absl::StrCat("|n=", sensitivity_.samples) : std::string());
+    return absl::StrFormat("sensitivity|%s|%s|%.2f%s%s", comp_.pruners(0), g.path, r,
+                           sensitivity_.samples > 0 ? absl::StrCat("|n=", sensitivity_.samples) : std::string(),
+                           timed(g, r) ? "|timed" : "");
   };
   // Points still to score (on the whole split: a run from before sampling
   // existed reuses them).
-  int missing = 0;
+  int missing = 0, missing_timed = 0;
   for (const PruneGroup& g : groups_) {
-    for (double r : ratios_of(g)) missing += store_->Find(key_of(g, r)) == nullptr;
+    for (double r : ratios_of(g)) {
+      const bool absent = store_->Find(key_of(g, r)) == nullptr;
+      missing += absent;
+      missing_timed += absent && timed(g, r);
+    }
   }
-  RETURN_IF_ERROR(ChooseSensitivityScoring(missing));
+  RETURN_IF_ERROR(ChooseSensitivityScoring(missing, missing_timed));
   if (distributed()) {
     ASSIGN_OR_RETURN(bool fits, Fits(0));
     if (fits) {
       std::vector<Task> tasks;
       for (const PruneGroup& g : groups_) {
         for (double r : ratios_of(g)) {
-          tasks.push_back(Task{key_of(g, r), [this, &g, r, key = key_of(g, r)]() -> absl::StatusOr<MadeRecord> {
-                                 ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key));
-                                 return MadeRecord{std::move(rec), std::nullopt};
-                               }});
+          tasks.push_back(
+              Task{key_of(g, r), [this, &g, r, key = key_of(g, r), t = timed(g, r)]() -> absl::StatusOr<MadeRecord> {
+                     ASSIGN_OR_RETURN(CandidateRecord rec, SensitivityPoint(g, r, key, t));
+                     return MadeRecord{std::move(rec), std::nullopt};
+                   }});
         }
       }
       RETURN_IF_ERROR(PrefetchTasks(std::move(tasks)));
@@ -198,6 +269,7 @@ absl::Status Engine::Search::Sensitivity() {
   }
   int done = 0;
   const double share = comp_.tuning().sensitivity_budget_fraction();
+  std::map<std::string, double> savings;  // group → latency saved per unit of ratio (timed groups)
   for (PruneGroup& g : groups_) {
     ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
     if (!fits) {
@@ -215,20 +287,26 @@ absl::Status Engine::Search::Sensitivity() {
       const CandidateRecord* rec = Reuse(key);
       if (rec == nullptr) {
         if (auto f = failed_.find(key); f != failed_.end()) return f->second;
-        ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key));
+        ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key, timed(g, r)));
         RETURN_IF_ERROR(Keep(n, nullptr));
         rec = store_->Find(key);
       }
       g.curve.emplace_back(r, sensitivity_.DropOf(*this, rec->eval_metric()));
+      if (timed(g, r)) savings[g.path] = LatencySavingSlope(r, rec->latency_vs_reference());
     }
     std::vector<std::string> pts;
     for (size_t i = 1; i < g.curve.size(); ++i) {
       pts.push_back(g.whole ? absl::StrFormat("removed:%+.2f", -g.curve[i].second)
                             : absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
     }
+    if (auto it = savings.find(g.path); it != savings.end()) {
+      const double r = TimedRatio(g, ratios_of(g));
+      pts.push_back(absl::StrFormat("(latency at %.2f: -%.1f%%)", r, 100 * it->second * r));
+    }
     Say(absl::StrFormat("  %d/%d  %-24s %s  %s", done, total, g.path,
                         g.whole ? std::string("block") : absl::StrCat(g.channels, " ch"), absl::StrJoin(pts, "  ")));
   }
+  WeighByLatency(savings);
   EndPhase();
   return absl::OkStatus();
 }

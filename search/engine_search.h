@@ -144,14 +144,30 @@ class Engine::Search : public SearchContext {
   // The task's record: stored already, failed on another rank (its status),
   // or made now and kept.
   absl::StatusOr<CandidateRecord> Made(const Task& task);
-  absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key);
+  // `timed`: the point also times the cut beside the reference
+  // (latency_vs_reference: the latency-aware allocation's table).
+  absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key,
+                                                   bool timed);
+  // Objective LATENCY: the one point of `g` that is timed, the largest of
+  // `ratios` up to kTimedRatio (a block: its removal); 0: none (another
+  // objective).
+  static constexpr double kTimedRatio = 0.8;
+  double TimedRatio(const PruneGroup& g, const std::vector<double>& ratios) const;
+  // A cut model's latency objective (the mean of its batch-1 and batch-N
+  // ratios) against the reference's, both frozen and timed in turns, each
+  // its fastest of two rounds (a busy machine's drift falls on both alike).
+  absl::StatusOr<double> LatencyVsReference(const Model& cut);
+  // The allocation's tolerance weights from the timed points (objective
+  // LATENCY, search/allocation.h's ToleranceWeights); said in the progress.
+  void WeighByLatency(const std::map<std::string, double>& savings);
   // How the sensitivity pass scores its `points` (those not stored yet):
   // the whole eval split, or a sample when they would not fit in the pass's
   // share of the budget (search/budget.h's ScaleSensitivity, or
   // tuning.sensitivity_samples). Decided once (a "sensitivity_samples"
   // record holding the reference's metric on the sample), so a resumed run
   // and every rank score alike. Sets sensitivity_.
-  absl::Status ChooseSensitivityScoring(int points);
+  // `timed` of the points also time their cut (LatencyVsReference).
+  absl::Status ChooseSensitivityScoring(int points, int timed);
   // int8 of `base`: PTQ as the quantization block says, or with
   // `qat_epochs` > 0 quantization-aware training on the fine-tuning loss
   // (distilled from the reference when distillation is on).
@@ -165,10 +181,16 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<std::optional<CandidateRecord>> Attempt(const std::string& what,
                                                          absl::StatusOr<std::optional<CandidateRecord>> made);
   // Level 2: int8 of the level-1 result (`fp32`, or the reference when
-  // none), with one epoch of QAT when PTQ misses delta and it fits; for the
-  // SIZE objective also 4-bit weights, the smaller that qualifies going on;
-  // none when level < 2 or the run was interrupted.
-  absl::StatusOr<std::optional<CandidateRecord>> Level2(const std::optional<CandidateRecord>& fp32, bool interrupted);
+  // none), with one epoch of QAT when PTQ misses delta and it fits; when
+  // both miss, PTQ of up to kInt8Fallbacks other fp32 models with no less
+  // room whose int8 is predicted to win (search/decision.h's
+  // Int8Fallbacks), while they fit; for the SIZE objective also 4-bit
+  // weights, the smaller that qualifies going on; none when level < 2 or
+  // the run was interrupted. `base` is set to the fp32 record the returned
+  // one was made from.
+  static constexpr int kInt8Fallbacks = 2;
+  absl::StatusOr<std::optional<CandidateRecord>> Level2(const std::optional<CandidateRecord>& fp32, bool interrupted,
+                                                        CandidateRecord* base);
 
   // ---- bookkeeping ----
   // Stores a record every rank made (distributed: rank 0's numbers win, so
@@ -267,6 +289,7 @@ class Engine::Search : public SearchContext {
       return MetricDrop(reference, value, s.reference_metric_.higher_is_better);
     }
   } sensitivity_;
+  std::optional<Model> frozen_reference_;      // LatencyVsReference's, frozen once
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
   std::string warning_;                        // said to the user and in the report
 };

@@ -161,6 +161,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_DOUBLE_EQ(d.compression().tuning().step_factor(), 1.5);
   EXPECT_THAT(d.compression().tuning().lr_factors(), ::testing::ElementsAre(1.0, 0.3, 0.1));
   EXPECT_THAT(d.compression().tuning().round_to(), ::testing::ElementsAre(16, 8));
+  EXPECT_TRUE(d.compression().tuning().latency_aware());
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
   EXPECT_OK(ValidateExperiment(d));
   // delta 0 is a real choice (no drop allowed), not "unset".
@@ -174,11 +175,13 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   off.mutable_compression()->set_remove_blocks(false);
   off.mutable_compression()->mutable_distillation()->set_enabled(false);
   off.mutable_compression()->mutable_tuning()->set_promising_slack(0);
+  off.mutable_compression()->mutable_tuning()->set_latency_aware(false);
   const Experiment off_d = WithDefaults(off);
   EXPECT_FALSE(off_d.compression().tune_lr());
   EXPECT_FALSE(off_d.compression().remove_blocks());
   EXPECT_FALSE(off_d.compression().distillation().enabled());
   EXPECT_DOUBLE_EQ(off_d.compression().tuning().promising_slack(), 0.0);
+  EXPECT_FALSE(off_d.compression().tuning().latency_aware());
 }
 
 }  // namespace
