@@ -141,6 +141,10 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
                                                       const Splits& splits,
                                                       absl::string_view name) {
   ASSIGN_OR_RETURN(auto ds, splits.Get(name));
+  if (ds->size() == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("split \"", name, "\" has no samples; valid: a split with at least one"));
+  }
   const bool train = name == "train";
   // Does field 0 hold uint8 images (to be scaled to [0, 1] first)?
   ASSIGN_OR_RETURN(Batch probe, ds->GetBatch(at::zeros({1}, at::kLong)));

@@ -60,7 +60,8 @@ absl::StatusOr<Splits> LoadSplits(const DataConfig& config);
 
 // A loader over split `name` with the config's batch size, shuffling (train
 // only), drop_last (train only) and transforms, made ahead by
-// config.workers threads (data/prefetch_loader.h).
+// config.workers threads (data/prefetch_loader.h). A split without samples
+// is an error (FailedPrecondition naming it).
 absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
                                                       const Splits& splits,
                                                       absl::string_view name);

@@ -195,6 +195,7 @@ absl::Status FinalCut(const PruningConfig& config, Pruner& pruner, const PruneDe
   ASSIGN_OR_RETURN(StepResult step, StructuredStep(result->model, &graph, config, pruner, deps, nullptr));
   result->model = std::move(step.model);
   result->layers = step.plan.layers;
+  result->plan = step.plan.plan;
   result->unhandled_ops = step.unhandled_ops;
   result->max_masked_diff = step.diff;
   return RecalibrateBatchNorm(result->model, config, deps, &result->log);
@@ -294,6 +295,7 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
       if (i == 1) first_layers = step.plan.layers;
       result.max_masked_diff = std::max(result.max_masked_diff, step.diff);
       result.unhandled_ops = step.unhandled_ops;
+      result.plan = step.plan.plan;
       work = std::move(step.model);
       result.log.push_back(absl::StrFormat("step %d/%d: %d parameters", i, steps, work.NumParameters()));
       RETURN_IF_ERROR(RecalibrateBatchNorm(work, config, deps, &result.log));

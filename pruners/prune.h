@@ -56,6 +56,10 @@ struct PruneDeps {
 struct PruneResult {
   Model model;
   std::vector<LayerPlan> layers;           // of the last step (structured)
+  // The last cut (structured): the channels it removed from the model it
+  // was made on (the input model for one-shot without sparsity training;
+  // graph/surgery.h's ApplyMasks(that model, plan) is what the cut equals).
+  PruningPlan plan;
   std::vector<std::string> unhandled_ops;  // from the dependency analysis
   std::vector<std::string> log;            // one line per phase
   double max_masked_diff = 0;              // the check above

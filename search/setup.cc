@@ -15,6 +15,7 @@
 #include "distributed/data_parallel.h"
 #include "search/candidate_store.h"
 #include "search/experiment.h"
+#include "trainer/components.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -43,35 +44,27 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   RETURN_IF_ERROR(ValidateExperiment(e));
   ConfigureThreads(e.threads());
   EngineInputs in;
-  ASSIGN_OR_RETURN(Splits splits, LoadSplits(e.data()), "data");
-  ASSIGN_OR_RETURN(in.data.train, MakeLoader(e.data(), splits, "train"), "data");
-  ASSIGN_OR_RETURN(in.data.eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
-  in.data.eval_sample = [data = e.data(), splits, split = e.evaluation().eval_split()](int64_t samples, uint64_t seed) {
+  // The loaders and components, built as the tools build them.
+  ComponentsConfig parts_config{&e.data(), &e.forward_pass(), &e.loss(), &e.evaluation()};
+  parts_config.train_loader = true;
+  parts_config.test_loader = true;  // scored beside eval_split, never to choose
+  ASSIGN_OR_RETURN(Components parts, BuildComponents(parts_config));
+  const Splits& splits = parts.splits;
+  in.data.train = std::move(parts.train);
+  in.data.eval = std::move(parts.eval);
+  in.data.test = std::move(parts.test);
+  in.forward_pass = std::move(parts.forward_pass);
+  in.loss = std::move(parts.loss);
+  in.evaluator = std::move(parts.evaluator);
+  in.data.eval_sample = [data = e.data(), splits, split = parts.eval_split](int64_t samples, uint64_t seed) {
     return MakeSampleLoader(data, splits, split, samples, seed);
   };
-  // The test split, scored beside eval_split (never to choose).
-  if (e.evaluation().eval_split() != "test" && splits.test != nullptr && splits.test->size() > 0) {
-    ASSIGN_OR_RETURN(in.data.test, MakeLoader(e.data(), splits, "test"), "data (test split)");
-  }
   if (parallel) {
     ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), "data");
     ASSIGN_OR_RETURN(in.data.train_shard, ShardedLoader::Create(std::move(train), group->rank(), group->world_size()));
-    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, e.evaluation().eval_split()), "evaluation.eval_split");
+    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, parts.eval_split), "evaluation.eval_split");
     ASSIGN_OR_RETURN(in.data.eval_shard, ShardedLoader::Create(std::move(eval), group->rank(), group->world_size()));
   }
-  ASSIGN_OR_RETURN(in.forward_pass, MakeForwardPass(e.forward_pass()));  // (its errors name forward_pass)
-  {
-    Batch first;
-    RETURN_IF_ERROR(in.data.eval->Reset(0));
-    ASSIGN_OR_RETURN(bool any, in.data.eval->Next(&first));
-    if (!any) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("evaluation.eval_split: '", e.evaluation().eval_split(), "' has no samples"));
-    }
-    RETURN_IF_ERROR(in.forward_pass->InferFrom(first), "forward_pass");
-  }
-  ASSIGN_OR_RETURN(in.loss, MakeLoss(e.loss(), LossContext{in.forward_pass}), "loss");
-  ASSIGN_OR_RETURN(in.evaluator, MakeEvaluator(e.evaluation(), EvaluatorContext{in.forward_pass}), "evaluation");
 
   if (e.model().source_case() == ModelSpec::kPath) {
     ASSIGN_OR_RETURN(Model m, Model::Load(e.model().path()), "model.path");

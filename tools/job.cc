@@ -79,37 +79,18 @@ absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string
 }
 
 absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
+  if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
   Job job;
-  ASSIGN_OR_RETURN(job.splits, LoadSplits(config.data()));
-  if (with_train_loader) {
-    ASSIGN_OR_RETURN(job.train, MakeLoader(config.data(), job.splits, "train"));
-  }
-  job.eval_split = config.evaluation().eval_split().empty() ? "val" : config.evaluation().eval_split();
-  ASSIGN_OR_RETURN(job.eval, MakeLoader(config.data(), job.splits, job.eval_split), "evaluation.eval_split");
-  ASSIGN_OR_RETURN(job.forward_pass, MakeForwardPass(config.forward_pass()));
-  {
-    // The forward pass learns the input specs from a transformed batch, so
-    // passes that need random inputs (profiling, pruning analysis) work
-    // before any training step.
-    Batch first;
-    RETURN_IF_ERROR(job.eval->Reset(0));
-    ASSIGN_OR_RETURN(bool any, job.eval->Next(&first));
-    if (any) RETURN_IF_ERROR(job.forward_pass->InferFrom(first), "forward_pass");
-  }
-
+  ComponentsConfig parts{&config.data(), &config.forward_pass(), &config.loss(), &config.evaluation()};
+  parts.train_loader = with_train_loader;
+  ASSIGN_OR_RETURN(static_cast<Components&>(job), BuildComponents(parts));
   // Zoo models take their shape from a batch: [N, C, H, W] images, labels
   // in [0, classes).
   ASSIGN_OR_RETURN(Batch probe, ShapeProbe(*job.splits.train));
   ZooOptions zoo = ZooShapeFromBatch(probe);
   zoo.seed = config.seed();
-  if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
   ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(config.model(), zoo), "model");
   job.model = std::make_unique<Model>(std::move(model));
-
-  LossConfig loss = config.loss();
-  if (loss.loss_case() == LossConfig::LOSS_NOT_SET) loss.mutable_cross_entropy();
-  ASSIGN_OR_RETURN(job.loss, MakeLoss(loss, LossContext{job.forward_pass}));
-  ASSIGN_OR_RETURN(job.evaluator, MakeEvaluator(config.evaluation(), EvaluatorContext{job.forward_pass}));
   return job;
 }
 

@@ -24,24 +24,23 @@
 #include "losses/loss_function.h"
 #include "model/model.h"
 #include "tools/train_job.pb.h"
+#include "trainer/components.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
 
 absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string& directory, bool augment);
 
-struct Job {
-  Splits splits;
-  std::unique_ptr<DataLoader> train, eval;  // eval: the evaluation.eval_split loader
-  std::string eval_split;
-  std::shared_ptr<ForwardPass> forward_pass;
-  std::unique_ptr<LossFunction> loss;
-  std::unique_ptr<EvaluationFunction> evaluator;
+// The data and components (trainer/components.h, as the compression
+// engine builds them: eval is the evaluation.eval_split loader), and the
+// model.
+struct Job : Components {
   std::unique_ptr<Model> model;
 };
 
 // Validates and builds everything but the trainer; the train loader only
-// when `with_train_loader`. Errors are prefixed with the job field.
+// when `with_train_loader`. Errors are prefixed with the job field; an
+// eval split without samples is one (nothing could be scored on it).
 absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader);
 
 // The job of a compression tool run with data: `model` (file or zoo name)
