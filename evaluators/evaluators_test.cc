@@ -100,6 +100,27 @@ TEST(EvaluatorsTest, TopKAccuracy) {
   EXPECT_TRUE(m.Get("accuracy")->higher_is_better);
 }
 
+// Tied scores (int8 models' quantized logits tie often): top-1 is PyTorch's
+// argmax, the first of the tied classes, computed here by at::argmax; the
+// top-2 of a row whose three scores tie are its first two classes.
+TEST(EvaluatorsTest, TiesRankTheLowerClassFirstAsArgmaxDoes) {
+  const at::Tensor preds = at::tensor({0.5f, 0.5f, 0.1f,  //
+                                       0.2f, 0.7f, 0.7f,  //
+                                       0.3f, 0.3f, 0.3f,  //
+                                       0.3f, 0.3f, 0.3f})
+                               .view({4, 3});
+  const at::Tensor labels = at::tensor({1L, 2L, 0L, 2L});
+  const double argmax_hits = preds.argmax(1).eq(labels).sum().item<double>();
+  ASSERT_EQ(argmax_hits, 1);  // row 2 only: rows 0 and 1 tie in favour of the label's lower neighbour
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    Metrics m = Evaluate("evaluators { accuracy { top_k: [1, 2] } }", preds, labels);
+    EXPECT_THAT(m.Get("accuracy")->value, DoubleNear(100.0 * argmax_hits / 4, 1e-9));
+    // Top-2: rows 0, 1 (the label is the second of the tie), 2 (first two of
+    // three); row 3's label 2 is the third of its tie.
+    EXPECT_THAT(m.Get("top2_accuracy")->value, DoubleNear(75.0, 1e-9));
+  }
+}
+
 TEST(EvaluatorsTest, DefaultIsAccuracy) {
   Metrics m = Evaluate("", kPreds, kLabels);
   EXPECT_THAT(m.Get("accuracy")->value, DoubleNear(40.0, 1e-9));

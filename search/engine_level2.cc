@@ -63,7 +63,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Level2(const std:
         Say(absl::StrCat("  ", StopReason(), ": no time for int8 of another model"));
         break;
       }
-      Say(absl::StrFormat("  int8 of a model with more room instead: %s (%s %+.2f)", other.description(),
+      Say(absl::StrFormat("  int8 of another qualifying model instead: %s (%s %+.2f)", other.description(),
                           c_.evaluation().eval_key(), -DropOf(other.eval_metric())));
       ASSIGN_OR_RETURN(std::optional<CandidateRecord> q, Attempt("int8 of another model", Quantized(other)));
       if (!q) continue;

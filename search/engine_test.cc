@@ -265,7 +265,7 @@ TEST(EngineTest, WhenPostTrainingInt8MissesQuantizationAwareTrainingAndOtherMode
   for (const CandidateRecord& f : Int8Fallbacks(fallback, before)) expected.push_back(absl::StrCat("int8|", f.key()));
   EXPECT_FALSE(expected.empty()) << "every fp32 model scores 90, and a larger one's int8 is still smaller";
   EXPECT_EQ(std::vector<std::string>(int8_keys.begin() + 2, int8_keys.end()), expected);
-  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("int8 of a model with more room instead"));
+  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("int8 of another qualifying model instead"));
   EXPECT_FALSE(r.returned_reference);
   EXPECT_NE(r.chosen.phase(), "int8") << "neither int8 form qualifies";
 }
