@@ -13,11 +13,10 @@
 #include "common/status_macros.h"
 #include "common/threads.h"
 #include "tools/cli.h"
+#include "tools/data_flags.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, model, "", "a TorchScript file (or a zoo name: an untrained baseline)");
-ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt");
-ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(std::string, split, "test", "train, val or test");
 ABSL_FLAG(int, batch_size, 256, "evaluation batch size");
 ABSL_FLAG(bool, report, true, "add the per-class report and confusion matrix");
@@ -31,8 +30,7 @@ absl::Status Run() {
   ConfigureThreads(absl::GetFlag(FLAGS_threads));
   TrainJob config;
   config.set_model(absl::GetFlag(FLAGS_model));
-  ASSIGN_OR_RETURN(*config.mutable_data(), PresetData(absl::GetFlag(FLAGS_data),
-                                                      ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), false));
+  ASSIGN_OR_RETURN(*config.mutable_data(), RequiredDataFromFlags("evaluate", "fashion_mnist", false));
   config.mutable_data()->set_eval_batch_size(absl::GetFlag(FLAGS_batch_size));
   EvaluationConfig& e = *config.mutable_evaluation();
   e.set_eval_split(absl::GetFlag(FLAGS_split));
@@ -49,7 +47,7 @@ absl::Status Run() {
     }
   }
   ASSIGN_OR_RETURN(Metrics m, job.evaluator->Apply(*job.model, *job.eval));
-  std::printf("%s on %s/%s (%lld samples)\n", absl::GetFlag(FLAGS_model).c_str(), absl::GetFlag(FLAGS_data).c_str(),
+  std::printf("%s on %s/%s (%lld samples)\n", absl::GetFlag(FLAGS_model).c_str(), DataFlag("fashion_mnist").c_str(),
               job.eval_split.c_str(), static_cast<long long>(job.eval->num_samples()));
   for (const auto& [name, metric] : m.values()) {
     std::printf("  %-22s %10.4f  (%s is better)\n", name.c_str(), metric.value,

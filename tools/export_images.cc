@@ -18,10 +18,9 @@
 #include "data/image_export.h"
 #include "data/splits.h"
 #include "tools/cli.h"
+#include "tools/data_flags.h"
 #include "tools/job.h"
 
-ABSL_FLAG(std::string, data, "fashion_mnist", "a --data preset (fashion_mnist, mnist, cifar10, ...) or a .pbtxt");
-ABSL_FLAG(std::string, data_dir, "", "the dataset's directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(std::string, out, "", "the folder to write (required; created)");
 ABSL_FLAG(std::string, splits, "train,val,test",
           "which splits, comma-separated: train, val (the val slimfit carves when the source has none), test");
@@ -48,8 +47,8 @@ absl::Status Run() {
   o.channels = channels;
   o.jpeg = format == "jpg";
   o.quality = absl::GetFlag(FLAGS_quality);
-  ASSIGN_OR_RETURN(DataConfig data, PresetData(absl::GetFlag(FLAGS_data), ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
-                                               /*augment=*/false));
+  ASSIGN_OR_RETURN(DataConfig data, RequiredDataFromFlags("export_images", "fashion_mnist",
+                                                          /*augment=*/false));
   ASSIGN_OR_RETURN(Splits splits, LoadSplits(data));
   for (absl::string_view split : absl::StrSplit(absl::GetFlag(FLAGS_splits), ',', absl::SkipEmpty())) {
     ASSIGN_OR_RETURN(auto ds, splits.Get(split), "--splits");

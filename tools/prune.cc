@@ -11,6 +11,8 @@
 // fields are flags too (tools/pruning_flags.h). With --data the model is
 // evaluated before and after (test split) and can be fine-tuned; pruners that
 // score on data (taylor, apoz, activation_mean, slim's sparsity phase) need it.
+#include "pruners/prune.h"
+
 #include <cstdio>
 #include <string>
 
@@ -21,18 +23,16 @@
 #include "common/status_macros.h"
 #include "common/threads.h"
 #include "evaluators/profiler.h"
-#include "pruners/prune.h"
 #include "pruners/pruner.h"
 #include "tools/cli.h"
 #include "tools/compare.h"
+#include "tools/data_flags.h"
 #include "tools/job.h"
 #include "tools/pruning_flags.h"
 
 ABSL_FLAG(std::string, model, "", "TorchScript file (or a zoo name) to prune");
 ABSL_FLAG(std::string, config, "", "a PruningConfig text proto; flags override its fields");
 ABSL_FLAG(std::string, out, "", "output TorchScript file (default: runs/prune/<model>/model.pt)");
-ABSL_FLAG(std::string, data, "", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt (default: none)");
-ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(int, batch_size, 64, "fine-tuning batch size");
 ABSL_FLAG(double, lr, 0.01, "fine-tuning learning rate (SGD, momentum 0.9, cosine)");
 ABSL_FLAG(int, threads, 1, "intra-op threads");
@@ -49,7 +49,7 @@ absl::Status Run() {
   RETURN_IF_ERROR(ValidatePruningConfig(config));
   ASSIGN_OR_RETURN(std::unique_ptr<Pruner> probe, MakePruner(config));
   const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
-  const bool with_data = !absl::GetFlag(FLAGS_data).empty();
+  const bool with_data = DataFlag(kNoData) != kNoData;
   if (!with_data && (probe->needs_data() || config.finetune_epochs() > 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--data: required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
@@ -57,10 +57,8 @@ absl::Status Run() {
         ", e.g. --data=fashion_mnist"));
   }
 
-  ASSIGN_OR_RETURN(ToolSubject subject,
-                   LoadToolSubject(spec, with_data, absl::GetFlag(FLAGS_data),
-                                   ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), absl::GetFlag(FLAGS_batch_size),
-                                   absl::GetFlag(FLAGS_seed)));
+  ASSIGN_OR_RETURN(ToolSubject subject, LoadToolSubject(spec, with_data, DataFlag(kNoData), DataDirFlag(),
+                                                        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed)));
   if (subject.job) {
     const int epochs = std::max(1, config.has_agp() ? config.agp().epochs() : config.finetune_epochs());
     *subject.config.mutable_full_trainer() =

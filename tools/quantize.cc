@@ -13,6 +13,8 @@
 // QAT and evaluation use --data (default fashion_mnist: the train split
 // calibrates and trains, the val split decides mixed precision, the test
 // split is reported).
+#include "quantizers/quantize.h"
+
 #include <cstdio>
 #include <string>
 
@@ -25,18 +27,15 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/threads.h"
-#include "quantizers/quantize.h"
 #include "tools/cli.h"
 #include "tools/compare.h"
+#include "tools/data_flags.h"
 #include "tools/job.h"
 #include "tools/pruning_flags.h"
 
 ABSL_FLAG(std::string, model, "", "TorchScript file (or a zoo name) to quantize");
 ABSL_FLAG(std::string, config, "", "a QuantizationConfig text proto; flags override its fields");
 ABSL_FLAG(std::string, out, "", "output TorchScript file (default: runs/quantize/<model>/model.pt)");
-ABSL_FLAG(std::string, data, "fashion_mnist",
-          "fashion_mnist, mnist, cifar10, cifar100, synthetic, or none (weight-only without data)");
-ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(int, batch_size, 64, "calibration / QAT batch size");
 ABSL_FLAG(double, lr, 0.001, "QAT learning rate (SGD, momentum 0.9, cosine)");
 ABSL_FLAG(int, threads, 1, "intra-op threads");
@@ -108,7 +107,7 @@ absl::Status Run() {
   if (spec.empty()) return absl::InvalidArgumentError("--model: required (a TorchScript file or a zoo name)");
   ASSIGN_OR_RETURN(QuantizationConfig config, ConfigFromFlags());
   const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
-  const bool with_data = absl::GetFlag(FLAGS_data) != "none";
+  const bool with_data = DataFlag("fashion_mnist") != kNoData;
   if (!with_data && config.weight_only().bits() == 0) {
     return absl::InvalidArgumentError(
         "--data: int8 quantization calibrates on data (e.g. --data=fashion_mnist); only --weight_only_bits works "
@@ -116,10 +115,8 @@ absl::Status Run() {
   }
   RETURN_IF_ERROR(SetQuantizedEngine(config.engine()));
 
-  ASSIGN_OR_RETURN(ToolSubject subject,
-                   LoadToolSubject(spec, with_data, absl::GetFlag(FLAGS_data),
-                                   ResolveUserPath(absl::GetFlag(FLAGS_data_dir)), absl::GetFlag(FLAGS_batch_size),
-                                   absl::GetFlag(FLAGS_seed)));
+  ASSIGN_OR_RETURN(ToolSubject subject, LoadToolSubject(spec, with_data, DataFlag("fashion_mnist"), DataDirFlag(),
+                                                        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_seed)));
   if (subject.job) {
     *subject.config.mutable_full_trainer() = FineTuneConfig(absl::GetFlag(FLAGS_lr), std::max(1, config.qat().epochs()),
                                                 subject.job->train->num_batches(), absl::GetFlag(FLAGS_seed));

@@ -28,16 +28,15 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/threads.h"
-#include "evaluators/profiler.h"
 #include "data/sharded_loader.h"
+#include "evaluators/profiler.h"
 #include "tools/cli.h"
+#include "tools/data_flags.h"
 #include "tools/distributed_flags.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, config, "", "a TrainJob text proto (tools/train_job.proto); flags override it");
 ABSL_FLAG(std::string, model, "lenet5", "zoo model name, or a TorchScript file to fine-tune");
-ABSL_FLAG(std::string, data, "fashion_mnist", "fashion_mnist, mnist, cifar10, cifar100, image_folder (--data_dir: its root), synthetic, or a DataConfig .pbtxt");
-ABSL_FLAG(std::string, data_dir, "", "dataset directory (default for fashion_mnist: Debian's)");
 ABSL_FLAG(bool, augment, false, "random crop with padding + horizontal flip on train batches");
 ABSL_FLAG(int, epochs, 5, "training epochs");
 ABSL_FLAG(int, batch_size, 64, "training batch size");
@@ -63,9 +62,7 @@ absl::StatusOr<TrainJob> JobFromFlags() {
   const bool defaults = config.empty();
   if (defaults || Given("model")) job.set_model(absl::GetFlag(FLAGS_model));
   if (defaults || Given("data") || Given("data_dir") || Given("augment")) {
-    ASSIGN_OR_RETURN(DataConfig data, PresetData(absl::GetFlag(FLAGS_data),
-                                                 ResolveUserPath(absl::GetFlag(FLAGS_data_dir)),
-                                                 absl::GetFlag(FLAGS_augment)));
+    ASSIGN_OR_RETURN(DataConfig data, RequiredDataFromFlags("train", "fashion_mnist", absl::GetFlag(FLAGS_augment)));
     *job.mutable_data() = data;
   }
   DataConfig& d = *job.mutable_data();
