@@ -1,6 +1,8 @@
 #include "search/decision.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -83,29 +85,21 @@ std::vector<CandidateRecord> Int8Fallbacks(const Int8FallbackInputs& in, const s
   if (chosen_objective <= 0) return {};
   const double effect = objective(*in.int8) / chosen_objective;  // what int8 did to the chosen model
   const double room = drop(*in.chosen);
-  std::vector<std::pair<double, const CandidateRecord*>> picks;
+  // One model per shape (the same MACs and parameters: a candidate and its
+  // final fine-tune), the one with the most room.
+  std::map<std::pair<int64_t, int64_t>, const CandidateRecord*> by_shape;
   auto consider = [&](const CandidateRecord& r) {
-    if (r.key() == in.chosen->key()) return;
-    if (drop(r) > in.delta + 1e-9 || drop(r) > room + 1e-9) return;
-    const double predicted = objective(r) * effect;
-    if (predicted >= chosen_objective) return;
-    // One model per shape (a candidate and its final fine-tune): the one
-    // with the most room.
-    for (auto& [p, other] : picks) {
-      if (other->macs() == r.macs() && other->params() == r.params()) {
-        if (drop(r) < drop(*other)) {
-          p = predicted;
-          other = &r;
-        }
-        return;
-      }
-    }
-    picks.emplace_back(predicted, &r);
+    if (r.key() == in.chosen->key() || drop(r) > in.delta + 1e-9 || drop(r) > room + 1e-9) return;
+    if (objective(r) * effect >= chosen_objective) return;
+    const CandidateRecord*& kept = by_shape[{r.macs(), r.params()}];
+    if (kept == nullptr || drop(r) < drop(*kept)) kept = &r;
   };
   for (const CandidateRecord& r : records) {
     if ((r.phase() == "candidate" || r.phase() == "final") && !r.model_file().empty()) consider(r);
   }
   consider(ref);
+  std::vector<std::pair<double, const CandidateRecord*>> picks;  // (predicted int8 objective, record)
+  for (const auto& [shape, r] : by_shape) picks.emplace_back(objective(*r) * effect, r);
   std::sort(picks.begin(), picks.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : a.second->key() < b.second->key();
   });

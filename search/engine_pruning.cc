@@ -12,7 +12,6 @@
 #include "absl/strings/str_join.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
-#include "evaluators/profiler.h"
 #include "graph/depth.h"
 #include "graph/freeze.h"
 #include "pruners/plan.h"
@@ -67,22 +66,9 @@ absl::StatusOr<double> Engine::Search::LatencyVsReference(const Model& cut) {
     frozen_reference_.emplace(std::move(f));
   }
   ASSIGN_OR_RETURN(Model frozen, FrozenForInference(cut), "freezing a sensitivity cut to time it");
-  ProfilerConfig timing;
-  timing.set_batch_size(kLatencyBatch);
-  timing.set_runs(8);
-  timing.set_warmup_runs(2);
-  timing.set_threads(c_.threads());
-  // [model][batch]: the fastest median of the rounds.
-  double best[2][2] = {{1e300, 1e300}, {1e300, 1e300}};
-  for (int round = 0; round < 2; ++round) {
-    for (int i = 0; i < 2; ++i) {
-      ASSIGN_OR_RETURN(CostReport cost, ProfileModel(i == 0 ? *frozen_reference_ : frozen, *e_.forward_pass_, timing),
-                       "timing a sensitivity cut");
-      if (cost.latency.size() != 2) return absl::InternalError("the profiler timed no latency");
-      for (int b = 0; b < 2; ++b) best[i][b] = std::min(best[i][b], cost.latency[b].median_ms);
-    }
-  }
-  return 0.5 * (best[1][0] / std::max(1e-9, best[0][0]) + best[1][1] / std::max(1e-9, best[0][1]));
+  ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed,
+                   TimedInTurns({&*frozen_reference_, &frozen}, /*rounds=*/2, /*runs=*/8), "timing a sensitivity cut");
+  return ObjectiveValue(CompressionConfig::LATENCY, /*reference=*/timed[0], timed[1]);
 }
 
 void Engine::Search::WeighByLatency(const std::map<std::string, double>& savings) {
@@ -351,8 +337,6 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   }
   std::vector<CandidateRecord> measured(shapes.size());
   if (shapes.size() > 1) {
-    // Timed in turns, three rounds, each variant's fastest round kept: a
-    // busy machine's drift falls on every variant alike.
     std::vector<Model> frozen;
     for (size_t i = 0; i < shapes.size(); ++i) {
       ASSIGN_OR_RETURN(Model cut, Cut(e_.model_, "l1_filter", shapes[i], 0, false));
@@ -362,18 +346,14 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
       measured[i].set_macs(macs);
       variants[i].macs = macs;
     }
-    for (int round = 0; round < 3; ++round) {
-      for (size_t i = 0; i < shapes.size(); ++i) {
-        CandidateRecord t;
-        RETURN_IF_ERROR(MeasureDeployed(frozen[i], &t));
-        if (round == 0 || t.latency_b1_ms() < measured[i].latency_b1_ms())
-          measured[i].set_latency_b1_ms(t.latency_b1_ms());
-        if (round == 0 || t.latency_bn_ms() < measured[i].latency_bn_ms())
-          measured[i].set_latency_bn_ms(t.latency_bn_ms());
-        measured[i].set_serialized_bytes(t.serialized_bytes());
-      }
+    std::vector<Model*> deployed;
+    for (Model& f : frozen) deployed.push_back(&f);
+    ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed, TimedInTurns(deployed, /*rounds=*/3));
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      timed[i].set_macs(measured[i].macs());
+      measured[i] = timed[i];
+      variants[i].latency = Objective(measured[i]);
     }
-    for (size_t i = 0; i < shapes.size(); ++i) variants[i].latency = Objective(measured[i]);
   }
   const size_t pick = shapes.size() > 1 ? PickWidthVariant(variants) : 0;
   CandidateRecord rec = measured[pick];

@@ -50,10 +50,10 @@ absl::Status Engine::Search::Measure(Model& trainable, Model* deployed, Candidat
   return MeasureDeployed(*deployed, rec);
 }
 
-absl::Status Engine::Search::MeasureDeployed(Model& deployed, CandidateRecord* rec) {
+absl::Status Engine::Search::MeasureDeployed(Model& deployed, CandidateRecord* rec, int runs) {
   ProfilerConfig timing;
   timing.set_batch_size(kLatencyBatch);
-  timing.set_runs(comp_.deepsearch() ? 30 : 20);
+  timing.set_runs(runs > 0 ? runs : comp_.deepsearch() ? 30 : 20);
   timing.set_warmup_runs(3);
   timing.set_threads(c_.threads());
   ASSIGN_OR_RETURN(CostReport deployed_cost, ProfileModel(deployed, *e_.forward_pass_, timing), "timing");
@@ -63,6 +63,21 @@ absl::Status Engine::Search::MeasureDeployed(Model& deployed, CandidateRecord* r
     rec->set_latency_bn_ms(deployed_cost.latency[1].median_ms);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CandidateRecord>> Engine::Search::TimedInTurns(const std::vector<Model*>& deployed,
+                                                                          int rounds, int runs) {
+  std::vector<CandidateRecord> best(deployed.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t i = 0; i < deployed.size(); ++i) {
+      CandidateRecord t;
+      RETURN_IF_ERROR(MeasureDeployed(*deployed[i], &t, runs));
+      if (round == 0 || t.latency_b1_ms() < best[i].latency_b1_ms()) best[i].set_latency_b1_ms(t.latency_b1_ms());
+      if (round == 0 || t.latency_bn_ms() < best[i].latency_bn_ms()) best[i].set_latency_bn_ms(t.latency_bn_ms());
+      best[i].set_serialized_bytes(t.serialized_bytes());
+    }
+  }
+  return best;
 }
 
 absl::StatusOr<int64_t> Engine::Search::Macs(Model& m) {

@@ -98,8 +98,14 @@ class Engine::Search : public SearchContext {
   // Metric, counts (from `trainable`) and deployed size and latency (from
   // `deployed`: the frozen or int8 model).
   absl::Status Measure(Model& trainable, Model* deployed, CandidateRecord* rec);
-  // Serialized size and latency (batch 1 and kLatencyBatch) of a deployed model.
-  absl::Status MeasureDeployed(Model& deployed, CandidateRecord* rec);
+  // Serialized size and latency (batch 1 and kLatencyBatch) of a deployed
+  // model, `runs` timed runs per batch size (0: 20, deepsearch 30).
+  absl::Status MeasureDeployed(Model& deployed, CandidateRecord* rec, int runs = 0);
+  // Deployed models timed in turns over `rounds` rounds, each keeping its
+  // fastest round (a busy machine's drift falls on every model alike):
+  // their serialized size and latencies, in order.
+  absl::StatusOr<std::vector<CandidateRecord>> TimedInTurns(const std::vector<Model*>& deployed, int rounds,
+                                                            int runs = 0);
   absl::StatusOr<int64_t> Macs(Model& m);
   bool Qualifies(double value) const { return DropOf(value) <= comp_.delta() + 1e-9; }
 
