@@ -1,0 +1,77 @@
+// File: common/field_error.h
+//
+// One grammar for every error about a field of a configuration (an
+// experiment, a proto message, a command-line flag):
+//
+//     <path>: <problem>[, got <value>][; valid: <what would be>]
+//
+//   full_trainer.optimizer.lr: not positive, got -0.1; valid: > 0
+//   data.splits[1].fraction: out of range, got 1.5; valid: (0, 1]
+//   --data: not a known dataset, got "mnits"; valid: cifar10, fashion_mnist, ...
+//
+// <path> is dotted from the outermost message down, with [i] for an element of
+// a repeated field, and "--name" for a flag. A validator names fields relative
+// to the message it was given; its caller, which knows where that message sits,
+// roots the error with AtField:
+//
+//   absl::Status CheckOptimizer(const OptimizerConfig& c) {
+//     if (!(c.lr() > 0)) return FieldError("lr", "not positive", c.lr(), "> 0");
+//     ...
+//   }
+//   RETURN_IF_ERROR(CheckOptimizer(c.optimizer()), AtField("full_trainer.optimizer"));
+//   // -> "full_trainer.optimizer.lr: not positive, got -0.1; valid: > 0"
+//
+// The path travels in a payload beside the message, so AtField re-roots only
+// errors made here; any other error under AtField("x") reads "x: <message>",
+// as WithContext's plain context does. Each part ends up named once.
+#ifndef SLIMFIT_COMMON_FIELD_ERROR_H_
+#define SLIMFIT_COMMON_FIELD_ERROR_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+
+namespace slimfit {
+
+// "<path>: <problem>", InvalidArgument, with the path as a payload.
+absl::Status FieldError(absl::string_view path, absl::string_view problem);
+// "<path>: <problem>, got <got>".
+absl::Status FieldError(absl::string_view path, absl::string_view problem, const absl::AlphaNum& got);
+// "<path>: <problem>, got <got>; valid: <valid>".
+absl::Status FieldError(absl::string_view path, absl::string_view problem, const absl::AlphaNum& got,
+                        absl::string_view valid);
+// The same with another code (NotFound for a missing file, FailedPrecondition
+// for a field that contradicts the model, ...). An empty `got` or `valid` is
+// left out.
+absl::Status FieldErrorWithCode(absl::StatusCode code, absl::string_view path, absl::string_view problem,
+                                absl::string_view got, absl::string_view valid);
+
+// A path root for RETURN_IF_ERROR / ASSIGN_OR_RETURN's context argument.
+struct AtField {
+  explicit AtField(absl::string_view p) : path(p) {}
+  std::string path;
+};
+
+// `status` under `field.path`: a field error's path gets the root in front
+// ("lr" under "full_trainer.optimizer" is "full_trainer.optimizer.lr");
+// any other error's message gets "<path>: " in front. OK stays OK.
+absl::Status WithContext(const absl::Status& status, const AtField& field);
+
+// The path a field error names, if `status` is one.
+std::optional<std::string> FieldPathOf(const absl::Status& status);
+
+// "parent.child"; "parent[i]" when child is "[i]"; either part alone when the
+// other is empty.
+std::string JoinFieldPath(absl::string_view parent, absl::string_view child);
+// "field[i]".
+std::string IndexedField(absl::string_view field, int index);
+// A user's string quoted as it would be written in a text proto: "name".
+std::string Quoted(absl::string_view text);
+
+}  // namespace slimfit
+
+#endif  // SLIMFIT_COMMON_FIELD_ERROR_H_
