@@ -9,10 +9,31 @@ namespace {
 
 constexpr char kPathPayload[] = "type.slimfit/field_path";
 
+// The payload is "<path>\0<rest>": the message is rebuilt from it only while
+// it still reads "<path>: <rest>" (or "<rest>" at the root).
 absl::Status Make(absl::StatusCode code, absl::string_view path, absl::string_view rest) {
-  absl::Status s(code, absl::StrCat(path, ": ", rest));
-  s.SetPayload(kPathPayload, absl::Cord(path));
+  absl::Status s(code, path.empty() ? std::string(rest) : absl::StrCat(path, ": ", rest));
+  s.SetPayload(kPathPayload, absl::Cord(absl::StrCat(path, std::string(1, '\0'), rest)));
   return s;
+}
+
+struct Parts {
+  std::string path, rest;
+};
+
+std::optional<Parts> PartsOf(const absl::Status& status) {
+  if (status.ok()) return std::nullopt;
+  auto payload = status.GetPayload(kPathPayload);
+  if (!payload.has_value()) return std::nullopt;
+  const std::string flat(*payload);
+  const size_t cut = flat.find('\0');
+  if (cut == std::string::npos) return std::nullopt;
+  Parts p{flat.substr(0, cut), flat.substr(cut + 1)};
+  const std::string expected = p.path.empty() ? p.rest : absl::StrCat(p.path, ": ", p.rest);
+  // A plain context put in front since (WithContext with a string) makes it a
+  // sentence, not a path.
+  if (status.message() != expected) return std::nullopt;
+  return p;
 }
 
 std::string Rest(absl::string_view problem, absl::string_view got, absl::string_view valid) {
@@ -43,22 +64,17 @@ absl::Status FieldErrorWithCode(absl::StatusCode code, absl::string_view path, a
 }
 
 std::optional<std::string> FieldPathOf(const absl::Status& status) {
-  if (status.ok()) return std::nullopt;
-  auto path = status.GetPayload(kPathPayload);
-  if (!path.has_value()) return std::nullopt;
-  std::string p(*path);
-  // Only while the message still starts with it: a plain context put in front
-  // since (WithContext with a string) makes it a sentence, not a path.
-  if (!absl::StartsWith(status.message(), absl::StrCat(p, ": "))) return std::nullopt;
-  return p;
+  std::optional<Parts> p = PartsOf(status);
+  if (!p.has_value()) return std::nullopt;
+  return p->path;
 }
 
 absl::Status WithContext(const absl::Status& status, const AtField& field) {
   if (status.ok() || field.path.empty()) return status;
-  std::optional<std::string> path = FieldPathOf(status);
-  if (!path.has_value()) return WithContext(status, absl::string_view(field.path));
-  const std::string joined = JoinFieldPath(field.path, *path);
-  absl::Status out = Make(status.code(), joined, status.message().substr(path->size() + 2));
+  std::optional<Parts> p = PartsOf(status);
+  if (!p.has_value()) return WithContext(status, absl::string_view(field.path));
+  absl::Status out = Make(status.code(), JoinFieldPath(field.path, p->path), p->rest);
+
   status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     if (url != kPathPayload) out.SetPayload(url, payload);
   });

@@ -37,7 +37,10 @@
 
 namespace slimfit {
 
-// "<path>: <problem>", InvalidArgument, with the path as a payload.
+// "<path>: <problem>", InvalidArgument, with the path as a payload. An empty
+// path names the message the validator was given; its caller's AtField fills
+// it in.
+
 absl::Status FieldError(absl::string_view path, absl::string_view problem);
 // "<path>: <problem>, got <got>".
 absl::Status FieldError(absl::string_view path, absl::string_view problem, const absl::AlphaNum& got);

@@ -80,7 +80,16 @@ TEST(FieldErrorTest, APlainContextInFrontEndsThePath) {
   EXPECT_EQ(WithContext(s, AtField("x")).message(), "x: while loading e.pbtxt: lr: not positive, got 0");
 }
 
+TEST(FieldErrorTest, AnEmptyPathIsTheMessageItself) {
+  absl::Status s = FieldError("", "no optimizer chosen", "", "adam, sgd");
+  EXPECT_EQ(s.message(), "no optimizer chosen; valid: adam, sgd");
+  EXPECT_THAT(FieldPathOf(s), Optional(Eq("")));
+  EXPECT_EQ(WithContext(s, AtField("full_trainer.optimizer")).message(),
+            "full_trainer.optimizer: no optimizer chosen; valid: adam, sgd");
+}
+
 TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
+
   absl::Status s = FieldError("lr", "bad");
   s.SetPayload("type.test/extra", absl::Cord("kept"));
   absl::Status rooted = WithContext(s, AtField("optimizer"));

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "common/regex.h"
 
 #include "absl/strings/str_cat.h"
@@ -12,8 +13,8 @@ absl::StatusOr<std::unique_ptr<RE2>> CompileUserRegex(absl::string_view pattern,
   options.set_max_mem(8 << 20);
   auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
   if (!re->ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": invalid regex \"", pattern,
-                                                   "\": ", re->error()));
+    return FieldError(field, absl::StrCat("not an RE2 regex (", re->error(), ")"), Quoted(pattern));
+
   }
   return re;
 }

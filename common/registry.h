@@ -68,16 +68,18 @@ class Registry {
     }
   }
 
-  // The factory registered under `name`, or NotFound listing what is.
+  // The factory registered under `name`, or NotFound listing what is, in the
+  // field-error grammar (common/field_error.h) without a path: the caller
+  // names the field with AtField.
   absl::StatusOr<Factory> Get(absl::string_view name) const {
     absl::MutexLock lock(&mu_);
     auto it = factories_.find(std::string(name));
     if (it == factories_.end()) {
       return absl::NotFoundError(absl::StrCat(
-          kind_, " \"", name, "\" is not registered (registered: ",
-          factories_.empty() ? "none" : absl::StrJoin(NamesLocked(), ", "),
-          ")"));
+          "not a registered ", kind_, ", got \"", name, "\"; valid: ",
+          factories_.empty() ? "none registered" : absl::StrJoin(NamesLocked(), ", ")));
     }
+
     return it->second;
   }
 

@@ -34,13 +34,14 @@ TEST(RegistryTest, StaticRegistrationsAreFoundByName) {
 TEST(RegistryTest, UnknownNameIsNotFoundAndListsRegisteredNames) {
   EXPECT_THAT(TestRegistry().Get("tow"),
               StatusIs(absl::StatusCode::kNotFound,
-                       "widget \"tow\" is not registered (registered: one, two)"));
+                       "not a registered widget, got \"tow\"; valid: one, two"));
 }
 
 TEST(RegistryTest, EmptyRegistrySaysNone) {
   Registry<IntFactory> empty("gadget");
   EXPECT_THAT(empty.Get("x"), StatusIs(absl::StatusCode::kNotFound,
-                                       HasSubstr("(registered: none)")));
+                                       HasSubstr("valid: none registered")));
+
 }
 
 TEST(RegistryTest, NamesAreSorted) {

@@ -21,18 +21,22 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace slimfit {
 
-// Returns `status` with `context + ": "` prepended to its message; OK stays OK.
+// Returns `status` with `context + ": "` prepended to its message, payloads
+// kept; OK stays OK. (common/field_error.h overloads it for field paths.)
 inline absl::Status WithContext(const absl::Status& status,
                                 absl::string_view context) {
   if (status.ok() || context.empty()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat(context, ": ", status.message()));
+  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
+
 
 namespace internal_status_macros {
 inline const absl::Status& AsStatus(const absl::Status& s) { return s; }

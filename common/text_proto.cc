@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "common/text_proto.h"
 
 #include <google/protobuf/io/tokenizer.h>
@@ -94,10 +95,8 @@ absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& 
                                                absl::string_view oneof_name, absl::string_view context,
                                                const std::vector<std::string>& valid) {
   std::string name = SetOneofField(message, oneof_name);
-  if (name.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ": required (one of: ", absl::StrJoin(valid, ", "), ")"));
-  }
+  if (name.empty()) return FieldError(context, absl::StrCat("no ", oneof_name, " set"), "", absl::StrJoin(valid, ", "));
+
   return name;
 }
 

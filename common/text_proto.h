@@ -53,8 +53,10 @@ std::vector<std::string> OneofFieldNames(const google::protobuf::Message& messag
 // `oneof_name`; false, and nothing changed, when the oneof has no such field.
 bool SelectOneofField(google::protobuf::Message* message, absl::string_view oneof_name, absl::string_view field);
 
-// The same as SetOneofField, but an unset oneof is InvalidArgument
-// "<context>: required (one of: <valid, comma-separated>)".
+// The same as SetOneofField, but an unset oneof is the field error
+// "<context>: no <oneof_name> set; valid: <valid, comma-separated>"
+// (common/field_error.h; an empty context names the message itself).
+
 absl::StatusOr<std::string> RequiredOneofField(const google::protobuf::Message& message,
                                                absl::string_view oneof_name, absl::string_view context,
                                                const std::vector<std::string>& valid);

@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 
 namespace slimfit {
 
@@ -52,9 +53,7 @@ template <typename Fn>
 absl::Status TorchCall(absl::string_view context, Fn&& fn) {
   try {
     if constexpr (std::is_same_v<std::invoke_result_t<Fn>, absl::Status>) {
-      absl::Status s = std::forward<Fn>(fn)();
-      if (s.ok() || context.empty()) return s;
-      return absl::Status(s.code(), std::string(context) + ": " + std::string(s.message()));
+      return WithContext(std::forward<Fn>(fn)(), context);
     } else {
       std::forward<Fn>(fn)();
       return absl::OkStatus();
@@ -72,8 +71,8 @@ Out TorchCallOr(absl::string_view context, Fn&& fn) {
   try {
     Out out = std::forward<Fn>(fn)();
     if (out.ok() || context.empty()) return out;
-    return absl::Status(out.status().code(),
-                        std::string(context) + ": " + std::string(out.status().message()));
+    return WithContext(out.status(), context);
+
   } catch (...) {
     return StatusFromCurrentException(context);
   }

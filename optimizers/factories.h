@@ -61,12 +61,14 @@ class NativeSchedulerFactory {
 };
 
 // Registered by the oneof names: sgd, adam, adamw, rmsprop, adagrad.
-// Validates the config now (errors "optimizer.<field>: ...").
+// Validates the config now. Errors name fields relative to `config`
+// ("lr: ...", common/field_error.h); the caller roots them with AtField.
 absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> MakeOptimizerFactory(const OptimizerConfig& config);
 
 // step, multistep, exponential, multiplicative, cosine, one_cycle,
 // reduce_on_plateau. An empty config makes a factory of constant-lr
-// schedulers. Errors "scheduler.<field>: ...".
+// schedulers. Errors name fields relative to `config`, as above.
+
 absl::StatusOr<std::unique_ptr<NativeSchedulerFactory>> MakeSchedulerFactory(const SchedulerConfig& config);
 
 // The registries behind the two functions above (for the "every name is

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/regex.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -25,8 +26,7 @@ absl::Status Range(const std::string& field, double v, double lo, double hi, boo
                    bool hi_open) {
   const bool ok = (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(field, ": must be in ", lo_open ? "(" : "[", lo, ", ",
-                                                 hi, hi_open ? ")" : "]", ", got ", v));
+  return FieldError(field, "out of range", v, absl::StrCat(lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]"));
 }
 
 struct GroupSpec {
@@ -47,7 +47,7 @@ class ConfigOptimizerFactory : public NativeOptimizerFactory {
     bool needs_graph = false;
     for (const auto& g : groups_) needs_graph |= g.kind == ParamGroupConfig::NORM;
     if (needs_graph) {
-      ASSIGN_OR_RETURN(LayerTable table, BuildLayerTable(model), "optimizer.param_groups");
+      ASSIGN_OR_RETURN(LayerTable table, BuildLayerTable(model), AtField("param_groups"));
       for (const Layer& l : table.layers) {
         if (l.op_type == "BatchNorm" || l.op_type == "LayerNorm" || l.op_type == "GroupNorm") {
           norm_params.insert(l.parameters.begin(), l.parameters.end());
@@ -72,7 +72,7 @@ class ConfigOptimizerFactory : public NativeOptimizerFactory {
       }
       buckets[chosen].push_back(p);
     }
-    return TorchCallOr("optimizer", [&]() -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
+    return TorchCallOr("", [&]() -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
       std::vector<torch::optim::OptimizerParamGroup> param_groups;
       for (size_t i = 0; i <= groups_.size(); ++i) {
         if (buckets[i].empty()) continue;
@@ -82,7 +82,7 @@ class ConfigOptimizerFactory : public NativeOptimizerFactory {
         param_groups.emplace_back(buckets[i], Options(lr, wd));
       }
       if (param_groups.empty()) {
-        return absl::FailedPreconditionError("optimizer: the model has no trainable parameters");
+        return absl::FailedPreconditionError("the model has no trainable parameters to optimize");
       }
       return MakeOptimizer(std::move(param_groups));
     });
@@ -167,7 +167,9 @@ absl::Status ValidateSpecific(const OptimizerConfig& c) {
       RETURN_IF_ERROR(Range("sgd.momentum", c.sgd().momentum(), 0, 1, false, true));
       RETURN_IF_ERROR(Range("sgd.dampening", c.sgd().dampening(), 0, 1, false, false));
       if (c.sgd().nesterov() && (c.sgd().momentum() <= 0 || c.sgd().dampening() != 0)) {
-        return absl::InvalidArgumentError("sgd.nesterov: requires momentum > 0 and dampening 0");
+        return FieldError("sgd.nesterov", "needs sgd.momentum > 0 and sgd.dampening 0",
+                          absl::StrCat("momentum ", c.sgd().momentum(), ", dampening ", c.sgd().dampening()),
+                          "nesterov: false, or momentum > 0 with dampening 0");
       }
       return absl::OkStatus();
     case OptimizerConfig::kAdam:
@@ -177,7 +179,7 @@ absl::Status ValidateSpecific(const OptimizerConfig& c) {
       if (a.has_beta1()) RETURN_IF_ERROR(Range(n + ".beta1", a.beta1(), 0, 1, false, true));
       if (a.has_beta2()) RETURN_IF_ERROR(Range(n + ".beta2", a.beta2(), 0, 1, false, true));
       if (a.has_eps() && !(a.eps() > 0)) {
-        return absl::InvalidArgumentError(absl::StrCat(n, ".eps: must be > 0, got ", a.eps()));
+        return FieldError(n + ".eps", "not positive", a.eps(), "> 0");
       }
       return absl::OkStatus();
     }
@@ -187,7 +189,7 @@ absl::Status ValidateSpecific(const OptimizerConfig& c) {
       return absl::OkStatus();
     case OptimizerConfig::kAdagrad:
       if (c.adagrad().lr_decay() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("adagrad.lr_decay: must be >= 0, got ", c.adagrad().lr_decay()));
+        return FieldError("adagrad.lr_decay", "negative", c.adagrad().lr_decay(), ">= 0");
       }
       return absl::OkStatus();
     case OptimizerConfig::OPTIMIZER_NOT_SET:
@@ -197,9 +199,9 @@ absl::Status ValidateSpecific(const OptimizerConfig& c) {
 }
 
 absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> FromConfig(const OptimizerConfig& c) {
-  if (!(c.lr() > 0)) return absl::InvalidArgumentError(absl::StrCat("lr: required, must be > 0, got ", c.lr()));
+  if (!(c.lr() > 0)) return FieldError("lr", "required, and positive", c.lr(), "> 0");
   if (c.has_weight_decay() && c.weight_decay() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("weight_decay: must be >= 0, got ", c.weight_decay()));
+    return FieldError("weight_decay", "negative", c.weight_decay(), ">= 0");
   }
   RETURN_IF_ERROR(ValidateSpecific(c));
   std::vector<GroupSpec> groups;
@@ -209,7 +211,7 @@ absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> FromConfig(const Optimiz
   }
   for (int i = 0; i < c.param_groups_size(); ++i) {
     const auto& g = c.param_groups(i);
-    const std::string where = absl::StrCat("param_groups[", i, "]");
+    const std::string where = IndexedField("param_groups", i);
     GroupSpec spec;
     if (!g.name_regex().empty()) {
       ASSIGN_OR_RETURN(spec.regex, CompileUserRegex(g.name_regex(), where + ".name_regex"));
@@ -217,13 +219,13 @@ absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> FromConfig(const Optimiz
     spec.kind = g.kind();
     if (g.has_weight_decay()) {
       if (g.weight_decay() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".weight_decay: must be >= 0, got ", g.weight_decay()));
+        return FieldError(where + ".weight_decay", "negative", g.weight_decay(), ">= 0");
       }
       spec.weight_decay = g.weight_decay();
     }
     if (g.has_lr_scale()) {
       if (!(g.lr_scale() > 0)) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".lr_scale: must be > 0, got ", g.lr_scale()));
+        return FieldError(where + ".lr_scale", "not positive", g.lr_scale(), "> 0");
       }
       spec.lr_scale = g.lr_scale();
     }
@@ -246,10 +248,10 @@ Registry<OptimizerMaker>& OptimizerRegistry() {
 }
 
 absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> MakeOptimizerFactory(const OptimizerConfig& config) {
-  ASSIGN_OR_RETURN(const std::string name,
-                   RequiredOneofField(config, "optimizer", "optimizer", OptimizerRegistry().Names()));
-  ASSIGN_OR_RETURN(OptimizerMaker maker, OptimizerRegistry().Get(name), "optimizer");
-  return TorchCallOr("optimizer", [&] { return maker(config); });
+  ASSIGN_OR_RETURN(const std::string name, RequiredOneofField(config, "optimizer", "", OptimizerRegistry().Names()));
+  ASSIGN_OR_RETURN(OptimizerMaker maker, OptimizerRegistry().Get(name), AtField(name));
+  return TorchCallOr("", [&] { return maker(config); });
+
 }
 
 }  // namespace slimfit

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "common/field_error.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
@@ -156,65 +157,76 @@ TEST(OptimizersTest, EveryConfigChoiceIsRegistered) {
   }
 }
 
+// As the trainer calls them: the errors' paths rooted at full_trainer.
 absl::Status OptError(const std::string& text) {
   OptimizerConfig c;
   EXPECT_OK(ParseTextProto(text, "t", &c));
-  return MakeOptimizerFactory(c).status();
+  return WithContext(MakeOptimizerFactory(c).status(), AtField("full_trainer.optimizer"));
 }
 absl::Status SchedError(const std::string& text) {
   SchedulerConfig c;
   EXPECT_OK(ParseTextProto(text, "t", &c));
-  return MakeSchedulerFactory(c).status();
+  return WithContext(MakeSchedulerFactory(c).status(), AtField("full_trainer.scheduler"));
 }
 
 TEST(OptimizersTest, BadConfigsNameTheField) {
-  EXPECT_THAT(OptError("lr: 0.1"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                            "optimizer: required (one of: adagrad, adam, adamw, rmsprop, sgd)"));
-  EXPECT_THAT(OptError("sgd {}"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                           "optimizer: lr: required, must be > 0, got 0"));
+  const auto invalid = [](const std::string& message) {
+    return StatusIs(absl::StatusCode::kInvalidArgument, message);
+  };
+  EXPECT_THAT(OptError("lr: 0.1"),
+              invalid("full_trainer.optimizer: no optimizer set; valid: adagrad, adam, adamw, rmsprop, sgd"));
+  EXPECT_THAT(OptError("sgd {}"), invalid("full_trainer.optimizer.lr: required, and positive, got 0; valid: > 0"));
   EXPECT_THAT(OptError("sgd { momentum: 1.5 } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "optimizer: sgd.momentum: must be in [0, 1), got 1.5"));
+              invalid("full_trainer.optimizer.sgd.momentum: out of range, got 1.5; valid: [0, 1)"));
   EXPECT_THAT(OptError("sgd { nesterov: true } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sgd.nesterov: requires momentum > 0")));
+              invalid("full_trainer.optimizer.sgd.nesterov: needs sgd.momentum > 0 and sgd.dampening 0, got "
+                      "momentum 0, dampening 0; valid: nesterov: false, or momentum > 0 with dampening 0"));
   EXPECT_THAT(OptError("adam { beta2: 1 } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adam.beta2: must be in [0, 1), got 1")));
+              invalid("full_trainer.optimizer.adam.beta2: out of range, got 1; valid: [0, 1)"));
   EXPECT_THAT(OptError("adamw { eps: 0 } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adamw.eps: must be > 0")));
+              invalid("full_trainer.optimizer.adamw.eps: not positive, got 0; valid: > 0"));
   EXPECT_THAT(OptError("sgd {} lr: 0.1 weight_decay: -1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("weight_decay: must be >= 0, got -1")));
+              invalid("full_trainer.optimizer.weight_decay: negative, got -1; valid: >= 0"));
   EXPECT_THAT(OptError("sgd {} lr: 0.1 param_groups { name_regex: 'fc(' }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("param_groups[0].name_regex: invalid regex \"fc(\"")));
+              invalid("full_trainer.optimizer.param_groups[0].name_regex: not an RE2 regex (missing ): fc(), "
+                      "got \"fc(\""));
   EXPECT_THAT(OptError("sgd {} lr: 0.1 param_groups { lr_scale: 0 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("param_groups[0].lr_scale: must be > 0")));
+              invalid("full_trainer.optimizer.param_groups[0].lr_scale: not positive, got 0; valid: > 0"));
   EXPECT_THAT(OptError("rmsprop { alpha: 1 } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rmsprop.alpha")));
+              invalid("full_trainer.optimizer.rmsprop.alpha: out of range, got 1; valid: [0, 1)"));
   EXPECT_THAT(OptError("adagrad { lr_decay: -1 } lr: 0.1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adagrad.lr_decay")));
+              invalid("full_trainer.optimizer.adagrad.lr_decay: negative, got -1; valid: >= 0"));
 }
 
 TEST(SchedulersTest, BadConfigsNameTheField) {
-  EXPECT_THAT(SchedError("step { }"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               "scheduler: step.step_size: required, must be >= 1, got 0"));
+  const auto invalid = [](const std::string& message) {
+    return StatusIs(absl::StatusCode::kInvalidArgument, message);
+  };
+  EXPECT_THAT(SchedError("step { }"), invalid("full_trainer.scheduler.step.step_size: required, got 0; valid: >= 1"));
   EXPECT_THAT(SchedError("multistep { milestones: [3, 2] }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be increasing and >= 1, got [3, 2]")));
+              invalid("full_trainer.scheduler.multistep.milestones[1]: not above the milestone before it, got [3, "
+                      "2]; valid: increasing steps >= 1"));
   EXPECT_THAT(SchedError("exponential { }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exponential.gamma: must be > 0, got 0")));
+              invalid("full_trainer.scheduler.exponential.gamma: not positive, got 0; valid: > 0"));
   EXPECT_THAT(SchedError("multiplicative { factor: -1 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("multiplicative.factor")));
+              invalid("full_trainer.scheduler.multiplicative.factor: not positive, got -1; valid: > 0"));
   EXPECT_THAT(SchedError("cosine { t_max: 3 warmup_steps: 3 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("cosine.t_max: required, must be > warmup_steps (3), got 3")));
+              invalid("full_trainer.scheduler.cosine.t_max: required, and above cosine.warmup_steps, got 3; "
+                      "valid: > 3"));
   EXPECT_THAT(SchedError("one_cycle { total_steps: 10 pct_start: 1 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one_cycle.pct_start")));
+              invalid("full_trainer.scheduler.one_cycle.pct_start: out of range, got 1; valid: (0, 1)"));
   EXPECT_THAT(SchedError("one_cycle { }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one_cycle.total_steps: required")));
+              invalid("full_trainer.scheduler.one_cycle.total_steps: required, got 0; valid: >= 2"));
   EXPECT_THAT(SchedError("reduce_on_plateau { factor: 2 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reduce_on_plateau.factor: must be in (0, 1)")));
+              invalid("full_trainer.scheduler.reduce_on_plateau.factor: out of range, got 2; valid: (0, 1)"));
+  EXPECT_THAT(SchedError("reduce_on_plateau { min_lr: -1 }"),
+              invalid("full_trainer.scheduler.reduce_on_plateau.min_lr: negative, got -1; valid: >= 0"));
   EXPECT_THAT(SchedError("reduce_on_plateau { } interval: EPOCH"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the interval must be EVAL, got EPOCH")));
+              invalid("full_trainer.scheduler.interval: reduce_on_plateau is stepped with the eval metric, got "
+                      "EPOCH; valid: EVAL"));
   EXPECT_THAT(SchedError("step { step_size: 1 } eval_based: true"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("eval_based: only reduce_on_plateau")));
+              invalid("full_trainer.scheduler.eval_based: only reduce_on_plateau uses the eval metric, got true; "
+                      "valid: false, or a reduce_on_plateau scheduler"));
 }
 
 TEST(SchedulersTest, PlateauNeedsTheMetricAndEmptyConfigIsConstant) {
@@ -226,7 +238,7 @@ TEST(SchedulersTest, PlateauNeedsTheMetricAndEmptyConfigIsConstant) {
   ASSERT_OK(ParseTextProto("reduce_on_plateau {}", "t", &c));
   auto plateau = MakeSchedulerFactory(c).value()->Make(*opt).value();
   EXPECT_TRUE(plateau->eval_based());
-  EXPECT_THAT(plateau->Step(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs the eval metric")));
+  EXPECT_THAT(plateau->Step(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stepped without the eval metric")));
   auto constant = MakeSchedulerFactory(SchedulerConfig()).value()->Make(*opt).value();
   for (int i = 0; i < 5; ++i) ASSERT_OK(constant->Step());
   EXPECT_NEAR(constant->lr(), 0.1, 1e-12);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
@@ -87,7 +88,7 @@ class PlateauScheduler : public Scheduler {
 
   absl::Status Step(std::optional<double> metric) override {
     if (!metric) {
-      return absl::InvalidArgumentError("reduce_on_plateau: Step needs the eval metric");
+      return absl::InvalidArgumentError("reduce_on_plateau: stepped without the eval metric (its interval is EVAL)");
     }
     const double m = *metric;
     const bool better = !best_ || (max_mode_ ? m > *best_ * (1 + threshold_) : m < *best_ * (1 - threshold_));
@@ -141,7 +142,7 @@ class ConfigSchedulerFactory : public NativeSchedulerFactory {
 
 absl::Status Positive(const std::string& field, double v) {
   if (v > 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(field, ": must be > 0, got ", v));
+  return FieldError(field, "not positive", v, "> 0");
 }
 
 absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
@@ -149,7 +150,7 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
     case SchedulerConfig::kStep: {
       const int step = c.step().step_size();
       const double gamma = c.step().gamma() == 0 ? 0.1 : c.step().gamma();
-      if (step < 1) return absl::InvalidArgumentError(absl::StrCat("step.step_size: required, must be >= 1, got ", step));
+      if (step < 1) return FieldError("step.step_size", "required", step, ">= 1");
       return Builder([=](torch::optim::Optimizer& o, SchedulerConfig::Interval iv) {
         return std::make_unique<FactorScheduler>(
             o, iv, [=](int64_t t, double base) { return base * std::pow(gamma, t / step); });
@@ -157,11 +158,12 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
     }
     case SchedulerConfig::kMultistep: {
       std::vector<int> ms(c.multistep().milestones().begin(), c.multistep().milestones().end());
-      if (ms.empty()) return absl::InvalidArgumentError("multistep.milestones: required");
+      if (ms.empty()) return FieldError("multistep.milestones", "required", "[]", "increasing steps >= 1");
       for (size_t i = 0; i < ms.size(); ++i) {
         if (ms[i] < 1 || (i > 0 && ms[i] <= ms[i - 1])) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "multistep.milestones: must be increasing and >= 1, got [", absl::StrJoin(ms, ", "), "]"));
+          return FieldError(IndexedField("multistep.milestones", static_cast<int>(i)),
+                            ms[i] < 1 ? "below 1" : "not above the milestone before it",
+                            absl::StrCat("[", absl::StrJoin(ms, ", "), "]"), "increasing steps >= 1");
         }
       }
       const double gamma = c.multistep().gamma() == 0 ? 0.1 : c.multistep().gamma();
@@ -193,13 +195,13 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
       const int64_t t_max = k.t_max(), warm = k.warmup_steps();
       const double eta_min = k.eta_min();
       const double start = k.has_warmup_start_factor() ? k.warmup_start_factor() : 0.1;
-      if (warm < 0) return absl::InvalidArgumentError(absl::StrCat("cosine.warmup_steps: must be >= 0, got ", warm));
+      if (warm < 0) return FieldError("cosine.warmup_steps", "negative", warm, ">= 0");
       if (t_max <= warm) {
-        return absl::InvalidArgumentError(absl::StrCat("cosine.t_max: required, must be > warmup_steps (",
-                                                       warm, "), got ", t_max));
+        return FieldError("cosine.t_max", "required, and above cosine.warmup_steps", t_max,
+                          absl::StrCat("> ", warm));
       }
       if (!(start > 0 && start <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat("cosine.warmup_start_factor: must be in (0, 1], got ", start));
+        return FieldError("cosine.warmup_start_factor", "out of range", start, "(0, 1]");
       }
       return Builder([=](torch::optim::Optimizer& o, SchedulerConfig::Interval iv) {
         return std::make_unique<FactorScheduler>(o, iv, [=](int64_t t, double base) {
@@ -216,11 +218,11 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
       const double div = k.has_div_factor() ? k.div_factor() : 25.0;
       const double final_div = k.has_final_div_factor() ? k.final_div_factor() : 1e4;
       const double max_lr = k.max_lr();
-      if (total < 2) return absl::InvalidArgumentError(absl::StrCat("one_cycle.total_steps: required, must be >= 2, got ", total));
-      if (!(pct > 0 && pct < 1)) return absl::InvalidArgumentError(absl::StrCat("one_cycle.pct_start: must be in (0, 1), got ", pct));
+      if (total < 2) return FieldError("one_cycle.total_steps", "required", total, ">= 2");
+      if (!(pct > 0 && pct < 1)) return FieldError("one_cycle.pct_start", "out of range", pct, "(0, 1)");
       RETURN_IF_ERROR(Positive("one_cycle.div_factor", div));
       RETURN_IF_ERROR(Positive("one_cycle.final_div_factor", final_div));
-      if (max_lr < 0) return absl::InvalidArgumentError(absl::StrCat("one_cycle.max_lr: must be >= 0, got ", max_lr));
+      if (max_lr < 0) return FieldError("one_cycle.max_lr", "negative", max_lr, ">= 0 (0 = the optimizer's lr)");
       return Builder([=](torch::optim::Optimizer& o, SchedulerConfig::Interval iv) {
         return std::make_unique<FactorScheduler>(o, iv, [=](int64_t t, double base) {
           const double peak = max_lr > 0 ? max_lr : base;
@@ -236,14 +238,13 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
     case SchedulerConfig::kReduceOnPlateau: {
       const auto& k = c.reduce_on_plateau();
       if (k.factor() != 0 && !(k.factor() > 0 && k.factor() < 1)) {
-        return absl::InvalidArgumentError(absl::StrCat("reduce_on_plateau.factor: must be in (0, 1), got ", k.factor()));
+        return FieldError("reduce_on_plateau.factor", "out of range", k.factor(), "(0, 1)");
       }
       if (k.has_patience() && k.patience() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("reduce_on_plateau.patience: must be >= 0, got ", k.patience()));
+        return FieldError("reduce_on_plateau.patience", "negative", k.patience(), ">= 0");
       }
-      if (k.cooldown() < 0 || k.min_lr() < 0) {
-        return absl::InvalidArgumentError("reduce_on_plateau.cooldown and min_lr: must be >= 0");
-      }
+      if (k.cooldown() < 0) return FieldError("reduce_on_plateau.cooldown", "negative", k.cooldown(), ">= 0");
+      if (k.min_lr() < 0) return FieldError("reduce_on_plateau.min_lr", "negative", k.min_lr(), ">= 0");
       return Builder([k](torch::optim::Optimizer& o, SchedulerConfig::Interval iv) {
         return std::make_unique<PlateauScheduler>(o, iv, k);
       });
@@ -262,12 +263,12 @@ absl::StatusOr<std::unique_ptr<NativeSchedulerFactory>> FromConfig(const Schedul
   SchedulerConfig::Interval interval = c.interval();
   if (interval == SchedulerConfig::DEFAULT) interval = plateau ? SchedulerConfig::EVAL : SchedulerConfig::EPOCH;
   if (plateau && interval != SchedulerConfig::EVAL) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "interval: reduce_on_plateau is stepped with the eval metric, so the interval must be EVAL, got ",
-        SchedulerConfig::Interval_Name(interval)));
+    return FieldError("interval", "reduce_on_plateau is stepped with the eval metric",
+                      SchedulerConfig::Interval_Name(interval), "EVAL");
   }
   if (c.eval_based() && !plateau) {
-    return absl::InvalidArgumentError("eval_based: only reduce_on_plateau uses the eval metric");
+    return FieldError("eval_based", "only reduce_on_plateau uses the eval metric", "true",
+                      "false, or a reduce_on_plateau scheduler");
   }
   ASSIGN_OR_RETURN(Builder b, BuilderFor(c));
   return std::make_unique<ConfigSchedulerFactory>(std::move(b), interval);
@@ -294,9 +295,10 @@ Registry<SchedulerMaker>& SchedulerRegistry() {
 
 absl::StatusOr<std::unique_ptr<NativeSchedulerFactory>> MakeSchedulerFactory(const SchedulerConfig& config) {
   const std::string name = SetOneofField(config, "scheduler");
-  if (name.empty()) return TorchCallOr("scheduler", [&] { return FromConfig(config); });
-  ASSIGN_OR_RETURN(SchedulerMaker maker, SchedulerRegistry().Get(name), "scheduler");
-  return TorchCallOr("scheduler", [&] { return maker(config); });
+  if (name.empty()) return TorchCallOr("", [&] { return FromConfig(config); });
+  ASSIGN_OR_RETURN(SchedulerMaker maker, SchedulerRegistry().Get(name), AtField(name));
+  return TorchCallOr("", [&] { return maker(config); });
+
 }
 
 }  // namespace slimfit
