@@ -1,8 +1,8 @@
 #include "common/field_error.h"
 
 #include "absl/strings/cord.h"
-#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 
 namespace slimfit {
 namespace {
@@ -71,9 +71,9 @@ std::optional<std::string> FieldPathOf(const absl::Status& status) {
 
 absl::Status WithContext(const absl::Status& status, const AtField& field) {
   if (status.ok() || field.path.empty()) return status;
-  std::optional<Parts> p = PartsOf(status);
-  if (!p.has_value()) return WithContext(status, absl::string_view(field.path));
-  absl::Status out = Make(status.code(), JoinFieldPath(field.path, p->path), p->rest);
+  // Any other error becomes one about this field, its message the problem.
+  const Parts p = PartsOf(status).value_or(Parts{"", std::string(status.message())});
+  absl::Status out = Make(status.code(), JoinFieldPath(field.path, p.path), p.rest);
 
   status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
     if (url != kPathPayload) out.SetPayload(url, payload);

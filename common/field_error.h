@@ -21,9 +21,9 @@
 //   RETURN_IF_ERROR(CheckOptimizer(c.optimizer()), AtField("full_trainer.optimizer"));
 //   // -> "full_trainer.optimizer.lr: not positive, got -0.1; valid: > 0"
 //
-// The path travels in a payload beside the message, so AtField re-roots only
-// errors made here; any other error under AtField("x") reads "x: <message>",
-// as WithContext's plain context does. Each part ends up named once.
+// The path travels in a payload beside the message. Any other error under
+// AtField("x") becomes a field error of "x" whose problem is its message
+// ("x: <message>"), so an outer AtField extends that path too.
 #ifndef SLIMFIT_COMMON_FIELD_ERROR_H_
 #define SLIMFIT_COMMON_FIELD_ERROR_H_
 
@@ -61,7 +61,9 @@ struct AtField {
 
 // `status` under `field.path`: a field error's path gets the root in front
 // ("lr" under "full_trainer.optimizer" is "full_trainer.optimizer.lr");
-// any other error's message gets "<path>: " in front. OK stays OK.
+// any other error becomes the field error "<path>: <message>", code and
+// payloads kept. OK stays OK.
+
 absl::Status WithContext(const absl::Status& status, const AtField& field);
 
 // The path a field error names, if `status` is one.

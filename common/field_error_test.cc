@@ -7,10 +7,10 @@
 namespace slimfit {
 namespace {
 
-using ::testing::Eq;
-using ::testing::Optional;
 using ::slimfit::testing::IsOkAndHolds;
 using ::slimfit::testing::StatusIs;
+using ::testing::Eq;
+using ::testing::Optional;
 
 absl::Status CheckLr(double lr) {
   if (!(lr > 0)) return FieldError("lr", "not positive", lr, "> 0");
@@ -46,8 +46,8 @@ TEST(FieldErrorTest, TheGrammarHasEachPartOnce) {
 
 TEST(FieldErrorTest, CallersRootThePathWithDots) {
   absl::Status s = CheckExperiment(-0.5).status();
-  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
-                          "full_trainer.optimizer.lr: not positive, got -0.5; valid: > 0"));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer.optimizer.lr: not positive, got -0.5; valid: > 0"));
   EXPECT_THAT(FieldPathOf(s), Optional(Eq("full_trainer.optimizer.lr")));
   EXPECT_THAT(AssignUnder(-1).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -64,13 +64,15 @@ TEST(FieldErrorTest, IndexedElementsJoinWithoutADot) {
   EXPECT_EQ(JoinFieldPath("a", "b"), "a.b");
 }
 
-TEST(FieldErrorTest, OtherErrorsGetThePathAsAPlainContext) {
+TEST(FieldErrorTest, OtherErrorsBecomeErrorsOfTheField) {
   absl::Status other = absl::NotFoundError("no such file");
-  absl::Status s = WithContext(other, AtField("model.path"));
-  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, "model.path: no such file"));
+  absl::Status s = WithContext(other, AtField("teacher_path"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, "teacher_path: no such file"));
   EXPECT_EQ(FieldPathOf(other), std::nullopt);
-  // ... and it becomes no field error by that: a second root is a context too.
-  EXPECT_EQ(WithContext(s, AtField("run")).message(), "run: model.path: no such file");
+  EXPECT_THAT(FieldPathOf(s), Optional(Eq("teacher_path")));
+  // ... so an outer root extends the path.
+  EXPECT_THAT(WithContext(s, AtField("loss.distillation")),
+              StatusIs(absl::StatusCode::kNotFound, "loss.distillation.teacher_path: no such file"));
   EXPECT_TRUE(WithContext(absl::OkStatus(), AtField("x")).ok());
 }
 
@@ -78,6 +80,7 @@ TEST(FieldErrorTest, APlainContextInFrontEndsThePath) {
   absl::Status s = WithContext(FieldError("lr", "not positive", 0), "while loading e.pbtxt");
   EXPECT_EQ(FieldPathOf(s), std::nullopt);
   EXPECT_EQ(WithContext(s, AtField("x")).message(), "x: while loading e.pbtxt: lr: not positive, got 0");
+  EXPECT_THAT(FieldPathOf(WithContext(s, AtField("x"))), Optional(Eq("x")));
 }
 
 TEST(FieldErrorTest, AnEmptyPathIsTheMessageItself) {
@@ -89,7 +92,6 @@ TEST(FieldErrorTest, AnEmptyPathIsTheMessageItself) {
 }
 
 TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
-
   absl::Status s = FieldError("lr", "bad");
   s.SetPayload("type.test/extra", absl::Cord("kept"));
   absl::Status rooted = WithContext(s, AtField("optimizer"));

@@ -1,7 +1,7 @@
-#include "common/field_error.h"
 #include "common/regex.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 
 namespace slimfit {
 
@@ -14,7 +14,6 @@ absl::StatusOr<std::unique_ptr<RE2>> CompileUserRegex(absl::string_view pattern,
   auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
   if (!re->ok()) {
     return FieldError(field, absl::StrCat("not an RE2 regex (", re->error(), ")"), Quoted(pattern));
-
   }
   return re;
 }

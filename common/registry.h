@@ -75,9 +75,9 @@ class Registry {
     absl::MutexLock lock(&mu_);
     auto it = factories_.find(std::string(name));
     if (it == factories_.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "not a registered ", kind_, ", got \"", name, "\"; valid: ",
-          factories_.empty() ? "none registered" : absl::StrJoin(NamesLocked(), ", ")));
+      return absl::NotFoundError(
+          absl::StrCat("not a registered ", kind_, ", got \"", name,
+                       "\"; valid: ", factories_.empty() ? "none registered" : absl::StrJoin(NamesLocked(), ", ")));
     }
 
     return it->second;

@@ -33,15 +33,12 @@ TEST(RegistryTest, StaticRegistrationsAreFoundByName) {
 
 TEST(RegistryTest, UnknownNameIsNotFoundAndListsRegisteredNames) {
   EXPECT_THAT(TestRegistry().Get("tow"),
-              StatusIs(absl::StatusCode::kNotFound,
-                       "not a registered widget, got \"tow\"; valid: one, two"));
+              StatusIs(absl::StatusCode::kNotFound, "not a registered widget, got \"tow\"; valid: one, two"));
 }
 
 TEST(RegistryTest, EmptyRegistrySaysNone) {
   Registry<IntFactory> empty("gadget");
-  EXPECT_THAT(empty.Get("x"), StatusIs(absl::StatusCode::kNotFound,
-                                       HasSubstr("valid: none registered")));
-
+  EXPECT_THAT(empty.Get("x"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("valid: none registered")));
 }
 
 TEST(RegistryTest, NamesAreSorted) {

@@ -37,7 +37,6 @@ inline absl::Status WithContext(const absl::Status& status,
   return out;
 }
 
-
 namespace internal_status_macros {
 inline const absl::Status& AsStatus(const absl::Status& s) { return s; }
 template <typename T>

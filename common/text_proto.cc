@@ -1,8 +1,7 @@
-#include "common/field_error.h"
 #include "common/text_proto.h"
 
-#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/text_format.h>
 
@@ -10,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 

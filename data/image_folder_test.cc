@@ -286,12 +286,12 @@ TEST(ImageFolderBadInputTest, ARootThatIsNotAFolder) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no_such_folder\" is not a directory")));
   DataConfig c;
   c.mutable_image_folder();
-  EXPECT_THAT(LoadSplits(c),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.image_folder: root: required")));
+  EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "image_folder.root: required, got \"\"; valid: a folder of class folders"));
   c.mutable_image_folder()->set_root(TempPath(""));
   c.set_workers(100);
-  EXPECT_THAT(LoadSplits(c),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.workers: must be in [-1, 64]")));
+  EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "workers: out of range, got 100; valid: [-1, 64] (-1 = none, 0 = default)"));
 }
 
 TEST(ImageFolderBadInputTest, DifferentClassSetsInTrainAndTest) {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -57,7 +58,7 @@ class RandomResizedCrop : public SampleTransform {
 };
 
 absl::Status CheckSize(int64_t size, const std::string& field) {
-  if (size < 1) return absl::InvalidArgumentError(absl::StrCat(field, ".size: required, >= 1; got ", size));
+  if (size < 1) return FieldError(field + ".size", "required", size, ">= 1");
   return absl::OkStatus();
 }
 
@@ -78,20 +79,23 @@ absl::StatusOr<std::unique_ptr<SampleTransform>> MakeOne(const SampleTransformCo
       const double min_ratio = r.min_ratio() == 0 ? 3.0 / 4.0 : r.min_ratio();
       const double max_ratio = r.max_ratio() == 0 ? 4.0 / 3.0 : r.max_ratio();
       if (!(min_scale > 0 && min_scale <= max_scale && max_scale <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            f, ".min_scale, max_scale: need 0 < min_scale <= max_scale <= 1; got ", min_scale, ", ", max_scale));
+        const bool min_bad = !(min_scale > 0 && min_scale <= max_scale);
+        return FieldError(f + (min_bad ? ".min_scale" : ".max_scale"), "out of range", min_bad ? min_scale : max_scale,
+                          min_bad ? absl::StrCat("(0, max_scale = ", max_scale, "]")
+                                  : absl::StrCat("[min_scale = ", min_scale, ", 1]"));
       }
       if (!(min_ratio > 0 && min_ratio <= max_ratio)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            f, ".min_ratio, max_ratio: need 0 < min_ratio <= max_ratio; got ", min_ratio, ", ", max_ratio));
+        const bool min_bad = !(min_ratio > 0);
+        return FieldError(f + (min_bad ? ".min_ratio" : ".max_ratio"), min_bad ? "not positive" : "below min_ratio",
+                          min_bad ? min_ratio : max_ratio,
+                          min_bad ? "> 0" : absl::StrCat(">= min_ratio = ", min_ratio));
       }
       return std::make_unique<RandomResizedCrop>(r.size(), min_scale, max_scale, min_ratio, max_ratio);
     }
     case SampleTransformConfig::TRANSFORM_NOT_SET:
       break;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": no transform set (valid: resize, center_crop, random_resized_crop)"));
+  return FieldError(field, "no transform set", "", "resize, center_crop, random_resized_crop");
 }
 
 }  // namespace
@@ -176,7 +180,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const SampleTransform>>> MakeSampleTr
     const google::protobuf::RepeatedPtrField<SampleTransformConfig>& configs, const std::string& context) {
   std::vector<std::shared_ptr<const SampleTransform>> out;
   for (int i = 0; i < configs.size(); ++i) {
-    ASSIGN_OR_RETURN(auto t, MakeOne(configs.Get(i), absl::StrCat(context, "[", i, "]")));
+    ASSIGN_OR_RETURN(auto t, MakeOne(configs.Get(i), IndexedField(context, i)));
+
     out.push_back(std::move(t));
   }
   return out;

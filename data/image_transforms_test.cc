@@ -146,13 +146,14 @@ TEST(ImageTransformsTest, BadSettingsNameTheField) {
   EXPECT_THAT(
       MakeSampleTransforms(c.image_folder().train_sample_transforms(), "data.image_folder.train_sample_transforms"),
       StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("data.image_folder.train_sample_transforms[1].random_resized_crop.min_scale")));
+               "data.image_folder.train_sample_transforms[1].random_resized_crop.min_scale: out of range, got 0.5; "
+               "valid: (0, max_scale = 0.2]"));
   c.mutable_image_folder()->mutable_train_sample_transforms(1)->Clear();
   EXPECT_THAT(MakeSampleTransforms(c.image_folder().train_sample_transforms(), "t"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t[1]: no transform set")));
   c.mutable_image_folder()->mutable_train_sample_transforms(0)->mutable_resize()->set_size(0);
   EXPECT_THAT(MakeSampleTransforms(c.image_folder().train_sample_transforms(), "t"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t[0].resize.size: required, >= 1; got 0")));
+              StatusIs(absl::StatusCode::kInvalidArgument, "t[0].resize.size: required, got 0; valid: >= 1"));
 }
 
 }  // namespace

@@ -200,7 +200,7 @@ TEST(CifarTest, TruncatedFileAndBadLabelsAreReported) {
                                       HasSubstr("label 100 at record 1 is out of range [0, 100)")));
   c.mutable_cifar()->set_num_classes(7);
   EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kInvalidArgument,
-                                      HasSubstr("data.cifar: num_classes: must be 10 or 100, got 7")));
+                                      "cifar.num_classes: not a CIFAR variant, got 7; valid: 10, 100"));
 }
 
 TEST(TensorFileTest, ReadsPickledTensorLists) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
@@ -38,28 +39,25 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Head(std::shared_ptr<const Datase
 
 absl::Status ValidateConfig(const DataConfig& c) {
   if (!(c.val_fraction() >= 0 && c.val_fraction() < 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.val_fraction: must be in [0, 1), got ", c.val_fraction()));
+    return FieldError("val_fraction", "out of range", c.val_fraction(), "[0, 1) (0 = 0.1)");
   }
-  if (c.max_train_samples() < 0 || c.max_eval_samples() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.max_", c.max_train_samples() < 0 ? "train" : "eval",
-        "_samples: must be >= 0 (0 = all), got ",
-        std::min(c.max_train_samples(), c.max_eval_samples())));
+  if (c.max_train_samples() < 0) {
+    return FieldError("max_train_samples", "negative", c.max_train_samples(), ">= 0 (0 = all)");
+  }
+  if (c.max_eval_samples() < 0) {
+    return FieldError("max_eval_samples", "negative", c.max_eval_samples(), ">= 0 (0 = all)");
   }
   if (c.workers() < -1 || c.workers() > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.workers: must be in [-1, 64] (-1 = none, 0 = default), got ", c.workers()));
+    return FieldError("workers", "out of range", c.workers(), "[-1, 64] (-1 = none, 0 = default)");
   }
   if (c.prefetch_batches() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.prefetch_batches: must be >= 0 (0 = default), got ", c.prefetch_batches()));
+    return FieldError("prefetch_batches", "negative", c.prefetch_batches(), ">= 0 (0 = default)");
   }
-  if (c.train_batch_size() < 0 || c.eval_batch_size() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.", c.train_batch_size() < 0 ? "train" : "eval",
-        "_batch_size: must be >= 1 (0 = default), got ",
-        std::min(c.train_batch_size(), c.eval_batch_size())));
+  if (c.train_batch_size() < 0) {
+    return FieldError("train_batch_size", "negative", c.train_batch_size(), ">= 1 (0 = default)");
+  }
+  if (c.eval_batch_size() < 0) {
+    return FieldError("eval_batch_size", "negative", c.eval_batch_size(), ">= 1 (0 = default)");
   }
   return absl::OkStatus();
 }
@@ -79,11 +77,10 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Splits::Get(absl::string_view nam
   else if (name == "val") ds = val;
   else if (name == "test") ds = test;
   else {
-    return absl::NotFoundError(
-        absl::StrCat("split \"", name, "\" does not exist (valid: train, val, test)"));
+    return absl::NotFoundError(absl::StrCat("not a split, got \"", name, "\"; valid: train, val, test"));
   }
   if (ds == nullptr) {
-    return absl::NotFoundError(absl::StrCat("this dataset has no \"", name, "\" split"));
+    return absl::NotFoundError(absl::StrCat("the dataset has no \"", name, "\" split"));
   }
   return ds;
 }
@@ -115,19 +112,17 @@ CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
 }
 
 absl::StatusOr<Splits> LoadSplits(const DataConfig& config) {
-  ASSIGN_OR_RETURN(const std::string name,
-                   RequiredOneofField(config, "dataset", "data.dataset", DatasetRegistry().Names()));
+  ASSIGN_OR_RETURN(const std::string name, RequiredOneofField(config, "dataset", "", DatasetRegistry().Names()));
   RETURN_IF_ERROR(ValidateConfig(config));
-  ASSIGN_OR_RETURN(DatasetSource source, DatasetRegistry().Get(name), "data.dataset");
-  ASSIGN_OR_RETURN(Splits s, source(config), absl::StrCat("data.", name));
+  ASSIGN_OR_RETURN(DatasetSource source, DatasetRegistry().Get(name), AtField(name));
+  ASSIGN_OR_RETURN(Splits s, source(config), AtField(name));
   if (s.train == nullptr) {
-    return absl::InternalError(absl::StrCat("data.", name, ": source returned no train split"));
+    return absl::InternalError(absl::StrCat(name, ": the dataset source returned no train split"));
   }
   const double fraction = ValFraction(config);
   if (s.val == nullptr) {
-    ASSIGN_OR_RETURN(auto parts, CarveSplit(s.train, fraction, config.seed(),
-                                            s.train->name() + "[val]"),
-                     "data.val_fraction");
+    ASSIGN_OR_RETURN(auto parts, CarveSplit(s.train, fraction, config.seed(), s.train->name() + "[val]"),
+                     AtField("val_fraction"));
     s.train = parts.first;
     s.val = parts.second;
   }
@@ -150,9 +145,9 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
   ASSIGN_OR_RETURN(Batch probe, ds->GetBatch(at::zeros({1}, at::kLong)));
   const bool uint8 = !probe.empty() && probe[0].isTensor() &&
                      probe[0].toTensor().scalar_type() == at::kByte;
-  ASSIGN_OR_RETURN(auto transforms,
-                   MakeTransforms(train ? config.train_transforms() : config.eval_transforms(),
-                                  uint8, train ? "data.train_transforms" : "data.eval_transforms"));
+  ASSIGN_OR_RETURN(auto transforms, MakeTransforms(train ? config.train_transforms() : config.eval_transforms(), uint8,
+                                                   train ? "train_transforms" : "eval_transforms"));
+
   LoaderOptions o;
   o.batch_size = train ? (config.train_batch_size() > 0 ? config.train_batch_size() : 64)
                        : (config.eval_batch_size() > 0 ? config.eval_batch_size() : 256);

@@ -54,7 +54,8 @@ CarveSplit(std::shared_ptr<const Dataset> train, double fraction, uint64_t seed,
 // DataConfig.val_fraction with its default (0.1 when unset).
 double ValFraction(const DataConfig& config);
 
-// Validates `config` (errors name the field: "data.val_fraction: ..."), loads
+// Validates `config` (errors name the field relative to it, "val_fraction: ...";
+// the caller roots them with AtField("data"), common/field_error.h), loads
 // the source, carves val, applies the slices.
 absl::StatusOr<Splits> LoadSplits(const DataConfig& config);
 

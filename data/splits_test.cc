@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
@@ -78,14 +79,15 @@ TEST(SplitsTest, GetNamesValidSplits) {
 TEST(SplitsTest, ConfigErrorsNameTheField) {
   EXPECT_THAT(LoadSplits(Parse("")),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr(absl::StrCat("data.dataset: required (one of: ",
-                                                 absl::StrJoin(DatasetRegistry().Names(), ", "), ")"))));
-  EXPECT_THAT(LoadSplits(Parse("synthetic {} val_fraction: 1.5")),
+                       absl::StrCat("no dataset set; valid: ", absl::StrJoin(DatasetRegistry().Names(), ", "))));
+  // Rooted as BuildComponents roots them (trainer/components.cc).
+  EXPECT_THAT(WithContext(LoadSplits(Parse("synthetic {} val_fraction: 1.5")).status(), AtField("data")),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("data.val_fraction: must be in [0, 1), got 1.5")));
-  EXPECT_THAT(LoadSplits(Parse("synthetic { num_classes: 1 }")),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("data.synthetic: num_classes: must be >= 2, got 1")));
+                       "data.val_fraction: out of range, got 1.5; valid: [0, 1) (0 = 0.1)"));
+  EXPECT_THAT(
+      WithContext(LoadSplits(Parse("synthetic { num_classes: 1 }")).status(), AtField("data")),
+      StatusIs(absl::StatusCode::kInvalidArgument, "data.synthetic.num_classes: below 2, got 1; valid: >= 2 (0 = 10)"));
+
   EXPECT_THAT(LoadSplits(Parse("synthetic { train_samples: 3 } val_fraction: 0.1")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("leaves an empty split")));
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -35,8 +36,9 @@ absl::Status NeedImages(const at::Tensor& x, const std::string& who, bool need_f
 // normalize's per-channel values fit [N, C, H, W] images: one, or one per channel.
 absl::Status CheckMeans(size_t means, const at::Tensor& x) {
   if (means != 1 && static_cast<int64_t>(means) != x.size(1)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("normalize: ", means, " means for images with ", x.size(1), " channels"));
+    return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "normalize.mean",
+                              absl::StrCat("does not fit images with ", x.size(1), " channels"),
+                              absl::StrCat(means, " values"), absl::StrCat("1 or ", x.size(1), " values"));
   }
   return absl::OkStatus();
 }
@@ -98,8 +100,9 @@ class RandomCrop : public Transform {
     RETURN_IF_ERROR(NeedImages(x, name(), /*need_float=*/false));
     const int64_t ph = x.size(2) + 2 * padding_, pw = x.size(3) + 2 * padding_;
     if (size_ > ph || size_ > pw) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "random_crop.size: ", size_, " is larger than the padded ", ph, "x", pw, " images"));
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "random_crop.size",
+                                absl::StrCat("larger than the padded ", ph, "x", pw, " images"), absl::StrCat(size_),
+                                absl::StrCat("<= ", std::min(ph, pw)));
     }
     return TorchCall(name(), [&] {
       const int64_t n = x.size(0);
@@ -186,46 +189,35 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const TransformConfig& 
     }
     case TransformConfig::kNormalize: {
       const auto& c = config.normalize();
-      if (c.mean_size() == 0 || c.mean_size() != c.std_size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "normalize: mean and std must be non-empty and of equal length, got ",
-            c.mean_size(), " and ", c.std_size()));
+      if (c.mean_size() == 0) return FieldError("normalize.mean", "empty", "[]", "one value per channel");
+      if (c.mean_size() != c.std_size()) {
+        return FieldError("normalize.std", "not one value per normalize.mean value",
+                          absl::StrCat(c.std_size(), " values"), absl::StrCat(c.mean_size(), ", as normalize.mean"));
       }
       for (int i = 0; i < c.std_size(); ++i) {
-        if (!(c.std(i) > 0)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("normalize.std[", i, "]: must be > 0, got ", c.std(i)));
-        }
+        if (!(c.std(i) > 0)) return FieldError(IndexedField("normalize.std", i), "not positive", c.std(i), "> 0");
       }
       return std::make_unique<Normalize>(field, std::vector<float>(c.mean().begin(), c.mean().end()),
                                          std::vector<float>(c.std().begin(), c.std().end()));
     }
     case TransformConfig::kRandomCrop: {
       const auto& c = config.random_crop();
-      if (c.size() < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("random_crop.size: required, must be >= 1, got ", c.size()));
-      }
-      if (c.padding() < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("random_crop.padding: must be >= 0, got ", c.padding()));
-      }
+      if (c.size() < 1) return FieldError("random_crop.size", "required", c.size(), ">= 1");
+      if (c.padding() < 0) return FieldError("random_crop.padding", "negative", c.padding(), ">= 0");
       return std::make_unique<RandomCrop>(field, c.size(), c.padding());
     }
     case TransformConfig::kRandomHorizontalFlip: {
       const bool has_p = config.random_horizontal_flip().p() != 0;
       const float p = has_p ? config.random_horizontal_flip().p() : 0.5f;
       if (!(p >= 0 && p <= 1)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("random_horizontal_flip.p: must be in [0, 1], got ", p));
+        return FieldError("random_horizontal_flip.p", "out of range", p, "[0, 1] (0 = 0.5)");
       }
       return std::make_unique<RandomHorizontalFlip>(field, p);
     }
     case TransformConfig::TRANSFORM_NOT_SET:
       break;
   }
-  return absl::InvalidArgumentError(
-      "transform: empty (set one of to_float, normalize, random_crop, random_horizontal_flip)");
+  return FieldError("", "no transform set", "", "to_float, normalize, random_crop, random_horizontal_flip");
 }
 
 absl::StatusOr<std::vector<std::shared_ptr<const Transform>>> MakeTransforms(
@@ -247,8 +239,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const Transform>>> MakeTransforms(
   for (int i = 0; i <= configs.size(); ++i) {
     if (i == implicit_at) out.push_back(std::make_shared<ToFloat>(0, 1.0f / 255.0f));
     if (i == configs.size()) break;
-    ASSIGN_OR_RETURN(std::unique_ptr<Transform> t, MakeTransform(configs.Get(i)),
-                     absl::StrCat(context, "[", i, "]"));
+    ASSIGN_OR_RETURN(std::unique_ptr<Transform> t, MakeTransform(configs.Get(i)), AtField(IndexedField(context, i)));
+
     out.push_back(std::move(t));
   }
   // Fuse to_float → normalize pairs on the same field.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
@@ -90,21 +91,20 @@ Registry<BatchMetricFactory>& EvaluatorRegistry() {
 
 absl::StatusOr<std::unique_ptr<EvaluationFunction>> MakeEvaluator(const EvaluationConfig& config,
                                                                  const EvaluatorContext& context) {
-  if (context.forward_pass == nullptr) return absl::InvalidArgumentError("evaluation: no forward pass");
+  if (context.forward_pass == nullptr) return absl::InvalidArgumentError("EvaluatorContext: forward_pass is null");
   std::vector<EvaluatorConfig> entries(config.evaluators().begin(), config.evaluators().end());
   if (entries.empty()) entries.emplace_back().mutable_accuracy();
   std::vector<std::unique_ptr<BatchMetric>> metrics;
   for (size_t i = 0; i < entries.size(); ++i) {
     const EvaluatorConfig& e = entries[i];
     const std::string name = SetOneofField(e, "evaluator");
+    const std::string where = IndexedField("evaluators", static_cast<int>(i));
     if (name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "evaluation.evaluators[", i, "]: empty (one of: ",
-          absl::StrJoin(EvaluatorRegistry().Names(), ", "), ")"));
+      return FieldError(where, "no evaluator set", "", absl::StrJoin(EvaluatorRegistry().Names(), ", "));
     }
-    const std::string where = absl::StrCat("evaluation.evaluators[", i, "].", name);
-    ASSIGN_OR_RETURN(BatchMetricFactory factory, EvaluatorRegistry().Get(name), where);
-    ASSIGN_OR_RETURN(auto metric, TorchCallOr(where, [&] { return factory(e, context); }));
+    ASSIGN_OR_RETURN(BatchMetricFactory factory, EvaluatorRegistry().Get(name), AtField(JoinFieldPath(where, name)));
+    ASSIGN_OR_RETURN(auto metric, TorchCallOr("", [&] { return factory(e, context); }), AtField(where));
+
     metrics.push_back(std::move(metric));
   }
   return std::make_unique<MetricsEvaluator>(context.forward_pass, std::move(metrics), context.device);

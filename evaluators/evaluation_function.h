@@ -94,7 +94,9 @@ using BatchMetricFactory = std::function<absl::StatusOr<std::unique_ptr<BatchMet
 Registry<BatchMetricFactory>& EvaluatorRegistry();
 
 // Every evaluator in `config` (default: accuracy) in one MetricsEvaluator.
-// Errors name the entry: "evaluation.evaluators[1].classification_report: ...".
+// Errors name the field relative to `config` ("evaluators[1].classification_report.num_classes: ...",
+// common/field_error.h); the caller roots them with AtField("evaluation").
+
 absl::StatusOr<std::unique_ptr<EvaluationFunction>> MakeEvaluator(const EvaluationConfig& config,
                                                                  const EvaluatorContext& context);
 

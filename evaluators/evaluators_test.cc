@@ -2,6 +2,7 @@
 #include <google/protobuf/descriptor.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include "common/field_error.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "data/splits.h"
@@ -31,6 +32,9 @@ absl::StatusOr<std::unique_ptr<EvaluationFunction>> Make(const std::string& text
   if (!s.ok()) return s;
   return MakeEvaluator(c, EvaluatorContext{std::make_shared<ForwardPass>()});
 }
+
+// Rooted as BuildComponents roots them (trainer/components.cc).
+absl::Status MakeError(const std::string& text) { return WithContext(Make(text).status(), AtField("evaluation")); }
 
 Metrics Evaluate(const std::string& text, const at::Tensor& preds, const at::Tensor& labels) {
   auto e = Make(text);
@@ -156,28 +160,27 @@ TEST(EvaluatorsTest, DropIsMeasuredTheRightWayRound) {
 
 TEST(EvaluatorsTest, UnknownKeyListsWhatWasComputed) {
   Metrics m = Evaluate("", kPreds, kLabels);
-  EXPECT_THAT(m.Get("acc"), StatusIs(absl::StatusCode::kNotFound,
-                                     "metric \"acc\" was not computed (available: accuracy)"));
+  EXPECT_THAT(m.Get("acc"),
+              StatusIs(absl::StatusCode::kNotFound, "not a computed metric, got \"acc\"; valid: accuracy"));
   EXPECT_EQ(m.ToJson(), "{\"accuracy\": 40}");
 }
 
 TEST(EvaluatorsTest, BadConfigsNameTheEntry) {
-  EXPECT_THAT(Make("evaluators { accuracy { top_k: [0] } }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "evaluation.evaluators[0].accuracy: top_k[0]: must be >= 1, got 0"));
-  EXPECT_THAT(Make("evaluators { accuracy {} } evaluators { classification_report {} }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "evaluation.evaluators[1].classification_report: num_classes: required, must be >= 2, got 0"));
-  EXPECT_THAT(Make("evaluators { mean_loss {} }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "evaluation.evaluators[0].mean_loss: loss: required"));
-  EXPECT_THAT(Make("evaluators { mean_loss { loss { cross_entropy { label_smoothing: 2 } } } }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("mean_loss: loss.cross_entropy: label_smoothing")));
-  EXPECT_THAT(Make("evaluators { }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "evaluation.evaluators[0]: empty (one of: accuracy, classification_report, mean_loss, regression)"));
-  EXPECT_THAT(Make("evaluators { accuracy {} output_index: -1 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("output_index: must be >= 0")));
+  const auto invalid = [](const std::string& message) { return StatusIs(absl::StatusCode::kInvalidArgument, message); };
+  EXPECT_THAT(MakeError("evaluators { accuracy { top_k: [0] } }"),
+              invalid("evaluation.evaluators[0].accuracy.top_k[0]: below 1, got 0; valid: >= 1"));
+  EXPECT_THAT(MakeError("evaluators { accuracy {} } evaluators { classification_report {} }"),
+              invalid("evaluation.evaluators[1].classification_report.num_classes: required, got 0; valid: >= 2"));
+  EXPECT_THAT(MakeError("evaluators { mean_loss {} }"),
+              invalid("evaluation.evaluators[0].mean_loss.loss: required; valid: a loss, as in the loss block"));
+  EXPECT_THAT(MakeError("evaluators { mean_loss { loss { cross_entropy { label_smoothing: 2 } } } }"),
+              invalid("evaluation.evaluators[0].mean_loss.loss.cross_entropy.label_smoothing: out of range, got 2; "
+                      "valid: [0, 1)"));
+  EXPECT_THAT(MakeError("evaluators { }"),
+              invalid("evaluation.evaluators[0]: no evaluator set; valid: accuracy, classification_report, "
+                      "mean_loss, regression"));
+  EXPECT_THAT(MakeError("evaluators { accuracy {} output_index: -1 }"),
+              invalid("evaluation.evaluators[0].output_index: negative, got -1; valid: >= 0"));
 }
 
 TEST(EvaluatorsTest, RuntimeMismatchesAreErrors) {
@@ -185,12 +188,13 @@ TEST(EvaluatorsTest, RuntimeMismatchesAreErrors) {
   ASSERT_OK(e);
   Model m = Identity();
   auto loader = Loader(kPreds, kLabels);
-  EXPECT_THAT((*e)->Apply(m, *loader),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k: 5 exceeds the 3 classes")));
+  EXPECT_THAT((*e)->Apply(m, *loader), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                "accuracy.top_k: more than the model's 3 classes, got 5; valid: <= 3"));
   auto r = Make("evaluators { classification_report { num_classes: 4 } }");
   ASSERT_OK(r);
-  EXPECT_THAT((*r)->Apply(m, *loader), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                HasSubstr("num_classes: 4 but the model predicts 3")));
+  EXPECT_THAT((*r)->Apply(m, *loader),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "classification_report.num_classes: not the model's 3 classes, got 4; valid: 3"));
 }
 
 // A convolutional model is evaluated with channels-last weights (a model that

@@ -18,8 +18,8 @@ absl::StatusOr<Metric> Metrics::Get(absl::string_view name) const {
   if (it != values_.end()) return it->second;
   std::vector<std::string> names;
   for (const auto& [n, unused] : values_) names.push_back(n);
-  return absl::NotFoundError(absl::StrCat("metric \"", name, "\" was not computed (available: ",
-                                          names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+  return absl::NotFoundError(absl::StrCat("not a computed metric, got \"", name,
+                                          "\"; valid: ", names.empty() ? "none computed" : absl::StrJoin(names, ", ")));
 }
 
 void Metrics::Merge(const Metrics& other) {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "evaluators/evaluation_function.h"
@@ -28,7 +29,7 @@ absl::StatusOr<std::pair<int, int>> Indices(const EvaluatorConfig& c, const Eval
   if (c.has_target_index()) as_loss.set_target_index(c.target_index());
   ASSIGN_OR_RETURN(int target, internal::ResolveTargetIndex(as_loss, ctx.forward_pass->pattern()));
   if (c.output_index() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("output_index: must be >= 0, got ", c.output_index()));
+    return FieldError("output_index", "negative", c.output_index(), ">= 0");
   }
   return std::make_pair(target, static_cast<int>(c.output_index()));
 }
@@ -63,8 +64,8 @@ class Accuracy : public PredTargetMetric {
     }
     const int64_t kmax = *std::max_element(ks_.begin(), ks_.end());
     if (kmax > pred.size(1)) {
-      return absl::InvalidArgumentError(absl::StrCat("accuracy.top_k: ", kmax, " exceeds the ",
-                                                     pred.size(1), " classes"));
+      return FieldError("accuracy.top_k", absl::StrCat("more than the model's ", pred.size(1), " classes"), kmax,
+                        absl::StrCat("<= ", pred.size(1)));
     }
     // A stable descending sort, not topk: among tied scores the lower class
     // index ranks first, as PyTorch's argmax picks it (topk's order among
@@ -143,9 +144,11 @@ class ClassificationReport : public PredTargetMetric {
   void Reset() override { confusion_ = at::zeros({k_, k_}, at::kLong); }
   absl::Status Add(const at::Tensor& pred, const at::Tensor& target) override {
     if (pred.dim() != 2 || pred.size(1) != k_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "classification_report.num_classes: ", k_, " but the model predicts ",
-          pred.dim() == 2 ? pred.size(1) : -1, " classes"));
+      return FieldError("classification_report.num_classes",
+                        pred.dim() == 2
+                            ? absl::StrCat("not the model's ", pred.size(1), " classes")
+                            : absl::StrCat("the model's predictions have ", pred.dim(), " dimensions, not 2"),
+                        k_, pred.dim() == 2 ? absl::StrCat(pred.size(1)) : "");
     }
     at::Tensor t = target.to(at::kLong).cpu();
     if (t.numel() > 0 && (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= k_)) {
@@ -239,7 +242,7 @@ absl::StatusOr<std::unique_ptr<BatchMetric>> MakeAccuracy(const EvaluatorConfig&
   if (ks.empty()) ks = {1};
   for (size_t i = 0; i < ks.size(); ++i) {
     if (ks[i] < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("top_k[", i, "]: must be >= 1, got ", ks[i]));
+      return FieldError(IndexedField("accuracy.top_k", static_cast<int>(i)), "below 1", ks[i], ">= 1");
     }
   }
   return std::make_unique<Accuracy>(idx, ks);
@@ -256,7 +259,7 @@ absl::StatusOr<std::unique_ptr<BatchMetric>> MakeReport(const EvaluatorConfig& c
   ASSIGN_OR_RETURN(auto idx, Indices(c, ctx));
   const int64_t k = c.classification_report().num_classes();
   if (k < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("num_classes: required, must be >= 2, got ", k));
+    return FieldError("classification_report.num_classes", "required", k, ">= 2");
   }
   auto r = std::make_unique<ClassificationReport>(idx, k);
   r->Reset();
@@ -265,10 +268,11 @@ absl::StatusOr<std::unique_ptr<BatchMetric>> MakeReport(const EvaluatorConfig& c
 
 absl::StatusOr<std::unique_ptr<BatchMetric>> MakeMeanLoss(const EvaluatorConfig& c,
                                                           const EvaluatorContext& ctx) {
-  if (!c.mean_loss().has_loss()) return absl::InvalidArgumentError("loss: required");
+  if (!c.mean_loss().has_loss()) return FieldError("mean_loss.loss", "required", "", "a loss, as in the loss block");
   LossContext lc = ctx.loss_context;
   lc.forward_pass = ctx.forward_pass;
-  ASSIGN_OR_RETURN(auto loss, MakeLoss(c.mean_loss().loss(), lc));
+  ASSIGN_OR_RETURN(auto loss, MakeLoss(c.mean_loss().loss(), lc), AtField("mean_loss.loss"));
+
   return std::make_unique<MeanLoss>(std::move(loss));
 }
 

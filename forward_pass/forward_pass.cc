@@ -223,7 +223,7 @@ absl::StatusOr<c10::IValue> ForwardPass::Forward(Model& model, const Batch& batc
 }
 
 absl::StatusOr<std::unique_ptr<ForwardPass>> MakeForwardPass(const ForwardPassConfig& config) {
-  ASSIGN_OR_RETURN(InputPattern pattern, InputPattern::FromConfig(config), "forward_pass");
+  ASSIGN_OR_RETURN(InputPattern pattern, InputPattern::FromConfig(config));
   return std::make_unique<ForwardPass>(std::move(pattern), !config.uncommon_inputs());
 }
 

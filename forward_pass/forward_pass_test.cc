@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include "common/field_error.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -126,8 +127,9 @@ TEST(ForwardPassTest, SubclassHandlesUncommonInputs) {
 TEST(ForwardPassTest, MakeFromConfig) {
   ForwardPassConfig c;
   c.set_input_pattern_text("(0, 0)");
-  EXPECT_THAT(MakeForwardPass(c), StatusIs(absl::StatusCode::kInvalidArgument,
-                                           HasSubstr("forward_pass: input pattern \"(0, 0)\"")));
+  EXPECT_THAT(WithContext(MakeForwardPass(c).status(), AtField("forward_pass")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("forward_pass.input_pattern_text: model position 0 appears twice, got \"(0, 0)\"")));
 }
 
 }  // namespace

@@ -5,12 +5,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 
 namespace slimfit {
 namespace {
 
+// A field error about the pattern with no path of its own: the caller roots
+// it at the field or flag that held the pattern.
 absl::Status Bad(const std::string& quoted, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("input pattern ", quoted, ": ", what));
+  return FieldError("", what, quoted, "a tuple with one entry per batch element: its model position or '_'");
 }
 
 // One entry: an integer, or '_' (quoted or bare).
@@ -59,11 +62,11 @@ absl::StatusOr<InputPattern> InputPattern::Parse(absl::string_view text) {
   const std::string quoted = absl::StrCat("\"", text, "\"");
   absl::string_view t = absl::StripAsciiWhitespace(text);
   if (t.size() < 2 || t.front() != '(' || t.back() != ')') {
-    return Bad(quoted, "must be a parenthesised tuple such as (0, '_')");
+    return Bad(quoted, "not a parenthesised tuple such as (0, '_')");
   }
   t = absl::StripAsciiWhitespace(t.substr(1, t.size() - 2));
   if (!t.empty() && t.back() == ',') t.remove_suffix(1);  // (0,)
-  if (t.empty()) return Bad(quoted, "is empty");
+  if (t.empty()) return Bad(quoted, "empty");
   std::vector<std::optional<int>> entries;
   for (absl::string_view part : absl::StrSplit(t, ',')) {
     auto e = ParseEntry(part, quoted);
@@ -75,7 +78,7 @@ absl::StatusOr<InputPattern> InputPattern::Parse(absl::string_view text) {
 
 absl::StatusOr<InputPattern> InputPattern::FromList(const std::vector<std::string>& list) {
   const std::string quoted = absl::StrCat("[", absl::StrJoin(list, ", "), "]");
-  if (list.empty()) return Bad(quoted, "is empty");
+  if (list.empty()) return Bad(quoted, "empty");
   std::vector<std::optional<int>> entries;
   for (const auto& part : list) {
     auto e = ParseEntry(part, quoted);
@@ -87,13 +90,21 @@ absl::StatusOr<InputPattern> InputPattern::FromList(const std::vector<std::strin
 
 absl::StatusOr<InputPattern> InputPattern::FromConfig(const ForwardPassConfig& config) {
   if (!config.input_pattern_text().empty() && config.input_pattern_size() > 0) {
-    return absl::InvalidArgumentError(
-        "forward_pass: set input_pattern_text or input_pattern, not both");
+    return FieldError("input_pattern", "set beside input_pattern_text",
+                      absl::StrCat("[", absl::StrJoin(config.input_pattern(), ", "), "]"),
+                      "one of input_pattern_text, input_pattern");
   }
-  if (!config.input_pattern_text().empty()) return Parse(config.input_pattern_text());
+  if (!config.input_pattern_text().empty()) {
+    ASSIGN_OR_RETURN(InputPattern p, Parse(config.input_pattern_text()), AtField("input_pattern_text"));
+    return p;
+  }
+
   if (config.input_pattern_size() > 0) {
-    return FromList({config.input_pattern().begin(), config.input_pattern().end()});
+    ASSIGN_OR_RETURN(InputPattern p, FromList({config.input_pattern().begin(), config.input_pattern().end()}),
+                     AtField("input_pattern"));
+    return p;
   }
+
   return Default();
 }
 

@@ -9,8 +9,12 @@
 //   p.ignored()          -> {2}
 //
 // Valid patterns: the integers are exactly 0..k-1 (each once), k >= 1.
-// Errors quote the pattern: `input pattern "(0, 0)": model position 0 appears
-// twice`. ValidateFor(arity) checks the pattern against a batch.
+// Errors are field errors without a path (common/field_error.h) that quote the
+// pattern: `model position 0 appears twice, got "(0, 0)"; valid: ...`; the
+// caller roots them at the field or flag that held it (FromConfig does:
+// "input_pattern_text: ..."). ValidateFor(arity) checks the pattern against a
+// batch.
+
 #ifndef SLIMFIT_FORWARD_PASS_INPUT_PATTERN_H_
 #define SLIMFIT_FORWARD_PASS_INPUT_PATTERN_H_
 

@@ -42,19 +42,29 @@ TEST(InputPatternTest, ListAndConfigForms) {
   EXPECT_THAT(p.model_positions(), ElementsAre(0, 1));
   c.add_input_pattern("0");
   EXPECT_THAT(InputPattern::FromConfig(c),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not both")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "input_pattern: set beside input_pattern_text, got [0]; valid: one of input_pattern_text, "
+                       "input_pattern"));
+  c.clear_input_pattern();
+  c.set_input_pattern_text("(0, 0)");
+  EXPECT_THAT(InputPattern::FromConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("input_pattern_text: model position 0 appears twice, got \"(0, 0)\"")));
 }
 
 TEST(InputPatternTest, BadPatternsQuoteThePattern) {
   EXPECT_THAT(InputPattern::Parse("0, '_'"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "input pattern \"0, '_'\": must be a parenthesised tuple such as (0, '_')"));
+                       "not a parenthesised tuple such as (0, '_'), got \"0, '_'\"; valid: a tuple with one entry per "
+                       "batch element: its model position or '_'"));
   EXPECT_THAT(InputPattern::Parse("(0, x)"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "input pattern \"(0, x)\": entry \"x\" is neither an integer nor '_'"));
+                       "entry \"x\" is neither an integer nor '_', got \"(0, x)\"; valid: a tuple with one entry per "
+                       "batch element: its model position or '_'"));
   EXPECT_THAT(InputPattern::Parse("(0, 0, '_')"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "input pattern \"(0, 0, '_')\": model position 0 appears twice"));
+                       "model position 0 appears twice, got \"(0, 0, '_')\"; valid: a tuple with one entry per batch "
+                       "element: its model position or '_'"));
   EXPECT_THAT(InputPattern::Parse("('_', '_')"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no entry goes to the model")));
   EXPECT_THAT(InputPattern::Parse("(0, 2)"),
@@ -62,10 +72,9 @@ TEST(InputPatternTest, BadPatternsQuoteThePattern) {
                        HasSubstr("model position 2 is out of range: with 2 model inputs, positions are 0..1")));
   EXPECT_THAT(InputPattern::Parse("(-1, 0)"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("-1 is negative")));
-  EXPECT_THAT(InputPattern::Parse("()"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is empty")));
+  EXPECT_THAT(InputPattern::Parse("()"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty, got \"()\"")));
   EXPECT_THAT(InputPattern::FromList({"0", "zero"}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("input pattern [0, zero]")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got [0, zero]")));
 }
 
 TEST(InputPatternTest, ArityMismatchQuotesPatternAndBatchArity) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
@@ -31,11 +32,10 @@ Registry<LossFactory>& LossRegistry() {
 
 absl::StatusOr<std::unique_ptr<LossFunction>> MakeLoss(const LossConfig& config,
                                                        const LossContext& context) {
-  ASSIGN_OR_RETURN(const std::string name,
-                   RequiredOneofField(config, "loss", "loss", LossRegistry().Names()));
-  if (context.forward_pass == nullptr) return absl::InvalidArgumentError("loss: no forward pass");
-  ASSIGN_OR_RETURN(LossFactory factory, LossRegistry().Get(name));
-  return TorchCallOr(absl::StrCat("loss.", name), [&] { return factory(config, context); });
+  ASSIGN_OR_RETURN(const std::string name, RequiredOneofField(config, "loss", "", LossRegistry().Names()));
+  if (context.forward_pass == nullptr) return absl::InvalidArgumentError("LossContext: forward_pass is null");
+  ASSIGN_OR_RETURN(LossFactory factory, LossRegistry().Get(name), AtField(name));
+  return TorchCallOr("", [&] { return factory(config, context); });
 }
 
 namespace {
@@ -124,17 +124,16 @@ absl::StatusOr<at::Tensor> PredictionOf(const c10::IValue& output, int index) {
         "the model returned a ", output.tagKind(), "; a loss needs a tensor (or a tuple/list of them)"));
   }
   if (index < 0 || index >= static_cast<int>(items.size()) || !items[index].isTensor()) {
-    return absl::InvalidArgumentError(absl::StrCat("output_index: ", index, " does not name a tensor among the ",
-                                                   items.size(), " outputs"));
+    return FieldError("output_index", absl::StrCat("not a tensor among the model's ", items.size(), " outputs"), index,
+                      absl::StrCat("[0, ", items.size(), ")"));
   }
   return items[index].toTensor();
 }
 
 absl::StatusOr<at::Tensor> TargetOf(const Batch& batch, int index) {
   if (index < 0 || index >= static_cast<int>(batch.size()) || !batch[index].isTensor()) {
-    return absl::InvalidArgumentError(absl::StrCat("target_index: ", index,
-                                                   " does not name a tensor in the batch of ",
-                                                   batch.size(), " elements"));
+    return FieldError("target_index", absl::StrCat("not a tensor in the batch of ", batch.size(), " elements"), index,
+                      absl::StrCat("[0, ", batch.size(), ")"));
   }
   return batch[index].toTensor();
 }
@@ -142,16 +141,16 @@ absl::StatusOr<at::Tensor> TargetOf(const Batch& batch, int index) {
 absl::StatusOr<int> ResolveTargetIndex(const LossConfig& config, const InputPattern& pattern) {
   if (config.has_target_index()) {
     if (config.target_index() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("target_index: must be >= 0, got ", config.target_index()));
+      return FieldError("target_index", "negative", config.target_index(), ">= 0");
     }
     return config.target_index();
   }
   std::vector<int> ignored = pattern.ignored();
   if (ignored.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "target_index: required: the input pattern ", pattern.ToString(),
-        " sends every batch element to the model, so no element is the target"));
+    return FieldError("target_index",
+                      absl::StrCat("required: the input pattern ", pattern.ToString(),
+                                   " sends every batch element to the model, so no element is the target"),
+                      "", "the index of the batch element that holds the targets");
   }
   return ignored.front();
 }

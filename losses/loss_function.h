@@ -76,7 +76,9 @@ using LossFactory = std::function<absl::StatusOr<std::unique_ptr<LossFunction>>(
     const LossConfig&, const LossContext&)>;
 Registry<LossFactory>& LossRegistry();
 
-// The loss selected by `config`'s oneof; errors are prefixed "loss.<name>".
+// The loss selected by `config`'s oneof. Errors name fields relative to `config`
+// ("cross_entropy.label_smoothing: ...", common/field_error.h); the caller roots
+// them with AtField("loss").
 absl::StatusOr<std::unique_ptr<LossFunction>> MakeLoss(const LossConfig& config,
                                                        const LossContext& context);
 

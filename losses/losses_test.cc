@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/field_error.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
@@ -42,7 +43,8 @@ absl::Status LossError(const std::string& text, const std::string& pattern = "(0
   LossConfig c;
   EXPECT_OK(ParseTextProto(text, "test", &c));
   auto fp = std::make_shared<ForwardPass>(InputPattern::Parse(pattern).value());
-  return MakeLoss(c, LossContext{fp, nullptr}).status();
+  // Rooted as BuildComponents roots them (trainer/components.cc).
+  return WithContext(MakeLoss(c, LossContext{fp, nullptr}).status(), AtField("loss"));
 }
 
 double Value(LossFunction& loss, Model& model, const Batch& batch) {
@@ -97,37 +99,37 @@ TEST(LossesTest, TargetAndOutputIndices) {
   EXPECT_THAT(Value(*Loss("mse { }", nullptr, "(0, '_', '_')"), pair, b), DoubleNear(9.0, 1e-6));
   auto bad = (*Loss("mse { } output_index: 5", nullptr, "(0, '_', '_')"))(pair, b);
   EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
-                            HasSubstr("output_index: 5 does not name a tensor among the 2 outputs")));
+                            "output_index: not a tensor among the model's 2 outputs, got 5; valid: [0, 2)"));
   auto bad_target = (*Loss("mse { } target_index: 7", nullptr, "(0, '_', '_')"))(pair, b);
   EXPECT_THAT(bad_target, StatusIs(absl::StatusCode::kInvalidArgument,
-                                   HasSubstr("target_index: 7 does not name a tensor in the batch of 3")));
+                                   "target_index: not a tensor in the batch of 3 elements, got 7; valid: [0, 3)"));
 }
 
 TEST(LossesTest, BadConfigsNameTheField) {
-  EXPECT_THAT(LossError(""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                      "loss: required (one of: bce_with_logits, cross_entropy, "
-                                      "distillation, l1, mse, nll, smooth_l1)"));
+  const auto invalid = [](const std::string& message) { return StatusIs(absl::StatusCode::kInvalidArgument, message); };
+  EXPECT_THAT(
+      LossError(""),
+      invalid("loss: no loss set; valid: bce_with_logits, cross_entropy, distillation, l1, mse, nll, smooth_l1"));
   EXPECT_THAT(LossError("cross_entropy { label_smoothing: 1.5 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "loss.cross_entropy: label_smoothing: must be in [0, 1), got 1.5"));
+              invalid("loss.cross_entropy.label_smoothing: out of range, got 1.5; valid: [0, 1)"));
   EXPECT_THAT(LossError("smooth_l1 { beta: -1 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "loss.smooth_l1: beta: must be > 0, got -1"));
+              invalid("loss.smooth_l1.beta: negative, got -1; valid: > 0 (0 = 1.0)"));
   EXPECT_THAT(LossError("mse {}", "(0, 1)"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("loss.mse: target_index: required: the input pattern (0, 1)")));
-  EXPECT_THAT(LossError("mse {} target_index: -2"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target_index: must be >= 0, got -2")));
-  EXPECT_THAT(LossError("mse {} output_index: -1"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("output_index: must be >= 0")));
+              invalid("loss.target_index: required: the input pattern (0, 1) sends every batch element to the "
+                      "model, so no element is the target; valid: the index of the batch element that holds the "
+                      "targets"));
+  EXPECT_THAT(LossError("mse {} target_index: -2"), invalid("loss.target_index: negative, got -2; valid: >= 0"));
+  EXPECT_THAT(LossError("mse {} output_index: -1"), invalid("loss.output_index: negative, got -1; valid: >= 0"));
   EXPECT_THAT(LossError("distillation {}"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("loss.distillation: teacher_path: required")));
+              invalid("loss.distillation.teacher_path: required when the engine supplies no teacher model, got "
+                      "\"\"; valid: a TorchScript file"));
   EXPECT_THAT(LossError("distillation { temperature: -1 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature: must be > 0, got -1")));
+              invalid("loss.distillation.temperature: negative, got -1; valid: > 0 (0 = 4.0)"));
   EXPECT_THAT(LossError("distillation { alpha: 2 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alpha: must be in [0, 1], got 2")));
+              invalid("loss.distillation.alpha: out of range, got 2; valid: [0, 1]"));
   EXPECT_THAT(LossError("distillation { teacher_path: '/no/teacher.pt' }"),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("loss.distillation: teacher_path: ")));
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("loss.distillation.teacher_path: cannot stat \"/no/teacher.pt\"")));
 }
 
 TEST(LossesTest, DistillationAgainstItselfLeavesOnlyTheHardTerm) {

@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "losses/loss_function.h"
@@ -42,7 +43,7 @@ absl::StatusOr<std::unique_ptr<LossFunction>> Make(const LossConfig& c, const Lo
                                                    const std::string& name, OutputTargetLoss::Fn fn) {
   ASSIGN_OR_RETURN(int target, internal::ResolveTargetIndex(c, ctx.forward_pass->pattern()));
   if (c.output_index() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("output_index: must be >= 0, got ", c.output_index()));
+    return FieldError("output_index", "negative", c.output_index(), ">= 0");
   }
   return std::make_unique<OutputTargetLoss>(ctx.forward_pass, name, target, c.output_index(), std::move(fn));
 }
@@ -50,8 +51,7 @@ absl::StatusOr<std::unique_ptr<LossFunction>> Make(const LossConfig& c, const Lo
 absl::StatusOr<std::unique_ptr<LossFunction>> CrossEntropy(const LossConfig& c, const LossContext& ctx) {
   const double smoothing = c.cross_entropy().label_smoothing();
   if (!(smoothing >= 0 && smoothing < 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("label_smoothing: must be in [0, 1), got ", smoothing));
+    return FieldError("cross_entropy.label_smoothing", "out of range", smoothing, "[0, 1)");
   }
   const int64_t ignore = c.cross_entropy().has_ignore_index() ? c.cross_entropy().ignore_index() : -100;
   return Make(c, ctx, "cross_entropy", [smoothing, ignore](const at::Tensor& p, const at::Tensor& t) {
@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<LossFunction>> L1(const LossConfig& c, const Loss
 
 absl::StatusOr<std::unique_ptr<LossFunction>> SmoothL1(const LossConfig& c, const LossContext& ctx) {
   const double beta = c.smooth_l1().beta() == 0 ? 1.0 : c.smooth_l1().beta();
-  if (!(beta > 0)) return absl::InvalidArgumentError(absl::StrCat("beta: must be > 0, got ", beta));
+  if (!(beta > 0)) return FieldError("smooth_l1.beta", "negative", beta, "> 0 (0 = 1.0)");
   return Make(c, ctx, "smooth_l1", [beta](const at::Tensor& p, const at::Tensor& t) {
     return at::smooth_l1_loss(p, t.to(p.scalar_type()), at::Reduction::Mean, beta);
   });
@@ -133,22 +133,20 @@ absl::StatusOr<std::unique_ptr<LossFunction>> Distillation(const LossConfig& c, 
   const double temperature = d.temperature() == 0 ? 4.0 : d.temperature();
   const double alpha = d.has_alpha() ? d.alpha() : 0.9;
   if (!(temperature > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("temperature: must be > 0, got ", temperature));
+    return FieldError("distillation.temperature", "negative", temperature, "> 0 (0 = 4.0)");
   }
-  if (!(alpha >= 0 && alpha <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("alpha: must be in [0, 1], got ", alpha));
-  }
+  if (!(alpha >= 0 && alpha <= 1)) return FieldError("distillation.alpha", "out of range", alpha, "[0, 1]");
   ASSIGN_OR_RETURN(int target, internal::ResolveTargetIndex(c, ctx.forward_pass->pattern()));
   std::unique_ptr<Model> owned;
   Model* teacher = ctx.teacher;
   if (!d.teacher_path().empty()) {
-    ASSIGN_OR_RETURN(Model m, Model::Load(d.teacher_path()), "teacher_path");
+    ASSIGN_OR_RETURN(Model m, Model::Load(d.teacher_path()), AtField("distillation.teacher_path"));
     owned = std::make_unique<Model>(std::move(m));
     teacher = owned.get();
   }
   if (teacher == nullptr) {
-    return absl::InvalidArgumentError(
-        "teacher_path: required when the engine supplies no teacher model");
+    return FieldError("distillation.teacher_path", "required when the engine supplies no teacher model", "\"\"",
+                      "a TorchScript file");
   }
   return std::make_unique<DistillationLoss>(ctx.forward_pass, std::move(owned), teacher, temperature,
                                             alpha, target, c.output_index());

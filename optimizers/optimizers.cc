@@ -251,7 +251,6 @@ absl::StatusOr<std::unique_ptr<NativeOptimizerFactory>> MakeOptimizerFactory(con
   ASSIGN_OR_RETURN(const std::string name, RequiredOneofField(config, "optimizer", "", OptimizerRegistry().Names()));
   ASSIGN_OR_RETURN(OptimizerMaker maker, OptimizerRegistry().Get(name), AtField(name));
   return TorchCallOr("", [&] { return maker(config); });
-
 }
 
 }  // namespace slimfit

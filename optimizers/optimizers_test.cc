@@ -170,9 +170,7 @@ absl::Status SchedError(const std::string& text) {
 }
 
 TEST(OptimizersTest, BadConfigsNameTheField) {
-  const auto invalid = [](const std::string& message) {
-    return StatusIs(absl::StatusCode::kInvalidArgument, message);
-  };
+  const auto invalid = [](const std::string& message) { return StatusIs(absl::StatusCode::kInvalidArgument, message); };
   EXPECT_THAT(OptError("lr: 0.1"),
               invalid("full_trainer.optimizer: no optimizer set; valid: adagrad, adam, adamw, rmsprop, sgd"));
   EXPECT_THAT(OptError("sgd {}"), invalid("full_trainer.optimizer.lr: required, and positive, got 0; valid: > 0"));
@@ -199,9 +197,7 @@ TEST(OptimizersTest, BadConfigsNameTheField) {
 }
 
 TEST(SchedulersTest, BadConfigsNameTheField) {
-  const auto invalid = [](const std::string& message) {
-    return StatusIs(absl::StatusCode::kInvalidArgument, message);
-  };
+  const auto invalid = [](const std::string& message) { return StatusIs(absl::StatusCode::kInvalidArgument, message); };
   EXPECT_THAT(SchedError("step { }"), invalid("full_trainer.scheduler.step.step_size: required, got 0; valid: >= 1"));
   EXPECT_THAT(SchedError("multistep { milestones: [3, 2] }"),
               invalid("full_trainer.scheduler.multistep.milestones[1]: not above the milestone before it, got [3, "
@@ -238,7 +234,8 @@ TEST(SchedulersTest, PlateauNeedsTheMetricAndEmptyConfigIsConstant) {
   ASSERT_OK(ParseTextProto("reduce_on_plateau {}", "t", &c));
   auto plateau = MakeSchedulerFactory(c).value()->Make(*opt).value();
   EXPECT_TRUE(plateau->eval_based());
-  EXPECT_THAT(plateau->Step(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stepped without the eval metric")));
+  EXPECT_THAT(plateau->Step(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stepped without the eval metric")));
   auto constant = MakeSchedulerFactory(SchedulerConfig()).value()->Make(*opt).value();
   for (int i = 0; i < 5; ++i) ASSERT_OK(constant->Step());
   EXPECT_NEAR(constant->lr(), 0.1, 1e-12);

@@ -197,8 +197,7 @@ absl::StatusOr<Builder> BuilderFor(const SchedulerConfig& c) {
       const double start = k.has_warmup_start_factor() ? k.warmup_start_factor() : 0.1;
       if (warm < 0) return FieldError("cosine.warmup_steps", "negative", warm, ">= 0");
       if (t_max <= warm) {
-        return FieldError("cosine.t_max", "required, and above cosine.warmup_steps", t_max,
-                          absl::StrCat("> ", warm));
+        return FieldError("cosine.t_max", "required, and above cosine.warmup_steps", t_max, absl::StrCat("> ", warm));
       }
       if (!(start > 0 && start <= 1)) {
         return FieldError("cosine.warmup_start_factor", "out of range", start, "(0, 1]");
@@ -298,7 +297,6 @@ absl::StatusOr<std::unique_ptr<NativeSchedulerFactory>> MakeSchedulerFactory(con
   if (name.empty()) return TorchCallOr("", [&] { return FromConfig(config); });
   ASSIGN_OR_RETURN(SchedulerMaker maker, SchedulerRegistry().Get(name), AtField(name));
   return TorchCallOr("", [&] { return maker(config); });
-
 }
 
 }  // namespace slimfit

@@ -1,6 +1,7 @@
 #include "trainer/components.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 
 namespace slimfit {
@@ -8,38 +9,44 @@ namespace slimfit {
 absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config) {
   if (config.data == nullptr || config.forward_pass == nullptr || config.loss == nullptr ||
       config.evaluation == nullptr) {
-    return absl::InvalidArgumentError(
-        "BuildComponents: data, forward_pass, loss and evaluation are required (null given)");
+    return absl::InvalidArgumentError(absl::StrCat("ComponentsConfig: ",
+                                                   config.data == nullptr           ? "data"
+                                                   : config.forward_pass == nullptr ? "forward_pass"
+                                                   : config.loss == nullptr         ? "loss"
+                                                                                    : "evaluation",
+                                                   " is null; data, forward_pass, loss and evaluation are required"));
   }
   const DataConfig& data = *config.data;
   Components c;
-  ASSIGN_OR_RETURN(c.splits, LoadSplits(data), "data");
+  ASSIGN_OR_RETURN(c.splits, LoadSplits(data), AtField("data"));
   if (config.train_loader) {
-    ASSIGN_OR_RETURN(c.train, MakeLoader(data, c.splits, "train"), "data");
+    ASSIGN_OR_RETURN(c.train, MakeLoader(data, c.splits, "train"), AtField("data"));
   }
   c.eval_split = config.evaluation->eval_split().empty() ? "val" : config.evaluation->eval_split();
-  ASSIGN_OR_RETURN(c.eval, MakeLoader(data, c.splits, c.eval_split), "evaluation.eval_split");
+  ASSIGN_OR_RETURN(c.eval, MakeLoader(data, c.splits, c.eval_split), AtField("evaluation.eval_split"));
   if (config.test_loader && c.eval_split != "test" && c.splits.test != nullptr && c.splits.test->size() > 0) {
     ASSIGN_OR_RETURN(c.test, MakeLoader(data, c.splits, "test"), "data (test split)");
   }
-  ASSIGN_OR_RETURN(c.forward_pass, MakeForwardPass(*config.forward_pass));  // (its errors name forward_pass)
+  ASSIGN_OR_RETURN(c.forward_pass, MakeForwardPass(*config.forward_pass), AtField("forward_pass"));
   {
     // The forward pass learns the input specs from a transformed batch, so
     // passes that need random inputs (profiling, pruning analysis) work
     // before any training step.
     Batch first;
-    RETURN_IF_ERROR(c.eval->Reset(0), "evaluation.eval_split");
-    ASSIGN_OR_RETURN(bool any, c.eval->Next(&first), "evaluation.eval_split");
+    RETURN_IF_ERROR(c.eval->Reset(0), AtField("evaluation.eval_split"));
+    ASSIGN_OR_RETURN(bool any, c.eval->Next(&first), AtField("evaluation.eval_split"));
     if (!any) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("evaluation.eval_split: \"", c.eval_split, "\" has no samples; valid: a split with samples"));
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "evaluation.eval_split",
+                                "the split's loader gave no batch", Quoted(c.eval_split), "a split with samples");
     }
-    RETURN_IF_ERROR(c.forward_pass->InferFrom(first), "forward_pass");
+    RETURN_IF_ERROR(c.forward_pass->InferFrom(first), AtField("forward_pass"));
   }
   LossConfig loss = *config.loss;
   if (loss.loss_case() == LossConfig::LOSS_NOT_SET) loss.mutable_cross_entropy();
-  ASSIGN_OR_RETURN(c.loss, MakeLoss(loss, LossContext{c.forward_pass}), "loss");
-  ASSIGN_OR_RETURN(c.evaluator, MakeEvaluator(*config.evaluation, EvaluatorContext{c.forward_pass}), "evaluation");
+  ASSIGN_OR_RETURN(c.loss, MakeLoss(loss, LossContext{c.forward_pass}), AtField("loss"));
+  ASSIGN_OR_RETURN(c.evaluator, MakeEvaluator(*config.evaluation, EvaluatorContext{c.forward_pass}),
+                   AtField("evaluation"));
+
   return c;
 }
 

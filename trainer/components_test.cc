@@ -79,7 +79,8 @@ TEST(ComponentsTest, ErrorsNameTheField) {
     Configs c = Synthetic();
     c.evaluation.set_eval_split("holdout");
     EXPECT_THAT(BuildComponents(c.Get()).status(),
-                StatusIs(absl::StatusCode::kNotFound, HasSubstr("evaluation.eval_split: split \"holdout\"")));
+                StatusIs(absl::StatusCode::kNotFound,
+                         "evaluation.eval_split: not a split, got \"holdout\"; valid: train, val, test"));
   }
   {
     // A val file with no samples (a carve never leaves one empty).
@@ -94,24 +95,26 @@ TEST(ComponentsTest, ErrorsNameTheField) {
     Configs c = Synthetic();
     c.data.mutable_tensor_file()->set_train_path(train);
     c.data.mutable_tensor_file()->set_val_path(val);
-    EXPECT_THAT(
-        BuildComponents(c.Get()).status(),
-        StatusIs(absl::StatusCode::kFailedPrecondition,
-                 HasSubstr("evaluation.eval_split: split \"val\" has no samples; valid: a split with at least one")));
+    EXPECT_THAT(BuildComponents(c.Get()).status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         "evaluation.eval_split: split \"val\" has no samples; valid: a split with at least one"));
   }
   {
     Configs c = Synthetic("val_fraction: 2");
     EXPECT_THAT(BuildComponents(c.Get()).status(),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: data.val_fraction")));
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "data.val_fraction: out of range, got 2; valid: [0, 1) (0 = 0.1)"));
   }
   {
     Configs c = Synthetic();
     c.evaluation.add_evaluators();  // no evaluator chosen
     EXPECT_THAT(BuildComponents(c.Get()).status(),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("evaluation.evaluators[1]: empty (one of: ")));
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("evaluation.evaluators[1]: no evaluator set; valid: accuracy, ")));
   }
   EXPECT_THAT(BuildComponents(ComponentsConfig{}).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("required (null given)")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "ComponentsConfig: data is null; data, forward_pass, loss and evaluation are required"));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/allocator.h"
+#include "common/field_error.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -109,41 +110,42 @@ std::string TermsJson(const std::map<std::string, double>& sums, int64_t n) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, TrainerDeps deps) {
-  auto bad = [](const std::string& what) {
-    return absl::InvalidArgumentError(absl::StrCat("full_trainer.", what));
-  };
-  if (c.has_epochs() && c.epochs() < 0) return bad(absl::StrCat("epochs: must be >= 0, got ", c.epochs()));
-  if (c.max_steps() < 0) return bad(absl::StrCat("max_steps: must be >= 0, got ", c.max_steps()));
+  auto bad = [](const std::string& field, const std::string& problem, const absl::AlphaNum& got,
+                const std::string& valid) { return FieldError("full_trainer." + field, problem, got, valid); };
+  if (c.has_epochs() && c.epochs() < 0) return bad("epochs", "negative", c.epochs(), ">= 0");
+  if (c.max_steps() < 0) return bad("max_steps", "negative", c.max_steps(), ">= 0 (0 = no limit)");
   if (c.has_epochs() && c.epochs() == 0 && c.max_steps() == 0) {
-    return bad("epochs: 0 with no max_steps would not train at all");
+    return bad("epochs", "0 with no max_steps would not train at all", 0, ">= 1, or 0 with max_steps > 0");
   }
-  if (c.eval_freq() < 0) return bad(absl::StrCat("eval_freq: must be >= 1, got ", c.eval_freq()));
-  if (c.grad_clip_norm() < 0) return bad(absl::StrCat("grad_clip_norm: must be >= 0, got ", c.grad_clip_norm()));
+  if (c.eval_freq() < 0) return bad("eval_freq", "negative", c.eval_freq(), ">= 1 (0 = every epoch)");
+  if (c.grad_clip_norm() < 0) return bad("grad_clip_norm", "negative", c.grad_clip_norm(), ">= 0 (0 = no clipping)");
   if (c.early_stopping_patience() < 0) {
-    return bad(absl::StrCat("early_stopping_patience: must be >= 0, got ", c.early_stopping_patience()));
+    return bad("early_stopping_patience", "negative", c.early_stopping_patience(), ">= 0 (0 = never stop early)");
   }
   if (c.has_max_nan_recoveries() && c.max_nan_recoveries() < 0) {
-    return bad(absl::StrCat("max_nan_recoveries: must be >= 0, got ", c.max_nan_recoveries()));
+    return bad("max_nan_recoveries", "negative", c.max_nan_recoveries(), ">= 0");
   }
   if (c.nan_lr_factor() != 0 && !(c.nan_lr_factor() > 0 && c.nan_lr_factor() < 1)) {
-    return bad(absl::StrCat("nan_lr_factor: must be in (0, 1), got ", c.nan_lr_factor()));
+    return bad("nan_lr_factor", "out of range", c.nan_lr_factor(), "(0, 1)");
   }
-  if (c.log_every_steps() < 0) return bad(absl::StrCat("log_every_steps: must be >= 0, got ", c.log_every_steps()));
+  if (c.log_every_steps() < 0) return bad("log_every_steps", "negative", c.log_every_steps(), ">= 0 (0 = never)");
   if (!c.eval_split().empty() && c.eval_split() != "train" && c.eval_split() != "val" && c.eval_split() != "test") {
-    return bad(absl::StrCat("eval_split: must be train, val or test, got \"", c.eval_split(), "\""));
+    return bad("eval_split", "not a split", Quoted(c.eval_split()), "train, val, test");
   }
   if (deps.loss == nullptr || deps.train == nullptr) {
-    return absl::InvalidArgumentError("trainer: a loss and a train loader are required");
+    return absl::InvalidArgumentError(absl::StrCat("TrainerDeps: ", deps.loss == nullptr ? "loss" : "train",
+                                                   " is null; the trainer needs a loss "
+                                                   "and a train loader"));
   }
   if (deps.eval != nullptr && deps.evaluator == nullptr) {
-    return absl::InvalidArgumentError("trainer: an eval loader needs an evaluator");
+    return absl::InvalidArgumentError("TrainerDeps: evaluator is null, but eval is set; an eval loader needs one");
   }
   if (deps.optimizer_factory == nullptr) {
-    ASSIGN_OR_RETURN(auto f, MakeOptimizerFactory(c.optimizer()), "full_trainer");
+    ASSIGN_OR_RETURN(auto f, MakeOptimizerFactory(c.optimizer()), AtField("full_trainer.optimizer"));
     deps.optimizer_factory = std::move(f);
   }
   if (deps.scheduler_factory == nullptr) {
-    ASSIGN_OR_RETURN(auto f, MakeSchedulerFactory(c.scheduler()), "full_trainer");
+    ASSIGN_OR_RETURN(auto f, MakeSchedulerFactory(c.scheduler()), AtField("full_trainer.scheduler"));
     deps.scheduler_factory = std::move(f);
   }
   return std::unique_ptr<Trainer>(new Trainer(c, std::move(deps)));
@@ -175,15 +177,15 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   auto* shard = dynamic_cast<ShardedLoader*>(deps_.train);
   if (parallel && shard == nullptr) {
     return absl::InvalidArgumentError(
-        "trainer: data-parallel training needs each rank's train loader to be a ShardedLoader "
-        "(data/sharded_loader.h) of the same global batches");
+        "TrainerDeps: train is not a ShardedLoader; data-parallel training needs each rank's train loader to be "
+        "one (data/sharded_loader.h) of the same global batches");
   }
   std::unique_ptr<std::ofstream> log;
   if (!c.metrics_path().empty() && root) {
     log = std::make_unique<std::ofstream>(c.metrics_path(), std::ios::app);
     if (!*log) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("full_trainer.metrics_path: cannot open \"", c.metrics_path(), "\" for appending"));
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "full_trainer.metrics_path",
+                                "cannot be opened for appending", Quoted(c.metrics_path()), "a writable file path");
     }
   }
   auto write = [&](const std::string& line) {
@@ -200,15 +202,14 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   // Channels-last weights until the model's first step has shown it takes
   // them; put back contiguous on every way out (the destructor).
   WeightLayout layout;
-  RETURN_IF_ERROR(layout.Apply(model, WeightFormat(c.memory_format(), model)), "full_trainer.memory_format");
+  RETURN_IF_ERROR(layout.Apply(model, WeightFormat(c.memory_format(), model)), AtField("full_trainer.memory_format"));
   const std::string applied_format = MemoryFormatName(layout.current());
   bool probe_layout = layout.current() != at::MemoryFormat::Contiguous;
-  ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), "full_trainer.optimizer");
-  ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), "full_trainer.scheduler");
+  ASSIGN_OR_RETURN(auto optimizer, deps_.optimizer_factory->Make(model), AtField("full_trainer.optimizer"));
+  ASSIGN_OR_RETURN(auto scheduler, deps_.scheduler_factory->Make(*optimizer), AtField("full_trainer.scheduler"));
   int64_t scheduler_steps = 0;
   if (c.skip_scheduler_steps() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("full_trainer.skip_scheduler_steps: ", c.skip_scheduler_steps(), "; must be >= 0"));
+    return FieldError("full_trainer.skip_scheduler_steps", "negative", c.skip_scheduler_steps(), ">= 0");
   }
   if (!scheduler->eval_based()) {
     for (; scheduler_steps < c.skip_scheduler_steps(); ++scheduler_steps) RETURN_IF_ERROR(scheduler->Step());
@@ -254,10 +255,10 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   auto layout_refused = [&](const std::string& where, const absl::Status& why) -> absl::Status {
     if (why.ok()) return absl::OkStatus();
     if (c.memory_format() != TrainerConfig::MEMORY_FORMAT_AUTO) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "full_trainer.memory_format: ", TrainerConfig::MemoryFormat_Name(c.memory_format()),
-          ", but the model's ", where, " fails with ", applied_format, " weights (", why.message(),
-          ") and passes with contiguous ones; valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"));
+      return FieldError("full_trainer.memory_format",
+                        absl::StrCat("the model's ", where, " fails with ", applied_format, " weights (", why.message(),
+                                     ") and passes with contiguous ones"),
+                        TrainerConfig::MemoryFormat_Name(c.memory_format()), "MEMORY_FORMAT_AUTO, CONTIGUOUS");
     }
     const std::string note =
         absl::StrCat("the model's ", where, " fails with ", applied_format, " weights (", why.message(),
@@ -390,7 +391,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       RETURN_IF_ERROR(layout_refused("evaluation", refused));
       ASSIGN_OR_RETURN(eval, std::move(evaluation), absl::StrCat("evaluating epoch ", epoch + 1));
       evaluated = true;
-      ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), "full_trainer.eval_key");
+      ASSIGN_OR_RETURN(Metric m, eval.Get(eval_key), AtField("full_trainer.eval_key"));
       if (!std::isfinite(m.value)) {
         RETURN_IF_ERROR(recover(absl::StrCat(eval_key, " is ", m.value), epoch));
         continue;

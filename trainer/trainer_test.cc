@@ -357,10 +357,11 @@ TEST(TrainerTest, SkipSchedulerStepsContinuesASchedule) {
   EXPECT_EQ(final_lr(""), "0.025");
   EXPECT_EQ(final_lr("skip_scheduler_steps: 8"), "0");
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
-  EXPECT_THAT(Trainer::Create(Config("skip_scheduler_steps: -1"), {p.loss.get(), p.eval.get(), d.train.get()})
-                  .value()
-                  ->Train(m),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("full_trainer.skip_scheduler_steps: -1")));
+  EXPECT_THAT(
+      Trainer::Create(Config("skip_scheduler_steps: -1"), {p.loss.get(), p.eval.get(), d.train.get()})
+          .value()
+          ->Train(m),
+      StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer.skip_scheduler_steps: negative, got -1; valid: >= 0"));
 }
 
 TEST(TrainerTest, PlateauSchedulerIsSteppedWithTheEvalMetric) {
@@ -388,23 +389,32 @@ TEST(TrainerTest, BadConfigsNameTheField) {
   Parts p;
   TrainerDeps deps{p.loss.get(), p.eval.get(), d.train.get(), d.val.get()};
   auto err = [&](const std::string& text) { return Trainer::Create(Config(text), deps).status(); };
-  EXPECT_THAT(err("epochs: -1"), StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer.epochs: must be >= 0, got -1"));
+  EXPECT_THAT(err("epochs: -1"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer.epochs: negative, got -1; valid: >= 0"));
   EXPECT_THAT(err("epochs: 0"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("would not train at all")));
-  EXPECT_THAT(err("grad_clip_norm: -2"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("grad_clip_norm: must be >= 0")));
-  EXPECT_THAT(err("nan_lr_factor: 1.5"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nan_lr_factor: must be in (0, 1)")));
+  EXPECT_THAT(err("grad_clip_norm: -2"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "full_trainer.grad_clip_norm: negative, got -2; valid: >= 0 (0 = no clipping)"));
+  EXPECT_THAT(err("nan_lr_factor: 1.5"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                  "full_trainer.nan_lr_factor: out of range, got 1.5; valid: (0, 1)"));
   EXPECT_THAT(err("eval_split: 'validation'"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "full_trainer.eval_split: must be train, val or test, got \"validation\""));
+                       "full_trainer.eval_split: not a split, got \"validation\"; valid: train, val, test"));
   EXPECT_THAT(err("optimizer { sgd {} lr: 0 }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "full_trainer: optimizer: lr: required, must be > 0, got 0"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "full_trainer.optimizer.lr: required, and positive, got 0; valid: > 0"));
   EXPECT_THAT(err("scheduler { step {} }"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("full_trainer: scheduler: step.step_size")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "full_trainer.scheduler.step.step_size: required, got 0; valid: >= 1"));
   ASSERT_OK_AND_ASSIGN(auto t, Trainer::Create(Config("metrics_path: '/no/such/dir/m.jsonl'"), deps));
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
-  EXPECT_THAT(t->Train(m), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("metrics_path: cannot open")));
+  EXPECT_THAT(t->Train(m), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    "full_trainer.metrics_path: cannot be opened for appending, got "
+                                    "\"/no/such/dir/m.jsonl\"; valid: a writable file path"));
   ASSERT_OK_AND_ASSIGN(auto wrong_key, Trainer::Create(Config("eval_key: 'top5'"), deps));
-  EXPECT_THAT(wrong_key->Train(m), StatusIs(absl::StatusCode::kNotFound,
-                                            HasSubstr("full_trainer.eval_key: metric \"top5\" was not computed")));
+  EXPECT_THAT(wrong_key->Train(m),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("full_trainer.eval_key: not a computed metric, got \"top5\"; valid: accuracy")));
 }
 
 // Channels-last weights (AUTO's choice for convolutions on the CPU) train the
@@ -495,9 +505,10 @@ TEST(TrainerTest, AModelThatRefusesChannelsLastFallsBackOrFailsWhenAsked) {
                                                        {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
     EXPECT_THAT(trainer->Train(m),
                 StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr("full_trainer.memory_format: CHANNELS_LAST, but the model's first step fails "
-                                         "with channels-last weights"),
-                               HasSubstr("and passes with contiguous ones; valid: MEMORY_FORMAT_AUTO or CONTIGUOUS"))));
+                         AllOf(HasSubstr("full_trainer.memory_format: the model's first step fails with "
+                                         "channels-last weights"),
+                               HasSubstr("and passes with contiguous ones, got CHANNELS_LAST; valid: "
+                                         "MEMORY_FORMAT_AUTO, CONTIGUOUS"))));
     for (auto& [name, t] : m.NamedParameters()) EXPECT_TRUE(t.is_contiguous()) << name;
   }
   {
@@ -532,8 +543,12 @@ TEST(TrainerTest, DataParallelNeedsAShardedTrainLoader) {
   deps.group = &group;
   ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 1"), deps));
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
-  EXPECT_THAT(trainer->Train(m), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr("each rank's train loader to be a ShardedLoader")));
+  EXPECT_THAT(
+      trainer->Train(m),
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          HasSubstr(
+              "TrainerDeps: train is not a ShardedLoader; data-parallel training needs each rank's train loader")));
 }
 
 TEST(FunctionEvaluatorTest, UserLoopGetsAFreshOptimizerPerModelAndAPatchedCriterion) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -67,14 +68,16 @@ namespace {
 
 absl::StatusOr<Splits> LoadCifar(const DataConfig& config) {
   const auto& c = config.cifar();
-  if (c.directory().empty()) return absl::InvalidArgumentError("directory: required");
+  if (c.directory().empty()) {
+    return FieldError("directory", "required", "\"\"", "the folder of the CIFAR binary version's .bin files");
+  }
   if (c.num_classes() != 10 && c.num_classes() != 100) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_classes: must be 10 or 100, got ", c.num_classes()));
+    return FieldError("num_classes", "not a CIFAR variant", c.num_classes(), "10, 100");
   }
   if (c.coarse_labels() && c.num_classes() != 100) {
-    return absl::InvalidArgumentError("coarse_labels: only CIFAR-100 has coarse labels");
+    return FieldError("coarse_labels", "only CIFAR-100 has coarse labels", "true", "false, or num_classes: 100");
   }
+
   std::vector<std::string> train_files, test_files;
   if (c.num_classes() == 10) {
     for (int b = 1; b <= 5; ++b) train_files.push_back(absl::StrCat(c.directory(), "/data_batch_", b, ".bin"));

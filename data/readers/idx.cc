@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "data/splits.h"
@@ -48,8 +49,7 @@ absl::StatusOr<Splits> LoadMnist(const DataConfig& config) {
   const std::string dir = c.directory().empty() ? kDefaultFashionMnistDir : c.directory();
   const int num_classes = c.num_classes() == 0 ? 10 : c.num_classes();
   if (num_classes < 1 || num_classes > 256) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_classes: must be in [1, 256], got ", num_classes));
+    return FieldError("num_classes", "out of range", num_classes, "[1, 256] (0 = 10)");
   }
   Splits splits;
   for (const bool train : {true, false}) {

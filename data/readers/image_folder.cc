@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -145,18 +146,19 @@ absl::StatusOr<SplitFiles> Collect(const ImageFolderListing::Split& split, bool 
 
 absl::StatusOr<Splits> LoadImageFolder(const DataConfig& config) {
   const ImageFolderDatasetConfig& c = config.image_folder();
-  if (c.root().empty()) return absl::InvalidArgumentError("root: required (a folder of class folders)");
+  if (c.root().empty()) return FieldError("root", "required", "\"\"", "a folder of class folders");
   const std::string cache_dir = c.index_cache_dir() == "none" ? ""
                                 : c.index_cache_dir().empty() ? DefaultImageIndexCacheDir()
                                                               : c.index_cache_dir();
-  ASSIGN_OR_RETURN(ImageFolderListing listing, ListImageFolder(c.root(), cache_dir), "root");
+  ASSIGN_OR_RETURN(ImageFolderListing listing, ListImageFolder(c.root(), cache_dir), AtField("root"));
   const ImageFolderListing::Split& train_split = listing.splits.front();
   const std::vector<std::string> classes = ClassNames(train_split);
   for (const auto& split : listing.splits) {
     if (ClassNames(split) != classes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "root: \"", split.folder, "\" has classes {", absl::StrJoin(ClassNames(split), ", "), "} but \"",
-          train_split.folder, "\" has {", absl::StrJoin(classes, ", "), "}: every split needs the same class folders"));
+      return FieldError("root",
+                        absl::StrCat("\"", split.folder, "\" has classes {", absl::StrJoin(ClassNames(split), ", "),
+                                     "} but \"", train_split.folder, "\" has {", absl::StrJoin(classes, ", "), "}"),
+                        Quoted(c.root()), "a root whose split folders have the same class folders");
     }
   }
   const bool skip = c.on_bad_file() == ImageFolderDatasetConfig::SKIP;

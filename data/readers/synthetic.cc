@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "data/splits.h"
@@ -20,21 +21,14 @@ absl::StatusOr<Splits> MakeSynthetic(const DataConfig& config) {
   const double noise = c.noise() == 0 ? 1.0 : c.noise();
   std::vector<int64_t> shape(c.shape().begin(), c.shape().end());
   if (shape.empty()) shape = {1, 28, 28};
-  if (train_n < 1 || test_n < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        train_n < 1 ? "train_samples" : "test_samples", ": must be >= 1, got ",
-        std::min(train_n, test_n)));
-  }
-  if (classes < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("num_classes: must be >= 2, got ", classes));
-  }
-  if (noise < 0) return absl::InvalidArgumentError(absl::StrCat("noise: must be >= 0, got ", noise));
+  if (train_n < 1) return FieldError("train_samples", "below 1", train_n, ">= 1 (0 = default)");
+  if (test_n < 1) return FieldError("test_samples", "below 1", test_n, ">= 1 (0 = 256)");
+  if (classes < 2) return FieldError("num_classes", "below 2", classes, ">= 2 (0 = 10)");
+  if (noise < 0) return FieldError("noise", "negative", noise, ">= 0 (0 = 1.0)");
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("shape[", i, "]: must be >= 1, got ", shape[i]));
-    }
+    if (shape[i] < 1) return FieldError(IndexedField("shape", static_cast<int>(i)), "below 1", shape[i], ">= 1");
   }
+
   return TorchCallOr("synthetic", [&] {
     at::Generator gen = at::detail::createCPUGenerator(config.seed() + 12345);
     std::vector<int64_t> proto_shape = {classes};

@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -63,14 +64,15 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadSplitFile(const std::string& 
 
 absl::StatusOr<Splits> LoadTensorFiles(const DataConfig& config) {
   const auto& c = config.tensor_file();
-  if (c.train_path().empty()) return absl::InvalidArgumentError("train_path: required");
+  if (c.train_path().empty()) return FieldError("train_path", "required", "\"\"", "a file saved by torch.save");
   Splits s;
-  ASSIGN_OR_RETURN(s.train, LoadSplitFile(c.train_path(), c.train_path()), "train_path");
+  ASSIGN_OR_RETURN(s.train, LoadSplitFile(c.train_path(), c.train_path()), AtField("train_path"));
   if (!c.val_path().empty()) {
-    ASSIGN_OR_RETURN(s.val, LoadSplitFile(c.val_path(), c.val_path()), "val_path");
+    ASSIGN_OR_RETURN(s.val, LoadSplitFile(c.val_path(), c.val_path()), AtField("val_path"));
   }
   if (!c.test_path().empty()) {
-    ASSIGN_OR_RETURN(s.test, LoadSplitFile(c.test_path(), c.test_path()), "test_path");
+    ASSIGN_OR_RETURN(s.test, LoadSplitFile(c.test_path(), c.test_path()), AtField("test_path"));
+
   } else {
     const double fraction = config.val_fraction() == 0 ? 0.1 : config.val_fraction();
     ASSIGN_OR_RETURN(auto parts, CarveSplit(s.train, fraction, config.seed() + 1,
