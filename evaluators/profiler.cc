@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/threads.h"
 #include "common/torch_status.h"
@@ -83,11 +84,11 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
   const int runs = config.runs() == 0 ? 50 : config.runs();
   const int warmup = config.warmup_runs() == 0 ? 5 : config.warmup_runs();
   const int threads = config.threads() == 0 ? 1 : config.threads();
-  if (batch < 1 || runs < 1 || warmup < 0 || threads < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "profiler: batch_size, runs and threads must be >= 1 and warmup_runs >= 0, got ", batch, ", ",
-        runs, ", ", threads, " and ", warmup));
-  }
+  if (batch < 1) return FieldError("batch_size", "negative", batch, ">= 1 (0 = 64)");
+  if (runs < 1) return FieldError("runs", "negative", runs, ">= 1 (0 = 50)");
+  if (warmup < 0) return FieldError("warmup_runs", "negative", warmup, ">= 0 (0 = 5)");
+  if (threads < 1) return FieldError("threads", "negative", threads, ">= 1 (0 = 1)");
+
   model.Eval();
   CostReport report;
   ASSIGN_OR_RETURN(LayerGraph lg, BuildLayerGraph(model));

@@ -143,7 +143,8 @@ TEST(ProfilerTest, BadSettingsAreRejected) {
   ProfilerConfig c;
   c.set_runs(-1);
   ASSERT_OK(fp.InferFromMetadata(m.metadata()));
-  EXPECT_THAT(ProfileModel(m, fp, c), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("profiler:")));
+  EXPECT_THAT(ProfileModel(m, fp, c),
+              StatusIs(absl::StatusCode::kInvalidArgument, "runs: negative, got -1; valid: >= 1 (0 = 50)"));
   ForwardPass fresh;
   EXPECT_THAT(ProfileModel(m, fresh, ProfilerConfig()),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no batch seen yet")));

@@ -5,6 +5,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/registry.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -166,7 +167,7 @@ class SlimPruner : public Pruner {
 
 absl::Status CheckBatches(const std::string& field, int batches) {
   if (batches < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be >= 1 (0 = default 8), got ", batches));
+    return FieldError(field, "negative", batches, ">= 1 (0 = 8)");
   }
   return absl::OkStatus();
 }
@@ -192,13 +193,12 @@ const Registration<PrunerFactory> kSlim(
     PrunerRegistry(), "slim", [](const PruningConfig& c) -> absl::StatusOr<std::unique_ptr<Pruner>> {
       const double lambda = c.slim().l1_lambda() == 0 ? 1e-4 : c.slim().l1_lambda();
       if (lambda < 0 || lambda > 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("pruning.slim.l1_lambda: must be in (0, 1], got ", c.slim().l1_lambda()));
+        return FieldError("pruning.slim.l1_lambda", "out of range", c.slim().l1_lambda(), "(0, 1] (0 = 1e-4)");
       }
       if (c.slim().sparsity_epochs() < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("pruning.slim.sparsity_epochs: must be >= 0, got ", c.slim().sparsity_epochs()));
+        return FieldError("pruning.slim.sparsity_epochs", "negative", c.slim().sparsity_epochs(), ">= 0");
       }
+
       return std::unique_ptr<Pruner>(
           new SlimPruner(lambda, c.slim().has_sparsity_epochs() ? c.slim().sparsity_epochs() : 2));
     });

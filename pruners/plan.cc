@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/regex.h"
 #include "common/status_macros.h"
 #include "re2/re2.h"
@@ -19,8 +20,7 @@ constexpr double kDefaultMaxRatio = 0.9;
 
 absl::Status CheckRatio(const std::string& field, double v, bool allow_zero = true) {
   if (!(v >= 0 && v < 1) || (!allow_zero && v == 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be in ", allow_zero ? "[0, 1)" : "(0, 1)",
-                                                   ", got ", v));
+    return FieldError(field, "out of range", v, allow_zero ? "[0, 1)" : "(0, 1)");
   }
   return absl::OkStatus();
 }
@@ -55,47 +55,41 @@ absl::Status ValidatePruningConfig(const PruningConfig& config) {
   RETURN_IF_ERROR(CheckRatio("pruning.ratio", config.ratio()));
   if (config.max_ratio() != 0) RETURN_IF_ERROR(CheckRatio("pruning.max_ratio", config.max_ratio(), false));
   if (config.min_channels() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pruning.min_channels: must be >= 1 (0 = default 1), got ", config.min_channels()));
+    return FieldError("pruning.min_channels", "negative", config.min_channels(), ">= 1 (0 = 1)");
   }
   if (config.round_to() < 0 || config.round_to() > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pruning.round_to: must be in [0, 1024] (0 or 1: no rounding), got ", config.round_to()));
+    return FieldError("pruning.round_to", "out of range", config.round_to(), "[0, 1024] (0 or 1: no rounding)");
   }
   if (config.finetune_epochs() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pruning.finetune_epochs: must be >= 0, got ", config.finetune_epochs()));
+    return FieldError("pruning.finetune_epochs", "negative", config.finetune_epochs(), ">= 0");
   }
   for (int i = 0; i < config.layers_size(); ++i) {
     const LayerSelection& l = config.layers(i);
-    const std::string f = absl::StrCat("pruning.layers[", i, "]");
+    const std::string f = IndexedField("pruning.layers", i);
     if (l.has_ratio()) RETURN_IF_ERROR(CheckRatio(f + ".ratio", l.ratio()));
     if (l.has_max_ratio()) RETURN_IF_ERROR(CheckRatio(f + ".max_ratio", l.max_ratio(), false));
     if (!l.module_regex().empty()) {
       RETURN_IF_ERROR(CompileUserRegex(l.module_regex(), f + ".module_regex").status());
     }
     if (l.exclude() && (l.has_ratio() || l.has_max_ratio())) {
-      return absl::InvalidArgumentError(absl::StrCat(f, ": an exclude entry takes no ratio or max_ratio"));
+      return FieldError(f + (l.has_ratio() ? ".ratio" : ".max_ratio"), "set on an exclude entry",
+                        l.has_ratio() ? l.ratio() : l.max_ratio(), "unset when exclude is true");
     }
   }
   if (config.has_iterative()) {
     if (config.iterative().steps() < 1 || config.iterative().steps() > 100) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pruning.iterative.steps: must be in [1, 100], got ", config.iterative().steps()));
+      return FieldError("pruning.iterative.steps", "out of range", config.iterative().steps(), "[1, 100]");
     }
     if (config.iterative().finetune_epochs() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("pruning.iterative.finetune_epochs: must be >= 0, got ",
-                                                     config.iterative().finetune_epochs()));
+      return FieldError("pruning.iterative.finetune_epochs", "negative", config.iterative().finetune_epochs(), ">= 0");
     }
   }
   if (config.has_agp()) {
     if (config.agp().epochs() < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pruning.agp.epochs: must be >= 1, got ", config.agp().epochs()));
+      return FieldError("pruning.agp.epochs", "below 1", config.agp().epochs(), ">= 1");
     }
     if (config.agp().frequency() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pruning.agp.frequency: must be >= 1 (0 = default 10), got ", config.agp().frequency()));
+      return FieldError("pruning.agp.frequency", "negative", config.agp().frequency(), ">= 1 (0 = 10)");
     }
   }
   return absl::OkStatus();

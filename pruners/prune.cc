@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "graph/surgery.h"
@@ -262,7 +263,7 @@ absl::Status ReestimateBatchNorm(Model& model, int batches, const PruneDeps& dep
 }
 
 absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& config, const PruneDeps& deps) {
-  if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Prune: a forward pass is required");
+  if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("PruneDeps: forward_pass is null");
   RETURN_IF_ERROR(ValidatePruningConfig(config));
   ASSIGN_OR_RETURN(std::unique_ptr<Pruner> pruner, MakePruner(config));
   if (pruner->needs_data() && (deps.train == nullptr || (pruner->name() == "taylor" && !deps.loss))) {
@@ -271,8 +272,9 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
   }
   if (!pruner->structured()) {
     if (config.has_iterative() || config.has_agp()) {
-      return absl::InvalidArgumentError("pruning.level: only the one_shot schedule applies (masks are kept "
-                                        "through finetune_epochs)");
+      return FieldError(config.has_iterative() ? "pruning.iterative" : "pruning.agp",
+                        "pruning.level applies one_shot only (its masks are kept through finetune_epochs)", "set",
+                        "unset, for one_shot");
     }
     return PruneLevel(model, config, *pruner, deps);
   }

@@ -8,6 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
+#include "common/regex.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "quantizers/int8_internal.h"
@@ -66,59 +68,53 @@ absl::Status ValidateQuantizationConfig(const QuantizationConfig& c) {
   if (c.has_activation()) {
     RETURN_IF_ERROR(CheckObserver(c.activation(), "activation"));
     if (c.activation().bits() != 0 && c.activation().bits() != 8) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("activation.bits: ", c.activation().bits(), "; int8 kernels take 8-bit activations (use 8)"));
+      return FieldError("activation.bits", "int8 kernels take 8-bit activations", c.activation().bits(), "8 (0 = 8)");
     }
     if (c.activation().per_channel()) {
-      return absl::InvalidArgumentError(
-          "activation.per_channel: true; int8 kernels take one scale per activation tensor (use false)");
+      return FieldError("activation.per_channel", "int8 kernels take one scale per activation tensor", "true", "false");
     }
   }
   if (c.has_weight()) RETURN_IF_ERROR(CheckObserver(c.weight(), "weight"));
   if (c.has_weight() && c.weight().per_channel() && c.weight().channel_axis() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("weight.channel_axis: ", c.weight().channel_axis(),
-                                                   "; conv / linear weights are quantized per output channel (0)"));
+    return FieldError("weight.channel_axis", "conv and linear weights are quantized per output channel",
+                      c.weight().channel_axis(), "0");
   }
   if (c.calibration_batches() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("calibration_batches: ", c.calibration_batches(), "; must be >= 0 (0 = default 32)"));
+    return FieldError("calibration_batches", "negative", c.calibration_batches(), ">= 0 (0 = 32)");
   }
   static const std::set<std::string> kTypes = {"Conv1d", "Conv2d", "DepthwiseConv2d", "Linear"};
   for (const std::string& t : c.op_types()) {
     if (!kTypes.count(t)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("op_types: '", t, "' is not one of ", absl::StrJoin(kTypes, ", ")));
+      return FieldError("op_types", "not a quantizable op type", Quoted(t), absl::StrJoin(kTypes, ", "));
     }
   }
-  auto check_regex = [](const std::string& field, const std::string& pattern) -> absl::Status {
-    RE2 re(pattern, RE2::Quiet);
-    if (!re.ok())
-      return absl::InvalidArgumentError(absl::StrCat(field, ": '", pattern, "' is not a valid RE2: ", re.error()));
-    return absl::OkStatus();
-  };
-  if (!c.module_regex().empty()) RETURN_IF_ERROR(check_regex("module_regex", c.module_regex()));
-  for (const std::string& e : c.exclude()) RETURN_IF_ERROR(check_regex("exclude", e));
+  if (!c.module_regex().empty()) {
+    ASSIGN_OR_RETURN(auto re, CompileUserRegex(c.module_regex(), "module_regex"));
+    (void)re;
+  }
+  for (int i = 0; i < c.exclude_size(); ++i) {
+    ASSIGN_OR_RETURN(auto re, CompileUserRegex(c.exclude(i), IndexedField("exclude", i)));
+    (void)re;
+  }
   if (c.mixed_precision().max_drop() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("mixed_precision.max_drop: ", c.mixed_precision().max_drop(),
-                                                   "; must be >= 0 (metric units; 0 = off)"));
+    return FieldError("mixed_precision.max_drop", "negative", c.mixed_precision().max_drop(),
+                      ">= 0 (metric units; 0 = off)");
   }
-  if (c.mixed_precision().eval_batches() < 0 || c.mixed_precision().max_fp32_layers() < 0) {
-    return absl::InvalidArgumentError("mixed_precision.eval_batches / max_fp32_layers: must be >= 0");
+  if (c.mixed_precision().eval_batches() < 0) {
+    return FieldError("mixed_precision.eval_batches", "negative", c.mixed_precision().eval_batches(), ">= 0");
   }
-  if (c.qat().epochs() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("qat.epochs: ", c.qat().epochs(), "; must be >= 0"));
+  if (c.mixed_precision().max_fp32_layers() < 0) {
+    return FieldError("mixed_precision.max_fp32_layers", "negative", c.mixed_precision().max_fp32_layers(), ">= 0");
   }
+  if (c.qat().epochs() < 0) return FieldError("qat.epochs", "negative", c.qat().epochs(), ">= 0");
   if (c.qat().freeze_observers_step() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("qat.freeze_observers_step: ", c.qat().freeze_observers_step(), "; must be >= 0"));
+    return FieldError("qat.freeze_observers_step", "negative", c.qat().freeze_observers_step(), ">= 0");
   }
   if (c.qat().averaging_constant() < 0 || c.qat().averaging_constant() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("qat.averaging_constant: ", c.qat().averaging_constant(),
-                                                   "; must be in (0, 1] (0 = default 0.01)"));
+    return FieldError("qat.averaging_constant", "out of range", c.qat().averaging_constant(), "(0, 1] (0 = 0.01)");
   }
   if (c.weight_only().bits() != 0 && c.weight_only().bits() != 8 && c.weight_only().bits() != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weight_only.bits: ", c.weight_only().bits(), "; must be 8 or 4 (0 = off)"));
+    return FieldError("weight_only.bits", "not a supported width", c.weight_only().bits(), "8, 4 (0 = off)");
   }
   return absl::OkStatus();
 }
@@ -135,7 +131,7 @@ absl::StatusOr<QuantizationConfig::Engine> QuantizedEngineFromName(const std::st
     names.push_back(QuantizedEngineName(
         static_cast<QuantizationConfig::Engine>(QuantizationConfig::Engine_descriptor()->value(i)->number())));
   }
-  return absl::InvalidArgumentError(absl::StrCat(field, ": '", name, "'; one of ", absl::StrJoin(names, ", ")));
+  return FieldError(field, "not a quantized engine", Quoted(name), absl::StrJoin(names, ", "));
 }
 
 absl::Status SetQuantizedEngine(QuantizationConfig::Engine engine) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
@@ -260,7 +261,7 @@ class HistogramObserver : public Observer {
 
 absl::Status CheckSamples(const std::string& field, int64_t v) {
   if (v < 0 || (v > 0 && v < 16)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be >= 16 (0 = default 65536), got ", v));
+    return FieldError(field, "out of range", v, ">= 16 (0 = 65536)");
   }
   return absl::OkStatus();
 }
@@ -273,8 +274,8 @@ const Registration<ObserverFactory> kMovingAverage(
     ObserverRegistry(), "moving_average", [](const ObserverConfig& c) -> absl::StatusOr<std::unique_ptr<Observer>> {
       const double a = c.moving_average().averaging_constant() == 0 ? 0.01 : c.moving_average().averaging_constant();
       if (!(a > 0 && a <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "moving_average.averaging_constant: must be in (0, 1], got ", c.moving_average().averaging_constant()));
+        return FieldError("moving_average.averaging_constant", "out of range", c.moving_average().averaging_constant(),
+                          "(0, 1] (0 = 0.01)");
       }
       return std::unique_ptr<Observer>(new MovingAverageObserver(c, a));
     });
@@ -282,8 +283,8 @@ const Registration<ObserverFactory> kPercentile(
     ObserverRegistry(), "percentile", [](const ObserverConfig& c) -> absl::StatusOr<std::unique_ptr<Observer>> {
       const double p = c.percentile().percentile() == 0 ? 99.99 : c.percentile().percentile();
       if (!(p > 50 && p <= 100)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("percentile.percentile: must be in (50, 100], got ", c.percentile().percentile()));
+        return FieldError("percentile.percentile", "out of range", c.percentile().percentile(),
+                          "(50, 100] (0 = 99.99)");
       }
       RETURN_IF_ERROR(CheckSamples("percentile.max_samples", c.percentile().max_samples()));
       const int64_t n = c.percentile().max_samples() ? c.percentile().max_samples() : kDefaultMaxSamples;
@@ -293,7 +294,7 @@ const Registration<ObserverFactory> kMse(
     ObserverRegistry(), "mse", [](const ObserverConfig& c) -> absl::StatusOr<std::unique_ptr<Observer>> {
       const int steps = c.mse().steps() == 0 ? 50 : c.mse().steps();
       if (steps < 1 || steps > 1000) {
-        return absl::InvalidArgumentError(absl::StrCat("mse.steps: must be in [1, 1000], got ", c.mse().steps()));
+        return FieldError("mse.steps", "out of range", c.mse().steps(), "[1, 1000] (0 = 50)");
       }
       RETURN_IF_ERROR(CheckSamples("mse.max_samples", c.mse().max_samples()));
       const int64_t n = c.mse().max_samples() ? c.mse().max_samples() : kDefaultMaxSamples;
@@ -303,13 +304,11 @@ const Registration<ObserverFactory> kHistogram(
     ObserverRegistry(), "histogram", [](const ObserverConfig& c) -> absl::StatusOr<std::unique_ptr<Observer>> {
       const int bins = c.histogram().bins() == 0 ? 2048 : c.histogram().bins();
       if (bins < 256 || bins > 65536) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("histogram.bins: must be in [256, 65536], got ", c.histogram().bins()));
+        return FieldError("histogram.bins", "out of range", c.histogram().bins(), "[256, 65536] (0 = 2048)");
       }
       if (c.per_channel()) {
-        return absl::InvalidArgumentError(
-            "histogram.per_channel: entropy calibration is per tensor (activations); use minmax or mse for "
-            "per-channel weights");
+        return FieldError("per_channel", "histogram (entropy) calibration is per tensor", "true",
+                          "false, or the minmax or mse observer for per-channel weights");
       }
       return std::unique_ptr<Observer>(new HistogramObserver(c, bins));
     });
@@ -333,8 +332,8 @@ absl::Status Observer::Observe(const at::Tensor& x) {
     if (!x.defined() || x.numel() == 0) return absl::InvalidArgumentError("observer: empty tensor");
     const int64_t axis = config_.channel_axis();
     if (config_.per_channel() && (axis < 0 || axis >= x.dim())) {
-      return absl::InvalidArgumentError(absl::StrCat("observer.channel_axis: ", axis, " is not an axis of a ",
-                                                     x.dim(), "-d tensor"));
+      return FieldError("channel_axis", absl::StrCat("not an axis of the observed ", x.dim(), "-d tensor"), axis,
+                        absl::StrCat("[0, ", x.dim(), ")"));
     }
     at::Tensor rows = Rows(x, config_.per_channel(), axis, &non_finite_);
     if (channels_ >= 0 && rows.size(0) != channels_) {
@@ -365,16 +364,14 @@ Registry<ObserverFactory>& ObserverRegistry() {
 
 absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(const ObserverConfig& config, const std::string& context) {
   if (config.bits() != 0 && (config.bits() < 2 || config.bits() > 8)) {
-    return absl::InvalidArgumentError(absl::StrCat(context, ".bits: must be in [2, 8], got ", config.bits()));
+    return FieldError(JoinFieldPath(context, "bits"), "out of range", config.bits(), "[2, 8] (0 = 8)");
   }
   if (config.channel_axis() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ".channel_axis: must be >= 0, got ", config.channel_axis()));
+    return FieldError(JoinFieldPath(context, "channel_axis"), "negative", config.channel_axis(), ">= 0");
   }
   ASSIGN_OR_RETURN(std::string name, RequiredOneofField(config, "observer", context, ObserverRegistry().Names()));
-  ASSIGN_OR_RETURN(ObserverFactory factory, ObserverRegistry().Get(name));
-  auto made = factory(config);
-  if (!made.ok()) return absl::Status(made.status().code(), absl::StrCat(context, ".", made.status().message()));
+  ASSIGN_OR_RETURN(ObserverFactory factory, ObserverRegistry().Get(name), AtField(JoinFieldPath(context, name)));
+  ASSIGN_OR_RETURN(auto made, factory(config), AtField(context));
   return made;
 }
 

@@ -76,8 +76,8 @@ class Observer {
 using ObserverFactory = std::function<absl::StatusOr<std::unique_ptr<Observer>>(const ObserverConfig&)>;
 Registry<ObserverFactory>& ObserverRegistry();
 
-// Validates the shared fields (errors "<context>.bits: ...") and builds the
-// observer the oneof names.
+// Validates the shared fields and builds the observer the oneof names; errors
+// name fields under `context` ("<context>.bits: ...", common/field_error.h).
 absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(const ObserverConfig& config,
                                                        const std::string& context = "observer");
 

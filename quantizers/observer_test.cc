@@ -156,15 +156,19 @@ TEST(ObserverTest, NonFiniteValuesAreIgnoredAndCounted) {
 }
 
 TEST(ObserverTest, ErrorsNameTheField) {
-  EXPECT_THAT(MakeObserver(Config("minmax {} bits: 1")).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("observer.bits: must be in [2, 8], got 1")));
+  EXPECT_THAT(
+      MakeObserver(Config("minmax {} bits: 1")).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "observer.bits: out of range, got 1; valid: [2, 8] (0 = 8)"));
   EXPECT_THAT(MakeObserver(Config("percentile { percentile: 20 }")).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("observer.percentile.percentile: must be in (50, 100], got 20")));
-  EXPECT_THAT(MakeObserver(Config("histogram {} per_channel: true")).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("observer.histogram.per_channel")));
+                       "observer.percentile.percentile: out of range, got 20; valid: (50, 100] (0 = 99.99)"));
+  EXPECT_THAT(MakeObserver(Config("histogram {} per_channel: true"), "activation").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "activation.per_channel: histogram (entropy) calibration is per tensor, got true; valid: "
+                       "false, or the minmax or mse observer for per-channel weights"));
   EXPECT_THAT(MakeObserver(ObserverConfig()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("observer: required (one of: ")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("observer: no observer set; valid: histogram, ")));
+
   auto obs = MakeObserver(Config("minmax {} per_channel: true"));
   ASSERT_OK(obs.status());
   EXPECT_THAT((*obs)->Compute().status(),

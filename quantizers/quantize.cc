@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "evaluators/metrics.h"
 #include "trainer/trainer.h"
@@ -62,8 +63,13 @@ absl::Status Calibrate(Int8Quantizer& q, const QuantizationConfig& config, const
 absl::Status TrainQat(Int8Quantizer& q, const QuantizationConfig& config, const QuantizeDeps& deps,
                       std::vector<std::string>* log) {
   if (deps.loss == nullptr || deps.train == nullptr || deps.trainer == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("qat.epochs: ", config.qat().epochs(),
-                                                   " needs training data, a loss and a trainer config"));
+    return FieldError("qat.epochs",
+                      absl::StrCat("needs training data, a loss and a trainer config (QuantizeDeps.",
+                                   deps.loss == nullptr    ? "loss"
+                                   : deps.train == nullptr ? "train"
+                                                           : "trainer",
+                                   " is null)"),
+                      config.qat().epochs(), "0 without them");
   }
   ASSIGN_OR_RETURN(Model qat, q.MakeQatModel(config.qat()));
   TrainerConfig tc = *deps.trainer;
@@ -111,8 +117,10 @@ absl::StatusOr<std::vector<int>> ChooseKeptLayers(const Int8Quantizer& q, const 
                                                   const BuildWithKept& build, const char* lower, const char* higher,
                                                   QuantizeResult* result) {
   if (deps.evaluator == nullptr || deps.eval == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("mixed_precision.max_drop: ", config.mixed_precision().max_drop(),
-                                                   " needs an evaluator and eval data"));
+    return FieldError("mixed_precision.max_drop",
+                      absl::StrCat("needs an evaluator and eval data (QuantizeDeps.",
+                                   deps.evaluator == nullptr ? "evaluator" : "eval", " is null)"),
+                      config.mixed_precision().max_drop(), "0 without them");
   }
   const auto& mp = config.mixed_precision();
   FirstBatches eval(*deps.eval, mp.eval_batches());
@@ -167,7 +175,7 @@ absl::StatusOr<std::vector<int>> ChooseKeptLayers(const Int8Quantizer& q, const 
 
 absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationConfig& config,
                                         const QuantizeDeps& deps) {
-  if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("Quantize: a forward pass is required");
+  if (deps.forward_pass == nullptr) return absl::InvalidArgumentError("QuantizeDeps: forward_pass is null");
   ASSIGN_OR_RETURN(std::unique_ptr<Int8Quantizer> q, Int8Quantizer::Create(model, config));
   QuantizeResult result{Model(torch::jit::Module()), {}, {}, {}, {}, 0, 0, {}, {}};
   if (const int bits = config.weight_only().bits(); bits > 0) {
@@ -185,7 +193,8 @@ absl::StatusOr<QuantizeResult> Quantize(const Model& model, const QuantizationCo
     return result;
   }
   if (deps.calibration == nullptr) {
-    return absl::InvalidArgumentError("Quantize: calibration data is required (or weight_only.bits for no data)");
+    return absl::InvalidArgumentError(
+        "QuantizeDeps: calibration is null; int8 needs calibration data (weight_only.bits needs none)");
   }
   RETURN_IF_ERROR(Calibrate(*q, config, deps, &result.log));
   if (config.qat().epochs() > 0) RETURN_IF_ERROR(TrainQat(*q, config, deps, &result.log));

@@ -383,13 +383,15 @@ TEST(Quantize, MissingDataIsAnError) {
   QuantizeDeps deps = env.Deps();
   deps.calibration = nullptr;
   EXPECT_THAT(Quantize(*env.model, QuantizationConfig(), deps).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("calibration data is required")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("QuantizeDeps: calibration is null")));
   QuantizationConfig qat;
   qat.mutable_qat()->set_epochs(1);
   deps = env.Deps();
   deps.trainer = nullptr;
   EXPECT_THAT(Quantize(*env.model, qat, deps).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("qat.epochs: 1 needs training data")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "qat.epochs: needs training data, a loss and a trainer config (QuantizeDeps.trainer is null), "
+                       "got 1; valid: 0 without them"));
 }
 
 }  // namespace

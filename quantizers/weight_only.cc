@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "quantizers/int8.h"
@@ -38,7 +39,7 @@ def slimfit_dequantize_int4(self, packed: Tensor, scale: Tensor, size: List[int]
 
 absl::StatusOr<Model> Int8Quantizer::WeightOnly(int bits, const std::set<int>& eight_bit) const {
   if (bits != 8 && bits != 4) {
-    return absl::InvalidArgumentError(absl::StrCat("weight_only.bits: ", bits, "; must be 8 or 4"));
+    return FieldError("weight_only.bits", "not a supported width", bits, "8, 4");
   }
   ASSIGN_OR_RETURN(Model out, prepared_->Reloaded());
   // Codes and scales first (errors as Status), then the graph edit.

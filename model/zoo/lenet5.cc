@@ -1,6 +1,7 @@
 // lenet5: conv5x5(6, pad 2) relu maxpool → conv5x5(16) relu maxpool →
 // flatten → fc 120 → fc 84 → fc classes. The classic flatten→linear case.
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "model/zoo/builder.h"
 #include "model/zoo/zoo.h"
 
@@ -21,9 +22,9 @@ absl::StatusOr<Model> CreateLeNet5(const ZooOptions& o) {
   h = ConvOut(ConvOut(h, 5, 1, 0), 2, 2, 0);
   w = ConvOut(ConvOut(w, 5, 1, 0), 2, 2, 0);
   if (h < 1 || w < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "zoo.height/width: lenet5 needs inputs of at least 12x12, got ",
-        o.height, "x", o.width));
+    const bool height = h < 1;
+    return FieldError(height ? "zoo.height" : "zoo.width", "too small for lenet5", height ? o.height : o.width,
+                      ">= 12");
   }
   Builder b("lenet5", o.seed);
   return Model(b.Container(

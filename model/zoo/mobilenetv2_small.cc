@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "model/zoo/builder.h"
 #include "model/zoo/zoo.h"
 
@@ -45,9 +46,9 @@ torch::jit::Module InvertedResidual(Builder& b, int64_t in, int64_t out,
 
 absl::StatusOr<Model> CreateMobileNetV2Small(const ZooOptions& o) {
   if (o.height < 4 || o.width < 4) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "zoo.height/width: mobilenetv2_small needs inputs of at least 4x4, got ",
-        o.height, "x", o.width));
+    const bool height = o.height < 4;
+    return FieldError(height ? "zoo.height" : "zoo.width", "too small for mobilenetv2_small",
+                      height ? o.height : o.width, ">= 4");
   }
   struct Stage { int64_t t, c, n, s; };
   const std::vector<Stage> stages = {{1, 16, 1, 1}, {4, 24, 2, 2}, {4, 32, 2, 2}, {4, 64, 2, 1}};

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "model/zoo/builder.h"
 #include "model/zoo/zoo.h"
 
@@ -40,9 +41,9 @@ torch::jit::Module BasicBlock(Builder& b, int64_t in, int64_t out, int64_t strid
 
 absl::StatusOr<Model> CreateResNetSmall(const ZooOptions& o) {
   if (o.height < 4 || o.width < 4) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "zoo.height/width: resnet_small needs inputs of at least 4x4, got ",
-        o.height, "x", o.width));
+    const bool height = o.height < 4;
+    return FieldError(height ? "zoo.height" : "zoo.width", "too small for resnet_small", height ? o.height : o.width,
+                      ">= 4");
   }
   Builder b("resnet_small", o.seed);
   const int64_t stem = Scaled(16, o.width_multiplier);

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "model/zoo/builder.h"
 #include "model/zoo/zoo.h"
 
@@ -20,9 +21,9 @@ absl::StatusOr<Model> CreateVggSmall(const ZooOptions& o) {
     w /= 2;
   }
   if (h < 1 || w < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "zoo.height/width: vgg_small needs inputs of at least 8x8, got ",
-        o.height, "x", o.width));
+    const bool height = h < 1;
+    return FieldError(height ? "zoo.height" : "zoo.width", "too small for vgg_small", height ? o.height : o.width,
+                      ">= 8");
   }
   Builder b("vgg_small", o.seed);
   std::vector<std::pair<std::string, torch::jit::Module>> children;

@@ -1,6 +1,7 @@
 #include "model/zoo/zoo.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -10,8 +11,7 @@ namespace {
 absl::Status Validate(const ZooOptions& o) {
   auto positive = [](const char* field, int64_t v, int64_t max) -> absl::Status {
     if (v < 1 || v > max) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("zoo.", field, ": must be in [1, ", max, "], got ", v));
+      return FieldError(absl::StrCat("zoo.", field), "out of range", v, absl::StrCat("[1, ", max, "]"));
     }
     return absl::OkStatus();
   };
@@ -20,8 +20,7 @@ absl::Status Validate(const ZooOptions& o) {
   RETURN_IF_ERROR(positive("width", o.width, 4096));
   RETURN_IF_ERROR(positive("num_classes", o.num_classes, 1 << 20));
   if (!(o.width_multiplier > 0.0 && o.width_multiplier <= 16.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "zoo.width_multiplier: must be in (0, 16], got ", o.width_multiplier));
+    return FieldError("zoo.width_multiplier", "out of range", o.width_multiplier, "(0, 16]");
   }
   return absl::OkStatus();
 }

@@ -147,8 +147,8 @@ TEST(ZooTest, WidthMultiplierScalesChannels) {
 TEST(ZooTest, UnknownNameListsTheZoo) {
   EXPECT_THAT(CreateZooModel("resnet50"),
               StatusIs(absl::StatusCode::kNotFound,
-                       HasSubstr("registered: lenet5, mobilenetv2_small, "
-                                 "resnet_small, vgg_small")));
+                       "not a registered zoo model, got \"resnet50\"; valid: lenet5, mobilenetv2_small, "
+                       "resnet_small, vgg_small"));
 }
 
 TEST(ZooTest, BadOptionsNameTheField) {
@@ -156,15 +156,17 @@ TEST(ZooTest, BadOptionsNameTheField) {
   o.num_classes = 0;
   EXPECT_THAT(CreateZooModel("lenet5", o),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("zoo.num_classes: must be in [1, 1048576], got 0")));
+                       HasSubstr("zoo.num_classes: out of range, got 0; valid: [1, 1048576]")));
   o = ZooOptions();
   o.height = 6;
-  EXPECT_THAT(CreateZooModel("lenet5", o),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 12x12")));
+  EXPECT_THAT(
+      CreateZooModel("lenet5", o),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("zoo.height: too small for lenet5, got 6; valid: >= 12")));
   o = ZooOptions();
   o.width_multiplier = -1;
   EXPECT_THAT(CreateZooModel("resnet_small", o),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("zoo.width_multiplier")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("zoo.width_multiplier: out of range, got -1; valid: (0, 16]")));
 }
 
 }  // namespace
