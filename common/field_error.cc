@@ -81,7 +81,18 @@ absl::Status WithContext(const absl::Status& status, const AtField& field) {
   return out;
 }
 
+absl::Status RenameField(const absl::Status& status, const std::function<std::string(absl::string_view)>& rename) {
+  std::optional<Parts> p = PartsOf(status);
+  if (!p.has_value()) return status;
+  absl::Status out = Make(status.code(), rename(p->path), p->rest);
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    if (url != kPathPayload) out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 std::string JoinFieldPath(absl::string_view parent, absl::string_view child) {
+
   if (parent.empty()) return std::string(child);
   if (child.empty()) return std::string(parent);
   if (absl::StartsWith(child, "[")) return absl::StrCat(parent, child);

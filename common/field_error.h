@@ -27,7 +27,9 @@
 #ifndef SLIMFIT_COMMON_FIELD_ERROR_H_
 #define SLIMFIT_COMMON_FIELD_ERROR_H_
 
+#include <functional>
 #include <optional>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -65,6 +67,11 @@ struct AtField {
 // payloads kept. OK stays OK.
 
 absl::Status WithContext(const absl::Status& status, const AtField& field);
+
+// `status` with a field error's path replaced by rename(path), e.g. an option
+// struct's field by the flag that sets it ("timeout_seconds" ->
+// "--dist_timeout_seconds"); any other status as it is.
+absl::Status RenameField(const absl::Status& status, const std::function<std::string(absl::string_view)>& rename);
 
 // The path a field error names, if `status` is one.
 std::optional<std::string> FieldPathOf(const absl::Status& status);

@@ -91,7 +91,15 @@ TEST(FieldErrorTest, AnEmptyPathIsTheMessageItself) {
             "full_trainer.optimizer: no optimizer chosen; valid: adam, sgd");
 }
 
+TEST(FieldErrorTest, RenameMapsAPathToTheFlagThatSetsIt) {
+  auto flag = [](absl::string_view path) { return absl::StrCat("--", path); };
+  EXPECT_THAT(RenameField(FieldError("nnodes", "below 1", 0, ">= 1"), flag),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--nnodes: below 1, got 0; valid: >= 1"));
+  EXPECT_THAT(RenameField(absl::InternalError("boom"), flag), StatusIs(absl::StatusCode::kInternal, "boom"));
+}
+
 TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
+
   absl::Status s = FieldError("lr", "bad");
   s.SetPayload("type.test/extra", absl::Cord("kept"));
   absl::Status rooted = WithContext(s, AtField("optimizer"));

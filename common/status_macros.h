@@ -37,7 +37,14 @@ inline absl::Status WithContext(const absl::Status& status,
   return out;
 }
 
+// "CODE: message" for people to read: Status::ToString without the payloads
+// (a field error's path payload, common/field_error.h, repeats the message).
+inline std::string ErrorText(const absl::Status& status) {
+  return status.ToString(absl::StatusToStringMode::kWithNoExtraData);
+}
+
 namespace internal_status_macros {
+
 inline const absl::Status& AsStatus(const absl::Status& s) { return s; }
 template <typename T>
 const absl::Status& AsStatus(const absl::StatusOr<T>& s) {

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "data/image_codec.h"
 
 // clang-format off
@@ -250,7 +251,8 @@ absl::StatusOr<std::string> EncodePng(const Image& image) {
 absl::StatusOr<std::string> EncodeJpeg(const Image& image, int quality) {
   if (absl::Status s = CheckImage(image); !s.ok()) return s;
   if (quality < 1 || quality > 100) {
-    return absl::InvalidArgumentError(absl::StrCat("quality: must be in [1, 100], got ", quality));
+    return FieldError("quality", "out of range", quality, "[1, 100]");
+
   }
   auto cinfo = std::make_unique<jpeg_compress_struct>();
   auto err = std::make_unique<JpegErrorManager>();

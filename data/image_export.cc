@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "data/image_export.h"
 
 #include <ATen/ATen.h>
@@ -17,9 +18,10 @@ namespace slimfit {
 absl::StatusOr<ImageExportResult> ExportImageFolder(const Dataset& dataset, const std::string& root,
                                                     const std::string& split, const ImageExportOptions& options) {
   if (options.channels != 0 && options.channels != 1 && options.channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("channels: 0 (keep), 1 or 3, got ", options.channels));
+    return FieldError("channels", "not a channel count", options.channels, "1, 3 (0 = keep)");
   }
-  if (options.size < 0) return absl::InvalidArgumentError(absl::StrCat("size: >= 0 (0 = keep), got ", options.size));
+  if (options.size < 0) return FieldError("size", "negative", options.size, ">= 0 (0 = keep)");
+
   ImageExportResult result;
   result.images = dataset.size();
   if (options.max_samples > 0) result.images = std::min(result.images, options.max_samples);

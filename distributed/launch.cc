@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "distributed/launch.h"
 
 #include <netinet/in.h>
@@ -46,27 +47,26 @@ absl::StatusOr<int> FindFreePort() {
 absl::StatusOr<std::vector<RankExit>> LaunchLocal(const std::vector<std::string>& argv, const LaunchOptions& o) {
   if (argv.empty()) return absl::InvalidArgumentError("launch: no command to run");
   if (o.nproc_per_node < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("nproc_per_node: ", o.nproc_per_node, "; must be >= 1"));
+    return FieldError("nproc_per_node", "below 1", o.nproc_per_node, ">= 1");
   }
-  if (o.nnodes < 1) return absl::InvalidArgumentError(absl::StrCat("nnodes: ", o.nnodes, "; must be >= 1"));
+  if (o.nnodes < 1) return FieldError("nnodes", "below 1", o.nnodes, ">= 1");
   if (o.node_rank < 0 || o.node_rank >= o.nnodes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node_rank: ", o.node_rank, "; must be in [0, nnodes=", o.nnodes, ")"));
+    return FieldError("node_rank", "not a node", o.node_rank, absl::StrCat("[0, nnodes = ", o.nnodes, ")"));
   }
-  if (o.grace_seconds < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("grace_seconds: ", o.grace_seconds, "; must be >= 0"));
-  }
+  if (o.grace_seconds < 0) return FieldError("grace_seconds", "negative", o.grace_seconds, ">= 0");
   int port = o.master_port;
   if (port == 0) {
     if (o.nnodes > 1) {
-      return absl::InvalidArgumentError("master_port: required with nnodes > 1 (every node must use the same one)");
+      return FieldError("master_port", "required with nnodes > 1 (every node must use the same one)", 0,
+                        "[1, 65535]");
     }
     auto free_port = FindFreePort();
     if (!free_port.ok()) return free_port.status();
     port = *free_port;
   }
   if (port < 1 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("master_port: ", port, "; must be in [1, 65535]"));
+    return FieldError("master_port", "out of range", port, "[1, 65535]");
+
   }
   const int world = o.nproc_per_node * o.nnodes;
   struct sigaction forward {}, old_int {}, old_term {};

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "distributed/process_group.h"
 
 #include <ATen/ATen.h>
@@ -54,7 +55,7 @@ absl::StatusOr<int> EnvInt(const char* name, bool* present) {
   if (!*present) return 0;
   int out = 0;
   if (!absl::SimpleAtoi(v, &out)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, "=\"", v, "\": must be an integer"));
+    return FieldError(absl::StrCat("environment variable ", name), "not an integer", Quoted(v), "an integer");
   }
   return out;
 }
@@ -75,7 +76,10 @@ absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironm
   o.world_size = *world;
   auto rank = EnvInt("RANK", &has_rank);
   if (!rank.ok()) return rank.status();
-  if (!has_rank) return absl::InvalidArgumentError("WORLD_SIZE is set but RANK is not (torchrun sets both)");
+  if (!has_rank) {
+    return FieldError("environment variable RANK", "unset while WORLD_SIZE is set", "\"\"",
+                      "the process's rank (torchrun sets both)");
+  }
   o.rank = *rank;
   auto port = EnvInt("MASTER_PORT", &has_port);
   if (!port.ok()) return port.status();
@@ -90,23 +94,20 @@ absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironm
 
 absl::Status ValidateDistributedOptions(const DistributedOptions& o) {
   if (o.world_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("world_size: ", o.world_size, "; must be >= 1"));
+    return FieldError("world_size", "below 1", o.world_size, ">= 1");
   }
   if (o.rank < 0 || o.rank >= o.world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rank: ", o.rank, "; must be in [0, world_size=", o.world_size, ")"));
+    return FieldError("rank", "not a rank of the world", o.rank, absl::StrCat("[0, world_size = ", o.world_size, ")"));
   }
   if (o.master_port < 1 || o.master_port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("master_port: ", o.master_port, "; must be in [1, 65535]"));
+    return FieldError("master_port", "out of range", o.master_port, "[1, 65535]");
   }
-  if (o.master_addr.empty()) return absl::InvalidArgumentError("master_addr: empty; give a host name or address");
-  if (!(o.timeout_seconds > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout_seconds: ", o.timeout_seconds, "; must be > 0"));
-  }
+  if (o.master_addr.empty()) return FieldError("master_addr", "empty", "\"\"", "a host name or address");
+  if (!(o.timeout_seconds > 0)) return FieldError("timeout_seconds", "not positive", o.timeout_seconds, "> 0");
   if (!(o.rendezvous_timeout_seconds >= 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rendezvous_timeout_seconds: ", o.rendezvous_timeout_seconds, "; must be >= 0"));
+    return FieldError("rendezvous_timeout_seconds", "negative", o.rendezvous_timeout_seconds, ">= 0");
   }
+
   return absl::OkStatus();
 }
 

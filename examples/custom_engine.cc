@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   }
   const absl::Status s = Run();
   if (!s.ok()) {
-    std::fprintf(stderr, "custom_engine: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "custom_engine: %s\n", std::string(s.message()).c_str());
     return 1;
   }
   return 0;

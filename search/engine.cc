@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "search/engine.h"
 
 #include <ATen/Functions.h>
@@ -106,14 +107,14 @@ absl::Status Engine::Search::Reference() {
 
 absl::Status Engine::Search::CheckModelTakesTheData() {
   const std::string& split = c_.evaluation().eval_split();
-  RETURN_IF_ERROR(e_.data_.eval->Reset(0), "evaluation.eval_split");
+  RETURN_IF_ERROR(e_.data_.eval->Reset(0), AtField("evaluation.eval_split"));
   Batch batch;
-  ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), "evaluation.eval_split");
+  ASSIGN_OR_RETURN(bool any, e_.data_.eval->Next(&batch), AtField("evaluation.eval_split"));
   if (!any) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("evaluation.eval_split: \"", split, "\" has no samples; the engine scores every model on it"));
+    return FieldError("evaluation.eval_split", "the split has no samples, and the engine scores every model on it",
+                      Quoted(split), "a split with samples");
   }
-  ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), "forward_pass");
+  ASSIGN_OR_RETURN(ModelInputs inputs, e_.forward_pass_->ExtractModelInputs(batch), AtField("forward_pass"));
   std::vector<std::string> shapes;
   for (const c10::IValue& v : inputs) {
     if (!v.isTensor()) {
@@ -162,11 +163,13 @@ absl::Status Engine::Search::SetUpDistillation() {
 
 absl::StatusOr<EngineResult> Engine::Search::Run() {
   if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
-    return absl::InvalidArgumentError("data: the engine needs a train loader and an eval_split loader");
+    return absl::InvalidArgumentError(absl::StrCat("EngineData: ", e_.data_.train == nullptr ? "train" : "eval",
+                                                   " is null; the engine needs a train and an eval_split loader"));
   }
   if (distributed() && (e_.data_.train_shard == nullptr || e_.data_.eval_shard == nullptr)) {
-    return absl::InvalidArgumentError(
-        "data: a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "EngineData: ", e_.data_.train_shard == nullptr ? "train_shard" : "eval_shard",
+        " is null; a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)"));
   }
   RETURN_IF_ERROR(Agree(CheckModelTakesTheData()));
   run_dir_ = c_.output_dir();
@@ -208,7 +211,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   // quantizing again, and a model loaded under another engine is measured
   // (and re-saved) by that engine's kernels.
   if (comp_.level() >= 2)
-    RETURN_IF_ERROR(SetQuantizedEngine(comp_.quantization().engine()), "compression.quantization.engine");
+    RETURN_IF_ERROR(SetQuantizedEngine(comp_.quantization().engine()), AtField("compression.quantization.engine"));
   at::manual_seed(c_.seed());
   RETURN_IF_ERROR(Reference());
   RETURN_IF_ERROR(SetUpDistillation());
@@ -217,7 +220,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   {
     RETURN_IF_ERROR(FindGroups());
     RETURN_IF_ERROR(Sensitivity());
-    ASSIGN_OR_RETURN(StrategyFactory make, StrategyRegistry().Get(comp_.strategy()), "compression.strategy");
+    ASSIGN_OR_RETURN(StrategyFactory make, StrategyRegistry().Get(comp_.strategy()), AtField("compression.strategy"));
     std::unique_ptr<SearchStrategy> strategy = make();
     ASSIGN_OR_RETURN(fp32, strategy->Search(*this), absl::StrCat("strategy ", comp_.strategy()));
   }
@@ -302,7 +305,10 @@ absl::StatusOr<EngineResult> Engine::Run() {
   Experiment config = WithDefaults(config_);
   RETURN_IF_ERROR(ValidateEngineConfig(config));
   if (forward_pass_ == nullptr || evaluator_ == nullptr || loss_ == nullptr) {
-    return absl::InvalidArgumentError("Engine: forward_pass, evaluator and loss are required (null given)");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Engine: ", forward_pass_ == nullptr ? "forward_pass" : evaluator_ == nullptr ? "evaluator" : "loss",
+        " is null; forward_pass, evaluator and loss are required"));
+
   }
   Search search(*this, std::move(config));
   return search.Run();

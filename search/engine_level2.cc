@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "quantizers/int8.h"
@@ -130,7 +131,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   deps.loss = Loss();
   deps.train = e_.data_.train.get();
   deps.trainer = &qat;
-  ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), "compression.quantization");
+  ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), AtField("compression.quantization"));
   for (const std::string& line : q.log) Say(absl::StrCat("  ", line));
   CandidateRecord rec = base;
   rec.set_key(key);

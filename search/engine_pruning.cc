@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "graph/depth.h"
@@ -121,9 +122,11 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points, int timed) {
   const int64_t whole = e_.data_.eval->num_samples();
   const int64_t asked = comp_.tuning().sensitivity_samples();
   if (asked > 0 && !e_.data_.eval_sample) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "compression.tuning.sensitivity_samples: ", asked,
-        " needs EngineData.eval_sample (a loader over a sample of the eval split), which the caller did not give"));
+    return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "compression.tuning.sensitivity_samples",
+                              "needs EngineData.eval_sample (a loader over a sample of the eval split), which the "
+                              "caller did not give",
+                              absl::StrCat(asked), "0 or -1 without EngineData.eval_sample");
+
   }
   const std::string key = absl::StrCat("sensitivity_samples|", asked == 0 ? std::string("auto") : absl::StrCat(asked));
   const CandidateRecord* rec = Reuse(key);

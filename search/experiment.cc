@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "search/experiment.h"
 
 #include <ATen/Context.h>
@@ -62,9 +63,6 @@ const std::vector<std::string>& DefaultPruners() {
   return *names;
 }
 
-absl::Status Invalid(const std::string& field, const std::string& value, const std::string& valid) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", value, "; ", valid));
-}
 
 }  // namespace
 
@@ -93,33 +91,38 @@ absl::Status ValidateExperiment(const Experiment& e) {
     case ModelSpec::kPath: {
       auto size = RegularFileSize(m.path());
       if (!size.ok()) {
-        return absl::NotFoundError(absl::StrCat("model.path: \"", m.path(), "\" is not a readable file (",
-                                                size.status().message(), ")"));
+        return FieldErrorWithCode(absl::StatusCode::kNotFound, "model.path",
+                                  absl::StrCat("not a readable file (", size.status().message(), ")"), Quoted(m.path()),
+                                  "a TorchScript file");
       }
-      if (m.has_reference_training() || m.reference_epochs() != 0 || m.width_multiplier() != 0) {
-        return Invalid("model.reference_training / reference_epochs / width_multiplier", "set with model.path",
-                       "they describe how a zoo model is trained; a file is used as it is");
+      // Each of these describes how a zoo model is trained; a file is used as it is.
+      const char* zoo_only = m.has_reference_training() ? "model.reference_training"
+                             : m.reference_epochs() != 0 ? "model.reference_epochs"
+                             : m.width_multiplier() != 0 ? "model.width_multiplier"
+                                                         : nullptr;
+      if (zoo_only != nullptr) {
+        return FieldError(zoo_only, "set with model.path; it describes how a zoo model is trained", "set",
+                          "unset with model.path (a file is used as it is)");
       }
       break;
     }
     case ModelSpec::kZoo:
       if (!ZooRegistry().Contains(m.zoo())) {
-        return Invalid("model.zoo", absl::StrCat("'", m.zoo(), "'"),
-                       absl::StrCat("one of ", absl::StrJoin(ZooModelNames(), ", ")));
+        return FieldError("model.zoo", "not a zoo model", Quoted(m.zoo()), absl::StrJoin(ZooModelNames(), ", "));
       }
       break;
     case ModelSpec::SOURCE_NOT_SET:
-      return absl::InvalidArgumentError("model: required: path (a TorchScript file) or zoo (a zoo model name)");
+      return FieldError("model", "no model set", "", "path (a TorchScript file) or zoo (a zoo model name)");
   }
   if (m.reference_epochs() < 0) {
-    return Invalid("model.reference_epochs", absl::StrCat(m.reference_epochs()), "must be >= 0 (0 = default 6)");
+    return FieldError("model.reference_epochs", "negative", m.reference_epochs(), ">= 0 (0 = 6)");
   }
   if (m.width_multiplier() < 0 || m.width_multiplier() > 16) {
-    return Invalid("model.width_multiplier", absl::StrCat(m.width_multiplier()), "must be in (0, 16] (0 = default 1)");
+    return FieldError("model.width_multiplier", "out of range", m.width_multiplier(), "(0, 16] (0 = 1)");
   }
   // data
   if (e.data().dataset_case() == DataConfig::DATASET_NOT_SET) {
-    return absl::InvalidArgumentError("data: required: one of mnist, cifar, tensor_file, synthetic");
+    return FieldError("data", "no dataset set", "", absl::StrJoin(OneofFieldNames(e.data(), "dataset"), ", "));
   }
   return ValidateEngineConfig(e);
 }
@@ -128,130 +131,133 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
   // name: it names a directory.
   for (char c : e.name()) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
-      return Invalid("name", absl::StrCat("'", e.name(), "'"), "use letters, digits, '_', '-' and '.' (it names runs/<name>)");
+      return FieldError("name", "not a directory name", Quoted(e.name()),
+                        "letters, digits, '_', '-' and '.' (it names runs/<name>)");
     }
   }
   // evaluation and trainer
   static const std::set<std::string> kSplits = {"", "train", "val", "test"};
   if (!kSplits.count(e.evaluation().eval_split())) {
-    return Invalid("evaluation.eval_split", absl::StrCat("'", e.evaluation().eval_split(), "'"),
-                   "use train, val or test");
+    return FieldError("evaluation.eval_split", "not a split", Quoted(e.evaluation().eval_split()),
+                      "train, val, test");
   }
   if (!e.full_trainer().eval_key().empty() && !e.evaluation().eval_key().empty() &&
       e.full_trainer().eval_key() != e.evaluation().eval_key()) {
-    return Invalid("full_trainer.eval_key", absl::StrCat("'", e.full_trainer().eval_key(), "'"),
-                   absl::StrCat("differs from evaluation.eval_key '", e.evaluation().eval_key(),
-                                "'; leave it unset (the engine listens to evaluation.eval_key)"));
+    return FieldError("full_trainer.eval_key",
+                      absl::StrCat("differs from evaluation.eval_key \"", e.evaluation().eval_key(), "\""),
+                      Quoted(e.full_trainer().eval_key()),
+                      "unset (the engine listens to evaluation.eval_key)");
   }
   if (!e.full_trainer().has_optimizer() ||
       e.full_trainer().optimizer().optimizer_case() == OptimizerConfig::OPTIMIZER_NOT_SET) {
-    return absl::InvalidArgumentError(
-        "full_trainer.optimizer: required (e.g. optimizer { sgd { momentum: 0.9 } lr: 0.01 })");
+    return FieldError("full_trainer.optimizer", "required", "",
+                      "an optimizer, e.g. optimizer { sgd { momentum: 0.9 } lr: 0.01 }");
   }
   // compression
   const CompressionConfig& c = e.compression();
   if (c.has_delta() && (!std::isfinite(c.delta()) || c.delta() < 0)) {
-    return Invalid("compression.delta", absl::StrCat(c.delta()),
-                   "must be a finite number >= 0 (the allowed drop of eval_key, in its units)");
+    return FieldError("compression.delta", "not a finite number >= 0", c.delta(),
+                      ">= 0, the allowed drop of eval_key in its units");
   }
   if (c.level() < 0 || c.level() > 2) {
-    return Invalid("compression.level", absl::StrCat(c.level()),
-                   "use 1 (structured pruning) or 2 (pruning + int8 quantization); 0 = default 1");
+    return FieldError("compression.level", "not a level", c.level(),
+                      "1 (structured pruning) or 2 (pruning + int8 quantization); 0 = 1");
   }
   const std::vector<std::string> pruners = StructuredPrunerNames();
-  for (const std::string& p : c.pruners()) {
+  for (int i = 0; i < c.pruners_size(); ++i) {
+    const std::string& p = c.pruners(i);
     if (p == "level") {
-      return Invalid("compression.pruners", "'level'",
-                     "unstructured pruning makes no model smaller or faster here; use a structured pruner (" +
-                         absl::StrJoin(pruners, ", ") + ")");
+      return FieldError(IndexedField("compression.pruners", i),
+                        "unstructured pruning makes no model smaller or faster here", Quoted(p),
+                        absl::StrJoin(pruners, ", "));
     }
     if (std::find(pruners.begin(), pruners.end(), p) == pruners.end()) {
-      return Invalid("compression.pruners", absl::StrCat("'", p, "'"),
-                     absl::StrCat("one of ", absl::StrJoin(pruners, ", ")));
+      return FieldError(IndexedField("compression.pruners", i), "not a structured pruner", Quoted(p),
+                        absl::StrJoin(pruners, ", "));
     }
   }
   if (c.has_quantization()) {
     if (c.level() == 1) {
-      return Invalid("compression.quantization", "set with level 1",
-                     "quantization runs at level 2 (set level: 2, or drop the block)");
+      return FieldError("compression.quantization", "quantization runs at level 2", "set with level 1",
+                        "level: 2, or no quantization block");
     }
-    absl::Status s = ValidateQuantizationConfig(c.quantization());
-    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("compression.quantization.", s.message()));
+    RETURN_IF_ERROR(ValidateQuantizationConfig(c.quantization()), AtField("compression.quantization"));
   }
   if (!std::isfinite(c.time_budget_minutes()) || c.time_budget_minutes() < 0) {
-    return Invalid("compression.time_budget_minutes", absl::StrCat(c.time_budget_minutes()), "must be >= 0 (0 = none)");
+    return FieldError("compression.time_budget_minutes", "not a finite number >= 0", c.time_budget_minutes(),
+                      ">= 0 (0 = none)");
   }
-  if (c.candidate_epochs() < 0 || c.final_epochs() < 0) {
-    return Invalid("compression.candidate_epochs / final_epochs",
-                   absl::StrCat(c.candidate_epochs(), " / ", c.final_epochs()), "must be >= 0 (0 = default)");
+  if (c.candidate_epochs() < 0) {
+    return FieldError("compression.candidate_epochs", "negative", c.candidate_epochs(), ">= 0 (0 = default)");
+  }
+  if (c.final_epochs() < 0) {
+    return FieldError("compression.final_epochs", "negative", c.final_epochs(), ">= 0 (0 = default)");
   }
   if (!c.strategy().empty() && !StrategyRegistry().Contains(c.strategy())) {
-    return Invalid("compression.strategy", absl::StrCat("'", c.strategy(), "'"),
-                   absl::StrCat("one of ", absl::StrJoin(StrategyRegistry().Names(), ", ")));
+    return FieldError("compression.strategy", "not a registered strategy", Quoted(c.strategy()),
+                      absl::StrJoin(StrategyRegistry().Names(), ", "));
   }
   const DistillationConfig& d = c.distillation();
   if (d.has_alpha() && !(d.alpha() >= 0 && d.alpha() <= 1)) {
-    return Invalid("compression.distillation.alpha", absl::StrCat(d.alpha()), "must be in [0, 1] (default 0.5)");
+    return FieldError("compression.distillation.alpha", "out of range", d.alpha(), "[0, 1] (default 0.5)");
   }
   if (!(d.temperature() >= 0) || !std::isfinite(d.temperature())) {
-    return Invalid("compression.distillation.temperature", absl::StrCat(d.temperature()),
-                   "must be > 0 (0 = default 4)");
+    return FieldError("compression.distillation.temperature", "not a finite number >= 0", d.temperature(),
+                      "> 0 (0 = 4)");
   }
   const SearchTuning& t = c.tuning();
   if (t.probes() < 0 || t.probes() > 50) {
-    return Invalid("compression.tuning.probes", absl::StrCat(t.probes()), "must be in [1, 50] (0 = default)");
+    return FieldError("compression.tuning.probes", "out of range", t.probes(), "[1, 50] (0 = default)");
   }
   if (t.has_promising_slack() && !(t.promising_slack() >= 0 && std::isfinite(t.promising_slack()))) {
-    return Invalid("compression.tuning.promising_slack", absl::StrCat(t.promising_slack()),
-                   "must be a finite number >= 0 (in units of delta; default 1)");
+    return FieldError("compression.tuning.promising_slack", "not a finite number >= 0", t.promising_slack(),
+                      ">= 0, in units of delta (default 1)");
   }
   if (t.max_finals() < 0 || t.max_finals() > 50) {
-    return Invalid("compression.tuning.max_finals", absl::StrCat(t.max_finals()), "must be in [1, 50] (0 = default)");
+    return FieldError("compression.tuning.max_finals", "out of range", t.max_finals(), "[1, 50] (0 = default)");
   }
   if (!(t.max_ratio() >= 0 && t.max_ratio() < 1)) {
-    return Invalid("compression.tuning.max_ratio", absl::StrCat(t.max_ratio()),
-                   "must be in (0, 1): the share of a group's channels a cut may remove (0 = default 0.95)");
+    return FieldError("compression.tuning.max_ratio", "out of range", t.max_ratio(),
+                      "(0, 1): the share of a group's channels a cut may remove (0 = 0.95)");
   }
   if (!(t.sensitivity_budget_fraction() >= 0 && t.sensitivity_budget_fraction() <= 1)) {
-    return Invalid("compression.tuning.sensitivity_budget_fraction", absl::StrCat(t.sensitivity_budget_fraction()),
-                   "must be in (0, 1] (0 = default 0.3)");
+    return FieldError("compression.tuning.sensitivity_budget_fraction", "out of range",
+                      t.sensitivity_budget_fraction(), "(0, 1] (0 = 0.3)");
   }
   for (int i = 0; i < t.lr_factors_size(); ++i) {
     if (!(t.lr_factors(i) > 0 && t.lr_factors(i) <= 10)) {
-      return Invalid(absl::StrCat("compression.tuning.lr_factors[", i, "]"), absl::StrCat(t.lr_factors(i)),
-                     "must be in (0, 10]: a factor of full_trainer.optimizer.lr");
+      return FieldError(IndexedField("compression.tuning.lr_factors", i), "out of range", t.lr_factors(i),
+                        "(0, 10]: a factor of full_trainer.optimizer.lr");
     }
   }
   if (!(t.step_factor() == 0 || (t.step_factor() >= 1.05 && t.step_factor() <= 10))) {
-    return Invalid("compression.tuning.step_factor", absl::StrCat(t.step_factor()),
-                   "must be in [1.05, 10]: each gradual step's MAC reduction (0 = default 1.5)");
+    return FieldError("compression.tuning.step_factor", "out of range", t.step_factor(),
+                      "[1.05, 10]: each gradual step's MAC reduction (0 = 1.5)");
   }
   for (int i = 0; i < t.round_to_size(); ++i) {
     if (!(t.round_to(i) >= 1 && t.round_to(i) <= 1024)) {
-      return Invalid(absl::StrCat("compression.tuning.round_to[", i, "]"), absl::StrCat(t.round_to(i)),
-                     "must be in [1, 1024]: a channel multiple (1 = never round)");
+      return FieldError(IndexedField("compression.tuning.round_to", i), "out of range", t.round_to(i),
+                        "[1, 1024]: a channel multiple (1 = never round)");
     }
   }
   if (t.sensitivity_samples() < -1) {
-    return Invalid("compression.tuning.sensitivity_samples", absl::StrCat(t.sensitivity_samples()),
-                   "must be >= -1 (0 = sized to the budget, N = a sample of N, -1 = the whole eval split)");
+    return FieldError("compression.tuning.sensitivity_samples", "out of range", t.sensitivity_samples(),
+                      ">= -1 (0 = sized to the budget, N = a sample of N, -1 = the whole eval split)");
   }
   if (t.lr_trial_steps() < 0) {
-    return Invalid("compression.tuning.lr_trial_steps", absl::StrCat(t.lr_trial_steps()),
-                   "must be >= 0 (0 = an eighth of an epoch, at least 20)");
+    return FieldError("compression.tuning.lr_trial_steps", "negative", t.lr_trial_steps(),
+                      ">= 0 (0 = an eighth of an epoch, at least 20)");
   }
   // device, threads
   if (!e.device().empty()) {
     auto device = TorchCallOr("device", [&] { return c10::Device(e.device()); });
-    if (!device.ok()) {
-      return Invalid("device", absl::StrCat("'", e.device(), "'"), "use cpu, cuda or cuda:<index>");
-    }
+    if (!device.ok()) return FieldError("device", "not a device", Quoted(e.device()), "cpu, cuda, cuda:<index>");
     if (device->is_cuda() && !at::hasCUDA()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("device: '", e.device(), "' but this LibTorch has no CUDA support; use cpu"));
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "device",
+                                "this LibTorch has no CUDA support", Quoted(e.device()), "cpu");
     }
   }
-  if (e.threads() < 0) return Invalid("threads", absl::StrCat(e.threads()), "must be >= 0 (0 = default 1)");
+  if (e.threads() < 0) return FieldError("threads", "negative", e.threads(), ">= 0 (0 = 1)");
   return absl::OkStatus();
 }
 

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "search/run_dir.h"
 
 #include <ATen/core/Tensor.h>
@@ -56,10 +57,12 @@ absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, co
     changed.push_back("the model's weights");
   }
   if (changed.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "output_dir ", run_dir, " holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
-      "); its records would not be valid for this one. Use another --output_dir, or delete ", run_dir,
-      " to start over"));
+  return FieldErrorWithCode(
+      absl::StatusCode::kFailedPrecondition, "output_dir",
+      absl::StrCat("holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
+                   "), whose records would not be valid for this one"),
+      Quoted(run_dir), absl::StrCat("another output_dir (--output_dir), or this one deleted to start over"));
+
 }
 
 absl::StatusOr<RunTimes> AddRunTimes(const std::string& run_dir,

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "search/setup.h"
 
 #include <ATen/ATen.h>
@@ -60,14 +61,15 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     return MakeSampleLoader(data, splits, split, samples, seed);
   };
   if (parallel) {
-    ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), "data");
+    ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), AtField("data"));
     ASSIGN_OR_RETURN(in.data.train_shard, ShardedLoader::Create(std::move(train), group->rank(), group->world_size()));
-    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, parts.eval_split), "evaluation.eval_split");
+    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, parts.eval_split), AtField("evaluation.eval_split"));
     ASSIGN_OR_RETURN(in.data.eval_shard, ShardedLoader::Create(std::move(eval), group->rank(), group->world_size()));
   }
 
   if (e.model().source_case() == ModelSpec::kPath) {
-    ASSIGN_OR_RETURN(Model m, Model::Load(e.model().path()), "model.path");
+    ASSIGN_OR_RETURN(Model m, Model::Load(e.model().path()), AtField("model.path"));
+
     in.model.emplace(std::move(m));
     in.reference_source = absl::StrCat("loaded ", e.model().path());
     return in;
@@ -100,6 +102,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   if (cached) {
     ASSIGN_OR_RETURN(Model m, root ? Model::Load(path) : CreateZooModel(e.model().zoo(), zoo),
                      root ? "the cached reference" : "model.zoo");
+
     if (parallel) RETURN_IF_ERROR(DataParallel(*group).BroadcastModel(m), "sending the cached reference");
     in.model.emplace(std::move(m));
     in.reference_source = absl::StrCat("cached ", path);
@@ -113,7 +116,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     RETURN_IF_ERROR(CreateDirectories(dir));
     RETURN_IF_ERROR(WriteFileAtomically(dir + "/recipe.pbtxt", text));
   }
-  ASSIGN_OR_RETURN(Model m, CreateZooModel(e.model().zoo(), zoo), "model.zoo");
+  ASSIGN_OR_RETURN(Model m, CreateZooModel(e.model().zoo(), zoo), AtField("model.zoo"));
   TrainerConfig t = recipe;
   t.set_metrics_path(dir + "/metrics.jsonl");
   TrainerDeps deps{in.loss.get(), in.evaluator.get(), in.data.train.get(), in.data.eval.get()};
@@ -122,7 +125,8 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     deps.eval_shard = in.data.eval_shard.get();
     deps.group = group;
   }
-  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "model.reference_training");
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "model.reference_training (the reference's recipe)");
+
   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m), "training the reference");
   if (root) RETURN_IF_ERROR(m.Save(path));
   in.reference_source = absl::StrFormat("trained %d epoch(s) in %.0f s (best %s) -> %s", r.epochs_run, r.seconds,

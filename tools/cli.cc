@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/cli.h"
 
 #include <sys/stat.h>
@@ -31,9 +32,8 @@ std::string ResolveUserPath(const std::string& path) {
 
 absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options) {
   if (spec.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--model: required (a TorchScript .pt file, or one of: ",
-        absl::StrJoin(ZooModelNames(), ", "), ")"));
+    return FieldError("--model", "required", "\"\"",
+                      absl::StrCat("a TorchScript .pt file, or a zoo model: ", absl::StrJoin(ZooModelNames(), ", ")));
   }
   if (ZooRegistry().Contains(spec)) return CreateZooModel(spec, zoo_options);
   const std::string path = ResolveUserPath(spec);
@@ -43,9 +43,10 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
       absl::EndsWith(spec, ".pth")) {
     return Model::Load(path);
   }
-  return absl::NotFoundError(absl::StrCat(
-      "--model: \"", spec, "\" is neither a file nor a zoo model (zoo: ",
-      absl::StrJoin(ZooModelNames(), ", "), ")"));
+  return FieldErrorWithCode(
+      absl::StatusCode::kNotFound, "--model", "neither a file nor a zoo model", Quoted(spec),
+      absl::StrCat("a TorchScript .pt file, or a zoo model: ", absl::StrJoin(ZooModelNames(), ", ")));
+
 }
 
 absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,
@@ -91,7 +92,7 @@ int RunTool(int argc, char** argv, const char* tool, const char* usage,
   absl::ParseCommandLine(argc, argv);
   const absl::Status s = run();
   if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", tool, s.ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", tool, ErrorText(s).c_str());
     // Stopped by a signal it handled: the shell's convention, 128 + signal.
     return absl::IsCancelled(s) && InterruptRequested() ? 128 + InterruptSignal() : 1;
   }
@@ -125,7 +126,7 @@ int RunFromWorkspace(int argc, char** argv, const char* name, absl::Status (*run
   }
   const absl::Status s = run();
   if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", name, s.ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", name, ErrorText(s).c_str());
     return 1;
   }
   return 0;

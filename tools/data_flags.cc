@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/data_flags.h"
 
 #include "absl/flags/flag.h"
@@ -31,8 +32,9 @@ absl::StatusOr<DataConfig> RequiredDataFromFlags(const std::string& tool, const 
                                                  bool augment) {
   ASSIGN_OR_RETURN(std::optional<DataConfig> c, DataFromFlags(tool_default, augment));
   if (!c) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--data: none; ", tool, " needs a dataset (valid: a preset or a DataConfig .pbtxt)"));
+    return FieldError("--data", absl::StrCat(tool, " needs a dataset"), Quoted(kNoData),
+                      "a preset or a DataConfig .pbtxt file");
+
   }
   return *std::move(c);
 }

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/distributed_flags.h"
 
 #include <cstdio>
@@ -26,8 +27,17 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed() {
   if (FlagGiven("master_port")) o.master_port = absl::GetFlag(FLAGS_master_port);
   o.timeout_seconds = absl::GetFlag(FLAGS_dist_timeout_seconds);
   if (absl::Status s = ValidateDistributedOptions(o); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+    // Each option is named as the flag that sets it (or the torchrun
+    // variable, for the ones no flag sets).
+    return RenameField(s, [](absl::string_view field) -> std::string {
+      if (field == "timeout_seconds") return "--dist_timeout_seconds";
+      if (field == "rank" || field == "world_size" || field == "master_addr" || field == "master_port") {
+        return absl::StrCat("--", field);
+      }
+      return std::string(field);
+    });
   }
+
   if (o.world_size == 1) return std::unique_ptr<ProcessGroup>();
   return ProcessGroup::Connect(o);
 }

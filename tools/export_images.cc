@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "data/image_export.h"
 #include "data/splits.h"
@@ -35,11 +36,10 @@ namespace {
 
 absl::Status Run() {
   const std::string out = ResolveUserPath(absl::GetFlag(FLAGS_out));
-  if (out.empty()) return absl::InvalidArgumentError("--out: required (the folder to write)");
+  if (out.empty()) return FieldError("--out", "required", "\"\"", "the folder to write");
   const std::string format = absl::GetFlag(FLAGS_format);
-  if (format != "png" && format != "jpg") {
-    return absl::InvalidArgumentError(absl::StrCat("--format: png or jpg, got \"", format, "\""));
-  }
+  if (format != "png" && format != "jpg") return FieldError("--format", "not an image format", Quoted(format), "png, jpg");
+
   const int channels = absl::GetFlag(FLAGS_channels), size = absl::GetFlag(FLAGS_size);
   ImageExportOptions o;
   o.max_samples = absl::GetFlag(FLAGS_max_per_split);
@@ -49,10 +49,17 @@ absl::Status Run() {
   o.quality = absl::GetFlag(FLAGS_quality);
   ASSIGN_OR_RETURN(DataConfig data, RequiredDataFromFlags("export_images", "fashion_mnist",
                                                           /*augment=*/false));
-  ASSIGN_OR_RETURN(Splits splits, LoadSplits(data));
+  ASSIGN_OR_RETURN(Splits splits, LoadSplits(data), AtField("data"));
   for (absl::string_view split : absl::StrSplit(absl::GetFlag(FLAGS_splits), ',', absl::SkipEmpty())) {
-    ASSIGN_OR_RETURN(auto ds, splits.Get(split), "--splits");
-    ASSIGN_OR_RETURN(ImageExportResult r, ExportImageFolder(*ds, out, std::string(split), o));
+    ASSIGN_OR_RETURN(auto ds, splits.Get(split), AtField("--splits"));
+    // ImageExportOptions' fields are named as the flags that set them.
+    absl::StatusOr<ImageExportResult> exported = ExportImageFolder(*ds, out, std::string(split), o);
+    if (!exported.ok()) {
+      return RenameField(exported.status(), [](absl::string_view f) { return absl::StrCat("--", f); });
+    }
+    const ImageExportResult& r = *exported;
+
+
     std::printf("%s: %lld images in %lld classes, %.1f MiB -> %s/%s\n", ds->name().c_str(),
                 static_cast<long long>(r.images), static_cast<long long>(r.classes), r.bytes / 1048576.0, out.c_str(),
                 std::string(split).c_str());

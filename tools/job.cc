@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/job.h"
 
 #include <ATen/ATen.h>
@@ -34,7 +35,7 @@ absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string
   DataConfig c;
   if (name == "fashion_mnist" || name == "mnist") {
     if (name == "mnist" && directory.empty()) {
-      return absl::InvalidArgumentError("--data_dir: required for mnist (a directory of MNIST IDX files)");
+      return FieldError("--data_dir", "required for --data=mnist", "\"\"", "a directory of MNIST IDX files");
     }
     c.mutable_mnist()->set_directory(directory.empty() ? kDefaultFashionMnistDir : directory);
     if (augment) AddAugment(c, 28, 2);
@@ -44,14 +45,17 @@ absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string
       AddNormalize(c, {0.2860f}, {0.3530f});
     }
   } else if (name == "cifar10" || name == "cifar100") {
-    if (directory.empty()) return absl::InvalidArgumentError(absl::StrCat("--data_dir: required for ", name));
+    if (directory.empty()) {
+      return FieldError("--data_dir", absl::StrCat("required for --data=", name), "\"\"",
+                        "the folder of the CIFAR binary version's .bin files");
+    }
     c.mutable_cifar()->set_directory(directory);
     c.mutable_cifar()->set_num_classes(name == "cifar10" ? 10 : 100);
     if (augment) AddAugment(c, 32, 4);
     AddNormalize(c, {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f});
   } else if (name == "image_folder") {
     if (directory.empty()) {
-      return absl::InvalidArgumentError("--data_dir: required for image_folder (the folder of class folders)");
+      return FieldError("--data_dir", "required for --data=image_folder", "\"\"", "a folder of class folders");
     }
     // torchvision's ImageNet recipe at 224 x 224.
     auto& f = *c.mutable_image_folder();
@@ -69,17 +73,17 @@ absl::StatusOr<DataConfig> PresetData(const std::string& name, const std::string
   } else if (name == "synthetic") {
     c.mutable_synthetic();
   } else if (absl::EndsWith(name, ".pbtxt")) {
-    RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(name), &c), "--data");
+    RETURN_IF_ERROR(ParseTextProtoFile(ResolveUserPath(name), &c), AtField("--data"));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("--data: \"", name,
-                                                   "\" is not a preset (valid: fashion_mnist, mnist, cifar10, "
-                                                   "cifar100, image_folder, synthetic) nor a DataConfig .pbtxt file"));
+    return FieldError("--data", "neither a preset nor a .pbtxt file", Quoted(name),
+                      "fashion_mnist, mnist, cifar10, cifar100, image_folder, synthetic, or a DataConfig .pbtxt file");
   }
   return c;
 }
 
 absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
-  if (config.model().empty()) return absl::InvalidArgumentError("model: required (a zoo name or a .pt file)");
+  if (config.model().empty()) return FieldError("model", "required", "\"\"", "a zoo name or a .pt file");
+
   Job job;
   ComponentsConfig parts{&config.data(), &config.forward_pass(), &config.loss(), &config.evaluation()};
   parts.train_loader = with_train_loader;

@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/field_error.h"
 #include "distributed/launch.h"
 
 ABSL_FLAG(int, nproc_per_node, 2, "processes to start on this machine");
@@ -48,7 +49,10 @@ int main(int argc, char** argv) {
   o.grace_seconds = absl::GetFlag(FLAGS_grace_seconds);
   auto exits = slimfit::LaunchLocal(command, o);
   if (!exits.ok()) {
-    std::fprintf(stderr, "launch: %s\n", exits.status().ToString().c_str());
+    // LaunchOptions' fields are named as the flags that set them.
+    const absl::Status s =
+        slimfit::RenameField(exits.status(), [](absl::string_view path) { return absl::StrCat("--", path); });
+    std::fprintf(stderr, "launch: %s\n", slimfit::ErrorText(s).c_str());
     return 2;
   }
   int code = 0;

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "evaluators/profiler.h"
@@ -41,15 +42,16 @@ absl::Status Run() {
     for (absl::string_view part : absl::StrSplit(shape_flag, ',')) {
       int64_t d;
       if (!absl::SimpleAtoi(part, &d) || d < 1) {
-        return absl::InvalidArgumentError(absl::StrCat("--input_shape: \"", shape_flag,
-                                                       "\" is not a comma-separated list of positive sizes"));
+        return FieldError("--input_shape", "not a list of sizes", Quoted(shape_flag),
+                          "comma-separated sizes >= 1, e.g. 3,32,32");
       }
       in->add_shape(d);
     }
     RETURN_IF_ERROR(fp.InferFromMetadata(md));
   } else if (!fp.InferFromMetadata(model.metadata()).ok()) {
-    return absl::InvalidArgumentError(
-        "--input_shape: required: the model records no input shape (e.g. --input_shape=3,32,32)");
+    return FieldError("--input_shape", "required: the model records no input shape", "\"\"",
+                      "comma-separated sizes >= 1, e.g. 3,32,32");
+
   }
   ProfilerConfig c;
   c.set_batch_size(absl::GetFlag(FLAGS_batch_size));

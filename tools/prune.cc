@@ -11,6 +11,7 @@
 // fields are flags too (tools/pruning_flags.h). With --data the model is
 // evaluated before and after (test split) and can be fine-tuned; pruners that
 // score on data (taylor, apoz, activation_mean, slim's sparsity phase) need it.
+#include "common/field_error.h"
 #include "pruners/prune.h"
 
 #include <cstdio>
@@ -44,17 +45,18 @@ namespace {
 
 absl::Status Run() {
   const std::string spec = absl::GetFlag(FLAGS_model);
-  if (spec.empty()) return absl::InvalidArgumentError("--model: required (a TorchScript file or a zoo name)");
+  if (spec.empty()) return FieldError("--model", "required", "\"\"", "a TorchScript file or a zoo name");
   ASSIGN_OR_RETURN(PruningConfig config, PruningConfigFromFlags(absl::GetFlag(FLAGS_config)));
   RETURN_IF_ERROR(ValidatePruningConfig(config));
   ASSIGN_OR_RETURN(std::unique_ptr<Pruner> probe, MakePruner(config));
   const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
   const bool with_data = DataFlag(kNoData) != kNoData;
   if (!with_data && (probe->needs_data() || config.finetune_epochs() > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--data: required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
-                                                  : std::string("to fine-tune (finetune_epochs > 0)"),
-        ", e.g. --data=fashion_mnist"));
+    return FieldError("--data",
+                      absl::StrCat("required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
+                                                                    : std::string("to fine-tune (finetune_epochs > 0)")),
+                      Quoted(kNoData), "a dataset, e.g. --data=fashion_mnist");
+
   }
 
   ASSIGN_OR_RETURN(ToolSubject subject, LoadToolSubject(spec, with_data, DataFlag(kNoData), DataDirFlag(),

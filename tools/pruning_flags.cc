@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/pruning_flags.h"
 
 #include <vector>
@@ -30,8 +31,7 @@ absl::StatusOr<PruningConfig> PruningConfigFromFlags(const std::string& path) {
   if (!from_file || FlagGiven("pruner")) {
     const std::string name = absl::GetFlag(FLAGS_pruner);
     if (!SelectOneofField(&c, "pruner", name)) {
-      return absl::InvalidArgumentError(absl::StrCat("--pruner: \"", name, "\" is not a pruner (one of: ",
-                                                     absl::StrJoin(OneofFieldNames(c, "pruner"), ", "), ")"));
+      return FieldError("--pruner", "not a pruner", Quoted(name), absl::StrJoin(OneofFieldNames(c, "pruner"), ", "));
     }
   }
   if (!from_file || FlagGiven("ratio")) c.set_ratio(absl::GetFlag(FLAGS_ratio));
@@ -60,8 +60,8 @@ absl::StatusOr<std::shared_ptr<ForwardPass>> ForwardPassForModel(Model& model) {
     for (absl::string_view part : absl::StrSplit(flag, ',')) {
       int64_t d = 0;
       if (!absl::SimpleAtoi(part, &d) || d < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--input_shape: \"", flag, "\" is not a comma-separated list of sizes >= 1"));
+        return FieldError("--input_shape", "not a list of sizes", Quoted(flag),
+                          "comma-separated sizes >= 1, e.g. 3,224,224");
       }
       spec.add_shape(d);
     }
@@ -70,8 +70,9 @@ absl::StatusOr<std::shared_ptr<ForwardPass>> ForwardPassForModel(Model& model) {
     *model.mutable_metadata().add_inputs() = spec;
   }
   if (model.metadata().inputs_size() == 0) {
-    return absl::InvalidArgumentError(
-        "--input_shape: required for a model without slimfit metadata, e.g. --input_shape=3,224,224");
+    return FieldError("--input_shape", "required for a model without slimfit metadata", "\"\"",
+                      "comma-separated sizes >= 1, e.g. 3,224,224");
+
   }
   auto fp = std::make_shared<ForwardPass>();
   RETURN_IF_ERROR(fp->InferFromMetadata(model.metadata()));

@@ -1,3 +1,4 @@
+#include "common/field_error.h"
 #include "tools/python_flag.h"
 
 #include <unistd.h>
@@ -17,13 +18,14 @@ namespace slimfit {
 absl::StatusOr<std::string> TorchPython() {
   const std::string given = absl::GetFlag(FLAGS_python);
   if (given.empty()) {
-    return absl::InvalidArgumentError(
-        "--python: not set; `bazel run` passes //third_party:python, or give a Python with torch");
+    return FieldError("--python", "not set (`bazel run` passes //third_party:python)", "\"\"",
+                      "a Python with torch");
   }
   const std::string path = StartDirectoryPath(given);
   if (::access(path.c_str(), X_OK) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--python: \"", given, "\" is not an executable file (", path,
-                                                   "); a Python with torch, e.g. ~/.cache/slimfit/torch-*/bin/python"));
+    return FieldError("--python", absl::StrCat("not an executable file (", path, ")"), Quoted(given),
+                      "a Python with torch, e.g. ~/.cache/slimfit/torch-*/bin/python");
+
   }
   return path;
 }

@@ -13,6 +13,7 @@
 // QAT and evaluation use --data (default fashion_mnist: the train split
 // calibrates and trains, the val split decides mixed precision, the test
 // split is reported).
+#include "common/field_error.h"
 #include "quantizers/quantize.h"
 
 #include <cstdio>
@@ -62,8 +63,8 @@ namespace {
 
 absl::Status SetObserver(const std::string& flag, const std::string& name, ObserverConfig* c) {
   if (SelectOneofField(c, "observer", name)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", name, "' is not one of ",
-                                                 absl::StrJoin(OneofFieldNames(*c, "observer"), ", ")));
+  return FieldError(absl::StrCat("--", flag), "not an observer", Quoted(name),
+                    absl::StrJoin(OneofFieldNames(*c, "observer"), ", "));
 }
 
 absl::StatusOr<QuantizationConfig> ConfigFromFlags() {
@@ -104,14 +105,14 @@ absl::StatusOr<QuantizationConfig> ConfigFromFlags() {
 
 absl::Status Run() {
   const std::string spec = absl::GetFlag(FLAGS_model);
-  if (spec.empty()) return absl::InvalidArgumentError("--model: required (a TorchScript file or a zoo name)");
+  if (spec.empty()) return FieldError("--model", "required", "\"\"", "a TorchScript file or a zoo name");
   ASSIGN_OR_RETURN(QuantizationConfig config, ConfigFromFlags());
   const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
   const bool with_data = DataFlag("fashion_mnist") != kNoData;
   if (!with_data && config.weight_only().bits() == 0) {
-    return absl::InvalidArgumentError(
-        "--data: int8 quantization calibrates on data (e.g. --data=fashion_mnist); only --weight_only_bits works "
-        "without");
+    return FieldError("--data", "int8 quantization calibrates on data", Quoted(kNoData),
+                      "a dataset (e.g. --data=fashion_mnist), or none with --weight_only_bits");
+
   }
   RETURN_IF_ERROR(SetQuantizedEngine(config.engine()));
 

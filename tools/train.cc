@@ -24,6 +24,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -88,7 +89,8 @@ absl::StatusOr<TrainJob> JobFromFlags() {
     } else if (name == "adam") {
       o.mutable_adamw();
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--optimizer: \"", name, "\" is not sgd or adam"));
+      return FieldError("--optimizer", "not an optimizer preset", Quoted(name), "sgd, adam");
+
     }
     o.set_lr(absl::GetFlag(FLAGS_lr));
     o.set_weight_decay(absl::GetFlag(FLAGS_weight_decay));

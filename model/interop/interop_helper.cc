@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
                    : cmd == "check-python" ? slimfit::CheckPython(dir)
                                            : absl::InvalidArgumentError("unknown command " + cmd);
   if (!s.ok()) {
-    std::fprintf(stderr, "interop_helper %s: %s\n", cmd.c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "interop_helper %s: %s\n", cmd.c_str(), slimfit::ErrorText(s).c_str());
     return 1;
   }
   return 0;
