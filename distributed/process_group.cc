@@ -88,8 +88,14 @@ absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironm
   if (!local.ok()) return local.status();
   o.local_rank = has_local ? *local : o.rank;
   if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') o.master_addr = addr;
-  if (absl::Status s = ValidateDistributedOptions(o); !s.ok()) return s;
+  if (absl::Status s = ValidateDistributedOptions(o); !s.ok()) {
+    // Named as the variables that set them.
+    return RenameField(s, [](absl::string_view field) {
+      return absl::StrCat("environment variable ", absl::AsciiStrToUpper(field));
+    });
+  }
   return std::optional<DistributedOptions>(o);
+
 }
 
 absl::Status ValidateDistributedOptions(const DistributedOptions& o) {

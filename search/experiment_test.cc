@@ -64,52 +64,56 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
   };
   const std::vector<Case> cases = {
       {"compression { delta: -1 }", absl::StatusCode::kInvalidArgument,
-       "compression.delta: -1; must be a finite number >= 0"},
-      {"compression { level: 3 }", absl::StatusCode::kInvalidArgument, "compression.level: 3; use 1"},
+       "compression.delta: not a finite number >= 0, got -1; valid: >= 0, the allowed drop of eval_key in its units"},
+      {"compression { level: 3 }", absl::StatusCode::kInvalidArgument, "compression.level: not a level, got 3; valid: 1 (structured pruning) or 2"},
       {"compression { pruners: 'fpgn' }", absl::StatusCode::kInvalidArgument,
-       "compression.pruners: 'fpgn'; one of l1_filter, l2_filter, fpgm, taylor, apoz, activation_mean, slim"},
+       "compression.pruners[0]: not a structured pruner, got \"fpgn\"; valid: l1_filter, l2_filter, fpgm, taylor, "
+       "apoz, activation_mean, slim"},
       {"compression { pruners: 'level' }", absl::StatusCode::kInvalidArgument,
-       "compression.pruners: 'level'; unstructured pruning makes no model smaller or faster"},
+       "compression.pruners[0]: unstructured pruning makes no model smaller or faster here, got \"level\"; valid: "
+       "l1_filter, "},
       {"compression { level: 1 quantization { calibration_batches: 4 } }", absl::StatusCode::kInvalidArgument,
-       "compression.quantization: set with level 1"},
+       "compression.quantization: quantization runs at level 2, got set with level 1; valid: level: 2, or no "
+       "quantization block"},
       {"compression { level: 2 quantization { activation { minmax { } bits: 4 } } }",
-       absl::StatusCode::kInvalidArgument, "compression.quantization.activation.bits: 4"},
+       absl::StatusCode::kInvalidArgument, "compression.quantization.activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"},
       {"compression { time_budget_minutes: -5 }", absl::StatusCode::kInvalidArgument,
-       "compression.time_budget_minutes: -5; must be >= 0"},
-      {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument, "model.zoo: 'resnet101'; one of "},
+       "compression.time_budget_minutes: not a finite number >= 0, got -5; valid: >= 0 (0 = none)"},
+      {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument, "model.zoo: not a zoo model, got \"resnet101\"; valid: lenet5, "},
       {"model { path: '/no/such/model.pt' }", absl::StatusCode::kNotFound,
-       "model.path: \"/no/such/model.pt\" is not a readable file"},
+       "model.path: not a readable file (cannot stat \"/no/such/model.pt\": No such file or directory), got "
+       "\"/no/such/model.pt\"; valid: a TorchScript file"},
       {"evaluation { eval_split: 'holdout' }", absl::StatusCode::kInvalidArgument,
-       "evaluation.eval_split: 'holdout'; use train, val or test"},
+       "evaluation.eval_split: not a split, got \"holdout\"; valid: train, val, test"},
       {"full_trainer { eval_key: 'loss' }", absl::StatusCode::kInvalidArgument,
-       "full_trainer.eval_key: 'loss'; differs from evaluation.eval_key 'accuracy'"},
-      {"device: 'tpu'", absl::StatusCode::kInvalidArgument, "device: 'tpu'; use cpu, cuda or cuda:<index>"},
-      {"name: 'a/b'", absl::StatusCode::kInvalidArgument, "name: 'a/b'; use letters, digits"},
-      {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: -2; must be >= 0"},
+       "full_trainer.eval_key: differs from evaluation.eval_key \"accuracy\", got \"loss\"; valid: unset"},
+      {"device: 'tpu'", absl::StatusCode::kInvalidArgument, "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>"},
+      {"name: 'a/b'", absl::StatusCode::kInvalidArgument, "name: not a directory name, got \"a/b\"; valid: letters, digits"},
+      {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: negative, got -2; valid: >= 0 (0 = 1)"},
       {"compression { strategy: 'bisect' }", absl::StatusCode::kInvalidArgument,
-       "compression.strategy: 'bisect'; one of bisection, gradual"},
+       "compression.strategy: not a registered strategy, got \"bisect\"; valid: bisection, gradual"},
       {"compression { tuning { step_factor: 1.01 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.step_factor: 1.01; must be in [1.05, 10]"},
+       "compression.tuning.step_factor: out of range, got 1.01; valid: [1.05, 10]"},
       {"compression { distillation { alpha: 1.5 } }", absl::StatusCode::kInvalidArgument,
-       "compression.distillation.alpha: 1.5; must be in [0, 1]"},
+       "compression.distillation.alpha: out of range, got 1.5; valid: [0, 1]"},
       {"compression { distillation { temperature: -1 } }", absl::StatusCode::kInvalidArgument,
-       "compression.distillation.temperature: -1; must be > 0"},
+       "compression.distillation.temperature: not a finite number >= 0, got -1; valid: > 0"},
       {"compression { tuning { probes: -1 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.probes: -1; must be in [1, 50]"},
+       "compression.tuning.probes: out of range, got -1; valid: [1, 50]"},
       {"compression { tuning { promising_slack: -0.5 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.promising_slack: -0.5; must be a finite number >= 0"},
+       "compression.tuning.promising_slack: not a finite number >= 0, got -0.5; valid: >= 0"},
       {"compression { tuning { max_ratio: 1 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.max_ratio: 1; must be in (0, 1)"},
+       "compression.tuning.max_ratio: out of range, got 1; valid: (0, 1)"},
       {"compression { tuning { sensitivity_budget_fraction: 2 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.sensitivity_budget_fraction: 2; must be in (0, 1]"},
+       "compression.tuning.sensitivity_budget_fraction: out of range, got 2; valid: (0, 1]"},
       {"compression { tuning { lr_factors: [1, 0] } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.lr_factors[1]: 0; must be in (0, 10]"},
+       "compression.tuning.lr_factors[1]: out of range, got 0; valid: (0, 10]"},
       {"compression { tuning { round_to: [16, 0] } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.round_to[1]: 0; must be in [1, 1024]"},
+       "compression.tuning.round_to[1]: out of range, got 0; valid: [1, 1024]"},
       {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.lr_trial_steps: -3; must be >= 0"},
+       "compression.tuning.lr_trial_steps: negative, got -3; valid: >= 0"},
       {"compression { tuning { sensitivity_samples: -2 } }", absl::StatusCode::kInvalidArgument,
-       "compression.tuning.sensitivity_samples: -2; must be >= -1"},
+       "compression.tuning.sensitivity_samples: out of range, got -2; valid: >= -1"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.patch);
@@ -118,10 +122,10 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
   Experiment no_model = DefaultExperiment();
   no_model.clear_model();
   EXPECT_THAT(ValidateExperiment(no_model),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model: required: path")));
+              StatusIs(absl::StatusCode::kInvalidArgument, "model: no model set; valid: path (a TorchScript file) or zoo (a zoo model name)"));
   Experiment no_data = DefaultExperiment();
   no_data.clear_data();
-  EXPECT_THAT(ValidateExperiment(no_data), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: required")));
+  EXPECT_THAT(ValidateExperiment(no_data), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: no dataset set; valid: mnist, cifar, ")));
   Experiment no_optimizer = DefaultExperiment();
   no_optimizer.mutable_full_trainer()->clear_optimizer();
   EXPECT_THAT(ValidateExperiment(no_optimizer),

@@ -18,7 +18,7 @@ echo "== errors"
 grep -q -- "--experiment" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 echo 'model { zoo: "resnet50" } data { synthetic { } } full_trainer { optimizer { sgd { } lr: 0.1 } }' > "$out/bad.pbtxt"
 "$compress" --experiment="$out/bad.pbtxt" 2> "$out/err.txt" && fail "unknown zoo model accepted"
-grep -q "model.zoo: 'resnet50'; one of lenet5" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+grep -q 'model.zoo: not a zoo model, got "resnet50"; valid: lenet5' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
 [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] ||
   fail "dataset-fashion-mnist is not installed: run ./bootstrap.sh"

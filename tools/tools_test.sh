@@ -20,7 +20,7 @@ grep -q "layers, [0-9]* parameters" "$out/inspect.txt" || fail "no total line"
 
 echo "== inspect errors"
 "$inspect" --model=resnet50 2> "$out/err.txt" && fail "unknown model accepted"
-grep -q 'zoo: lenet5, mobilenetv2_small, resnet_small, vgg_small' "$out/err.txt" || fail "error does not list the zoo: $(cat "$out/err.txt")"
+grep -q 'a zoo model: lenet5, mobilenetv2_small, resnet_small, vgg_small' "$out/err.txt" || fail "error does not list the zoo: $(cat "$out/err.txt")"
 echo "not a model" > "$out/fake.pt"
 "$inspect" --model="$out/fake.pt" 2> "$out/err.txt" && fail "text file accepted as a model"
 grep -q "not a zip archive" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
@@ -114,7 +114,7 @@ grep -q "pruned vs masked max |diff|" "$out/prune.txt" || fail "no check line"
 "$prune" --model=graph/testdata/mixed_traced.pt --pruner=taylor 2> "$out/err.txt" && fail "taylor without data accepted"
 grep -q -- '--data: required by pruner "taylor"' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 "$prune" --model=graph/testdata/mixed_traced.pt --pruner=fpgn 2> "$out/err.txt" && fail "unknown pruner accepted"
-grep -q -- '--pruner: "fpgn" is not a pruner (one of: level, l1_filter' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+grep -q -- '--pruner: not a pruner, got "fpgn"; valid: level, l1_filter' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 "$prune" --model=graph/testdata/mixed_traced.pt 2> "$out/err.txt" && fail "no input shape accepted"
 grep -q -- '--input_shape: required for a model without slimfit metadata' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
@@ -132,7 +132,7 @@ grep -q "int4 weights" "$out/w4.txt" || fail "no int4 layers: $(cat "$out/w4.txt
 "$quantize" --model=lenet5 --data=none 2> "$out/err.txt" && fail "int8 without data accepted"
 grep -q -- "--data: int8 quantization calibrates on data" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 "$quantize" --model=lenet5 --activation_observer=kl 2> "$out/err.txt" && fail "unknown observer accepted"
-grep -q -- "--activation_observer: 'kl' is not one of" "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+grep -q -- '--activation_observer: not an observer, got "kl"; valid: ' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 
 echo "== train errors"
 "$train" --data_dir="$out/nowhere" --epochs=1 --out="$out/x" 2> "$out/err.txt" && fail "missing data accepted"
@@ -140,5 +140,5 @@ grep -q "nowhere/train-images-idx3-ubyte.gz" "$out/err.txt" || fail "unclear err
 
 
 "$train" --optimizer=lion --out="$out/x" 2> "$out/err.txt" && fail "unknown optimizer accepted"
-grep -q -- '--optimizer: "lion" is not sgd or adam' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+grep -q -- '--optimizer: not an optimizer preset, got "lion"; valid: sgd, adam' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
 echo "PASS"
