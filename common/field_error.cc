@@ -92,9 +92,10 @@ absl::Status RenameField(const absl::Status& status, const std::function<std::st
 }
 
 std::string JoinFieldPath(absl::string_view parent, absl::string_view child) {
-
   if (parent.empty()) return std::string(child);
   if (child.empty()) return std::string(parent);
+  if (absl::StartsWith(child, "--")) return std::string(child);  // a flag is a root
+
   if (absl::StartsWith(child, "[")) return absl::StrCat(parent, child);
   return absl::StrCat(parent, ".", child);
 }

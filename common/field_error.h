@@ -29,7 +29,6 @@
 
 #include <functional>
 #include <optional>
-
 #include <string>
 
 #include "absl/status/status.h"
@@ -77,7 +76,8 @@ absl::Status RenameField(const absl::Status& status, const std::function<std::st
 std::optional<std::string> FieldPathOf(const absl::Status& status);
 
 // "parent.child"; "parent[i]" when child is "[i]"; either part alone when the
-// other is empty.
+// other is empty; a flag ("--name") alone, as flags are roots.
+
 std::string JoinFieldPath(absl::string_view parent, absl::string_view child);
 // "field[i]".
 std::string IndexedField(absl::string_view field, int index);

@@ -62,6 +62,7 @@ TEST(FieldErrorTest, IndexedElementsJoinWithoutADot) {
   EXPECT_EQ(JoinFieldPath("", "a"), "a");
   EXPECT_EQ(JoinFieldPath("a", ""), "a");
   EXPECT_EQ(JoinFieldPath("a", "b"), "a.b");
+  EXPECT_EQ(JoinFieldPath("--model", "--model"), "--model");
 }
 
 TEST(FieldErrorTest, OtherErrorsBecomeErrorsOfTheField) {
@@ -99,7 +100,6 @@ TEST(FieldErrorTest, RenameMapsAPathToTheFlagThatSetsIt) {
 }
 
 TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
-
   absl::Status s = FieldError("lr", "bad");
   s.SetPayload("type.test/extra", absl::Cord("kept"));
   absl::Status rooted = WithContext(s, AtField("optimizer"));

@@ -1,5 +1,6 @@
-#include "common/field_error.h"
 #include "data/image_codec.h"
+
+#include "common/field_error.h"
 
 // clang-format off
 #include <csetjmp>
@@ -252,7 +253,6 @@ absl::StatusOr<std::string> EncodeJpeg(const Image& image, int quality) {
   if (absl::Status s = CheckImage(image); !s.ok()) return s;
   if (quality < 1 || quality > 100) {
     return FieldError("quality", "out of range", quality, "[1, 100]");
-
   }
   auto cinfo = std::make_unique<jpeg_compress_struct>();
   auto err = std::make_unique<JpegErrorManager>();

@@ -143,17 +143,21 @@ TEST(DistributedOptionsTest, FromTheTorchrunEnvironment) {
   EXPECT_EQ(got->local_rank, 1);
   ::setenv("RANK", "4", 1);
   EXPECT_THAT(DistributedOptionsFromEnvironment(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "environment variable RANK: not a rank of the world, got 4; valid: [0, world_size = 4)"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "environment variable RANK: not a rank of the world, got 4; valid: [0, world_size = 4)"));
   ::setenv("RANK", "one", 1);
   EXPECT_THAT(DistributedOptionsFromEnvironment(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "environment variable RANK: not an integer, got \"one\"; valid: an integer"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "environment variable RANK: not an integer, got \"one\"; valid: an integer"));
   ::unsetenv("RANK");
   EXPECT_THAT(DistributedOptionsFromEnvironment(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("environment variable RANK: unset while WORLD_SIZE is set")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("environment variable RANK: unset while WORLD_SIZE is set")));
   ::setenv("RANK", "0", 1);
   ::setenv("MASTER_PORT", "70000", 1);
   EXPECT_THAT(DistributedOptionsFromEnvironment(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "environment variable MASTER_PORT: out of range, got 70000; valid: [1, 65535]"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "environment variable MASTER_PORT: out of range, got 70000; valid: [1, 65535]"));
   for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}) ::unsetenv(v);
 }
 

@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "distributed/launch.h"
 
 #include <netinet/in.h>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 
 namespace slimfit {
 namespace {
@@ -57,8 +57,7 @@ absl::StatusOr<std::vector<RankExit>> LaunchLocal(const std::vector<std::string>
   int port = o.master_port;
   if (port == 0) {
     if (o.nnodes > 1) {
-      return FieldError("master_port", "required with nnodes > 1 (every node must use the same one)", 0,
-                        "[1, 65535]");
+      return FieldError("master_port", "required with nnodes > 1 (every node must use the same one)", 0, "[1, 65535]");
     }
     auto free_port = FindFreePort();
     if (!free_port.ok()) return free_port.status();
@@ -66,7 +65,6 @@ absl::StatusOr<std::vector<RankExit>> LaunchLocal(const std::vector<std::string>
   }
   if (port < 1 || port > 65535) {
     return FieldError("master_port", "out of range", port, "[1, 65535]");
-
   }
   const int world = o.nproc_per_node * o.nnodes;
   struct sigaction forward {}, old_int {}, old_term {};

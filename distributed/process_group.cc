@@ -1,21 +1,21 @@
-#include "common/field_error.h"
 #include "distributed/process_group.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/ascii.h"
+#include "common/field_error.h"
 
 namespace slimfit {
 namespace {
@@ -90,12 +90,10 @@ absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironm
   if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') o.master_addr = addr;
   if (absl::Status s = ValidateDistributedOptions(o); !s.ok()) {
     // Named as the variables that set them.
-    return RenameField(s, [](absl::string_view field) {
-      return absl::StrCat("environment variable ", absl::AsciiStrToUpper(field));
-    });
+    return RenameField(
+        s, [](absl::string_view field) { return absl::StrCat("environment variable ", absl::AsciiStrToUpper(field)); });
   }
   return std::optional<DistributedOptions>(o);
-
 }
 
 absl::Status ValidateDistributedOptions(const DistributedOptions& o) {

@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -193,7 +194,7 @@ absl::StatusOr<ModelInputs> ForwardPass::CreateRandomModelInputs(int64_t batch_s
         "forward pass: no batch seen yet; call InferFrom(batch) or InferFromMetadata first");
   }
   if (batch_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("batch_size: must be >= 1, got ", batch_size));
+    return FieldError("batch_size", "below 1", batch_size, ">= 1");
   }
   return TorchCallOr("creating random inputs", [&] {
     ModelInputs out;

@@ -316,7 +316,9 @@ absl::StatusOr<PruneResult> Prune(const Model& model, const PruningConfig& confi
 
   if (config.has_agp()) {
     if (!CanTrain(deps)) {
-      return absl::FailedPreconditionError("pruning.agp: prunes while training: give it data to train on");
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "pruning.agp",
+                                "prunes while training, and no train data was given", "set",
+                                "another schedule, or train data (PruneDeps.train)");
     }
     const int64_t total_steps = std::max<int64_t>(1, config.agp().epochs() * deps.train->num_batches());
     const int freq = config.agp().frequency() ? config.agp().frequency() : kDefaultAgpFrequency;

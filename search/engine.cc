@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "search/engine.h"
 
 #include <ATen/Functions.h>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
@@ -305,10 +305,11 @@ absl::StatusOr<EngineResult> Engine::Run() {
   Experiment config = WithDefaults(config_);
   RETURN_IF_ERROR(ValidateEngineConfig(config));
   if (forward_pass_ == nullptr || evaluator_ == nullptr || loss_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Engine: ", forward_pass_ == nullptr ? "forward_pass" : evaluator_ == nullptr ? "evaluator" : "loss",
-        " is null; forward_pass, evaluator and loss are required"));
-
+    return absl::InvalidArgumentError(absl::StrCat("Engine: ",
+                                                   forward_pass_ == nullptr ? "forward_pass"
+                                                   : evaluator_ == nullptr  ? "evaluator"
+                                                                            : "loss",
+                                                   " is null; forward_pass, evaluator and loss are required"));
   }
   Search search(*this, std::move(config));
   return search.Run();

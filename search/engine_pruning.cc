@@ -126,7 +126,6 @@ absl::Status Engine::Search::ChooseSensitivityScoring(int points, int timed) {
                               "needs EngineData.eval_sample (a loader over a sample of the eval split), which the "
                               "caller did not give",
                               absl::StrCat(asked), "0 or -1 without EngineData.eval_sample");
-
   }
   const std::string key = absl::StrCat("sensitivity_samples|", asked == 0 ? std::string("auto") : absl::StrCat(asked));
   const CandidateRecord* rec = Reuse(key);

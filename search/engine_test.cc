@@ -497,7 +497,8 @@ TEST(EngineTest, RefusesARunDirectoryHoldingAnotherExperiment) {
     auto b = BuildEngine(lr);
     ASSERT_NE(b->engine, nullptr);
     EXPECT_THAT(b->engine->Run(), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                           AllOf(HasSubstr("changed: full_trainer"), HasSubstr("valid: another output_dir (--output_dir)"))));
+                                           AllOf(HasSubstr("changed: full_trainer"),
+                                                 HasSubstr("valid: another output_dir (--output_dir)"))));
   }
   // Same experiment text, other weights (a library user's own model).
   {
@@ -518,7 +519,8 @@ TEST(EngineTest, ErrorsNameTheField) {
   Experiment bad = Slice("errors", "delta: -1");
   Engine engine(std::move(in->data), std::move(*in->model), bad, in->forward_pass, std::move(in->evaluator),
                 std::move(in->loss));
-  EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.delta: not a finite number >= 0, got -1")));
+  EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("compression.delta: not a finite number >= 0, got -1")));
 
   // A model for 3-channel 32x32 images given Fashion-MNIST: refused before any work.
   {

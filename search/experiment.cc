@@ -1,18 +1,18 @@
-#include "common/field_error.h"
 #include "search/experiment.h"
 
 #include <ATen/Context.h>
 #include <c10/core/Device.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <algorithm>
 #include <set>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -63,7 +63,6 @@ const std::vector<std::string>& DefaultPruners() {
   return *names;
 }
 
-
 }  // namespace
 
 absl::StatusOr<Experiment> LoadExperiment(const std::string& path) {
@@ -96,7 +95,7 @@ absl::Status ValidateExperiment(const Experiment& e) {
                                   "a TorchScript file");
       }
       // Each of these describes how a zoo model is trained; a file is used as it is.
-      const char* zoo_only = m.has_reference_training() ? "model.reference_training"
+      const char* zoo_only = m.has_reference_training()  ? "model.reference_training"
                              : m.reference_epochs() != 0 ? "model.reference_epochs"
                              : m.width_multiplier() != 0 ? "model.width_multiplier"
                                                          : nullptr;
@@ -138,15 +137,13 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
   // evaluation and trainer
   static const std::set<std::string> kSplits = {"", "train", "val", "test"};
   if (!kSplits.count(e.evaluation().eval_split())) {
-    return FieldError("evaluation.eval_split", "not a split", Quoted(e.evaluation().eval_split()),
-                      "train, val, test");
+    return FieldError("evaluation.eval_split", "not a split", Quoted(e.evaluation().eval_split()), "train, val, test");
   }
   if (!e.full_trainer().eval_key().empty() && !e.evaluation().eval_key().empty() &&
       e.full_trainer().eval_key() != e.evaluation().eval_key()) {
     return FieldError("full_trainer.eval_key",
                       absl::StrCat("differs from evaluation.eval_key \"", e.evaluation().eval_key(), "\""),
-                      Quoted(e.full_trainer().eval_key()),
-                      "unset (the engine listens to evaluation.eval_key)");
+                      Quoted(e.full_trainer().eval_key()), "unset (the engine listens to evaluation.eval_key)");
   }
   if (!e.full_trainer().has_optimizer() ||
       e.full_trainer().optimizer().optimizer_case() == OptimizerConfig::OPTIMIZER_NOT_SET) {
@@ -221,8 +218,8 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
                       "(0, 1): the share of a group's channels a cut may remove (0 = 0.95)");
   }
   if (!(t.sensitivity_budget_fraction() >= 0 && t.sensitivity_budget_fraction() <= 1)) {
-    return FieldError("compression.tuning.sensitivity_budget_fraction", "out of range",
-                      t.sensitivity_budget_fraction(), "(0, 1] (0 = 0.3)");
+    return FieldError("compression.tuning.sensitivity_budget_fraction", "out of range", t.sensitivity_budget_fraction(),
+                      "(0, 1] (0 = 0.3)");
   }
   for (int i = 0; i < t.lr_factors_size(); ++i) {
     if (!(t.lr_factors(i) > 0 && t.lr_factors(i) <= 10)) {
@@ -253,8 +250,8 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
     auto device = TorchCallOr("device", [&] { return c10::Device(e.device()); });
     if (!device.ok()) return FieldError("device", "not a device", Quoted(e.device()), "cpu, cuda, cuda:<index>");
     if (device->is_cuda() && !at::hasCUDA()) {
-      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "device",
-                                "this LibTorch has no CUDA support", Quoted(e.device()), "cpu");
+      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "device", "this LibTorch has no CUDA support",
+                                Quoted(e.device()), "cpu");
     }
   }
   if (e.threads() < 0) return FieldError("threads", "negative", e.threads(), ">= 0 (0 = 1)");

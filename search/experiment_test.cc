@@ -65,7 +65,8 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
   const std::vector<Case> cases = {
       {"compression { delta: -1 }", absl::StatusCode::kInvalidArgument,
        "compression.delta: not a finite number >= 0, got -1; valid: >= 0, the allowed drop of eval_key in its units"},
-      {"compression { level: 3 }", absl::StatusCode::kInvalidArgument, "compression.level: not a level, got 3; valid: 1 (structured pruning) or 2"},
+      {"compression { level: 3 }", absl::StatusCode::kInvalidArgument,
+       "compression.level: not a level, got 3; valid: 1 (structured pruning) or 2"},
       {"compression { pruners: 'fpgn' }", absl::StatusCode::kInvalidArgument,
        "compression.pruners[0]: not a structured pruner, got \"fpgn\"; valid: l1_filter, l2_filter, fpgm, taylor, "
        "apoz, activation_mean, slim"},
@@ -76,10 +77,12 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "compression.quantization: quantization runs at level 2, got set with level 1; valid: level: 2, or no "
        "quantization block"},
       {"compression { level: 2 quantization { activation { minmax { } bits: 4 } } }",
-       absl::StatusCode::kInvalidArgument, "compression.quantization.activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"},
+       absl::StatusCode::kInvalidArgument,
+       "compression.quantization.activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"},
       {"compression { time_budget_minutes: -5 }", absl::StatusCode::kInvalidArgument,
        "compression.time_budget_minutes: not a finite number >= 0, got -5; valid: >= 0 (0 = none)"},
-      {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument, "model.zoo: not a zoo model, got \"resnet101\"; valid: lenet5, "},
+      {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument,
+       "model.zoo: not a zoo model, got \"resnet101\"; valid: lenet5, "},
       {"model { path: '/no/such/model.pt' }", absl::StatusCode::kNotFound,
        "model.path: not a readable file (cannot stat \"/no/such/model.pt\": No such file or directory), got "
        "\"/no/such/model.pt\"; valid: a TorchScript file"},
@@ -87,8 +90,10 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "evaluation.eval_split: not a split, got \"holdout\"; valid: train, val, test"},
       {"full_trainer { eval_key: 'loss' }", absl::StatusCode::kInvalidArgument,
        "full_trainer.eval_key: differs from evaluation.eval_key \"accuracy\", got \"loss\"; valid: unset"},
-      {"device: 'tpu'", absl::StatusCode::kInvalidArgument, "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>"},
-      {"name: 'a/b'", absl::StatusCode::kInvalidArgument, "name: not a directory name, got \"a/b\"; valid: letters, digits"},
+      {"device: 'tpu'", absl::StatusCode::kInvalidArgument,
+       "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>"},
+      {"name: 'a/b'", absl::StatusCode::kInvalidArgument,
+       "name: not a directory name, got \"a/b\"; valid: letters, digits"},
       {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: negative, got -2; valid: >= 0 (0 = 1)"},
       {"compression { strategy: 'bisect' }", absl::StatusCode::kInvalidArgument,
        "compression.strategy: not a registered strategy, got \"bisect\"; valid: bisection, gradual"},
@@ -122,10 +127,12 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
   Experiment no_model = DefaultExperiment();
   no_model.clear_model();
   EXPECT_THAT(ValidateExperiment(no_model),
-              StatusIs(absl::StatusCode::kInvalidArgument, "model: no model set; valid: path (a TorchScript file) or zoo (a zoo model name)"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "model: no model set; valid: path (a TorchScript file) or zoo (a zoo model name)"));
   Experiment no_data = DefaultExperiment();
   no_data.clear_data();
-  EXPECT_THAT(ValidateExperiment(no_data), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: no dataset set; valid: mnist, cifar, ")));
+  EXPECT_THAT(ValidateExperiment(no_data),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data: no dataset set; valid: mnist, cifar, ")));
   Experiment no_optimizer = DefaultExperiment();
   no_optimizer.mutable_full_trainer()->clear_optimizer();
   EXPECT_THAT(ValidateExperiment(no_optimizer),

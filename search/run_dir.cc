@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "search/run_dir.h"
 
 #include <ATen/core/Tensor.h>
@@ -8,11 +7,12 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
@@ -62,7 +62,6 @@ absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, co
       absl::StrCat("holds a run of a different experiment (changed: ", absl::StrJoin(changed, ", "),
                    "), whose records would not be valid for this one"),
       Quoted(run_dir), absl::StrCat("another output_dir (--output_dir), or this one deleted to start over"));
-
 }
 
 absl::StatusOr<RunTimes> AddRunTimes(const std::string& run_dir,

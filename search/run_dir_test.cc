@@ -47,9 +47,11 @@ TEST(RunDirTest, RefusesAnotherExperimentsDirectoryAndKeepsItsOwn) {
   Experiment lr = e;
   lr.mutable_full_trainer()->mutable_optimizer()->set_lr(0.5);
   lr.set_seed(7);
-  EXPECT_THAT(CheckSameWork(dir, lr, "0123456789abcdef"),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("changed: full_trainer, seed"), HasSubstr("valid: another output_dir (--output_dir), or this one deleted to start over"))));
+  EXPECT_THAT(
+      CheckSameWork(dir, lr, "0123456789abcdef"),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(HasSubstr("changed: full_trainer, seed"),
+                     HasSubstr("valid: another output_dir (--output_dir), or this one deleted to start over"))));
   EXPECT_THAT(CheckSameWork(dir, e, "fedcba9876543210"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("changed: the model's weights")));
 }

@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "search/setup.h"
 
 #include <ATen/ATen.h>
@@ -7,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"

@@ -1,26 +1,24 @@
-#include "common/field_error.h"
 #include "tools/cli.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/allocator.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
-#include "absl/flags/usage.h"
-
-#include "absl/strings/match.h"
-#include "absl/strings/strip.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 namespace slimfit {
 
@@ -46,7 +44,6 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
   return FieldErrorWithCode(
       absl::StatusCode::kNotFound, "--model", "neither a file nor a zoo model", Quoted(spec),
       absl::StrCat("a TorchScript .pt file, or a zoo model: ", absl::StrJoin(ZooModelNames(), ", ")));
-
 }
 
 absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,

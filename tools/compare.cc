@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "data/splits.h"
 #include "tools/cli.h"
@@ -24,7 +25,7 @@ absl::StatusOr<ToolSubject> LoadToolSubject(const std::string& spec, bool with_d
     s.job = std::make_unique<Job>(std::move(built));
     s.forward_pass = s.job->forward_pass;
   } else {
-    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), "--model");
+    ASSIGN_OR_RETURN(Model m, LoadModelOrZoo(ResolveUserPath(spec)), AtField("--model"));
     s.owned = std::make_unique<Model>(std::move(m));
     ASSIGN_OR_RETURN(s.forward_pass, ForwardPassForModel(*s.owned));
   }

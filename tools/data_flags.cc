@@ -1,8 +1,8 @@
-#include "common/field_error.h"
 #include "tools/data_flags.h"
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "tools/cli.h"
 #include "tools/job.h"
@@ -34,7 +34,6 @@ absl::StatusOr<DataConfig> RequiredDataFromFlags(const std::string& tool, const 
   if (!c) {
     return FieldError("--data", absl::StrCat(tool, " needs a dataset"), Quoted(kNoData),
                       "a preset or a DataConfig .pbtxt file");
-
   }
   return *std::move(c);
 }

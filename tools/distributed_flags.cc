@@ -1,10 +1,10 @@
-#include "common/field_error.h"
 #include "tools/distributed_flags.h"
 
 #include <cstdio>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "tools/cli.h"
 
 ABSL_FLAG(int, rank, 0, "this process's rank (default: $RANK)");

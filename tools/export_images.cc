@@ -38,7 +38,8 @@ absl::Status Run() {
   const std::string out = ResolveUserPath(absl::GetFlag(FLAGS_out));
   if (out.empty()) return FieldError("--out", "required", "\"\"", "the folder to write");
   const std::string format = absl::GetFlag(FLAGS_format);
-  if (format != "png" && format != "jpg") return FieldError("--format", "not an image format", Quoted(format), "png, jpg");
+  if (format != "png" && format != "jpg")
+    return FieldError("--format", "not an image format", Quoted(format), "png, jpg");
 
   const int channels = absl::GetFlag(FLAGS_channels), size = absl::GetFlag(FLAGS_size);
   ImageExportOptions o;
@@ -58,7 +59,6 @@ absl::Status Run() {
       return RenameField(exported.status(), [](absl::string_view f) { return absl::StrCat("--", f); });
     }
     const ImageExportResult& r = *exported;
-
 
     std::printf("%s: %lld images in %lld classes, %.1f MiB -> %s/%s\n", ds->name().c_str(),
                 static_cast<long long>(r.images), static_cast<long long>(r.classes), r.bytes / 1048576.0, out.c_str(),

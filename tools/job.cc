@@ -1,12 +1,12 @@
-#include "common/field_error.h"
 #include "tools/job.h"
 
 #include <ATen/ATen.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/text_proto.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
+#include "common/text_proto.h"
 #include "data/readers/idx.h"
 #include "model/zoo/zoo.h"
 #include "tools/cli.h"
@@ -93,7 +93,7 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
   ASSIGN_OR_RETURN(Batch probe, ShapeProbe(*job.splits.train));
   ZooOptions zoo = ZooShapeFromBatch(probe);
   zoo.seed = config.seed();
-  ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(config.model(), zoo), "model");
+  ASSIGN_OR_RETURN(Model model, LoadModelOrZoo(config.model(), zoo), AtField("model"));
   job.model = std::make_unique<Model>(std::move(model));
   return job;
 }

@@ -13,6 +13,8 @@
 //       --master_addr=10.0.0.1 --master_port=29500 -- bazel-bin/tools/train --model=resnet_small
 //   (the same line with --node_rank=1 on the other machine)
 // torchrun itself works too: `torchrun --nproc_per_node=2 bazel-bin/tools/train ...`.
+#include "distributed/launch.h"
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -21,7 +23,6 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "common/field_error.h"
-#include "distributed/launch.h"
 
 ABSL_FLAG(int, nproc_per_node, 2, "processes to start on this machine");
 ABSL_FLAG(int, nnodes, 1, "machines taking part");

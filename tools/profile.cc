@@ -51,7 +51,6 @@ absl::Status Run() {
   } else if (!fp.InferFromMetadata(model.metadata()).ok()) {
     return FieldError("--input_shape", "required: the model records no input shape", "\"\"",
                       "comma-separated sizes >= 1, e.g. 3,32,32");
-
   }
   ProfilerConfig c;
   c.set_batch_size(absl::GetFlag(FLAGS_batch_size));

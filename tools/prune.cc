@@ -11,7 +11,6 @@
 // fields are flags too (tools/pruning_flags.h). With --data the model is
 // evaluated before and after (test split) and can be fine-tuned; pruners that
 // score on data (taylor, apoz, activation_mean, slim's sparsity phase) need it.
-#include "common/field_error.h"
 #include "pruners/prune.h"
 
 #include <cstdio>
@@ -20,6 +19,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/threads.h"
@@ -52,11 +52,11 @@ absl::Status Run() {
   const int threads = ConfigureThreads(absl::GetFlag(FLAGS_threads));
   const bool with_data = DataFlag(kNoData) != kNoData;
   if (!with_data && (probe->needs_data() || config.finetune_epochs() > 0)) {
-    return FieldError("--data",
-                      absl::StrCat("required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
-                                                                    : std::string("to fine-tune (finetune_epochs > 0)")),
-                      Quoted(kNoData), "a dataset, e.g. --data=fashion_mnist");
-
+    return FieldError(
+        "--data",
+        absl::StrCat("required ", probe->needs_data() ? absl::StrCat("by pruner \"", probe->name(), "\"")
+                                                      : std::string("to fine-tune (finetune_epochs > 0)")),
+        Quoted(kNoData), "a dataset, e.g. --data=fashion_mnist");
   }
 
   ASSIGN_OR_RETURN(ToolSubject subject, LoadToolSubject(spec, with_data, DataFlag(kNoData), DataDirFlag(),

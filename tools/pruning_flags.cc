@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "tools/pruning_flags.h"
 
 #include <vector>
@@ -7,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "tools/cli.h"
@@ -72,7 +72,6 @@ absl::StatusOr<std::shared_ptr<ForwardPass>> ForwardPassForModel(Model& model) {
   if (model.metadata().inputs_size() == 0) {
     return FieldError("--input_shape", "required for a model without slimfit metadata", "\"\"",
                       "comma-separated sizes >= 1, e.g. 3,224,224");
-
   }
   auto fp = std::make_shared<ForwardPass>();
   RETURN_IF_ERROR(fp->InferFromMetadata(model.metadata()));

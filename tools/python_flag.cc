@@ -1,4 +1,3 @@
-#include "common/field_error.h"
 #include "tools/python_flag.h"
 
 #include <unistd.h>
@@ -9,6 +8,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/field_error.h"
 #include "tools/cli.h"
 
 ABSL_FLAG(std::string, python, "", "a Python with torch (bazel run passes //third_party:python, the venv's)");
@@ -18,14 +18,12 @@ namespace slimfit {
 absl::StatusOr<std::string> TorchPython() {
   const std::string given = absl::GetFlag(FLAGS_python);
   if (given.empty()) {
-    return FieldError("--python", "not set (`bazel run` passes //third_party:python)", "\"\"",
-                      "a Python with torch");
+    return FieldError("--python", "not set (`bazel run` passes //third_party:python)", "\"\"", "a Python with torch");
   }
   const std::string path = StartDirectoryPath(given);
   if (::access(path.c_str(), X_OK) != 0) {
     return FieldError("--python", absl::StrCat("not an executable file (", path, ")"), Quoted(given),
                       "a Python with torch, e.g. ~/.cache/slimfit/torch-*/bin/python");
-
   }
   return path;
 }

@@ -13,7 +13,6 @@
 // QAT and evaluation use --data (default fashion_mnist: the train split
 // calibrates and trains, the val split decides mixed precision, the test
 // split is reported).
-#include "common/field_error.h"
 #include "quantizers/quantize.h"
 
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/field_error.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -112,7 +112,6 @@ absl::Status Run() {
   if (!with_data && config.weight_only().bits() == 0) {
     return FieldError("--data", "int8 quantization calibrates on data", Quoted(kNoData),
                       "a dataset (e.g. --data=fashion_mnist), or none with --weight_only_bits");
-
   }
   RETURN_IF_ERROR(SetQuantizedEngine(config.engine()));
 

@@ -90,7 +90,6 @@ absl::StatusOr<TrainJob> JobFromFlags() {
       o.mutable_adamw();
     } else {
       return FieldError("--optimizer", "not an optimizer preset", Quoted(name), "sgd, adam");
-
     }
     o.set_lr(absl::GetFlag(FLAGS_lr));
     o.set_weight_decay(absl::GetFlag(FLAGS_weight_decay));
