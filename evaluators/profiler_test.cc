@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -133,8 +134,10 @@ TEST(ProfilerTest, LatencyIsMeasuredAtBothBatchSizes) {
   EXPECT_GE(r.latency[0].p90_ms, r.latency[0].median_ms);
   const std::string text = FormatCostReport(r);
   EXPECT_THAT(text, HasSubstr("latency batch 8"));
-  EXPECT_THAT(text, HasSubstr("416520 MACs"));
-  EXPECT_THAT(CostReportToJson(r), HasSubstr("\"macs\": 416520"));
+  // The count itself is checked against the architecture in LeNet5MacsMatchHandCount.
+  EXPECT_THAT(text, HasSubstr(absl::StrCat(r.macs, " MACs")));
+  EXPECT_THAT(CostReportToJson(r), HasSubstr(absl::StrCat("\"macs\": ", r.macs)));
+
 }
 
 TEST(ProfilerTest, BadSettingsAreRejected) {

@@ -112,8 +112,13 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(ZooTest, LeNet5ParameterCountMatchesHandCount) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
-  // conv1 1*6*25+6, conv2 6*16*25+16, fc1 400*120+120, fc2 120*84+84, fc3 84*10+10
-  EXPECT_EQ(m.NumParameters(), 156 + 2416 + 48120 + 10164 + 850);
+  // LeNet-5 (LeCun et al. 1998) on 28x28 with padding 2: 5x5 convolutions of
+  // 1 -> 6 and 6 -> 16 channels, then 16*5*5 -> 120 -> 84 -> 10; weights plus biases.
+  auto conv = [](int64_t in, int64_t out, int64_t k) { return in * out * k * k + out; };
+  auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  EXPECT_EQ(m.NumParameters(),
+            conv(1, 6, 5) + conv(6, 16, 5) + linear(16 * 5 * 5, 120) + linear(120, 84) + linear(84, 10));
+
 }
 
 TEST(ZooTest, ResNetSmallHasResidualStagesAndDownsampleShortcuts) {
