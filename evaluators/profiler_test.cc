@@ -137,7 +137,6 @@ TEST(ProfilerTest, LatencyIsMeasuredAtBothBatchSizes) {
   // The count itself is checked against the architecture in LeNet5MacsMatchHandCount.
   EXPECT_THAT(text, HasSubstr(absl::StrCat(r.macs, " MACs")));
   EXPECT_THAT(CostReportToJson(r), HasSubstr(absl::StrCat("\"macs\": ", r.macs)));
-
 }
 
 TEST(ProfilerTest, BadSettingsAreRejected) {

@@ -18,10 +18,12 @@
 #include "common/text_proto.h"
 #include "common/torch_status.h"
 #include "model/zoo/zoo.h"
+#include "optimizers/factories.h"
 #include "pruners/pruner.h"
 #include "pruners/pruner.pb.h"
 #include "quantizers/int8.h"
 #include "search/strategy.h"
+#include "trainer/trainer.h"
 
 namespace slimfit {
 namespace {
@@ -149,6 +151,22 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
       e.full_trainer().optimizer().optimizer_case() == OptimizerConfig::OPTIMIZER_NOT_SET) {
     return FieldError("full_trainer.optimizer", "required", "",
                       "an optimizer, e.g. optimizer { sgd { momentum: 0.9 } lr: 0.01 }");
+  }
+  // The trainers' optimizer and scheduler blocks, before any training (the
+  // reference's recipe is model.reference_training when set). A schedule
+  // whose length the run fills in gets a stand-in length here.
+  auto check_trainer = [](const TrainerConfig& given, const std::string& path) -> absl::Status {
+    TrainerConfig t = given;
+    FillScheduleLength(&t, /*steps_per_epoch=*/1);
+    if (t.has_optimizer()) {
+      RETURN_IF_ERROR(MakeOptimizerFactory(t.optimizer()).status(), AtField(path + ".optimizer"));
+    }
+    RETURN_IF_ERROR(MakeSchedulerFactory(t.scheduler()).status(), AtField(path + ".scheduler"));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(check_trainer(e.full_trainer(), "full_trainer"));
+  if (e.model().has_reference_training()) {
+    RETURN_IF_ERROR(check_trainer(e.model().reference_training(), "model.reference_training"));
   }
   // compression
   const CompressionConfig& c = e.compression();

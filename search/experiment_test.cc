@@ -117,6 +117,12 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "compression.tuning.round_to[1]: out of range, got 0; valid: [1, 1024]"},
       {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.lr_trial_steps: negative, got -3; valid: >= 0"},
+      {"full_trainer { optimizer { sgd { momentum: 1.5 } } }", absl::StatusCode::kInvalidArgument,
+       "full_trainer.optimizer.sgd.momentum: out of range, got 1.5; valid: [0, 1)"},
+      {"full_trainer { scheduler { step { } } }", absl::StatusCode::kInvalidArgument,
+       "full_trainer.scheduler.step.step_size: required, got 0; valid: >= 1"},
+      {"model { reference_training { optimizer { adam { } lr: -1 } } }", absl::StatusCode::kInvalidArgument,
+       "model.reference_training.optimizer.lr: required, and positive, got -1; valid: > 0"},
       {"compression { tuning { sensitivity_samples: -2 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.sensitivity_samples: out of range, got -2; valid: >= -1"},
   };

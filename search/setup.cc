@@ -125,7 +125,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
     deps.eval_shard = in.data.eval_shard.get();
     deps.group = group;
   }
-  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "model.reference_training (the reference's recipe)");
+  ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "the reference's training recipe");
 
   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(m), "training the reference");
   if (root) RETURN_IF_ERROR(m.Save(path));

@@ -118,7 +118,6 @@ TEST(ZooTest, LeNet5ParameterCountMatchesHandCount) {
   auto linear = [](int64_t in, int64_t out) { return in * out + out; };
   EXPECT_EQ(m.NumParameters(),
             conv(1, 6, 5) + conv(6, 16, 5) + linear(16 * 5 * 5, 120) + linear(120, 84) + linear(84, 10));
-
 }
 
 TEST(ZooTest, ResNetSmallHasResidualStagesAndDownsampleShortcuts) {
