@@ -36,6 +36,16 @@ std::optional<Parts> PartsOf(const absl::Status& status) {
   return p;
 }
 
+// `status` remade as the field error "<path>: <rest>", its code and other
+// payloads kept.
+absl::Status Remade(const absl::Status& status, absl::string_view path, absl::string_view rest) {
+  absl::Status out = Make(status.code(), path, rest);
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    if (url != kPathPayload) out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 std::string Rest(absl::string_view problem, absl::string_view got, absl::string_view valid) {
   std::string rest(problem);
   if (!got.empty()) absl::StrAppend(&rest, ", got ", got);
@@ -73,30 +83,21 @@ absl::Status WithContext(const absl::Status& status, const AtField& field) {
   if (status.ok() || field.path.empty()) return status;
   // Any other error becomes one about this field, its message the problem.
   const Parts p = PartsOf(status).value_or(Parts{"", std::string(status.message())});
-  absl::Status out = Make(status.code(), JoinFieldPath(field.path, p.path), p.rest);
-
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    if (url != kPathPayload) out.SetPayload(url, payload);
-  });
-  return out;
+  return Remade(status, JoinFieldPath(field.path, p.path), p.rest);
 }
 
 absl::Status RenameField(const absl::Status& status, const std::function<std::string(absl::string_view)>& rename) {
   std::optional<Parts> p = PartsOf(status);
   if (!p.has_value()) return status;
-  absl::Status out = Make(status.code(), rename(p->path), p->rest);
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    if (url != kPathPayload) out.SetPayload(url, payload);
-  });
-  return out;
+  return Remade(status, rename(p->path), p->rest);
 }
 
 std::string JoinFieldPath(absl::string_view parent, absl::string_view child) {
   if (parent.empty()) return std::string(child);
   if (child.empty()) return std::string(parent);
   if (absl::StartsWith(child, "--")) return std::string(child);  // a flag is a root
-
   if (absl::StartsWith(child, "[")) return absl::StrCat(parent, child);
+
   return absl::StrCat(parent, ".", child);
 }
 
