@@ -40,8 +40,11 @@ absl::StatusOr<bool> ShardedLoader::Next(Batch* batch) {
         "sharded loader: the batch has no tensor with a batch dimension to split between ranks");
   }
   const int64_t rows = *found;
-  const auto [lo, hi] = ShardRange(rows, rank_, world_size_);
+  // Not a structured binding: clang 14 (the fuzz build) refuses capturing one in a lambda.
+  const std::pair<int64_t, int64_t> range = ShardRange(rows, rank_, world_size_);
+  const int64_t lo = range.first, hi = range.second;
   RETURN_IF_ERROR(TorchCall("sharding a batch", [&] {
+
     for (c10::IValue& v : *batch) {
       if (v.isTensor() && v.toTensor().dim() > 0 && v.toTensor().size(0) == rows) {
         v = v.toTensor().narrow(0, lo, hi - lo);
