@@ -1,9 +1,13 @@
 #include "trainer/trainable.h"
 
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <functional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "common/torch_status.h"
@@ -47,25 +51,96 @@ int Rewire(torch::jit::Graph& graph, torch::jit::Block* block, Value* self) {
   return count;
 }
 
+// Producers of a fresh tensor whose backward reads their inputs, never
+// their output, so the output may be overwritten after them.
+bool FreshOutputKeptOutOfBackward(const Node* n) {
+  static const std::set<std::string> kKinds = {"aten::batch_norm", "aten::_convolution", "aten::conv1d",
+                                               "aten::conv2d",     "aten::conv3d",       "aten::linear",
+                                               "aten::addmm",      "aten::add",          "aten::sub"};
+  if (!kKinds.count(n->kind().toQualString())) return false;
+  // add / sub: the Tensor-Tensor overloads only (a Scalar other, or the
+  // in-place / out= forms, are other schemas).
+  if (n->kind() == c10::aten::add || n->kind() == c10::aten::sub) {
+    return n->inputs().size() == 3 && n->input(0)->type()->isSubtypeOf(*c10::TensorType::get()) &&
+           n->input(1)->type()->isSubtypeOf(*c10::TensorType::get());
+  }
+  return true;
+}
+
+// Is `v` such a fresh output: made by one of those producers in the graph
+// that returns it, or returned by a submodule's method (a module's
+// forward calling its batch norm's) whose own return is one, and read by
+// nothing else there?
+bool FreshValue(const Value* v, int depth = 0) {
+  const Node* n = v->node();
+  if (FreshOutputKeptOutOfBackward(n)) return true;
+  if (n->kind() != c10::prim::CallMethod || depth > 8) return false;
+  const auto cls = n->input(0)->type()->cast<c10::ClassType>();
+  if (cls == nullptr) return false;
+  torch::jit::Function* fn = cls->findMethod(n->s(c10::attr::name));
+  if (fn == nullptr) return false;
+  const std::shared_ptr<torch::jit::Graph> callee = torch::jit::toGraphFunction(*fn).graph();
+  size_t index = 0;
+  while (index < n->outputs().size() && n->output(index) != v) ++index;
+  if (callee->outputs().size() != n->outputs().size()) return false;
+  const Value* returned = callee->outputs()[index];
+  return returned->uses().size() == 1 && returned->node()->owningBlock() == callee->block() &&
+         FreshValue(returned, depth + 1);
+}
+
+int ReluInPlace(torch::jit::Block* block) {
+  int count = 0;
+  std::vector<Node*> relus;  // rewritten after the walk: destroying a node ends its iterator
+  for (Node* n : block->nodes()) {
+    for (torch::jit::Block* b : n->blocks()) count += ReluInPlace(b);
+    if (n->kind() != c10::aten::relu || n->inputs().size() != 1) continue;
+    Value* x = n->input(0);
+    if (x->uses().size() != 1 || x->node()->owningBlock() != block) continue;
+    if (FreshValue(x)) relus.push_back(n);
+  }
+  for (Node* n : relus) {
+    Node* in_place = block->owningGraph()->create(c10::Symbol::fromQualString("aten::relu_"), {n->input(0)});
+    in_place->insertBefore(n);
+    in_place->output()->setType(n->output()->type());
+    n->output()->replaceAllUsesWith(in_place->output());
+    n->destroy();
+  }
+  return count + static_cast<int>(relus.size());
+}
+
+// Applies `rewrite` to every method graph of a fresh copy of `model` (a graph
+// shared by several submodules once) and replaces `model` with the copy when
+// it changed anything.
+absl::StatusOr<int> RewriteCopy(Model& model,
+                                const std::function<int(const torch::jit::Module&, torch::jit::Graph&)>& rewrite) {
+  ASSIGN_OR_RETURN(Model copy, model.Reloaded());
+  torch::jit::Module fresh = copy.module();
+  int count = 0;
+  std::set<const torch::jit::Graph*> done;
+  for (const torch::jit::Module& sub : fresh.modules()) {
+    for (const torch::jit::Method& method : sub.get_methods()) {
+      std::shared_ptr<torch::jit::Graph> g = method.graph();
+      if (!done.insert(g.get()).second) continue;
+      count += rewrite(sub, *g);
+    }
+  }
+  if (count > 0) model = std::move(copy);
+  return count;
+}
+
 }  // namespace
+
+absl::StatusOr<int> MakeReluInPlace(Model& model) {
+  return TorchCallOr("making relus in place", [&]() -> absl::StatusOr<int> {
+    return RewriteCopy(model, [](const torch::jit::Module&, torch::jit::Graph& g) { return ReluInPlace(g.block()); });
+  });
+}
 
 absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {
   return TorchCallOr("making the model's training mode effective", [&]() -> absl::StatusOr<int> {
-    ASSIGN_OR_RETURN(Model copy, model.Reloaded());
-    torch::jit::Module fresh = copy.module();
-    int count = 0;
-    std::set<const torch::jit::Graph*> done;  // classes shared by several submodules
-    for (const torch::jit::Module& sub : fresh.modules()) {
-      const auto type = sub.type();
-      if (!type->hasAttribute("training")) continue;
-      for (const torch::jit::Method& method : sub.get_methods()) {
-        std::shared_ptr<torch::jit::Graph> g = method.graph();
-        if (!done.insert(g.get()).second) continue;
-        count += Rewire(*g, g->block(), g->inputs().at(0));
-      }
-    }
-    if (count > 0) model = std::move(copy);
-    return count;
+    return RewriteCopy(model, [](const torch::jit::Module& sub, torch::jit::Graph& g) {
+      return sub.type()->hasAttribute("training") ? Rewire(g, g.block(), g.inputs().at(0)) : 0;
+    });
   });
 }
 

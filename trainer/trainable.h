@@ -28,6 +28,19 @@ namespace slimfit {
 
 absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model);
 
+// Rewrites `y = aten::relu(x)` as `aten::relu_(x)` wherever that cannot be
+// seen: x is a fresh tensor (the output of a convolution, batch norm, linear,
+// addmm or an out-of-place add / sub, in the same block, whose backward does
+// not read it) and the relu is x's only use. The forward computes the same
+// values and the backward the same gradients, with one activation-sized
+// tensor less to allocate and write per relu: a resnet_small training step
+// in Python ran 11-12 % faster with F.relu_ than with F.relu (1 thread,
+// batch 128, contiguous and channels-last weights alike). Like the function
+// above it works on a fresh copy and replaces `model` when anything changed;
+// returns how many relus it rewrote. The model keeps saving and loading as
+// plain TorchScript (relu_ is an ATen op like relu).
+absl::StatusOr<int> MakeReluInPlace(Model& model);
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_TRAINER_TRAINABLE_H_

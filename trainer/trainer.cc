@@ -198,6 +198,7 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   TuneAllocatorForTensors();
   at::manual_seed(c.seed());
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
+  ASSIGN_OR_RETURN(result.relus_made_in_place, MakeReluInPlace(model));
   if (dp) RETURN_IF_ERROR(dp->BroadcastModel(model));
   // Channels-last weights until the model's first step has shown it takes
   // them; put back contiguous on every way out (the destructor).

@@ -2,19 +2,18 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <signal.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/optim/optimizer.h>
 
 #include <cmath>
-
-#include <signal.h>
-
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_format.h"
-
 #include "common/files.h"
 #include "common/interrupt.h"
 #include "common/status_matchers.h"
@@ -163,6 +162,114 @@ TEST(TrainableTest, InstanceNormWithoutRunningStatisticsKeepsUsingInputStatistic
   EXPECT_TRUE(m.module().forward({x}).toTensor().equal(eval_out));
   m.Train();
   EXPECT_EQ(m.module().forward({x}).toTensor().sizes(), eval_out.sizes());
+}
+
+// Every node of `kind` in the model's method graphs (blocks included).
+int CountNodes(const Model& m, const char* kind) {
+  std::function<int(torch::jit::Block*)> count = [&](torch::jit::Block* b) {
+    int n = 0;
+    for (torch::jit::Node* node : b->nodes()) {
+      for (torch::jit::Block* inner : node->blocks()) n += count(inner);
+      n += std::string(node->kind().toQualString()) == kind;
+    }
+    return n;
+  };
+  int total = 0;
+  std::set<const torch::jit::Graph*> seen;
+  for (const torch::jit::Module& sub : m.module().modules()) {
+    for (const torch::jit::Method& method : sub.get_methods()) {
+      if (seen.insert(method.graph().get()).second) total += count(method.graph()->block());
+    }
+  }
+  return total;
+}
+
+// Loss and every parameter's gradient after one forward + backward in train mode.
+std::pair<at::Tensor, std::map<std::string, at::Tensor>> LossAndGrads(Model& m, const at::Tensor& x) {
+  m.Train();
+  at::manual_seed(11);  // the same dropout masks for every model
+  // As the trainer runs: without the graph executor's optimizations, which
+  // would differentiate a method's second run otherwise than its first.
+  torch::jit::GraphOptimizerEnabledGuard no_graph_optimizer(false);
+  for (auto& [n, p] : m.NamedParameters()) p.mutable_grad() = at::Tensor();
+  at::Tensor loss = m.module().forward({x}).toTensor().pow(2).mean();
+  loss.backward();
+  std::map<std::string, at::Tensor> grads;
+  for (auto& [n, p] : m.NamedParameters()) grads[n] = p.grad().clone();
+  return {loss.detach(), grads};
+}
+
+TEST(TrainableTest, ReluInPlaceKeepsValuesAndGradients) {
+  ASSERT_OK_AND_ASSIGN(Model original, CreateZooModel("resnet_small"));
+  ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
+  // In resnet_small every relu reads a batch norm or a residual add.
+  const int relus = CountNodes(original, "aten::relu");
+  ASSERT_GT(relus, 0);
+  ASSERT_OK_AND_ASSIGN(int rewritten, MakeReluInPlace(m));
+  EXPECT_EQ(rewritten, relus);
+  EXPECT_EQ(CountNodes(m, "aten::relu"), 0);
+  EXPECT_EQ(CountNodes(m, "aten::relu_"), relus);
+  EXPECT_THAT(MakeReluInPlace(m), ::slimfit::testing::IsOkAndHolds(0)) << "a second pass finds nothing";
+
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({4, 1, 28, 28});
+  auto [loss_a, grads_a] = LossAndGrads(original, x);
+  auto [loss_b, grads_b] = LossAndGrads(m, x);
+  EXPECT_TRUE(loss_a.equal(loss_b));
+  ASSERT_EQ(grads_a.size(), grads_b.size());
+  for (const auto& [n, g] : grads_a) EXPECT_TRUE(g.equal(grads_b.at(n))) << n;
+  original.Eval();
+  m.Eval();
+  EXPECT_TRUE(original.module().forward({x}).toTensor().equal(m.module().forward({x}).toTensor()));
+
+  // It saves and loads as plain TorchScript.
+  const std::string path = TempPath("relu_in_place.pt");
+  ASSERT_OK(m.Save(path));
+  ASSERT_OK_AND_ASSIGN(Model back, Model::Load(path));
+  back.Eval();
+  EXPECT_TRUE(back.module().forward({x}).toTensor().equal(m.module().forward({x}).toTensor()));
+}
+
+TEST(TrainableTest, ReluInPlaceOnPythonModelsKeepsGradients) {
+  // graph/testdata/make_models.py's Mixed, traced: F.relu(x + branch(x)),
+  // F.relu(se_reduce(s)) and F.relu(fc1(x)) read an add, a conv module's and
+  // a linear module's output; the nn.ReLU() modules' relus read their own
+  // argument and stay. Scripted, F.relu's body sits in a branch on its
+  // `inplace` argument, so nothing there is provably fresh: none is rewritten.
+  for (const auto& [path, expected] : std::vector<std::pair<std::string, int>>{
+           {"graph/testdata/mixed_traced.pt", 3}, {"graph/testdata/mixed_scripted.pt", 0}}) {
+    SCOPED_TRACE(path);
+    ASSERT_OK_AND_ASSIGN(Model original, Model::Load(path));
+    ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
+    ASSERT_OK_AND_ASSIGN(int rewritten, MakeReluInPlace(m));
+    EXPECT_EQ(rewritten, expected);
+    EXPECT_EQ(CountNodes(m, "aten::relu_"), CountNodes(original, "aten::relu_") + expected);
+    at::manual_seed(5);
+    const at::Tensor x = at::randn({8, 1, 16, 16});
+    auto [loss_a, grads_a] = LossAndGrads(original, x);
+    auto [loss_b, grads_b] = LossAndGrads(m, x);
+    EXPECT_TRUE(loss_a.equal(loss_b));
+    ASSERT_EQ(grads_a.size(), grads_b.size());
+    for (const auto& [n, g] : grads_a) EXPECT_TRUE(g.equal(grads_b.at(n))) << n;
+  }
+}
+
+TEST(TrainableTest, ReluInPlaceLeavesWhatItCannotProve) {
+  // y reads x after the relu; sigmoid's backward reads its output; a relu of
+  // a graph input would overwrite the caller's tensor.
+  Model m = ::slimfit::testing::ScriptedTestModel("relu_kept", R"(
+def forward(self, x):
+    a = torch.relu(torch.conv2d(x, self.w))
+    b = torch.conv2d(x, self.w)
+    c = torch.relu(b) + b
+    d = torch.relu(torch.sigmoid(x))
+    e = torch.relu(x)
+    return a + c + d.sum() + e.sum()
+)",
+                                                  {{"w", at::randn({1, 1, 1, 1})}});
+  ASSERT_OK_AND_ASSIGN(int rewritten, MakeReluInPlace(m));
+  EXPECT_EQ(rewritten, 1) << "only a = relu(conv(x)) qualifies";
+  EXPECT_EQ(CountNodes(m, "aten::relu"), 3);
 }
 
 TEST(TrainerTest, TracedModelFineTunesAndRecoversFromPerturbation) {
