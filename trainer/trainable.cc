@@ -5,7 +5,9 @@
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <functional>
+#include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -88,17 +90,18 @@ bool FreshValue(const Value* v, int depth = 0) {
          FreshValue(returned, depth + 1);
 }
 
-int ReluInPlace(torch::jit::Block* block) {
+// With `apply` false, only counts.
+int ReluInPlace(torch::jit::Block* block, bool apply = true) {
   int count = 0;
   std::vector<Node*> relus;  // rewritten after the walk: destroying a node ends its iterator
   for (Node* n : block->nodes()) {
-    for (torch::jit::Block* b : n->blocks()) count += ReluInPlace(b);
+    for (torch::jit::Block* b : n->blocks()) count += ReluInPlace(b, apply);
     if (n->kind() != c10::aten::relu || n->inputs().size() != 1) continue;
     Value* x = n->input(0);
     if (x->uses().size() != 1 || x->node()->owningBlock() != block) continue;
     if (FreshValue(x)) relus.push_back(n);
   }
-  for (Node* n : relus) {
+  for (Node* n : apply ? relus : std::vector<Node*>{}) {
     Node* in_place = block->owningGraph()->create(c10::Symbol::fromQualString("aten::relu_"), {n->input(0)});
     in_place->insertBefore(n);
     in_place->output()->setType(n->output()->type());
@@ -108,32 +111,81 @@ int ReluInPlace(torch::jit::Block* block) {
   return count + static_cast<int>(relus.size());
 }
 
-// Applies `rewrite` to every method graph of a fresh copy of `model` (a graph
-// shared by several submodules once) and replaces `model` with the copy when
-// it changed anything.
-absl::StatusOr<int> RewriteCopy(Model& model,
-                                const std::function<int(const torch::jit::Module&, torch::jit::Graph&)>& rewrite) {
-  ASSIGN_OR_RETURN(Model copy, model.Reloaded());
-  torch::jit::Module fresh = copy.module();
+using GraphRewrite = std::function<int(const torch::jit::Module&, torch::jit::Graph&)>;
+
+// `rewrite` over every method graph of a model that has not run yet (a
+// graph shared by several submodules once); how many changes it made.
+int RewriteGraphs(const Model& fresh, const GraphRewrite& rewrite) {
   int count = 0;
   std::set<const torch::jit::Graph*> done;
-  for (const torch::jit::Module& sub : fresh.modules()) {
+  for (const torch::jit::Module& sub : fresh.module().modules()) {
     for (const torch::jit::Method& method : sub.get_methods()) {
       std::shared_ptr<torch::jit::Graph> g = method.graph();
       if (!done.insert(g.get()).second) continue;
       count += rewrite(sub, *g);
     }
   }
+  return count;
+}
+
+// `rewrite` on a fresh copy of `model`, which replaces `model` when it
+// changed anything.
+absl::StatusOr<int> RewriteCopy(Model& model, const GraphRewrite& rewrite) {
+  ASSIGN_OR_RETURN(Model copy, model.Reloaded());
+  const int count = RewriteGraphs(copy, rewrite);
   if (count > 0) model = std::move(copy);
   return count;
 }
 
+int ReluInPlaceGraph(const torch::jit::Module&, torch::jit::Graph& g) { return ReluInPlace(g.block()); }
+int CountReluInPlace(const torch::jit::Module&, torch::jit::Graph& g) { return ReluInPlace(g.block(), false); }
+
 }  // namespace
 
 absl::StatusOr<int> MakeReluInPlace(Model& model) {
-  return TorchCallOr("making relus in place", [&]() -> absl::StatusOr<int> {
-    return RewriteCopy(model, [](const torch::jit::Module&, torch::jit::Graph& g) { return ReluInPlace(g.block()); });
+  return TorchCallOr("making relus in place",
+                     [&]() -> absl::StatusOr<int> { return RewriteCopy(model, &ReluInPlaceGraph); });
+}
+
+absl::StatusOr<std::unique_ptr<ReluInPlaceScope>> ReluInPlaceScope::Enter(Model& model) {
+  return TorchCallOr("making relus in place", [&]() -> absl::StatusOr<std::unique_ptr<ReluInPlaceScope>> {
+    // Counted on the model itself first (reading its graphs changes nothing),
+    // so a model with nothing to rewrite is not copied.
+    if (RewriteGraphs(model, &CountReluInPlace) == 0) {
+      return std::unique_ptr<ReluInPlaceScope>(new ReluInPlaceScope(model, Model(torch::jit::Module()), 0));
+    }
+    ASSIGN_OR_RETURN(Model copy, model.Reloaded());
+    const int rewritten = RewriteGraphs(copy, &ReluInPlaceGraph);
+    Model original = std::move(model);
+    model = std::move(copy);
+    return std::unique_ptr<ReluInPlaceScope>(new ReluInPlaceScope(model, std::move(original), rewritten));
   });
+}
+
+ReluInPlaceScope::~ReluInPlaceScope() {
+  if (rewritten_ == 0) return;  // `model_` was never replaced
+  absl::Status copied = TorchCall("", [&] {
+    at::NoGradGuard no_grad;
+    std::map<std::string, at::Tensor> into;
+    for (auto& [n, t] : original_.NamedParameters()) into[n] = t;
+    for (auto& [n, t] : original_.NamedBuffers()) into[n] = t;
+    std::vector<std::pair<at::Tensor, at::Tensor>> pairs;
+    auto add = [&](const std::vector<std::pair<std::string, at::Tensor>>& from) {
+      for (const auto& [n, t] : from) {
+        auto it = into.find(n);
+        if (it == into.end() || !it->second.sizes().equals(t.sizes())) {
+          throw std::runtime_error("a parameter or buffer changed name or shape: " + n);
+        }
+        pairs.emplace_back(it->second, t);
+      }
+    };
+    add(model_.NamedParameters());
+    add(model_.NamedBuffers());
+    for (auto& [to, from] : pairs) to.copy_(from);
+  });
+  if (!copied.ok()) return;  // the in-place model stays: it computes the same
+  original_.Train(model_.is_training());
+  model_ = std::move(original_);
 }
 
 absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {

@@ -21,6 +21,8 @@
 #ifndef SLIMFIT_TRAINER_TRAINABLE_H_
 #define SLIMFIT_TRAINER_TRAINABLE_H_
 
+#include <memory>
+
 #include "absl/status/statusor.h"
 #include "model/model.h"
 
@@ -30,16 +32,38 @@ absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model);
 
 // Rewrites `y = aten::relu(x)` as `aten::relu_(x)` wherever that cannot be
 // seen: x is a fresh tensor (the output of a convolution, batch norm, linear,
-// addmm or an out-of-place add / sub, in the same block, whose backward does
-// not read it) and the relu is x's only use. The forward computes the same
-// values and the backward the same gradients, with one activation-sized
-// tensor less to allocate and write per relu: a resnet_small training step
-// in Python ran 11-12 % faster with F.relu_ than with F.relu (1 thread,
-// batch 128, contiguous and channels-last weights alike). Like the function
-// above it works on a fresh copy and replaces `model` when anything changed;
-// returns how many relus it rewrote. The model keeps saving and loading as
-// plain TorchScript (relu_ is an ATen op like relu).
+// addmm or an out-of-place add / sub, in the same block, or a submodule
+// method's return of one, whose backward does not read it) and the relu is
+// x's only use. The forward computes the same values and the backward the
+// same gradients, with one activation-sized tensor less to allocate and
+// write per relu: a resnet_small training step in Python ran 11-12 % faster
+// with F.relu_ than with F.relu (1 thread, batch 128, contiguous and
+// channels-last weights alike). Like the function above it works on a fresh
+// copy and replaces `model` when anything changed; returns how many relus it
+// rewrote (a relu inside an nn.ReLU() module reads its own argument and
+// stays).
 absl::StatusOr<int> MakeReluInPlace(Model& model);
+
+// MakeReluInPlace for the length of a scope: the trainer's. The in-place
+// graph is not kept: a later graph edit (depth pruning's `out = skip`) could
+// route a tensor that others read into a relu_. Leaving the scope copies the
+// copy's parameters and buffers (by name) into the model as it was and puts
+// that back, with the copy's train / eval mode; if that copy fails (it
+// cannot for a model whose names and shapes the training kept), the model
+// stays the in-place one, which computes the same.
+class ReluInPlaceScope {
+ public:
+  static absl::StatusOr<std::unique_ptr<ReluInPlaceScope>> Enter(Model& model);
+  ~ReluInPlaceScope();
+  int rewritten() const { return rewritten_; }
+
+ private:
+  ReluInPlaceScope(Model& model, Model original, int rewritten)
+      : model_(model), original_(std::move(original)), rewritten_(rewritten) {}
+  Model& model_;
+  Model original_;
+  int rewritten_;
+};
 
 }  // namespace slimfit
 

@@ -198,7 +198,10 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   TuneAllocatorForTensors();
   at::manual_seed(c.seed());
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
-  ASSIGN_OR_RETURN(result.relus_made_in_place, MakeReluInPlace(model));
+  // In-place relus while this trains; the model's own graph comes back on
+  // every way out (the destructor, after the layout's below).
+  ASSIGN_OR_RETURN(std::unique_ptr<ReluInPlaceScope> relus, ReluInPlaceScope::Enter(model));
+  result.relus_made_in_place = relus->rewritten();
   if (dp) RETURN_IF_ERROR(dp->BroadcastModel(model));
   // Channels-last weights until the model's first step has shown it takes
   // them; put back contiguous on every way out (the destructor).

@@ -78,6 +78,26 @@ double Accuracy(Parts& p, Model& m, DataLoader& loader) {
   return p.eval->Apply(m, loader).value().Get("accuracy")->value;
 }
 
+// Every node of `kind` in the model's method graphs (blocks included).
+int CountNodes(const Model& m, const char* kind) {
+  std::function<int(torch::jit::Block*)> count = [&](torch::jit::Block* b) {
+    int n = 0;
+    for (torch::jit::Node* node : b->nodes()) {
+      for (torch::jit::Block* inner : node->blocks()) n += count(inner);
+      n += std::string(node->kind().toQualString()) == kind;
+    }
+    return n;
+  };
+  int total = 0;
+  std::set<const torch::jit::Graph*> seen;
+  for (const torch::jit::Module& sub : m.module().modules()) {
+    for (const torch::jit::Method& method : sub.get_methods()) {
+      if (seen.insert(method.graph().get()).second) total += count(method.graph()->block());
+    }
+  }
+  return total;
+}
+
 TEST(TrainerTest, LearnsAndLogsEveryEpoch) {
   Data d = MakeData();
   Parts p;
@@ -89,12 +109,19 @@ TEST(TrainerTest, LearnsAndLogsEveryEpoch) {
   const std::string log = TempPath("metrics.jsonl");
   ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 3 metrics_path: '" + log + "'"),
                                                      {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  const int relus = CountNodes(m, "aten::relu");
   ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
   EXPECT_EQ(r.epochs_run, 3);
   EXPECT_EQ(r.steps, 3 * d.train->num_batches());
   EXPECT_GT(r.best.Get("accuracy")->value, 90.0) << "before training: " << before;
   EXPECT_LT(before, 50.0);
   EXPECT_FALSE(m.is_training());
+  // Its relus (each after a conv or linear) ran in place while it trained;
+  // the returned model has its own graph back and scores as the trainer said.
+  EXPECT_EQ(r.relus_made_in_place, relus);
+  EXPECT_EQ(CountNodes(m, "aten::relu"), relus);
+  EXPECT_EQ(CountNodes(m, "aten::relu_"), 0);
+  EXPECT_DOUBLE_EQ(Accuracy(p, m, *d.val), r.best.Get("accuracy")->value);
   ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(log));
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
   EXPECT_THAT(text, HasSubstr("\"event\": \"epoch\", \"epoch\": 3"));
@@ -162,26 +189,6 @@ TEST(TrainableTest, InstanceNormWithoutRunningStatisticsKeepsUsingInputStatistic
   EXPECT_TRUE(m.module().forward({x}).toTensor().equal(eval_out));
   m.Train();
   EXPECT_EQ(m.module().forward({x}).toTensor().sizes(), eval_out.sizes());
-}
-
-// Every node of `kind` in the model's method graphs (blocks included).
-int CountNodes(const Model& m, const char* kind) {
-  std::function<int(torch::jit::Block*)> count = [&](torch::jit::Block* b) {
-    int n = 0;
-    for (torch::jit::Node* node : b->nodes()) {
-      for (torch::jit::Block* inner : node->blocks()) n += count(inner);
-      n += std::string(node->kind().toQualString()) == kind;
-    }
-    return n;
-  };
-  int total = 0;
-  std::set<const torch::jit::Graph*> seen;
-  for (const torch::jit::Module& sub : m.module().modules()) {
-    for (const torch::jit::Method& method : sub.get_methods()) {
-      if (seen.insert(method.graph().get()).second) total += count(method.graph()->block());
-    }
-  }
-  return total;
 }
 
 // Loss and every parameter's gradient after one forward + backward in train mode.
@@ -254,6 +261,35 @@ TEST(TrainableTest, ReluInPlaceOnPythonModelsKeepsGradients) {
   }
 }
 
+TEST(TrainableTest, ReluInPlaceScopePutsTheGraphBackWithTheWeights) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("resnet_small"));
+  const int relus = CountNodes(m, "aten::relu");
+  std::map<std::string, at::Tensor> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReluInPlaceScope> scope, ReluInPlaceScope::Enter(m));
+    EXPECT_EQ(scope->rewritten(), relus);
+    EXPECT_EQ(CountNodes(m, "aten::relu_"), relus);
+    // What training would do: new weights and statistics, another mode.
+    at::NoGradGuard no_grad;
+    for (auto& [n, t] : m.NamedParameters()) t.add_(1.5);
+    for (auto& [n, t] : m.NamedBuffers()) t.add_(2);
+    for (auto& [n, t] : m.NamedParameters()) expected[n] = t.clone();
+    for (auto& [n, t] : m.NamedBuffers()) expected[n] = t.clone();
+    m.Eval();
+  }
+  EXPECT_EQ(CountNodes(m, "aten::relu"), relus);
+  EXPECT_EQ(CountNodes(m, "aten::relu_"), 0);
+  EXPECT_FALSE(m.is_training());
+  size_t checked = 0;
+  for (auto& [n, t] : m.NamedParameters()) checked += t.equal(expected.at(n));
+  for (auto& [n, t] : m.NamedBuffers()) checked += t.equal(expected.at(n));
+  EXPECT_EQ(checked, expected.size());
+  // Nothing to rewrite: the model is left as it is.
+  Model identity = ::slimfit::testing::IdentityModel();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReluInPlaceScope> none, ReluInPlaceScope::Enter(identity));
+  EXPECT_EQ(none->rewritten(), 0);
+}
+
 TEST(TrainableTest, ReluInPlaceLeavesWhatItCannotProve) {
   // y reads x after the relu; sigmoid's backward reads its output; a relu of
   // a graph input would overwrite the caller's tensor.
@@ -278,8 +314,12 @@ TEST(TrainerTest, TracedModelFineTunesAndRecoversFromPerturbation) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("trainer/testdata/traced_bn.pt"));
   ASSERT_OK_AND_ASSIGN(auto trainer, Trainer::Create(Config("epochs: 6 optimizer { adam {} lr: 0.01 }"),
                                                      {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+  const int relus = CountNodes(m, "aten::relu"), in_place = CountNodes(m, "aten::relu_");
   ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
   EXPECT_EQ(r.traced_ops_rewired, 3);
+  // Its graph comes back as it was (its relus are nn.ReLU modules' own).
+  EXPECT_EQ(CountNodes(m, "aten::relu"), relus);
+  EXPECT_EQ(CountNodes(m, "aten::relu_"), in_place);
   const double trained = Accuracy(p, m, *d.val);
   EXPECT_GT(trained, 85.0);
   {
