@@ -206,6 +206,16 @@ std::pair<at::Tensor, std::map<std::string, at::Tensor>> LossAndGrads(Model& m, 
   return {loss.detach(), grads};
 }
 
+// `a` and `b` give the same loss and every parameter the same gradient on
+// `x`, bit for bit.
+void ExpectSameLossAndGrads(Model& a, Model& b, const at::Tensor& x) {
+  auto [loss_a, grads_a] = LossAndGrads(a, x);
+  auto [loss_b, grads_b] = LossAndGrads(b, x);
+  EXPECT_TRUE(loss_a.equal(loss_b));
+  ASSERT_EQ(grads_a.size(), grads_b.size());
+  for (const auto& [n, g] : grads_a) EXPECT_TRUE(g.equal(grads_b.at(n))) << n;
+}
+
 TEST(TrainableTest, ReluInPlaceKeepsValuesAndGradients) {
   ASSERT_OK_AND_ASSIGN(Model original, CreateZooModel("resnet_small"));
   ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
@@ -220,11 +230,7 @@ TEST(TrainableTest, ReluInPlaceKeepsValuesAndGradients) {
 
   at::manual_seed(3);
   const at::Tensor x = at::randn({4, 1, 28, 28});
-  auto [loss_a, grads_a] = LossAndGrads(original, x);
-  auto [loss_b, grads_b] = LossAndGrads(m, x);
-  EXPECT_TRUE(loss_a.equal(loss_b));
-  ASSERT_EQ(grads_a.size(), grads_b.size());
-  for (const auto& [n, g] : grads_a) EXPECT_TRUE(g.equal(grads_b.at(n))) << n;
+  ExpectSameLossAndGrads(original, m, x);
   original.Eval();
   m.Eval();
   EXPECT_TRUE(original.module().forward({x}).toTensor().equal(m.module().forward({x}).toTensor()));
@@ -252,12 +258,7 @@ TEST(TrainableTest, ReluInPlaceOnPythonModelsKeepsGradients) {
     EXPECT_EQ(rewritten, expected);
     EXPECT_EQ(CountNodes(m, "aten::relu_"), CountNodes(original, "aten::relu_") + expected);
     at::manual_seed(5);
-    const at::Tensor x = at::randn({8, 1, 16, 16});
-    auto [loss_a, grads_a] = LossAndGrads(original, x);
-    auto [loss_b, grads_b] = LossAndGrads(m, x);
-    EXPECT_TRUE(loss_a.equal(loss_b));
-    ASSERT_EQ(grads_a.size(), grads_b.size());
-    for (const auto& [n, g] : grads_a) EXPECT_TRUE(g.equal(grads_b.at(n))) << n;
+    ExpectSameLossAndGrads(original, m, at::randn({8, 1, 16, 16}));
   }
 }
 
