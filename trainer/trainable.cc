@@ -113,8 +113,9 @@ int ReluInPlace(torch::jit::Block* block, bool apply = true) {
 
 using GraphRewrite = std::function<int(const torch::jit::Module&, torch::jit::Graph&)>;
 
-// `rewrite` over every method graph of a model that has not run yet (a
-// graph shared by several submodules once); how many changes it made.
+// `rewrite` over every method graph of `fresh` (a graph shared by several
+// submodules once); how many changes it made. An edit takes effect only on
+// a model whose methods have not run yet (LibTorch caches executors).
 int RewriteGraphs(const Model& fresh, const GraphRewrite& rewrite) {
   int count = 0;
   std::set<const torch::jit::Graph*> done;
@@ -152,7 +153,7 @@ absl::StatusOr<std::unique_ptr<ReluInPlaceScope>> ReluInPlaceScope::Enter(Model&
     // Counted on the model itself first (reading its graphs changes nothing),
     // so a model with nothing to rewrite is not copied.
     if (RewriteGraphs(model, &CountReluInPlace) == 0) {
-      return std::unique_ptr<ReluInPlaceScope>(new ReluInPlaceScope(model, Model(torch::jit::Module()), 0));
+      return std::unique_ptr<ReluInPlaceScope>(new ReluInPlaceScope(model, std::nullopt, 0));
     }
     ASSIGN_OR_RETURN(Model copy, model.Reloaded());
     const int rewritten = RewriteGraphs(copy, &ReluInPlaceGraph);
@@ -163,12 +164,12 @@ absl::StatusOr<std::unique_ptr<ReluInPlaceScope>> ReluInPlaceScope::Enter(Model&
 }
 
 ReluInPlaceScope::~ReluInPlaceScope() {
-  if (rewritten_ == 0) return;  // `model_` was never replaced
+  if (!original_.has_value()) return;  // `model_` was never replaced
   absl::Status copied = TorchCall("", [&] {
     at::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> into;
-    for (auto& [n, t] : original_.NamedParameters()) into[n] = t;
-    for (auto& [n, t] : original_.NamedBuffers()) into[n] = t;
+    for (auto& [n, t] : original_->NamedParameters()) into[n] = t;
+    for (auto& [n, t] : original_->NamedBuffers()) into[n] = t;
     std::vector<std::pair<at::Tensor, at::Tensor>> pairs;
     auto add = [&](const std::vector<std::pair<std::string, at::Tensor>>& from) {
       for (const auto& [n, t] : from) {
@@ -184,8 +185,8 @@ ReluInPlaceScope::~ReluInPlaceScope() {
     for (auto& [to, from] : pairs) to.copy_(from);
   });
   if (!copied.ok()) return;  // the in-place model stays: it computes the same
-  original_.Train(model_.is_training());
-  model_ = std::move(original_);
+  original_->Train(model_.is_training());
+  model_ = std::move(*original_);
 }
 
 absl::StatusOr<int> MakeTrainingModeFollowModule(Model& model) {

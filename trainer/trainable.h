@@ -22,6 +22,7 @@
 #define SLIMFIT_TRAINER_TRAINABLE_H_
 
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "model/model.h"
@@ -58,10 +59,10 @@ class ReluInPlaceScope {
   int rewritten() const { return rewritten_; }
 
  private:
-  ReluInPlaceScope(Model& model, Model original, int rewritten)
+  ReluInPlaceScope(Model& model, std::optional<Model> original, int rewritten)
       : model_(model), original_(std::move(original)), rewritten_(rewritten) {}
   Model& model_;
-  Model original_;
+  std::optional<Model> original_;  // the model as given, when `model_` became the in-place copy
   int rewritten_;
 };
 
