@@ -138,9 +138,7 @@ absl::StatusOr<Model> Model::Reloaded() const {
   ASSIGN_OR_RETURN(torch::jit::Module copy, TorchCallOr("copying model", [&] {
                      std::stringstream buffer;
                      module_->save(buffer);
-                     torch::jit::Module m = torch::jit::load(buffer, module_->parameters().size() > 0
-                                                                         ? (*module_->parameters().begin()).device()
-                                                                         : c10::Device(c10::kCPU));
+                     torch::jit::Module m = torch::jit::load(buffer, device());
                      m.train(module_->is_training());
                      return m;
                    }));
@@ -150,6 +148,12 @@ absl::StatusOr<Model> Model::Reloaded() const {
 void Model::Train(bool on) { module_->train(on); }
 
 bool Model::is_training() const { return module_->is_training(); }
+
+c10::Device Model::device() const {
+  for (const at::Tensor& p : module_->parameters()) return p.device();
+  for (const at::Tensor& b : module_->buffers()) return b.device();
+  return c10::kCPU;
+}
 
 absl::Status Model::To(c10::Device device) {
   return TorchCall(absl::StrCat("moving model to ", device.str()),

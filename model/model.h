@@ -80,6 +80,9 @@ class Model {
   void Eval() { Train(false); }
   bool is_training() const;
   absl::Status To(c10::Device device);
+  // Where the parameters are (the first one's device; CPU for a model
+  // without parameters).
+  c10::Device device() const;
 
   // Dotted paths ("layer1.b0.conv1.weight") in module order.
   std::vector<std::pair<std::string, at::Tensor>> NamedParameters() const;
