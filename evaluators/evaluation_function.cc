@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
+#include "model/device.h"
 #include "model/weight_layout.h"
 
 namespace slimfit {
@@ -22,6 +23,8 @@ absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
   model.Eval();
   c10::NoGradGuard no_grad;
   for (auto& m : metrics_) m->Reset();
+  // On this evaluator's device for the pass, back where it was after it.
+  ASSIGN_OR_RETURN(ModelOnDevice on_device, ModelOnDevice::Enter(model, device_), "evaluating");
   RETURN_IF_ERROR(loader.Reset(0));
   // Convolutions on the CPU run with channels-last weights for the pass
   // (model/weight_layout.h), contiguous again after it; a model whose first
@@ -34,7 +37,7 @@ absl::Status MetricsEvaluator::Pass(Model& model, DataLoader& loader) {
     ASSIGN_OR_RETURN(bool more, loader.Next(&batch));
     if (!more) break;
     if (BatchRows(batch) == 0) continue;  // a shard's empty slice (data/sharded_loader.h)
-    auto run = [&] { return forward_pass_->Forward(model, batch, device_); };
+    auto run = [&] { return forward_pass_->Forward(model, batch, on_device.device()); };
     absl::StatusOr<c10::IValue> forward = probe ? layout.RunOrRestore(run) : run();
     probe = false;
     ASSIGN_OR_RETURN(c10::IValue out, std::move(forward), "evaluating");

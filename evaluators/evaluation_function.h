@@ -58,7 +58,8 @@ class BatchMetric {
   }
 };
 
-// One pass: forward each batch once, feed every metric.
+// One pass: forward each batch once, feed every metric. The pass runs on
+// `device` (the model is moved there for it and back after it).
 class MetricsEvaluator : public EvaluationFunction {
  public:
   MetricsEvaluator(std::shared_ptr<ForwardPass> forward_pass,
@@ -86,7 +87,7 @@ class MetricsEvaluator : public EvaluationFunction {
 struct EvaluatorContext {
   std::shared_ptr<ForwardPass> forward_pass;  // required
   LossContext loss_context;                   // for mean_loss (forward_pass filled in)
-  c10::Device device = c10::kCPU;
+  c10::Device device = c10::kCPU;             // where passes run (model/device.h)
 };
 
 using BatchMetricFactory = std::function<absl::StatusOr<std::unique_ptr<BatchMetric>>(

@@ -272,6 +272,7 @@ absl::StatusOr<std::unique_ptr<BatchMetric>> MakeMeanLoss(const EvaluatorConfig&
   LossContext lc = ctx.loss_context;
   lc.forward_pass = ctx.forward_pass;
   ASSIGN_OR_RETURN(auto loss, MakeLoss(c.mean_loss().loss(), lc), AtField("mean_loss.loss"));
+  RETURN_IF_ERROR(loss->ToDevice(ctx.device), AtField("mean_loss.loss"));
 
   return std::make_unique<MeanLoss>(std::move(loss));
 }

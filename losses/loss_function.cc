@@ -25,6 +25,19 @@ absl::StatusOr<LossTerms> LossFunction::operator()(Model& model, const Batch& ba
   return FromOutput(out, batch);
 }
 
+absl::Status TeacherOnDevice::MoveTo(c10::Device device) {
+  if (teacher_->device() == device) {
+    copy_.reset();
+    return absl::OkStatus();
+  }
+  if (copy_ && copy_->device() == device) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Model copy, teacher_->Clone(), "distillation teacher");
+  RETURN_IF_ERROR(copy.To(device), "distillation teacher");
+  copy.Eval();
+  copy_ = std::make_unique<Model>(std::move(copy));
+  return absl::OkStatus();
+}
+
 Registry<LossFactory>& LossRegistry() {
   static auto* registry = new Registry<LossFactory>("loss");
   return *registry;
@@ -54,7 +67,7 @@ class PatchedLoss : public LossFunction {
   absl::StatusOr<LossTerms> FromOutput(const c10::IValue& output, const Batch& batch) override {
     return base_->FromOutput(output, batch);
   }
-  void ToDevice(c10::Device device) override { base_->ToDevice(device); }
+  absl::Status ToDevice(c10::Device device) override { return base_->ToDevice(device); }
 
  private:
   std::unique_ptr<LossFunction> base_;

@@ -54,7 +54,12 @@ class LossFunction {
   virtual absl::StatusOr<LossTerms> operator()(Model& model, const Batch& batch);
   // The terms for an output the model already produced for `batch`.
   virtual absl::StatusOr<LossTerms> FromOutput(const c10::IValue& output, const Batch& batch) = 0;
-  virtual void ToDevice(c10::Device device) { device_ = device; }
+  // Where the model runs from now on: each batch goes there, and so does
+  // anything the loss keeps (a distillation teacher is copied there).
+  virtual absl::Status ToDevice(c10::Device device) {
+    device_ = device;
+    return absl::OkStatus();
+  }
 
   ForwardPass& forward_pass() { return *forward_pass_; }
   c10::Device device() const { return device_; }
@@ -62,6 +67,19 @@ class LossFunction {
  private:
   std::shared_ptr<ForwardPass> forward_pass_;
   c10::Device device_ = c10::kCPU;
+};
+
+// A distillation teacher, run on the student's device: the model itself when
+// it is there, else a copy made there (the caller's model stays where it is).
+class TeacherOnDevice {
+ public:
+  explicit TeacherOnDevice(Model* teacher) : teacher_(teacher) {}
+  absl::Status MoveTo(c10::Device device);
+  Model& get() { return copy_ ? *copy_ : *teacher_; }
+
+ private:
+  Model* teacher_;               // not owned
+  std::unique_ptr<Model> copy_;  // on the device, when the teacher is not
 };
 
 // What factories may need besides their config.

@@ -91,12 +91,21 @@ absl::StatusOr<std::unique_ptr<LossFunction>> BceWithLogits(const LossConfig& c,
 
 class DistillationLoss : public LossFunction {
  public:
-  DistillationLoss(std::shared_ptr<ForwardPass> fp, std::unique_ptr<Model> owned, Model* teacher,
-                   double temperature, double alpha, int target_index, int output_index)
-      : LossFunction(std::move(fp)), owned_(std::move(owned)), teacher_(teacher),
-        temperature_(temperature), alpha_(alpha), target_index_(target_index),
+  DistillationLoss(std::shared_ptr<ForwardPass> fp, std::unique_ptr<Model> owned, Model* teacher, double temperature,
+                   double alpha, int target_index, int output_index)
+      : LossFunction(std::move(fp)),
+        owned_(std::move(owned)),
+        on_device_(teacher),
+        temperature_(temperature),
+        alpha_(alpha),
+        target_index_(target_index),
         output_index_(output_index) {
-    teacher_->Eval();
+    teacher->Eval();
+  }
+
+  absl::Status ToDevice(c10::Device device) override {
+    RETURN_IF_ERROR(LossFunction::ToDevice(device));
+    return on_device_.MoveTo(device);
   }
 
   absl::StatusOr<LossTerms> FromOutput(const c10::IValue& output, const Batch& batch) override {
@@ -105,7 +114,7 @@ class DistillationLoss : public LossFunction {
     at::Tensor teacher;
     {
       c10::NoGradGuard no_grad;
-      ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(*teacher_, batch, device()),
+      ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(on_device_.get(), batch, device()),
                        "distillation teacher");
       ASSIGN_OR_RETURN(teacher, PredictionOf(t_out, output_index_), "distillation teacher");
     }
@@ -123,7 +132,7 @@ class DistillationLoss : public LossFunction {
 
  private:
   std::unique_ptr<Model> owned_;
-  Model* teacher_;
+  TeacherOnDevice on_device_;
   double temperature_, alpha_;
   int target_index_, output_index_;
 };

@@ -31,10 +31,7 @@ absl::Status CheckLogits(const at::Tensor& p, const char* whose) {
 class TeacherLoss : public LossFunction {
  public:
   TeacherLoss(LossFunction* base, Model* teacher, std::shared_ptr<ForwardPass> forward_pass, TeacherOptions options)
-      : LossFunction(std::move(forward_pass)),
-        base_(base),
-        teacher_(teacher),
-        options_(options) {}
+      : LossFunction(std::move(forward_pass)), base_(base), on_device_(teacher), options_(options) {}
 
   absl::StatusOr<LossTerms> operator()(Model& model, const Batch& batch) override {
     // The base loss as it is (with any terms its operator() adds); the
@@ -64,8 +61,10 @@ class TeacherLoss : public LossFunction {
       teacher = hit->second;
     } else {
       c10::NoGradGuard no_grad;
-      teacher_->Eval();
-      ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(*teacher_, batch, device()), "distillation teacher");
+      Model& teacher_model = on_device_.get();
+      teacher_model.Eval();
+      ASSIGN_OR_RETURN(c10::IValue t_out, forward_pass().Forward(teacher_model, batch, device()),
+                       "distillation teacher");
       ASSIGN_OR_RETURN(teacher, PredictionOf(t_out, options_.output_index), "distillation teacher");
       if (key && cached_bytes_ + teacher.nbytes() <= kMaxCachedBytes) {
         teacher = teacher.clone();  // not a view into the teacher's output
@@ -97,9 +96,13 @@ class TeacherLoss : public LossFunction {
     return base_->FromOutput(output, batch);
   }
 
-  void ToDevice(c10::Device device) override {
-    LossFunction::ToDevice(device);
-    base_->ToDevice(device);
+  absl::Status ToDevice(c10::Device device) override {
+    RETURN_IF_ERROR(LossFunction::ToDevice(device));
+    RETURN_IF_ERROR(base_->ToDevice(device));
+    if (device != cached_on_) cache_.clear();  // predictions live where the teacher ran
+    cached_on_ = device;
+    cached_bytes_ = 0;
+    return on_device_.MoveTo(device);
   }
 
  private:
@@ -125,8 +128,9 @@ class TeacherLoss : public LossFunction {
   static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
 
   LossFunction* base_;
-  Model* teacher_;
+  TeacherOnDevice on_device_;
   TeacherOptions options_;
+  c10::Device cached_on_ = c10::kCPU;
   std::unordered_map<uint64_t, at::Tensor> cache_;  // BatchKey → the teacher's prediction
   size_t cached_bytes_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <dlfcn.h>
+#include <torch/csrc/jit/api/module.h>
 
 #include <string>
 #include <utility>
@@ -41,8 +42,7 @@ CudaAvailability FindCuda() {
     return cuda;
   }
   cuda.library_loaded = true;
-  absl::StatusOr<int> count =
-      TorchCallOr("counting CUDA devices", [] { return static_cast<int>(at::getNumGPUs()); });
+  absl::StatusOr<int> count = TorchCallOr("counting CUDA devices", [] { return static_cast<int>(at::getNumGPUs()); });
   cuda.device_count = count.ok() ? *count : 0;
   return cuda;
 }
@@ -54,17 +54,31 @@ const CudaAvailability& Cuda() {
   return *cuda;
 }
 
-absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name) {
+namespace {
+
+// The CUDA index `name` names, -1 for the CPU, -2 for auto.
+absl::StatusOr<int> ParseDeviceName(absl::string_view name) {
   const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
-  if (n.empty() || n == "cpu") return c10::Device(c10::kCPU);
-  if (n == "auto") return Cuda().device_count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (n.empty() || n == "cpu") return -1;
+  if (n == "auto") return -2;
+  if (n == "cuda") return 0;
+  const std::string digits = absl::StartsWith(n, "cuda:") ? n.substr(5) : "";
   int index = 0;
-  if (n != "cuda") {
-    if (!absl::StartsWith(n, "cuda:") || !absl::SimpleAtoi(n.substr(5), &index) || index < 0 ||
-        n.substr(5).find_first_not_of("0123456789") != std::string::npos) {
-      return FieldError("", "not a device", Quoted(name), kValid);
-    }
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(digits, &index)) {
+    return FieldError("", "not a device", Quoted(name), kValid);
   }
+  return index;
+}
+
+}  // namespace
+
+absl::Status CheckDeviceName(absl::string_view name) { return ParseDeviceName(name).status(); }
+
+absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name) {
+  ASSIGN_OR_RETURN(const int index, ParseDeviceName(name));
+  if (index == -1) return c10::Device(c10::kCPU);
+  if (index == -2) return Cuda().device_count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   const CudaAvailability& cuda = Cuda();
   if (!cuda.library_loaded) {
     return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "",
@@ -90,15 +104,26 @@ std::string DeviceName(c10::Device device) {
   return device.str();
 }
 
+bool CpuOnly(const Model& model) {
+  for (const auto& attribute : model.module().named_attributes(/*recurse=*/true)) {
+    const c10::IValue& v = attribute.value;
+    if (v.isTensor() && v.toTensor().defined() && v.toTensor().is_quantized()) return true;
+    // LibTorch's packed weights are custom classes under torch.classes.quantized.
+    if (v.isObject() && absl::StrContains(v.type()->str(), "classes.quantized.")) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<ModelOnDevice> ModelOnDevice::Enter(Model& model, c10::Device device) {
   const c10::Device home = model.device();
-  if (home == device) return ModelOnDevice(nullptr, home);
+  if (!device.is_cpu() && CpuOnly(model)) device = c10::kCPU;
+  if (home == device) return ModelOnDevice(nullptr, home, home);
   RETURN_IF_ERROR(model.To(device));
-  return ModelOnDevice(&model, home);
+  return ModelOnDevice(&model, home, device);
 }
 
 ModelOnDevice::ModelOnDevice(ModelOnDevice&& other) noexcept
-    : model_(std::exchange(other.model_, nullptr)), home_(other.home_) {}
+    : model_(std::exchange(other.model_, nullptr)), home_(other.home_), here_(other.here_) {}
 
 ModelOnDevice::~ModelOnDevice() { (void)Leave(); }
 

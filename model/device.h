@@ -30,10 +30,10 @@
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/model.h"
 
 namespace slimfit {
@@ -42,25 +42,37 @@ namespace slimfit {
 // the first call).
 struct CudaAvailability {
   bool library_loaded = false;
-  std::string library;          // the file loaded, or the one looked for
-  std::string library_error;    // why it did not load (empty when it did)
-  int device_count = 0;         // visible CUDA devices (0 without a driver)
+  std::string library;        // the file loaded, or the one looked for
+  std::string library_error;  // why it did not load (empty when it did)
+  int device_count = 0;       // visible CUDA devices (0 without a driver)
 };
 const CudaAvailability& Cuda();
 
 // The device `name` names (see the contract); the value names valid forms.
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name);
+// Whether `name` is one of the forms above, without looking for CUDA (for
+// validating a configuration before any work): ResolveDevice's
+// InvalidArgument errors, never its FailedPrecondition ones.
+absl::Status CheckDeviceName(absl::string_view name);
 
 // The device as an experiment or flag would name it ("cpu", "cuda:0").
 std::string DeviceName(c10::Device device);
 
+// Whether the model can only run on the CPU: it holds quantized tensors or
+// LibTorch's packed quantized weights (int8 models: LibTorch's quantized
+// kernels are CPU-only).
+bool CpuOnly(const Model& model);
+
 // A model moved to a device for one run, moved back where it was by Leave()
 // or the destructor (whose failure, which a host with the memory the model
 // came from cannot have, is ignored). Moving is in place: parameters and
-// buffers keep their identity, so their names and hooks stay valid.
+// buffers keep their identity, so their names and hooks stay valid. A
+// CpuOnly model stays on the CPU: device() says where the model is, and so
+// where its inputs go.
 class ModelOnDevice {
  public:
   static absl::StatusOr<ModelOnDevice> Enter(Model& model, c10::Device device);
+  c10::Device device() const { return here_; }
   ModelOnDevice(ModelOnDevice&& other) noexcept;
   ModelOnDevice& operator=(ModelOnDevice&&) = delete;
   ModelOnDevice(const ModelOnDevice&) = delete;
@@ -70,9 +82,10 @@ class ModelOnDevice {
   absl::Status Leave();
 
  private:
-  ModelOnDevice(Model* model, c10::Device home) : model_(model), home_(home) {}
+  ModelOnDevice(Model* model, c10::Device home, c10::Device here) : model_(model), home_(home), here_(here) {}
   Model* model_;  // null when nothing is to be moved back
   c10::Device home_;
+  c10::Device here_;
 };
 
 }  // namespace slimfit

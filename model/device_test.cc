@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/api/module.h>
 
 #include <filesystem>
 #include <string>
@@ -33,32 +34,38 @@ TEST(ResolveDeviceTest, CpuNames) {
 
 TEST(ResolveDeviceTest, NamesThatAreNoDeviceSayWhatIsValid) {
   for (const std::string bad : {"tpu", "cuda:x", "cuda:", "cuda:-1", "cuda:1x", "gpu"}) {
-    EXPECT_THAT(Resolve(bad), StatusIs(absl::StatusCode::kInvalidArgument,
-                                       "device: not a device, got \"" + bad + "\"; valid: cpu, cuda, cuda:<index>, auto"))
+    EXPECT_THAT(Resolve(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "device: not a device, got \"" + bad + "\"; valid: cpu, cuda, cuda:<index>, auto"))
         << bad;
   }
 }
 
-// What this process has of CUDA decides what "cuda" and "auto" give; both
-// outcomes are asserted, derived from Cuda().
-TEST(ResolveDeviceTest, CudaWhereThisProcessHasIt) {
+// This test process sees no CUDA device on any machine: CUDA_VISIBLE_DEVICES
+// is empty before anything looks (device_gpu_test covers a device that is
+// there).
+const bool kNoVisibleDevice = [] { return setenv("CUDA_VISIBLE_DEVICES", "", 1) == 0; }();
+
+TEST(ResolveDeviceTest, CudaWithoutAVisibleDeviceSaysWhy) {
+  ASSERT_TRUE(kNoVisibleDevice);
   const CudaAvailability& cuda = Cuda();
   // The library is loaded exactly when the LibTorch this runs on ships it.
   EXPECT_EQ(cuda.library_loaded, std::filesystem::exists(cuda.library)) << cuda.library << ": " << cuda.library_error;
-  if (cuda.device_count > 0) {
-    EXPECT_THAT(Resolve("cuda"), IsOkAndHolds(c10::Device(c10::kCUDA, 0)));
-    EXPECT_THAT(Resolve("auto"), IsOkAndHolds(c10::Device(c10::kCUDA, 0)));
-  } else {
-    EXPECT_THAT(Resolve("cuda"), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                          HasSubstr(", got \"cuda\"; valid: cpu, auto")));
-    EXPECT_THAT(Resolve("auto"), IsOkAndHolds(c10::Device(c10::kCPU)));
-    const std::string why =
-        cuda.library_loaded ? "no CUDA device is visible to this process" : "this LibTorch has no CUDA";
-    EXPECT_THAT(Resolve("cuda:0"), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("device: " + why)));
+  EXPECT_EQ(cuda.device_count, 0);
+  const std::string why =
+      cuda.library_loaded ? "no CUDA device is visible to this process" : "this LibTorch has no CUDA";
+  for (const std::string name : {"cuda", "cuda:0", "CUDA:1"}) {
+    EXPECT_THAT(Resolve(name), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("device: " + why))) << name;
+    EXPECT_THAT(Resolve(name),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(", got \"" + name + "\"; valid: cpu, auto")));
   }
-  // One past the last device is never there.
-  const std::string past = "cuda:" + std::to_string(cuda.device_count);
-  EXPECT_THAT(Resolve(past), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("device: ")));
+  EXPECT_THAT(Resolve("auto"), IsOkAndHolds(c10::Device(c10::kCPU)));
+}
+
+TEST(CheckDeviceNameTest, FormsOnlyWithoutLookingForCuda) {
+  EXPECT_OK(CheckDeviceName("cuda:7"));
+  EXPECT_OK(CheckDeviceName("auto"));
+  EXPECT_THAT(CheckDeviceName("cuda:x"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a device")));
 }
 
 TEST(DeviceNameTest, RoundTrips) {
@@ -78,6 +85,33 @@ TEST(ModelOnDeviceTest, SameDeviceMovesNothing) {
     EXPECT_OK(on.Leave());  // a second Leave does nothing
   }
   EXPECT_TRUE(m.NamedParameters().front().second.is_same(w));
+}
+
+TEST(ModelOnDeviceTest, AMoveThatFailsLeavesTheModelWhereItWas) {
+  Model m = testing::ScriptedTestModel("Plain", "def forward(self, x: Tensor) -> Tensor:\n    return x * self.w\n",
+                                       {{"w", at::ones({3})}});
+  EXPECT_THAT(ModelOnDevice::Enter(m, c10::Device(c10::kCUDA, 0)).status(), ::testing::Not(::slimfit::testing::IsOk()));
+  EXPECT_THAT(ModelOnDevice::Enter(m, c10::Device(c10::kCUDA, 0)).status().message(),
+              HasSubstr("moving model to cuda:0"));
+  EXPECT_EQ(m.device(), c10::Device(c10::kCPU));
+}
+
+TEST(ModelOnDeviceTest, QuantizedModelsStayOnTheCpu) {
+  Model plain = testing::ScriptedTestModel("Plain", "def forward(self, x: Tensor) -> Tensor:\n    return x * self.w\n",
+                                           {{"w", at::ones({3})}});
+  EXPECT_FALSE(CpuOnly(plain));
+
+  torch::jit::Module m("__torch__.slimfit_test.HoldsQuantized");
+  m.register_attribute("training", c10::BoolType::get(), false);
+  m.register_buffer("q", at::quantize_per_tensor(at::ones({3}), 0.1, 0, at::kQInt8));
+  m.define("def forward(self, x: Tensor) -> Tensor:\n    return x * self.q.dequantize()\n");
+  Model quantized(m);
+  EXPECT_TRUE(CpuOnly(quantized));
+  // Asked for CUDA, it stays where its kernels are (no GPU needed to check:
+  // nothing moves).
+  ASSERT_OK_AND_ASSIGN(ModelOnDevice on, ModelOnDevice::Enter(quantized, c10::Device(c10::kCUDA, 0)));
+  EXPECT_EQ(on.device(), c10::Device(c10::kCPU));
+  EXPECT_EQ(quantized.device(), c10::Device(c10::kCPU));
 }
 
 }  // namespace

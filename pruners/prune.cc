@@ -55,6 +55,7 @@ absl::Status FineTune(Model& model, int epochs, const PruneDeps& deps, const std
   td.evaluator = deps.evaluator;
   td.train = deps.train;
   td.eval = deps.evaluator ? deps.eval : nullptr;
+  td.device = deps.device;
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(cfg, td));
   for (const TrainerHooks& h : hooks) trainer->AddHooks(h);
   ASSIGN_OR_RETURN(TrainResult r, trainer->Train(model));

@@ -51,6 +51,9 @@ struct PruneDeps {
   const TrainerConfig* finetune = nullptr;
   EvaluationFunction* evaluator = nullptr;
   DataLoader* eval = nullptr;
+  // Where fine-tuning runs (TrainerDeps::device); the pruned model comes
+  // back on the CPU. Analysis, cuts and scoring stay on the CPU.
+  c10::Device device = c10::kCPU;
 };
 
 struct PruneResult {

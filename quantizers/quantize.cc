@@ -80,6 +80,7 @@ absl::Status TrainQat(Int8Quantizer& q, const QuantizationConfig& config, const 
   td.train = deps.train;
   td.evaluator = deps.evaluator;
   td.eval = deps.evaluator ? deps.eval : nullptr;
+  td.device = deps.device;
   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(tc, td));
   const int64_t freeze =
       config.qat().freeze_observers_step() > 0 ? config.qat().freeze_observers_step() : deps.train->num_batches();

@@ -54,6 +54,9 @@ struct QuantizeDeps {
   LossFunction* loss = nullptr;
   DataLoader* train = nullptr;
   const TrainerConfig* trainer = nullptr;
+  // Where QAT trains (TrainerDeps::device). Calibration and the int8 model
+  // stay on the CPU (LibTorch's quantized kernels are CPU-only).
+  c10::Device device = c10::kCPU;
 };
 
 struct LayerSensitivity {

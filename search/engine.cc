@@ -22,6 +22,7 @@
 #include "common/threads.h"
 #include "graph/freeze.h"
 #include "losses/teacher_distillation.h"
+#include "model/device.h"
 #include "quantizers/int8.h"
 #include "search/budget.h"
 #include "search/engine_search.h"
@@ -171,6 +172,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
         "EngineData: ", e_.data_.train_shard == nullptr ? "train_shard" : "eval_shard",
         " is null; a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)"));
   }
+  ASSIGN_OR_RETURN(device_, ResolveDevice(c_.device()), AtField("device"));
+  if (!device_.is_cpu()) Say(absl::StrCat("fine-tuning on ", DeviceName(device_)));
   RETURN_IF_ERROR(Agree(CheckModelTakesTheData()));
   run_dir_ = c_.output_dir();
   // Rank 0 owns the run directory; the others keep its records in memory.

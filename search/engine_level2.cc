@@ -131,6 +131,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Engine::Search::Quantized(const C
   deps.loss = Loss();
   deps.train = e_.data_.train.get();
   deps.trainer = &qat;
+  deps.device = device_;
   ASSIGN_OR_RETURN(QuantizeResult q, Quantize(fp32, qc, deps), AtField("compression.quantization"));
   for (const std::string& line : q.log) Say(absl::StrCat("  ", line));
   CandidateRecord rec = base;

@@ -169,6 +169,7 @@ absl::Status Engine::Search::FineTune(Model& m, int epochs, int skipped_epochs, 
   if (epochs <= 0) return absl::OkStatus();
   const bool evaluate = hooks.after_epoch != nullptr;
   TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), evaluate ? e_.data_.eval.get() : nullptr};
+  deps.device = device_;
   if (parallel && distributed()) {
     deps.train = e_.data_.train_shard.get();
     deps.eval_shard = evaluate ? e_.data_.eval_shard.get() : nullptr;
@@ -241,6 +242,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
       t.set_epochs(0);
       t.set_max_steps(steps);
       TrainerDeps deps{Loss(), e_.evaluator_.get(), e_.data_.train.get(), nullptr};
+      deps.device = device_;
       ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "full_trainer (lr trial)");
       absl::StatusOr<TrainResult> trained = trainer->Train(cut);
       // The first timing of a pruned model's training: the epoch estimate

@@ -276,6 +276,7 @@ class Engine::Search : public SearchContext {
   std::optional<Model> teacher_;
   std::unique_ptr<LossFunction> distill_loss_;
   c10::IValue sample_output_;  // the reference's output on one eval batch
+  c10::Device device_ = c10::kCPU;  // where fine-tunes run (experiment.device, resolved)
 
   Metric reference_metric_;
   double target_ = 0;

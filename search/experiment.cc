@@ -17,6 +17,7 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "common/torch_status.h"
+#include "model/device.h"
 #include "model/zoo/zoo.h"
 #include "optimizers/factories.h"
 #include "pruners/pruner.h"
@@ -264,14 +265,9 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
                       ">= 0 (0 = an eighth of an epoch, at least 20)");
   }
   // device, threads
-  if (!e.device().empty()) {
-    auto device = TorchCallOr("device", [&] { return c10::Device(e.device()); });
-    if (!device.ok()) return FieldError("device", "not a device", Quoted(e.device()), "cpu, cuda, cuda:<index>");
-    if (device->is_cuda() && !at::hasCUDA()) {
-      return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "device", "this LibTorch has no CUDA support",
-                                Quoted(e.device()), "cpu");
-    }
-  }
+  // The name only: whether this machine has the device is found when the
+  // engine starts (search/setup.h), not while validating.
+  RETURN_IF_ERROR(CheckDeviceName(e.device()), AtField("device"));
   if (e.threads() < 0) return FieldError("threads", "negative", e.threads(), ">= 0 (0 = 1)");
   return absl::OkStatus();
 }

@@ -91,7 +91,7 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
       {"full_trainer { eval_key: 'loss' }", absl::StatusCode::kInvalidArgument,
        "full_trainer.eval_key: differs from evaluation.eval_key \"accuracy\", got \"loss\"; valid: unset"},
       {"device: 'tpu'", absl::StatusCode::kInvalidArgument,
-       "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>"},
+       "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>, auto"},
       {"name: 'a/b'", absl::StatusCode::kInvalidArgument,
        "name: not a directory name, got \"a/b\"; valid: letters, digits"},
       {"threads: -2", absl::StatusCode::kInvalidArgument, "threads: negative, got -2; valid: >= 0 (0 = 1)"},

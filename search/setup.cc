@@ -14,6 +14,7 @@
 #include "data/sharded_loader.h"
 #include "data/splits.h"
 #include "distributed/data_parallel.h"
+#include "model/device.h"
 #include "search/candidate_store.h"
 #include "search/experiment.h"
 #include "trainer/components.h"
@@ -46,7 +47,9 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   ConfigureThreads(e.threads());
   EngineInputs in;
   // The loaders and components, built as the tools build them.
+  ASSIGN_OR_RETURN(in.device, ResolveDevice(e.device()), AtField("device"));
   ComponentsConfig parts_config{&e.data(), &e.forward_pass(), &e.loss(), &e.evaluation()};
+  parts_config.device = in.device;
   parts_config.train_loader = true;
   parts_config.test_loader = true;  // scored beside eval_split, never to choose
   ASSIGN_OR_RETURN(Components parts, BuildComponents(parts_config));
@@ -120,6 +123,7 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   TrainerConfig t = recipe;
   t.set_metrics_path(dir + "/metrics.jsonl");
   TrainerDeps deps{in.loss.get(), in.evaluator.get(), in.data.train.get(), in.data.eval.get()};
+  deps.device = in.device;
   if (parallel) {
     deps.train = in.data.train_shard.get();
     deps.eval_shard = in.data.eval_shard.get();

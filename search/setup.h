@@ -43,7 +43,8 @@ struct EngineInputs {
   std::optional<Model> model;  // the reference
   std::shared_ptr<ForwardPass> forward_pass;
   std::unique_ptr<LossFunction> loss;
-  std::unique_ptr<EvaluationFunction> evaluator;
+  std::unique_ptr<EvaluationFunction> evaluator;  // runs on the experiment's device
+  c10::Device device = c10::kCPU;                 // the experiment's, resolved (model/device.h)
   std::string reference_source;  // "loaded <path>", "cached <path>" or "trained ... → <path>"
 };
 

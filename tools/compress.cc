@@ -32,6 +32,7 @@
 #include "search/experiment.h"
 #include "search/setup.h"
 #include "tools/cli.h"
+#include "tools/device_flag.h"
 #include "tools/distributed_flags.h"
 
 ABSL_FLAG(std::string, experiment, "", "Experiment file (.pbtxt); empty: the built-in default (Fashion-MNIST, "
@@ -63,6 +64,7 @@ absl::Status Run() {
   }
   if (FlagGiven("strategy")) e.mutable_compression()->set_strategy(absl::GetFlag(FLAGS_strategy));
   if (FlagGiven("output_dir")) e.set_output_dir(absl::GetFlag(FLAGS_output_dir));
+  RETURN_IF_ERROR(ApplyDeviceFlag(e.mutable_device()));
   e = WithDefaults(e);
   // Paths as the user meant them (bazel run starts in the runfiles tree).
   e.set_output_dir(ResolveUserPath(e.output_dir()));

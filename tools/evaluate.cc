@@ -14,6 +14,7 @@
 #include "common/threads.h"
 #include "tools/cli.h"
 #include "tools/data_flags.h"
+#include "tools/device_flag.h"
 #include "tools/job.h"
 
 ABSL_FLAG(std::string, model, "", "a TorchScript file (or a zoo name: an untrained baseline)");
@@ -38,6 +39,7 @@ absl::Status Run() {
   acc->add_top_k(1);
   acc->add_top_k(5);
   e.add_evaluators()->mutable_mean_loss()->mutable_loss()->mutable_cross_entropy();
+  RETURN_IF_ERROR(ApplyDeviceFlag(config.mutable_device()));
   ASSIGN_OR_RETURN(Job job, BuildJob(config, /*with_train_loader=*/false));
   if (absl::GetFlag(FLAGS_report)) {
     const int64_t classes = job.model->metadata().num_classes();

@@ -8,8 +8,10 @@
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "data/readers/idx.h"
+#include "model/device.h"
 #include "model/zoo/zoo.h"
 #include "tools/cli.h"
+#include "tools/device_flag.h"
 
 namespace slimfit {
 namespace {
@@ -87,6 +89,7 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader) {
   Job job;
   ComponentsConfig parts{&config.data(), &config.forward_pass(), &config.loss(), &config.evaluation()};
   parts.train_loader = with_train_loader;
+  ASSIGN_OR_RETURN(parts.device, ResolveDevice(config.device()), AtField("device"));
   ASSIGN_OR_RETURN(static_cast<Components&>(job), BuildComponents(parts));
   // Zoo models take their shape from a batch: [N, C, H, W] images, labels
   // in [0, classes).
@@ -120,6 +123,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeJobTrainer(const TrainJob& config, 
   TrainerDeps deps{job.loss.get(), job.evaluator.get(), job.train.get(), job.eval.get()};
   deps.group = group;
   deps.eval_shard = eval_shard;
+  deps.device = job.device;
   return Trainer::Create(t, deps);
 }
 
@@ -129,6 +133,7 @@ absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& da
   ASSIGN_OR_RETURN(*config->mutable_data(), PresetData(data, data_dir, false));
   config->mutable_data()->set_train_batch_size(batch_size);
   config->mutable_data()->set_seed(seed);
+  RETURN_IF_ERROR(ApplyDeviceFlag(config->mutable_device()));
   return BuildJob(*config, /*with_train_loader=*/true);
 }
 

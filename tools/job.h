@@ -45,7 +45,8 @@ absl::StatusOr<Job> BuildJob(const TrainJob& config, bool with_train_loader);
 
 // The job of a compression tool run with data: `model` (file or zoo name)
 // on the `data` preset (PresetData), train batches of `batch_size`, seeded;
-// fills `config` (model and data) and builds it with a train loader.
+// fills `config` (model and data; the device from --device, tools/device_flag.h)
+// and builds it with a train loader.
 absl::StatusOr<Job> BuildToolJob(const std::string& model, const std::string& data, const std::string& data_dir,
                                  int batch_size, uint64_t seed, TrainJob* config);
 

@@ -81,6 +81,7 @@ absl::Status Run() {
     deps.finetune = &tj.full_trainer();
     deps.evaluator = job->evaluator.get();
     deps.eval = job->eval.get();
+    deps.device = job->device;
   }
   ASSIGN_OR_RETURN(PruneResult r, Prune(model, config, deps));
   for (const std::string& line : r.log) std::printf("%s\n", line.c_str());

@@ -138,6 +138,7 @@ absl::Status Run() {
     deps.loss = job->loss.get();
     deps.train = job->train.get();
     deps.trainer = &tj.full_trainer();
+    deps.device = job->device;
   }
   ASSIGN_OR_RETURN(QuantizeResult r, Quantize(model, config, deps));
   for (const std::string& line : r.log) std::printf("%s\n", line.c_str());

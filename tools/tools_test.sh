@@ -89,6 +89,20 @@ grep -q "^parameters  *62006  *[0-9]*" "$out/img_prune.txt" || fail "prune: $(ca
   > "$out/img_q.txt" || fail "quantize (calibrating on the image folder) exited $?: $(cat "$out/img_q.txt")"
 qacc=$(sed -n 's/^test accuracy *[0-9.]*% *\([0-9.]*\)%.*/\1/p' "$out/img_q.txt")
 awk -v a="$iacc" -v q="$qacc" 'BEGIN { exit !(q != "" && a - q < 3) }' || fail "int8 on the image folder: '$qacc'% vs $iacc%"
+echo "== --device"
+"$train" --device=tpu --out="$out/x" 2> "$out/err.txt" && fail "--device=tpu accepted"
+grep -q -- '--device: not a device, got "tpu"; valid: cpu, cuda, cuda:<index>, auto' "$out/err.txt" ||
+  fail "unclear error: $(cat "$out/err.txt")"
+# No device is visible with CUDA_VISIBLE_DEVICES empty, on any machine.
+CUDA_VISIBLE_DEVICES= "$evaluate" --model="$out/img/model.pt" --data="$out/images.pbtxt" --device=cuda \
+  2> "$out/err.txt" && fail "--device=cuda accepted without a visible CUDA device"
+grep -q -- '--device: .*, got "cuda"; valid: cpu, auto' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+# auto falls back to the CPU there, and scores what the CPU scores.
+CUDA_VISIBLE_DEVICES= "$evaluate" --model="$out/img/model.pt" --data="$out/images.pbtxt" --device=auto \
+  > "$out/auto_eval.txt" || fail "--device=auto exited $?"
+grep -q "accuracy" "$out/auto_eval.txt" || fail "no accuracy line: $(cat "$out/auto_eval.txt")"
+cmp <(grep "accuracy" "$out/img_eval.txt") <(grep "accuracy" "$out/auto_eval.txt") ||
+  fail "--device=auto scored differently: $(cat "$out/auto_eval.txt")"
 rm "$out/images/test/3/"*.jpg
 "$evaluate" --model="$out/img/model.pt" --data="$out/images.pbtxt" 2> "$out/err.txt" && fail "an empty class folder was accepted"
 grep -q 'class folder ".*test/3" has no .jpg, .jpeg or .png files' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
@@ -141,4 +155,5 @@ grep -q "nowhere/train-images-idx3-ubyte.gz" "$out/err.txt" || fail "unclear err
 
 "$train" --optimizer=lion --out="$out/x" 2> "$out/err.txt" && fail "unknown optimizer accepted"
 grep -q -- '--optimizer: not an optimizer preset, got "lion"; valid: sgd, adam' "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+
 echo "PASS"

@@ -33,6 +33,7 @@
 #include "evaluators/profiler.h"
 #include "tools/cli.h"
 #include "tools/data_flags.h"
+#include "tools/device_flag.h"
 #include "tools/distributed_flags.h"
 #include "tools/job.h"
 
@@ -96,6 +97,7 @@ absl::StatusOr<TrainJob> JobFromFlags() {
     o.set_no_weight_decay_on_bias_and_norm(true);
   }
   if (defaults || Given("threads")) job.set_threads(absl::GetFlag(FLAGS_threads));
+  RETURN_IF_ERROR(ApplyDeviceFlag(job.mutable_device()));
   if (Given("out") || job.output_dir().empty()) {
     job.set_output_dir(absl::GetFlag(FLAGS_out).empty() ? absl::StrCat("runs/train/", job.model())
                                                         : absl::GetFlag(FLAGS_out));

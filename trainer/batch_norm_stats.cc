@@ -71,7 +71,7 @@ absl::StatusOr<int> UpdateBatchNorm(Model& model, DataLoader& loader, int batche
   bool first = true;
   auto seen = ForBatches(loader, batches, [&](const Batch& batch) -> absl::Status {
     RETURN_IF_ERROR(TorchCall("zeroing batch-norm statistics", [&] { ZeroStatistics(norms); }));
-    RETURN_IF_ERROR(forward_pass.Forward(model, batch, c10::kCPU).status());
+    RETURN_IF_ERROR(forward_pass.Forward(model, batch, model.device()).status());
     if (first) {
       first = false;
       // From zero: r1 = m v; the same batch again from r1: r2 = m v (2 - m).
@@ -82,7 +82,7 @@ absl::StatusOr<int> UpdateBatchNorm(Model& model, DataLoader& loader, int batche
           if (n.tracked.defined()) n.tracked.zero_();
         }
       }));
-      RETURN_IF_ERROR(forward_pass.Forward(model, batch, c10::kCPU).status());
+      RETURN_IF_ERROR(forward_pass.Forward(model, batch, model.device()).status());
       RETURN_IF_ERROR(TorchCall("measuring batch-norm momentum", [&] {
         for (auto& [path, n] : norms) {
           const double s1 = r1[path].second.sum().item<double>();

@@ -44,8 +44,11 @@ absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config) {
   LossConfig loss = *config.loss;
   if (loss.loss_case() == LossConfig::LOSS_NOT_SET) loss.mutable_cross_entropy();
   ASSIGN_OR_RETURN(c.loss, MakeLoss(loss, LossContext{c.forward_pass}), AtField("loss"));
-  ASSIGN_OR_RETURN(c.evaluator, MakeEvaluator(*config.evaluation, EvaluatorContext{c.forward_pass}),
-                   AtField("evaluation"));
+  RETURN_IF_ERROR(c.loss->ToDevice(config.device), AtField("loss"));
+  EvaluatorContext evaluator_context{c.forward_pass};
+  evaluator_context.device = config.device;
+  ASSIGN_OR_RETURN(c.evaluator, MakeEvaluator(*config.evaluation, evaluator_context), AtField("evaluation"));
+  c.device = config.device;
 
   return c;
 }

@@ -19,6 +19,8 @@
 //   - an eval split without samples is an error (FailedPrecondition naming
 //     evaluation.eval_split): nothing can be scored on it, and the forward
 //     pass could not learn its inputs;
+//   - the loss and the evaluator run on `device` (the evaluator moves each
+//     model there for a pass);
 //   - the test loader is built only when asked, when the data has a test
 //     split with samples and eval_split is not "test" itself (it is scored
 //     beside eval_split, never to choose).
@@ -47,6 +49,8 @@ struct ComponentsConfig {
   const EvaluationConfig* evaluation = nullptr;     // required
   bool train_loader = false;
   bool test_loader = false;
+  // Where the loss and the evaluator run (model/device.h).
+  c10::Device device = c10::kCPU;
 };
 
 struct Components {
@@ -58,6 +62,7 @@ struct Components {
   std::shared_ptr<ForwardPass> forward_pass;
   std::unique_ptr<LossFunction> loss;
   std::unique_ptr<EvaluationFunction> evaluator;
+  c10::Device device = c10::kCPU;  // the config's: train here too (TrainerDeps::device)
 };
 
 absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config);

@@ -22,6 +22,7 @@
 #include "common/torch_status.h"
 #include "data/sharded_loader.h"
 #include "distributed/data_parallel.h"
+#include "model/device.h"
 #include "model/weight_layout.h"
 #include "trainer/trainable.h"
 
@@ -112,6 +113,10 @@ std::string TermsJson(const std::map<std::string, double>& sums, int64_t n) {
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, TrainerDeps deps) {
   auto bad = [](const std::string& field, const std::string& problem, const absl::AlphaNum& got,
                 const std::string& valid) { return FieldError("full_trainer." + field, problem, got, valid); };
+  // A CUDA device this process has (model/device.h), found before any work.
+  if (deps.device.is_cuda()) {
+    RETURN_IF_ERROR(ResolveDevice(DeviceName(deps.device)).status(), AtField("TrainerDeps.device"));
+  }
   if (c.has_epochs() && c.epochs() < 0) return bad("epochs", "negative", c.epochs(), ">= 0");
   if (c.max_steps() < 0) return bad("max_steps", "negative", c.max_steps(), ">= 0 (0 = no limit)");
   if (c.has_epochs() && c.epochs() == 0 && c.max_steps() == 0) {
@@ -197,6 +202,10 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
 
   TuneAllocatorForTensors();
   at::manual_seed(c.seed());
+  // On the training device until the end (declared first: it moves the model
+  // back after the scopes below have put its graph and layout back).
+  ASSIGN_OR_RETURN(ModelOnDevice on_device, ModelOnDevice::Enter(model, deps_.device), "TrainerDeps.device");
+  RETURN_IF_ERROR(deps_.loss->ToDevice(deps_.device), "TrainerDeps.device");
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
   // In-place relus while this trains; the model's own graph comes back on
   // every way out (the destructor, after the layout's below).

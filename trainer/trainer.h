@@ -22,6 +22,8 @@
 //     hands the model back contiguous;
 //   - seeds LibTorch's generator; shows progress (bar with rate and ETA on a
 //     terminal, plain lines otherwise); appends metrics.jsonl lines;
+//   - trains on deps.device (CPU by default; a CUDA device: model/device.h)
+//     and hands the model back where it was;
 //   - trains data-parallel when given a Collective of several ranks (below).
 //
 //   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, {loss.get(), eval.get(),
@@ -86,6 +88,11 @@ struct TrainerDeps {
   // This rank's shard of `eval` (reduced metrics); null: the whole split on
   // every rank.
   DataLoader* eval_shard = nullptr;
+  // Where the model trains (model/device.h): its weights, each batch, the
+  // optimizer's state and the loss (a distillation teacher is copied there).
+  // The model is handed back on the device it came on. Evaluations run where
+  // `evaluator` was made to run (EvaluatorContext::device).
+  c10::Device device = c10::kCPU;
 };
 
 struct TrainResult {

@@ -143,6 +143,25 @@ TEST(TrainerTest, SameSeedSameWeights) {
   EXPECT_TRUE(runs[0].equal(runs[1]));
 }
 
+// A device this process cannot use (no CUDA device visible, whatever the
+// machine has: CUDA_VISIBLE_DEVICES is empty before anything looks): a
+// clear error before any work, and the model as it was.
+TEST(TrainerTest, ADeviceThisProcessLacksIsAnErrorThatLeavesTheModel) {
+  setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  Data d = MakeData(64);
+  Parts p;
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+  const at::Tensor before = m.NamedParameters().front().second.detach().clone();
+  TrainerDeps deps{p.loss.get(), p.eval.get(), d.train.get(), d.val.get()};
+  deps.device = c10::Device(c10::kCUDA, 0);
+  EXPECT_THAT(
+      Trainer::Create(Config("epochs: 1"), deps),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               ::testing::AllOf(HasSubstr("TrainerDeps.device: "), HasSubstr("got \"cuda:0\"; valid: cpu, auto"))));
+  EXPECT_EQ(m.device(), c10::Device(c10::kCPU));
+  EXPECT_TRUE(m.NamedParameters().front().second.equal(before));
+}
+
 TEST(TrainableTest, TracedModelBakesTrainingFalseUntilRewired) {
   ASSERT_OK_AND_ASSIGN(Model m, Model::Load("trainer/testdata/traced_bn.pt"));
   const at::Tensor x = at::randn({8, 1, 12, 12}) * 2 + 1;
