@@ -85,12 +85,20 @@ bool BatchLoader::Claim(BatchTicket* ticket) {
 
 absl::StatusOr<Batch> BatchLoader::Materialize(const BatchTicket& ticket) const {
   ASSIGN_OR_RETURN(Batch batch, dataset_->GetSeededBatch(ticket.indices, ticket.seed));
-  if (transforms_.empty()) return batch;
-  ASSIGN_OR_RETURN(at::Generator gen, TorchCallOr(dataset_->name(), [&] {
-                     return at::detail::createCPUGenerator(ticket.seed ^ 0x7A5F0B3Dull);
-                   }));
-  for (const auto& t : transforms_) {
-    RETURN_IF_ERROR(t->Apply(batch, gen), dataset_->name());
+  if (!transforms_.empty()) {
+    ASSIGN_OR_RETURN(at::Generator gen, TorchCallOr(dataset_->name(), [&] {
+                       return at::detail::createCPUGenerator(ticket.seed ^ 0x7A5F0B3Dull);
+                     }));
+    for (const auto& t : transforms_) {
+      RETURN_IF_ERROR(t->Apply(batch, gen), dataset_->name());
+    }
+  }
+  if (options_.pin_memory) {
+    RETURN_IF_ERROR(TorchCall(absl::StrCat(dataset_->name(), ": pinning a batch"), [&] {
+      for (c10::IValue& v : batch) {
+        if (v.isTensor()) v = v.toTensor().pin_memory();
+      }
+    }));
   }
   return batch;
 }

@@ -74,6 +74,7 @@ struct LoaderOptions {
   bool shuffle = false;
   bool drop_last = false;
   uint64_t seed = 0;
+  bool pin_memory = false;  // each batch's tensors page-locked (needs CUDA)
 };
 
 class BatchLoader : public DataLoader {

@@ -292,6 +292,12 @@ TEST(ImageFolderBadInputTest, ARootThatIsNotAFolder) {
   c.set_workers(100);
   EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kInvalidArgument,
                                       "workers: out of range, got 100; valid: [-1, 64] (-1 = none, 0 = default)"));
+  // Page-locked batches without CUDA (this test never loads it).
+  c.set_workers(0);
+  c.set_pin_memory(true);
+  EXPECT_THAT(LoadSplits(c), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      "pin_memory: needs a CUDA device (page-locked batches are for copies to one); "
+                                      "this process has none, got true; valid: false"));
 }
 
 TEST(ImageFolderBadInputTest, DifferentClassSetsInTrainAndTest) {

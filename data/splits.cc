@@ -53,6 +53,11 @@ absl::Status ValidateConfig(const DataConfig& c) {
   if (c.prefetch_batches() < 0) {
     return FieldError("prefetch_batches", "negative", c.prefetch_batches(), ">= 0 (0 = default)");
   }
+  if (c.pin_memory() && !at::hasCUDA()) {
+    return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "pin_memory",
+                              "needs a CUDA device (page-locked batches are for copies to one); this process has none",
+                              "true", "false");
+  }
   if (c.train_batch_size() < 0) {
     return FieldError("train_batch_size", "negative", c.train_batch_size(), ">= 1 (0 = default)");
   }
@@ -154,8 +159,10 @@ absl::StatusOr<std::unique_ptr<DataLoader>> MakeLoader(const DataConfig& config,
   o.shuffle = train;
   o.drop_last = train && config.drop_last();
   o.seed = config.seed();
+  o.pin_memory = config.pin_memory();
   ASSIGN_OR_RETURN(auto loader, BatchLoader::Create(ds, o, std::move(transforms)));
-  const int workers = config.workers() != 0 ? std::max(0, config.workers()) : (ds->lazy() ? 2 : 0);
+  const int workers =
+      config.workers() != 0 ? std::max(0, config.workers()) : (ds->lazy() ? 2 : (config.pin_memory() ? 1 : 0));
   if (workers == 0) return std::unique_ptr<DataLoader>(std::move(loader));
   PrefetchOptions prefetch;
   prefetch.threads = workers;

@@ -101,11 +101,18 @@ void Shapes(const InputSpec& spec, std::vector<std::vector<int64_t>>* out) {
   for (const auto& c : spec.children) Shapes(c, out);
 }
 
+// A page-locked CPU tensor goes to a CUDA device asynchronously (the
+// loader pinned it ahead: data/data.proto pin_memory).
+at::Tensor Moved(const at::Tensor& t, c10::Device device) {
+  const bool non_blocking = device.is_cuda() && t.device().is_cpu() && t.is_pinned();
+  return t.to(device, /*non_blocking=*/non_blocking);
+}
+
 c10::IValue ToDevice(const c10::IValue& v, c10::Device device) {
-  if (v.isTensor()) return v.toTensor().to(device);
+  if (v.isTensor()) return Moved(v.toTensor(), device);
   if (v.isTensorList()) {
     c10::List<at::Tensor> out;
-    for (const at::Tensor& t : v.toTensorVector()) out.push_back(t.to(device));
+    for (const at::Tensor& t : v.toTensorVector()) out.push_back(Moved(t, device));
     return out;
   }
   if (v.isList()) {

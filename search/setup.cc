@@ -60,13 +60,14 @@ absl::StatusOr<EngineInputs> BuildEngineInputs(const Experiment& experiment, con
   in.forward_pass = std::move(parts.forward_pass);
   in.loss = std::move(parts.loss);
   in.evaluator = std::move(parts.evaluator);
-  in.data.eval_sample = [data = e.data(), splits, split = parts.eval_split](int64_t samples, uint64_t seed) {
+  const DataConfig data = DataForDevice(e.data(), in.device);
+  in.data.eval_sample = [data, splits, split = parts.eval_split](int64_t samples, uint64_t seed) {
     return MakeSampleLoader(data, splits, split, samples, seed);
   };
   if (parallel) {
-    ASSIGN_OR_RETURN(auto train, MakeLoader(e.data(), splits, "train"), AtField("data"));
+    ASSIGN_OR_RETURN(auto train, MakeLoader(data, splits, "train"), AtField("data"));
     ASSIGN_OR_RETURN(in.data.train_shard, ShardedLoader::Create(std::move(train), group->rank(), group->world_size()));
-    ASSIGN_OR_RETURN(auto eval, MakeLoader(e.data(), splits, parts.eval_split), AtField("evaluation.eval_split"));
+    ASSIGN_OR_RETURN(auto eval, MakeLoader(data, splits, parts.eval_split), AtField("evaluation.eval_split"));
     ASSIGN_OR_RETURN(in.data.eval_shard, ShardedLoader::Create(std::move(eval), group->rank(), group->world_size()));
   }
 

@@ -6,6 +6,12 @@
 
 namespace slimfit {
 
+DataConfig DataForDevice(const DataConfig& data, c10::Device device) {
+  DataConfig d = data;
+  if (device.is_cuda()) d.set_pin_memory(true);
+  return d;
+}
+
 absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config) {
   if (config.data == nullptr || config.forward_pass == nullptr || config.loss == nullptr ||
       config.evaluation == nullptr) {
@@ -16,7 +22,7 @@ absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config) {
                                                                                     : "evaluation",
                                                    " is null; data, forward_pass, loss and evaluation are required"));
   }
-  const DataConfig& data = *config.data;
+  const DataConfig data = DataForDevice(*config.data, config.device);
   Components c;
   ASSIGN_OR_RETURN(c.splits, LoadSplits(data), AtField("data"));
   if (config.train_loader) {

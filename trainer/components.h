@@ -20,7 +20,8 @@
 //     evaluation.eval_split): nothing can be scored on it, and the forward
 //     pass could not learn its inputs;
 //   - the loss and the evaluator run on `device` (the evaluator moves each
-//     model there for a pass);
+//     model there for a pass); for a CUDA device the loaders make
+//     page-locked batches ahead (DataForDevice);
 //   - the test loader is built only when asked, when the data has a test
 //     split with samples and eval_split is not "test" itself (it is scored
 //     beside eval_split, never to choose).
@@ -66,6 +67,10 @@ struct Components {
 };
 
 absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config);
+
+// `data` as loaders for `device` read it: page-locked batches made ahead
+// (pin_memory) for a CUDA device; unchanged otherwise.
+DataConfig DataForDevice(const DataConfig& data, c10::Device device);
 
 }  // namespace slimfit
 

@@ -17,6 +17,7 @@
 #include "losses/loss_function.h"
 #include "model/device.h"
 #include "model/zoo/zoo.h"
+#include "trainer/components.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -28,9 +29,10 @@ struct Slice {
   Splits splits;
   std::unique_ptr<DataLoader> train, val;
   Slice() {
-    EXPECT_OK(ParseTextProto("synthetic { train_samples: 512 test_samples: 128 shape: [1, 12, 12] num_classes: 4 "
-                             "noise: 1.5 } train_batch_size: 32 seed: 1",
-                             "t", &config));
+    EXPECT_OK(
+        ParseTextProto("synthetic { train_samples: 512 test_samples: 128 shape: [1, 12, 12] num_classes: 4 "
+                       "noise: 1.5 } train_batch_size: 32 seed: 1",
+                       "t", &config));
     splits = LoadSplits(config).value();
     train = MakeLoader(config, splits, "train").value();
     val = MakeLoader(config, splits, "val").value();
@@ -120,6 +122,18 @@ TEST(TrainerGpuTest, DistillationTeacherIsCopiedToTheStudentsDevice) {
   ASSERT_OK_AND_ASSIGN(LossTerms terms, (*loss)(student, batch));
   EXPECT_TRUE(terms.Total().device().is_cuda());
   EXPECT_EQ(teacher.device(), c10::Device(c10::kCPU)) << "the caller's teacher stays where it is";
+}
+
+TEST(TrainerGpuTest, ALoaderForCudaPinsItsBatchesAhead) {
+  Gpu();  // loads LibTorch's CUDA library
+  Slice run;
+  const DataConfig data = DataForDevice(run.config, Gpu());
+  ASSERT_TRUE(data.pin_memory());
+  ASSERT_OK_AND_ASSIGN(auto loader, MakeLoader(data, run.splits, "train"));
+  ASSERT_OK(loader->Reset(0));
+  Batch batch;
+  ASSERT_TRUE(loader->Next(&batch).value());
+  for (const c10::IValue& v : batch) EXPECT_TRUE(v.toTensor().is_pinned());
 }
 
 }  // namespace
