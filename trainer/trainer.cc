@@ -24,6 +24,7 @@
 #include "distributed/data_parallel.h"
 #include "model/device.h"
 #include "model/weight_layout.h"
+#include "trainer/autocast.h"
 #include "trainer/trainable.h"
 
 namespace slimfit {
@@ -228,6 +229,8 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
     for (; scheduler_steps < c.skip_scheduler_steps(); ++scheduler_steps) RETURN_IF_ERROR(scheduler->Step());
   }
   double lr_scale = 1.0;
+  const std::optional<at::ScalarType> autocast_dtype =
+      c.precision() == TrainerConfig::BF16 ? std::optional<at::ScalarType>(at::kBFloat16) : std::nullopt;
 
   Snapshot good = Take(model);
   Snapshot best_weights;
@@ -309,7 +312,10 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
       double value = 0;
       if (!dp || bs > 0) {  // a rank's slice of a tiny last batch may be empty
         auto forward_backward = [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(terms, (*deps_.loss)(model, batch));
+          {
+            AutocastScope autocast(deps_.device.type(), autocast_dtype);
+            ASSIGN_OR_RETURN(terms, (*deps_.loss)(model, batch));
+          }
           at::Tensor total = terms.Total();
           value = total.item<double>();
           if (std::isfinite(value)) RETURN_IF_ERROR(TorchCall("backward", [&] { total.backward(); }));

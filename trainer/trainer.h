@@ -24,6 +24,9 @@
 //     terminal, plain lines otherwise); appends metrics.jsonl lines;
 //   - trains on deps.device (CPU by default; a CUDA device: model/device.h)
 //     and hands the model back where it was;
+//   - runs each step's forward pass under bf16 autocast when precision is
+//     BF16 (trainer/autocast.h; backward, the optimizer and evaluations stay
+//     fp32);
 //   - trains data-parallel when given a Collective of several ranks (below).
 //
 //   ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, {loss.get(), eval.get(),

@@ -1,6 +1,7 @@
 #include "trainer/trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <signal.h>
 #include <torch/csrc/jit/api/module.h>
@@ -160,6 +161,35 @@ TEST(TrainerTest, ADeviceThisProcessLacksIsAnErrorThatLeavesTheModel) {
                ::testing::AllOf(HasSubstr("TrainerDeps.device: "), HasSubstr("got \"cuda:0\"; valid: cpu, auto"))));
   EXPECT_EQ(m.device(), c10::Device(c10::kCPU));
   EXPECT_TRUE(m.NamedParameters().front().second.equal(before));
+}
+
+// precision: BF16 runs the forward pass under autocast: the arithmetic
+// changes (other weights than fp32's from the same seed), the model still
+// learns, its weights stay fp32, and autocast is off again afterwards.
+TEST(TrainerTest, Bf16AutocastTrainsInMixedPrecision) {
+  Parts p;
+  std::map<std::string, at::Tensor> weights[2];
+  double accuracy[2] = {0, 0};
+  for (int bf16 = 0; bf16 < 2; ++bf16) {
+    Data d = MakeData();
+    ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions{.height = 12, .width = 12, .num_classes = 4}));
+    ASSERT_OK_AND_ASSIGN(auto trainer,
+                         Trainer::Create(Config(bf16 ? "epochs: 2 seed: 5 precision: BF16" : "epochs: 2 seed: 5"),
+                                         {p.loss.get(), p.eval.get(), d.train.get(), d.val.get()}));
+    ASSERT_OK_AND_ASSIGN(TrainResult r, trainer->Train(m));
+    accuracy[bf16] = r.best.Get("accuracy")->value;
+    for (auto& [name, w] : m.NamedParameters()) {
+      EXPECT_EQ(w.scalar_type(), at::kFloat) << name;
+      weights[bf16][name] = w.detach().clone();
+    }
+    EXPECT_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
+  }
+  EXPECT_GT(accuracy[1], 85.0);
+  EXPECT_NEAR(accuracy[1], accuracy[0], 5.0);
+  ASSERT_EQ(weights[0].size(), weights[1].size());
+  int differ = 0;
+  for (const auto& [name, w] : weights[0]) differ += !at::equal(w, weights[1].at(name));
+  EXPECT_EQ(differ, static_cast<int>(weights[0].size())) << "bf16 arithmetic left some weights as fp32's";
 }
 
 TEST(TrainableTest, TracedModelBakesTrainingFalseUntilRewired) {
