@@ -45,6 +45,15 @@ TEST(Experiment, DefaultAndCheckedInExperimentsValidate) {
   EXPECT_GE(seen, 1);
 }
 
+// The GPU check's experiment (tools/gpu/check.sh) validates here; only the
+// lent machine has its CUDA device and its data folder.
+TEST(Experiment, GpuCheckExperimentValidates) {
+  ASSERT_OK_AND_ASSIGN(Experiment e, LoadExperiment("tools/gpu/experiment.pbtxt"));
+  EXPECT_EQ(e.device(), "cuda");
+  EXPECT_EQ(e.model().zoo(), "vgg_small");
+  EXPECT_OK(ValidateExperiment(e));
+}
+
 TEST(Experiment, NameDefaultsToTheFileStem) {
   const std::string path = std::string(getenv("TEST_TMPDIR")) + "/my_run.pbtxt";
   FILE* f = fopen(path.c_str(), "w");

@@ -16,13 +16,15 @@
 # fails or a step errs.
 set -uo pipefail
 bundle="${SLIMFIT_GPU_BUNDLE:-gpu_bundle}"
-gpu_tests=(trainer/trainer_gpu_test model/device_test)
-tools=(tools/train tools/evaluate tools/compress)
+gpu_tests=(//trainer:trainer_gpu_test)
+tools=(//tools:train //tools:evaluate //tools:compress)
+path() { local l="${1#//}"; echo "${l/://}"; }  # //a/b:c -> a/b/c
 
 pack() {
-  bazel build "${gpu_tests[@]/#/\/\/}" "${tools[@]/#/\/\/}" 2>&1 | tail -2 || exit 1
+  bazel build "${gpu_tests[@]}" "${tools[@]}" 2>&1 | tail -2 || exit 1
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
-  for t in "${gpu_tests[@]}" "${tools[@]}"; do
+  for label in "${gpu_tests[@]}" "${tools[@]}"; do
+    t=$(path "$label")
     cp -L "bazel-bin/$t" "$bundle/bin/$(basename "$t")" || exit 1
     # Every shared library it loads, except LibTorch's own (the machine's
     # torch brings them) and the C and C++ runtimes.
@@ -45,8 +47,8 @@ run() {
   echo "== device"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   echo "== gpu-tagged tests"
-  for t in "${gpu_tests[@]}"; do
-    "$b/$(basename "$t")" || status=1
+  for label in "${gpu_tests[@]}"; do
+    "$b/$(basename "$(path "$label")")" || status=1
   done
   echo "== one lenet5 epoch, CPU then GPU (train --max_train_samples=20000)"
   for device in cpu cuda; do
