@@ -21,6 +21,7 @@
 #include "common/torch_status.h"
 #include "graph/capture.h"
 #include "graph/layer_table.h"
+#include "model/device.h"
 
 namespace slimfit {
 namespace {
@@ -55,20 +56,28 @@ int64_t LayerMacs(const Layer& layer, const at::Tensor& out) {
   return 0;  // norms, embeddings: no multiply-accumulates counted
 }
 
+// Times `model` where it is (its inputs are moved there).
 absl::StatusOr<LatencyStats> TimeForward(Model& model, ForwardPass& fp, int64_t batch, int warmup,
                                          int runs) {
   ASSIGN_OR_RETURN(ModelInputs inputs, fp.CreateRandomModelInputs(batch));
-  return TorchCallOr(absl::StrCat("latency at batch ", batch), [&] {
+  const c10::Device device = model.device();
+  return TorchCallOr(absl::StrCat("latency at batch ", batch), [&]() -> absl::StatusOr<LatencyStats> {
     c10::NoGradGuard no_grad;
+    for (c10::IValue& v : inputs) {
+      if (v.isTensor()) v = v.toTensor().to(device);
+    }
     for (int i = 0; i < warmup; ++i) model.module().forward(inputs);
+    RETURN_IF_ERROR(SynchronizeDevice(device));
     std::vector<double> ms;
     for (int i = 0; i < runs; ++i) {
       auto t = std::chrono::steady_clock::now();
       model.module().forward(inputs);
+      RETURN_IF_ERROR(SynchronizeDevice(device));
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
     }
     std::sort(ms.begin(), ms.end());
     LatencyStats s;
+    s.device = DeviceName(device);
     s.batch_size = batch;
     s.runs = runs;
     s.median_ms = ms[ms.size() / 2];
@@ -186,6 +195,7 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
 
   report.threads = threads;
   if (!config.skip_latency()) {
+    ASSIGN_OR_RETURN(const c10::Device device, ResolveDevice(config.device()), AtField("device"));
     const int before = at::get_num_threads();
     ConfigureThreads(threads);
     // Each batch size runs on its own freshly loaded copy: LibTorch 1.13's
@@ -194,6 +204,7 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
     auto timed = [&](int64_t b) -> absl::StatusOr<LatencyStats> {
       ASSIGN_OR_RETURN(Model fresh, model.Reloaded());
       fresh.Eval();
+      if (!device.is_cpu() && !CpuOnly(fresh)) RETURN_IF_ERROR(fresh.To(device));
       return TimeForward(fresh, fp, b, warmup, runs);
     };
     auto b1 = timed(1);
@@ -226,8 +237,9 @@ std::string FormatCostReport(const CostReport& r) {
   absl::StrAppendFormat(&out, "\nsize: %d bytes serialized; peak activations ~%d bytes at batch 1\n",
                         r.serialized_bytes, r.peak_activation_bytes);
   for (const auto& l : r.latency) {
-    absl::StrAppendFormat(&out, "latency batch %d: median %.3f ms, p90 %.3f ms (%d runs, %d thread%s)\n",
-                          l.batch_size, l.median_ms, l.p90_ms, l.runs, r.threads, r.threads == 1 ? "" : "s");
+    absl::StrAppendFormat(&out, "latency batch %d: median %.3f ms, p90 %.3f ms (%d runs, %s%d thread%s)\n",
+                          l.batch_size, l.median_ms, l.p90_ms, l.runs, l.device == "cpu" ? "" : l.device + ", ",
+                          r.threads, r.threads == 1 ? "" : "s");
   }
   return out;
 }
@@ -243,8 +255,9 @@ std::string CostReportToJson(const CostReport& r) {
   }
   std::vector<std::string> lat;
   for (const auto& l : r.latency) {
-    lat.push_back(absl::StrFormat("{\"batch_size\": %d, \"median_ms\": %.6f, \"p90_ms\": %.6f, \"runs\": %d}",
-                                  l.batch_size, l.median_ms, l.p90_ms, l.runs));
+    lat.push_back(
+        absl::StrFormat("{\"batch_size\": %d, \"median_ms\": %.6f, \"p90_ms\": %.6f, \"runs\": %d, \"device\": \"%s\"}",
+                        l.batch_size, l.median_ms, l.p90_ms, l.runs, l.device));
   }
   return absl::StrFormat(
       "{\"params\": %d, \"nonzero_params\": %d, \"macs\": %d, \"flops\": %d, \"serialized_bytes\": %d, "

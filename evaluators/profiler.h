@@ -15,7 +15,8 @@
 //     excluded), with the sizes of that batch-1 run;
 //   - serialized size in bytes (the saved TorchScript archive);
 //   - latency: warm-up runs, then median and p90 over N timed runs at batch 1
-//     and at a configured batch size, with a fixed intra-op thread count,
+//     and at a configured batch size, on the configured device (CPU by
+//     default; int8 models always on the CPU), with a fixed intra-op thread count,
 //     each on its own freshly loaded copy of the model (int8 kernels cache
 //     per first input shape; a shared copy would favour one batch size).
 //
@@ -46,6 +47,7 @@ struct LayerCost {
 };
 
 struct LatencyStats {
+  std::string device = "cpu";  // where it was timed
   int64_t batch_size = 0;
   double median_ms = 0;
   double p90_ms = 0;

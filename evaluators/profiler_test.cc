@@ -137,6 +137,26 @@ TEST(ProfilerTest, LatencyIsMeasuredAtBothBatchSizes) {
   // The count itself is checked against the architecture in LeNet5MacsMatchHandCount.
   EXPECT_THAT(text, HasSubstr(absl::StrCat(r.macs, " MACs")));
   EXPECT_THAT(CostReportToJson(r), HasSubstr(absl::StrCat("\"macs\": ", r.macs)));
+  for (const LatencyStats& l : r.latency) EXPECT_EQ(l.device, "cpu");
+  EXPECT_THAT(CostReportToJson(r), HasSubstr("\"runs\": 5, \"device\": \"cpu\"}"));
+}
+
+// Latency on a CUDA device this process does not see (CUDA_VISIBLE_DEVICES
+// is empty before anything looks): the device field's error, before timing.
+TEST(ProfilerTest, LatencyOnADeviceThisProcessLacksIsAnError) {
+  setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  ForwardPass fp;
+  ASSERT_OK(fp.InferFromMetadata(m.metadata()));
+  ProfilerConfig c;
+  c.set_device("cuda");
+  EXPECT_THAT(ProfileModel(m, fp, c),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(", got \"cuda\"; valid: cpu, auto")));
+  EXPECT_THAT(ProfileModel(m, fp, c), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("device: ")));
+  c.set_device("tpu");
+  EXPECT_THAT(ProfileModel(m, fp, c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>, auto"));
 }
 
 TEST(ProfilerTest, BadSettingsAreRejected) {

@@ -1,6 +1,7 @@
 #include "model/device.h"
 
 #include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <dlfcn.h>
 #include <torch/csrc/jit/api/module.h>
 
@@ -112,6 +113,13 @@ bool CpuOnly(const Model& model) {
     if (v.isObject() && absl::StrContains(v.type()->str(), "classes.quantized.")) return true;
   }
   return false;
+}
+
+absl::Status SynchronizeDevice(c10::Device device) {
+  if (device.is_cpu()) return absl::OkStatus();
+  return TorchCall(absl::StrCat("synchronizing ", DeviceName(device)), [&] {
+    c10::impl::getDeviceGuardImpl(device.type())->synchronizeDevice(device.has_index() ? device.index() : 0);
+  });
 }
 
 absl::StatusOr<ModelOnDevice> ModelOnDevice::Enter(Model& model, c10::Device device) {

@@ -58,6 +58,10 @@ absl::Status CheckDeviceName(absl::string_view name);
 // The device as an experiment or flag would name it ("cpu", "cuda:0").
 std::string DeviceName(c10::Device device);
 
+// Waits until `device` has finished the work queued on it (for timing);
+// nothing to wait for on the CPU.
+absl::Status SynchronizeDevice(c10::Device device);
+
 // Whether the model can only run on the CPU: it holds quantized tensors or
 // LibTorch's packed quantized weights (int8 models: LibTorch's quantized
 // kernels are CPU-only).

@@ -173,7 +173,9 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
         " is null; a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)"));
   }
   ASSIGN_OR_RETURN(device_, ResolveDevice(c_.device()), AtField("device"));
+  ASSIGN_OR_RETURN(deploy_device_, ResolveDevice(c_.deploy_device()), AtField("deploy_device"));
   if (!device_.is_cpu()) Say(absl::StrCat("fine-tuning on ", DeviceName(device_)));
+  if (!deploy_device_.is_cpu()) Say(absl::StrCat("latency measured on ", DeviceName(deploy_device_)));
   RETURN_IF_ERROR(Agree(CheckModelTakesTheData()));
   run_dir_ = c_.output_dir();
   // Rank 0 owns the run directory; the others keep its records in memory.

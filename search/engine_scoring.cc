@@ -17,6 +17,7 @@
 #include "evaluators/profiler.h"
 #include "graph/depth.h"
 #include "graph/freeze.h"
+#include "model/device.h"
 #include "pruners/prune.h"
 #include "re2/re2.h"
 #include "search/engine_search.h"
@@ -56,6 +57,7 @@ absl::Status Engine::Search::MeasureDeployed(Model& deployed, CandidateRecord* r
   timing.set_runs(runs > 0 ? runs : comp_.deepsearch() ? 30 : 20);
   timing.set_warmup_runs(3);
   timing.set_threads(c_.threads());
+  timing.set_device(DeviceName(deploy_device_));
   ASSIGN_OR_RETURN(CostReport deployed_cost, ProfileModel(deployed, *e_.forward_pass_, timing), "timing");
   rec->set_serialized_bytes(deployed_cost.serialized_bytes);
   if (deployed_cost.latency.size() == 2) {

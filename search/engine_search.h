@@ -276,7 +276,8 @@ class Engine::Search : public SearchContext {
   std::optional<Model> teacher_;
   std::unique_ptr<LossFunction> distill_loss_;
   c10::IValue sample_output_;  // the reference's output on one eval batch
-  c10::Device device_ = c10::kCPU;  // where fine-tunes run (experiment.device, resolved)
+  c10::Device device_ = c10::kCPU;         // where fine-tunes run (experiment.device, resolved)
+  c10::Device deploy_device_ = c10::kCPU;  // where latency is timed (experiment.deploy_device)
 
   Metric reference_metric_;
   double target_ = 0;

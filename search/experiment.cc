@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -268,6 +269,12 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
   // The name only: whether this machine has the device is found when the
   // engine starts (search/setup.h), not while validating.
   RETURN_IF_ERROR(CheckDeviceName(e.device()), AtField("device"));
+  RETURN_IF_ERROR(CheckDeviceName(e.deploy_device()), AtField("deploy_device"));
+  const std::string deploy = absl::AsciiStrToLower(e.deploy_device());
+  if (!deploy.empty() && deploy != "cpu" && e.compression().level() == 2) {
+    return FieldError("deploy_device", "level 2 makes int8 models, which run on the CPU only",
+                      Quoted(e.deploy_device()), "cpu with level 2, or level 1");
+  }
   if (e.threads() < 0) return FieldError("threads", "negative", e.threads(), ">= 0 (0 = 1)");
   return absl::OkStatus();
 }
@@ -316,6 +323,7 @@ Experiment WithDefaults(Experiment e) {
     for (int m : {16, 8}) t->add_round_to(m);
   }
   if (e.device().empty()) e.set_device("cpu");
+  if (e.deploy_device().empty()) e.set_deploy_device("cpu");
   if (e.threads() == 0) e.set_threads(1);
   if (e.output_dir().empty()) e.set_output_dir(absl::StrCat("runs/", e.name()));
   return e;

@@ -88,6 +88,11 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
       {"compression { level: 2 quantization { activation { minmax { } bits: 4 } } }",
        absl::StatusCode::kInvalidArgument,
        "compression.quantization.activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"},
+      {"deploy_device: 'tpu'", absl::StatusCode::kInvalidArgument,
+       "deploy_device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>, auto"},
+      {"deploy_device: 'cuda' compression { level: 2 }", absl::StatusCode::kInvalidArgument,
+       "deploy_device: level 2 makes int8 models, which run on the CPU only, got \"cuda\"; valid: cpu with level 2, "
+       "or level 1"},
       {"compression { time_budget_minutes: -5 }", absl::StatusCode::kInvalidArgument,
        "compression.time_budget_minutes: not a finite number >= 0, got -5; valid: >= 0 (0 = none)"},
       {"model { zoo: 'resnet101' }", absl::StatusCode::kInvalidArgument,

@@ -52,6 +52,9 @@ absl::Status CheckSameWork(const std::string& run_dir, const Experiment& now, co
     same("compression.quantization", old.compression().quantization(), now.compression().quantization());
   }
   if (old.seed() != now.seed()) changed.push_back("seed");
+  // Latencies measured on another device are not comparable ("" is cpu).
+  auto deploy = [](const Experiment& e) { return e.deploy_device().empty() ? "cpu" : e.deploy_device(); };
+  if (deploy(old) != deploy(now)) changed.push_back("deploy_device");
   if (auto old_fp = ReadFileToString(run_dir + "/state/model.fingerprint");
       old_fp.ok() && std::string(absl::StripAsciiWhitespace(*old_fp)) != fingerprint) {
     changed.push_back("the model's weights");

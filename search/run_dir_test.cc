@@ -52,6 +52,13 @@ TEST(RunDirTest, RefusesAnotherExperimentsDirectoryAndKeepsItsOwn) {
       StatusIs(absl::StatusCode::kFailedPrecondition,
                AllOf(HasSubstr("changed: full_trainer, seed"),
                      HasSubstr("valid: another output_dir (--output_dir), or this one deleted to start over"))));
+  Experiment deployed = e;
+  deployed.set_deploy_device("cuda");
+  EXPECT_THAT(CheckSameWork(dir, deployed, "0123456789abcdef"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("changed: deploy_device")));
+  Experiment trained_elsewhere = e;
+  trained_elsewhere.set_device("cuda");  // records stay valid: fine-tunes on another device
+  EXPECT_OK(CheckSameWork(dir, trained_elsewhere, "0123456789abcdef"));
   EXPECT_THAT(CheckSameWork(dir, e, "fedcba9876543210"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("changed: the model's weights")));
 }

@@ -12,6 +12,7 @@
 #include "common/text_proto.h"
 #include "data/splits.h"
 #include "evaluators/evaluation_function.h"
+#include "evaluators/profiler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "losses/loss_function.h"
@@ -134,6 +135,22 @@ TEST(TrainerGpuTest, ALoaderForCudaPinsItsBatchesAhead) {
   Batch batch;
   ASSERT_TRUE(loader->Next(&batch).value());
   for (const c10::IValue& v : batch) EXPECT_TRUE(v.toTensor().is_pinned());
+}
+
+TEST(TrainerGpuTest, LatencyIsTimedOnTheDeviceAsked) {
+  Model m = Lenet();
+  ForwardPass fp;
+  ASSERT_OK(fp.InferFromMetadata(m.metadata()));
+  ProfilerConfig c;
+  c.set_device("cuda");
+  c.set_runs(5);
+  ASSERT_OK_AND_ASSIGN(CostReport r, ProfileModel(m, fp, c));
+  ASSERT_EQ(r.latency.size(), 2u);
+  for (const LatencyStats& l : r.latency) {
+    EXPECT_EQ(l.device, "cuda:0");
+    EXPECT_GT(l.median_ms, 0);
+  }
+  EXPECT_EQ(m.device(), c10::Device(c10::kCPU)) << "timed on a copy";
 }
 
 }  // namespace
