@@ -158,14 +158,23 @@ namespace {
 // One collective per tensor (`issue` starts it on a one-tensor list: Gloo
 // would reduce a longer list locally first), all issued, then all awaited.
 template <typename Issue>
+// Tensors on another device (CUDA) travel through a CPU copy, written back
+// in place after the collective: Gloo's own device support varies with the
+// LibTorch build, the CPU path does not (NCCL would skip the copies).
 absl::Status IssueEach(const char* op, const DistributedOptions& o, std::vector<at::Tensor>& tensors, Issue issue) {
   try {
     std::vector<c10::intrusive_ptr<c10d::Work>> pending;
+    std::vector<std::pair<at::Tensor, at::Tensor>> staged;  // (device tensor, its CPU copy)
     for (at::Tensor& t : tensors) {
       std::vector<at::Tensor> one{t};
+      if (!t.device().is_cpu()) {
+        one[0] = t.to(at::kCPU);
+        staged.emplace_back(t, one[0]);
+      }
       pending.push_back(issue(one));
     }
     for (auto& w : pending) w->wait();
+    for (auto& [device_tensor, cpu] : staged) device_tensor.copy_(cpu);
   } catch (const std::exception& e) {
     return CollectiveError(op, o, e);
   }
