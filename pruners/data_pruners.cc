@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "graph/capture.h"
+#include "model/device.h"
 #include "pruners/pruner.h"
 
 namespace slimfit {
@@ -36,6 +37,9 @@ class TaylorPruner : public Pruner {
     RETURN_IF_ERROR(RequireData(*this, ctx, /*loss=*/true));
     const DependencyGraph& g = *ctx.graph;
     ChannelScores scores = EmptyScores(g);
+    // Where the loss runs (a trainer may have moved it to a CUDA device):
+    // the model goes there for the scoring and comes back after it.
+    ASSIGN_OR_RETURN(ModelOnDevice on_device, ModelOnDevice::Enter(model, ctx.loss->device()), "taylor");
     std::map<std::string, at::Tensor> params;
     for (auto& [n, t] : model.NamedParameters()) params.emplace(n, t);
     // Eval mode: gradients without touching batch-norm running statistics.
@@ -54,7 +58,7 @@ class TaylorPruner : public Pruner {
           if (slot.role == SlotRole::kConsumerWeight || slot.role == SlotRole::kNormStat) continue;
           auto it = params.find(slot.tensor);
           if (it == params.end() || !it->second.grad().defined()) continue;
-          at::Tensor wg = (it->second.detach() * it->second.grad()).to(at::kDouble);
+          at::Tensor wg = (it->second.detach() * it->second.grad()).to(at::kCPU, at::kDouble);
           at::Tensor per = wg.movedim(slot.dim, 0).reshape({wg.size(slot.dim), -1}).sum(1);
           auto acc = per.accessor<double, 1>();
           for (size_t i = 0; i < slot.channels.size(); ++i) {

@@ -16,7 +16,7 @@
 # fails or a step errs.
 set -uo pipefail
 bundle="${SLIMFIT_GPU_BUNDLE:-gpu_bundle}"
-gpu_tests=(//trainer:trainer_gpu_test)
+gpu_tests=(//trainer:trainer_gpu_test //search:engine_gpu_test)
 tools=(//tools:train //tools:evaluate //tools:compress)
 path() { local l="${1#//}"; echo "${l/://}"; }  # //a/b:c -> a/b/c
 
@@ -44,6 +44,10 @@ run() {
   export LD_LIBRARY_PATH="$bundle/lib:$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   local b="$bundle/bin" out="${OUT:-/tmp}/slimfit_gpu" status=0
   mkdir -p "$out"
+  # The tests read Fashion-MNIST where Debian puts it.
+  if [ ! -e /usr/share/datasets/fashion-mnist ]; then
+    mkdir -p /usr/share/datasets && ln -s "$(cd "$bundle/data" && pwd)" /usr/share/datasets/fashion-mnist
+  fi
   echo "== device"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   echo "== gpu-tagged tests"
