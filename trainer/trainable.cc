@@ -2,6 +2,7 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <functional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 
@@ -71,16 +73,23 @@ bool FreshOutputKeptOutOfBackward(const Node* n) {
 
 // Is `v` such a fresh output: made by one of those producers in the graph
 // that returns it, or returned by a submodule's method (a module's
-// forward calling its batch norm's) whose own return is one, and read by
-// nothing else there?
+// forward calling its batch norm's) or a function (scripted F.batch_norm)
+// whose own return is one, and read by nothing else there?
 bool FreshValue(const Value* v, int depth = 0) {
   const Node* n = v->node();
   if (FreshOutputKeptOutOfBackward(n)) return true;
-  if (n->kind() != c10::prim::CallMethod || depth > 8) return false;
-  const auto cls = n->input(0)->type()->cast<c10::ClassType>();
-  if (cls == nullptr) return false;
-  torch::jit::Function* fn = cls->findMethod(n->s(c10::attr::name));
-  if (fn == nullptr) return false;
+  if (depth > 8) return false;
+  torch::jit::Function* fn = nullptr;
+  if (n->kind() == c10::prim::CallMethod) {
+    const auto cls = n->input(0)->type()->cast<c10::ClassType>();
+    if (cls == nullptr) return false;
+    fn = cls->findMethod(n->s(c10::attr::name));
+  } else if (n->kind() == c10::prim::CallFunction) {
+    const auto type = n->input(0)->type()->cast<c10::FunctionType>();
+    if (type == nullptr) return false;
+    fn = type->function();
+  }
+  if (fn == nullptr || !fn->isGraphFunction()) return false;
   const std::shared_ptr<torch::jit::Graph> callee = torch::jit::toGraphFunction(*fn).graph();
   size_t index = 0;
   while (index < n->outputs().size() && n->output(index) != v) ++index;
@@ -90,19 +99,61 @@ bool FreshValue(const Value* v, int depth = 0) {
          FreshValue(returned, depth + 1);
 }
 
+// A call of PyTorch's F.relu with inplace=False, as scripting leaves it:
+// prim::CallFunction(relu, x, False).
+bool FunctionalReluCall(const Node* n) {
+  if (n->kind() != c10::prim::CallFunction || n->inputs().size() != 3) return false;
+  const auto fn = n->input(0)->type()->cast<c10::FunctionType>();
+  if (fn == nullptr || fn->function()->qualname().qualifiedName() != "__torch__.torch.nn.functional.relu") {
+    return false;
+  }
+  const std::optional<c10::IValue> inplace = torch::jit::toIValue(n->input(2));
+  return inplace.has_value() && inplace->isBool() && !inplace->toBool();
+}
+
+// A call of an nn.ReLU() module (inplace=False): prim::CallMethod[forward]
+// on a module of PyTorch's ReLU class whose forward returns aten::relu (traced)
+// or F.relu (scripted) of its argument.
+bool ReluModuleCall(const Node* n) {
+  if (n->kind() != c10::prim::CallMethod || n->s(c10::attr::name) != "forward" || n->inputs().size() != 2) {
+    return false;
+  }
+  const auto cls = n->input(0)->type()->cast<c10::ClassType>();
+  if (cls == nullptr || !cls->name().has_value()) return false;
+  const std::string name = cls->name()->qualifiedName();
+  if (!absl::StartsWith(name, "__torch__.torch.nn.modules.activation.") || !absl::EndsWith(name, ".ReLU")) {
+    return false;
+  }
+  torch::jit::Function* fn = cls->findMethod("forward");
+  if (fn == nullptr) return false;
+  const std::shared_ptr<torch::jit::Graph> g = torch::jit::toGraphFunction(*fn).graph();
+  if (g->inputs().size() != 2 || g->outputs().size() != 1) return false;
+  const Node* r = g->outputs()[0]->node();
+  return (r->kind() == c10::aten::relu && r->inputs().size() == 1 && r->input(0) == g->inputs()[1]) ||
+         (FunctionalReluCall(r) && r->input(1) == g->inputs()[1]);
+}
+
+// The tensor a relu node (aten::relu, F.relu, an nn.ReLU() call) reads, or
+// null for any other node.
+Value* ReluArgument(Node* n) {
+  if (n->kind() == c10::aten::relu && n->inputs().size() == 1) return n->input(0);
+  if (FunctionalReluCall(n) || ReluModuleCall(n)) return n->input(1);
+  return nullptr;
+}
+
 // With `apply` false, only counts.
 int ReluInPlace(torch::jit::Block* block, bool apply = true) {
   int count = 0;
   std::vector<Node*> relus;  // rewritten after the walk: destroying a node ends its iterator
   for (Node* n : block->nodes()) {
     for (torch::jit::Block* b : n->blocks()) count += ReluInPlace(b, apply);
-    if (n->kind() != c10::aten::relu || n->inputs().size() != 1) continue;
-    Value* x = n->input(0);
+    Value* x = ReluArgument(n);
+    if (x == nullptr || n->outputs().size() != 1) continue;
     if (x->uses().size() != 1 || x->node()->owningBlock() != block) continue;
     if (FreshValue(x)) relus.push_back(n);
   }
   for (Node* n : apply ? relus : std::vector<Node*>{}) {
-    Node* in_place = block->owningGraph()->create(c10::Symbol::fromQualString("aten::relu_"), {n->input(0)});
+    Node* in_place = block->owningGraph()->create(c10::Symbol::fromQualString("aten::relu_"), {ReluArgument(n)});
     in_place->insertBefore(n);
     in_place->output()->setType(n->output()->type());
     n->output()->replaceAllUsesWith(in_place->output());

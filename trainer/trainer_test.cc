@@ -293,13 +293,14 @@ TEST(TrainableTest, ReluInPlaceKeepsValuesAndGradients) {
 }
 
 TEST(TrainableTest, ReluInPlaceOnPythonModelsKeepsGradients) {
-  // graph/testdata/make_models.py's Mixed, traced: F.relu(x + branch(x)),
-  // F.relu(se_reduce(s)) and F.relu(fc1(x)) read an add, a conv module's and
-  // a linear module's output; the nn.ReLU() modules' relus read their own
-  // argument and stay. Scripted, F.relu's body sits in a branch on its
-  // `inplace` argument, so nothing there is provably fresh: none is rewritten.
+  // graph/testdata/make_models.py's Mixed has five relus, each reading a
+  // fresh output: F.relu(x + branch(x)), F.relu(se_reduce(s)) and
+  // F.relu(fc1(x)) read an add, a conv module's and a linear module's output;
+  // the two nn.ReLU() modules (stem, mix) read a batch-norm module's. Traced,
+  // they are aten::relu nodes (the modules' in their own forward); scripted,
+  // calls of F.relu and of the ReLU modules. All five run in place, both ways.
   for (const auto& [path, expected] : std::vector<std::pair<std::string, int>>{
-           {"graph/testdata/mixed_traced.pt", 3}, {"graph/testdata/mixed_scripted.pt", 0}}) {
+           {"graph/testdata/mixed_traced.pt", 5}, {"graph/testdata/mixed_scripted.pt", 5}}) {
     SCOPED_TRACE(path);
     ASSERT_OK_AND_ASSIGN(Model original, Model::Load(path));
     ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
