@@ -99,9 +99,11 @@ class TeacherLoss : public LossFunction {
   absl::Status ToDevice(c10::Device device) override {
     RETURN_IF_ERROR(LossFunction::ToDevice(device));
     RETURN_IF_ERROR(base_->ToDevice(device));
-    if (device != cached_on_) cache_.clear();  // predictions live where the teacher ran
-    cached_on_ = device;
-    cached_bytes_ = 0;
+    if (device != cached_on_) {  // predictions live where the teacher ran
+      cache_.clear();
+      cached_bytes_ = 0;
+      cached_on_ = device;
+    }
     return on_device_.MoveTo(device);
   }
 
