@@ -11,8 +11,10 @@
 // allocator's and the intra-op thread pool's state) and deliberately never
 // free them; protobuf's generated descriptor pool does the same. LSan reports
 // those at exit as "leaks". They are matched by the library the allocation's
-// stack passes through (libtorch_cpu.so, libc10.so, libprotobuf.so). A leak
-// whose stack stays in slimfit code is still reported and fails the test.
+// stack passes through (libtorch_cpu.so, libc10.so, libprotobuf.so; and
+// LibTorch's CUDA half and the CUDA runtime libraries it loads, which a test
+// that asks for a CUDA device loads: model/device.h). A leak whose stack
+// stays in slimfit code is still reported and fails the test.
 extern "C" {
 
 const char* __asan_default_options() {
@@ -23,7 +25,13 @@ const char* __asan_default_options() {
 const char* __lsan_default_suppressions() {
   return "leak:libtorch_cpu.so\n"
          "leak:libc10.so\n"
-         "leak:libprotobuf.so\n";
+         "leak:libprotobuf.so\n"
+         "leak:libtorch_cuda.so\n"
+         "leak:libc10_cuda.so\n"
+         "leak:libcudart.so\n"
+         "leak:libcublas\n"
+         "leak:libcudnn\n"
+         "leak:libnccl.so\n";
 }
 
 const char* __ubsan_default_options() {
