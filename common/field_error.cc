@@ -79,6 +79,13 @@ std::optional<std::string> FieldPathOf(const absl::Status& status) {
   return p->path;
 }
 
+absl::Status RequireNonNull(absl::string_view owner, std::initializer_list<Member> members, absl::string_view needs) {
+  for (const Member& m : members) {
+    if (m.pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(owner, ": ", m.name, " is null; ", needs));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WithContext(const absl::Status& status, const AtField& field) {
   if (status.ok() || field.path.empty()) return status;
   // Any other error becomes one about this field, its message the problem.

@@ -28,6 +28,7 @@
 #define SLIMFIT_COMMON_FIELD_ERROR_H_
 
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -53,6 +54,17 @@ absl::Status FieldError(absl::string_view path, absl::string_view problem, const
 // left out.
 absl::Status FieldErrorWithCode(absl::StatusCode code, absl::string_view path, absl::string_view problem,
                                 absl::string_view got, absl::string_view valid);
+
+// For a struct of required pointers (a library's *Deps, *Context): OK when
+// none is null, else InvalidArgument "<owner>: <first null member> is null;
+// <needs>", e.g.
+//   RETURN_IF_ERROR(RequireNonNull("TrainerDeps", {{"loss", deps.loss}, {"train", deps.train}},
+//                                  "the trainer needs a loss and a train loader"));
+struct Member {
+  absl::string_view name;
+  const void* pointer;
+};
+absl::Status RequireNonNull(absl::string_view owner, std::initializer_list<Member> members, absl::string_view needs);
 
 // A path root for RETURN_IF_ERROR / ASSIGN_OR_RETURN's context argument.
 struct AtField {

@@ -109,4 +109,11 @@ TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
 }
 
 }  // namespace
+TEST(RequireNonNullTest, NamesTheFirstNullMember) {
+  int a = 0, b = 0;
+  EXPECT_OK(RequireNonNull("Deps", {{"a", &a}, {"b", &b}}, "both are needed"));
+  EXPECT_THAT(RequireNonNull("Deps", {{"a", &a}, {"b", nullptr}, {"c", nullptr}}, "all three are needed"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "Deps: b is null; all three are needed"));
+}
+
 }  // namespace slimfit

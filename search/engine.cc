@@ -163,14 +163,12 @@ absl::Status Engine::Search::SetUpDistillation() {
 }
 
 absl::StatusOr<EngineResult> Engine::Search::Run() {
-  if (e_.data_.train == nullptr || e_.data_.eval == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("EngineData: ", e_.data_.train == nullptr ? "train" : "eval",
-                                                   " is null; the engine needs a train and an eval_split loader"));
-  }
-  if (distributed() && (e_.data_.train_shard == nullptr || e_.data_.eval_shard == nullptr)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EngineData: ", e_.data_.train_shard == nullptr ? "train_shard" : "eval_shard",
-        " is null; a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)"));
+  RETURN_IF_ERROR(RequireNonNull("EngineData", {{"train", e_.data_.train.get()}, {"eval", e_.data_.eval.get()}},
+                                 "the engine needs a train and an eval_split loader"));
+  if (distributed()) {
+    RETURN_IF_ERROR(RequireNonNull(
+        "EngineData", {{"train_shard", e_.data_.train_shard.get()}, {"eval_shard", e_.data_.eval_shard.get()}},
+        "a distributed engine needs this rank's train_shard and eval_shard (data/sharded_loader.h)"));
   }
   ASSIGN_OR_RETURN(device_, ResolveDevice(c_.device()), AtField("device"));
   ASSIGN_OR_RETURN(deploy_device_, ResolveDevice(c_.deploy_device()), AtField("deploy_device"));
@@ -309,13 +307,9 @@ Engine::~Engine() = default;
 absl::StatusOr<EngineResult> Engine::Run() {
   Experiment config = WithDefaults(config_);
   RETURN_IF_ERROR(ValidateEngineConfig(config));
-  if (forward_pass_ == nullptr || evaluator_ == nullptr || loss_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("Engine: ",
-                                                   forward_pass_ == nullptr ? "forward_pass"
-                                                   : evaluator_ == nullptr  ? "evaluator"
-                                                                            : "loss",
-                                                   " is null; forward_pass, evaluator and loss are required"));
-  }
+  RETURN_IF_ERROR(RequireNonNull(
+      "Engine", {{"forward_pass", forward_pass_.get()}, {"evaluator", evaluator_.get()}, {"loss", loss_.get()}},
+      "forward_pass, evaluator and loss are required"));
   Search search(*this, std::move(config));
   return search.Run();
 }

@@ -25,6 +25,7 @@
 #include "common/text_proto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/zoo/zoo.h"
 #include "search/decision.h"
 #include "search/engine_testing.h"
 #include "search/experiment.h"
@@ -42,6 +43,14 @@ using ::slimfit::testing::MetricOfFile;
 
 Experiment Slice(const std::string& name, const std::string& compression) {
   return ::slimfit::testing::LenetSlice(name, compression);
+}
+
+TEST(EngineTest, AMissingPartIsNamed) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
+  Engine engine(EngineData{}, std::move(m), Slice("missing", "delta: 1.0"), std::make_shared<ForwardPass>(), nullptr,
+                nullptr);
+  EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     "Engine: evaluator is null; forward_pass, evaluator and loss are required"));
 }
 
 TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {

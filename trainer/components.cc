@@ -13,15 +13,12 @@ DataConfig DataForDevice(const DataConfig& data, c10::Device device) {
 }
 
 absl::StatusOr<Components> BuildComponents(const ComponentsConfig& config) {
-  if (config.data == nullptr || config.forward_pass == nullptr || config.loss == nullptr ||
-      config.evaluation == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("ComponentsConfig: ",
-                                                   config.data == nullptr           ? "data"
-                                                   : config.forward_pass == nullptr ? "forward_pass"
-                                                   : config.loss == nullptr         ? "loss"
-                                                                                    : "evaluation",
-                                                   " is null; data, forward_pass, loss and evaluation are required"));
-  }
+  RETURN_IF_ERROR(RequireNonNull("ComponentsConfig",
+                                 {{"data", config.data},
+                                  {"forward_pass", config.forward_pass},
+                                  {"loss", config.loss},
+                                  {"evaluation", config.evaluation}},
+                                 "data, forward_pass, loss and evaluation are required"));
   const DataConfig data = DataForDevice(*config.data, config.device);
   Components c;
   ASSIGN_OR_RETURN(c.splits, LoadSplits(data), AtField("data"));

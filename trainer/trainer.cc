@@ -138,11 +138,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c,
   if (!c.eval_split().empty() && c.eval_split() != "train" && c.eval_split() != "val" && c.eval_split() != "test") {
     return bad("eval_split", "not a split", Quoted(c.eval_split()), "train, val, test");
   }
-  if (deps.loss == nullptr || deps.train == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("TrainerDeps: ", deps.loss == nullptr ? "loss" : "train",
-                                                   " is null; the trainer needs a loss "
-                                                   "and a train loader"));
-  }
+  RETURN_IF_ERROR(RequireNonNull("TrainerDeps", {{"loss", deps.loss}, {"train", deps.train}},
+                                 "the trainer needs a loss and a train loader"));
   if (deps.eval != nullptr && deps.evaluator == nullptr) {
     return absl::InvalidArgumentError("TrainerDeps: evaluator is null, but eval is set; an eval loader needs one");
   }
