@@ -99,6 +99,10 @@ absl::Status RenameField(const absl::Status& status, const std::function<std::st
   return Remade(status, rename(p->path), p->rest);
 }
 
+absl::Status AsFlagError(const absl::Status& status) {
+  return RenameField(status, [](absl::string_view field) { return absl::StrCat("--", field); });
+}
+
 std::string JoinFieldPath(absl::string_view parent, absl::string_view child) {
   if (parent.empty()) return std::string(child);
   if (child.empty()) return std::string(parent);

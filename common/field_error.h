@@ -83,6 +83,9 @@ absl::Status WithContext(const absl::Status& status, const AtField& field);
 // struct's field by the flag that sets it ("timeout_seconds" ->
 // "--dist_timeout_seconds"); any other status as it is.
 absl::Status RenameField(const absl::Status& status, const std::function<std::string(absl::string_view)>& rename);
+// RenameField for an options struct whose fields are named as the flags that
+// set them: "quality" -> "--quality".
+absl::Status AsFlagError(const absl::Status& status);
 
 // The path a field error names, if `status` is one.
 std::optional<std::string> FieldPathOf(const absl::Status& status);

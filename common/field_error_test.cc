@@ -109,6 +109,12 @@ TEST(FieldErrorTest, OtherPayloadsSurviveRooting) {
 }
 
 }  // namespace
+TEST(FieldErrorTest, AsFlagErrorNamesTheFlag) {
+  EXPECT_EQ(AsFlagError(FieldError("quality", "out of range", 0, "[1, 100]")).message(),
+            "--quality: out of range, got 0; valid: [1, 100]");
+  EXPECT_EQ(AsFlagError(absl::InternalError("no field")).message(), "no field");
+}
+
 TEST(RequireNonNullTest, NamesTheFirstNullMember) {
   int a = 0, b = 0;
   EXPECT_OK(RequireNonNull("Deps", {{"a", &a}, {"b", &b}}, "both are needed"));

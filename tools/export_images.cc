@@ -56,7 +56,7 @@ absl::Status Run() {
     // ImageExportOptions' fields are named as the flags that set them.
     absl::StatusOr<ImageExportResult> exported = ExportImageFolder(*ds, out, std::string(split), o);
     if (!exported.ok()) {
-      return RenameField(exported.status(), [](absl::string_view f) { return absl::StrCat("--", f); });
+      return AsFlagError(exported.status());
     }
     const ImageExportResult& r = *exported;
 

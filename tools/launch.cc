@@ -51,8 +51,7 @@ int main(int argc, char** argv) {
   auto exits = slimfit::LaunchLocal(command, o);
   if (!exits.ok()) {
     // LaunchOptions' fields are named as the flags that set them.
-    const absl::Status s =
-        slimfit::RenameField(exits.status(), [](absl::string_view path) { return absl::StrCat("--", path); });
+    const absl::Status s = slimfit::AsFlagError(exits.status());
     std::fprintf(stderr, "launch: %s\n", slimfit::ErrorText(s).c_str());
     return 2;
   }
