@@ -11,8 +11,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/allocator.h"
 #include "common/field_error.h"
@@ -44,6 +46,21 @@ absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& 
   return FieldErrorWithCode(
       absl::StatusCode::kNotFound, "--model", "neither a file nor a zoo model", Quoted(spec),
       absl::StrCat("a TorchScript .pt file, or a zoo model: ", absl::StrJoin(ZooModelNames(), ", ")));
+}
+
+absl::StatusOr<TensorSpec> InputShapeFlag(const std::string& flag) {
+  TensorSpec spec;
+  spec.add_shape(1);
+  for (absl::string_view part : absl::StrSplit(flag, ',')) {
+    int64_t d = 0;
+    if (!absl::SimpleAtoi(part, &d) || d < 1) {
+      return FieldError("--input_shape", "not a list of sizes", Quoted(flag),
+                        "comma-separated sizes >= 1, e.g. 3,224,224");
+    }
+    spec.add_shape(d);
+  }
+  spec.set_dtype("float32");
+  return spec;
 }
 
 absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,

@@ -25,6 +25,11 @@ std::string ResolveUserPath(const std::string& path);
 // otherwise `spec` must be a zoo name, built with `zoo_options`.
 absl::StatusOr<Model> LoadModelOrZoo(const std::string& spec, const ZooOptions& zoo_options = {});
 
+// The per-sample input shape an --input_shape flag gives ("3,224,224"), as
+// the model's first input: [1, 3, 224, 224] float32. Errors name
+// --input_shape.
+absl::StatusOr<TensorSpec> InputShapeFlag(const std::string& flag);
+
 // Saves `model` where a tool's --out flag says, or (flag empty) to
 // runs/<tool>/<model name>/model.pt, creating directories; returns the path.
 absl::StatusOr<std::string> SaveToolOutput(const Model& model, absl::string_view tool, const std::string& spec,

@@ -37,16 +37,7 @@ absl::Status Run() {
   const std::string shape_flag = absl::GetFlag(FLAGS_input_shape);
   if (!shape_flag.empty()) {
     ModelMetadata md;
-    TensorSpec* in = md.add_inputs();
-    in->add_shape(1);
-    for (absl::string_view part : absl::StrSplit(shape_flag, ',')) {
-      int64_t d;
-      if (!absl::SimpleAtoi(part, &d) || d < 1) {
-        return FieldError("--input_shape", "not a list of sizes", Quoted(shape_flag),
-                          "comma-separated sizes >= 1, e.g. 3,32,32");
-      }
-      in->add_shape(d);
-    }
+    ASSIGN_OR_RETURN(*md.add_inputs(), InputShapeFlag(shape_flag));
     RETURN_IF_ERROR(fp.InferFromMetadata(md));
   } else if (!fp.InferFromMetadata(model.metadata()).ok()) {
     return FieldError("--input_shape", "required: the model records no input shape", "\"\"",

@@ -55,17 +55,7 @@ absl::StatusOr<PruningConfig> PruningConfigFromFlags(const std::string& path) {
 absl::StatusOr<std::shared_ptr<ForwardPass>> ForwardPassForModel(Model& model) {
   const std::string flag = absl::GetFlag(FLAGS_input_shape);
   if (!flag.empty()) {
-    TensorSpec spec;
-    spec.add_shape(1);
-    for (absl::string_view part : absl::StrSplit(flag, ',')) {
-      int64_t d = 0;
-      if (!absl::SimpleAtoi(part, &d) || d < 1) {
-        return FieldError("--input_shape", "not a list of sizes", Quoted(flag),
-                          "comma-separated sizes >= 1, e.g. 3,224,224");
-      }
-      spec.add_shape(d);
-    }
-    spec.set_dtype("float32");
+    ASSIGN_OR_RETURN(TensorSpec spec, InputShapeFlag(flag));
     model.mutable_metadata().clear_inputs();
     *model.mutable_metadata().add_inputs() = spec;
   }

@@ -112,6 +112,11 @@ echo "== profile"
 grep -q "416520 MACs" "$out/profile.txt" || fail "lenet5 MACs: $(cat "$out/profile.txt")"
 grep -q '"macs": 416520' "$out/cost.json" || fail "profile JSON"
 "$profile" --model="$out/fake.pt" 2> "$out/err.txt" && fail "profile accepted a text file"
+"$profile" --model=graph/testdata/mixed_traced.pt --input_shape=1,16,x 2> "$out/err.txt" && fail "a bad shape accepted"
+grep -q -- '--input_shape: not a list of sizes, got "1,16,x"; valid: comma-separated sizes >= 1, e.g. 3,224,224' \
+  "$out/err.txt" || fail "unclear error: $(cat "$out/err.txt")"
+"$profile" --model=graph/testdata/mixed_traced.pt --input_shape=1,16,16 --runs=2 > "$out/mixed_profile.txt" ||
+  fail "profile --input_shape exited $?: $(cat "$out/mixed_profile.txt")"
 
 echo "== pruning dry run (inspect) and prune on a Python-traced model"
 "$inspect" --model=resnet_small --pruner=fpgm --ratio=0.5 --round_to=8 > "$out/dry.txt" || fail "dry run exited $?"
