@@ -334,6 +334,10 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   for (int m : multiples) {
     std::map<std::string, double> up = RoundKeptUp(ratios, channels, m);
     if (std::find(shapes.begin(), shapes.end(), up) != shapes.end()) continue;
+    // A rounding that keeps every channel is no cut: as fast as the
+    // reference, it would otherwise win as the variant with the most MACs
+    // (a probe scored as the reference itself).
+    if (std::none_of(up.begin(), up.end(), [](const auto& kv) { return kv.second > 0; })) continue;
     shapes.push_back(std::move(up));
     variants.push_back({m, 0, 0});
   }
