@@ -205,10 +205,11 @@ absl::StatusOr<TrainResult> Trainer::Train(Model& model) {
   ASSIGN_OR_RETURN(ModelOnDevice on_device, ModelOnDevice::Enter(model, deps_.device), "TrainerDeps.device");
   RETURN_IF_ERROR(deps_.loss->ToDevice(deps_.device), "TrainerDeps.device");
   ASSIGN_OR_RETURN(result.traced_ops_rewired, MakeTrainingModeFollowModule(model));
-  // In-place relus while this trains; the model's own graph comes back on
+  // Relus after max pools and in place while this trains; the model's own graph comes back on
   // every way out (the destructor, after the layout's below).
-  ASSIGN_OR_RETURN(std::unique_ptr<ReluInPlaceScope> relus, ReluInPlaceScope::Enter(model));
-  result.relus_made_in_place = relus->rewritten();
+  ASSIGN_OR_RETURN(std::unique_ptr<TrainingRelusScope> relus, TrainingRelusScope::Enter(model));
+  result.relus_moved_after_pools = relus->moved_after_pools();
+  result.relus_made_in_place = relus->made_in_place();
   if (dp) RETURN_IF_ERROR(dp->BroadcastModel(model));
   // Channels-last weights until the model's first step has shown it takes
   // them; put back contiguous on every way out (the destructor).

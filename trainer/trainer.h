@@ -106,7 +106,8 @@ struct TrainResult {
   int64_t steps = 0;
   int nan_recoveries = 0;
   int traced_ops_rewired = 0;
-  int relus_made_in_place = 0;  // trainable.h MakeReluInPlace
+  int relus_made_in_place = 0;      // trainable.h MakeReluInPlace
+  int relus_moved_after_pools = 0;  // trainable.h MakePoolBeforeRelu
   bool early_stopped = false;
   double seconds = 0;
   std::vector<std::string> events;  // human-readable notes (recoveries, early stop)

@@ -117,9 +117,11 @@ TEST(TrainerTest, LearnsAndLogsEveryEpoch) {
   EXPECT_GT(r.best.Get("accuracy")->value, 90.0) << "before training: " << before;
   EXPECT_LT(before, 50.0);
   EXPECT_FALSE(m.is_training());
-  // Its relus (each after a conv or linear) ran in place while it trained;
-  // the returned model has its own graph back and scores as the trainer said.
+  // Its relus (each after a conv or linear) ran in place while it trained,
+  // the two before its max pools after them; the returned model has its own
+  // graph back and scores as the trainer said.
   EXPECT_EQ(r.relus_made_in_place, relus);
+  EXPECT_EQ(r.relus_moved_after_pools, CountNodes(m, "aten::max_pool2d"));
   EXPECT_EQ(CountNodes(m, "aten::relu"), relus);
   EXPECT_EQ(CountNodes(m, "aten::relu_"), 0);
   EXPECT_DOUBLE_EQ(Accuracy(p, m, *d.val), r.best.Get("accuracy")->value);
@@ -312,13 +314,16 @@ TEST(TrainableTest, ReluInPlaceOnPythonModelsKeepsGradients) {
   }
 }
 
-TEST(TrainableTest, ReluInPlaceScopePutsTheGraphBackWithTheWeights) {
-  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("resnet_small"));
+TEST(TrainableTest, TrainingRelusScopePutsTheGraphBackWithTheWeights) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("vgg_small"));
   const int relus = CountNodes(m, "aten::relu");
+  const int pools = CountNodes(m, "aten::max_pool2d");  // each reads a relu
+  ASSERT_GT(pools, 0);
   std::map<std::string, at::Tensor> expected;
   {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReluInPlaceScope> scope, ReluInPlaceScope::Enter(m));
-    EXPECT_EQ(scope->rewritten(), relus);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<TrainingRelusScope> scope, TrainingRelusScope::Enter(m));
+    EXPECT_EQ(scope->moved_after_pools(), pools);
+    EXPECT_EQ(scope->made_in_place(), relus);
     EXPECT_EQ(CountNodes(m, "aten::relu_"), relus);
     // What training would do: new weights and statistics, another mode.
     at::NoGradGuard no_grad;
@@ -337,8 +342,8 @@ TEST(TrainableTest, ReluInPlaceScopePutsTheGraphBackWithTheWeights) {
   EXPECT_EQ(checked, expected.size());
   // Nothing to rewrite: the model is left as it is.
   Model identity = ::slimfit::testing::IdentityModel();
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReluInPlaceScope> none, ReluInPlaceScope::Enter(identity));
-  EXPECT_EQ(none->rewritten(), 0);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TrainingRelusScope> none, TrainingRelusScope::Enter(identity));
+  EXPECT_EQ(none->moved_after_pools() + none->made_in_place(), 0);
 }
 
 TEST(TrainableTest, ReluInPlaceLeavesWhatItCannotProve) {
@@ -357,6 +362,75 @@ def forward(self, x):
   ASSERT_OK_AND_ASSIGN(int rewritten, MakeReluInPlace(m));
   EXPECT_EQ(rewritten, 1) << "only a = relu(conv(x)) qualifies";
   EXPECT_EQ(CountNodes(m, "aten::relu"), 3);
+}
+
+TEST(TrainableTest, PoolBeforeReluKeepsValuesAndGradients) {
+  ASSERT_OK_AND_ASSIGN(Model original, CreateZooModel("vgg_small"));
+  ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
+  // vgg_small's three max pools each read a relu of a batch norm.
+  const int pools = CountNodes(original, "aten::max_pool2d");
+  const int relus = CountNodes(original, "aten::relu");
+  ASSERT_GT(pools, 0);
+  ASSERT_OK_AND_ASSIGN(int moved, MakePoolBeforeRelu(m));
+  EXPECT_EQ(moved, pools);
+  EXPECT_EQ(CountNodes(m, "aten::relu"), relus) << "moved, not removed";
+  EXPECT_THAT(MakePoolBeforeRelu(m), ::slimfit::testing::IsOkAndHolds(0)) << "a second pass finds nothing";
+  at::manual_seed(4);
+  // Batch-norm outputs are about half negative: windows whose maximum is
+  // negative (no gradient either way) and positive ones both occur.
+  const at::Tensor x = at::randn({4, 1, 28, 28});
+  ExpectSameLossAndGrads(original, m, x);
+  // The moved relus read a pool's fresh output: every relu runs in place.
+  ASSERT_OK_AND_ASSIGN(int in_place, MakeReluInPlace(m));
+  EXPECT_EQ(in_place, relus);
+  ExpectSameLossAndGrads(original, m, x);
+  original.Eval();
+  m.Eval();
+  EXPECT_TRUE(original.module().forward({x}).toTensor().equal(m.module().forward({x}).toTensor()));
+}
+
+TEST(TrainableTest, PoolBeforeReluOnPythonModels) {
+  // graph/testdata/make_models.py's Pooled: relu -> max pool as nn.ReLU() and
+  // nn.MaxPool2d modules, as F.relu and F.max_pool2d, and as
+  // nn.ReLU(inplace=True) and a padded ceil-mode pool module (three moves,
+  // traced and scripted); a fourth relu is also read by a mean and stays.
+  for (const std::string path : {"graph/testdata/pooled_traced.pt", "graph/testdata/pooled_scripted.pt"}) {
+    SCOPED_TRACE(path);
+    ASSERT_OK_AND_ASSIGN(Model original, Model::Load(path));
+    ASSERT_OK_AND_ASSIGN(Model m, original.Clone());
+    ASSERT_OK_AND_ASSIGN(int moved, MakePoolBeforeRelu(m));
+    EXPECT_EQ(moved, 3);
+    at::manual_seed(6);
+    const at::Tensor x = at::randn({8, 1, 16, 16});
+    ExpectSameLossAndGrads(original, m, x);
+    ASSERT_OK_AND_ASSIGN(int in_place, MakeReluInPlace(m));
+    EXPECT_GT(in_place, 0);
+    ExpectSameLossAndGrads(original, m, x);
+    // It saves and loads as plain TorchScript, computing what the original does.
+    const std::string saved = TempPath("pooled.pt");
+    ASSERT_OK(m.Save(saved));
+    ASSERT_OK_AND_ASSIGN(Model back, Model::Load(saved));
+    original.Eval();
+    back.Eval();
+    EXPECT_TRUE(original.module().forward({x}).toTensor().equal(back.module().forward({x}).toTensor()));
+  }
+}
+
+TEST(TrainableTest, PoolBeforeReluLeavesWhatItCannotProve) {
+  // a's relu is read twice; b pools by average (relu does not commute with
+  // a mean); c's in-place relu overwrites a tensor that is read again.
+  Model m = ::slimfit::testing::ScriptedTestModel("pool_kept", R"(
+def forward(self, x):
+    r = torch.relu(x)
+    a = torch.max_pool2d(r, [2, 2]) + r.sum()
+    b = torch.avg_pool2d(torch.relu(x), [2, 2])
+    y = x * 2.0
+    c = torch.max_pool2d(torch.relu_(y), [2, 2]) + y.sum()
+    d = torch.max_pool2d(torch.relu(x * 3.0), [2, 2])
+    return a + b + c + d
+)");
+  ASSERT_OK_AND_ASSIGN(int moved, MakePoolBeforeRelu(m));
+  EXPECT_EQ(moved, 1) << "only d = max_pool2d(relu(x * 3)) qualifies";
 }
 
 TEST(TrainerTest, TracedModelFineTunesAndRecoversFromPerturbation) {

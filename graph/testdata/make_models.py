@@ -23,6 +23,10 @@
     bazel run //third_party:python_run -- graph/testdata/make_models.py graph/testdata [names...]
 
 With names (mixed, dense, const_view, const_shuffle, grouped, shuffle, everyday), writes only those.
+  pooled_traced.pt / pooled_scripted.pt  VGG-style relu -> max pool three
+      ways (nn.ReLU() then nn.MaxPool2d modules, F.relu then F.max_pool2d,
+      nn.ReLU(inplace=True) then a padded ceil-mode pool module) and a relu
+      that a second reader keeps before its pool
 """
 import os
 import sys
@@ -181,6 +185,26 @@ class Everyday(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1))
 
 
+class Pooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                    nn.MaxPool2d(2))
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.block3 = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                                    nn.ReLU(inplace=True), nn.MaxPool2d(2, padding=1, ceil_mode=True))
+        self.conv4 = nn.Conv2d(16, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.block1(x)                                          # 16 -> 8
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)                  # 8 -> 4
+        x = self.block3(x)                                          # 4 -> 3 (padded, ceil mode)
+        r = F.relu(self.conv4(x))
+        y = F.max_pool2d(r, 3) + r.mean((2, 3), keepdim=True)       # r has a second reader
+        return self.fc(torch.flatten(y, 1))
+
+
 def settle(net, shape):
     torch.manual_seed(0)
     net.train()
@@ -221,6 +245,8 @@ def main(d, names):
         traced_and_scripted(d, "everyday", Everyday())
     if not names or "shuffle" in names:
         traced_and_scripted(d, "shuffle", Shuffle())
+    if not names or "pooled" in names:
+        traced_and_scripted(d, "pooled", Pooled())
 
 
 if __name__ == "__main__":
