@@ -222,6 +222,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   double best_factor = 1, best_drop = 1e300;
   std::vector<std::string> said;
   std::optional<Model> cut_once;  // every trial starts from the same cut
+  double slowest_trial_epoch = 0;
   for (double f : comp_.tuning().lr_factors()) {
     const std::string key = absl::StrFormat("%s|x%.4g", stem, f);
     const CandidateRecord* rec = Reuse(key);
@@ -248,9 +249,14 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
       ASSIGN_OR_RETURN(auto trainer, Trainer::Create(t, deps), "full_trainer (lr trial)");
       absl::StatusOr<TrainResult> trained = trainer->Train(cut);
       // The first timing of a pruned model's training: the epoch estimate
-      // the budget works with until a candidate is timed.
+      // the budget works with until a candidate is timed. The slowest
+      // trial's: the first one computes the teacher's outputs for its
+      // batches and the later ones find them cached, which a candidate's
+      // epoch mostly will not (the last trial's timing, used before,
+      // estimated a default-run candidate at 78 s; it took 137 s).
       if (trained.ok() && trained->steps > 0 && epoch_seconds_ == 0) {
-        epoch_seconds_prior_ = trained->seconds / trained->steps * per_epoch;
+        slowest_trial_epoch = std::max(slowest_trial_epoch, trained->seconds / trained->steps * per_epoch);
+        epoch_seconds_prior_ = slowest_trial_epoch;
       }
       CandidateRecord n;
       n.set_key(key);
