@@ -1,8 +1,11 @@
 // Reading and fixing the graph for int8 (quantizers/int8_internal.h).
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -94,6 +97,55 @@ absl::Status Reparameterize(torch::jit::Module& frozen, std::vector<QuantLayer>*
   }
   torch::jit::EliminateDeadCode(graph);
   return absl::OkStatus();
+}
+
+namespace {
+
+// The int list of a constant input, if it is one.
+std::optional<std::vector<int64_t>> ConstantInts(const Value* v) {
+  const auto iv = torch::jit::toIValue(v);
+  if (!iv || !iv->isIntList()) return std::nullopt;
+  return iv->toIntVector();
+}
+
+}  // namespace
+
+absl::StatusOr<int> SliceStridedPointwiseConvs(Graph& graph) {
+  std::vector<Node*> convs;
+  for (Node* n : graph.nodes()) {
+    const std::string kind = n->kind().toQualString();
+    if (kind == "aten::conv1d" || kind == "aten::conv2d") convs.push_back(n);
+  }
+  int rewritten = 0;
+  for (Node* n : convs) {
+    const auto w = ConstantTensor(n->input(1));
+    const auto stride = ConstantInts(n->input(3));
+    const auto padding = ConstantInts(n->input(4));
+    if (!w || !stride || !padding) continue;
+    const int64_t spatial = w->dim() - 2;
+    if (spatial < 1 || static_cast<int64_t>(stride->size()) != spatial ||
+        static_cast<int64_t>(padding->size()) != spatial) {
+      continue;
+    }
+    bool pointwise = true, strided = false;
+    for (int64_t d = 0; d < spatial; ++d) {
+      pointwise = pointwise && w->size(2 + d) == 1 && (*padding)[d] == 0;
+      strided = strided || (*stride)[d] > 1;
+    }
+    if (!pointwise || !strided) continue;
+    RETURN_IF_ERROR(TorchCall("slicing a strided 1x1 convolution's input", [&] {
+      torch::jit::WithInsertPoint guard(n);
+      Value* x = n->input(0);
+      for (int64_t d = 0; d < spatial; ++d) {
+        if ((*stride)[d] == 1) continue;
+        x = graph.insert(c10::aten::slice, {x, 2 + d, c10::IValue(), c10::IValue(), (*stride)[d]});
+      }
+      n->replaceInput(0, x);
+      n->replaceInput(3, graph.insertConstant(std::vector<int64_t>(spatial, 1)));
+    }));
+    ++rewritten;
+  }
+  return rewritten;
 }
 
 // An observer between a conv / linear and its only user, a ReLU, moves after
