@@ -138,7 +138,8 @@ absl::StatusOr<int> SliceStridedPointwiseConvs(Graph& graph) {
       Value* x = n->input(0);
       for (int64_t d = 0; d < spatial; ++d) {
         if ((*stride)[d] == 1) continue;
-        x = graph.insert(c10::aten::slice, {x, 2 + d, c10::IValue(), c10::IValue(), (*stride)[d]});
+        // Counted from the end: an unbatched input has no batch dimension.
+        x = graph.insert(c10::aten::slice, {x, d - spatial, c10::IValue(), c10::IValue(), (*stride)[d]});
       }
       n->replaceInput(0, x);
       n->replaceInput(3, graph.insertConstant(std::vector<int64_t>(spatial, 1)));
