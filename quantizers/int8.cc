@@ -59,7 +59,7 @@ absl::StatusOr<std::unique_ptr<Int8Quantizer>> Int8Quantizer::Create(const Model
 
   // 1. Freeze and fold; weights and biases become root parameters again.
   ASSIGN_OR_RETURN(torch::jit::Module frozen, FreezeAndFold(model));
-  RETURN_IF_ERROR(SliceStridedPointwiseConvs(*frozen.get_method("forward").graph()).status());
+  RETURN_IF_ERROR(SliceStridedPointwiseConvs(*frozen.get_method("forward").graph()));
   RETURN_IF_ERROR(Reparameterize(frozen, &q->layers_, &q->weights_));
   if (q->layers_.empty()) {
     return absl::FailedPreconditionError(

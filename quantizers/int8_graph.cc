@@ -110,21 +110,19 @@ std::optional<std::vector<int64_t>> ConstantInts(const Value* v) {
 
 }  // namespace
 
-absl::StatusOr<int> SliceStridedPointwiseConvs(Graph& graph) {
-  std::vector<Node*> convs;
+absl::Status SliceStridedPointwiseConvs(Graph& graph) {
+  std::vector<Node*> layers;
   for (Node* n : graph.nodes()) {
-    const std::string kind = n->kind().toQualString();
-    if (kind == "aten::conv1d" || kind == "aten::conv2d") convs.push_back(n);
+    if (IsLayerKind(n)) layers.push_back(n);
   }
-  int rewritten = 0;
-  for (Node* n : convs) {
+  for (Node* n : layers) {
     const auto w = ConstantTensor(n->input(1));
+    if (!w || w->dim() < 3) continue;  // a linear layer
     const auto stride = ConstantInts(n->input(3));
     const auto padding = ConstantInts(n->input(4));
-    if (!w || !stride || !padding) continue;
+    if (!stride || !padding) continue;
     const int64_t spatial = w->dim() - 2;
-    if (spatial < 1 || static_cast<int64_t>(stride->size()) != spatial ||
-        static_cast<int64_t>(padding->size()) != spatial) {
+    if (static_cast<int64_t>(stride->size()) != spatial || static_cast<int64_t>(padding->size()) != spatial) {
       continue;
     }
     bool pointwise = true, strided = false;
@@ -144,9 +142,8 @@ absl::StatusOr<int> SliceStridedPointwiseConvs(Graph& graph) {
       n->replaceInput(0, x);
       n->replaceInput(3, graph.insertConstant(std::vector<int64_t>(spatial, 1)));
     }));
-    ++rewritten;
   }
-  return rewritten;
+  return absl::OkStatus();
 }
 
 // An observer between a conv / linear and its only user, a ReLU, moves after
