@@ -17,4 +17,8 @@ int ConfigureThreads(int num_threads) {
   return at::get_num_threads();
 }
 
+ScopedThreads::ScopedThreads(int num_threads) : before_(at::get_num_threads()) { ConfigureThreads(num_threads); }
+
+ScopedThreads::~ScopedThreads() { at::set_num_threads(before_); }
+
 }  // namespace slimfit

@@ -15,6 +15,20 @@ namespace slimfit {
 // intra-op pool). Returns the intra-op thread count now in force.
 int ConfigureThreads(int num_threads);
 
+// ConfigureThreads(num_threads) for the guard's lifetime: the intra-op
+// thread count in force before it comes back when the guard goes, whatever
+// was set in between.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int num_threads);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int before_;
+};
+
 }  // namespace slimfit
 
 #endif  // SLIMFIT_COMMON_THREADS_H_

@@ -17,5 +17,15 @@ TEST(ThreadsTest, ZeroKeepsCurrentSetting) {
   EXPECT_EQ(ConfigureThreads(0), 1);
 }
 
+TEST(ThreadsTest, ScopedThreadsRestoresTheCountInForceBeforeIt) {
+  ConfigureThreads(1);
+  {
+    const ScopedThreads two(2);
+    EXPECT_EQ(at::get_num_threads(), 2);
+    at::set_num_threads(3);  // changed again inside the scope
+  }
+  EXPECT_EQ(at::get_num_threads(), 1);
+}
+
 }  // namespace
 }  // namespace slimfit

@@ -1,7 +1,6 @@
 #include "evaluators/profiler.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -196,8 +195,7 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
   report.threads = threads;
   if (!config.skip_latency()) {
     ASSIGN_OR_RETURN(const c10::Device device, ResolveDevice(config.device()), AtField("device"));
-    const int before = at::get_num_threads();
-    ConfigureThreads(threads);
+    absl::StatusOr<LatencyStats> b1, bn;
     // Each batch size runs on its own freshly loaded copy: LibTorch 1.13's
     // onednn int8 convolutions keep fast primitives only for the first input
     // shape they see (a b1 run after b64 ones took 2.5x as long).
@@ -207,9 +205,11 @@ absl::StatusOr<CostReport> ProfileModel(Model& model, ForwardPass& fp, const Pro
       if (!device.is_cpu() && !CpuOnly(fresh)) RETURN_IF_ERROR(fresh.To(device));
       return TimeForward(fresh, fp, b, warmup, runs);
     };
-    auto b1 = timed(1);
-    auto bn = b1.ok() ? timed(batch) : b1;
-    ConfigureThreads(before);
+    {
+      const ScopedThreads scoped(threads);
+      b1 = timed(1);
+      bn = b1.ok() ? timed(batch) : b1;
+    }
     RETURN_IF_ERROR(b1.status());
     RETURN_IF_ERROR(bn.status());
     report.latency = {*b1, *bn};

@@ -64,13 +64,6 @@ const std::set<std::string>& MetadataOps() {
 }
 // clang-format on
 
-std::optional<std::vector<int64_t>> ConstIntList(const Value* v) {
-  auto iv = torch::jit::toIValue(v);
-  if (iv && iv->isIntList()) return iv->toIntVector();
-  if (iv && iv->isInt()) return std::vector<int64_t>{iv->toInt()};
-  return std::nullopt;
-}
-
 bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
 
 std::optional<int64_t> ShapeEntry(const Value* shape, size_t i) {
@@ -78,7 +71,7 @@ std::optional<int64_t> ShapeEntry(const Value* shape, size_t i) {
     if (i >= shape->node()->inputs().size()) return std::nullopt;
     return ConstantInt(shape->node()->input(i));
   }
-  auto c = ConstIntList(shape);
+  auto c = ConstantIntList(shape);
   if (c && i < c->size()) return (*c)[i];
   return std::nullopt;
 }

@@ -60,7 +60,6 @@ const std::set<std::string>& ActivationOps();      // outputs activation-based p
 const std::set<std::string>& NonZeroUnaryOps();    // labels pass, removed channels become non-zero
 const std::set<std::string>& MetadataOps();        // read a tensor's metadata only
 
-std::optional<std::vector<int64_t>> ConstIntList(const Value* v);
 // Optional attributes holding None (scripted nn.Conv2d(bias=False)'s
 // `self.bias`) are None constants here: BuildLayerGraph folds them.
 bool IsNone(const Value* v);

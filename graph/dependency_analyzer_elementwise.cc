@@ -87,7 +87,7 @@ void Analyzer::VisitReduce(Node* n, const std::string& /*kind*/) {
   if (!l) return;
   const auto* si = ShapeOf(n->input(0));
   if (n->inputs().size() < 3 || !si) return Unknown(n, "reduces every axis");
-  auto dims = ConstIntList(n->input(1));
+  auto dims = ConstantIntList(n->input(1));
   auto keep = torch::jit::toIValue(n->input(2));
   if (!dims || !keep || !keep->isBool() || l->block != 1) return Unknown(n, "dynamic reduction");
   const int rank = static_cast<int>(si->size());

@@ -292,7 +292,7 @@ void Analyzer::VisitPermute(Node* n, const std::string& kind) {
     if (!d0 || !d1) return Unknown(n, "dynamic transpose");
     std::swap(order[Axis(*d0, rank)], order[Axis(*d1, rank)]);
   } else {
-    auto dims = ConstIntList(n->input(1));
+    auto dims = ConstantIntList(n->input(1));
     if (!dims || static_cast<int>(dims->size()) != rank) return Unknown(n, "dynamic permute");
     for (int i = 0; i < rank; ++i) order[i] = Axis((*dims)[i], rank);
   }
@@ -357,7 +357,7 @@ void Analyzer::VisitSqueeze(Node* n, const std::string& kind) {
   } else {
     std::vector<int64_t> dims;
     if (n->inputs().size() > 1) {
-      auto given = ConstIntList(n->input(1));
+      auto given = ConstantIntList(n->input(1));
       if (!given) return Unknown(n, "dynamic squeeze");
       dims = *given;
     } else {

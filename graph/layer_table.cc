@@ -149,6 +149,13 @@ std::optional<int64_t> ConstantInt(const Value* v) {
   return std::nullopt;
 }
 
+std::optional<std::vector<int64_t>> ConstantIntList(const Value* v) {
+  auto iv = torch::jit::toIValue(v);
+  if (iv && iv->isIntList()) return iv->toIntVector();
+  if (iv && iv->isInt()) return std::vector<int64_t>{iv->toInt()};
+  return std::nullopt;
+}
+
 bool IsTensorValue(const Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
 
 std::string ModulePathOf(const std::string& tensor_path) {

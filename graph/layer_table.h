@@ -92,6 +92,9 @@ void CollectNodes(torch::jit::Block* b, std::vector<torch::jit::Node*>* out);
 // Small readers of TorchScript IR shared by graph/ passes.
 // The int a value holds when it is a constant.
 std::optional<int64_t> ConstantInt(const torch::jit::Value* v);
+// The ints a constant int list holds (a constant int: a list of one, as
+// `stride=2` stands for every dimension), if `v` is such a constant.
+std::optional<std::vector<int64_t>> ConstantIntList(const torch::jit::Value* v);
 // Whether `v` is a Tensor-typed value.
 bool IsTensorValue(const torch::jit::Value* v);
 // "layer1.conv.weight" → "layer1.conv"; "weight" → "".

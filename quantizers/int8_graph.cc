@@ -99,17 +99,6 @@ absl::Status Reparameterize(torch::jit::Module& frozen, std::vector<QuantLayer>*
   return absl::OkStatus();
 }
 
-namespace {
-
-// The int list of a constant input, if it is one.
-std::optional<std::vector<int64_t>> ConstantInts(const Value* v) {
-  const auto iv = torch::jit::toIValue(v);
-  if (!iv || !iv->isIntList()) return std::nullopt;
-  return iv->toIntVector();
-}
-
-}  // namespace
-
 absl::Status SliceStridedPointwiseConvs(Graph& graph) {
   std::vector<Node*> layers;
   for (Node* n : graph.nodes()) {
@@ -118,8 +107,8 @@ absl::Status SliceStridedPointwiseConvs(Graph& graph) {
   for (Node* n : layers) {
     const auto w = ConstantTensor(n->input(1));
     if (!w || w->dim() < 3) continue;  // a linear layer
-    const auto stride = ConstantInts(n->input(3));
-    const auto padding = ConstantInts(n->input(4));
+    const auto stride = ConstantIntList(n->input(3));
+    const auto padding = ConstantIntList(n->input(4));
     if (!stride || !padding) continue;
     const int64_t spatial = w->dim() - 2;
     if (static_cast<int64_t>(stride->size()) != spatial || static_cast<int64_t>(padding->size()) != spatial) {

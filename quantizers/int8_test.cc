@@ -15,6 +15,7 @@
 
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
+#include "common/threads.h"
 #include "gmock/gmock.h"
 #include "graph/pruning_test_util.h"
 #include "gtest/gtest.h"
@@ -138,8 +139,7 @@ TEST(Int8Quantizer, StridedPointwiseConvolutionsGiveOneAnswerOnEveryThreadCount)
   ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
   ASSERT_EQ(CountKind(int8, "quantized::conv2d"), 1) << *int8.module().get_method("forward").graph();
   const at::Tensor x = at::rand({16, 8, 28, 28}) * 3;
-  const int threads_before = at::get_num_threads();
-  at::set_num_threads(1);
+  const ScopedThreads one_thread(1);
   const at::Tensor one = Forward(int8, x);
   // The sliced convolution computes what the strided one did: the
   // simulation (same graph, fake-quantized, fp32 kernels) tracks the model.
@@ -154,7 +154,6 @@ TEST(Int8Quantizer, StridedPointwiseConvolutionsGiveOneAnswerOnEveryThreadCount)
       EXPECT_TRUE(Forward(int8, x).equal(one));
     }
   }
-  at::set_num_threads(threads_before);
 }
 
 TEST(Int8Quantizer, SelectionKeepsLayersInFloat) {
