@@ -1,0 +1,149 @@
+// The `bisection` strategy's use of a tight budget, on a simulated context
+// (no model, no training): each candidate and each final epoch costs 60
+// simulated seconds, a candidate's drop grows with its MAC factor and each
+// final epoch recovers a fixed amount, so the test says exactly which
+// candidates and finals the strategy asks for.
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "search/strategy.h"
+
+namespace slimfit {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr double kReference = 90;
+constexpr double kEpochSeconds = 60;
+
+class SimulatedContext : public SearchContext {
+ public:
+  // A candidate at MAC factor f scores `drop_per_factor` x (f - 1) below the
+  // reference after its fine-tune; a final epoch recovers `recovery_per_epoch`.
+  SimulatedContext(double budget_seconds, double drop_per_factor, double recovery_per_epoch)
+      : budget_(budget_seconds), drop_per_factor_(drop_per_factor), recovery_per_epoch_(recovery_per_epoch) {
+    CompressionConfig& c = *experiment_.mutable_compression();
+    c.set_delta(1);
+    c.set_candidate_epochs(1);
+    c.set_final_epochs(5);
+    c.add_pruners("l1_filter");
+    c.mutable_tuning()->set_probes(4);
+    c.mutable_tuning()->set_promising_slack(1);
+    c.mutable_tuning()->set_max_finals(2);
+    reference_.set_eval_metric(kReference);
+    reference_.set_macs(1000000);
+  }
+
+  const Experiment& experiment() const override { return experiment_; }
+  const CandidateRecord& reference() const override { return reference_; }
+  double DropOf(double metric) const override { return kReference - metric; }
+  double Objective(const CandidateRecord& r) const override { return static_cast<double>(r.macs()); }
+  absl::StatusOr<double> MaxMacFactor() override { return 16.0; }
+  absl::Status TuneLr(const std::string&, double) override { return absl::OkStatus(); }
+
+  absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override {
+    clock_ += kEpochSeconds;
+    candidates.push_back(factor);
+    CandidateRecord r;
+    r.set_key(absl::StrCat("candidate|", pruner, "|", factor));
+    r.set_phase("candidate");
+    r.set_description(absl::StrCat(pruner, " at ", factor));
+    r.set_eval_metric(kReference - drop_per_factor_ * (factor - 1));
+    r.set_qualifies(DropOf(r.eval_metric()) <= 1);
+    r.set_macs(static_cast<int64_t>(std::llround(reference_.macs() / factor)));
+    r.set_params(r.macs());
+    return r;
+  }
+  absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord&, const std::string&, double) override {
+    return absl::UnimplementedError("bisection does not chain candidates");
+  }
+  absl::Status Prefetch(const std::vector<std::pair<std::string, double>>&) override { return absl::OkStatus(); }
+  absl::StatusOr<CandidateRecord> Final(const CandidateRecord& c, int epochs) override {
+    clock_ += epochs * kEpochSeconds;
+    final_epochs.push_back(epochs);
+    CandidateRecord r = c;
+    r.set_key(absl::StrCat("final|", c.key()));
+    r.set_phase("final");
+    r.set_eval_metric(c.eval_metric() + recovery_per_epoch_ * epochs);
+    r.set_qualifies(DropOf(r.eval_metric()) <= 1);
+    return r;
+  }
+
+  absl::StatusOr<bool> Fits(double seconds) override { return clock_ + seconds <= budget_; }
+  absl::StatusOr<double> SecondsLeft() override { return budget_ - clock_; }
+  double EpochSeconds() const override { return kEpochSeconds; }
+  std::string StopReason() const override { return "time budget"; }
+  absl::Status SkipFailed(const std::string&, const absl::Status& status) override { return status; }
+  void Say(const std::string& line) override { lines.push_back(line); }
+  void Phase(const std::string&, const std::string&) override {}
+  void EndPhase() override {}
+  std::string TrainingNote() const override { return ""; }
+  int world_size() const override { return 1; }
+
+  std::vector<double> candidates;   // the factors asked for, in order
+  std::vector<int> final_epochs;    // each final's epochs, in order
+  std::vector<std::string> lines;
+
+ private:
+  Experiment experiment_;
+  CandidateRecord reference_;
+  double budget_;
+  double drop_per_factor_;
+  double recovery_per_epoch_;
+  double clock_ = 0;
+};
+
+absl::StatusOr<std::optional<CandidateRecord>> RunBisection(SearchContext& ctx) {
+  ASSIGN_OR_RETURN(StrategyFactory make, StrategyRegistry().Get("bisection"));
+  return make()->Search(ctx);
+}
+
+// Room for two candidates and one full final, less a second: the first
+// probe goes on (drop 0.5, within delta + slack), and then the time left
+// goes to its final (5 epochs, which recover it), not to more probes that
+// would cut that final short.
+TEST(BisectionTest, AfterAProbeGoesOnTheTimeLeftGoesToAFullFinal) {
+  SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, /*drop_per_factor=*/0.5,
+                       /*recovery_per_epoch=*/0.3);
+  ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
+  ASSERT_EQ(ctx.candidates.size(), 1u) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_THAT(ctx.final_epochs, ElementsAre(5)) << absl::StrJoin(ctx.lines, "\n");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->phase(), "final");
+  EXPECT_TRUE(result->qualifies());
+  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), HasSubstr("the probes stop, the time left goes to the final"));
+}
+
+// With a full budget the same context probes all four times.
+TEST(BisectionTest, WithRoomForFinalsEveryProbeRuns) {
+  SimulatedContext ctx(4 * kEpochSeconds + 2 * 5 * kEpochSeconds, 0.5, 0.3);
+  ASSERT_OK(RunBisection(ctx).status());
+  EXPECT_EQ(ctx.candidates.size(), 4u) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("the probes stop")));
+}
+
+// Before any probe has gone on the rule does not apply (anytime: a
+// candidate likely to qualify is still looked for while it and one final
+// epoch fit): the first two probes miss (a steep drop: 40 x (factor - 1))
+// and a third runs, past the point where a full final no longer fits.
+TEST(BisectionTest, UntilAProbeGoesOnProbesNeedOnlyOneFinalEpoch) {
+  SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, /*drop_per_factor=*/40, 0.3);
+  ASSERT_OK(RunBisection(ctx).status());
+  EXPECT_GE(ctx.candidates.size(), 3u) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("the probes stop")));
+}
+
+}  // namespace
+}  // namespace slimfit
