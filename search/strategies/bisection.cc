@@ -11,8 +11,7 @@
 //      the budget; the best is kept for the rest); it "goes on" (lo = F) when its drop after the short
 //      fine-tune is within delta + promising_slack delta, else hi = F.
 //   3. finals (search/strategies/finals.h) over the probes it took.
-// A candidate starts only when it and FinalReserveSeconds fit; once one has
-// gone on, only when it and a full final fine-tune fit.
+// A candidate starts only when it and FinalReserveSeconds fit.
 // Distributed: while one rank scores a probe the others score the probes
 // that could follow it (breadth first, the "goes on" branch first); only
 // the probes the bisection itself took reach the finals, so the result is
@@ -69,21 +68,6 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
     // the way (on a log scale) from the last factor that went on instead of
     // halfway, so that it is likely to qualify.
     const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
-    // Once a probe has gone on, another starts only when it and a full
-    // final fine-tune fit: a probe whose final would be cut short rarely
-    // qualifies, and the time is worth more to the final of the one that
-    // went on (a default run on half the budget scored two more probes that
-    // did not go on, and its final got 1 of 5 epochs: test -1.03).
-    if (lo > 1 && comp.final_epochs() > 0) {
-      ASSIGN_OR_RETURN(const bool full_final, ctx.Fits(candidate + comp.final_epochs() * ctx.FinalEpochSeconds()));
-      if (!full_final) {
-        ctx.Say(
-            absl::StrFormat("  no time for another candidate and a full final fine-tune (%d epochs): the probes "
-                            "stop, the time left goes to the final",
-                            comp.final_epochs()));
-        break;
-      }
-    }
     ASSIGN_OR_RETURN(const bool roomy,
                      ctx.Fits(std::min(2, probes - probe) * candidate + comp.final_epochs() * ctx.FinalEpochSeconds()));
     auto split = [roomy](double l, double h) { return roomy ? std::sqrt(l * h) : l * std::pow(h / l, 0.25); };

@@ -1,4 +1,4 @@
-// The `bisection` strategy's use of a tight budget, on a simulated context
+// The `bisection` strategy under a time budget, on a simulated context
 // (no model, no training): each candidate and each final epoch costs 60
 // simulated seconds, a candidate's drop grows with its MAC factor and each
 // final epoch recovers a fixed amount, so the test says exactly which
@@ -21,7 +21,6 @@
 namespace slimfit {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -92,8 +91,10 @@ class SimulatedContext : public SearchContext {
   std::string TrainingNote() const override { return ""; }
   int world_size() const override { return 1; }
 
-  std::vector<double> candidates;   // the factors asked for, in order
-  std::vector<int> final_epochs;    // each final's epochs, in order
+  double elapsed() const { return clock_; }
+
+  std::vector<double> candidates;  // the factors asked for, in order
+  std::vector<int> final_epochs;   // each final's epochs, in order
   std::vector<std::string> lines;
 
  private:
@@ -110,39 +111,46 @@ absl::StatusOr<std::optional<CandidateRecord>> RunBisection(SearchContext& ctx) 
   return make()->Search(ctx);
 }
 
-// Room for two candidates and one full final, less a second: the first
-// probe goes on (drop 0.5, within delta + slack), and then the time left
-// goes to its final (5 epochs, which recover it), not to more probes that
-// would cut that final short.
-TEST(BisectionTest, AfterAProbeGoesOnTheTimeLeftGoesToAFullFinal) {
-  SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, /*drop_per_factor=*/0.5,
-                       /*recovery_per_epoch=*/0.3);
-  ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
-  ASSERT_EQ(ctx.candidates.size(), 1u) << absl::StrJoin(ctx.lines, "\n");
-  EXPECT_THAT(ctx.final_epochs, ElementsAre(5)) << absl::StrJoin(ctx.lines, "\n");
-  ASSERT_TRUE(result.has_value());
-  EXPECT_EQ(result->phase(), "final");
-  EXPECT_TRUE(result->qualifies());
-  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), HasSubstr("the probes stop, the time left goes to the final"));
+// Whatever the budget, the simulated time stays within it, and once a
+// candidate and one final epoch fit the result is a pruned model that
+// qualifies (anytime: a smaller gain, never the reference back). Budgets
+// from one candidate and one final epoch to four candidates and two full
+// finals.
+TEST(BisectionTest, StaysWithinEveryBudgetAndReturnsAQualifyingModel) {
+  for (int minutes = 2; minutes <= 14; ++minutes) {
+    SCOPED_TRACE(::testing::Message() << minutes << " simulated minutes");
+    SimulatedContext ctx(minutes * kEpochSeconds, /*drop_per_factor=*/0.5, /*recovery_per_epoch=*/0.3);
+    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
+    EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << absl::StrJoin(ctx.lines, "\n");
+    EXPECT_GE(ctx.candidates.size(), 1u);
+    ASSERT_TRUE(result.has_value()) << absl::StrJoin(ctx.lines, "\n");
+    EXPECT_TRUE(result->qualifies());
+    EXPECT_LT(result->macs(), 1000000);
+  }
 }
 
-// With a full budget the same context probes all four times.
-TEST(BisectionTest, WithRoomForFinalsEveryProbeRuns) {
+// With room for every probe and two full finals the bisection probes all
+// four times, the first halfway (on a log scale) between 1x and the most
+// the sensitivity curves allow (16x here).
+TEST(BisectionTest, WithRoomEveryProbeRunsAndTheFirstGoesHalfway) {
   SimulatedContext ctx(4 * kEpochSeconds + 2 * 5 * kEpochSeconds, 0.5, 0.3);
   ASSERT_OK(RunBisection(ctx).status());
-  EXPECT_EQ(ctx.candidates.size(), 4u) << absl::StrJoin(ctx.lines, "\n");
-  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("the probes stop")));
+  ASSERT_EQ(ctx.candidates.size(), 4u) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::sqrt(16.0));
+  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("a quarter of the way up")));
 }
 
-// Before any probe has gone on the rule does not apply (anytime: a
-// candidate likely to qualify is still looked for while it and one final
-// epoch fit): the first two probes miss (a steep drop: 40 x (factor - 1))
-// and a third runs, past the point where a full final no longer fits.
-TEST(BisectionTest, UntilAProbeGoesOnProbesNeedOnlyOneFinalEpoch) {
-  SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, /*drop_per_factor=*/40, 0.3);
+// When the budget cannot take two candidates and a full final, what may be
+// the last candidate goes a quarter of the way up instead (likely to
+// qualify), and the probes go on while a candidate and one final epoch fit.
+TEST(BisectionTest, ATightBudgetProbesAQuarterOfTheWayUp) {
+  SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, 0.5, 0.3);
   ASSERT_OK(RunBisection(ctx).status());
-  EXPECT_GE(ctx.candidates.size(), 3u) << absl::StrJoin(ctx.lines, "\n");
-  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("the probes stop")));
+  ASSERT_GE(ctx.candidates.size(), 2u) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::pow(16.0, 0.25));
+  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), HasSubstr("a quarter of the way up"));
+  ASSERT_FALSE(ctx.final_epochs.empty()) << absl::StrJoin(ctx.lines, "\n");
+  EXPECT_LT(ctx.final_epochs[0], 5) << "the final takes what is left";
 }
 
 }  // namespace
