@@ -30,18 +30,15 @@ namespace slimfit {
 namespace {
 
 using ::slimfit::testing::BuildEngine;
+using ::slimfit::testing::LenetSlice;
 using ::slimfit::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-Experiment Slice(const std::string& name, const std::string& compression) {
-  return ::slimfit::testing::LenetSlice(name, compression);
-}
-
 TEST(EngineBadInputTest, AMissingPartIsNamed) {
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
-  Engine engine(EngineData{}, std::move(m), Slice("missing", "delta: 1.0"), std::make_shared<ForwardPass>(), nullptr,
-                nullptr);
+  Engine engine(EngineData{}, std::move(m), LenetSlice("missing", "delta: 1.0"), std::make_shared<ForwardPass>(),
+                nullptr, nullptr);
   EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
                                      "Engine: evaluator is null; forward_pass, evaluator and loss are required"));
 }
@@ -68,7 +65,7 @@ class DivergesWhenPruned : public LossFunction {
 };
 
 TEST(EngineBadInputTest, ADivergingCandidateIsSkippedAndTheSearchGoesOn) {
-  Experiment e = WithDefaults(Slice("diverges", "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 1"));
+  Experiment e = WithDefaults(LenetSlice("diverges", "delta: 2.0 level: 1 candidate_epochs: 1 final_epochs: 1"));
   auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
   ASSERT_OK(in);
   Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass, std::move(in->evaluator),
@@ -86,7 +83,7 @@ TEST(EngineBadInputTest, ADivergingCandidateIsSkippedAndTheSearchGoesOn) {
 }
 
 TEST(EngineBadInputTest, InterruptWritesTheBestSoFarAndSaysHowToResume) {
-  Experiment e = WithDefaults(Slice("interrupted", "delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 1"));
+  Experiment e = WithDefaults(LenetSlice("interrupted", "delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 1"));
   auto in = BuildEngineInputs(e, {::testing::TempDir() + "/references"});
   ASSERT_OK(in);
   Engine engine(std::move(in->data), std::move(*in->model), e, in->forward_pass, std::move(in->evaluator),
@@ -111,19 +108,19 @@ TEST(EngineBadInputTest, InterruptWritesTheBestSoFarAndSaysHowToResume) {
 TEST(EngineBadInputTest, RefusesARunDirectoryHoldingAnotherExperiment) {
   const std::string compression = "delta: 2.0 time_budget_minutes: 0.001";
   {
-    auto b = BuildEngine(Slice("refuse", compression));
+    auto b = BuildEngine(LenetSlice("refuse", compression));
     ASSERT_NE(b->engine, nullptr);
     ASSERT_OK(b->engine->Run());
   }
   // Same experiment, another level: resumed.
   {
-    auto b = BuildEngine(Slice("refuse", "delta: 1.0 level: 2 time_budget_minutes: 0.001"));
+    auto b = BuildEngine(LenetSlice("refuse", "delta: 1.0 level: 2 time_budget_minutes: 0.001"));
     ASSERT_NE(b->engine, nullptr);
     ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
     EXPECT_GT(r.reused, 0);
   }
   // Another learning rate: the records would be wrong, so the directory is refused.
-  Experiment lr = Slice("refuse", compression);
+  Experiment lr = LenetSlice("refuse", compression);
   lr.mutable_full_trainer()->mutable_optimizer()->set_lr(0.01);
   {
     auto b = BuildEngine(lr);
@@ -134,7 +131,7 @@ TEST(EngineBadInputTest, RefusesARunDirectoryHoldingAnotherExperiment) {
   }
   // Same experiment text, other weights (a library user's own model).
   {
-    Experiment same = WithDefaults(Slice("refuse", compression));
+    Experiment same = WithDefaults(LenetSlice("refuse", compression));
     auto in = BuildEngineInputs(same, {::testing::TempDir() + "/references"});
     ASSERT_OK(in);
     ASSERT_OK_AND_ASSIGN(Model fresh, CreateZooModel("lenet5"));
@@ -146,9 +143,9 @@ TEST(EngineBadInputTest, RefusesARunDirectoryHoldingAnotherExperiment) {
 }
 
 TEST(EngineBadInputTest, ErrorsNameTheField) {
-  auto in = BuildEngineInputs(Slice("errors", ""), {::testing::TempDir() + "/references"});
+  auto in = BuildEngineInputs(LenetSlice("errors", ""), {::testing::TempDir() + "/references"});
   ASSERT_OK(in);
-  Experiment bad = Slice("errors", "delta: -1");
+  Experiment bad = LenetSlice("errors", "delta: -1");
   Engine engine(std::move(in->data), std::move(*in->model), bad, in->forward_pass, std::move(in->evaluator),
                 std::move(in->loss));
   EXPECT_THAT(engine.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
@@ -156,10 +153,10 @@ TEST(EngineBadInputTest, ErrorsNameTheField) {
 
   // A model for 3-channel 32x32 images given Fashion-MNIST: refused before any work.
   {
-    auto data = BuildEngineInputs(Slice("errors", ""), {::testing::TempDir() + "/references"});
+    auto data = BuildEngineInputs(LenetSlice("errors", ""), {::testing::TempDir() + "/references"});
     ASSERT_OK(data);
     ASSERT_OK_AND_ASSIGN(Model rgb, CreateZooModel("lenet5", ZooOptions{.in_channels = 3, .height = 32, .width = 32}));
-    Engine wrong(std::move(data->data), std::move(rgb), Slice("wrong_shape", ""), data->forward_pass,
+    Engine wrong(std::move(data->data), std::move(rgb), LenetSlice("wrong_shape", ""), data->forward_pass,
                  std::move(data->evaluator), std::move(data->loss));
     EXPECT_THAT(wrong.Run(), StatusIs(absl::StatusCode::kInvalidArgument,
                                       AllOf(HasSubstr("the model does not accept the data"),
@@ -170,7 +167,7 @@ TEST(EngineBadInputTest, ErrorsNameTheField) {
   }
 
   ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5"));
-  Engine no_data(EngineData{}, std::move(m), Slice("errors2", ""), nullptr, nullptr, nullptr);
+  Engine no_data(EngineData{}, std::move(m), LenetSlice("errors2", ""), nullptr, nullptr, nullptr);
   EXPECT_THAT(no_data.Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("required")));
 }
 

@@ -26,6 +26,8 @@ using ::testing::Not;
 
 constexpr double kReference = 90;
 constexpr double kEpochSeconds = 60;
+constexpr double kMaxMacFactor = 16;  // what the sensitivity curves allow
+constexpr int64_t kReferenceMacs = 1000000;
 
 class SimulatedContext : public SearchContext {
  public:
@@ -42,14 +44,14 @@ class SimulatedContext : public SearchContext {
     c.mutable_tuning()->set_promising_slack(1);
     c.mutable_tuning()->set_max_finals(2);
     reference_.set_eval_metric(kReference);
-    reference_.set_macs(1000000);
+    reference_.set_macs(kReferenceMacs);
   }
 
   const Experiment& experiment() const override { return experiment_; }
   const CandidateRecord& reference() const override { return reference_; }
   double DropOf(double metric) const override { return kReference - metric; }
   double Objective(const CandidateRecord& r) const override { return static_cast<double>(r.macs()); }
-  absl::StatusOr<double> MaxMacFactor() override { return 16.0; }
+  absl::StatusOr<double> MaxMacFactor() override { return kMaxMacFactor; }
   absl::Status TuneLr(const std::string&, double) override { return absl::OkStatus(); }
 
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override {
@@ -92,6 +94,7 @@ class SimulatedContext : public SearchContext {
   int world_size() const override { return 1; }
 
   double elapsed() const { return clock_; }
+  std::string log() const { return absl::StrJoin(lines, "\n"); }
 
   std::vector<double> candidates;  // the factors asked for, in order
   std::vector<int> final_epochs;   // each final's epochs, in order
@@ -121,23 +124,23 @@ TEST(BisectionTest, StaysWithinEveryBudgetAndReturnsAQualifyingModel) {
     SCOPED_TRACE(::testing::Message() << minutes << " simulated minutes");
     SimulatedContext ctx(minutes * kEpochSeconds, /*drop_per_factor=*/0.5, /*recovery_per_epoch=*/0.3);
     ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
-    EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << absl::StrJoin(ctx.lines, "\n");
+    EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << ctx.log();
     EXPECT_GE(ctx.candidates.size(), 1u);
-    ASSERT_TRUE(result.has_value()) << absl::StrJoin(ctx.lines, "\n");
+    ASSERT_TRUE(result.has_value()) << ctx.log();
     EXPECT_TRUE(result->qualifies());
-    EXPECT_LT(result->macs(), 1000000);
+    EXPECT_LT(result->macs(), kReferenceMacs);
   }
 }
 
 // With room for every probe and two full finals the bisection probes all
 // four times, the first halfway (on a log scale) between 1x and the most
-// the sensitivity curves allow (16x here).
+// the sensitivity curves allow.
 TEST(BisectionTest, WithRoomEveryProbeRunsAndTheFirstGoesHalfway) {
   SimulatedContext ctx(4 * kEpochSeconds + 2 * 5 * kEpochSeconds, 0.5, 0.3);
   ASSERT_OK(RunBisection(ctx).status());
-  ASSERT_EQ(ctx.candidates.size(), 4u) << absl::StrJoin(ctx.lines, "\n");
-  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::sqrt(16.0));
-  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), Not(HasSubstr("a quarter of the way up")));
+  ASSERT_EQ(ctx.candidates.size(), 4u) << ctx.log();
+  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::sqrt(kMaxMacFactor));
+  EXPECT_THAT(ctx.log(), Not(HasSubstr("a quarter of the way up")));
 }
 
 // When the budget cannot take two candidates and a full final, what may be
@@ -146,10 +149,10 @@ TEST(BisectionTest, WithRoomEveryProbeRunsAndTheFirstGoesHalfway) {
 TEST(BisectionTest, ATightBudgetProbesAQuarterOfTheWayUp) {
   SimulatedContext ctx(2 * kEpochSeconds + 5 * kEpochSeconds - 1, 0.5, 0.3);
   ASSERT_OK(RunBisection(ctx).status());
-  ASSERT_GE(ctx.candidates.size(), 2u) << absl::StrJoin(ctx.lines, "\n");
-  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::pow(16.0, 0.25));
-  EXPECT_THAT(absl::StrJoin(ctx.lines, "\n"), HasSubstr("a quarter of the way up"));
-  ASSERT_FALSE(ctx.final_epochs.empty()) << absl::StrJoin(ctx.lines, "\n");
+  ASSERT_GE(ctx.candidates.size(), 2u) << ctx.log();
+  EXPECT_DOUBLE_EQ(ctx.candidates[0], std::pow(kMaxMacFactor, 0.25));
+  EXPECT_THAT(ctx.log(), HasSubstr("a quarter of the way up"));
+  ASSERT_FALSE(ctx.final_epochs.empty()) << ctx.log();
   EXPECT_LT(ctx.final_epochs[0], 5) << "the final takes what is left";
 }
 
