@@ -231,9 +231,13 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   CandidateRecord int8_base;  // the fp32 model int8 was made from
   ASSIGN_OR_RETURN(std::optional<CandidateRecord> int8, Level2(fp32, interrupted, &int8_base));
 
+  // Latencies side by side for the decision and the report.
+  CandidateRecord reference = reference_;
+  if (!interrupted && !InterruptRequested()) RETURN_IF_ERROR(TimeSideBySide(&reference, &fp32, &int8));
+
   // The decision (search/decision.h).
   DecisionInputs inputs;
-  inputs.reference = &reference_;
+  inputs.reference = &reference;
   inputs.fp32 = fp32 ? &*fp32 : nullptr;
   inputs.int8 = int8 ? &*int8 : nullptr;
   inputs.delta = comp_.delta();
@@ -265,8 +269,8 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     trainable.emplace(std::move(base));
   }
   EngineResult result{std::move(*out)};
-  result.reference = reference_;
-  result.chosen = chosen ? *chosen : reference_;
+  result.reference = reference;
+  result.chosen = chosen ? *chosen : reference;
   // The result on the test split (the reference's was measured at the start).
   if (chosen) RETURN_IF_ERROR(MeasureTest(result.model, &result.chosen));
   result.warning = warning_;
@@ -291,6 +295,61 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
     result.seconds = SecondsSince(start_);
   }
   return result;
+}
+
+absl::Status Engine::Search::TimeSideBySide(CandidateRecord* reference, std::optional<CandidateRecord>* fp32,
+                                            std::optional<CandidateRecord>* int8) {
+  const CandidateRecord* stored_frozen = store_->Find("reference_frozen");
+  std::vector<CandidateRecord*> records = {reference};
+  std::optional<CandidateRecord> frozen;
+  if (stored_frozen != nullptr) {
+    frozen = *stored_frozen;
+    records.push_back(&*frozen);
+  }
+  if (*fp32) records.push_back(&**fp32);
+  if (*int8) records.push_back(&**int8);
+  std::vector<double> latencies(2 * records.size(), 0.0);
+  if (root()) {
+    std::vector<Model> models;
+    models.reserve(records.size());
+    ASSIGN_OR_RETURN(Model given, e_.model_.Clone());
+    models.push_back(std::move(given));
+    if (frozen) {
+      ASSIGN_OR_RETURN(Model f, FrozenForInference(e_.model_), "freezing the reference to time it");
+      models.push_back(std::move(f));
+    }
+    if (*fp32) {
+      ASSIGN_OR_RETURN(Model trainable, LoadStored(**fp32));
+      ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing the pruned model to time it");
+      models.push_back(std::move(f));
+    }
+    if (*int8) {
+      ASSIGN_OR_RETURN(Model q, store_->LoadModel(**int8));
+      models.push_back(std::move(q));
+    }
+    std::vector<Model*> deployed;
+    for (Model& m : models) deployed.push_back(&m);
+    Phase("timing", absl::StrFormat("%zu models side by side: in turns, each its fastest of %d rounds", deployed.size(),
+                                    kSideBySideRounds));
+    ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed, TimedInTurns(deployed, kSideBySideRounds),
+                     "timing the results side by side");
+    for (size_t i = 0; i < records.size(); ++i) {
+      latencies[2 * i] = timed[i].latency_b1_ms();
+      latencies[2 * i + 1] = timed[i].latency_bn_ms();
+      Say(absl::StrFormat("  %s: latency b1 %.3f ms (when made: %.3f), b%d %.2f ms (when made: %.2f)",
+                          records[i]->description(), latencies[2 * i], records[i]->latency_b1_ms(), kLatencyBatch,
+                          latencies[2 * i + 1], records[i]->latency_bn_ms()));
+    }
+    EndPhase();
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    ASSIGN_OR_RETURN(const double b1, RootsValue(latencies[2 * i]));
+    ASSIGN_OR_RETURN(const double bn, RootsValue(latencies[2 * i + 1]));
+    records[i]->set_latency_b1_ms(b1);
+    records[i]->set_latency_bn_ms(bn);
+  }
+  frozen_side_by_side_ = frozen;
+  return absl::OkStatus();
 }
 
 Engine::Engine(EngineData data, Model model, Experiment config, std::shared_ptr<ForwardPass> forward_pass,

@@ -171,12 +171,17 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   report.objective = CompressionConfig::Objective_Name(comp_.objective());
   report.latency_batch = kLatencyBatch;
   report.threads = c_.threads();
-  report.reference = reference_;
+  report.reference = result.reference;  // timed beside the result (TimeSideBySide)
   report.chosen = result.chosen;
   report.returned_reference = result.returned_reference;
   report.why = result.why;
   report.warning = result.warning;
   report.candidates = result.candidates;
+  // The frozen reference as timed beside the reference and the result: the
+  // report's "freezing alone" note is a ratio of the two.
+  for (CandidateRecord& c : report.candidates) {
+    if (frozen_side_by_side_ && c.key() == frozen_side_by_side_->key()) c = *frozen_side_by_side_;
+  }
   // Time across every invocation of this run directory (resumes add up).
   ASSIGN_OR_RETURN(RunTimes times, AddRunTimes(run_dir_, phase_seconds_, result.seconds));
   report.phase_seconds = std::move(times.phases);

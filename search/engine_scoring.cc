@@ -22,6 +22,7 @@
 #include "re2/re2.h"
 #include "search/engine_search.h"
 #include "search/experiment.h"
+#include "search/in_turns.h"
 #include "trainer/trainer.h"
 
 namespace slimfit {
@@ -70,14 +71,14 @@ absl::Status Engine::Search::MeasureDeployed(Model& deployed, CandidateRecord* r
 absl::StatusOr<std::vector<CandidateRecord>> Engine::Search::TimedInTurns(const std::vector<Model*>& deployed,
                                                                           int rounds, int runs) {
   std::vector<CandidateRecord> best(deployed.size());
-  for (int round = 0; round < rounds; ++round) {
-    for (size_t i = 0; i < deployed.size(); ++i) {
-      CandidateRecord t;
-      RETURN_IF_ERROR(MeasureDeployed(*deployed[i], &t, runs));
-      if (round == 0 || t.latency_b1_ms() < best[i].latency_b1_ms()) best[i].set_latency_b1_ms(t.latency_b1_ms());
-      if (round == 0 || t.latency_bn_ms() < best[i].latency_bn_ms()) best[i].set_latency_bn_ms(t.latency_bn_ms());
-      best[i].set_serialized_bytes(t.serialized_bytes());
-    }
+  ASSIGN_OR_RETURN(std::vector<Latency> fastest,
+                   FastestInTurns(static_cast<int>(deployed.size()), rounds, [&](int i) -> absl::StatusOr<Latency> {
+                     RETURN_IF_ERROR(MeasureDeployed(*deployed[i], &best[i], runs));
+                     return Latency{best[i].latency_b1_ms(), best[i].latency_bn_ms()};
+                   }));
+  for (size_t i = 0; i < deployed.size(); ++i) {
+    best[i].set_latency_b1_ms(fastest[i].b1_ms);
+    best[i].set_latency_bn_ms(fastest[i].bn_ms);
   }
   return best;
 }

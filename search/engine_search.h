@@ -198,6 +198,17 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<std::optional<CandidateRecord>> Level2(const std::optional<CandidateRecord>& fp32, bool interrupted,
                                                         CandidateRecord* base);
 
+  // The end of the run: the reference as given, the reference frozen, and
+  // the models the decision weighs (`fp32`, `int8`, when present) timed
+  // side by side (search/in_turns.h: in turns, each its fastest of
+  // kSideBySideRounds rounds) on rank 0, every rank taking its numbers. The
+  // decision and the report compare these, not timings made minutes apart
+  // on a machine whose speed drifts. Sets the records' latencies (the
+  // store's stay as made) and frozen_side_by_side_.
+  static constexpr int kSideBySideRounds = 3;
+  absl::Status TimeSideBySide(CandidateRecord* reference, std::optional<CandidateRecord>* fp32,
+                              std::optional<CandidateRecord>* int8);
+
   // ---- bookkeeping ----
   // Stores a record every rank made (distributed: rank 0's numbers win, so
   // timings and anything else that differs between ranks agree).
@@ -297,7 +308,10 @@ class Engine::Search : public SearchContext {
       return MetricDrop(reference, value, s.reference_metric_.higher_is_better);
     }
   } sensitivity_;
-  std::optional<Model> frozen_reference_;      // LatencyVsReference's, frozen once
+  std::optional<Model> frozen_reference_;  // LatencyVsReference's, frozen once
+  // The frozen reference's record as TimeSideBySide timed it (the report's
+  // "freezing alone" note compares it with the reference timed beside it).
+  std::optional<CandidateRecord> frozen_side_by_side_;
   std::map<std::string, int64_t> macs_cache_;  // RatiosKey → MACs
   std::string warning_;                        // said to the user and in the report
 };

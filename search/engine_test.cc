@@ -122,6 +122,29 @@ TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {
   // (JSON numbers are written with 6 significant digits: common/json.h.)
   EXPECT_NEAR(report.fields().at("result").struct_value().fields().at("test").number_value(), r.chosen.test_metric(),
               1e-4);
+  // Latency: the reference and the result were timed side by side at the
+  // end (search/in_turns.h); the report's figures are those, and the
+  // records in state/ keep the timings they were made with.
+  EXPECT_THAT(absl::StrJoin(b->lines, "\n"), HasSubstr("side by side: in turns, each its fastest of 3 rounds"));
+  const auto& ref_json = report.fields().at("reference").struct_value().fields();
+  EXPECT_NEAR(ref_json.at("latency_b1_ms").number_value(), r.reference.latency_b1_ms(),
+              1e-5 * r.reference.latency_b1_ms());
+  EXPECT_NEAR(report.fields().at("result").struct_value().fields().at("latency_bn_ms").number_value(),
+              r.chosen.latency_bn_ms(), 1e-5 * r.chosen.latency_bn_ms());
+  const CandidateRecord* stored_reference = nullptr;
+  const CandidateRecord* stored_chosen = nullptr;
+  for (const CandidateRecord& c : r.candidates) {
+    if (c.key() == "reference") stored_reference = &c;
+    if (c.key() == r.chosen.key()) stored_chosen = &c;
+  }
+  ASSERT_NE(stored_reference, nullptr);
+  ASSERT_NE(stored_chosen, nullptr);
+  EXPECT_GT(r.reference.latency_b1_ms(), 0);
+  EXPECT_GT(r.chosen.latency_bn_ms(), 0);
+  // Timed again, not copied (two timings of a model agreeing to the last bit
+  // would be a coincidence of 1e-15).
+  EXPECT_NE(r.reference.latency_bn_ms(), stored_reference->latency_bn_ms());
+  EXPECT_NE(r.chosen.latency_bn_ms(), stored_chosen->latency_bn_ms());
   ASSERT_OK_AND_ASSIGN(std::string html, ReadFileToString(dir + "/report.html"));
   EXPECT_THAT(html, HasSubstr("<svg"));
   ASSERT_OK_AND_ASSIGN(std::string lines, ReadFileToString(dir + "/metrics.jsonl"));
