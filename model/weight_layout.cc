@@ -39,11 +39,13 @@ absl::Status WeightLayout::Apply(Model& model, at::MemoryFormat format) {
   return TorchCall("laying out the weights " + MemoryFormatName(format), [&] {
     c10::NoGradGuard no_grad;
     for (auto& [name, p] : model.NamedParameters()) {
-      // Only NCHW-contiguous ones: those are the ones Restore can put back
-      // exactly (a tied weight comes twice and is changed once).
-      if (!IsConvWeightLike(p) || !p.is_contiguous() || p.is_contiguous(format)) continue;
-      p.set_data(p.contiguous(format));
-      changed_.push_back(p);
+      // Only NCHW-contiguous ones (a tied weight comes twice and is changed
+      // once). Not `p.contiguous(format)`: it returns a weight contiguous in
+      // both layouts as it is, with strides a convolution reads as NCHW.
+      if (!IsConvWeightLike(p) || !p.is_contiguous() || p.suggest_memory_format() == format) continue;
+      std::vector<int64_t> strides = p.strides().vec();
+      p.set_data(p.clone(format));
+      changed_.emplace_back(p, std::move(strides));
     }
   });
 }
@@ -51,11 +53,13 @@ absl::Status WeightLayout::Apply(Model& model, at::MemoryFormat format) {
 void WeightLayout::Restore() {
   if (changed_.empty()) return;
   c10::NoGradGuard no_grad;
-  for (at::Tensor& p : changed_) {
+  for (auto& [p, strides] : changed_) {
     // Runs in a destructor: nothing may escape. A copy that cannot be made
     // (out of memory) leaves that weight channels-last: the same values.
     try {
-      p.set_data(p.contiguous());
+      at::Tensor back = at::empty_strided(p.sizes(), strides, p.options());
+      back.copy_(p);
+      p.set_data(back);
     } catch (...) {
     }
   }

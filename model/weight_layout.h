@@ -14,10 +14,16 @@
 // WeightLayout switches every NCHW-contiguous 4-D floating parameter of a
 // model to a memory format in place (Tensor::set_data: the same tensors, so
 // optimizers and hooks that hold them stay valid) and puts those it changed
-// back to contiguous on Restore() or destruction, so what the caller saves or
-// prunes afterwards is laid out as it was. Parameters whose two layouts
-// coincide (1x1 kernels, one input channel) and ones already in another
-// layout are left alone.
+// back to their own strides on Restore() or destruction, so what the caller
+// saves or prunes afterwards is laid out as it was. Ones already in another
+// layout are left alone. Weights that are contiguous in both layouts (a
+// stem of one input channel, 1x1 kernels) are restrided too, as PyTorch's
+// `module.to(memory_format=...)` does: a convolution takes its output's
+// layout from its operands' strides, and such a weight's NCHW strides read
+// as NCHW. Left alone, the first convolution on a one-channel image wrote
+// NCHW activations, and the stem's batch norm, relu and the first residual
+// add ran in NCHW or mixed layouts with copies between them (perf, a
+// resnet_small training epoch on Fashion-MNIST, 2026-12-02).
 //
 //   WeightLayout layout;
 //   RETURN_IF_ERROR(layout.Apply(model, PreferredWeightFormat(model)));
@@ -36,6 +42,7 @@
 
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -74,7 +81,7 @@ class WeightLayout {
   // (Contiguous: nothing to do). A second call restores first.
   absl::Status Apply(Model& model, at::MemoryFormat format);
 
-  // Puts the parameters Apply changed back to contiguous. Idempotent.
+  // Puts the parameters Apply changed back to the strides they had. Idempotent.
   void Restore();
 
   // Runs `run` (returning absl::Status or absl::StatusOr<T>). When it fails
@@ -105,7 +112,7 @@ class WeightLayout {
   int changed() const { return static_cast<int>(changed_.size()); }
 
  private:
-  std::vector<at::Tensor> changed_;
+  std::vector<std::pair<at::Tensor, std::vector<int64_t>>> changed_;  // each with its strides before
   at::MemoryFormat format_ = at::MemoryFormat::Contiguous;
 };
 

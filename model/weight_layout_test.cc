@@ -83,28 +83,50 @@ TEST(PreferredWeightFormat, ContiguousWhenAWidthIsNotAMultipleOfEight) {
 TEST(WeightLayout, ChangesTheSameTensorsInPlaceAndPutsThemBack) {
   Model model = Convs();
   const auto before = Values(model);
-  // The weights whose NCHW and NHWC layouts differ (derived here: 1x1
-  // kernels and single-channel inputs are laid out the same either way).
-  std::map<std::string, at::Tensor> held;
+  // Every 4-D weight, with its strides before.
+  std::map<std::string, std::pair<at::Tensor, std::vector<int64_t>>> held;
   for (auto& [name, p] : model.NamedParameters()) {
-    if (p.dim() == 4 && !p.is_contiguous(at::MemoryFormat::ChannelsLast)) held[name] = p;
+    if (p.dim() == 4) held[name] = {p, p.strides().vec()};
   }
-  ASSERT_EQ(held.size(), 1u) << "c3 only";
+  ASSERT_EQ(held.size(), 3u) << "stem, c3, c1";
   {
     WeightLayout layout;
     ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
-    EXPECT_EQ(layout.changed(), static_cast<int>(held.size()));
+    EXPECT_EQ(layout.changed(), 3);
     EXPECT_EQ(layout.current(), at::MemoryFormat::ChannelsLast);
-    // The tensors held before Apply see the change: optimizers and hooks stay valid.
-    for (auto& [name, p] : held) {
-      EXPECT_TRUE(p.is_contiguous(at::MemoryFormat::ChannelsLast)) << name;
-      EXPECT_FALSE(p.is_contiguous()) << name;
+    // The tensors held before Apply see the change (optimizers and hooks stay
+    // valid), with channels-last strides as LibTorch lays out a new tensor:
+    // also the stem's and the 1x1's, whose NCHW strides were contiguous in
+    // both layouts.
+    for (auto& [name, held_p] : held) {
+      const at::Tensor& p = held_p.first;
+      EXPECT_EQ(p.strides(), at::empty(p.sizes(), at::MemoryFormat::ChannelsLast).strides()) << name;
+      EXPECT_EQ(p.suggest_memory_format(), at::MemoryFormat::ChannelsLast) << name;
       EXPECT_TRUE(p.requires_grad()) << name;
     }
     for (auto& [name, p] : model.NamedParameters()) EXPECT_TRUE(at::equal(p, before.at(name))) << name;
   }  // the destructor restores
-  for (auto& [name, p] : held) EXPECT_TRUE(p.is_contiguous()) << name;
+  for (auto& [name, held_p] : held) EXPECT_EQ(held_p.first.strides().vec(), held_p.second) << name;
   for (auto& [name, p] : model.NamedParameters()) EXPECT_TRUE(at::equal(p, before.at(name))) << name;
+}
+
+// The point of restriding a one-channel stem: a convolution takes its
+// output's layout from its operands' strides, so the stem's output (and the
+// layers after it) run channels-last, as after PyTorch's
+// `module.to(memory_format=torch.channels_last)`.
+TEST(WeightLayout, AOneChannelStemWritesChannelsLastActivations) {
+  Model model = Convs();
+  const at::Tensor x = at::randn({4, 1, 12, 12});
+  auto stem_output = [&] {
+    at::Tensor stem = model.module().attr("stem").toTensor();
+    return at::conv2d(x, stem, {}, 1, 1).suggest_memory_format();
+  };
+  EXPECT_EQ(stem_output(), at::MemoryFormat::Contiguous);
+  WeightLayout layout;
+  ASSERT_OK(layout.Apply(model, at::MemoryFormat::ChannelsLast));
+  EXPECT_EQ(stem_output(), at::MemoryFormat::ChannelsLast);
+  layout.Restore();
+  EXPECT_EQ(stem_output(), at::MemoryFormat::Contiguous);
 }
 
 TEST(WeightLayout, RestoreIsIdempotentAndContiguousIsANoOp) {

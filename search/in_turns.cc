@@ -10,7 +10,8 @@ namespace slimfit {
 absl::StatusOr<std::vector<Latency>> FastestInTurns(int n, int rounds,
                                                     const std::function<absl::StatusOr<Latency>(int)>& time_one) {
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("FastestInTurns: n is ", n, "; valid: >= 0"));
-  if (rounds < 1) return absl::InvalidArgumentError(absl::StrCat("FastestInTurns: rounds is ", rounds, "; valid: >= 1"));
+  if (rounds < 1)
+    return absl::InvalidArgumentError(absl::StrCat("FastestInTurns: rounds is ", rounds, "; valid: >= 1"));
   std::vector<Latency> best(n);
   for (int round = 0; round < rounds; ++round) {
     for (int i = 0; i < n; ++i) {

@@ -46,9 +46,7 @@ TEST(FastestInTurnsTest, TimesInTurnsAndKeepsEachModelsFastestRound) {
 TEST(FastestInTurnsTest, BatchSizesKeepTheirOwnFastestRound) {
   int call = 0;
   // Round 0: b1 fast, bN slow; round 1 the other way round.
-  auto time_one = [&](int) -> absl::StatusOr<Latency> {
-    return call++ == 0 ? Latency{1.0, 20.0} : Latency{2.0, 10.0};
-  };
+  auto time_one = [&](int) -> absl::StatusOr<Latency> { return call++ == 0 ? Latency{1.0, 20.0} : Latency{2.0, 10.0}; };
   ASSERT_OK_AND_ASSIGN(std::vector<Latency> t, FastestInTurns(1, 2, time_one));
   ASSERT_EQ(t.size(), 1u);
   EXPECT_DOUBLE_EQ(t[0].b1_ms, 1.0);
@@ -68,8 +66,10 @@ TEST(FastestInTurnsTest, TheFirstErrorStopsTheTiming) {
 
 TEST(FastestInTurnsTest, BadCountsAreErrorsNamingTheValue) {
   auto never = [](int) -> absl::StatusOr<Latency> { return absl::InternalError("called"); };
-  EXPECT_THAT(FastestInTurns(2, 0, never), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("rounds is 0")));
-  EXPECT_THAT(FastestInTurns(-1, 2, never), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("n is -1")));
+  EXPECT_THAT(FastestInTurns(2, 0, never),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("rounds is 0")));
+  EXPECT_THAT(FastestInTurns(-1, 2, never),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("n is -1")));
   ASSERT_OK_AND_ASSIGN(std::vector<Latency> none, FastestInTurns(0, 2, never));
   EXPECT_TRUE(none.empty());
 }
