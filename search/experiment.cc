@@ -316,6 +316,7 @@ Experiment WithDefaults(Experiment e) {
   if (t->sensitivity_budget_fraction() == 0) t->set_sensitivity_budget_fraction(0.3);
   if (t->step_factor() == 0) t->set_step_factor(1.5);
   if (!t->has_latency_aware()) t->set_latency_aware(true);
+  if (!t->has_polish()) t->set_polish(true);
   if (t->lr_factors_size() == 0) {
     for (double f : {1.0, 0.3, 0.1}) t->add_lr_factors(f);
   }

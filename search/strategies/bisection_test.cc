@@ -48,6 +48,7 @@ class SimulatedContext : public SearchContext {
   }
 
   const Experiment& experiment() const override { return experiment_; }
+  CompressionConfig& compression() { return *experiment_.mutable_compression(); }
   const CandidateRecord& reference() const override { return reference_; }
   double DropOf(double metric) const override { return kReference - metric; }
   double Objective(const CandidateRecord& r) const override { return static_cast<double>(r.macs()); }
@@ -154,6 +155,42 @@ TEST(BisectionTest, ATightBudgetProbesAQuarterOfTheWayUp) {
   EXPECT_THAT(ctx.log(), HasSubstr("a quarter of the way up"));
   ASSERT_FALSE(ctx.final_epochs.empty()) << ctx.log();
   EXPECT_LT(ctx.final_epochs[0], 5) << "the final takes what is left";
+}
+
+// tuning.polish with a time budget: what the finals leave goes into more
+// epochs of the chosen model, which replaces it only when better. Here the
+// budget takes every probe, two full finals and 5 more epochs; each final
+// epoch recovers 0.1, so the polished model is 0.5 better.
+TEST(BisectionTest, PolishSpendsWhatTheFinalsLeftOnTheChosenModel) {
+  const double budget = 25 * kEpochSeconds;
+  SimulatedContext ctx(budget, /*drop_per_factor=*/0.3, /*recovery_per_epoch=*/0.1);
+  ctx.compression().set_time_budget_minutes(budget / 60);
+  ctx.compression().mutable_tuning()->set_polish(true);
+  ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
+  ASSERT_TRUE(result.has_value()) << ctx.log();
+  ASSERT_GE(ctx.final_epochs.size(), 2u) << ctx.log();
+  EXPECT_THAT(ctx.log(), HasSubstr("polish: "));
+  EXPECT_THAT(ctx.log(), HasSubstr("polished: "));
+  EXPECT_EQ(result->key().rfind("final|final|", 0), 0u) << result->key();
+  EXPECT_LE(ctx.elapsed(), budget) << ctx.log();
+  // The polish is the last fine-tune and took the epochs that fit, at most final_epochs.
+  EXPECT_LE(ctx.final_epochs.back(), 5);
+  EXPECT_GE(ctx.final_epochs.back(), 1);
+}
+
+// The same run with polish off, or without a time budget: no fine-tune
+// after the finals.
+TEST(BisectionTest, NoPolishWhenOffOrWithoutABudget) {
+  for (const bool with_budget : {true, false}) {
+    const double budget = 25 * kEpochSeconds;
+    SimulatedContext ctx(budget, /*drop_per_factor=*/0.3, /*recovery_per_epoch=*/0.1);
+    if (with_budget) ctx.compression().set_time_budget_minutes(budget / 60);
+    ctx.compression().mutable_tuning()->set_polish(!with_budget);  // on only where there is no budget
+    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
+    ASSERT_TRUE(result.has_value()) << ctx.log();
+    EXPECT_THAT(ctx.log(), Not(HasSubstr("polish"))) << "with_budget " << with_budget;
+    EXPECT_NE(result->key().rfind("final|final|", 0), 0u) << result->key();
+  }
 }
 
 }  // namespace

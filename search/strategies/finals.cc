@@ -102,8 +102,37 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
       }
     }
   }
+  if (fp32) RETURN_IF_ERROR(Polish(ctx, &*fp32));
   ctx.EndPhase();
   return fp32;
+}
+
+absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen) {
+  const CompressionConfig& comp = ctx.experiment().compression();
+  if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
+  const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.FinalEpochSeconds());
+  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
+  if (!fits || epochs < 1) return absl::OkStatus();
+  const std::string& key = ctx.experiment().evaluation().eval_key();
+  ctx.Say(absl::StrFormat("  polish: %d more epoch(s) of %s with the budget left (kept when better on %s)", epochs,
+                          chosen->description(), ctx.experiment().evaluation().eval_split()));
+  absl::StatusOr<CandidateRecord> got = ctx.Final(*chosen, epochs);
+  if (absl::IsCancelled(got.status())) {
+    ctx.Say(absl::StrCat("  ", got.status().message(), ": polishing stops (the model before it is kept)"));
+    return absl::OkStatus();
+  }
+  if (absl::IsDataLoss(got.status())) return ctx.SkipFailed("polishing the chosen model", got.status());
+  if (!got.ok()) return got.status();
+  if (got->qualifies() && ctx.DropOf(got->eval_metric()) < ctx.DropOf(chosen->eval_metric())) {
+    ctx.Say(absl::StrFormat("  polished: %s = %.4g (%+.2f, was %.4g)", key, got->eval_metric(),
+                            -ctx.DropOf(got->eval_metric()), chosen->eval_metric()));
+    *chosen = *got;
+  } else {
+    ctx.Say(absl::StrFormat("  polishing reached %s = %.4g, no better than %.4g: the model before it is kept", key,
+                            got->eval_metric(), chosen->eval_metric()));
+  }
+  return absl::OkStatus();
 }
 
 double FinalReserveSeconds(const SearchContext& ctx) {

@@ -7,7 +7,8 @@
 //     final_epochs more — fewer when the budget has less left (anytime:
 //     search/budget.h) — and becomes the result when it qualifies and beats
 //     the result so far; a miss lowers the bar; at most tuning.max_finals;
-//   - without a qualifying final, the best candidate that already qualifies.
+//   - without a qualifying final, the best candidate that already qualifies;
+//   - then Polish (below) of the model chosen.
 // Phase "final" in the progress and the report.
 #ifndef SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
 #define SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
@@ -22,6 +23,14 @@
 namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
+
+// tuning.polish (default on), with a time budget only: the epochs of it
+// left (at most final_epochs; none when not one fits) go into fine-tuning
+// `chosen` further on a fresh schedule (ctx.Final), and the result replaces
+// *chosen only when it qualifies and is better on eval_split. Anytime: the
+// budget a run would leave unused becomes margin to delta (accuracy the
+// search never chose on). Interrupted: *chosen stays, OK.
+absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen);
 
 // The time a strategy keeps back for the final fine-tune before it starts
 // another candidate: one epoch (the final takes what is left, up to
