@@ -27,6 +27,7 @@
 #include "search/budget.h"
 #include "search/engine_search.h"
 #include "search/experiment.h"
+#include "search/in_turns.h"
 #include "search/run_dir.h"
 
 namespace slimfit {
@@ -308,43 +309,41 @@ absl::Status Engine::Search::TimeSideBySide(CandidateRecord* reference, std::opt
   }
   if (*fp32) records.push_back(&**fp32);
   if (*int8) records.push_back(&**int8);
-  std::vector<double> latencies(2 * records.size(), 0.0);
+  std::vector<Latency> latencies(records.size());
   if (root()) {
-    std::vector<Model> models;
+    std::vector<Model> models;  // what is loaded here to be timed
     models.reserve(records.size());
+    std::vector<Model*> deployed;
     ASSIGN_OR_RETURN(Model given, e_.model_.Clone());
-    models.push_back(std::move(given));
+    deployed.push_back(&models.emplace_back(std::move(given)));
     if (frozen) {
-      ASSIGN_OR_RETURN(Model f, FrozenForInference(e_.model_), "freezing the reference to time it");
-      models.push_back(std::move(f));
+      ASSIGN_OR_RETURN(Model * f, FrozenReference());
+      deployed.push_back(f);
     }
     if (*fp32) {
       ASSIGN_OR_RETURN(Model trainable, LoadStored(**fp32));
       ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing the pruned model to time it");
-      models.push_back(std::move(f));
+      deployed.push_back(&models.emplace_back(std::move(f)));
     }
     if (*int8) {
       ASSIGN_OR_RETURN(Model q, store_->LoadModel(**int8));
-      models.push_back(std::move(q));
+      deployed.push_back(&models.emplace_back(std::move(q)));
     }
-    std::vector<Model*> deployed;
-    for (Model& m : models) deployed.push_back(&m);
     Phase("timing", absl::StrFormat("%zu models side by side: in turns, each its fastest of %d rounds", deployed.size(),
                                     kSideBySideRounds));
     ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed, TimedInTurns(deployed, kSideBySideRounds),
                      "timing the results side by side");
     for (size_t i = 0; i < records.size(); ++i) {
-      latencies[2 * i] = timed[i].latency_b1_ms();
-      latencies[2 * i + 1] = timed[i].latency_bn_ms();
+      latencies[i] = {timed[i].latency_b1_ms(), timed[i].latency_bn_ms()};
       Say(absl::StrFormat("  %s: latency b1 %.3f ms (when made: %.3f), b%d %.2f ms (when made: %.2f)",
-                          records[i]->description(), latencies[2 * i], records[i]->latency_b1_ms(), kLatencyBatch,
-                          latencies[2 * i + 1], records[i]->latency_bn_ms()));
+                          records[i]->description(), latencies[i].b1_ms, records[i]->latency_b1_ms(), kLatencyBatch,
+                          latencies[i].bn_ms, records[i]->latency_bn_ms()));
     }
     EndPhase();
   }
   for (size_t i = 0; i < records.size(); ++i) {
-    ASSIGN_OR_RETURN(const double b1, RootsValue(latencies[2 * i]));
-    ASSIGN_OR_RETURN(const double bn, RootsValue(latencies[2 * i + 1]));
+    ASSIGN_OR_RETURN(const double b1, RootsValue(latencies[i].b1_ms));
+    ASSIGN_OR_RETURN(const double bn, RootsValue(latencies[i].bn_ms));
     records[i]->set_latency_b1_ms(b1);
     records[i]->set_latency_bn_ms(bn);
   }

@@ -61,14 +61,19 @@ double Engine::Search::TimedRatio(const PruneGroup& g, const std::vector<double>
   return timed;
 }
 
-absl::StatusOr<double> Engine::Search::LatencyVsReference(const Model& cut) {
+absl::StatusOr<Model*> Engine::Search::FrozenReference() {
   if (!frozen_reference_) {
     ASSIGN_OR_RETURN(Model f, FrozenForInference(e_.model_), "freezing the reference to time it");
     frozen_reference_.emplace(std::move(f));
   }
+  return &*frozen_reference_;
+}
+
+absl::StatusOr<double> Engine::Search::LatencyVsReference(const Model& cut) {
+  ASSIGN_OR_RETURN(Model * frozen_reference, FrozenReference());
   ASSIGN_OR_RETURN(Model frozen, FrozenForInference(cut), "freezing a sensitivity cut to time it");
   ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed,
-                   TimedInTurns({&*frozen_reference_, &frozen}, /*rounds=*/2, /*runs=*/8), "timing a sensitivity cut");
+                   TimedInTurns({frozen_reference, &frozen}, /*rounds=*/2, /*runs=*/8), "timing a sensitivity cut");
   return ObjectiveValue(CompressionConfig::LATENCY, /*reference=*/timed[0], timed[1]);
 }
 

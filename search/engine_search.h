@@ -163,6 +163,9 @@ class Engine::Search : public SearchContext {
   // ratios) against the reference's, both frozen and timed in turns, each
   // its fastest of two rounds (a busy machine's drift falls on both alike).
   absl::StatusOr<double> LatencyVsReference(const Model& cut);
+  // The reference frozen for timing, made once (LatencyVsReference,
+  // TimeSideBySide).
+  absl::StatusOr<Model*> FrozenReference();
   // The allocation's tolerance weights from the timed points (objective
   // LATENCY, search/allocation.h's ToleranceWeights); said in the progress.
   void WeighByLatency(const std::map<std::string, double>& savings);
@@ -308,7 +311,7 @@ class Engine::Search : public SearchContext {
       return MetricDrop(reference, value, s.reference_metric_.higher_is_better);
     }
   } sensitivity_;
-  std::optional<Model> frozen_reference_;  // LatencyVsReference's, frozen once
+  std::optional<Model> frozen_reference_;  // FrozenReference()'s
   // The frozen reference's record as TimeSideBySide timed it (the report's
   // "freezing alone" note compares it with the reference timed beside it).
   std::optional<CandidateRecord> frozen_side_by_side_;

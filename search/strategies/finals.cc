@@ -57,11 +57,9 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
     // Anytime: with less time left than final_epochs take, the final
     // fine-tune gets the epochs that fit (a smaller gain, never none while
     // one epoch fits).
-    ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-    const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.FinalEpochSeconds());
-    ASSIGN_OR_RETURN(bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
-    if (!fits || epochs < 1) {
-      ctx.Say(absl::StrCat("  ", fits ? "time budget" : ctx.StopReason(), ": no time for another final fine-tune"));
+    ASSIGN_OR_RETURN(const int epochs, FinalEpochsThatFit(ctx));
+    if (epochs < 1) {
+      ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time for another final fine-tune"));
       break;
     }
     tried.insert(next->key());
@@ -107,23 +105,26 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
   return fp32;
 }
 
+absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx) {
+  const int wanted = ctx.experiment().compression().final_epochs();
+  ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
+  const int epochs = EpochsThatFit(wanted, left, ctx.FinalEpochSeconds());
+  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
+  return fits ? epochs : 0;
+}
+
 absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen) {
   const CompressionConfig& comp = ctx.experiment().compression();
   if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-  const int epochs = EpochsThatFit(comp.final_epochs(), left, ctx.FinalEpochSeconds());
-  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
-  if (!fits || epochs < 1) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const int epochs, FinalEpochsThatFit(ctx));
+  if (epochs < 1) return absl::OkStatus();
   const std::string& key = ctx.experiment().evaluation().eval_key();
   ctx.Say(absl::StrFormat("  polish: %d more epoch(s) of %s with the budget left (kept when better on %s)", epochs,
                           chosen->description(), ctx.experiment().evaluation().eval_split()));
-  absl::StatusOr<CandidateRecord> got = ctx.Final(*chosen, epochs);
-  if (absl::IsCancelled(got.status())) {
-    ctx.Say(absl::StrCat("  ", got.status().message(), ": polishing stops (the model before it is kept)"));
-    return absl::OkStatus();
-  }
-  if (absl::IsDataLoss(got.status())) return ctx.SkipFailed("polishing the chosen model", got.status());
-  if (!got.ok()) return got.status();
+  bool stop = false;  // interrupted: the model before it is kept
+  ASSIGN_OR_RETURN(std::optional<CandidateRecord> got,
+                   Scored(ctx, "polishing the chosen model", ctx.Final(*chosen, epochs), &stop));
+  if (!got) return absl::OkStatus();
   if (got->qualifies() && ctx.DropOf(got->eval_metric()) < ctx.DropOf(chosen->eval_metric())) {
     ctx.Say(absl::StrFormat("  polished: %s = %.4g (%+.2f, was %.4g)", key, got->eval_metric(),
                             -ctx.DropOf(got->eval_metric()), chosen->eval_metric()));

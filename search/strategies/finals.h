@@ -24,6 +24,11 @@ namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
 
+// The epochs of a final fine-tune that fit in what is left of the budget:
+// final_epochs, fewer when less is left (search/budget.h), 0 when not one
+// fits or the run is stopping (ctx.StopReason() says why).
+absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx);
+
 // tuning.polish (default on), with a time budget only: the epochs of it
 // left (at most final_epochs; none when not one fits) go into fine-tuning
 // `chosen` further on a fresh schedule (ctx.Final), and the result replaces
