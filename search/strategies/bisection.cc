@@ -5,17 +5,21 @@
 //      The fine-tuning lr is found first (ctx.TuneLr at sqrt(lo hi)).
 //   2. `tuning.probes` probes at F = sqrt(lo hi) (lo (hi/lo)^(1/4) when
 //      the budget cannot take two more candidates and a full final: anytime,
-//      what may be the last candidate is likely to qualify); the
-//      candidate for F is
-//      scored (every allowed pruner at the first probe when they all fit in
-//      the budget; the best is kept for the rest); it "goes on" (lo = F) when its drop after the short
-//      fine-tune is within delta + promising_slack delta, else hi = F.
+//      what may be the last candidate is likely to qualify); the candidate
+//      for F is scored (every allowed pruner at the first probe when they
+//      all fit in the budget; the best is kept for the rest); it "goes on"
+//      (lo = F) when its drop after the short fine-tune is within delta +
+//      promising_slack delta, else hi = F — F being the reduction the
+//      candidate reached (its MACs), which rounding widths up can move far
+//      from the one aimed at.
 //   3. finals (search/strategies/finals.h) over the probes it took.
 // A candidate starts only when it and FinalReserveSeconds fit.
 // Distributed: while one rank scores a probe the others score the probes
-// that could follow it (breadth first, the "goes on" branch first); only
-// the probes the bisection itself took reach the finals, so the result is
-// the one a single process finds.
+// that could follow it (breadth first, the "goes on" branch first, guessed
+// from the aims: a probe that reaches another reduction makes the guesses
+// below it miss, which costs those ranks' work, not the result); only the
+// probes the bisection itself took reach the finals, so the result is the
+// one a single process finds.
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -104,6 +108,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
       }
     }
     double best_drop = 1e300;
+    double reached = factor;  // the MAC reduction the best candidate reached
     for (const std::string& p : pruners) {
       ASSIGN_OR_RETURN(bool fits, CandidateFits(ctx));
       if (!fits) {
@@ -122,15 +127,27 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
       scored_.push_back(*r);
       if (ctx.DropOf(r->eval_metric()) < best_drop) {
         best_drop = ctx.DropOf(r->eval_metric());
+        reached = static_cast<double>(ctx.reference().macs()) / std::max<int64_t>(1, r->macs());
         pruner = p;
       }
     }
     if (stop) break;
     if (pruners.size() > 1) ctx.Say(absl::StrCat("  pruner: ", pruner));
+    // The bounds move to the reduction the candidate reached, not the one
+    // it aimed at: widths rounded up to fast multiples (tuning.round_to)
+    // can leave a cut far below its aim (vgg_small: aimed at 7.9x, 5.6x
+    // reached), and a bisection over aims would go on searching above a
+    // factor no candidate was scored at. A reach outside (lo, hi) says
+    // nothing new about the interval: the aim moves the bound then.
+    const double bound = reached > lo && reached < hi ? reached : factor;
+    if (reached != factor) {
+      ctx.Say(absl::StrFormat("  aimed at %.2fx, reached %.2fx: the search %s from %.2fx", factor, reached,
+                              best_drop <= comp.delta() + slack ? "goes on" : "stays below", bound));
+    }
     if (best_drop <= comp.delta() + slack) {
-      lo = factor;
+      lo = bound;
     } else {
-      hi = factor;
+      hi = bound;
     }
   }
   ctx.EndPhase();

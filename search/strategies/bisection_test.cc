@@ -4,6 +4,7 @@
 // final epoch recovers a fixed amount, so the test says exactly which
 // candidates and finals the strategy asks for.
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,13 +59,14 @@ class SimulatedContext : public SearchContext {
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override {
     clock_ += kEpochSeconds;
     candidates.push_back(factor);
+    const double reached = reach(factor);
     CandidateRecord r;
     r.set_key(absl::StrCat("candidate|", pruner, "|", factor));
     r.set_phase("candidate");
     r.set_description(absl::StrCat(pruner, " at ", factor));
-    r.set_eval_metric(kReference - drop_per_factor_ * (factor - 1));
+    r.set_eval_metric(kReference - drop_per_factor_ * (reached - 1));
     r.set_qualifies(DropOf(r.eval_metric()) <= 1);
-    r.set_macs(static_cast<int64_t>(std::llround(reference_.macs() / factor)));
+    r.set_macs(static_cast<int64_t>(std::llround(reference_.macs() / reached)));
     r.set_params(r.macs());
     return r;
   }
@@ -97,6 +99,9 @@ class SimulatedContext : public SearchContext {
   double elapsed() const { return clock_; }
   std::string log() const { return absl::StrJoin(lines, "\n"); }
 
+  // The MAC reduction a cut aimed at `factor` reaches (the engine's widths
+  // step can move it); exact by default.
+  std::function<double(double)> reach = [](double factor) { return factor; };
   std::vector<double> candidates;  // the factors asked for, in order
   std::vector<int> final_epochs;   // each final's epochs, in order
   std::vector<std::string> lines;
@@ -144,6 +149,24 @@ TEST(BisectionTest, WithRoomEveryProbeRunsAndTheFirstGoesHalfway) {
   EXPECT_THAT(ctx.log(), Not(HasSubstr("a quarter of the way up")));
 }
 
+// The bisection's bounds are the reductions candidates reached, not their
+// aims: when rounding widths up leaves the first probe (aimed halfway, at
+// 4x) at 2.8x and it goes on, the second is aimed halfway between 2.8x and
+// the most the curves allow, not between 4x and it.
+TEST(BisectionTest, TheBoundsMoveToTheReductionACandidateReached) {
+  SimulatedContext ctx(4 * kEpochSeconds + 2 * 5 * kEpochSeconds, /*drop_per_factor=*/0.5, 0.3);
+  ctx.reach = [](double factor) { return factor >= 3.5 ? 0.7 * factor : factor; };
+  ASSERT_OK(RunBisection(ctx).status());
+  ASSERT_GE(ctx.candidates.size(), 2u) << ctx.log();
+  ASSERT_DOUBLE_EQ(ctx.candidates[0], std::sqrt(kMaxMacFactor));
+  // What the candidate's MACs say it reached (the strategy sees MACs).
+  const double first_reached = static_cast<double>(kReferenceMacs) /
+                               static_cast<double>(std::llround(kReferenceMacs / ctx.reach(ctx.candidates[0])));
+  ASSERT_LE(0.5 * (first_reached - 1), 2.0) << "the first probe goes on (within delta + slack)";
+  EXPECT_DOUBLE_EQ(ctx.candidates[1], std::sqrt(first_reached * kMaxMacFactor));
+  EXPECT_THAT(ctx.log(), HasSubstr("aimed at 4.00x, reached 2.80x: the search goes on from 2.80x"));
+}
+
 // When the budget cannot take two candidates and a full final, what may be
 // the last candidate goes a quarter of the way up instead (likely to
 // qualify), and the probes go on while a candidate and one final epoch fit.
@@ -176,6 +199,24 @@ TEST(BisectionTest, PolishSpendsWhatTheFinalsLeftOnTheChosenModel) {
   // The polish is the last fine-tune and took the epochs that fit, at most final_epochs.
   EXPECT_LE(ctx.final_epochs.back(), 5);
   EXPECT_GE(ctx.final_epochs.back(), 1);
+}
+
+// With polish and a budget that leaves 8 epochs after the four probes (not
+// enough for two full finals), the first final is the last full one: it
+// takes all 8 epochs as one schedule, and nothing is left to polish.
+TEST(BisectionTest, TheLastFinalTakesEveryEpochLeft) {
+  const double budget = (4 + 8) * kEpochSeconds;
+  SimulatedContext ctx(budget, /*drop_per_factor=*/0.3, /*recovery_per_epoch=*/0.1);
+  ctx.compression().set_time_budget_minutes(budget / 60);
+  ctx.compression().mutable_tuning()->set_polish(true);
+  ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunBisection(ctx));
+  ASSERT_EQ(ctx.candidates.size(), 4u) << ctx.log();
+  ASSERT_EQ(ctx.final_epochs, std::vector<int>{8}) << ctx.log();
+  EXPECT_THAT(ctx.log(), HasSubstr("(8 epochs, not 5: no full final fits after it"));
+  EXPECT_THAT(ctx.log(), Not(HasSubstr("polish: ")));
+  ASSERT_TRUE(result.has_value()) << ctx.log();
+  EXPECT_EQ(result->key().rfind("final|candidate|", 0), 0u) << result->key();
+  EXPECT_LE(ctx.elapsed(), budget) << ctx.log();
 }
 
 // The same run with polish off, or without a time budget: no fine-tune

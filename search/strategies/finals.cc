@@ -57,17 +57,24 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
     // Anytime: with less time left than final_epochs take, the final
     // fine-tune gets the epochs that fit (a smaller gain, never none while
     // one epoch fits).
-    ASSIGN_OR_RETURN(const int epochs, FinalEpochsThatFit(ctx));
+    ASSIGN_OR_RETURN(int epochs, FinalEpochsThatFit(ctx));
     if (epochs < 1) {
       ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time for another final fine-tune"));
       break;
     }
+    ASSIGN_OR_RETURN(const int last, LastFinalEpochs(ctx));
     tried.insert(next->key());
-    ctx.Say(absl::StrFormat("  final %d: %s%s", finals + 1, next->description(),
-                            epochs < comp.final_epochs()
-                                ? absl::StrFormat(" (%d of %d epochs: what the time budget has left)", epochs,
-                                                  comp.final_epochs())
-                                : std::string()));
+    std::string note;
+    if (last > epochs) {
+      note = absl::StrFormat(
+          " (%d epochs, not %d: no full final fits after it, so it takes what the time budget "
+          "has left)",
+          last, comp.final_epochs());
+      epochs = last;
+    } else if (epochs < comp.final_epochs()) {
+      note = absl::StrFormat(" (%d of %d epochs: what the time budget has left)", epochs, comp.final_epochs());
+    }
+    ctx.Say(absl::StrFormat("  final %d: %s%s", finals + 1, next->description(), note));
     absl::StatusOr<CandidateRecord> got = ctx.Final(*next, epochs);
     if (absl::IsCancelled(got.status())) {
       ctx.Say(absl::StrCat("  ", got.status().message(), ": the final fine-tune stops (its finished epochs are kept)"));
@@ -110,6 +117,19 @@ absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx) {
   ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
   const int epochs = EpochsThatFit(wanted, left, ctx.FinalEpochSeconds());
   ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
+  return fits ? epochs : 0;
+}
+
+absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx) {
+  const CompressionConfig& comp = ctx.experiment().compression();
+  if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return 0;
+  ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
+  const double epoch = ctx.FinalEpochSeconds();
+  if (left >= 2 * comp.final_epochs() * epoch) return 0;  // room for another full final after it
+  // Every epoch that fits (at most twice final_epochs, which the test
+  // above already bounds it by).
+  const int epochs = EpochsThatFit(2 * comp.final_epochs(), left, epoch);
+  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * epoch));
   return fits ? epochs : 0;
 }
 

@@ -8,6 +8,9 @@
 //     search/budget.h) — and becomes the result when it qualifies and beats
 //     the result so far; a miss lowers the bar; at most tuning.max_finals;
 //   - without a qualifying final, the best candidate that already qualifies;
+//   - with tuning.polish and a time budget, a final after which no full
+//     final would fit takes every epoch that fits instead (LastFinalEpochs:
+//     one longer schedule rather than a restart after it);
 //   - then Polish (below) of the model chosen.
 // Phase "final" in the progress and the report.
 #ifndef SLIMFIT_SEARCH_STRATEGIES_FINALS_H_
@@ -28,6 +31,13 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
 // final_epochs, fewer when less is left (search/budget.h), 0 when not one
 // fits or the run is stopping (ctx.StopReason() says why).
 absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx);
+
+// tuning.polish (default on), with a time budget only: when what is left
+// of the budget cannot take final_epochs twice, the final about to start is
+// the last full one: it gets every epoch that fits (more than final_epochs;
+// at most twice). 0 otherwise (the final takes FinalEpochsThatFit), when
+// polish is off or there is no budget.
+absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx);
 
 // tuning.polish (default on), with a time budget only: the epochs of it
 // left (at most final_epochs; none when not one fits) go into fine-tuning
