@@ -429,6 +429,7 @@ absl::StatusOr<Engine::Search::Task> Engine::Search::CandidateTask(const std::st
     rec.set_mac_factor(factor);
     rec.set_epochs((base ? base->epochs() : 0) + comp_.candidate_epochs());
     rec.set_lr_factor(lr_factor_);
+    if (comp_.candidate_epochs() > 0) rec.set_epoch_seconds(epoch_seconds_);
     for (const auto& [path, r] : ratios) (*rec.mutable_ratios())[path] = r;
     RETURN_IF_ERROR(Measure(cut, nullptr, &rec));
     int blocks = 0;

@@ -116,16 +116,18 @@ absl::StatusOr<double> Engine::Search::RootsValue(double value) {
 
 absl::Status Engine::Search::AgreeTimings() {
   if (!distributed()) return absl::OkStatus();
-  std::vector<at::Tensor> t{at::empty({4}, at::kDouble)};
+  std::vector<at::Tensor> t{at::empty({5}, at::kDouble)};
   t[0][0] = epoch_seconds_;
   t[0][1] = slowest_epoch_seconds_;
   t[0][2] = epoch_seconds_prior_;
   t[0][3] = eval_seconds_;
+  t[0][4] = final_epoch_ratio_;
   RETURN_IF_ERROR(group().AllReduceMax(t), "agreeing on epoch timings");
   epoch_seconds_ = t[0][0].item<double>();
   slowest_epoch_seconds_ = t[0][1].item<double>();
   epoch_seconds_prior_ = t[0][2].item<double>();
   eval_seconds_ = t[0][3].item<double>();
+  final_epoch_ratio_ = t[0][4].item<double>();
   return absl::OkStatus();
 }
 

@@ -295,6 +295,14 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   return absl::OkStatus();
 }
 
+double Engine::Search::FinalEpochSecondsOf(const CandidateRecord& candidate) const {
+  if (candidate.epoch_seconds() <= 0) return FinalEpochSeconds();
+  const double teacher = distill_loss_ ? eval_seconds_ * static_cast<double>(e_.data_.train->num_samples()) /
+                                             std::max<int64_t>(1, e_.data_.eval->num_samples())
+                                       : 0;
+  return (candidate.epoch_seconds() + teacher + eval_seconds_) * final_epoch_ratio_;
+}
+
 absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& candidate, int epochs) {
   const std::string key = absl::StrCat("final|", candidate.key(), "|e", epochs);
   if (const CandidateRecord* r = Reuse(key)) return *r;
@@ -313,9 +321,12 @@ absl::StatusOr<CandidateRecord> Engine::Search::Final(const CandidateRecord& can
     if (done > 0) Say(absl::StrFormat("  resuming the fine-tune after epoch %d/%d", done, epochs));
     TrainerHooks hooks;
     auto epoch_start = Clock::now();
-    hooks.after_epoch = [&, done](Model& model, int epoch, const Metrics* eval) -> absl::Status {
+    const double estimate = FinalEpochSecondsOf(candidate) / final_epoch_ratio_;
+    hooks.after_epoch = [&, done, estimate](Model& model, int epoch, const Metrics* eval) -> absl::Status {
       const int k = done + epoch + 1;
-      slowest_epoch_seconds_ = std::max(slowest_epoch_seconds_, SecondsSince(epoch_start));
+      const double took = SecondsSince(epoch_start);
+      slowest_epoch_seconds_ = std::max(slowest_epoch_seconds_, took);
+      final_epoch_ratio_ = std::max(final_epoch_ratio_, took / std::max(1e-9, estimate));
       epoch_start = Clock::now();
       CandidateRecord rec;
       rec.set_key(epoch_key(k));

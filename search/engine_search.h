@@ -73,6 +73,12 @@ class Engine::Search : public SearchContext {
   // A final epoch trains and then evaluates on eval_split: before one has
   // been timed, a candidate's (training-only) epoch plus an evaluation.
   double FinalEpochSeconds() const override { return std::max(slowest_epoch_seconds_, EpochSeconds() + eval_seconds_); }
+  // `candidate`'s own timed epoch (Record::epoch_seconds) + the teacher's
+  // forward over an epoch of batches it has not seen (final epochs train on
+  // new ones; eval_split's timed pass scaled to the train split) + an
+  // evaluation, times final_epoch_ratio_; FinalEpochSeconds when the
+  // candidate's epoch was not timed.
+  double FinalEpochSecondsOf(const CandidateRecord& candidate) const override;
   // Why Fits said no.
   std::string StopReason() const override;
   // A fine-tune that failed for a reason that ends this candidate but not the
@@ -284,6 +290,10 @@ class Engine::Search : public SearchContext {
   // The slowest fine-tuning epoch measured (a candidate's over batches the
   // teacher had not seen, or a final epoch with its evaluation).
   double slowest_epoch_seconds_ = 0;
+  // The most a timed final epoch took over its estimate (FinalEpochSecondsOf),
+  // at least 1: later estimates are scaled by it, so an estimate that proved
+  // short is not trusted twice.
+  double final_epoch_ratio_ = 1;
   // A training epoch's time before any was timed (search/budget.h).
   double epoch_seconds_prior_ = 60;
   double lr_factor_ = 1;

@@ -107,6 +107,9 @@ TEST(EngineTest, Level2EndToEndStaysWithinDeltaAndWritesTheRunDirectory) {
       ++candidates;
       EXPECT_DOUBLE_EQ(c.lr_factor(), r.lr_factor) << c.key();
       EXPECT_THAT(c.key(), HasSubstr("|kd0.5,t4")) << "distilled from the reference";
+      // Its fine-tuning epoch was timed (a final's epochs are estimated from it).
+      EXPECT_GT(c.epoch_seconds(), 0) << c.key();
+      EXPECT_LT(c.epoch_seconds(), c.seconds()) << c.key();
     }
   }
   EXPECT_EQ(tried, (std::set<double>{1.0, 0.3, 0.1}));

@@ -67,6 +67,7 @@ class SimulatedContext : public SearchContext {
     r.set_eval_metric(kReference - drop_per_factor_ * (reached - 1));
     r.set_qualifies(DropOf(r.eval_metric()) <= 1);
     r.set_macs(static_cast<int64_t>(std::llround(reference_.macs() / reached)));
+    r.set_epoch_seconds(final_epoch_seconds);
     r.set_params(r.macs());
     return r;
   }
@@ -75,7 +76,7 @@ class SimulatedContext : public SearchContext {
   }
   absl::Status Prefetch(const std::vector<std::pair<std::string, double>>&) override { return absl::OkStatus(); }
   absl::StatusOr<CandidateRecord> Final(const CandidateRecord& c, int epochs) override {
-    clock_ += epochs * kEpochSeconds;
+    clock_ += epochs * FinalEpochSecondsOf(c);
     final_epochs.push_back(epochs);
     CandidateRecord r = c;
     r.set_key(absl::StrCat("final|", c.key()));
@@ -88,6 +89,9 @@ class SimulatedContext : public SearchContext {
   absl::StatusOr<bool> Fits(double seconds) override { return clock_ + seconds <= budget_; }
   absl::StatusOr<double> SecondsLeft() override { return budget_ - clock_; }
   double EpochSeconds() const override { return kEpochSeconds; }
+  double FinalEpochSecondsOf(const CandidateRecord& c) const override {
+    return c.epoch_seconds() > 0 ? c.epoch_seconds() : kEpochSeconds;
+  }
   std::string StopReason() const override { return "time budget"; }
   absl::Status SkipFailed(const std::string&, const absl::Status& status) override { return status; }
   void Say(const std::string& line) override { lines.push_back(line); }
@@ -102,6 +106,9 @@ class SimulatedContext : public SearchContext {
   // The MAC reduction a cut aimed at `factor` reaches (the engine's widths
   // step can move it); exact by default.
   std::function<double(double)> reach = [](double factor) { return factor; };
+  // A final epoch of a candidate's model (its record's epoch_seconds); 0:
+  // kEpochSeconds, the same as a candidate's.
+  double final_epoch_seconds = 0;
   std::vector<double> candidates;  // the factors asked for, in order
   std::vector<int> final_epochs;   // each final's epochs, in order
   std::vector<std::string> lines;
@@ -165,6 +172,21 @@ TEST(BisectionTest, TheBoundsMoveToTheReductionACandidateReached) {
   ASSERT_LE(0.5 * (first_reached - 1), 2.0) << "the first probe goes on (within delta + slack)";
   EXPECT_DOUBLE_EQ(ctx.candidates[1], std::sqrt(first_reached * kMaxMacFactor));
   EXPECT_THAT(ctx.log(), HasSubstr("aimed at 4.00x, reached 2.80x: the search goes on from 2.80x"));
+}
+
+// A final's epochs are counted at its candidate's own epoch time: with
+// 200 s left after the probes and candidates whose epochs take 30 s, the
+// first final gets all 5 epochs (at the 60 s of the first candidate's, 3
+// would have fitted), and the rest of the budget goes to a second.
+TEST(BisectionTest, AFinalsEpochsAreCountedAtItsCandidatesEpochTime) {
+  const double budget = 4 * kEpochSeconds + 200;
+  SimulatedContext ctx(budget, /*drop_per_factor=*/0.3, /*recovery_per_epoch=*/0.1);
+  ctx.final_epoch_seconds = 30;
+  ASSERT_OK(RunBisection(ctx).status());
+  ASSERT_EQ(ctx.candidates.size(), 4u) << ctx.log();
+  ASSERT_GE(ctx.final_epochs.size(), 1u) << ctx.log();
+  EXPECT_EQ(ctx.final_epochs[0], 5) << ctx.log();
+  EXPECT_LE(ctx.elapsed(), budget) << ctx.log();
 }
 
 // When the budget cannot take two candidates and a full final, what may be

@@ -57,12 +57,12 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
     // Anytime: with less time left than final_epochs take, the final
     // fine-tune gets the epochs that fit (a smaller gain, never none while
     // one epoch fits).
-    ASSIGN_OR_RETURN(int epochs, FinalEpochsThatFit(ctx));
+    ASSIGN_OR_RETURN(int epochs, FinalEpochsThatFit(ctx, *next));
     if (epochs < 1) {
       ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time for another final fine-tune"));
       break;
     }
-    ASSIGN_OR_RETURN(const int last, LastFinalEpochs(ctx));
+    ASSIGN_OR_RETURN(const int last, LastFinalEpochs(ctx, *next));
     tried.insert(next->key());
     std::string note;
     if (last > epochs) {
@@ -112,19 +112,20 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
   return fp32;
 }
 
-absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx) {
+absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx, const CandidateRecord& candidate) {
   const int wanted = ctx.experiment().compression().final_epochs();
+  const double epoch = ctx.FinalEpochSecondsOf(candidate);
   ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-  const int epochs = EpochsThatFit(wanted, left, ctx.FinalEpochSeconds());
-  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * ctx.FinalEpochSeconds()));
+  const int epochs = EpochsThatFit(wanted, left, epoch);
+  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * epoch));
   return fits ? epochs : 0;
 }
 
-absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx) {
+absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx, const CandidateRecord& candidate) {
   const CompressionConfig& comp = ctx.experiment().compression();
   if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return 0;
   ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-  const double epoch = ctx.FinalEpochSeconds();
+  const double epoch = ctx.FinalEpochSecondsOf(candidate);
   if (left >= 2 * comp.final_epochs() * epoch) return 0;  // room for another full final after it
   // Every epoch that fits (at most twice final_epochs, which the test
   // above already bounds it by).
@@ -136,7 +137,7 @@ absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx) {
 absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen) {
   const CompressionConfig& comp = ctx.experiment().compression();
   if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(const int epochs, FinalEpochsThatFit(ctx));
+  ASSIGN_OR_RETURN(const int epochs, FinalEpochsThatFit(ctx, *chosen));
   if (epochs < 1) return absl::OkStatus();
   const std::string& key = ctx.experiment().evaluation().eval_key();
   ctx.Say(absl::StrFormat("  polish: %d more epoch(s) of %s with the budget left (kept when better on %s)", epochs,

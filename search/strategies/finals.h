@@ -27,17 +27,18 @@ namespace slimfit {
 
 absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std::vector<CandidateRecord> scored);
 
-// The epochs of a final fine-tune that fit in what is left of the budget:
+// The epochs of a final fine-tune of `candidate` that fit in what is left
+// of the budget, each costing ctx.FinalEpochSecondsOf(candidate):
 // final_epochs, fewer when less is left (search/budget.h), 0 when not one
 // fits or the run is stopping (ctx.StopReason() says why).
-absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx);
+absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx, const CandidateRecord& candidate);
 
 // tuning.polish (default on), with a time budget only: when what is left
 // of the budget cannot take final_epochs twice, the final about to start is
 // the last full one: it gets every epoch that fits (more than final_epochs;
 // at most twice). 0 otherwise (the final takes FinalEpochsThatFit), when
 // polish is off or there is no budget.
-absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx);
+absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx, const CandidateRecord& candidate);
 
 // tuning.polish (default on), with a time budget only: the epochs of it
 // left (at most final_epochs; none when not one fits) go into fine-tuning
