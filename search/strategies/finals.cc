@@ -112,8 +112,11 @@ absl::StatusOr<std::optional<CandidateRecord>> RunFinals(SearchContext& ctx, std
   return fp32;
 }
 
-absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx, const CandidateRecord& candidate) {
-  const int wanted = ctx.experiment().compression().final_epochs();
+namespace {
+
+// Up to `wanted` epochs of a final of `candidate` that fit in what is left;
+// 0 when not one fits or the run is stopping.
+absl::StatusOr<int> EpochsLeftFor(SearchContext& ctx, const CandidateRecord& candidate, int wanted) {
   const double epoch = ctx.FinalEpochSecondsOf(candidate);
   ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
   const int epochs = EpochsThatFit(wanted, left, epoch);
@@ -121,17 +124,19 @@ absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx, const CandidateRecord
   return fits ? epochs : 0;
 }
 
+}  // namespace
+
+absl::StatusOr<int> FinalEpochsThatFit(SearchContext& ctx, const CandidateRecord& candidate) {
+  return EpochsLeftFor(ctx, candidate, ctx.experiment().compression().final_epochs());
+}
+
 absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx, const CandidateRecord& candidate) {
   const CompressionConfig& comp = ctx.experiment().compression();
   if (!comp.tuning().polish() || comp.time_budget_minutes() <= 0 || comp.final_epochs() <= 0) return 0;
   ASSIGN_OR_RETURN(const double left, ctx.SecondsLeft());
-  const double epoch = ctx.FinalEpochSecondsOf(candidate);
-  if (left >= 2 * comp.final_epochs() * epoch) return 0;  // room for another full final after it
-  // Every epoch that fits (at most twice final_epochs, which the test
-  // above already bounds it by).
-  const int epochs = EpochsThatFit(2 * comp.final_epochs(), left, epoch);
-  ASSIGN_OR_RETURN(const bool fits, ctx.Fits(std::max(1, epochs) * epoch));
-  return fits ? epochs : 0;
+  // Room for another full final after it: not the last.
+  if (left >= 2 * comp.final_epochs() * ctx.FinalEpochSecondsOf(candidate)) return 0;
+  return EpochsLeftFor(ctx, candidate, 2 * comp.final_epochs());
 }
 
 absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen) {
