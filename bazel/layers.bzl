@@ -18,7 +18,7 @@ so a new package gets a layer when it is made.
 LAYERS = [
     ["bazel", "third_party"],
     ["common"],
-    ["data", "model"],
+    ["data", "kernels", "model"],
     ["forward_pass", "graph", "model/zoo"],
     ["losses"],
     ["evaluators", "optimizers"],

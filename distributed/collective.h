@@ -5,14 +5,15 @@
 // bytes, wait for each other. The trainer (data-parallel fine-tuning), the
 // evaluators (reduced metrics) and the search (candidates spread over ranks)
 // talk to this interface; distributed/process_group.h implements it on
-// LibTorch's c10d with Gloo, and LocalCollective is the one-process group.
+// LibTorch's c10d (Gloo; NCCL for CUDA tensors where linked), and
+// LocalCollective is the one-process group.
 //
 //   Collective& group = ...;             // world_size() ranks
 //   std::vector<at::Tensor> grads = ...;
 //   RETURN_IF_ERROR(group.AllReduceSum(grads));   // every rank: the sum
 //
 // Contract: every rank calls the same collectives in the same order with
-// tensors of the same shapes and dtypes (CPU, contiguous); a call returns
+// tensors of the same shapes, dtypes and device types (contiguous); a call returns
 // when every rank has made it. The group's timeout is how long a rank may
 // wait for the others, so it must exceed the longest work one rank does
 // while another waits (the search: a candidate's fine-tune). A rank that fails, exits or is killed makes

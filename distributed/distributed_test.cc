@@ -168,6 +168,14 @@ TEST(DistributedOptionsTest, RendezvousWithAMissingRankTimesOut) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("rendezvous at 127.0.0.1")));
 }
 
+TEST(ProcessGroupTest, WithoutNcclLinkedCudaTensorsGoThroughACpuCopy) {
+  ASSERT_OK_AND_ASSIGN(int port, FindFreePort());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ProcessGroup> group,
+                       ProcessGroup::Connect({.rank = 0, .world_size = 1, .master_port = port, .timeout_seconds = 30}));
+  EXPECT_EQ(group->BackendFor(c10::kCPU), "gloo");
+  EXPECT_EQ(group->BackendFor(c10::kCUDA), "gloo (through a CPU copy)");
+}
+
 TEST(LaunchTest, RejectsBadOptions) {
   EXPECT_THAT(LaunchLocal({}, {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no command")));
   EXPECT_THAT(LaunchLocal({"true"}, {.nproc_per_node = 0}),

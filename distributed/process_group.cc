@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/field_error.h"
+#include "distributed/device_backends.h"
 
 namespace slimfit {
 namespace {
@@ -65,6 +67,8 @@ absl::StatusOr<int> EnvInt(const char* name, bool* present) {
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  // Made on first use, per device type (device_backends.h).
+  std::map<c10::DeviceType, c10::intrusive_ptr<c10d::Backend>> on_device;
 };
 
 absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironment() {
@@ -153,41 +157,63 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(const Distri
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(o, std::move(impl)));
 }
 
-namespace {
+std::string ProcessGroup::BackendFor(c10::DeviceType type) const {
+  if (type == c10::kCPU) return "gloo";
+  if (const DeviceBackend* b = FindDeviceBackend(type)) return b->name;
+  return "gloo (through a CPU copy)";
+}
 
-// One collective per tensor (`issue` starts it on a one-tensor list: Gloo
-// would reduce a longer list locally first), all issued, then all awaited.
-template <typename Issue>
-// Tensors on another device (CUDA) travel through a CPU copy, written back
-// in place after the collective: Gloo's own device support varies with the
-// LibTorch build, the CPU path does not (NCCL would skip the copies).
-absl::Status IssueEach(const char* op, const DistributedOptions& o, std::vector<at::Tensor>& tensors, Issue issue) {
+// The backend for a tensor on `device`: Gloo for the CPU, the registered
+// one for another device (made on first use), or null: no backend there,
+// the tensor goes through a CPU copy over Gloo.
+c10d::Backend* ProcessGroup::BackendOn(const c10::Device& device) {
+  if (device.is_cpu()) return impl_->gloo.get();
+  const DeviceBackend* registered = FindDeviceBackend(device.type());
+  if (registered == nullptr) return nullptr;
+  auto& backend = impl_->on_device[device.type()];
+  if (!backend) {
+    DeviceBackendArgs args;
+    args.store = c10::make_intrusive<c10d::PrefixStore>(registered->name, impl_->store);
+    args.rank = options_.rank;
+    args.world_size = options_.world_size;
+    args.local_rank = options_.local_rank;
+    args.timeout = Millis(options_.timeout_seconds);
+    backend = registered->make(args);
+  }
+  return backend.get();
+}
+
+// One collective per tensor (`issue` starts it on a one-tensor list: a
+// backend would reduce a longer list locally first), all issued, then all
+// awaited. A tensor on a device without a backend of its own travels
+// through a CPU copy over Gloo, written back in place afterwards.
+absl::Status ProcessGroup::IssueEach(const char* op, std::vector<at::Tensor>& tensors, const Issue& issue) {
   try {
     std::vector<c10::intrusive_ptr<c10d::Work>> pending;
     std::vector<std::pair<at::Tensor, at::Tensor>> staged;  // (device tensor, its CPU copy)
     for (at::Tensor& t : tensors) {
       std::vector<at::Tensor> one{t};
-      if (!t.device().is_cpu()) {
+      c10d::Backend* backend = BackendOn(t.device());
+      if (backend == nullptr) {
         one[0] = t.to(at::kCPU);
         staged.emplace_back(t, one[0]);
+        backend = impl_->gloo.get();
       }
-      pending.push_back(issue(one));
+      pending.push_back(issue(*backend, one));
     }
     for (auto& w : pending) w->wait();
     for (auto& [device_tensor, cpu] : staged) device_tensor.copy_(cpu);
   } catch (const std::exception& e) {
-    return CollectiveError(op, o, e);
+    return CollectiveError(op, options_, e);
   }
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::Status ProcessGroup::AllReduce(std::vector<at::Tensor>& tensors, bool max) {
   c10d::AllreduceOptions ao;
   ao.reduceOp = max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
-  return IssueEach(max ? "all-reduce (max)" : "all-reduce", options_, tensors,
-                   [&](std::vector<at::Tensor>& one) { return impl_->gloo->allreduce(one, ao); });
+  return IssueEach(max ? "all-reduce (max)" : "all-reduce", tensors,
+                   [&](c10d::Backend& b, std::vector<at::Tensor>& one) { return b.allreduce(one, ao); });
 }
 
 absl::Status ProcessGroup::AllReduceSum(std::vector<at::Tensor>& tensors) { return AllReduce(tensors, false); }
@@ -199,8 +225,8 @@ absl::Status ProcessGroup::Broadcast(std::vector<at::Tensor>& tensors, int root)
   }
   c10d::BroadcastOptions bo;
   bo.rootRank = root;
-  return IssueEach("broadcast", options_, tensors,
-                   [&](std::vector<at::Tensor>& one) { return impl_->gloo->broadcast(one, bo); });
+  return IssueEach("broadcast", tensors,
+                   [&](c10d::Backend& b, std::vector<at::Tensor>& one) { return b.broadcast(one, bo); });
 }
 
 absl::StatusOr<std::vector<std::string>> ProcessGroup::AllGather(const std::string& bytes) {

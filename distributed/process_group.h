@@ -2,8 +2,11 @@
 //
 // ProcessGroup: a Collective over processes on one or more machines, built on
 // LibTorch's own c10d — a TCPStore for the rendezvous (rank 0 serves it on
-// MASTER_ADDR:MASTER_PORT) and ProcessGroupGloo for the collectives. No
-// networking of our own.
+// MASTER_ADDR:MASTER_PORT), ProcessGroupGloo for CPU tensors, and for a
+// tensor on another device the backend registered for it
+// (distributed/device_backends.h: NCCL for CUDA when //distributed:nccl is
+// linked, as `--config=cuda` does for the tools), else a CPU copy over Gloo.
+// No networking of our own.
 //
 // Rendezvous comes from torchrun's environment (RANK, WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT, LOCAL_RANK) or from explicit options (tools take
@@ -23,6 +26,9 @@
 #ifndef SLIMFIT_DISTRIBUTED_PROCESS_GROUP_H_
 #define SLIMFIT_DISTRIBUTED_PROCESS_GROUP_H_
 
+#include <c10/core/Device.h>
+
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +36,11 @@
 
 #include "absl/status/statusor.h"
 #include "distributed/collective.h"
+
+namespace c10d {
+class Backend;
+class Work;
+}  // namespace c10d
 
 namespace slimfit {
 
@@ -73,10 +84,17 @@ class ProcessGroup : public Collective {
 
   const DistributedOptions& options() const { return options_; }
 
+  // The backend tensors on a device of `type` go through: "gloo" for the
+  // CPU, a registered one's name ("nccl"), or "gloo (through a CPU copy)".
+  std::string BackendFor(c10::DeviceType type) const;
+
  private:
   struct Impl;
+  using Issue = std::function<c10::intrusive_ptr<c10d::Work>(c10d::Backend&, std::vector<at::Tensor>&)>;
   ProcessGroup(DistributedOptions options, std::unique_ptr<Impl> impl);
   absl::Status AllReduce(std::vector<at::Tensor>& tensors, bool max);
+  absl::Status IssueEach(const char* op, std::vector<at::Tensor>& tensors, const Issue& issue);
+  c10d::Backend* BackendOn(const c10::Device& device);
 
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include <atomic>
 #include <string>
 #include <utility>
 
@@ -57,12 +58,16 @@ const CudaAvailability& Cuda() {
 
 namespace {
 
-// The CUDA index `name` names, -1 for the CPU, -2 for auto.
+constexpr int kAuto = -2, kDefaultCuda = -3;
+std::atomic<int> default_cuda_index{0};
+
+// The CUDA index `name` names, -1 for the CPU, kAuto, or kDefaultCuda
+// ("cuda": default_cuda_index).
 absl::StatusOr<int> ParseDeviceName(absl::string_view name) {
   const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
   if (n.empty() || n == "cpu") return -1;
-  if (n == "auto") return -2;
-  if (n == "cuda") return 0;
+  if (n == "auto") return kAuto;
+  if (n == "cuda") return kDefaultCuda;
   const std::string digits = absl::StartsWith(n, "cuda:") ? n.substr(5) : "";
   int index = 0;
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
@@ -76,10 +81,13 @@ absl::StatusOr<int> ParseDeviceName(absl::string_view name) {
 
 absl::Status CheckDeviceName(absl::string_view name) { return ParseDeviceName(name).status(); }
 
+void SetDefaultCudaIndex(int index) { default_cuda_index = index; }
+
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name) {
-  ASSIGN_OR_RETURN(const int index, ParseDeviceName(name));
+  ASSIGN_OR_RETURN(int index, ParseDeviceName(name));
   if (index == -1) return c10::Device(c10::kCPU);
-  if (index == -2) return Cuda().device_count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (index == kAuto && Cuda().device_count == 0) return c10::Device(c10::kCPU);
+  if (index == kAuto || index == kDefaultCuda) index = default_cuda_index;
   const CudaAvailability& cuda = Cuda();
   if (!cuda.library_loaded) {
     return FieldErrorWithCode(absl::StatusCode::kFailedPrecondition, "",

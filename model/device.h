@@ -50,6 +50,12 @@ const CudaAvailability& Cuda();
 
 // The device `name` names (see the contract); the value names valid forms.
 absl::StatusOr<c10::Device> ResolveDevice(absl::string_view name);
+// Which CUDA device "cuda" and "auto" name (0 until set): a distributed run
+// sets it to the process's LOCAL_RANK (tools/distributed_flags.h), so that
+// each rank on a machine takes its own GPU, as torch.cuda.set_device does.
+// "cuda:N" is unaffected. Set it before resolving devices.
+void SetDefaultCudaIndex(int index);
+
 // Whether `name` is one of the forms above, without looking for CUDA (for
 // validating a configuration before any work): ResolveDevice's
 // InvalidArgument errors, never its FailedPrecondition ones.

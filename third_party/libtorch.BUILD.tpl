@@ -41,4 +41,10 @@ cc_library(
     deps = [":torch"],
 )
 
+# LibTorch's CUDA half (libtorch_cuda, c10_cuda) and the CUDA runtime it
+# loads, for the code that calls into them directly: the CUDA kernels
+# (//kernels) and NCCL (//distributed:nccl). Everything else reaches CUDA
+# through model/device.h, which loads it only when asked.
+%{torch_cuda}
+
 exports_files(["python", "VERSION"])

@@ -95,7 +95,51 @@ def _libtorch_impl(rctx):
     rctx.template("BUILD.bazel", rctx.attr.build_template, {
         "%{lib}": str(_child(rctx, root, "lib")),
         "%{version}": found,
+        "%{torch_cuda}": _torch_cuda(rctx, root),
     })
+
+def _torch_cuda(rctx, root):
+    """The torch_cuda target: LibTorch's CUDA half and the CUDA runtime it uses.
+
+    A CPU-only LibTorch has no libtorch_cuda.so: then the target is
+    incompatible, and `//...` skips what depends on it (the CUDA kernels,
+    NCCL) instead of failing to link.
+    """
+    lib = _child(rctx, root, "lib")
+    if not _child(rctx, root, "lib/libtorch_cuda.so").exists:
+        return """cc_library(
+    name = "torch_cuda",
+    target_compatible_with = ["@//bazel:incompatible"],
+    deps = [":torch"],
+)"""
+
+    # The CUDA runtime LibTorch itself loads (the wheel's nvidia/cu*/lib, or
+    # a standalone LibTorch's lib/), so a process holds one copy of it.
+    cudart = ""
+    nvidia = rctx.path(str(root) + "/../nvidia")
+    if nvidia.exists:
+        for package in nvidia.readdir():
+            libdir = rctx.path(str(package) + "/lib")
+            if libdir.exists:
+                for f in libdir.readdir():
+                    if f.basename.startswith("libcudart.so."):
+                        cudart = str(f)
+    if not cudart:
+        for f in lib.readdir():
+            if f.basename.startswith("libcudart") and ".so" in f.basename:
+                cudart = str(f)
+    runtime = ('"-Wl,-rpath,%s",\n        "%s",' % (str(rctx.path(cudart).dirname), cudart)) if cudart else '"-L/usr/local/cuda/lib64",\n        "-lcudart",'
+    return """cc_library(
+    name = "torch_cuda",
+    linkopts = [
+        "-Wl,--no-as-needed",
+        "%s/libtorch_cuda.so",
+        "%s/libc10_cuda.so",
+        %s
+        "-Wl,--as-needed",
+    ],
+    deps = [":torch", "@cuda//:headers"],
+)""" % (str(lib), str(lib), runtime)
 
 libtorch_repository = repository_rule(
     implementation = _libtorch_impl,

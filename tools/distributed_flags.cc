@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/field_error.h"
+#include "model/device.h"
 #include "tools/cli.h"
 
 ABSL_FLAG(int, rank, 0, "this process's rank (default: $RANK)");
@@ -21,7 +22,10 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed() {
   auto env = DistributedOptionsFromEnvironment();
   if (!env.ok()) return env.status();
   DistributedOptions o = env->value_or(DistributedOptions{});
-  if (FlagGiven("rank")) o.rank = absl::GetFlag(FLAGS_rank);
+  if (FlagGiven("rank")) {
+    o.rank = absl::GetFlag(FLAGS_rank);
+    if (!env->has_value()) o.local_rank = o.rank;  // one machine: ranks started by hand
+  }
   if (FlagGiven("world_size")) o.world_size = absl::GetFlag(FLAGS_world_size);
   if (FlagGiven("master_addr")) o.master_addr = absl::GetFlag(FLAGS_master_addr);
   if (FlagGiven("master_port")) o.master_port = absl::GetFlag(FLAGS_master_port);
@@ -39,6 +43,8 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ConnectIfDistributed() {
   }
 
   if (o.world_size == 1) return std::unique_ptr<ProcessGroup>();
+  // Each rank on a machine takes its own GPU when asked for "cuda".
+  SetDefaultCudaIndex(o.local_rank);
   return ProcessGroup::Connect(o);
 }
 

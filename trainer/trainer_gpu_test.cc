@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_matchers.h"
 #include "common/text_proto.h"
@@ -23,6 +24,10 @@
 
 namespace slimfit {
 namespace {
+
+using ::slimfit::testing::IsOkAndHolds;
+using ::slimfit::testing::StatusIs;
+using ::testing::HasSubstr;
 
 struct Slice {
   std::shared_ptr<ForwardPass> fp = std::make_shared<ForwardPass>();
@@ -77,6 +82,20 @@ std::map<std::string, at::Tensor> Trained(c10::Device device, int steps, double*
   std::map<std::string, at::Tensor> w;
   for (auto& [name, p] : m.NamedParameters()) w[name] = p.detach().clone();
   return w;
+}
+
+// "cuda" names the device a distributed run's LOCAL_RANK picked (as
+// torch.cuda.set_device); "cuda:N" does not move.
+TEST(DeviceGpuTest, CudaNamesTheDefaultIndex) {
+  const int devices = Cuda().device_count;
+  ASSERT_GE(devices, 1) << "this test needs a CUDA device (tag gpu)";
+  SetDefaultCudaIndex(devices - 1);
+  EXPECT_THAT(ResolveDevice("cuda"), IsOkAndHolds(c10::Device(c10::kCUDA, devices - 1)));
+  EXPECT_THAT(ResolveDevice("cuda:0"), IsOkAndHolds(c10::Device(c10::kCUDA, 0)));
+  SetDefaultCudaIndex(devices);
+  EXPECT_THAT(ResolveDevice("cuda"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                              HasSubstr(absl::StrCat("sees ", devices, " CUDA device"))));
+  SetDefaultCudaIndex(0);
 }
 
 TEST(TrainerGpuTest, OneStepOnCudaMatchesTheCpu) {

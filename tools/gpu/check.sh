@@ -10,19 +10,21 @@
 #                              # torch, the version pinned in third_party/
 #                              # libtorch.bzl) and print what docs/gpu.md records
 #
-# `run` prints, in order: the device; the gpu-tagged tests; a resnet_small
-# epoch on the CPU and on the GPU (`train`, same data and seed); a short
-# `compress` on the GPU (tools/gpu/experiment.pbtxt), its result scored again
-# on the CPU. About 8 minutes on an H200 machine (not yet measured). It exits non-zero when a test
-# fails or a step errs.
+# `pack` builds with --config=cuda (the tools link NCCL). `run` prints, in
+# order: the device; the gpu-tagged tests (one GPU: not multi_gpu); the CUDA
+# kernels against LibTorch's ops (kernels_benchmark: microseconds and the
+# ratio); a resnet_small epoch on the CPU and on the GPU (`train`, same data
+# and seed); a short `compress` on the GPU (tools/gpu/experiment.pbtxt), its
+# result scored again on the CPU. About 8 minutes on an H200 machine (not yet
+# measured). It exits non-zero when a test fails or a step errs.
 set -uo pipefail
 bundle="${SLIMFIT_GPU_BUNDLE:-gpu_bundle}"
-gpu_tests=(//trainer:trainer_gpu_test //search:engine_gpu_test)
-tools=(//tools:train //tools:evaluate //tools:compress)
+gpu_tests=(//kernels:kernels_gpu_test //distributed:nccl_gpu_test //trainer:trainer_gpu_test //search:engine_gpu_test)
+tools=(//tools:train //tools:evaluate //tools:compress //kernels:kernels_benchmark)
 path() { local l="${1#//}"; echo "${l/://}"; }  # //a/b:c -> a/b/c
 
 pack() {
-  bazel build "${gpu_tests[@]}" "${tools[@]}" 2>&1 | tail -2 || exit 1
+  bazel build --config=cuda "${gpu_tests[@]}" "${tools[@]}" 2>&1 | tail -2 || exit 1
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
   for label in "${gpu_tests[@]}" "${tools[@]}"; do
     t=$(path "$label")
@@ -53,8 +55,11 @@ run() {
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   echo "== gpu-tagged tests"
   for label in "${gpu_tests[@]}"; do
-    "$b/$(basename "$(path "$label")")" || status=1
+    # One GPU: not the two-GPU NCCL test (its own target, tagged multi_gpu).
+    "$b/$(basename "$(path "$label")")" --gtest_filter=-NcclMultiGpuTest.* || status=1
   done
+  echo "== CUDA kernels against LibTorch's ops (ratio > 1: the kernel is faster)"
+  "$b/kernels_benchmark" || status=1
   echo "== one resnet_small epoch of 20,000 samples, CPU (16 threads) then GPU"
   for device in cpu cuda; do
     /usr/bin/time -f "$device wall %e s" "$b/train" --model=resnet_small --epochs=1 --batch_size=128 \
