@@ -19,12 +19,16 @@ __device__ __forceinline__ float RoundedZeroPoint(float z, const LsqShape& s) {
   return fminf(fmaxf(nearbyintf(z), static_cast<float>(s.quant_min)), static_cast<float>(s.quant_max));
 }
 
+// Index: int32_t when every index fits (64-bit division is emulated on the
+// GPU and would cost more than the memory traffic), else int64_t.
+template <typename Index>
 __global__ void LsqForwardKernel(const float* __restrict__ x, const float* __restrict__ scale,
                                  const float* __restrict__ zero_point, const LsqShape s, float* __restrict__ y) {
-  const int64_t n = s.outer * s.channels * s.inner;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t c = (i / s.inner) % s.channels;
+  const Index n = static_cast<Index>(s.outer * s.channels * s.inner);
+  const Index inner = static_cast<Index>(s.inner), channels = static_cast<Index>(s.channels);
+  for (Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<Index>(gridDim.x) * blockDim.x) {
+    const Index c = (i / inner) % channels;
     const float sc = scale[c];
     const float z = RoundedZeroPoint(zero_point[c], s);
     const float q = fminf(fmaxf(z + nearbyintf(x[i] * (1.0f / sc)), static_cast<float>(s.quant_min)),
@@ -49,22 +53,24 @@ __device__ __forceinline__ float BlockSum(float v, float* shared) {
 
 // grid: (channels, splits). Block (c, k) takes every splits-th chunk of
 // channel c's outer * inner elements.
+template <typename Index>
 __global__ void LsqBackwardKernel(const float* __restrict__ dy, const float* __restrict__ x,
                                   const float* __restrict__ scale, const float* __restrict__ zero_point,
                                   const LsqShape s, float grad_factor, float* __restrict__ dx,
                                   float* __restrict__ dscale, float* __restrict__ dzero_point) {
   __shared__ float shared[kThreads / 32];
-  const int64_t c = blockIdx.x;
+  const Index c = static_cast<Index>(blockIdx.x);
   const float sc = scale[c];
   const float inv = 1.0f / sc;
   const float z = RoundedZeroPoint(zero_point[c], s);
   const float qmin = static_cast<float>(s.quant_min), qmax = static_cast<float>(s.quant_max);
-  const int64_t per_channel = s.outer * s.inner;
+  const Index per_channel = static_cast<Index>(s.outer * s.inner);
+  const Index inner = static_cast<Index>(s.inner), channels = static_cast<Index>(s.channels);
   float ds = 0.f, dz = 0.f;
-  for (int64_t k = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; k < per_channel;
-       k += static_cast<int64_t>(gridDim.y) * blockDim.x) {
-    const int64_t o = k / s.inner, j = k - o * s.inner;
-    const int64_t i = (o * s.channels + c) * s.inner + j;
+  for (Index k = static_cast<Index>(blockIdx.y) * blockDim.x + threadIdx.x; k < per_channel;
+       k += static_cast<Index>(gridDim.y) * blockDim.x) {
+    const Index o = k / inner, j = k - o * inner;
+    const Index i = (o * channels + c) * inner + j;
     const float xi = x[i], g = dy[i];
     const float q = z + nearbyintf(xi * inv);
     if (q < qmin || q > qmax) {
@@ -84,6 +90,9 @@ __global__ void LsqBackwardKernel(const float* __restrict__ dy, const float* __r
   }
 }
 
+// Whether every index below n (and a grid stride past it) fits in int32_t.
+bool FitsInt32(int64_t n) { return n + 65535LL * 16 * kThreads < 2147483647LL; }
+
 }  // namespace
 
 cudaError_t LaunchLsqForward(const float* x, const float* scale, const float* zero_point, const LsqShape& shape,
@@ -92,7 +101,11 @@ cudaError_t LaunchLsqForward(const float* x, const float* scale, const float* ze
   if (n == 0) return cudaSuccess;
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   const unsigned grid = static_cast<unsigned>(blocks < 65535 * 16 ? blocks : 65535 * 16);
-  LsqForwardKernel<<<grid, kThreads, 0, stream>>>(x, scale, zero_point, shape, y);
+  if (FitsInt32(n)) {
+    LsqForwardKernel<int32_t><<<grid, kThreads, 0, stream>>>(x, scale, zero_point, shape, y);
+  } else {
+    LsqForwardKernel<int64_t><<<grid, kThreads, 0, stream>>>(x, scale, zero_point, shape, y);
+  }
   return cudaGetLastError();
 }
 
@@ -109,8 +122,13 @@ cudaError_t LaunchLsqBackward(const float* dy, const float* x, const float* scal
   if (splits > 65535) splits = 65535;
   if (shape.channels > 2147483647LL) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(shape.channels), static_cast<unsigned>(splits));
-  LsqBackwardKernel<<<grid, kThreads, 0, stream>>>(dy, x, scale, zero_point, shape, grad_factor, dx, dscale,
-                                                   dzero_point);
+  if (FitsInt32(shape.outer * shape.channels * shape.inner)) {
+    LsqBackwardKernel<int32_t><<<grid, kThreads, 0, stream>>>(dy, x, scale, zero_point, shape, grad_factor, dx,
+                                                              dscale, dzero_point);
+  } else {
+    LsqBackwardKernel<int64_t><<<grid, kThreads, 0, stream>>>(dy, x, scale, zero_point, shape, grad_factor, dx,
+                                                              dscale, dzero_point);
+  }
   return cudaGetLastError();
 }
 

@@ -44,7 +44,12 @@ pack() {
 run() {
   local torch_lib
   torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || exit 1
-  export LD_LIBRARY_PATH="$bundle/lib:$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The CUDA runtime, NCCL and friends the kernels and --config=cuda binaries
+  # name directly: beside torch, in the wheel's nvidia/*/lib (here they were
+  # found through an rpath into this machine's venv, which is not there).
+  local cuda_libs
+  cuda_libs=$(find "$torch_lib/../../nvidia" -mindepth 2 -maxdepth 2 -type d -name lib 2>/dev/null | paste -sd:)
+  export LD_LIBRARY_PATH="$bundle/lib:$torch_lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   local b="$bundle/bin" out="${OUT:-/tmp}/slimfit_gpu" status=0
   mkdir -p "$out"
   # The tests read Fashion-MNIST where Debian puts it.
