@@ -35,6 +35,10 @@ Experiment ZooSlice(const std::string& zoo, const std::string& name, const std::
   e.set_name(name);
   e.set_output_dir(::testing::TempDir() + "/runs/" + name);
   EXPECT_OK(ParseTextProto(compression, "compression", e.mutable_compression()));
+  // These tests exercise the engine through bisection's probes (pruners
+  // compared at the first, tuning.probes, ...) unless they name a strategy;
+  // every registered strategy also passes strategy_conformance_test.
+  if (e.compression().strategy().empty()) e.mutable_compression()->set_strategy("bisection");
   return e;
 }
 

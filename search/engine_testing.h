@@ -17,7 +17,8 @@
 namespace slimfit::testing {
 
 // lenet5 (2 reference epochs) on 3,000 training and 600 val / test images,
-// output under TempDir()/runs/<name>, with `compression` (a text proto).
+// output under TempDir()/runs/<name>, with `compression` (a text proto;
+// strategy "bisection" unless it names one).
 Experiment LenetSlice(const std::string& name, const std::string& compression);
 // The same slice and recipe for another zoo model (resnet_small: residual
 // blocks to remove).

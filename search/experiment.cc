@@ -303,7 +303,7 @@ Experiment WithDefaults(Experiment e) {
   if (c->final_epochs() == 0) c->set_final_epochs(c->deepsearch() ? 10 : 5);
   if (!c->has_tune_lr()) c->set_tune_lr(true);
   if (!c->has_remove_blocks()) c->set_remove_blocks(true);
-  if (c->strategy().empty()) c->set_strategy("bisection");
+  if (c->strategy().empty()) c->set_strategy("gradual");
   DistillationConfig* d = c->mutable_distillation();
   if (!d->has_enabled()) d->set_enabled(true);
   if (!d->has_alpha()) d->set_alpha(0.5);

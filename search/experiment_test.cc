@@ -178,7 +178,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_EQ(d.model().reference_epochs(), 6);
   EXPECT_EQ(d.device(), "cpu");
   EXPECT_EQ(d.threads(), 1);
-  EXPECT_EQ(d.compression().strategy(), "bisection");
+  EXPECT_EQ(d.compression().strategy(), "gradual");
   EXPECT_TRUE(d.compression().tune_lr());
   EXPECT_TRUE(d.compression().remove_blocks());
   EXPECT_TRUE(d.compression().distillation().enabled());
