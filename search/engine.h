@@ -20,7 +20,9 @@
 //      curve per group.
 //   3. allocation: a tolerance τ gives every group the largest ratio whose
 //      drop stays <= τ; τ is bisected until the model has 1/F of the MACs.
-//   4. search over F (geometric bisection): first the fine-tuning lr is
+//   4. search over F (the strategy: gradual by default, a chain of ever
+//      smaller models each cut from the last; or geometric bisection over
+//      independent candidates — search/strategies/): first the fine-tuning lr is
 //      found (tune_lr: short trials of the first probe's cut); each
 //      candidate is cut, fine-tuned `candidate_epochs` (learning from the
 //      reference as a teacher: compression.distillation), scored on
