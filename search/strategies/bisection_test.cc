@@ -17,6 +17,7 @@
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "search/strategies/finals.h"
 #include "search/strategy.h"
 
 namespace slimfit {
@@ -253,6 +254,35 @@ TEST(BisectionTest, NoPolishWhenOffOrWithoutABudget) {
     ASSERT_TRUE(result.has_value()) << ctx.log();
     EXPECT_THAT(ctx.log(), Not(HasSubstr("polish"))) << "with_budget " << with_budget;
     EXPECT_NE(result->key().rfind("final|final|", 0), 0u) << result->key();
+  }
+}
+
+// The finals (shared by every strategy): a final the budget cuts short is
+// expected to recover in proportion to its epochs. vgg_small's chain on
+// 2026-12-03 had a 7.1x link at -1.95 and a 5.1x one at -1.47; the 7.1x
+// link's final got 4 of 5 epochs and missed.
+TEST(FinalsTest, AFinalTheBudgetCutsShortIsExpectedToRecoverInProportion) {
+  auto record = [](const std::string& name, double factor, double drop) {
+    CandidateRecord r;
+    r.set_key(name);
+    r.set_phase("candidate");
+    r.set_description(name);
+    r.set_eval_metric(kReference - drop);
+    r.set_macs(static_cast<int64_t>(std::llround(kReferenceMacs / factor)));
+    r.set_params(r.macs());
+    return r;
+  };
+  // Each final epoch recovers 0.2: five take the 7x link within delta,
+  // four take the 5x one (-1.47 + 0.8) but not the 7x one (-1.95 + 0.8).
+  for (const auto& [epochs, chosen] : {std::pair<int, std::string>{5, "7x"}, {4, "5x"}}) {
+    SimulatedContext ctx(epochs * kEpochSeconds + 1, /*drop_per_factor=*/1, /*recovery_per_epoch=*/0.2);
+    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> got,
+                         RunFinals(ctx, {record("7x", 7, 1.95), record("5x", 5, 1.47)}));
+    ASSERT_EQ(ctx.final_epochs, std::vector<int>{epochs}) << ctx.log();
+    EXPECT_THAT(ctx.log(), HasSubstr("final 1: " + chosen)) << epochs << " epochs";
+    ASSERT_TRUE(got.has_value()) << ctx.log();
+    EXPECT_EQ(got->description(), chosen);
+    EXPECT_TRUE(got->qualifies());
   }
 }
 

@@ -5,7 +5,9 @@
 //     delta + the expected recovery (at first tuning.promising_slack x
 //     delta; then 0.8 x what the last final recovered) is fine-tuned
 //     final_epochs more — fewer when the budget has less left (anytime:
-//     search/budget.h) — and becomes the result when it qualifies and beats
+//     search/budget.h; then the recovery expected of it shrinks in
+//     proportion to its epochs, so a cut-short final goes to a candidate
+//     nearer the target) — and becomes the result when it qualifies and beats
 //     the result so far; a miss lowers the bar; at most tuning.max_finals;
 //   - without a qualifying final, the best candidate that already qualifies;
 //   - with tuning.polish and a time budget, a final after which no full
