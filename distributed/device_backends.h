@@ -33,7 +33,6 @@ struct DeviceBackendArgs {
   c10::intrusive_ptr<c10d::Store> store;  // this backend's own prefix
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;
   std::chrono::milliseconds timeout{0};
 };
 

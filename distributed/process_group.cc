@@ -176,7 +176,6 @@ c10d::Backend* ProcessGroup::BackendOn(const c10::Device& device) {
     args.store = c10::make_intrusive<c10d::PrefixStore>(registered->name, impl_->store);
     args.rank = options_.rank;
     args.world_size = options_.world_size;
-    args.local_rank = options_.local_rank;
     args.timeout = Millis(options_.timeout_seconds);
     backend = registered->make(args);
   }

@@ -15,12 +15,17 @@ namespace slimfit {
 namespace {
 
 absl::Status CheckWeights(const std::vector<at::Tensor>& weights) {
+  if (weights.empty()) return absl::OkStatus();
+  const c10::Device device = weights[0].defined() ? weights[0].device() : c10::Device(c10::kCPU);
   for (size_t i = 0; i < weights.size(); ++i) {
-    const c10::Device device = weights[0].defined() ? weights[0].device() : c10::Device(c10::kCPU);
     RETURN_IF_ERROR(kernels::CheckFloatTensor(absl::StrCat("weights[", i, "]"), weights[i], device));
   }
   return absl::OkStatus();
 }
+
+// Elements per output channel of a weight viewed as [size(0), -1] (0 when
+// it has no channels).
+int64_t Cols(const at::Tensor& w) { return w.size(0) == 0 ? 0 : w.numel() / w.size(0); }
 
 // The reference: one row at a time, left to right, in float32.
 std::vector<at::Tensor> Reference(const std::vector<at::Tensor>& weights, ChannelNorm norm) {
@@ -28,7 +33,7 @@ std::vector<at::Tensor> Reference(const std::vector<at::Tensor>& weights, Channe
   for (const at::Tensor& weight : weights) {
     const at::Tensor w = weight.contiguous();
     const int64_t rows = w.size(0);
-    const int64_t cols = rows == 0 ? 0 : w.numel() / rows;
+    const int64_t cols = Cols(w);
     at::Tensor n = at::empty({rows}, w.options());
     const float* p = w.data_ptr<float>();
     float* q = n.data_ptr<float>();
@@ -64,7 +69,7 @@ absl::StatusOr<std::vector<at::Tensor>> OnCuda(const std::vector<at::Tensor>& we
       kernels::NormSegment& s = table.segment[table.count++];
       s.weight = w.data_ptr<float>();
       s.rows = w.size(0);
-      s.cols = s.rows == 0 ? 0 : w.numel() / s.rows;
+      s.cols = Cols(w);
       s.first_row = table.total_rows;
       table.total_rows += s.rows;
     }
@@ -96,8 +101,7 @@ absl::StatusOr<std::vector<at::Tensor>> ChannelNormsComposed(const std::vector<a
   return TorchCallOr("channel norms (LibTorch ops)", [&] {
     std::vector<at::Tensor> out;
     for (const at::Tensor& w : weights) {
-      const int64_t rows = w.size(0);
-      const at::Tensor flat = w.reshape({rows, rows == 0 ? 0 : w.numel() / rows});
+      const at::Tensor flat = w.reshape({w.size(0), Cols(w)});
       out.push_back(norm == ChannelNorm::kL1 ? flat.abs().sum(1) : flat.norm(2, 1));
     }
     return out;
