@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -59,7 +60,10 @@ class TeacherLoss : public LossFunction {
     const std::optional<uint64_t> key = options_.cache_teacher_outputs ? BatchKey(batch) : std::nullopt;
     if (auto hit = key ? cache_.find(*key) : cache_.end(); hit != cache_.end()) {
       teacher = hit->second;
+      if (options_.stats != nullptr) ++options_.stats->cache_hits;
     } else {
+      const auto t0 = std::chrono::steady_clock::now();
+      bool cached = false;
       c10::NoGradGuard no_grad;
       Model& teacher_model = on_device_.get();
       teacher_model.Eval();
@@ -70,6 +74,13 @@ class TeacherLoss : public LossFunction {
         teacher = teacher.clone();  // not a view into the teacher's output
         cached_bytes_ += teacher.nbytes();
         cache_.emplace(*key, teacher);
+        cached = true;
+      }
+      if (options_.stats != nullptr) {
+        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ++options_.stats->forwards;
+        options_.stats->forward_seconds += took;
+        if (cached) options_.stats->cached_forward_seconds += took;
       }
     }
     RETURN_IF_ERROR(CheckLogits(teacher, "teacher"));

@@ -30,6 +30,7 @@
 #ifndef SLIMFIT_LOSSES_TEACHER_DISTILLATION_H_
 #define SLIMFIT_LOSSES_TEACHER_DISTILLATION_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -38,11 +39,25 @@
 
 namespace slimfit {
 
+// What the teacher cost, for a caller that times training (a search
+// estimating its next fine-tune: after the first, the cached predictions
+// make the teacher nearly free).
+struct TeacherStats {
+  int64_t forwards = 0;        // batches the teacher ran on
+  double forward_seconds = 0;  // their wall time
+  // Of forward_seconds, the runs whose prediction was cached: a later call
+  // on the same batch is a lookup (the rest repeat: uncacheable batches,
+  // or the cache full).
+  double cached_forward_seconds = 0;
+  int64_t cache_hits = 0;
+};
+
 struct TeacherOptions {
   double alpha = 0.5;        // weight of the soft term, in [0, 1]
   double temperature = 4.0;  // > 0
   int output_index = 0;      // which element of a tuple output is the prediction
   bool cache_teacher_outputs = true;  // see above
+  TeacherStats* stats = nullptr;      // optional, not owned: updated by every call
 };
 
 // `forward_pass` is the one `base` runs the model through (its output is

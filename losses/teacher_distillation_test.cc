@@ -111,6 +111,39 @@ TEST(TeacherDistillationTest, ABatchSeenBeforeCostsNoTeacherForwardAndTheSameLos
   EXPECT_EQ(back.Total().item<double>(), want.Total().item<double>());
 }
 
+TEST(TeacherDistillationTest, StatsCountTeacherRunsCachedOrNotAndLookups) {
+  ASSERT_OK_AND_ASSIGN(Model student, CreateZooModel("lenet5", ZooOptions{.seed = 1}));
+  ASSERT_OK_AND_ASSIGN(Model teacher, CreateZooModel("lenet5", ZooOptions{.seed = 2}));
+  const Batch batch = RandomBatch();
+  at::Tensor x = batch[0].toTensor().clone();
+  x.view({-1})[0] += 1;
+  const Batch other{x, batch[1]};
+  auto fp = std::make_shared<CountingForwardPass>();
+  auto ce = Make("cross_entropy {}", nullptr, fp);
+  TeacherStats stats;
+  auto cached = WithTeacher(ce.get(), &teacher, fp, {.stats = &stats});
+  for (const Batch* b : {&batch, &batch, &other, &batch, &other}) ASSERT_OK((*cached)(student, *b).status());
+  // Two distinct batches: the teacher ran twice (the student five times),
+  // every later call was a lookup, and every run's prediction was kept.
+  EXPECT_EQ(fp->calls, 5 + 2);
+  EXPECT_EQ(stats.forwards, 2);
+  EXPECT_EQ(stats.cache_hits, 3);
+  EXPECT_GT(stats.forward_seconds, 0);
+  EXPECT_EQ(stats.cached_forward_seconds, stats.forward_seconds);
+
+  // Without the cache every call runs the teacher, and none of it is
+  // seconds a later call saves.
+  auto plain_fp = Fp();
+  auto plain_ce = Make("cross_entropy {}", nullptr, plain_fp);
+  TeacherStats plain;
+  auto uncached = WithTeacher(plain_ce.get(), &teacher, plain_fp, {.cache_teacher_outputs = false, .stats = &plain});
+  for (int i = 0; i < 3; ++i) ASSERT_OK((*uncached)(student, batch).status());
+  EXPECT_EQ(plain.forwards, 3);
+  EXPECT_EQ(plain.cache_hits, 0);
+  EXPECT_GT(plain.forward_seconds, 0);
+  EXPECT_EQ(plain.cached_forward_seconds, 0);
+}
+
 TEST(TeacherDistillationTest, ASelfTeacherAddsNothingAndOnlyTheStudentGetsGradients) {
   ASSERT_OK_AND_ASSIGN(Model student, CreateZooModel("lenet5", ZooOptions{.seed = 1}));
   ASSERT_OK_AND_ASSIGN(Model teacher, student.Clone());

@@ -159,6 +159,7 @@ absl::Status Engine::Search::SetUpDistillation() {
   options.alpha = comp_.distillation().alpha();
   options.temperature = comp_.distillation().temperature();
   options.output_index = c_.loss().output_index();
+  options.stats = &teacher_stats_;
   distill_loss_ = WithTeacher(e_.loss_.get(), &*teacher_, e_.forward_pass_, options);
   return absl::OkStatus();
 }

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "distributed/collective.h"
 #include "evaluators/evaluation_function.h"
+#include "losses/teacher_distillation.h"
 #include "search/allocation.h"
 #include "search/candidate_store.h"
 #include "search/decision.h"
@@ -286,6 +287,9 @@ class Engine::Search : public SearchContext {
   std::string metrics_lines_;
   int reused_ = 0;
   std::set<std::string> resumed_keys_;  // records found in state/ at the start
+  // The last candidate's fine-tuning epoch, less the teacher's runs whose
+  // predictions it cached (the next candidate trains on the same batches
+  // and finds them: the first candidate's epoch is not the later ones').
   double epoch_seconds_ = 0;
   // The slowest fine-tuning epoch measured (a candidate's over batches the
   // teacher had not seen, or a final epoch with its evaluation).
@@ -298,6 +302,7 @@ class Engine::Search : public SearchContext {
   double epoch_seconds_prior_ = 60;
   double lr_factor_ = 1;
   std::optional<Model> teacher_;
+  TeacherStats teacher_stats_;  // distill_loss_'s
   std::unique_ptr<LossFunction> distill_loss_;
   c10::IValue sample_output_;  // the reference's output on one eval batch
   c10::Device device_ = c10::kCPU;         // where fine-tunes run (experiment.device, resolved)
