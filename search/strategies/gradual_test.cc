@@ -28,19 +28,9 @@ absl::StatusOr<std::optional<CandidateRecord>> RunGradual(SimulatedContext& ctx)
 
 int64_t MacsAt(double factor) { return static_cast<int64_t>(std::llround(kReferenceMacs / factor)); }
 
-// Whatever the budget, the simulated time stays within it, and once a link
-// and one final epoch fit the result is a pruned model that qualifies.
 TEST(GradualTest, StaysWithinEveryBudgetAndReturnsAQualifyingModel) {
-  for (int minutes = 2; minutes <= 14; ++minutes) {
-    SCOPED_TRACE(::testing::Message() << minutes << " simulated minutes");
-    SimulatedContext ctx(minutes * kEpochSeconds, /*drop_per_factor=*/0.5, /*recovery_per_epoch=*/0.3);
-    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunGradual(ctx));
-    EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << ctx.log();
-    EXPECT_GE(ctx.candidates.size(), 1u);
-    ASSERT_TRUE(result.has_value()) << ctx.log();
-    EXPECT_TRUE(result->qualifies());
-    EXPECT_LT(result->macs(), kReferenceMacs);
-  }
+  testing_strategies::ExpectEveryBudgetKeptWithAQualifyingModel(
+      "gradual", [](SimulatedContext& ctx) { ctx.compression().mutable_tuning()->set_step_factor(1.5); });
 }
 
 // With time for a link and a half after the first, and the first within

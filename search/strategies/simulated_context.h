@@ -20,6 +20,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_matchers.h"
+#include "gtest/gtest.h"
 #include "search/strategy.h"
 
 namespace slimfit {
@@ -132,6 +134,26 @@ inline absl::StatusOr<std::optional<CandidateRecord>> RunStrategy(const std::str
   absl::StatusOr<StrategyFactory> make = StrategyRegistry().Get(name);
   if (!make.ok()) return make.status();
   return (*make)()->Search(ctx);
+}
+
+// The anytime property every strategy keeps: whatever the budget (2 to 14
+// simulated minutes: from one candidate and one final epoch to several
+// candidates and two full finals), the simulated time stays within it and
+// the result is a pruned model that qualifies (a smaller gain, never the
+// reference back). `setup` adjusts each context before the run.
+inline void ExpectEveryBudgetKeptWithAQualifyingModel(const std::string& strategy,
+                                                      const std::function<void(SimulatedContext&)>& setup) {
+  for (int minutes = 2; minutes <= 14; ++minutes) {
+    SCOPED_TRACE(::testing::Message() << strategy << ", " << minutes << " simulated minutes");
+    SimulatedContext ctx(minutes * kEpochSeconds, /*drop_per_factor=*/0.5, /*recovery_per_epoch=*/0.3);
+    setup(ctx);
+    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunStrategy(strategy, ctx));
+    EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << ctx.log();
+    EXPECT_GE(ctx.candidates.size(), 1u);
+    ASSERT_TRUE(result.has_value()) << ctx.log();
+    EXPECT_TRUE(result->qualifies());
+    EXPECT_LT(result->macs(), kReferenceMacs);
+  }
 }
 
 }  // namespace testing_strategies
