@@ -71,7 +71,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
     // final (this may be the last candidate), the probe goes a quarter of
     // the way (on a log scale) from the last factor that went on instead of
     // halfway, so that it is likely to qualify.
-    const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
+    const double candidate = CandidateSeconds(ctx);
     ASSIGN_OR_RETURN(const bool roomy,
                      ctx.Fits(std::min(2, probes - probe) * candidate + comp.final_epochs() * ctx.FinalEpochSeconds()));
     auto split = [roomy](double l, double h) { return roomy ? std::sqrt(l * h) : l * std::pow(h / l, 0.25); };
@@ -86,7 +86,7 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
       pruner = pruners[0];
     }
     if (ctx.world_size() > 1) {
-      ASSIGN_OR_RETURN(bool fits, ctx.Fits(comp.candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx)));
+      ASSIGN_OR_RETURN(bool fits, ctx.Fits(CandidateSeconds(ctx) + FinalReserveSeconds(ctx)));
       if (fits) {
         std::vector<std::pair<std::string, double>> wanted;
         for (const std::string& p : pruners) wanted.emplace_back(p, factor);
@@ -116,9 +116,9 @@ absl::Status Bisection::Probes(SearchContext& ctx) {
         break;
       }
       const int left = probes - probe + static_cast<int>(pruners.size()) - 1;
-      ctx.Say(absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
-                              Hms(left * (comp.candidate_epochs() * ctx.EpochSeconds() + 10) +
-                                  comp.final_epochs() * ctx.FinalEpochSeconds())));
+      ctx.Say(
+          absl::StrFormat("  probe %d/%d: %s at %.2fx fewer MACs  (ETA %s)", probe + 1, probes, p, factor,
+                          Hms(left * (CandidateSeconds(ctx) + 10) + comp.final_epochs() * ctx.FinalEpochSeconds())));
       ASSIGN_OR_RETURN(std::optional<CandidateRecord> r,
                        Scored(ctx, absl::StrFormat("candidate %s at %.2fx", p, factor), ctx.Candidate(p, factor),
                               &stop));

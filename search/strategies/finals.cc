@@ -178,6 +178,10 @@ absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen) {
   return absl::OkStatus();
 }
 
+double CandidateSeconds(const SearchContext& ctx) {
+  return ctx.experiment().compression().candidate_epochs() * ctx.EpochSeconds();
+}
+
 double FinalReserveSeconds(const SearchContext& ctx) {
   return std::min(ctx.experiment().compression().final_epochs(), 1) * ctx.FinalEpochSeconds();
 }
@@ -186,7 +190,7 @@ absl::StatusOr<std::vector<std::string>> PrunersToCompare(SearchContext& ctx, in
   const CompressionConfig& comp = ctx.experiment().compression();
   std::vector<std::string> all(comp.pruners().begin(), comp.pruners().end());
   if (all.size() <= 1) return all;
-  const double candidate = comp.candidate_epochs() * ctx.EpochSeconds();
+  const double candidate = CandidateSeconds(ctx);
   ASSIGN_OR_RETURN(bool fits, ctx.Fits((all.size() + later_candidates) * candidate +
                                        comp.final_epochs() * ctx.FinalEpochSeconds()));
   if (fits) return all;
@@ -216,8 +220,7 @@ absl::StatusOr<std::optional<CandidateRecord>> Scored(SearchContext& ctx, const 
 }
 
 absl::StatusOr<bool> CandidateFits(SearchContext& ctx) {
-  ASSIGN_OR_RETURN(bool fits, ctx.Fits(ctx.experiment().compression().candidate_epochs() * ctx.EpochSeconds() +
-                                       FinalReserveSeconds(ctx)));
+  ASSIGN_OR_RETURN(bool fits, ctx.Fits(CandidateSeconds(ctx) + FinalReserveSeconds(ctx)));
   if (!fits) {
     ctx.Say(absl::StrCat("  ", ctx.StopReason(),
                          ": no time left for another candidate and the final fine-tune; search stops"));

@@ -50,6 +50,9 @@ absl::StatusOr<int> LastFinalEpochs(SearchContext& ctx, const CandidateRecord& c
 // search never chose on). Interrupted: *chosen stays, OK.
 absl::Status Polish(SearchContext& ctx, CandidateRecord* chosen);
 
+// One candidate's fine-tune: candidate_epochs x ctx.EpochSeconds().
+double CandidateSeconds(const SearchContext& ctx);
+
 // The time a strategy keeps back for the final fine-tune before it starts
 // another candidate: one epoch (the final takes what is left, up to
 // final_epochs: anytime, so a full final need not be kept back).

@@ -61,11 +61,10 @@ class Gradual : public SearchStrategy {
 absl::StatusOr<bool> Gradual::LinkFits(SearchContext& ctx, const CandidateRecord* best) {
   if (best == nullptr || !best->qualifies()) return CandidateFits(ctx);
   // Every rank asks the same questions in the same order (Fits is agreed).
-  ASSIGN_OR_RETURN(
-      const bool with_reserve,
-      ctx.Fits(ctx.experiment().compression().candidate_epochs() * ctx.EpochSeconds() + FinalReserveSeconds(ctx)));
+  const double link = CandidateSeconds(ctx);
+  ASSIGN_OR_RETURN(const bool with_reserve, ctx.Fits(link + FinalReserveSeconds(ctx)));
   if (with_reserve) return true;
-  ASSIGN_OR_RETURN(const bool alone, ctx.Fits(ctx.experiment().compression().candidate_epochs() * ctx.EpochSeconds()));
+  ASSIGN_OR_RETURN(const bool alone, ctx.Fits(link));
   if (!alone) {
     ctx.Say(absl::StrCat("  ", ctx.StopReason(), ": no time left for another step; search stops"));
   } else if (!said_no_reserve_) {
