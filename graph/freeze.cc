@@ -13,6 +13,7 @@
 
 #include "common/status_macros.h"
 #include "common/torch_status.h"
+#include "graph/capture.h"
 #include "graph/layer_table.h"
 
 namespace slimfit {
@@ -47,6 +48,45 @@ void RewriteConvolutions(Graph& graph) {
   }
 }
 
+// Pruning surgery makes a grouped convolution's `groups` the run-time
+// expression input.size(1) // weight.size(1) (a scripted class's graph is
+// shared by instances of different widths). In the frozen graph every
+// convolution is one instance's own, so its groups are a constant again:
+// one run on zero inputs of the recorded shapes gives each such
+// convolution's input channels. Without a constant `groups` LibTorch's
+// folding passes skip the convolution (its batch norm would stay). Returns
+// how many convolutions got their constant back; with no recorded input
+// shapes, or when the run fails, the graph is left as it is (it still
+// computes the right thing, only less folded).
+int MakeGroupsConstant(Model& frozen, Graph& graph, const ModelMetadata& metadata) {
+  std::vector<Node*> convs;
+  std::vector<torch::jit::Value*> conv_inputs;
+  for (Node* n : graph.nodes()) {
+    const auto call = AsConvolution(n);
+    if (!call || ConstantInt(n->input(call->groups_input))) continue;
+    convs.push_back(n);
+    conv_inputs.push_back(n->input(0));
+  }
+  if (convs.empty()) return 0;
+  const std::optional<std::vector<c10::IValue>> inputs = ZeroInputs(metadata);
+  if (!inputs) return 0;
+  absl::StatusOr<Captured> run = RunAndCapture(frozen, graph, conv_inputs, *inputs);
+  if (!run.ok()) return 0;
+  int count = 0;
+  for (size_t i = 0; i < convs.size(); ++i) {
+    Node* n = convs[i];
+    const at::Tensor& x = run->tensors[i];
+    const std::optional<at::Tensor> weight = ConstantTensor(n->input(1));
+    if (!x.defined() || x.dim() < 2 || !weight || weight->dim() < 2) continue;
+    const int64_t in_per_group = weight->size(1);
+    if (in_per_group <= 0 || x.size(1) % in_per_group != 0) continue;
+    torch::jit::WithInsertPoint guard(n);
+    n->replaceInput(AsConvolution(n)->groups_input, graph.insertConstant(x.size(1) / in_per_group));
+    ++count;
+  }
+  return count;
+}
+
 }  // namespace
 
 std::optional<at::Tensor> ConstantTensor(const torch::jit::Value* v) {
@@ -65,6 +105,8 @@ absl::StatusOr<torch::jit::Module> FreezeAndFold(const Model& model) {
     auto graph = f.get_method("forward").graph();
     torch::jit::removeDropout(graph);
     RewriteConvolutions(*graph);
+    Model as_model(f);
+    MakeGroupsConstant(as_model, *graph, model.metadata());
     torch::jit::FoldFrozenConvBatchnorm(graph);
     torch::jit::FoldFrozenConvAddOrSub(graph);
     torch::jit::FoldFrozenConvMulOrDiv(graph);

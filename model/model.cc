@@ -1,17 +1,17 @@
 #include "model/model.h"
 
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/zeros.h>
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/import.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <sstream>
-
-#include <google/protobuf/util/json_util.h>
-#include <ATen/core/grad_mode.h>
-#include <torch/csrc/jit/api/module.h>
-#include <torch/csrc/jit/serialization/export.h>
-#include <torch/csrc/jit/serialization/import.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -21,6 +21,12 @@
 
 namespace slimfit {
 namespace {
+
+// The dtype names TensorSpec uses, and their torch types.
+constexpr std::pair<const char*, at::ScalarType> kDtypes[] = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"int64", at::kLong},
+    {"int32", at::kInt},     {"uint8", at::kByte},     {"bool", at::kBool},
+};
 
 absl::StatusOr<std::string> MetadataToJson(const ModelMetadata& metadata) {
   ModelMetadata m = metadata;
@@ -186,6 +192,41 @@ std::vector<int64_t> FirstInputShape(const ModelMetadata& metadata) {
   if (metadata.inputs_size() == 0) return {};
   const auto& shape = metadata.inputs(0).shape();
   return std::vector<int64_t>(shape.begin(), shape.end());
+}
+
+std::optional<std::vector<c10::IValue>> ZeroInputs(const ModelMetadata& metadata) {
+  if (metadata.inputs_size() == 0) return std::nullopt;
+  std::vector<c10::IValue> inputs;
+  for (const TensorSpec& spec : metadata.inputs()) {
+    const std::string& name = spec.dtype().empty() ? "float32" : spec.dtype();
+    std::optional<at::ScalarType> dtype;
+    for (const auto& [known, type] : kDtypes) {
+      if (name == known) dtype = type;
+    }
+    if (!dtype || spec.shape_size() == 0) return std::nullopt;
+    inputs.emplace_back(
+        at::zeros(std::vector<int64_t>(spec.shape().begin(), spec.shape().end()), at::TensorOptions().dtype(*dtype)));
+  }
+  return inputs;
+}
+
+bool RecordInputsIfUnknown(const std::vector<c10::IValue>& inputs, ModelMetadata& metadata) {
+  if (metadata.inputs_size() > 0 || inputs.empty()) return false;
+  std::vector<TensorSpec> specs;
+  for (const c10::IValue& v : inputs) {
+    if (!v.isTensor() || v.toTensor().dim() == 0) return false;
+    const at::Tensor& t = v.toTensor();
+    TensorSpec spec;
+    for (const auto& [name, type] : kDtypes) {
+      if (t.scalar_type() == type) spec.set_dtype(name);
+    }
+    if (spec.dtype().empty()) return false;
+    spec.add_shape(1);
+    for (int64_t i = 1; i < t.dim(); ++i) spec.add_shape(t.size(i));
+    specs.push_back(std::move(spec));
+  }
+  for (TensorSpec& spec : specs) *metadata.add_inputs() = std::move(spec);
+  return true;
 }
 
 }  // namespace slimfit

@@ -24,9 +24,11 @@
 #define SLIMFIT_MODEL_MODEL_H_
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 #include <c10/core/Device.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,6 +104,16 @@ class Model {
 
 // Shapes of the first input recorded in `metadata`, or an empty vector.
 std::vector<int64_t> FirstInputShape(const ModelMetadata& metadata);
+
+// Zero tensors of the shapes and dtypes `metadata` records (batch as
+// recorded), for one run that needs only shapes; nullopt when it records no
+// inputs or a dtype other than float32/float64/int64/int32/uint8/bool.
+std::optional<std::vector<c10::IValue>> ZeroInputs(const ModelMetadata& metadata);
+
+// Where `metadata` records no inputs and every one of `inputs` (one batch's
+// forward() arguments) is a tensor of a dtype ZeroInputs knows, records
+// their shapes with the batch axis set to 1. Returns whether it recorded.
+bool RecordInputsIfUnknown(const std::vector<c10::IValue>& inputs, ModelMetadata& metadata);
 
 }  // namespace slimfit
 

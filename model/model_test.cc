@@ -189,5 +189,35 @@ TEST(ModelTest, TrainEvalAndNamedTensors) {
   ASSERT_OK(m.To(c10::kCPU));
 }
 
+TEST(ModelTest, RecordedInputsComeBackAsZeroInputsOfBatchOne) {
+  ModelMetadata md;
+  EXPECT_FALSE(ZeroInputs(md).has_value());
+  const std::vector<c10::IValue> batch = {at::randn({8, 3, 5, 7}), at::ones({8, 2}, at::kLong)};
+  ASSERT_TRUE(RecordInputsIfUnknown(batch, md));
+  ASSERT_EQ(md.inputs_size(), 2);
+  EXPECT_EQ(md.inputs(0).dtype(), "float32");
+  EXPECT_EQ(md.inputs(1).dtype(), "int64");
+  const auto zeros = ZeroInputs(md);
+  ASSERT_TRUE(zeros.has_value());
+  ASSERT_EQ(zeros->size(), 2u);
+  EXPECT_EQ((*zeros)[0].toTensor().sizes(), at::IntArrayRef({1, 3, 5, 7}));
+  EXPECT_EQ((*zeros)[1].toTensor().sizes(), at::IntArrayRef({1, 2}));
+  EXPECT_EQ((*zeros)[1].toTensor().scalar_type(), at::kLong);
+  EXPECT_EQ((*zeros)[0].toTensor().abs().sum().item<double>(), 0.0);
+  // What is recorded stays: a second batch of another shape changes nothing.
+  EXPECT_FALSE(RecordInputsIfUnknown({at::randn({4, 1, 2, 2})}, md));
+  EXPECT_EQ(md.inputs(0).shape(1), 3);
+}
+
+TEST(ModelTest, InputsThatAreNotTensorsOrOfUnknownDtypeAreNotRecorded) {
+  ModelMetadata md;
+  EXPECT_FALSE(RecordInputsIfUnknown({at::randn({2, 3}), c10::IValue(3)}, md));
+  EXPECT_FALSE(RecordInputsIfUnknown({at::randn({2, 3}, at::kComplexFloat)}, md));
+  EXPECT_EQ(md.inputs_size(), 0);
+  md.add_inputs()->add_shape(1);
+  md.mutable_inputs(0)->set_dtype("complex64");
+  EXPECT_FALSE(ZeroInputs(md).has_value());
+}
+
 }  // namespace
 }  // namespace slimfit

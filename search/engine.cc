@@ -137,6 +137,9 @@ absl::Status Engine::Search::CheckModelTakesTheData() {
                      "; forward_pass.input_pattern picks them from the batch): ", out.status().message()));
   }
   sample_output_ = *std::move(out);
+  // A model traced or scripted elsewhere records no input shapes; freezing
+  // needs them (graph/freeze.h) and they travel with every model written.
+  RecordInputsIfUnknown(inputs, e_.model_.mutable_metadata());
   return absl::OkStatus();
 }
 
