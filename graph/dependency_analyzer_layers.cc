@@ -14,13 +14,20 @@ void Analyzer::VisitConv(Node* n, const ConvolutionCall& conv) {
   const auto* si = ShapeOf(n->input(0));
   if (!wpath || !si) return Unknown(n, "weight is not a parameter");
   const bool transposed = conv.transposed;
-  const int64_t groups = ConstantInt(n->input(conv.groups_input)).value_or(-1);
-  if (groups < 1) return Unknown(n, "groups is not a constant");
   const at::Tensor& w = tensors_.at(*wpath).tensor;
+  const int64_t in_c = (*si)[1];
+  // A pruned model's grouped convolutions compute `groups` at run time
+  // (graph/surgery.cc: input.size(1) // weight.size(1)); for any
+  // non-transposed convolution it can only be that (weight.size(1) x groups
+  // is the input's channels), so the run's shapes give it.
+  int64_t groups = ConstantInt(n->input(conv.groups_input)).value_or(-1);
+  if (groups < 1 && !transposed && w.dim() >= 3 && w.size(1) > 0 && in_c % w.size(1) == 0) {
+    groups = in_c / w.size(1);
+  }
+  if (groups < 1) return Unknown(n, "groups is not a constant");
   std::optional<std::string> bpath = IsNone(n->input(2)) ? std::nullopt : TensorPath(n->input(2));
   if (!IsNone(n->input(2)) && !bpath) return Unknown(n, "bias is not a parameter");
   const std::string module_path = ModulePathOf(*wpath);
-  const int64_t in_c = (*si)[1];
   LabelPtr in = LabelOf(n->input(0));
   if (in && (in->dim != 1 || in->block != 1)) return Unknown(n, "channel axis is not 1");
   const std::string dims = absl::StrCat(w.dim() - 2, "d");

@@ -28,11 +28,11 @@ using torch::jit::Value;
 std::string LayerOpType(const Node* n, const std::vector<int64_t>& weight_shape, int64_t* groups) {
   const std::string kind = n->kind().toQualString();
   if (auto conv = AsConvolution(n)) {
-    const int64_t g = ConstantInt(n->input(conv->groups_input)).value_or(1);
+    const int64_t g = ConstantInt(n->input(conv->groups_input)).value_or(0);
     if (groups != nullptr) *groups = g;
     const size_t dims = weight_shape.size() >= 3 ? weight_shape.size() - 2 : 2;
     if (conv->transposed) return absl::StrCat("ConvTranspose", dims, "d");
-    if (dims == 2 && g > 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
+    if (dims == 2 && g != 1 && weight_shape.size() == 4 && weight_shape[1] == 1) {
       return "DepthwiseConv2d";
     }
     return absl::StrCat("Conv", dims, "d");
@@ -47,6 +47,12 @@ std::string LayerOpType(const Node* n, const std::vector<int64_t>& weight_shape,
 
 namespace {
 
+bool ReadsOnlyShape(const Node* n) {
+  const c10::Symbol k = n->kind();
+  return k == c10::aten::size || k == c10::aten::dim || k == c10::aten::len || k == c10::prim::dtype ||
+         k == c10::prim::device;
+}
+
 struct Collector {
   const Value* self;
   const std::unordered_map<std::string, at::Tensor>* params;
@@ -58,7 +64,10 @@ struct Collector {
   void Walk(torch::jit::Block* block) {
     for (Node* n : block->nodes()) {
       for (torch::jit::Block* b : n->blocks()) Walk(b);
-      if (n->kind() == c10::prim::GetAttr) continue;
+      // Attribute reads, and ops that read only a parameter's shape (a
+      // pruned grouped conv computes its groups from weight.size(1)), are
+      // not the layer that uses it.
+      if (n->kind() == c10::prim::GetAttr || ReadsOnlyShape(n)) continue;
       std::vector<std::string> used;
       for (const Value* in : n->inputs()) {
         auto path = AttrPath(in, self);

@@ -48,7 +48,7 @@ struct Layer {
   std::vector<std::string> parameters;  // full names, weight first
   std::vector<int64_t> weight_shape;    // shape of the first parameter
   int64_t num_params = 0;               // elements of all its parameters
-  int64_t groups = 1;                   // convolutions only
+  int64_t groups = 1;                   // convolutions only; 0: computed at run time
 };
 
 struct LayerTable {
@@ -112,8 +112,10 @@ std::optional<ConvolutionCall> AsConvolution(const torch::jit::Node* n);
 
 // The readable type of a layer op with weight shape `weight_shape` (the
 // names listed above: Conv2d, DepthwiseConv2d, ConvTranspose2d, Linear, ...,
-// else the op kind); a convolution's constant groups go to `groups` when
-// given (1 when not constant).
+// else the op kind); a convolution's groups go to `groups` when given: the
+// constant, or 0 when computed at run time (a pruned model's grouped convs:
+// input.size(1) // weight.size(1), depthwise when the weight has one input
+// channel per group).
 std::string LayerOpType(const torch::jit::Node* n, const std::vector<int64_t>& weight_shape,
                         int64_t* groups = nullptr);
 

@@ -7,6 +7,7 @@
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "graph/dependency_graph.h"
+#include "graph/layer_table.h"
 #include "graph/pruning_test_util.h"
 #include "gtest/gtest.h"
 
@@ -58,6 +59,34 @@ TEST(SurgeryTest, PrunedEqualsMaskedOnEveryTestModel) {
   }
 }
 
+// A pruned model is pruned again (the search's gradual chain cuts each link
+// from the last): its dependency graph has the same groups, none of them
+// more blocked (pruned grouped convs' run-time `groups` included), and the
+// second cut equals its masked model.
+TEST(SurgeryTest, APrunedModelPrunesAgainLikeTheOriginal) {
+  ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
+  for (auto& [name, model, shape] : models) {
+    SCOPED_TRACE(name);
+    ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {RandomInput(shape, 2)}));
+    ASSERT_OK_AND_ASSIGN(Model once, ApplyPruning(model, dg, RandomPlan(dg, 0.25, /*seed=*/3)));
+    ASSERT_OK_AND_ASSIGN(DependencyGraph again, BuildDependencyGraph(once, {RandomInput(shape, 2)}));
+    EXPECT_EQ(again.groups.size(), dg.groups.size());
+    EXPECT_EQ(again.unhandled_ops, dg.unhandled_ops);
+    ASSERT_EQ(again.spaces.size(), dg.spaces.size());
+    for (size_t s = 0; s < dg.spaces.size(); ++s) {
+      EXPECT_EQ(again.spaces[s].module_path, dg.spaces[s].module_path);
+      EXPECT_EQ(again.spaces[s].op_type, dg.spaces[s].op_type);
+      EXPECT_EQ(again.spaces[s].blocked_reason, dg.spaces[s].blocked_reason) << dg.spaces[s].module_path;
+    }
+    const PruningPlan plan = RandomPlan(again, 0.25, /*seed=*/4);
+    ASSERT_FALSE(plan.empty());
+    ASSERT_OK_AND_ASSIGN(Model twice, ApplyPruning(once, again, plan));
+    EXPECT_LT(twice.NumParameters(), once.NumParameters());
+    ASSERT_OK_AND_ASSIGN(double diff, MaskedVsPrunedDiff(once, twice, again, plan, RandomInput(shape, 3, 11)));
+    EXPECT_LE(diff, 1e-4);
+  }
+}
+
 TEST(SurgeryTest, ApplyPruningLeavesTheInputModelUnchanged) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
   Model& model = models[2].model;  // resnet_small
@@ -85,6 +114,17 @@ TEST(SurgeryTest, DepthwiseGroupsFollowThePrunedChannels) {
   }
   EXPECT_TRUE(shrunk);
   EXPECT_EQ(Forward(pruned, RandomInput(models[3].input_shape, 5)).size(0), 5);
+  // The layer table still sees depthwise convs (not the weight.size(1) that
+  // computes their groups): groups a run-time value, MACs counted.
+  ASSERT_OK_AND_ASSIGN(LayerTable table, BuildLayerTable(pruned));
+  int depthwise = 0;
+  for (const Layer& l : table.layers) {
+    if (l.module_path.find("dw_conv") == std::string::npos) continue;
+    ++depthwise;
+    EXPECT_EQ(l.op_type, "DepthwiseConv2d") << l.module_path;
+    EXPECT_EQ(l.groups, 0) << l.module_path;
+  }
+  EXPECT_EQ(depthwise, 7);
 }
 
 TEST(SurgeryTest, RejectsRemovingABlockedChannel) {
