@@ -66,6 +66,7 @@ class Engine::Search : public SearchContext {
   absl::StatusOr<CandidateRecord> Candidate(const std::string& pruner, double factor) override;
   absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord& base, const std::string& pruner,
                                                 double factor) override;
+  absl::Status TimeAgainInTurns(std::vector<CandidateRecord>& records) override;
   absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) override;
   absl::StatusOr<CandidateRecord> Final(const CandidateRecord& candidate, int epochs) override;
   absl::StatusOr<bool> Fits(double seconds) override { return FitsShare(seconds, 1.0); }

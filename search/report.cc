@@ -184,7 +184,7 @@ std::vector<std::vector<std::string>> CandidateRows(const RunReport& r) {
   std::vector<std::vector<std::string>> rows;
   for (const CandidateRecord& c : r.candidates) {
     if (c.phase() == "sensitivity" || c.phase() == "sensitivity_samples" || c.phase() == "final_epoch" ||
-        c.phase() == "widths") {
+        c.phase() == "widths" || c.phase() == "retimed") {
       continue;
     }
     rows.push_back({absl::StrCat(c.sequence()), c.phase(), c.description(), absl::StrFormat("%.4g", c.eval_metric()),

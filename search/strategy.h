@@ -75,6 +75,15 @@ class SearchContext {
   // Candidate; its epochs count the whole chain's.
   virtual absl::StatusOr<CandidateRecord> CandidateFrom(const CandidateRecord& base, const std::string& pruner,
                                                         double factor) = 0;
+  // The latencies of `records` (recorded candidates or finals) measured
+  // again, frozen, side by side: in turns, each its fastest of a few rounds.
+  // A latency measured when a candidate was made depends on what the
+  // machine did then (on a busy 2-core machine it varied by 1.7x); timed in
+  // turns, the drift falls on every record alike. Only the latencies
+  // change. Each re-timing is recorded (phase "retimed") and reused on
+  // resume, so a resumed run ranks the same. The default leaves them as
+  // they are.
+  virtual absl::Status TimeAgainInTurns(std::vector<CandidateRecord>& records) { return absl::OkStatus(); }
   // Distributed runs: makes these candidates now, spread over the ranks, so
   // that Candidate finds them made. A no-op in one process.
   virtual absl::Status Prefetch(const std::vector<std::pair<std::string, double>>& candidates) = 0;
