@@ -36,8 +36,12 @@ std::map<std::string, Norm> FindNorms(const Model& model) {
     if (auto [is, p] = prefix_of(name, "running_var"); is) norms[p].var = t;
     if (auto [is, p] = prefix_of(name, "num_batches_tracked"); is) norms[p].tracked = t;
   }
+  // A removed residual block's norms keep empty buffers (graph/depth.h):
+  // nothing reads them, nothing to update.
   for (auto it = norms.begin(); it != norms.end();) {
-    it = it->second.mean.defined() && it->second.var.defined() ? std::next(it) : norms.erase(it);
+    const Norm& n = it->second;
+    const bool live = n.mean.defined() && n.var.defined() && n.mean.numel() > 0;
+    it = live ? std::next(it) : norms.erase(it);
   }
   return norms;
 }
@@ -60,7 +64,7 @@ absl::StatusOr<int> UpdateBatchNorm(Model& model, DataLoader& loader, int batche
     for (auto& [path, n] : norms) {
       n.saved_mean = n.mean.clone();
       n.saved_var = n.var.clone();
-      n.saved_tracked = n.tracked.defined() ? n.tracked.item<int64_t>() : 0;
+      n.saved_tracked = n.tracked.defined() && n.tracked.numel() == 1 ? n.tracked.item<int64_t>() : 0;
       n.sum_mean = at::zeros(n.mean.sizes(), n.mean.options().dtype(at::kDouble));
       n.sum_var = at::zeros(n.var.sizes(), n.var.options().dtype(at::kDouble));
     }

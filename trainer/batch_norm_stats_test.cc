@@ -18,6 +18,7 @@
 #include "common/status_matchers.h"
 #include "data/data_loader.h"
 #include "gmock/gmock.h"
+#include "graph/depth.h"
 #include "gtest/gtest.h"
 #include "model/test_models.h"
 
@@ -192,6 +193,22 @@ TEST(BatchNormStatsTest, NothingToDo) {
   ASSERT_OK_AND_ASSIGN(int zero, UpdateBatchNorm(traced, *d.loader, 0, forward));
   EXPECT_EQ(zero, 0);
   EXPECT_TRUE(Buffer(traced, "1.running_mean").equal(before));
+}
+
+// A model traced in Python (batch norms with num_batches_tracked) with its
+// residual block removed: the block's norms keep empty buffers
+// (graph/depth.h), which the update skips; the others are re-estimated.
+TEST(BatchNormStatsTest, ARemovedResidualBlocksEmptyNormsAreSkipped) {
+  ASSERT_OK_AND_ASSIGN(Model m, Model::Load("graph/testdata/mixed_traced.pt"));
+  ASSERT_OK_AND_ASSIGN(Model shallower, RemoveBlocks(m, {"branch"}));
+  ASSERT_EQ(Buffer(shallower, "branch.1.num_batches_tracked").numel(), 0);
+  const at::Tensor before = Buffer(shallower, "stem.1.running_var").clone();
+  Data d = RandomData(2, 1, 16);
+  ForwardPass forward;
+  ASSERT_OK_AND_ASSIGN(int seen, UpdateBatchNorm(shallower, *d.loader, 2, forward));
+  EXPECT_EQ(seen, 2);
+  EXPECT_FALSE(Buffer(shallower, "stem.1.running_var").equal(before));
+  EXPECT_EQ(Buffer(shallower, "branch.1.running_mean").numel(), 0);
 }
 
 }  // namespace

@@ -12,9 +12,9 @@
 namespace slimfit {
 namespace {
 
+using ::testing::ElementsAre;
 using testing_strategies::kReferenceMacs;
 using testing_strategies::SimulatedContext;
-using ::testing::ElementsAre;
 
 // Objective: batch-1 latency. Timed again in turns, a record's latency is
 // its true one, proportional to its MACs; when made it is whatever the test
@@ -71,8 +71,7 @@ TEST(FinalsTest, ObjectivesThatAreCountedAreNotTimedAgain) {
   for (CompressionConfig::Objective objective : {CompressionConfig::SIZE, CompressionConfig::MACS}) {
     LatencyContext ctx;
     ctx.compression().set_objective(objective);
-    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result,
-                         RunFinals(ctx, {ctx.Made(2, 0.2), ctx.Made(3, 0.6)}));
+    ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunFinals(ctx, {ctx.Made(2, 0.2), ctx.Made(3, 0.6)}));
     ASSERT_TRUE(result.has_value());
     EXPECT_TRUE(ctx.timed_again.empty()) << objective;
   }
