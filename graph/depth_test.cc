@@ -26,6 +26,7 @@
 namespace slimfit {
 namespace {
 
+using ::slimfit::testing::EvalForward;
 using ::slimfit::testing::PruningTestModel;
 using ::slimfit::testing::PruningTestModels;
 using ::slimfit::testing::RandomInput;
@@ -34,13 +35,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-at::Tensor Forward(const Model& m, const at::Tensor& x) {
-  at::NoGradGuard no_grad;
-  torch::jit::Module mod = m.module();
-  mod.eval();
-  return mod.forward({x}).toTensor();
-}
 
 std::vector<std::string> Paths(const std::vector<ResidualBlock>& blocks) {
   std::vector<std::string> out;
@@ -108,17 +102,17 @@ TEST(DepthTest, RemovingABlockEqualsZeroingItsBranchAndLeavesTheInputAlone) {
   for (const PruningTestModel& t : models) {
     SCOPED_TRACE(t.name);
     const at::Tensor x = RandomInput(t.input_shape, 4);
-    const at::Tensor before = Forward(t.model, x);
+    const at::Tensor before = EvalForward(t.model, x);
     ASSERT_OK_AND_ASSIGN(std::vector<ResidualBlock> blocks, FindResidualBlocks(t.model));
     for (const ResidualBlock& b : blocks) {
       SCOPED_TRACE(b.path);
       ASSERT_OK_AND_ASSIGN(Model shallower, RemoveBlocks(t.model, {b.path}));
-      const at::Tensor got = Forward(shallower, x), want = Forward(ZeroedBranch(t.model, b), x);
+      const at::Tensor got = EvalForward(shallower, x), want = EvalForward(ZeroedBranch(t.model, b), x);
       EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * std::max(1.0, want.abs().max().item<double>()));
       // The branch mattered (so the comparison means something), and the
       // input model still computes what it did.
       EXPECT_GT((got - before).abs().max().item<double>(), 1e-6);
-      EXPECT_TRUE(at::equal(Forward(t.model, x), before));
+      EXPECT_TRUE(at::equal(EvalForward(t.model, x), before));
       // The block is gone, the others are still there.
       ASSERT_OK_AND_ASSIGN(std::vector<ResidualBlock> left, FindResidualBlocks(shallower));
       std::vector<std::string> others;
@@ -153,14 +147,14 @@ TEST(DepthTest, TheResultSavesReloadsFreezesSmallerAndTrains) {
   const at::Tensor x = RandomInput(resnet.input_shape, 2);
   ASSERT_OK_AND_ASSIGN(std::string bytes, shallower.ToBytes());
   ASSERT_OK_AND_ASSIGN(Model reloaded, Model::FromBytes(bytes));
-  EXPECT_TRUE(at::allclose(Forward(reloaded, x), Forward(shallower, x)));
+  EXPECT_TRUE(at::allclose(EvalForward(reloaded, x), EvalForward(shallower, x)));
   // Frozen, the removed blocks' weights are gone from the file.
   ASSERT_OK_AND_ASSIGN(Model frozen_before, FrozenForInference(resnet.model));
   ASSERT_OK_AND_ASSIGN(Model frozen_after, FrozenForInference(shallower));
   ASSERT_OK_AND_ASSIGN(std::string b0, frozen_before.ToBytes());
   ASSERT_OK_AND_ASSIGN(std::string b1, frozen_after.ToBytes());
   EXPECT_LT(b1.size(), b0.size());
-  EXPECT_LE((Forward(frozen_after, x) - Forward(shallower, x)).abs().max().item<double>(), 1e-4);
+  EXPECT_LE((EvalForward(frozen_after, x) - EvalForward(shallower, x)).abs().max().item<double>(), 1e-4);
   // Training: the kept layers get gradients, the removed ones none.
   torch::jit::Module m = reloaded.module();
   m.train();
@@ -207,11 +201,11 @@ TEST(DepthTest, ConsecutiveBlocksAndUnknownNames) {
   const at::Tensor x = at::randn({2, 3, 5, 5});
   // Both gone (listed twice, in any order): the identity.
   ASSERT_OK_AND_ASSIGN(Model none, RemoveBlocks(chain, {"c2", "c1", "c2"}));
-  EXPECT_TRUE(at::equal(Forward(none, x), x));
+  EXPECT_TRUE(at::equal(EvalForward(none, x), x));
   // The first gone: x + c2(x).
   ASSERT_OK_AND_ASSIGN(Model second, RemoveBlocks(chain, {"c1"}));
   at::Tensor c2 = at::conv2d(x, chain.module().attr("c2").toModule().attr("weight").toTensor(), {}, 1, 1);
-  EXPECT_TRUE(at::allclose(Forward(second, x), x + c2, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(EvalForward(second, x), x + c2, 1e-5, 1e-6));
   EXPECT_THAT(RemoveBlocks(chain, {"c3"}).status(),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("residual block \"c3\": not a removable block of this model; the removable ones "
@@ -244,7 +238,7 @@ TEST(DepthTest, AnInPlaceAddIntoTheBranchIsABlockIntoTheShortcutIsNot) {
   // Without c1: y = relu(x); y += c2(y).
   const at::Tensor y = at::relu(x);
   const at::Tensor c2 = at::conv2d(y, m.module().attr("c2").toModule().attr("weight").toTensor(), {}, 1, 1);
-  EXPECT_TRUE(at::allclose(Forward(shallower, x), y + c2, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(EvalForward(shallower, x), y + c2, 1e-5, 1e-6));
 }
 
 // torchvision's scripted InvertedResidual: `if self.use_res: x + c(x)`.
@@ -268,7 +262,7 @@ TEST(DepthTest, AnAddUnderAFlagCountsOnlyWhenTheFlagTakesIt) {
   EXPECT_THAT(off, IsEmpty());  // the add is in the branch this model never takes
   ASSERT_OK_AND_ASSIGN(Model removed, RemoveBlocks(FlaggedResidual(true), {"c"}));
   const at::Tensor x = at::randn({2, 3, 5, 5});
-  EXPECT_TRUE(at::equal(Forward(removed, x), x));
+  EXPECT_TRUE(at::equal(EvalForward(removed, x), x));
 }
 
 }  // namespace

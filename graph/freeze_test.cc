@@ -62,13 +62,6 @@ int CountRunTimeGroups(const torch::jit::Module& m) {
   return n;
 }
 
-at::Tensor EvalForward(const Model& m, const at::Tensor& x) {
-  at::NoGradGuard no_grad;
-  torch::jit::Module mod = m.module();
-  mod.eval();
-  return mod.forward({x}).toTensor();
-}
-
 void RecordInputShape(Model& model, const std::vector<int64_t>& sample_shape) {
   model.mutable_metadata().clear_inputs();
   TensorSpec* spec = model.mutable_metadata().add_inputs();
@@ -96,7 +89,7 @@ TEST(FreezeTest, APrunedModelFoldsAsMuchAsTheUnprunedOne) {
     EXPECT_EQ(CountKind(frozen.module(), "aten::batch_norm"), CountKind(frozen_reference.module(), "aten::batch_norm"));
     if (name == "mobilenetv2_small") mobilenet_batch_norms = CountKind(frozen.module(), "aten::batch_norm");
     const at::Tensor x = testing::RandomInput(shape, 3, /*seed=*/11);
-    EXPECT_LT((EvalForward(frozen, x) - EvalForward(pruned, x)).abs().max().item<double>(), 1e-4);
+    EXPECT_LT((testing::EvalForward(frozen, x) - testing::EvalForward(pruned, x)).abs().max().item<double>(), 1e-4);
   }
   // mobilenetv2_small's depthwise convs and the grouped test models.
   EXPECT_GE(with_groups, 3);
@@ -115,7 +108,7 @@ TEST(FreezeTest, WithoutRecordedInputsAPrunedDepthwiseModelStillMatches) {
   ASSERT_OK_AND_ASSIGN(Model frozen, FrozenForInference(pruned));
   EXPECT_GT(CountRunTimeGroups(frozen.module()), 0);
   const at::Tensor x = testing::RandomInput(shape, 3, /*seed=*/11);
-  EXPECT_LT((EvalForward(frozen, x) - EvalForward(pruned, x)).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((testing::EvalForward(frozen, x) - testing::EvalForward(pruned, x)).abs().max().item<double>(), 1e-4);
 }
 
 TEST(FreezeTest, SavedFrozenModelReloadsAndRuns) {

@@ -53,6 +53,13 @@ absl::StatusOr<std::vector<PruningTestModel>> PruningTestModels() {
   return out;
 }
 
+at::Tensor EvalForward(const Model& model, const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  torch::jit::Module m = model.module();
+  m.eval();
+  return m.forward({x}).toTensor();
+}
+
 at::Tensor RandomInput(const std::vector<int64_t>& shape, int64_t batch, uint64_t seed) {
   std::vector<int64_t> full = {batch};
   full.insert(full.end(), shape.begin(), shape.end());

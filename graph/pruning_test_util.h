@@ -34,6 +34,10 @@ struct PruningTestModel {
 // every batch-norm γ, β and running statistic randomised (seeded).
 absl::StatusOr<std::vector<PruningTestModel>> PruningTestModels();
 
+// `model`'s output for `x` in eval mode, without gradients (the model's
+// mode is set to eval).
+at::Tensor EvalForward(const Model& model, const at::Tensor& x);
+
 // A batch of `batch` seeded random inputs for `shape`.
 at::Tensor RandomInput(const std::vector<int64_t>& shape, int64_t batch, uint64_t seed = 1);
 

@@ -14,19 +14,13 @@
 namespace slimfit {
 namespace {
 
+using ::slimfit::testing::EvalForward;
 using ::slimfit::testing::MaskedVsPrunedDiff;
 using ::slimfit::testing::PruningTestModels;
 using ::slimfit::testing::RandomInput;
 using ::slimfit::testing::RandomPlan;
 using ::slimfit::testing::StatusIs;
 using ::testing::HasSubstr;
-
-at::Tensor Forward(const Model& m, const at::Tensor& x) {
-  at::NoGradGuard no_grad;
-  torch::jit::Module mod = m.module();
-  mod.eval();
-  return mod.forward({x}).toTensor();
-}
 
 TEST(SurgeryTest, PrunedEqualsMaskedOnEveryTestModel) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
@@ -54,7 +48,7 @@ TEST(SurgeryTest, PrunedEqualsMaskedOnEveryTestModel) {
       const std::string path = ::slimfit::testing::TempPath(name + ".pt");
       ASSERT_OK(pruned.Save(path));
       ASSERT_OK_AND_ASSIGN(Model reloaded, Model::Load(path));
-      EXPECT_TRUE(at::allclose(Forward(reloaded, x), Forward(pruned, x), 1e-5, 1e-6));
+      EXPECT_TRUE(at::allclose(EvalForward(reloaded, x), EvalForward(pruned, x), 1e-5, 1e-6));
     }
   }
 }
@@ -91,12 +85,12 @@ TEST(SurgeryTest, ApplyPruningLeavesTheInputModelUnchanged) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
   Model& model = models[2].model;  // resnet_small
   const at::Tensor x = RandomInput(models[2].input_shape, 2);
-  const at::Tensor before = Forward(model, x);
+  const at::Tensor before = EvalForward(model, x);
   const int64_t params = model.NumParameters();
   ASSERT_OK_AND_ASSIGN(DependencyGraph dg, BuildDependencyGraph(model, {x}));
   ASSERT_OK_AND_ASSIGN(Model pruned, ApplyPruning(model, dg, RandomPlan(dg, 0.5, 3)));
   EXPECT_EQ(model.NumParameters(), params);
-  EXPECT_TRUE(at::equal(Forward(model, x), before));
+  EXPECT_TRUE(at::equal(EvalForward(model, x), before));
 }
 
 TEST(SurgeryTest, DepthwiseGroupsFollowThePrunedChannels) {
@@ -113,7 +107,7 @@ TEST(SurgeryTest, DepthwiseGroupsFollowThePrunedChannels) {
     }
   }
   EXPECT_TRUE(shrunk);
-  EXPECT_EQ(Forward(pruned, RandomInput(models[3].input_shape, 5)).size(0), 5);
+  EXPECT_EQ(EvalForward(pruned, RandomInput(models[3].input_shape, 5)).size(0), 5);
   // The layer table still sees depthwise convs (not the weight.size(1) that
   // computes their groups): groups a run-time value, MACs counted.
   ASSERT_OK_AND_ASSIGN(LayerTable table, BuildLayerTable(pruned));

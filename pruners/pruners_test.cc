@@ -25,6 +25,7 @@
 namespace slimfit {
 namespace {
 
+using ::slimfit::testing::EvalForward;
 using ::slimfit::testing::PruningTestModels;
 using ::slimfit::testing::RandomInput;
 using ::slimfit::testing::StatusIs;
@@ -68,13 +69,6 @@ PruningConfig Config(const std::string& pruner, const std::string& extra = "") {
   return c;
 }
 
-at::Tensor Forward(const Model& m, const at::Tensor& x) {
-  at::NoGradGuard no_grad;
-  torch::jit::Module mod = m.module();
-  mod.eval();
-  return mod.forward({x}).toTensor();
-}
-
 class PrunerConformanceTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PrunerConformanceTest, PrunesEveryTestModelCorrectly) {
@@ -111,7 +105,7 @@ TEST_P(PrunerConformanceTest, PrunesEveryTestModelCorrectly) {
     const std::string path = ::slimfit::testing::TempPath(name + "_" + GetParam() + ".pt");
     ASSERT_OK(r.model.Save(path));
     ASSERT_OK_AND_ASSIGN(Model reloaded, Model::Load(path));
-    EXPECT_TRUE(at::allclose(Forward(reloaded, x), Forward(r.model, x), 1e-5, 1e-6));
+    EXPECT_TRUE(at::allclose(EvalForward(reloaded, x), EvalForward(r.model, x), 1e-5, 1e-6));
   }
 }
 
@@ -161,7 +155,7 @@ TEST_P(PrunedEqualsMaskedTest, OnEveryTestModel) {
     ASSERT_OK_AND_ASSIGN(DependencyGraph graph, AnalyzeModel(masked, *env.fp));
     ASSERT_OK(ApplyMasks(masked, graph, r.plan));
     const at::Tensor x = RandomInput(shape, 4, 11);
-    const at::Tensor want = Forward(masked, x), got = Forward(r.model, x);
+    const at::Tensor want = EvalForward(masked, x), got = EvalForward(r.model, x);
     ASSERT_EQ(want.sizes(), got.sizes());
     EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << "max |diff| " << (got - want).abs().max().item<double>();
   }
