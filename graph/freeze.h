@@ -4,7 +4,12 @@
 // submodules, folds parameters, attributes and `training` into constants),
 // dropout removed, traced aten::_convolution calls rewritten to conv1d /
 // conv2d, batch norm and constant add/sub/mul/div folded into the
-// preceding convolution, constants propagated. The result is a plain
+// preceding convolution, constants propagated. A pruned model's grouped
+// and depthwise convolutions compute `groups` at run time (graph/surgery.h);
+// their constant is restored from one run on zero inputs of the shapes the
+// metadata records (ZeroInputs, model/model.h), so that folding reaches
+// them; without recorded shapes they stay as they are (correct, less
+// folded). The result is a plain
 // TorchScript module (loads with torch.jit.load, no slimfit code) that
 // computes what the eval-mode model computes, with fewer ops.
 //

@@ -90,8 +90,8 @@ absl::Status Engine::Search::TimeAgainInTurns(std::vector<CandidateRecord>& reco
   bool all_recorded = true;
   for (const std::string& key : keys) all_recorded &= Reuse(key) != nullptr;
   if (!all_recorded) {
-    // Every record is timed again (with those recorded before, so that the
-    // turns compare them all under the same load).
+    // All are timed together (under one load); one recorded before keeps
+    // its recorded figures, so a resumed run ranks as the first did.
     std::vector<Latency> latencies(records.size());
     const auto t0 = Clock::now();
     if (root()) {
