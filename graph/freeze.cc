@@ -9,6 +9,7 @@
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/csrc/jit/passes/remove_dropout.h>
 
+#include <utility>
 #include <vector>
 
 #include "common/status_macros.h"
@@ -59,12 +60,12 @@ void RewriteConvolutions(Graph& graph) {
 // shapes, or when the run fails, the graph is left as it is (it still
 // computes the right thing, only less folded).
 int MakeGroupsConstant(Model& frozen, Graph& graph, const ModelMetadata& metadata) {
-  std::vector<Node*> convs;
+  std::vector<std::pair<Node*, size_t>> convs;  // and the index of their groups input
   std::vector<torch::jit::Value*> conv_inputs;
   for (Node* n : graph.nodes()) {
     const auto call = AsConvolution(n);
     if (!call || ConstantInt(n->input(call->groups_input))) continue;
-    convs.push_back(n);
+    convs.emplace_back(n, call->groups_input);
     conv_inputs.push_back(n->input(0));
   }
   if (convs.empty()) return 0;
@@ -74,14 +75,14 @@ int MakeGroupsConstant(Model& frozen, Graph& graph, const ModelMetadata& metadat
   if (!run.ok()) return 0;
   int count = 0;
   for (size_t i = 0; i < convs.size(); ++i) {
-    Node* n = convs[i];
+    const auto [n, groups_input] = convs[i];
     const at::Tensor& x = run->tensors[i];
     const std::optional<at::Tensor> weight = ConstantTensor(n->input(1));
     if (!x.defined() || x.dim() < 2 || !weight || weight->dim() < 2) continue;
     const int64_t in_per_group = weight->size(1);
     if (in_per_group <= 0 || x.size(1) % in_per_group != 0) continue;
     torch::jit::WithInsertPoint guard(n);
-    n->replaceInput(AsConvolution(n)->groups_input, graph.insertConstant(x.size(1) / in_per_group));
+    n->replaceInput(groups_input, graph.insertConstant(x.size(1) / in_per_group));
     ++count;
   }
   return count;

@@ -26,6 +26,10 @@ double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRec
   }
 }
 
+bool IsLatencyObjective(CompressionConfig::Objective objective) {
+  return objective != CompressionConfig::SIZE && objective != CompressionConfig::MACS;
+}
+
 bool IsQuantizedPhase(const std::string& phase) { return phase == "int8" || phase == "weights4"; }
 
 Decision Decide(const DecisionInputs& in) {

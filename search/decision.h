@@ -38,6 +38,10 @@ double MetricDrop(double reference, double value, bool higher_is_better);
 double ObjectiveValue(CompressionConfig::Objective objective, const CandidateRecord& reference,
                       const CandidateRecord& r);
 
+// Whether `objective` is measured latency (LATENCY and the default), not a
+// count (SIZE, MACS): only then do timings steer choices.
+bool IsLatencyObjective(CompressionConfig::Objective objective);
+
 // The level-2 records: "int8", or (objective SIZE) "weights4".
 bool IsQuantizedPhase(const std::string& phase);
 

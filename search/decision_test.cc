@@ -109,6 +109,13 @@ TEST(DecideTest, LowerIsBetterMetric) {
   EXPECT_THAT(d.why, HasSubstr("target 0.4)"));
 }
 
+TEST(DecideTest, OnlyTheDefaultAndLatencyAreLatencyObjectives) {
+  EXPECT_TRUE(IsLatencyObjective(CompressionConfig::LATENCY));
+  EXPECT_TRUE(IsLatencyObjective(CompressionConfig::OBJECTIVE_DEFAULT));
+  EXPECT_FALSE(IsLatencyObjective(CompressionConfig::SIZE));
+  EXPECT_FALSE(IsLatencyObjective(CompressionConfig::MACS));
+}
+
 TEST(DecideTest, ObjectiveValues) {
   const CandidateRecord r = Rec("p", 0, 400, 300, 0.5, 2.5);
   EXPECT_DOUBLE_EQ(ObjectiveValue(CompressionConfig::SIZE, kRef, r), 400);

@@ -322,10 +322,7 @@ absl::StatusOr<std::map<std::string, double>> Engine::Search::FastestWidths(
   for (int m : comp_.tuning().round_to()) {
     if (m > 1) multiples.push_back(m);
   }
-  const CompressionConfig::Objective objective = comp_.objective();
-  if (multiples.empty() || objective == CompressionConfig::SIZE || objective == CompressionConfig::MACS) {
-    return ratios;
-  }
+  if (multiples.empty() || !IsLatencyObjective(comp_.objective())) return ratios;
   const std::string key = absl::StrCat("widths|", RatiosKey(ratios));
   // Blocks (channels 0) pass through every rounding as they are.
   std::map<std::string, int64_t> channels;

@@ -39,8 +39,9 @@ absl::Status Engine::Search::Record(CandidateRecord rec, const Model* model) {
   const CandidateRecord* stored = store_->Find(rec.key());
   std::string line = absl::StrCat("{\"event\": ", JsonString(stored->phase()), ", \"sequence\": ", stored->sequence(),
                                   ", \"description\": ", JsonString(stored->description()));
-  if (stored->phase() !=
-      "widths") {  // a widths record is measured, not evaluated (a retimed one keeps its candidate's)
+  // A widths record is measured, not evaluated (a retimed one keeps its
+  // candidate's evaluation).
+  if (stored->phase() != "widths") {
     absl::StrAppend(&line, ", \"eval\": ", JsonNumber(stored->eval_metric()),
                     ", \"qualifies\": ", stored->qualifies() ? "true" : "false");
   }

@@ -64,7 +64,7 @@ absl::StatusOr<int> UpdateBatchNorm(Model& model, DataLoader& loader, int batche
     for (auto& [path, n] : norms) {
       n.saved_mean = n.mean.clone();
       n.saved_var = n.var.clone();
-      n.saved_tracked = n.tracked.defined() && n.tracked.numel() == 1 ? n.tracked.item<int64_t>() : 0;
+      n.saved_tracked = n.tracked.defined() ? n.tracked.item<int64_t>() : 0;
       n.sum_mean = at::zeros(n.mean.sizes(), n.mean.options().dtype(at::kDouble));
       n.sum_var = at::zeros(n.var.sizes(), n.var.options().dtype(at::kDouble));
     }

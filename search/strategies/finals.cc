@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "search/budget.h"
+#include "search/decision.h"
 
 namespace slimfit {
 
@@ -24,9 +25,7 @@ namespace {
 absl::Status TimeAgainWhatCouldBeChosen(SearchContext& ctx, double recovery, std::vector<CandidateRecord>& scored) {
   constexpr size_t kMaxTimedAgain = 6;
   const CompressionConfig& comp = ctx.experiment().compression();
-  if (comp.objective() == CompressionConfig::SIZE || comp.objective() == CompressionConfig::MACS) {
-    return absl::OkStatus();
-  }
+  if (!IsLatencyObjective(comp.objective())) return absl::OkStatus();
   std::vector<size_t> in_play;
   for (size_t i = 0; i < scored.size(); ++i) {
     if (ctx.DropOf(scored[i].eval_metric()) <= comp.delta() + recovery) in_play.push_back(i);
