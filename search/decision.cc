@@ -32,6 +32,27 @@ bool IsLatencyObjective(CompressionConfig::Objective objective) {
 
 bool IsQuantizedPhase(const std::string& phase) { return phase == "int8" || phase == "weights4"; }
 
+double ChooseLrFactor(const std::vector<LrTrial>& trials, double tie) {
+  double best_drop = 0;
+  bool any_finished = false;
+  for (const LrTrial& t : trials) {
+    if (t.diverged) continue;
+    best_drop = any_finished ? std::min(best_drop, t.drop) : t.drop;
+    any_finished = true;
+  }
+  if (!any_finished) {
+    double smallest = 1;
+    for (size_t i = 0; i < trials.size(); ++i)
+      smallest = i == 0 ? trials[i].factor : std::min(smallest, trials[i].factor);
+    return smallest;
+  }
+  double chosen = 0;
+  for (const LrTrial& t : trials) {
+    if (!t.diverged && t.drop <= best_drop + tie + 1e-9) chosen = std::max(chosen, t.factor);
+  }
+  return chosen;
+}
+
 Decision Decide(const DecisionInputs& in) {
   const CandidateRecord& ref = *in.reference;
   auto counts = [&](const CandidateRecord* r) {

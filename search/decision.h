@@ -45,6 +45,17 @@ bool IsLatencyObjective(CompressionConfig::Objective objective);
 // The level-2 records: "int8", or (objective SIZE) "weights4".
 bool IsQuantizedPhase(const std::string& phase);
 
+// The fine-tuning lr the trials of tune_lr pick, as a factor of
+// full_trainer's lr: the largest factor whose drop is within `tie` (metric
+// units: lr_tie x delta) of the best finished trial's drop. Diverged trials
+// never count; when all diverged, the smallest factor; no trials, 1.
+struct LrTrial {
+  double factor = 1;
+  double drop = 0;  // MetricDrop of the trial's model from the reference
+  bool diverged = false;
+};
+double ChooseLrFactor(const std::vector<LrTrial>& trials, double tie);
+
 struct DecisionInputs {
   const CandidateRecord* reference = nullptr;  // required
   const CandidateRecord* fp32 = nullptr;       // the best pruned fp32 model, if any

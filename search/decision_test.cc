@@ -141,6 +141,29 @@ std::vector<std::string> Keys(const std::vector<CandidateRecord>& records) {
 
 // Level 2's fallbacks when int8 of the chosen model missed delta. The chosen
 // model: 89.4 (drop 0.6), 300 bytes; its int8 took it to 90 bytes (0.3x).
+TEST(ChooseLrFactorTest, TheLargestLrWithinTheTieOfTheBest) {
+  // The evening default run's trials against its 93.12 reference
+  // (docs/results/compress_default_gradual_15min_evening_2026-12-03.log):
+  // lr x1 at 90.65, x0.3 at 92.00, x0.1 at 92.05.
+  const std::vector<LrTrial> evening = {{1.0, 2.47, false}, {0.3, 1.12, false}, {0.1, 1.07, false}};
+  EXPECT_DOUBLE_EQ(ChooseLrFactor(evening, 0.25), 0.3);
+  EXPECT_DOUBLE_EQ(ChooseLrFactor(evening, 0), 0.1);    // no tie: the best alone
+  EXPECT_DOUBLE_EQ(ChooseLrFactor(evening, 2.0), 1.0);  // all tied: the largest
+  // A clear winner stays the winner, wherever it is in the list.
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({{1.0, 0.9, false}, {0.3, 0.2, false}, {0.1, 0.8, false}}, 0.25), 0.3);
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({{0.1, 0.2, false}, {0.3, 0.9, false}, {1.0, 0.6, false}}, 0.25), 0.1);
+  // Lower-is-better metrics give negative drops when better: the same rule.
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({{1.0, -0.4, false}, {0.3, -0.5, false}}, 0.25), 1.0);
+}
+
+TEST(ChooseLrFactorTest, DivergedTrialsNeverCount) {
+  // A diverged trial's drop is whatever the engine stored; it must not win
+  // nor widen the tie even when its stored drop looks good.
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({{1.0, -100, true}, {0.3, 0.7, false}, {0.1, 0.6, false}}, 0.25), 0.3);
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({{1.0, 0.6, true}, {0.3, 0.7, true}, {0.1, 0.6, true}}, 0.25), 0.1);
+  EXPECT_DOUBLE_EQ(ChooseLrFactor({}, 0.25), 1.0);
+}
+
 TEST(Int8FallbacksTest, MoreRoomAndAPredictedWinBestFirst) {
   const CandidateRecord chosen = Stored(Rec("chosen", 89.4, 300, 200, 0.3, 3.0), "final");
   const CandidateRecord int8 = Rec("int8|chosen", 85.0, 90, 200, 0.2, 2.0);

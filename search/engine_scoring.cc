@@ -20,6 +20,7 @@
 #include "model/device.h"
 #include "pruners/prune.h"
 #include "re2/re2.h"
+#include "search/decision.h"
 #include "search/engine_search.h"
 #include "search/experiment.h"
 #include "search/in_turns.h"
@@ -268,7 +269,7 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
   const std::string stem = absl::StrFormat("lr_trial|%s|%s|s%d%s", pruner, RatiosKey(ratios), steps, TrainingKey());
   Say(absl::StrFormat("  fine-tuning lr: %zu trial(s) of %d steps on %s at %.2fx fewer MACs (full_trainer lr %g)",
                       comp_.tuning().lr_factors_size(), steps, pruner, factor, base_lr));
-  double best_factor = 1, best_drop = 1e300;
+  std::vector<LrTrial> trials;
   std::vector<std::string> said;
   std::optional<Model> cut_once;  // every trial starts from the same cut
   double slowest_trial_epoch = 0;
@@ -329,17 +330,16 @@ absl::Status Engine::Search::TuneLr(const std::string& pruner, double factor) {
       RETURN_IF_ERROR(Keep(n, nullptr));
       rec = store_->Find(key);
     }
-    const double drop = DropOf(rec->eval_metric());
-    said.push_back(rec->note().empty() ? absl::StrFormat("lr %g: %.4g", base_lr * f, rec->eval_metric())
-                                       : absl::StrFormat("lr %g: diverged", base_lr * f));
-    if (drop < best_drop - 1e-9) {
-      best_drop = drop;
-      best_factor = f;
-    }
+    const bool diverged = !rec->note().empty();
+    trials.push_back({f, DropOf(rec->eval_metric()), diverged});
+    said.push_back(!diverged ? absl::StrFormat("lr %g: %.4g", base_lr * f, rec->eval_metric())
+                             : absl::StrFormat("lr %g: diverged", base_lr * f));
   }
-  lr_factor_ = best_factor;
+  const double tie = comp_.tuning().lr_tie() * comp_.delta();
+  lr_factor_ = ChooseLrFactor(trials, tie);
   RETURN_IF_ERROR(AgreeTimings());
-  Say(absl::StrFormat("    %s -> lr %g for every fine-tune", absl::StrJoin(said, ", "), base_lr * lr_factor_));
+  Say(absl::StrFormat("    %s -> lr %g for every fine-tune (the largest within %.3g of the best)",
+                      absl::StrJoin(said, ", "), base_lr * lr_factor_, tie));
   return absl::OkStatus();
 }
 

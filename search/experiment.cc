@@ -261,6 +261,10 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
     return FieldError("compression.tuning.sensitivity_samples", "out of range", t.sensitivity_samples(),
                       ">= -1 (0 = sized to the budget, N = a sample of N, -1 = the whole eval split)");
   }
+  if (t.has_lr_tie() && !(t.lr_tie() >= 0 && t.lr_tie() <= 1)) {
+    return FieldError("compression.tuning.lr_tie", "out of range", t.lr_tie(),
+                      "[0, 1] in units of delta (0 = the best lr trial only; default 0.25)");
+  }
   if (t.lr_trial_steps() < 0) {
     return FieldError("compression.tuning.lr_trial_steps", "negative", t.lr_trial_steps(),
                       ">= 0 (0 = an eighth of an epoch, at least 20)");
@@ -317,6 +321,7 @@ Experiment WithDefaults(Experiment e) {
   if (t->step_factor() == 0) t->set_step_factor(1.5);
   if (!t->has_latency_aware()) t->set_latency_aware(true);
   if (!t->has_polish()) t->set_polish(true);
+  if (!t->has_lr_tie()) t->set_lr_tie(0.25);
   if (t->lr_factors_size() == 0) {
     for (double f : {1.0, 0.3, 0.1}) t->add_lr_factors(f);
   }

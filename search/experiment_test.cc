@@ -129,6 +129,8 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "compression.tuning.lr_factors[1]: out of range, got 0; valid: (0, 10]"},
       {"compression { tuning { round_to: [16, 0] } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.round_to[1]: out of range, got 0; valid: [1, 1024]"},
+      {"compression { tuning { lr_tie: 1.5 } }", absl::StatusCode::kInvalidArgument,
+       "compression.tuning.lr_tie: out of range, got 1.5; valid: [0, 1] in units of delta"},
       {"compression { tuning { lr_trial_steps: -3 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.lr_trial_steps: negative, got -3; valid: >= 0"},
       {"full_trainer { optimizer { sgd { momentum: 1.5 } } }", absl::StatusCode::kInvalidArgument,
@@ -193,6 +195,7 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_THAT(d.compression().tuning().lr_factors(), ::testing::ElementsAre(1.0, 0.3, 0.1));
   EXPECT_THAT(d.compression().tuning().round_to(), ::testing::ElementsAre(16, 8));
   EXPECT_TRUE(d.compression().tuning().latency_aware());
+  EXPECT_DOUBLE_EQ(d.compression().tuning().lr_tie(), 0.25);
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
   EXPECT_OK(ValidateExperiment(d));
   // delta 0 is a real choice (no drop allowed), not "unset".
@@ -207,12 +210,14 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   off.mutable_compression()->mutable_distillation()->set_enabled(false);
   off.mutable_compression()->mutable_tuning()->set_promising_slack(0);
   off.mutable_compression()->mutable_tuning()->set_latency_aware(false);
+  off.mutable_compression()->mutable_tuning()->set_lr_tie(0);
   const Experiment off_d = WithDefaults(off);
   EXPECT_FALSE(off_d.compression().tune_lr());
   EXPECT_FALSE(off_d.compression().remove_blocks());
   EXPECT_FALSE(off_d.compression().distillation().enabled());
   EXPECT_DOUBLE_EQ(off_d.compression().tuning().promising_slack(), 0.0);
   EXPECT_FALSE(off_d.compression().tuning().latency_aware());
+  EXPECT_DOUBLE_EQ(off_d.compression().tuning().lr_tie(), 0.0);
 }
 
 }  // namespace
