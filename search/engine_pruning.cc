@@ -1,6 +1,7 @@
 // Engine::Search: the dependency groups, the sensitivity pass, allocations and their widths, pruned candidates.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -52,13 +53,17 @@ absl::Status Engine::Search::FindGroups() {
   return absl::OkStatus();
 }
 
+double Engine::Search::FirstSensitivityRatio(const PruneGroup& g, const std::vector<double>& ratios) {
+  double first = 0;
+  for (double r : ratios) {
+    if (g.whole || r <= kTimedRatio + 1e-9) first = std::max(first, r);
+  }
+  return first > 0 || ratios.empty() ? first : *std::min_element(ratios.begin(), ratios.end());
+}
+
 double Engine::Search::TimedRatio(const PruneGroup& g, const std::vector<double>& ratios) const {
   if (comp_.objective() != CompressionConfig::LATENCY || !comp_.tuning().latency_aware()) return 0;
-  double timed = 0;
-  for (double r : ratios) {
-    if (g.whole || r <= kTimedRatio + 1e-9) timed = std::max(timed, r);
-  }
-  return timed;
+  return FirstSensitivityRatio(g, ratios);
 }
 
 absl::StatusOr<Model*> Engine::Search::FrozenReference() {
@@ -260,21 +265,64 @@ absl::Status Engine::Search::Sensitivity() {
       RETURN_IF_ERROR(PrefetchTasks(std::move(tasks)));
     }
   }
+  // Coarse to fine: every group's first point (its largest ratio up to
+  // kTimedRatio, the one timed; a block's removal) before any group's
+  // second, then the other ratios from the largest down, a round each. A
+  // pass its share cuts short still leaves every group a curve that ends at
+  // its largest scored ratio and is linear from (0, 0) to it: a drop curve
+  // is convex, so the allocation errs towards cutting less. (Group by
+  // group, the groups last in the graph stayed unpruned.)
+  auto order_of = [&](const PruneGroup& g) {
+    const double first = FirstSensitivityRatio(g, ratios_of(g));
+    std::vector<double> order{first};
+    for (double r : ratios_of(g)) {
+      if (r != first) order.push_back(r);
+    }
+    std::sort(order.begin() + 1, order.end(), std::greater<double>());
+    return order;
+  };
+  size_t rounds = 0;
+  for (const PruneGroup& g : groups_) rounds = std::max(rounds, order_of(g).size());
   int done = 0;
   const double share = comp_.tuning().sensitivity_budget_fraction();
   std::map<std::string, double> savings;  // group → latency saved per unit of ratio (timed groups)
-  for (PruneGroup& g : groups_) {
-    ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
-    if (!fits) {
-      Say(absl::StrCat("  ",
-                       InterruptRequested() || stopped_elsewhere_ ? StopReason()
-                                                                  : absl::StrFormat("its share of the time budget "
-                                                                                    "(%.0f%%) is spent",
-                                                                                    100 * share),
-                       ": sensitivity analysis stops; groups not analysed stay unpruned"));
-      break;
+  auto say_curve = [&](const PruneGroup& g, const std::string& suffix) {
+    std::vector<std::string> pts;
+    for (size_t i = 1; i < g.curve.size(); ++i) {
+      pts.push_back(g.whole ? absl::StrFormat("removed:%+.2f", -g.curve[i].second)
+                            : absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
     }
-    for (double r : ratios_of(g)) {
+    if (auto it = savings.find(g.path); it != savings.end()) {
+      const double r = TimedRatio(g, ratios_of(g));
+      pts.push_back(absl::StrFormat("(latency at %.2f: -%.1f%%)", r, 100 * it->second * r));
+    }
+    Say(absl::StrFormat("  %d/%d  %-24s %s  %s%s", done, total, g.path,
+                        g.whole ? std::string("block") : absl::StrCat(g.channels, " ch"), absl::StrJoin(pts, "  "),
+                        suffix));
+  };
+  bool stopped = false;
+  for (size_t round = 0; round < rounds && !stopped; ++round) {
+    if (rounds > 1 && round < 2) {
+      Say(round == 0 ? "  first round: each group at its largest ratio, each block removed"
+                     : "  the other ratios, a round each from the largest down (a group's curve when complete)");
+    }
+    for (PruneGroup& g : groups_) {
+      const std::vector<double> order = order_of(g);
+      if (round >= order.size()) continue;
+      ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
+      if (!fits) {
+        Say(absl::StrCat(
+            "  ",
+            InterruptRequested() || stopped_elsewhere_
+                ? StopReason()
+                : absl::StrFormat("its share of the time budget (%.0f%%) is spent", 100 * share),
+            absl::StrFormat(": sensitivity analysis stops after %d of %d points; each group's curve ends at its "
+                            "largest scored ratio%s",
+                            done, total, round == 0 ? ", groups not analysed stay unpruned" : "")));
+        stopped = true;
+        break;
+      }
+      const double r = order[round];
       ++done;
       const std::string key = key_of(g, r);
       const CandidateRecord* rec = Reuse(key);
@@ -285,19 +333,15 @@ absl::Status Engine::Search::Sensitivity() {
         rec = store_->Find(key);
       }
       g.curve.emplace_back(r, sensitivity_.DropOf(*this, rec->eval_metric()));
+      std::sort(g.curve.begin(), g.curve.end());
       if (timed(g, r)) savings[g.path] = LatencySavingSlope(r, rec->latency_vs_reference());
+      if (round == 0 || round + 1 == order.size()) say_curve(g, "");
     }
-    std::vector<std::string> pts;
-    for (size_t i = 1; i < g.curve.size(); ++i) {
-      pts.push_back(g.whole ? absl::StrFormat("removed:%+.2f", -g.curve[i].second)
-                            : absl::StrFormat("%.2f:%+.2f", g.curve[i].first, -g.curve[i].second));
+  }
+  if (stopped) {  // the groups a later round had begun on, as far as they got
+    for (const PruneGroup& g : groups_) {
+      if (g.curve.size() > 2 && g.curve.size() < order_of(g).size() + 1) say_curve(g, "  (not every ratio)");
     }
-    if (auto it = savings.find(g.path); it != savings.end()) {
-      const double r = TimedRatio(g, ratios_of(g));
-      pts.push_back(absl::StrFormat("(latency at %.2f: -%.1f%%)", r, 100 * it->second * r));
-    }
-    Say(absl::StrFormat("  %d/%d  %-24s %s  %s", done, total, g.path,
-                        g.whole ? std::string("block") : absl::StrCat(g.channels, " ch"), absl::StrJoin(pts, "  ")));
   }
   WeighByLatency(savings);
   EndPhase();

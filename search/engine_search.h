@@ -162,10 +162,13 @@ class Engine::Search : public SearchContext {
   // (latency_vs_reference: the latency-aware allocation's table).
   absl::StatusOr<CandidateRecord> SensitivityPoint(const PruneGroup& g, double ratio, const std::string& key,
                                                    bool timed);
-  // Objective LATENCY: the one point of `g` that is timed, the largest of
-  // `ratios` up to kTimedRatio (a block: its removal); 0: none (another
-  // objective).
+  // The point of `g` the sensitivity pass scores first: the largest of
+  // `ratios` up to kTimedRatio (a block: its removal), or the smallest when
+  // none is; 0: no ratios.
   static constexpr double kTimedRatio = 0.8;
+  static double FirstSensitivityRatio(const PruneGroup& g, const std::vector<double>& ratios);
+  // Objective LATENCY: the one point of `g` that is timed, its first; 0:
+  // none (another objective).
   double TimedRatio(const PruneGroup& g, const std::vector<double>& ratios) const;
   // A cut model's latency objective (the mean of its batch-1 and batch-N
   // ratios) against the reference's, both frozen and timed in turns, each

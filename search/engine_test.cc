@@ -8,6 +8,7 @@
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <signal.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <algorithm>
@@ -15,10 +16,12 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -316,6 +319,46 @@ std::map<std::string, int> TimedPoints(const EngineResult& r, int* analysed_grou
   }
   *analysed_groups = static_cast<int>(analysed.size());
   return timed;
+}
+
+// The sensitivity pass goes coarse to fine: every group's first point (its
+// largest ratio up to 0.8, the timed one) before any group's second, so a
+// pass cut short leaves every group a curve. Interrupted as the second round
+// starts, each analysed group has exactly that one point, and they are all
+// of LeNet-5's groups (group by group, only the first groups had points).
+TEST(EngineTest, SensitivityScoresEveryGroupsFirstPointBeforeAnyOther) {
+  auto b = BuildEngine(Slice("coarse_first",
+                             "delta: 2.0 level: 1 objective: LATENCY candidate_epochs: 1 "
+                             "final_epochs: 0 tuning { probes: 1 }"));
+  ASSERT_NE(b->engine, nullptr);
+  int first_round_lines = 0, announced = -1;
+  b->engine->set_progress([&](const std::string& l) {
+    // "[sensitivity] N prunable groups x 3 ratios, ..."
+    if (absl::StartsWith(l, "[sensitivity] ")) {
+      const std::vector<std::string> words = absl::StrSplit(l, ' ');
+      EXPECT_TRUE(words.size() > 1 && absl::SimpleAtoi(words[1], &announced)) << l;
+    }
+    if (absl::StrContains(l, "first round: each group at its largest ratio")) ++first_round_lines;
+    if (absl::StrContains(l, "the other ratios, a round each")) SetInterruptForTesting(SIGINT);
+  });
+  absl::StatusOr<EngineResult> r = b->engine->Run();
+  SetInterruptForTesting(0);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->interrupted) << "the second round never started";
+  EXPECT_EQ(first_round_lines, 1);
+  int analysed = 0;
+  const std::map<std::string, int> timed = TimedPoints(*r, &analysed);
+  std::map<std::string, int> points;
+  for (const CandidateRecord& c : r->candidates) {
+    if (c.phase() != "sensitivity") continue;
+    ASSERT_EQ(c.ratios_size(), 1) << c.key();
+    EXPECT_DOUBLE_EQ(c.ratios().begin()->second, 0.75) << c.key();
+    ++points[c.ratios().begin()->first];
+  }
+  EXPECT_GE(announced, 2);
+  EXPECT_EQ(static_cast<int>(points.size()), announced) << "every group announced has its first point";
+  for (const auto& [path, n] : points) EXPECT_EQ(n, 1) << path;
+  EXPECT_EQ(static_cast<int>(timed.size()), analysed);
 }
 
 // Objective LATENCY: every allocation's widths are measured once (a

@@ -65,5 +65,29 @@ TEST(GradualTest, AfterALinkBeyondDeltaTheFinalsReserveIsKept) {
   EXPECT_LE(ctx.elapsed(), 3.5 * kEpochSeconds);
 }
 
+// With a time budget, a link that could not become the result is not made:
+// after 1.5x at -0.5 and 2.25x at -1.25, the next is predicted near -2.0
+// (the last step's -0.75 again), beyond delta + 0.4, what the two final
+// epochs left after it would recover; the old rule (the last link within
+// delta + the promising slack, and the link plus one final epoch fit) made
+// it, and the final of 2.25x got two epochs instead of three.
+TEST(GradualTest, ALinkThatCouldNotBecomeTheResultIsNotMade) {
+  SimulatedContext ctx(5 * kEpochSeconds, /*drop_per_factor=*/1.0, /*recovery_per_epoch=*/0.3);
+  ctx.compression().set_time_budget_minutes(5 * kEpochSeconds / 60);
+  ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunGradual(ctx));
+  EXPECT_THAT(ctx.candidates, ElementsAre(1.5, 2.25)) << ctx.log();
+  EXPECT_THAT(ctx.final_epochs, ElementsAre(3)) << ctx.log();
+  EXPECT_THAT(ctx.log(), HasSubstr("the next step would end near -2.00 (the last step's -0.75 again), beyond "
+                                   "delta + 0.40, the recovery expected of the 2 final epoch(s) left after it"));
+  ASSERT_TRUE(result.has_value()) << ctx.log();
+  EXPECT_EQ(result->macs(), MacsAt(2.25));
+  EXPECT_TRUE(result->qualifies());
+  EXPECT_LE(ctx.elapsed(), 5 * kEpochSeconds);
+  // Without the budget in the experiment the chain goes on as before.
+  SimulatedContext unbudgeted(5 * kEpochSeconds, 1.0, 0.3);
+  ASSERT_OK(RunGradual(unbudgeted).status());
+  EXPECT_THAT(unbudgeted.candidates, ElementsAre(1.5, 2.25, 3.375)) << unbudgeted.log();
+}
+
 }  // namespace
 }  // namespace slimfit

@@ -146,6 +146,9 @@ inline void ExpectEveryBudgetKeptWithAQualifyingModel(const std::string& strateg
   for (int minutes = 2; minutes <= 14; ++minutes) {
     SCOPED_TRACE(::testing::Message() << strategy << ", " << minutes << " simulated minutes");
     SimulatedContext ctx(minutes * kEpochSeconds, /*drop_per_factor=*/0.5, /*recovery_per_epoch=*/0.3);
+    // The budget is the experiment's too, so whatever a strategy does only
+    // with one (the finals' polish, gradual's look-ahead) is kept to it.
+    ctx.compression().set_time_budget_minutes(minutes * kEpochSeconds / 60);
     setup(ctx);
     ASSERT_OK_AND_ASSIGN(std::optional<CandidateRecord> result, RunStrategy(strategy, ctx));
     EXPECT_LE(ctx.elapsed(), minutes * kEpochSeconds) << ctx.log();
