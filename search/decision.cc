@@ -41,10 +41,10 @@ double ChooseLrFactor(const std::vector<LrTrial>& trials, double tie) {
     any_finished = true;
   }
   if (!any_finished) {
-    double smallest = 1;
-    for (size_t i = 0; i < trials.size(); ++i)
-      smallest = i == 0 ? trials[i].factor : std::min(smallest, trials[i].factor);
-    return smallest;
+    if (trials.empty()) return 1;
+    return std::min_element(trials.begin(), trials.end(),
+                            [](const LrTrial& a, const LrTrial& b) { return a.factor < b.factor; })
+        ->factor;
   }
   double chosen = 0;
   for (const LrTrial& t : trials) {

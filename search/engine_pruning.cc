@@ -303,8 +303,9 @@ absl::Status Engine::Search::Sensitivity() {
   bool stopped = false;
   for (size_t round = 0; round < rounds && !stopped; ++round) {
     if (rounds > 1 && round < 2) {
-      Say(round == 0 ? "  first round: each group at its largest ratio, each block removed"
-                     : "  the other ratios, a round each from the largest down (a group's curve when complete)");
+      Say(round == 0
+              ? absl::StrCat("  first round: each group at its largest ratio", blocks > 0 ? ", each block removed" : "")
+              : "  the other ratios, a round each from the largest down (a group's curve when complete)");
     }
     for (PruneGroup& g : groups_) {
       const std::vector<double> order = order_of(g);
