@@ -87,20 +87,19 @@ absl::StatusOr<Row> RunOne(const std::string& file, const std::string& strategy)
   Row row;
   row.experiment = e.name();
   row.strategy = strategy;
-  row.line = absl::StrFormat(
-      "| %s | %s | %s | %s %.2f -> %.2f | %.2fx | %.2fx | %.2fx / %.2fx | %.1f min%s |", e.name(), strategy, test,
-      e.evaluation().eval_split(), ref.eval_metric(), got.eval_metric(),
-      Ratio(static_cast<double>(ref.serialized_bytes()), static_cast<double>(got.serialized_bytes())),
-      Ratio(static_cast<double>(ref.macs()), static_cast<double>(got.macs())),
-      Ratio(ref.latency_b1_ms(), got.latency_b1_ms()), Ratio(ref.latency_bn_ms(), got.latency_bn_ms()),
-      r.seconds / 60, r.returned_reference ? " (the reference: nothing qualified)" : "");
+  row.line =
+      absl::StrFormat("| %s | %s | %s | %s %.2f -> %.2f | %.2fx | %.2fx | %.2fx / %.2fx | %.1f min%s |", e.name(),
+                      strategy, test, e.evaluation().eval_split(), ref.eval_metric(), got.eval_metric(),
+                      Ratio(static_cast<double>(ref.serialized_bytes()), static_cast<double>(got.serialized_bytes())),
+                      Ratio(static_cast<double>(ref.macs()), static_cast<double>(got.macs())),
+                      Ratio(ref.latency_b1_ms(), got.latency_b1_ms()), Ratio(ref.latency_bn_ms(), got.latency_bn_ms()),
+                      r.seconds / 60, r.returned_reference ? " (the reference: nothing qualified)" : "");
   return row;
 }
 
 absl::Status Run() {
   InstallInterruptHandler();
-  std::vector<std::string> strategies =
-      absl::StrSplit(absl::GetFlag(FLAGS_strategies), ',', absl::SkipWhitespace());
+  std::vector<std::string> strategies = absl::StrSplit(absl::GetFlag(FLAGS_strategies), ',', absl::SkipWhitespace());
   if (strategies.empty()) strategies = StrategyRegistry().Names();
   for (const std::string& s : strategies) {
     if (!StrategyRegistry().Get(s).ok()) {
@@ -108,9 +107,9 @@ absl::Status Run() {
                                                         absl::StrJoin(StrategyRegistry().Names(), ", ")));
     }
   }
-  const std::vector<std::string> files =
-      absl::StrSplit(absl::GetFlag(FLAGS_experiments), ',', absl::SkipWhitespace());
-  if (files.empty()) return absl::InvalidArgumentError("--experiments: empty; valid: experiment files, comma-separated");
+  const std::vector<std::string> files = absl::StrSplit(absl::GetFlag(FLAGS_experiments), ',', absl::SkipWhitespace());
+  if (files.empty())
+    return absl::InvalidArgumentError("--experiments: empty; valid: experiment files, comma-separated");
   std::printf("strategies %s on %zu experiment(s): delta %g, level %d, %g minutes each\n",
               absl::StrJoin(strategies, ", ").c_str(), files.size(), absl::GetFlag(FLAGS_delta),
               absl::GetFlag(FLAGS_level), absl::GetFlag(FLAGS_time_budget_minutes));
@@ -136,6 +135,4 @@ absl::Status Run() {
 }  // namespace
 }  // namespace slimfit
 
-int main(int argc, char** argv) {
-  return slimfit::RunFromWorkspace(argc, argv, "strategies_benchmark", &slimfit::Run);
-}
+int main(int argc, char** argv) { return slimfit::RunFromWorkspace(argc, argv, "strategies_benchmark", &slimfit::Run); }
