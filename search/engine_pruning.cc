@@ -339,6 +339,43 @@ absl::Status Engine::Search::Sensitivity() {
       if (round == 0 || round + 1 == order.size()) say_curve(g, "");
     }
   }
+  // A group that stays within delta at its largest ratio gets one more
+  // point at kFlatRatio: a curve ends at its largest scored ratio, which
+  // caps the allocation there (the Python-traced model's se_reduce lost
+  // nothing at 0.75, and its curves allowed 12.3x at most).
+  bool said_flat = false;
+  for (PruneGroup& g : groups_) {
+    if (stopped) break;
+    if (g.whole || g.curve.size() < 2) continue;
+    const auto [last_ratio, last_drop] = g.curve.back();
+    if (last_ratio >= kFlatRatio - 1e-9 || kFlatRatio > comp_.tuning().max_ratio() + 1e-9 ||
+        last_drop > comp_.delta()) {
+      continue;
+    }
+    if (!said_flat) {
+      Say(absl::StrFormat("  groups within delta at %.2f: one more point each, at %.2f", last_ratio, kFlatRatio));
+      said_flat = true;
+    }
+    ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
+    if (!fits) {
+      Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason() : "its share is spent",
+                       ": no more points"));
+      stopped = true;
+      break;
+    }
+    ++done;
+    ++total;
+    const std::string key = key_of(g, kFlatRatio);
+    const CandidateRecord* rec = Reuse(key);
+    if (rec == nullptr) {
+      if (auto f = failed_.find(key); f != failed_.end()) return f->second;
+      ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, kFlatRatio, key, false));
+      RETURN_IF_ERROR(Keep(n, nullptr));
+      rec = store_->Find(key);
+    }
+    g.curve.emplace_back(kFlatRatio, sensitivity_.DropOf(*this, rec->eval_metric()));
+    say_curve(g, "");
+  }
   if (stopped) {  // the groups a later round had begun on, as far as they got
     for (const PruneGroup& g : groups_) {
       if (g.curve.size() > 2 && g.curve.size() < order_of(g).size() + 1) say_curve(g, "  (not every ratio)");

@@ -166,6 +166,8 @@ class Engine::Search : public SearchContext {
   // `ratios` up to kTimedRatio (a block: its removal), or the smallest when
   // none is; 0: no ratios.
   static constexpr double kTimedRatio = 0.8;
+  // The extra point of a group within delta at its largest ratio.
+  static constexpr double kFlatRatio = 0.9;
   static double FirstSensitivityRatio(const PruneGroup& g, const std::vector<double>& ratios);
   // Objective LATENCY: the one point of `g` that is timed, its first; 0:
   // none (another objective).

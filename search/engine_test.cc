@@ -12,6 +12,7 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -359,6 +360,44 @@ TEST(EngineTest, SensitivityScoresEveryGroupsFirstPointBeforeAnyOther) {
   EXPECT_EQ(static_cast<int>(points.size()), announced) << "every group announced has its first point";
   for (const auto& [path, n] : points) EXPECT_EQ(n, 1) << path;
   EXPECT_EQ(static_cast<int>(timed.size()), analysed);
+}
+
+// A group within delta at its largest default ratio (0.75) gets one more
+// sensitivity point at 0.9, and only such a group: checked at delta 2 (the
+// rule, whichever groups it picks) and at delta 100 (every group picked, so
+// the check above is not vacuous).
+TEST(EngineTest, GroupsWithinDeltaAtTheirLargestRatioGetAPointAt09) {
+  std::map<double, std::pair<size_t, size_t>> picked;  // delta -> (groups at 0.9, groups)
+  for (const double delta : {2.0, 100.0}) {
+    SCOPED_TRACE(delta);
+    auto b = BuildEngine(Slice(absl::StrCat("flat_", delta),
+                               absl::StrCat("delta: ", delta,
+                                            " level: 1 objective: MACS candidate_epochs: 1 final_epochs: 0 "
+                                            "tuning { probes: 1 }")));
+    ASSERT_NE(b->engine, nullptr);
+    ASSERT_OK_AND_ASSIGN(EngineResult r, b->engine->Run());
+    // The sensitivity points' reference: the sample's, else the whole split's.
+    double reference = r.reference.eval_metric();
+    for (const CandidateRecord& c : r.candidates) {
+      if (c.phase() == "sensitivity_samples") reference = c.eval_metric();
+    }
+    std::map<std::string, double> drop_at_075;
+    std::set<std::string> at_09;
+    for (const CandidateRecord& c : r.candidates) {
+      if (c.phase() != "sensitivity") continue;
+      ASSERT_EQ(c.ratios_size(), 1) << c.key();
+      const auto& [path, ratio] = *c.ratios().begin();
+      if (std::abs(ratio - 0.75) < 1e-9) drop_at_075[path] = reference - c.eval_metric();
+      if (std::abs(ratio - 0.9) < 1e-9) at_09.insert(path);
+    }
+    ASSERT_GE(drop_at_075.size(), 2u);
+    for (const auto& [path, drop] : drop_at_075) {
+      EXPECT_EQ(at_09.count(path), drop <= delta ? 1u : 0u) << path << " lost " << drop << " at 0.75";
+    }
+    picked[delta] = {at_09.size(), drop_at_075.size()};
+  }
+  // No accuracy drops more than 100 points: every group is picked.
+  EXPECT_EQ(picked[100.0].first, picked[100.0].second);
 }
 
 // Objective LATENCY: every allocation's widths are measured once (a
