@@ -272,17 +272,18 @@ absl::Status Engine::Search::Sensitivity() {
   // its largest scored ratio and is linear from (0, 0) to it: a drop curve
   // is convex, so the allocation errs towards cutting less. (Group by
   // group, the groups last in the graph stayed unpruned.)
-  auto order_of = [&](const PruneGroup& g) {
+  std::vector<std::vector<double>> orders;  // each group's ratios in the order they are scored
+  size_t rounds = 0;
+  for (const PruneGroup& g : groups_) {
     const double first = FirstSensitivityRatio(g, ratios_of(g));
     std::vector<double> order{first};
     for (double r : ratios_of(g)) {
       if (r != first) order.push_back(r);
     }
     std::sort(order.begin() + 1, order.end(), std::greater<double>());
-    return order;
-  };
-  size_t rounds = 0;
-  for (const PruneGroup& g : groups_) rounds = std::max(rounds, order_of(g).size());
+    rounds = std::max(rounds, order.size());
+    orders.push_back(std::move(order));
+  }
   int done = 0;
   const double share = comp_.tuning().sensitivity_budget_fraction();
   std::map<std::string, double> savings;  // group → latency saved per unit of ratio (timed groups)
@@ -300,6 +301,35 @@ absl::Status Engine::Search::Sensitivity() {
                         g.whole ? std::string("block") : absl::StrCat(g.channels, " ch"), absl::StrJoin(pts, "  "),
                         suffix));
   };
+  // Whether another point fits in the pass's share; if not, says why and
+  // what `then` happens.
+  auto fits = [&](const std::string& then) -> absl::StatusOr<bool> {
+    ASSIGN_OR_RETURN(bool in_share, FitsShare(0, share));
+    if (!in_share) {
+      Say(absl::StrCat("  ",
+                       InterruptRequested() || stopped_elsewhere_
+                           ? StopReason()
+                           : absl::StrFormat("its share of the time budget (%.0f%%) is spent", 100 * share),
+                       ": ", then));
+    }
+    return in_share;
+  };
+  // Scores (or reuses) g's point at r and adds it to g's curve.
+  auto score = [&](PruneGroup& g, double r) -> absl::Status {
+    ++done;
+    const std::string key = key_of(g, r);
+    const CandidateRecord* rec = Reuse(key);
+    if (rec == nullptr) {
+      if (auto f = failed_.find(key); f != failed_.end()) return f->second;
+      ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key, timed(g, r)));
+      RETURN_IF_ERROR(Keep(n, nullptr));
+      rec = store_->Find(key);
+    }
+    g.curve.emplace_back(r, sensitivity_.DropOf(*this, rec->eval_metric()));
+    std::sort(g.curve.begin(), g.curve.end());
+    if (timed(g, r)) savings[g.path] = LatencySavingSlope(r, rec->latency_vs_reference());
+    return absl::OkStatus();
+  };
   bool stopped = false;
   for (size_t round = 0; round < rounds && !stopped; ++round) {
     if (rounds > 1 && round < 2) {
@@ -307,36 +337,19 @@ absl::Status Engine::Search::Sensitivity() {
               ? absl::StrCat("  first round: each group at its largest ratio", blocks > 0 ? ", each block removed" : "")
               : "  the other ratios, a round each from the largest down (a group's curve when complete)");
     }
-    for (PruneGroup& g : groups_) {
-      const std::vector<double> order = order_of(g);
-      if (round >= order.size()) continue;
-      ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
-      if (!fits) {
-        Say(absl::StrCat(
-            "  ",
-            InterruptRequested() || stopped_elsewhere_
-                ? StopReason()
-                : absl::StrFormat("its share of the time budget (%.0f%%) is spent", 100 * share),
-            absl::StrFormat(": sensitivity analysis stops after %d of %d points; each group's curve ends at its "
-                            "largest scored ratio%s",
-                            done, total, round == 0 ? ", groups not analysed stay unpruned" : "")));
+    for (size_t i = 0; i < groups_.size(); ++i) {
+      if (round >= orders[i].size()) continue;
+      ASSIGN_OR_RETURN(
+          const bool fit,
+          fits(absl::StrFormat("sensitivity analysis stops after %d of %d points; each group's curve ends at its "
+                               "largest scored ratio%s",
+                               done, total, round == 0 ? ", groups not analysed stay unpruned" : "")));
+      if (!fit) {
         stopped = true;
         break;
       }
-      const double r = order[round];
-      ++done;
-      const std::string key = key_of(g, r);
-      const CandidateRecord* rec = Reuse(key);
-      if (rec == nullptr) {
-        if (auto f = failed_.find(key); f != failed_.end()) return f->second;
-        ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, r, key, timed(g, r)));
-        RETURN_IF_ERROR(Keep(n, nullptr));
-        rec = store_->Find(key);
-      }
-      g.curve.emplace_back(r, sensitivity_.DropOf(*this, rec->eval_metric()));
-      std::sort(g.curve.begin(), g.curve.end());
-      if (timed(g, r)) savings[g.path] = LatencySavingSlope(r, rec->latency_vs_reference());
-      if (round == 0 || round + 1 == order.size()) say_curve(g, "");
+      RETURN_IF_ERROR(score(groups_[i], orders[i][round]));
+      if (round == 0 || round + 1 == orders[i].size()) say_curve(groups_[i], "");
     }
   }
   // A group that stays within delta at its largest ratio gets one more
@@ -344,8 +357,8 @@ absl::Status Engine::Search::Sensitivity() {
   // caps the allocation there (mobilenetv2_small's block2.expand_conv, 96
   // channels, lost 0.88 at 0.75).
   bool said_flat = false;
-  for (PruneGroup& g : groups_) {
-    if (stopped) break;
+  for (size_t i = 0; i < groups_.size() && !stopped; ++i) {
+    PruneGroup& g = groups_[i];
     if (g.whole || g.curve.size() < 2) continue;
     const auto [last_ratio, last_drop] = g.curve.back();
     if (last_ratio >= kFlatRatio - 1e-9 || kFlatRatio > comp_.tuning().max_ratio() + 1e-9 ||
@@ -356,29 +369,19 @@ absl::Status Engine::Search::Sensitivity() {
       Say(absl::StrFormat("  groups within delta at %.2f: one more point each, at %.2f", last_ratio, kFlatRatio));
       said_flat = true;
     }
-    ASSIGN_OR_RETURN(bool fits, FitsShare(0, share));
-    if (!fits) {
-      Say(absl::StrCat("  ", InterruptRequested() || stopped_elsewhere_ ? StopReason() : "its share is spent",
-                       ": no more points"));
+    ASSIGN_OR_RETURN(const bool fit, fits("no more points"));
+    if (!fit) {
       stopped = true;
       break;
     }
-    ++done;
     ++total;
-    const std::string key = key_of(g, kFlatRatio);
-    const CandidateRecord* rec = Reuse(key);
-    if (rec == nullptr) {
-      if (auto f = failed_.find(key); f != failed_.end()) return f->second;
-      ASSIGN_OR_RETURN(CandidateRecord n, SensitivityPoint(g, kFlatRatio, key, false));
-      RETURN_IF_ERROR(Keep(n, nullptr));
-      rec = store_->Find(key);
-    }
-    g.curve.emplace_back(kFlatRatio, sensitivity_.DropOf(*this, rec->eval_metric()));
+    RETURN_IF_ERROR(score(g, kFlatRatio));
     say_curve(g, "");
   }
   if (stopped) {  // the groups a later round had begun on, as far as they got
-    for (const PruneGroup& g : groups_) {
-      if (g.curve.size() > 2 && g.curve.size() < order_of(g).size() + 1) say_curve(g, "  (not every ratio)");
+    for (size_t i = 0; i < groups_.size(); ++i) {
+      const PruneGroup& g = groups_[i];
+      if (g.curve.size() > 2 && g.curve.size() < orders[i].size() + 1) say_curve(g, "  (not every ratio)");
     }
   }
   WeighByLatency(savings);
