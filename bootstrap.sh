@@ -28,6 +28,7 @@ PACKAGES=(
   clang-14                 # --config=fuzz: libFuzzer targets
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang-14
   clang-format-14          # .ci/check_format: changed C++ lines formatted as .clang-format says
+  libonnx-dev              # ONNX 1.12 protobufs and checker: //export:onnx
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }
@@ -38,14 +39,22 @@ setting() { sed -n "s/^$1 = \"\(.*\)\"$/\1/p" "$here/third_party/libtorch.bzl"; 
 TORCH_VERSION=$(setting LIBTORCH_VERSION)
 TORCHVISION_VERSION=$(setting TORCHVISION_VERSION)
 VENV=$(setting LIBTORCH_VENV)
+ORT_VERSION=$(setting ONNXRUNTIME_VERSION)
+ONNX_PY_VERSION=$(setting ONNX_PY_VERSION)
 VENV=${VENV/#\~/$HOME}
-[[ -n "$TORCH_VERSION" && -n "$TORCHVISION_VERSION" && -n "$VENV" ]] || {
-  echo "[bootstrap] third_party/libtorch.bzl: LIBTORCH_VERSION, TORCHVISION_VERSION or LIBTORCH_VENV not found" >&2; exit 1; }
+[[ -n "$TORCH_VERSION" && -n "$TORCHVISION_VERSION" && -n "$VENV" && -n "$ORT_VERSION" && -n "$ONNX_PY_VERSION" ]] || {
+  echo "[bootstrap] third_party/libtorch.bzl: LIBTORCH_VERSION, TORCHVISION_VERSION, LIBTORCH_VENV, ONNXRUNTIME_VERSION or ONNX_PY_VERSION not found" >&2; exit 1; }
 
 # Prints the torch version the venv's Python imports, or nothing.
 venv_torch() {
   [[ -x "$VENV/bin/python3" ]] || return 0
   "$VENV/bin/python3" -c 'import torch, torchvision; print(torch.__version__.split("+")[0])' 2>/dev/null || true
+}
+
+# Prints "onnxruntime-version onnx-version" the venv's Python imports, or nothing.
+venv_onnx() {
+  [[ -x "$VENV/bin/python3" ]] || return 0
+  "$VENV/bin/python3" -c 'import onnxruntime, onnx; print(onnxruntime.__version__, onnx.__version__)' 2>/dev/null || true
 }
 
 missing=()
@@ -66,6 +75,12 @@ if [[ "${1:-}" == "--check" ]]; then
     say "libtorch: $found (PyTorch wheel) at $(ls -d "$VENV"/lib/python3*/site-packages/torch)"
   else
     say "libtorch: want $TORCH_VERSION in $VENV, found '${found:-nothing}'"; bad=1
+  fi
+  found_onnx=$(venv_onnx)
+  if [[ "$found_onnx" == "$ORT_VERSION $ONNX_PY_VERSION" ]]; then
+    say "onnxruntime, onnx: $found_onnx"
+  else
+    say "onnxruntime, onnx: want $ORT_VERSION $ONNX_PY_VERSION in $VENV, found '${found_onnx:-nothing}'"; bad=1
   fi
   exit $bad
 fi
@@ -101,6 +116,18 @@ else
     "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy
   found=$(venv_torch)
   [[ "$found" == "$TORCH_VERSION" ]] || { say "libtorch: $VENV/bin/python3 cannot import torch $TORCH_VERSION"; exit 1; }
+fi
+
+found_onnx=$(venv_onnx)
+if [[ "$found_onnx" == "$ORT_VERSION $ONNX_PY_VERSION" ]]; then
+  say "onnxruntime, onnx: $found_onnx already in $VENV"
+else
+  # ~20 MB from PyPI: runs exported .onnx files in //export's tests.
+  say "onnxruntime, onnx: installing onnxruntime==$ORT_VERSION onnx==$ONNX_PY_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    "onnxruntime==$ORT_VERSION" "onnx==$ONNX_PY_VERSION"
+  found_onnx=$(venv_onnx)
+  [[ "$found_onnx" == "$ORT_VERSION $ONNX_PY_VERSION" ]] || { say "onnxruntime: $VENV/bin/python3 cannot import onnxruntime $ORT_VERSION"; exit 1; }
 fi
 
 say "bazel: $(command -v bazel || echo 'not found')"

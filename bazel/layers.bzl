@@ -20,7 +20,7 @@ LAYERS = [
     ["common"],
     ["data", "kernels", "model"],
     ["forward_pass", "graph", "model/zoo"],
-    ["losses"],
+    ["losses", "export"],
     ["evaluators", "optimizers"],
     ["distributed"],
     ["trainer"],

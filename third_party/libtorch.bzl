@@ -18,6 +18,11 @@ LIBTORCH_VERSION = "2.11.0"
 TORCHVISION_VERSION = "0.26.0"
 LIBTORCH_VENV = "~/.cache/slimfit/torch-2.11.0"
 
+# ONNX Runtime and onnx from PyPI in the same venv: //export's tests run every
+# exported model in the real runtime (bootstrap.sh installs them).
+ONNXRUNTIME_VERSION = "1.32.0"
+ONNX_PY_VERSION = "1.23.2"
+
 def _fail(msg):
     fail("\n[slimfit] LibTorch: " + msg + "\n[slimfit] run ./bootstrap.sh, or set --repo_env=SLIMFIT_LIBTORCH=<a LibTorch 2.x with include/ and lib/> (third_party/libtorch.bzl)")
 

@@ -1,0 +1,134 @@
+// File: export/onnx_converter.h (internal to //export:onnx)
+//
+// The state one export walks the TorchScript graph with, and the op tables.
+// A converter reads its node's inputs through the Converter (tensor names,
+// constants, int lists that may be computed at run time, quantization
+// parameters) and writes ONNX nodes and initializers through it; it binds
+// each of the node's outputs to an ONNX name (or, for a compile-time
+// value, leaves it a constant). Errors are InvalidArgument naming the node.
+#ifndef SLIMFIT_EXPORT_ONNX_CONVERTER_H_
+#define SLIMFIT_EXPORT_ONNX_CONVERTER_H_
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "onnx/onnx_pb.h"
+
+namespace slimfit::onnx_export {
+
+// A quantized tensor's parameters: initializer names and values.
+struct QParams {
+  std::string scale;  // float scalar
+  std::string zero_point;  // uint8 scalar
+  double scale_value = 1.0;
+  int64_t zero_point_value = 0;
+};
+
+class Converter {
+ public:
+  Converter(onnx::GraphProto* graph, const torch::jit::Module* module);
+
+  // --- names ---------------------------------------------------------------
+  // A graph-unique ONNX name starting with `hint`.
+  std::string Fresh(absl::string_view hint);
+  // Binds `v` (a node output) to the ONNX tensor `name`, with its rank if known.
+  void Bind(const torch::jit::Value* v, const std::string& name, std::optional<int64_t> rank);
+  bool IsBound(const torch::jit::Value* v) const { return names_.contains(v); }
+
+  // --- reading inputs ------------------------------------------------------
+  // The ONNX tensor of `v`: a bound value, or an initializer made from a
+  // constant (a tensor, or a number as a float / int64 scalar).
+  absl::StatusOr<std::string> Tensor(const torch::jit::Value* v);
+  // `v` as a float tensor: quantized values are dequantized first.
+  absl::StatusOr<std::string> FloatTensor(const torch::jit::Value* v);
+  // The compile-time value of `v`, if it has one.
+  std::optional<c10::IValue> Constant(const torch::jit::Value* v) const;
+  absl::StatusOr<int64_t> Int(const torch::jit::Value* v) const;
+  absl::StatusOr<double> Double(const torch::jit::Value* v) const;
+  absl::StatusOr<bool> Bool(const torch::jit::Value* v) const;
+  absl::StatusOr<std::vector<int64_t>> Ints(const torch::jit::Value* v) const;
+  // An int list as a 1-D int64 tensor; elements may be computed at run time
+  // (x.size(0)).
+  absl::StatusOr<std::string> IntsTensor(const torch::jit::Value* v);
+  // The tensors of a prim::ListConstruct list.
+  absl::StatusOr<std::vector<const torch::jit::Value*>> ListElements(const torch::jit::Value* v) const;
+  // The object a prim::GetAttr chain from the module (or a constant) names.
+  absl::StatusOr<c10::IValue> Object(const torch::jit::Value* v) const;
+  std::optional<int64_t> Rank(const torch::jit::Value* v) const;
+  // `dim` counted from the front (negative dims need the rank).
+  absl::StatusOr<int64_t> NormalizedDim(const torch::jit::Value* tensor, int64_t dim) const;
+
+  // --- quantization --------------------------------------------------------
+  const QParams* QuantParams(const torch::jit::Value* v) const;
+  QParams MakeQParams(double scale, int64_t zero_point, absl::string_view hint);
+  void SetQParams(const torch::jit::Value* v, const QParams& q) { qparams_[v] = q; }
+  std::string Quantize(const std::string& x, const QParams& q, absl::string_view hint);
+  std::string Dequantize(const std::string& x, const QParams& q, absl::string_view hint);
+
+  // --- writing -------------------------------------------------------------
+  onnx::NodeProto* AddNode(absl::string_view op, const std::vector<std::string>& inputs,
+                           const std::vector<std::string>& outputs);
+  // One-output node; returns its output's name.
+  std::string Op(absl::string_view op, const std::vector<std::string>& inputs, absl::string_view hint,
+                 onnx::NodeProto** node = nullptr);
+  std::string AddInitializer(absl::string_view hint, const at::Tensor& t);
+  std::string Int64s(absl::string_view hint, const std::vector<int64_t>& values);
+  std::string FloatScalar(absl::string_view hint, double value);
+
+  // The node being converted (names and errors).
+  void SetNode(const torch::jit::Node* n) { node_ = n; }
+  absl::Status NodeError(absl::string_view problem) const;
+
+  onnx::GraphProto* graph() { return graph_; }
+
+ private:
+  onnx::GraphProto* graph_;
+  const torch::jit::Module* module_;
+  const torch::jit::Node* node_ = nullptr;
+  absl::flat_hash_map<const torch::jit::Value*, std::string> names_;
+  absl::flat_hash_map<const torch::jit::Value*, int64_t> ranks_;
+  absl::flat_hash_map<const torch::jit::Value*, QParams> qparams_;
+  absl::flat_hash_map<std::string, int> used_names_;
+  absl::flat_hash_map<const torch::jit::Value*, std::string> dequantized_names_;
+};
+
+void SetInts(onnx::NodeProto* node, absl::string_view name, const std::vector<int64_t>& values);
+void SetInt(onnx::NodeProto* node, absl::string_view name, int64_t value);
+void SetFloat(onnx::NodeProto* node, absl::string_view name, float value);
+void SetString(onnx::NodeProto* node, absl::string_view name, absl::string_view value);
+
+// Where a node came from: "file:line" of its source, or "no source line".
+std::string SourceLine(const torch::jit::Node* n);
+
+using OpConverter = std::function<absl::Status(Converter&, const torch::jit::Node*)>;
+
+// Float ops by qualified name ("aten::conv2d"), export/onnx_ops.cc.
+const std::map<std::string, OpConverter>& FloatOps();
+// Ops of int8 models (quantize_per_tensor, dequantize, quantized::*),
+// export/onnx_quantized_ops.cc.
+const std::map<std::string, OpConverter>& QuantizedOps();
+// How a float op LibTorch also runs on a quantized tensor (keeping the
+// input's scale and zero point) is exported: its converter runs on the
+// dequantized input and the output is quantized again (kRequantize), or it
+// runs on the uint8 tensor itself, which only moves bytes (kSameBytes).
+enum class QuantizedInputRule { kRequantize, kSameBytes };
+const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs();
+
+}  // namespace slimfit::onnx_export
+
+#endif  // SLIMFIT_EXPORT_ONNX_CONVERTER_H_

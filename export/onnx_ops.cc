@@ -1,0 +1,661 @@
+// Float ops: TorchScript → ONNX opset 17 (see export/onnx.h for the list).
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "export/onnx_converter.h"
+
+namespace slimfit::onnx_export {
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+const Value* In(const Node* n, size_t i) { return n->input(i); }
+std::string Hint(const Node* n) { return n->output(0)->debugName(); }
+bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
+bool IsIntValued(const Value* v) {
+  return v->type()->kind() == c10::TypeKind::IntType || v->type()->kind() == c10::TypeKind::NumberType;
+}
+
+// A binary op's operand: numbers become scalars of the tensor's type.
+absl::StatusOr<std::string> Operand(Converter& c, const Value* v, bool int_valued) {
+  if (!int_valued) {
+    auto constant = c.Constant(v);
+    if (constant.has_value() && (constant->isInt() || constant->isDouble())) {
+      return c.FloatScalar(absl::StrCat(v->debugName(), "_f"), constant->toScalar().toDouble());
+    }
+    return c.FloatTensor(v);
+  }
+  return c.Tensor(v);
+}
+
+// `n`'s output = `op`(input 0), rank kept.
+OpConverter Unary(std::string op) {
+  return [op](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    c.Bind(n->output(), c.Op(op, {x}, Hint(n)), c.Rank(In(n, 0)));
+    return absl::OkStatus();
+  };
+}
+
+absl::Status Identity(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  c.Bind(n->output(), x, c.Rank(In(n, 0)));
+  if (const QParams* q = c.QuantParams(In(n, 0)); q != nullptr) c.SetQParams(n->output(), *q);
+  return absl::OkStatus();
+}
+
+OpConverter Binary(std::string op) {
+  return [op](Converter& c, const Node* n) -> absl::Status {
+    bool int_valued = IsIntValued(n->output());
+    ASSIGN_OR_RETURN(std::string a, Operand(c, In(n, 0), int_valued));
+    ASSIGN_OR_RETURN(std::string b, Operand(c, In(n, 1), int_valued));
+    // add / sub: other * alpha.
+    if ((op == "Add" || op == "Sub") && n->inputs().size() > 2) {
+      ASSIGN_OR_RETURN(double alpha, c.Double(In(n, 2)));
+      if (alpha != 1.0) b = c.Op("Mul", {b, c.FloatScalar("alpha", alpha)}, absl::StrCat(Hint(n), "_alpha"));
+    }
+    if (op == "Div" && n->inputs().size() > 2 && !IsNone(In(n, 2))) {
+      return c.NodeError("div with a rounding_mode has no mapping");
+    }
+    std::optional<int64_t> rank = c.Rank(In(n, 0));
+    std::optional<int64_t> rank_b = c.Rank(In(n, 1));
+    if (rank.has_value() && rank_b.has_value()) rank = std::max(*rank, *rank_b);
+    if (!rank.has_value()) rank = rank_b;
+    c.Bind(n->output(), c.Op(op, {a, b}, Hint(n)), int_valued ? std::optional<int64_t>(0) : rank);
+    return absl::OkStatus();
+  };
+}
+
+// Clip(x, lo, hi); either bound may be absent.
+absl::Status ClipBetween(Converter& c, const Node* n, std::optional<double> lo, std::optional<double> hi) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string lo_name = lo.has_value() ? c.FloatScalar("clip_min", *lo) : "";
+  std::string hi_name = hi.has_value() ? c.FloatScalar("clip_max", *hi) : "";
+  c.Bind(n->output(), c.Op("Clip", {x, lo_name, hi_name}, Hint(n)), c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+absl::Status Hardtanh(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(double lo, c.Double(In(n, 1)));
+  ASSIGN_OR_RETURN(double hi, c.Double(In(n, 2)));
+  return ClipBetween(c, n, lo, hi);
+}
+
+absl::Status Clamp(Converter& c, const Node* n) {
+  std::optional<double> lo, hi;
+  if (!IsNone(In(n, 1))) {
+    ASSIGN_OR_RETURN(lo, c.Double(In(n, 1)));
+  }
+  if (!IsNone(In(n, 2))) {
+    ASSIGN_OR_RETURN(hi, c.Double(In(n, 2)));
+  }
+  return ClipBetween(c, n, lo, hi);
+}
+
+absl::Status Silu(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string s = c.Op("Sigmoid", {x}, absl::StrCat(Hint(n), "_sigmoid"));
+  c.Bind(n->output(), c.Op("Mul", {x, s}, Hint(n)), c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+absl::Status Gelu(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string approximate = "none";
+  if (n->inputs().size() > 1) {
+    auto a = c.Constant(In(n, 1));
+    if (!a.has_value() || !a->isString()) return c.NodeError("gelu's approximate must be a constant string");
+    approximate = a->toStringRef();
+  }
+  std::string h = Hint(n);
+  std::string inner;
+  if (approximate == "none") {  // 0.5 x (1 + erf(x / sqrt 2))
+    inner = c.Op("Erf", {c.Op("Mul", {x, c.FloatScalar("inv_sqrt2", M_SQRT1_2)}, h + "_scaled")}, h + "_erf");
+  } else if (approximate == "tanh") {  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    std::string cube = c.Op("Mul", {x, c.Op("Mul", {x, x}, h + "_sq")}, h + "_cube");
+    std::string sum = c.Op("Add", {x, c.Op("Mul", {cube, c.FloatScalar("gelu_k", 0.044715)}, h + "_k")}, h + "_sum");
+    inner = c.Op("Tanh", {c.Op("Mul", {sum, c.FloatScalar("sqrt_2_pi", std::sqrt(2.0 / M_PI))}, h + "_s")}, h + "_tanh");
+  } else {
+    return c.NodeError(absl::StrCat("gelu approximate '", approximate, "' has no mapping"));
+  }
+  std::string one_plus = c.Op("Add", {inner, c.FloatScalar("one", 1.0)}, h + "_1p");
+  std::string half_x = c.Op("Mul", {x, c.FloatScalar("half", 0.5)}, h + "_half");
+  c.Bind(n->output(), c.Op("Mul", {half_x, one_plus}, h), c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+absl::Status LeakyRelu(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  double slope = 0.01;
+  if (n->inputs().size() > 1) {
+    ASSIGN_OR_RETURN(slope, c.Double(In(n, 1)));
+  }
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("LeakyRelu", {x}, Hint(n), &node), c.Rank(In(n, 0)));
+  SetFloat(node, "alpha", static_cast<float>(slope));
+  return absl::OkStatus();
+}
+
+absl::Status Hardsigmoid(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("HardSigmoid", {x}, Hint(n), &node), c.Rank(In(n, 0)));
+  SetFloat(node, "alpha", 1.0f / 6.0f);
+  SetFloat(node, "beta", 0.5f);
+  return absl::OkStatus();
+}
+
+// An int list attribute of a conv or pool, `spatial` long (a 1-element list is repeated).
+absl::StatusOr<std::vector<int64_t>> Spatial(Converter& c, const Value* v, size_t spatial) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> values, c.Ints(v));
+  if (values.size() == 1 && spatial > 1) values.assign(spatial, values[0]);
+  if (values.size() != spatial) {
+    return c.NodeError(absl::StrCat("%", v->debugName(), " has ", values.size(), " values for ", spatial,
+                                    " spatial dims"));
+  }
+  return values;
+}
+
+std::vector<int64_t> Pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
+  std::vector<int64_t> pads = begin;
+  pads.insert(pads.end(), end.begin(), end.end());
+  return pads;
+}
+
+struct ConvArgs {
+  const Value* input;
+  const Value* weight;
+  const Value* bias;
+  const Value* stride;
+  const Value* padding;
+  const Value* dilation;
+  const Value* groups;
+  bool transposed = false;
+  const Value* output_padding = nullptr;
+};
+
+absl::Status EmitConv(Converter& c, const Node* n, const ConvArgs& a) {
+  auto weight_value = c.Constant(a.weight);
+  if (!weight_value.has_value() || !weight_value->isTensor()) {
+    return c.NodeError("the weight must be a constant tensor (the model is frozen first)");
+  }
+  const at::Tensor& w = weight_value->toTensor();
+  size_t spatial = static_cast<size_t>(w.dim() - 2);
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(a.input));
+  ASSIGN_OR_RETURN(std::string w_name, c.Tensor(a.weight));
+  std::vector<std::string> inputs = {x, w_name};
+  if (!IsNone(a.bias)) {
+    ASSIGN_OR_RETURN(std::string b, c.Tensor(a.bias));
+    inputs.push_back(b);
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> stride, Spatial(c, a.stride, spatial));
+  ASSIGN_OR_RETURN(std::vector<int64_t> dilation, Spatial(c, a.dilation, spatial));
+  ASSIGN_OR_RETURN(int64_t groups, c.Int(a.groups));
+  std::vector<int64_t> pads;
+  auto padding_value = c.Constant(a.padding);
+  if (padding_value.has_value() && padding_value->isString()) {  // conv2d(padding="same" / "valid")
+    std::vector<int64_t> begin(spatial, 0), end(spatial, 0);
+    if (padding_value->toStringRef() == "same") {
+      for (size_t i = 0; i < spatial; ++i) {
+        int64_t total = dilation[i] * (w.size(2 + i) - 1);
+        begin[i] = total / 2;
+        end[i] = total - begin[i];
+      }
+    }
+    pads = Pads(begin, end);
+  } else {
+    ASSIGN_OR_RETURN(std::vector<int64_t> padding, Spatial(c, a.padding, spatial));
+    pads = Pads(padding, padding);
+  }
+  std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op(a.transposed ? "ConvTranspose" : "Conv", inputs, Hint(n), &node), w.dim());
+  SetInts(node, "kernel_shape", kernel);
+  SetInts(node, "strides", stride);
+  SetInts(node, "pads", pads);
+  SetInts(node, "dilations", dilation);
+  SetInt(node, "group", groups);
+  if (a.transposed && a.output_padding != nullptr) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> output_padding, Spatial(c, a.output_padding, spatial));
+    SetInts(node, "output_padding", output_padding);
+  }
+  return absl::OkStatus();
+}
+
+// aten::conv1d / conv2d / conv3d(input, weight, bias, stride, padding, dilation, groups)
+absl::Status Conv(Converter& c, const Node* n) {
+  return EmitConv(c, n, {In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), In(n, 5), In(n, 6)});
+}
+
+// aten::_convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, ...)
+absl::Status TracedConvolution(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(bool transposed, c.Bool(In(n, 6)));
+  ConvArgs a{In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), In(n, 5), In(n, 8), transposed, In(n, 7)};
+  return EmitConv(c, n, a);
+}
+
+// aten::conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+absl::Status ConvTranspose(Converter& c, const Node* n) {
+  ConvArgs a{In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), In(n, 7), In(n, 6), true, In(n, 5)};
+  return EmitConv(c, n, a);
+}
+
+// aten::linear(x, weight, bias): Gemm for 2-D inputs, else MatMul (+ Add).
+absl::Status Linear(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  auto weight_value = c.Constant(In(n, 1));
+  if (!weight_value.has_value() || !weight_value->isTensor()) {
+    return c.NodeError("the weight must be a constant tensor (the model is frozen first)");
+  }
+  std::optional<int64_t> rank = c.Rank(In(n, 0));
+  std::string bias;
+  if (!IsNone(In(n, 2))) {
+    ASSIGN_OR_RETURN(bias, c.Tensor(In(n, 2)));
+  }
+  if (rank == 2) {
+    ASSIGN_OR_RETURN(std::string w, c.Tensor(In(n, 1)));
+    std::vector<std::string> inputs = {x, w};
+    if (!bias.empty()) inputs.push_back(bias);
+    onnx::NodeProto* node = nullptr;
+    c.Bind(n->output(), c.Op("Gemm", inputs, Hint(n), &node), 2);
+    SetInt(node, "transB", 1);
+    return absl::OkStatus();
+  }
+  std::string wt = c.AddInitializer(absl::StrCat(In(n, 1)->debugName(), "_t"), weight_value->toTensor().t());
+  std::string y = c.Op("MatMul", {x, wt}, bias.empty() ? Hint(n) : Hint(n) + "_matmul");
+  if (!bias.empty()) y = c.Op("Add", {y, bias}, Hint(n));
+  c.Bind(n->output(), y, rank);
+  return absl::OkStatus();
+}
+
+// aten::addmm(bias, x, w, beta, alpha) = beta bias + alpha x w
+absl::Status Addmm(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string bias, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 1)));
+  ASSIGN_OR_RETURN(std::string w, c.FloatTensor(In(n, 2)));
+  ASSIGN_OR_RETURN(double beta, c.Double(In(n, 3)));
+  ASSIGN_OR_RETURN(double alpha, c.Double(In(n, 4)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("Gemm", {x, w, bias}, Hint(n), &node), 2);
+  SetFloat(node, "alpha", static_cast<float>(alpha));
+  SetFloat(node, "beta", static_cast<float>(beta));
+  return absl::OkStatus();
+}
+
+absl::Status MatMul(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string a, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string b, c.FloatTensor(In(n, 1)));
+  std::optional<int64_t> rank = c.Rank(In(n, 0));
+  std::optional<int64_t> rank_b = c.Rank(In(n, 1));
+  c.Bind(n->output(), c.Op("MatMul", {a, b}, Hint(n)),
+         rank.has_value() && rank_b.has_value() ? std::optional<int64_t>(std::max(*rank, *rank_b)) : std::nullopt);
+  return absl::OkStatus();
+}
+
+// aten::batch_norm(x, weight, bias, mean, var, training, momentum, eps, cudnn)
+absl::Status BatchNorm(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(bool training, c.Bool(In(n, 5)));
+  if (training) return c.NodeError("batch norm in training mode has no inference mapping");
+  auto mean = c.Constant(In(n, 3));
+  if (!mean.has_value() || !mean->isTensor()) return c.NodeError("running_mean must be a constant tensor");
+  int64_t channels = mean->toTensor().numel();
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string scale = IsNone(In(n, 1)) ? c.AddInitializer("bn_ones", at::ones({channels})) : "";
+  if (scale.empty()) {
+    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 1)));
+  }
+  std::string shift = IsNone(In(n, 2)) ? c.AddInitializer("bn_zeros", at::zeros({channels})) : "";
+  if (shift.empty()) {
+    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 2)));
+  }
+  ASSIGN_OR_RETURN(std::string m, c.Tensor(In(n, 3)));
+  ASSIGN_OR_RETURN(std::string v, c.Tensor(In(n, 4)));
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 7)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("BatchNormalization", {x, scale, shift, m, v}, Hint(n), &node), c.Rank(In(n, 0)));
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  return absl::OkStatus();
+}
+
+absl::Status Cat(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::vector<const Value*> parts, c.ListElements(In(n, 0)));
+  if (parts.empty()) return c.NodeError("cat of an empty list");
+  std::vector<std::string> inputs;
+  for (const Value* p : parts) {
+    ASSIGN_OR_RETURN(std::string name, c.FloatTensor(p));
+    inputs.push_back(name);
+  }
+  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(dim, c.NormalizedDim(parts[0], dim));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("Concat", inputs, Hint(n), &node), c.Rank(parts[0]));
+  SetInt(node, "axis", dim);
+  return absl::OkStatus();
+}
+
+// aten::flatten(x, start, end)
+absl::Status Flatten(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  std::optional<int64_t> rank = c.Rank(In(n, 0));
+  if (!rank.has_value()) return c.NodeError("flatten needs its input's rank");
+  ASSIGN_OR_RETURN(int64_t start, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(int64_t end, c.Int(In(n, 2)));
+  if (start < 0) start += *rank;
+  if (end < 0) end += *rank;
+  int64_t out_rank = *rank - (end - start);
+  if (start >= end) return Identity(c, n);
+  if (start == 1 && end == *rank - 1) {
+    onnx::NodeProto* node = nullptr;
+    c.Bind(n->output(), c.Op("Flatten", {x}, Hint(n), &node), 2);
+    SetInt(node, "axis", 1);
+    return absl::OkStatus();
+  }
+  // Reshape to shape[:start] + [-1] + shape[end+1:].
+  std::string shape = c.Op("Shape", {x}, Hint(n) + "_shape");
+  std::vector<std::string> parts;
+  if (start > 0) {
+    parts.push_back(
+        c.Op("Slice", {shape, c.Int64s("zero", {0}), c.Int64s("start", {start})}, Hint(n) + "_head"));
+  }
+  parts.push_back(c.Int64s("minus_one", {-1}));
+  if (end + 1 < *rank) {
+    parts.push_back(
+        c.Op("Slice", {shape, c.Int64s("end", {end + 1}), c.Int64s("rank", {*rank})}, Hint(n) + "_tail"));
+  }
+  onnx::NodeProto* concat = nullptr;
+  std::string target = c.Op("Concat", parts, Hint(n) + "_target", &concat);
+  SetInt(concat, "axis", 0);
+  c.Bind(n->output(), c.Op("Reshape", {x, target}, Hint(n)), out_rank);
+  return absl::OkStatus();
+}
+
+// aten::reshape / view(x, shape)
+absl::Status Reshape(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string shape, c.IntsTensor(In(n, 1)));
+  std::optional<int64_t> rank;
+  if (auto fixed = c.Ints(In(n, 1)); fixed.ok()) rank = fixed->size();
+  if (auto list = c.ListElements(In(n, 1)); list.ok()) rank = list->size();
+  c.Bind(n->output(), c.Op("Reshape", {x, shape}, Hint(n)), rank);
+  return absl::OkStatus();
+}
+
+absl::Status EmitTranspose(Converter& c, const Node* n, const std::vector<int64_t>& perm) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("Transpose", {x}, Hint(n), &node), static_cast<int64_t>(perm.size()));
+  SetInts(node, "perm", perm);
+  return absl::OkStatus();
+}
+
+absl::Status Transpose(Converter& c, const Node* n) {
+  std::optional<int64_t> rank = c.Rank(In(n, 0));
+  if (!rank.has_value()) return c.NodeError("transpose needs its input's rank");
+  ASSIGN_OR_RETURN(int64_t d0, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(int64_t d1, c.Int(In(n, 2)));
+  ASSIGN_OR_RETURN(d0, c.NormalizedDim(In(n, 0), d0));
+  ASSIGN_OR_RETURN(d1, c.NormalizedDim(In(n, 0), d1));
+  std::vector<int64_t> perm(*rank);
+  for (int64_t i = 0; i < *rank; ++i) perm[i] = i;
+  std::swap(perm[d0], perm[d1]);
+  return EmitTranspose(c, n, perm);
+}
+
+absl::Status Permute(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> perm, c.Ints(In(n, 1)));
+  for (int64_t& d : perm) {
+    ASSIGN_OR_RETURN(d, c.NormalizedDim(In(n, 0), d));
+  }
+  return EmitTranspose(c, n, perm);
+}
+
+absl::Status MatrixTranspose(Converter& c, const Node* n) {
+  if (c.Rank(In(n, 0)).value_or(2) < 2) return Identity(c, n);
+  return EmitTranspose(c, n, {1, 0});
+}
+
+// aten::squeeze(x, dim) / unsqueeze(x, dim)
+OpConverter SqueezeOrUnsqueeze(bool squeeze) {
+  return [squeeze](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+    std::optional<int64_t> rank = c.Rank(In(n, 0));
+    if (n->inputs().size() < 2) {
+      if (!squeeze) return c.NodeError("unsqueeze without a dim");
+      c.Bind(n->output(), c.Op("Squeeze", {x}, Hint(n)), std::nullopt);
+      return absl::OkStatus();
+    }
+    ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+    if (dim < 0) {
+      if (!rank.has_value()) return c.NodeError("a negative dim needs the input's rank");
+      dim += *rank + (squeeze ? 0 : 1);
+    }
+    std::optional<int64_t> out_rank;
+    if (rank.has_value()) out_rank = *rank + (squeeze ? -1 : 1);
+    c.Bind(n->output(), c.Op(squeeze ? "Squeeze" : "Unsqueeze", {x, c.Int64s("axes", {dim})}, Hint(n)), out_rank);
+    return absl::OkStatus();
+  };
+}
+
+// aten::size(x, dim) → a 0-d int64; aten::size(x) → a 1-d int64.
+absl::Status Size(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  std::string shape = c.Op("Shape", {x}, Hint(n) + "_shape");
+  if (n->inputs().size() < 2) {
+    c.Bind(n->output(), shape, 1);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(dim, c.NormalizedDim(In(n, 0), dim));
+  onnx::NodeProto* node = nullptr;
+  std::string index = c.AddInitializer("dim", at::scalar_tensor(dim, at::kLong));
+  c.Bind(n->output(), c.Op("Gather", {shape, index}, Hint(n), &node), 0);
+  SetInt(node, "axis", 0);
+  return absl::OkStatus();
+}
+
+// aten::Int(tensor) / prim::NumToTensor(int): the same 0-d int64 value.
+absl::Status ScalarAlias(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  if (n->kind() == c10::aten::Int) {
+    onnx::NodeProto* node = nullptr;
+    x = c.Op("Cast", {x}, Hint(n), &node);
+    SetInt(node, "to", onnx::TensorProto::INT64);
+  }
+  c.Bind(n->output(), x, 0);
+  return absl::OkStatus();
+}
+
+// max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+absl::Status MaxPool(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> kernel, Spatial(c, In(n, 1), 2));
+  ASSIGN_OR_RETURN(std::vector<int64_t> stride, c.Ints(In(n, 2)));
+  if (stride.empty()) {
+    stride = kernel;
+  } else {
+    ASSIGN_OR_RETURN(stride, Spatial(c, In(n, 2), 2));
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> padding, Spatial(c, In(n, 3), 2));
+  ASSIGN_OR_RETURN(std::vector<int64_t> dilation, Spatial(c, In(n, 4), 2));
+  ASSIGN_OR_RETURN(bool ceil, c.Bool(In(n, 5)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("MaxPool", {x}, Hint(n), &node), 4);
+  SetInts(node, "kernel_shape", kernel);
+  SetInts(node, "strides", stride);
+  SetInts(node, "pads", Pads(padding, padding));
+  SetInts(node, "dilations", dilation);
+  SetInt(node, "ceil_mode", ceil ? 1 : 0);
+  return absl::OkStatus();
+}
+
+// avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+absl::Status AvgPool(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> kernel, Spatial(c, In(n, 1), 2));
+  ASSIGN_OR_RETURN(std::vector<int64_t> stride, c.Ints(In(n, 2)));
+  if (stride.empty()) {
+    stride = kernel;
+  } else {
+    ASSIGN_OR_RETURN(stride, Spatial(c, In(n, 2), 2));
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> padding, Spatial(c, In(n, 3), 2));
+  ASSIGN_OR_RETURN(bool ceil, c.Bool(In(n, 4)));
+  ASSIGN_OR_RETURN(bool count_include_pad, c.Bool(In(n, 5)));
+  if (n->inputs().size() > 6 && !IsNone(In(n, 6))) return c.NodeError("avg_pool2d divisor_override has no mapping");
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("AveragePool", {x}, Hint(n), &node), 4);
+  SetInts(node, "kernel_shape", kernel);
+  SetInts(node, "strides", stride);
+  SetInts(node, "pads", Pads(padding, padding));
+  SetInt(node, "ceil_mode", ceil ? 1 : 0);
+  SetInt(node, "count_include_pad", count_include_pad ? 1 : 0);
+  return absl::OkStatus();
+}
+
+// adaptive_avg_pool2d / adaptive_max_pool2d to 1x1: the global pools.
+OpConverter AdaptivePool(std::string global_op) {
+  return [global_op](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<int64_t> size, c.Ints(In(n, 1)));
+    for (int64_t s : size) {
+      if (s != 1) return c.NodeError("adaptive pooling maps only to an output of 1 per spatial dim");
+    }
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    c.Bind(n->output(0), c.Op(global_op, {x}, Hint(n)), c.Rank(In(n, 0)));
+    return absl::OkStatus();
+  };
+}
+
+// aten::mean(x, dims, keepdim, dtype) / sum(...)
+OpConverter Reduce(std::string op) {
+  return [op](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    if (n->inputs().size() < 3) return c.NodeError("a reduction over every dim has no mapping");
+    ASSIGN_OR_RETURN(std::vector<int64_t> dims, c.Ints(In(n, 1)));
+    for (int64_t& d : dims) {
+      ASSIGN_OR_RETURN(d, c.NormalizedDim(In(n, 0), d));
+    }
+    ASSIGN_OR_RETURN(bool keepdim, c.Bool(In(n, 2)));
+    std::optional<int64_t> rank = c.Rank(In(n, 0));
+    if (rank.has_value() && !keepdim) *rank -= static_cast<int64_t>(dims.size());
+    onnx::NodeProto* node = nullptr;
+    if (op == "ReduceSum") {  // opset 13: axes is an input
+      c.Bind(n->output(), c.Op(op, {x, c.Int64s("axes", dims)}, Hint(n), &node), rank);
+    } else {
+      c.Bind(n->output(), c.Op(op, {x}, Hint(n), &node), rank);
+      SetInts(node, "axes", dims);
+    }
+    SetInt(node, "keepdims", keepdim ? 1 : 0);
+    return absl::OkStatus();
+  };
+}
+
+OpConverter Softmax(std::string op) {
+  return [op](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+    onnx::NodeProto* node = nullptr;
+    c.Bind(n->output(), c.Op(op, {x}, Hint(n), &node), c.Rank(In(n, 0)));
+    SetInt(node, "axis", dim);
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace
+
+const std::map<std::string, OpConverter>& FloatOps() {
+  static const auto* ops = new std::map<std::string, OpConverter>{
+      {"aten::conv1d", Conv},
+      {"aten::conv2d", Conv},
+      {"aten::conv3d", Conv},
+      {"aten::_convolution", TracedConvolution},
+      {"aten::conv_transpose2d", ConvTranspose},
+      {"aten::linear", Linear},
+      {"aten::addmm", Addmm},
+      {"aten::matmul", MatMul},
+      {"aten::mm", MatMul},
+      {"aten::batch_norm", BatchNorm},
+      {"aten::relu", Unary("Relu")},
+      {"aten::relu_", Unary("Relu")},
+      {"aten::sigmoid", Unary("Sigmoid")},
+      {"aten::sigmoid_", Unary("Sigmoid")},
+      {"aten::tanh", Unary("Tanh")},
+      {"aten::tanh_", Unary("Tanh")},
+      {"aten::hardswish", Unary("HardSwish")},
+      {"aten::hardswish_", Unary("HardSwish")},
+      {"aten::hardsigmoid", Hardsigmoid},
+      {"aten::hardsigmoid_", Hardsigmoid},
+      {"aten::silu", Silu},
+      {"aten::silu_", Silu},
+      {"aten::gelu", Gelu},
+      {"aten::leaky_relu", LeakyRelu},
+      {"aten::leaky_relu_", LeakyRelu},
+      {"aten::hardtanh", Hardtanh},
+      {"aten::hardtanh_", Hardtanh},
+      {"aten::relu6", [](Converter& c, const Node* n) { return ClipBetween(c, n, 0.0, 6.0); }},
+      {"aten::relu6_", [](Converter& c, const Node* n) { return ClipBetween(c, n, 0.0, 6.0); }},
+      {"aten::clamp", Clamp},
+      {"aten::clamp_", Clamp},
+      {"aten::add", Binary("Add")},
+      {"aten::add_", Binary("Add")},
+      {"aten::sub", Binary("Sub")},
+      {"aten::sub_", Binary("Sub")},
+      {"aten::mul", Binary("Mul")},
+      {"aten::mul_", Binary("Mul")},
+      {"aten::div", Binary("Div")},
+      {"aten::div_", Binary("Div")},
+      {"aten::floordiv", Binary("Div")},
+      {"aten::cat", Cat},
+      {"aten::flatten", Flatten},
+      {"aten::reshape", Reshape},
+      {"aten::view", Reshape},
+      {"aten::transpose", Transpose},
+      {"aten::permute", Permute},
+      {"aten::t", MatrixTranspose},
+      {"aten::squeeze", SqueezeOrUnsqueeze(true)},
+      {"aten::unsqueeze", SqueezeOrUnsqueeze(false)},
+      {"aten::size", Size},
+      {"aten::Int", ScalarAlias},
+      {"prim::NumToTensor", ScalarAlias},
+      {"aten::max_pool2d", MaxPool},
+      {"aten::avg_pool2d", AvgPool},
+      {"aten::adaptive_avg_pool2d", AdaptivePool("GlobalAveragePool")},
+      {"aten::adaptive_max_pool2d", AdaptivePool("GlobalMaxPool")},
+      {"aten::mean", Reduce("ReduceMean")},
+      {"aten::sum", Reduce("ReduceSum")},
+      {"aten::softmax", Softmax("Softmax")},
+      {"aten::log_softmax", Softmax("LogSoftmax")},
+      {"aten::dropout", Identity},
+      {"aten::dropout_", Identity},
+      {"aten::feature_dropout", Identity},
+      {"aten::alpha_dropout", Identity},
+      {"aten::contiguous", Identity},
+      {"aten::detach", Identity},
+      {"aten::clone", Identity},
+  };
+  return *ops;
+}
+
+const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs() {
+  using R = QuantizedInputRule;
+  static const auto* ops = new absl::flat_hash_map<std::string, QuantizedInputRule>{
+      {"aten::relu", R::kRequantize},          {"aten::relu_", R::kRequantize},
+      {"aten::hardtanh", R::kRequantize},      {"aten::hardtanh_", R::kRequantize},
+      {"aten::relu6", R::kRequantize},         {"aten::relu6_", R::kRequantize},
+      {"aten::clamp", R::kRequantize},         {"aten::clamp_", R::kRequantize},
+      {"aten::max_pool2d", R::kRequantize},    {"aten::avg_pool2d", R::kRequantize},
+      {"aten::adaptive_avg_pool2d", R::kRequantize}, {"aten::adaptive_max_pool2d", R::kRequantize},
+      {"aten::mean", R::kRequantize},          {"aten::flatten", R::kSameBytes},
+      {"aten::reshape", R::kSameBytes},        {"aten::view", R::kSameBytes},
+      {"aten::transpose", R::kSameBytes},      {"aten::permute", R::kSameBytes},
+      {"aten::squeeze", R::kSameBytes},        {"aten::unsqueeze", R::kSameBytes},
+      {"aten::dropout", R::kSameBytes},        {"aten::contiguous", R::kSameBytes},
+      {"aten::size", R::kSameBytes},
+  };
+  return *ops;
+}
+
+}  // namespace slimfit::onnx_export

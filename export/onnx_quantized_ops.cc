@@ -1,0 +1,279 @@
+// The ops of slimfit's int8 models (quantizers/int8.h) as ONNX QDQ: every
+// quantized op becomes DequantizeLinear on its inputs, the float op, and
+// QuantizeLinear at the op's output scale and zero point. Weights are int8
+// initializers behind a DequantizeLinear with their per-channel (axis 0) or
+// per-tensor scales; biases are int32 at input scale x weight scale, zero
+// point 0 (what ONNX Runtime's QDQ fusion into QLinearConv / QGemm expects).
+#include <ATen/ATen.h>
+#include <ATen/native/quantized/PackedParams.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "export/onnx_converter.h"
+
+namespace slimfit::onnx_export {
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+const Value* In(const Node* n, size_t i) { return n->input(i); }
+std::string Hint(const Node* n) { return n->output(0)->debugName(); }
+
+// quint8 activations only: LibTorch's int8 models (fbgemm, onednn, qnnpack) use them.
+absl::Status CheckQuint8(Converter& c, const Value* dtype) {
+  ASSIGN_OR_RETURN(int64_t d, c.Int(dtype));
+  if (d != static_cast<int64_t>(at::kQUInt8)) {
+    return c.NodeError(absl::StrCat("activation dtype ", c10::toString(static_cast<at::ScalarType>(d)),
+                                    " has no mapping; valid: quint8"));
+  }
+  return absl::OkStatus();
+}
+
+// The output's QParams from the op's (scale, zero_point) inputs.
+absl::StatusOr<QParams> OutputQParams(Converter& c, const Node* n, const Value* scale, const Value* zero_point) {
+  ASSIGN_OR_RETURN(double s, c.Double(scale));
+  ASSIGN_OR_RETURN(int64_t z, c.Int(zero_point));
+  if (z < 0 || z > 255) return c.NodeError(absl::StrCat("zero point ", z, " is outside quint8's 0..255"));
+  return c.MakeQParams(s, z, Hint(n));
+}
+
+// Binds `n`'s output to Quantize(y) at `q`.
+void BindQuantized(Converter& c, const Node* n, const std::string& y, const QParams& q, std::optional<int64_t> rank) {
+  c.Bind(n->output(), c.Quantize(y, q, Hint(n)), rank);
+  c.SetQParams(n->output(), q);
+}
+
+absl::StatusOr<const QParams*> InputQParams(Converter& c, const Value* v) {
+  const QParams* q = c.QuantParams(v);
+  if (q == nullptr) return c.NodeError(absl::StrCat("%", v->debugName(), " is not a quantized tensor"));
+  return q;
+}
+
+// DequantizeLinear(int8 weight) with its scales; `scales` receives them per output channel.
+absl::StatusOr<std::string> DequantizedWeight(Converter& c, const at::Tensor& w, absl::string_view hint,
+                                              at::Tensor* scales) {
+  if (w.scalar_type() != at::kQInt8) return c.NodeError("the packed weight is not qint8");
+  std::string data = c.AddInitializer(absl::StrCat(hint, "_int8"), w.int_repr());
+  std::string scale, zero_point;
+  onnx::NodeProto* node = nullptr;
+  std::string out;
+  switch (w.qscheme()) {
+    case at::kPerChannelAffine:
+    case at::kPerChannelSymmetric:
+    case at::kPerChannelAffineFloatQParams: {
+      if (w.q_per_channel_axis() != 0) return c.NodeError("per-channel weight scales must be along axis 0");
+      *scales = w.q_per_channel_scales().to(at::kFloat);
+      scale = c.AddInitializer(absl::StrCat(hint, "_scale"), *scales);
+      zero_point = c.AddInitializer(absl::StrCat(hint, "_zero_point"), w.q_per_channel_zero_points().to(at::kChar));
+      out = c.Op("DequantizeLinear", {data, scale, zero_point}, absl::StrCat(hint, "_dq"), &node);
+      SetInt(node, "axis", 0);
+      return out;
+    }
+    case at::kPerTensorAffine:
+    case at::kPerTensorSymmetric:
+      *scales = at::full({w.size(0)}, w.q_scale(), at::kFloat);
+      scale = c.FloatScalar(absl::StrCat(hint, "_scale"), w.q_scale());
+      zero_point = c.AddInitializer(absl::StrCat(hint, "_zero_point"),
+                                    at::scalar_tensor(w.q_zero_point(), at::kLong).to(at::kChar));
+      return c.Op("DequantizeLinear", {data, scale, zero_point}, absl::StrCat(hint, "_dq"));
+    default:
+      return c.NodeError("the weight's quantization scheme has no mapping");
+  }
+}
+
+// DequantizeLinear(int32 bias) at input scale x weight scales, or "" without a bias.
+std::string DequantizedBias(Converter& c, const std::optional<at::Tensor>& bias, double input_scale,
+                            const at::Tensor& weight_scales, absl::string_view hint) {
+  if (!bias.has_value() || !bias->defined()) return "";
+  at::Tensor scale = weight_scales * input_scale;
+  at::Tensor q = at::round(bias->to(at::kFloat) / scale).clamp(INT32_MIN, INT32_MAX).to(at::kInt);
+  std::string data = c.AddInitializer(absl::StrCat(hint, "_int32"), q);
+  std::string s = c.AddInitializer(absl::StrCat(hint, "_scale"), scale);
+  std::string z = c.AddInitializer(absl::StrCat(hint, "_zero_point"), at::zeros({scale.numel()}, at::kInt));
+  onnx::NodeProto* node = nullptr;
+  std::string out = c.Op("DequantizeLinear", {data, s, z}, absl::StrCat(hint, "_dq"), &node);
+  SetInt(node, "axis", 0);
+  return out;
+}
+
+// aten::quantize_per_tensor(x, scale, zero_point, dtype)
+absl::Status QuantizePerTensor(Converter& c, const Node* n) {
+  RETURN_IF_ERROR(CheckQuint8(c, In(n, 3)));
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 1), In(n, 2)));
+  BindQuantized(c, n, x, q, c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+absl::Status Dequantize(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(const QParams* q, InputQParams(c, In(n, 0)));
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  c.Bind(n->output(), c.Dequantize(x, *q, Hint(n)), c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+// quantized::conv2d[_relu](x, packed, scale, zero_point)
+OpConverter QuantizedConv(bool relu) {
+  return [relu](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(const QParams* in_q, InputQParams(c, In(n, 0)));
+    double input_scale = in_q->scale_value;
+    ASSIGN_OR_RETURN(c10::IValue packed_value, c.Object(In(n, 1)));
+    c10::intrusive_ptr<ConvPackedParamsBase<2>> packed;
+    try {
+      packed = packed_value.toCustomClass<ConvPackedParamsBase<2>>();
+    } catch (const std::exception& e) {
+      return c.NodeError(absl::StrCat("input 1 is not Conv2dPackedParams: ", e.what()));
+    }
+    if (packed->transpose()) return c.NodeError("quantized transposed convolution has no mapping");
+    auto [weight, bias] = packed->unpack();
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    at::Tensor scales;
+    std::string hint = Hint(n);
+    ASSIGN_OR_RETURN(std::string w, DequantizedWeight(c, weight, hint + "_weight", &scales));
+    std::vector<std::string> inputs = {x, w};
+    std::string b = DequantizedBias(c, bias, input_scale, scales, hint + "_bias");
+    if (!b.empty()) inputs.push_back(b);
+    onnx::NodeProto* node = nullptr;
+    std::string y = c.Op("Conv", inputs, hint + "_conv", &node);
+    auto stride = packed->stride().vec();
+    auto padding = packed->padding().vec();
+    auto dilation = packed->dilation().vec();
+    std::vector<int64_t> pads = padding;
+    pads.insert(pads.end(), padding.begin(), padding.end());
+    SetInts(node, "kernel_shape", std::vector<int64_t>(weight.sizes().begin() + 2, weight.sizes().end()));
+    SetInts(node, "strides", stride);
+    SetInts(node, "pads", pads);
+    SetInts(node, "dilations", dilation);
+    SetInt(node, "group", packed->groups());
+    if (relu) y = c.Op("Relu", {y}, hint + "_relu");
+    ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 2), In(n, 3)));
+    BindQuantized(c, n, y, q, 4);
+    return absl::OkStatus();
+  };
+}
+
+// quantized::linear[_relu](x, packed, scale, zero_point)
+OpConverter QuantizedLinear(bool relu) {
+  return [relu](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(const QParams* in_q, InputQParams(c, In(n, 0)));
+    double input_scale = in_q->scale_value;
+    ASSIGN_OR_RETURN(c10::IValue packed_value, c.Object(In(n, 1)));
+    c10::intrusive_ptr<LinearPackedParamsBase> packed;
+    try {
+      packed = packed_value.toCustomClass<LinearPackedParamsBase>();
+    } catch (const std::exception& e) {
+      return c.NodeError(absl::StrCat("input 1 is not LinearPackedParams: ", e.what()));
+    }
+    auto [weight, bias] = packed->unpack();
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    at::Tensor scales;
+    std::string hint = Hint(n);
+    ASSIGN_OR_RETURN(std::string w, DequantizedWeight(c, weight, hint + "_weight", &scales));
+    std::string b = DequantizedBias(c, bias, input_scale, scales, hint + "_bias");
+    std::optional<int64_t> rank = c.Rank(In(n, 0));
+    std::string y;
+    if (rank == 2) {
+      std::vector<std::string> inputs = {x, w};
+      if (!b.empty()) inputs.push_back(b);
+      onnx::NodeProto* node = nullptr;
+      y = c.Op("Gemm", inputs, hint + "_gemm", &node);
+      SetInt(node, "transB", 1);
+    } else {
+      onnx::NodeProto* node = nullptr;
+      std::string wt = c.Op("Transpose", {w}, hint + "_weight_t", &node);
+      SetInts(node, "perm", {1, 0});
+      y = c.Op("MatMul", {x, wt}, hint + "_matmul");
+      if (!b.empty()) y = c.Op("Add", {y, b}, hint + "_add");
+    }
+    if (relu) y = c.Op("Relu", {y}, hint + "_relu");
+    ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 2), In(n, 3)));
+    BindQuantized(c, n, y, q, rank);
+    return absl::OkStatus();
+  };
+}
+
+// quantized::add / mul [_relu](a, b, scale, zero_point)
+OpConverter QuantizedBinary(std::string op, bool relu) {
+  return [op, relu](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string a, c.FloatTensor(In(n, 0)));
+    ASSIGN_OR_RETURN(std::string b, c.FloatTensor(In(n, 1)));
+    std::string y = c.Op(op, {a, b}, Hint(n) + "_float");
+    if (relu) y = c.Op("Relu", {y}, Hint(n) + "_relu");
+    ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 2), In(n, 3)));
+    BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
+    return absl::OkStatus();
+  };
+}
+
+// quantized::cat(tensors, dim, scale, zero_point)
+absl::Status QuantizedCat(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::vector<const Value*> parts, c.ListElements(In(n, 0)));
+  if (parts.empty()) return c.NodeError("cat of an empty list");
+  std::vector<std::string> inputs;
+  for (const Value* p : parts) {
+    ASSIGN_OR_RETURN(std::string name, c.FloatTensor(p));
+    inputs.push_back(name);
+  }
+  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(dim, c.NormalizedDim(parts[0], dim));
+  onnx::NodeProto* node = nullptr;
+  std::string y = c.Op("Concat", inputs, Hint(n) + "_float", &node);
+  SetInt(node, "axis", dim);
+  ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 2), In(n, 3)));
+  BindQuantized(c, n, y, q, c.Rank(parts[0]));
+  return absl::OkStatus();
+}
+
+// quantized::hardswish(x, scale, zero_point) and friends: float op, then Q.
+OpConverter QuantizedUnary(std::string op) {
+  return [op](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    std::string y = c.Op(op, {x}, Hint(n) + "_float");
+    ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 1), In(n, 2)));
+    BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
+    return absl::OkStatus();
+  };
+}
+
+// aten::sigmoid / hardsigmoid / tanh on a quantized tensor: LibTorch's fixed
+// output parameters (scale 1/256, zero point 0; tanh 2/256, 128).
+OpConverter FixedQParamsUnary(std::string op, double scale, int64_t zero_point) {
+  return [op, scale, zero_point](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+    onnx::NodeProto* node = nullptr;
+    std::string y = c.Op(op, {x}, Hint(n) + "_float", &node);
+    if (op == "HardSigmoid") {
+      SetFloat(node, "alpha", 1.0f / 6.0f);
+      SetFloat(node, "beta", 0.5f);
+    }
+    BindQuantized(c, n, y, c.MakeQParams(scale, zero_point, Hint(n)), c.Rank(In(n, 0)));
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace
+
+const std::map<std::string, OpConverter>& QuantizedOps() {
+  static const auto* ops = new std::map<std::string, OpConverter>{
+      {"aten::quantize_per_tensor", QuantizePerTensor},
+      {"aten::dequantize", Dequantize},
+      {"quantized::conv2d", QuantizedConv(false)},
+      {"quantized::conv2d_relu", QuantizedConv(true)},
+      {"quantized::linear", QuantizedLinear(false)},
+      {"quantized::linear_relu", QuantizedLinear(true)},
+      {"quantized::add", QuantizedBinary("Add", false)},
+      {"quantized::add_relu", QuantizedBinary("Add", true)},
+      {"quantized::mul", QuantizedBinary("Mul", false)},
+      {"quantized::mul_relu", QuantizedBinary("Mul", true)},
+      {"quantized::cat", QuantizedCat},
+      {"quantized::hardswish", QuantizedUnary("HardSwish")},
+      // Keyed by the float op: used only when its input is quantized.
+      {"aten::sigmoid", FixedQParamsUnary("Sigmoid", 1.0 / 256, 0)},
+      {"aten::hardsigmoid", FixedQParamsUnary("HardSigmoid", 1.0 / 256, 0)},
+      {"aten::tanh", FixedQParamsUnary("Tanh", 2.0 / 256, 128)},
+  };
+  return *ops;
+}
+
+}  // namespace slimfit::onnx_export
