@@ -1,7 +1,11 @@
 #include "export/onnx.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/peephole.h>
+#include <torch/csrc/jit/passes/shape_analysis.h>
+#include <torch/csrc/jit/passes/symbolic_shape_analysis.h>
 
 #include <set>
 
@@ -63,6 +67,77 @@ void SetShape(onnx::ValueInfoProto* info, int elem_type, const std::vector<int64
   }
 }
 
+// A prim::If with no outputs whose branches only raise (an nn module's input
+// check: `if input.dim() != 4: raise ValueError(...)`): ONNX graphs do not
+// check, and what feeds the condition (loops over sizes) has no mapping.
+bool IsRaiseOnlyCheck(const torch::jit::Node* n) {
+  if (n->kind() != c10::prim::If || n->outputs().size() != 0) return false;
+  for (const torch::jit::Block* b : n->blocks()) {
+    for (const torch::jit::Node* inner : b->nodes()) {
+      c10::Symbol k = inner->kind();
+      if (k != c10::prim::RaiseException && k != c10::aten::format && k != c10::prim::Constant &&
+          k != c10::prim::Uninitialized) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Specializes the frozen graph to the input ranks and sizes (the batch
+// dimension left symbolic, so x.size(0) stays computed at run time): shape
+// analysis, then the peepholes that fold dim() / size(d) / len() from it and
+// the branches they decide, input checks dropped, dead code removed. Shape
+// analysis is best-effort: LibTorch's symbolic pass does not know every op
+// (a list built by append), the legacy one is tried next, and a graph
+// neither can type is exported as it is.
+void Specialize(std::shared_ptr<torch::jit::Graph>& graph, const std::vector<std::vector<int64_t>>& shapes,
+                bool fixed_batch) {
+  size_t i = 0;
+  for (torch::jit::Value* in : graph->inputs()) {
+    if (in->type()->cast<c10::ClassType>() != nullptr || i >= shapes.size()) continue;
+    std::vector<std::optional<int64_t>> dims(shapes[i].begin(), shapes[i].end());
+    if (!fixed_batch && !dims.empty()) dims[0] = std::nullopt;
+    in->setType(c10::TensorType::create(at::kFloat, at::kCPU, c10::SymbolicShape(dims),
+                                        c10::VaryingShape<c10::Stride>(dims.size()), /*requires_grad=*/false));
+    ++i;
+  }
+  std::shared_ptr<torch::jit::Graph> typed = graph->copy();
+  bool shaped = false;
+  try {
+    torch::jit::PropagateShapesOnGraph(typed);
+    shaped = true;
+  } catch (...) {
+  }
+  if (!shaped) {
+    typed = graph->copy();
+    try {
+      torch::jit::PropagateInputShapes(typed);
+      shaped = true;
+    } catch (...) {
+    }
+  }
+  if (shaped) graph = typed;
+  torch::jit::PeepholeOptimize(graph, /*disable_shape_peepholes=*/false);
+  torch::jit::ConstantPropagation(graph);
+  for (auto it = graph->nodes().begin(); it != graph->nodes().end();) {
+    torch::jit::Node* n = *it;
+    ++it;
+    if (IsRaiseOnlyCheck(n)) n->destroy();
+  }
+  // A loop whose results nothing uses any more (it fed a dropped check):
+  // LibTorch's dead-code pass keeps loops.
+  torch::jit::EliminateDeadCode(graph);
+  for (auto it = graph->nodes().rbegin(); it != graph->nodes().rend();) {
+    torch::jit::Node* n = *it;
+    ++it;
+    bool unused = true;
+    for (const torch::jit::Value* out : n->outputs()) unused = unused && !out->hasUses();
+    if (n->kind() == c10::prim::Loop && unused) n->destroy();
+  }
+  torch::jit::EliminateDeadCode(graph);
+}
+
 // Converts one node; `unmapped` set when no table has its op.
 absl::Status ConvertNode(Converter& c, const torch::jit::Node* n, bool* unmapped) {
   const std::string kind = n->kind().toQualString();
@@ -89,7 +164,10 @@ absl::Status ConvertNode(Converter& c, const torch::jit::Node* n, bool* unmapped
     return c.NodeError("no ONNX mapping for this op on a quantized tensor");
   }
   const onnx_export::QParams q = *quantized_input;
-  RETURN_IF_ERROR(op->second(c, n));
+  c.SetKeepQuantized(rule->second == QuantizedInputRule::kSameBytes);
+  absl::Status converted = op->second(c, n);
+  c.SetKeepQuantized(false);
+  RETURN_IF_ERROR(converted);
   const torch::jit::Value* out = n->output(0);
   if (c.QuantParams(out) != nullptr || out->type()->kind() != c10::TypeKind::TensorType) return absl::OkStatus();
   if (rule->second == QuantizedInputRule::kRequantize) {
@@ -104,7 +182,7 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> shapes, InputShapes(model, options));
   ASSIGN_OR_RETURN(torch::jit::Module frozen, FreezeAndFold(model));
   std::shared_ptr<torch::jit::Graph> graph = frozen.get_method("forward").graph()->copy();
-  torch::jit::EliminateDeadCode(graph);
+  Specialize(graph, shapes, options.fixed_batch);
 
   // One run on zeros: the outputs' shapes (and a model that runs at all).
   std::vector<c10::IValue> zeros;

@@ -70,6 +70,7 @@ void Converter::Bind(const torch::jit::Value* v, const std::string& name, std::o
 }
 
 std::optional<c10::IValue> Converter::Constant(const torch::jit::Value* v) const {
+  if (auto it = known_.find(v); it != known_.end()) return it->second;
   if (v->node()->kind() != c10::prim::Constant) return std::nullopt;
   return torch::jit::toIValue(v);
 }
@@ -111,7 +112,7 @@ absl::StatusOr<std::string> Converter::Tensor(const torch::jit::Value* v) {
 
 absl::StatusOr<std::string> Converter::FloatTensor(const torch::jit::Value* v) {
   const QParams* q = QuantParams(v);
-  if (q == nullptr) return Tensor(v);
+  if (q == nullptr || keep_quantized_) return Tensor(v);
   auto it = dequantized_names_.find(v);
   if (it != dequantized_names_.end()) return it->second;
   auto name = Tensor(v);
@@ -143,12 +144,21 @@ absl::StatusOr<bool> Converter::Bool(const torch::jit::Value* v) const {
 }
 
 absl::StatusOr<std::vector<const torch::jit::Value*>> Converter::ListElements(const torch::jit::Value* v) const {
+  if (auto it = lists_.find(v); it != lists_.end()) return it->second;
   if (v->node()->kind() != c10::prim::ListConstruct) {
     return NodeError(absl::StrCat("list %", v->debugName(), " is not built by prim::ListConstruct"));
   }
   std::vector<const torch::jit::Value*> out;
   for (const torch::jit::Value* e : v->node()->inputs()) out.push_back(e);
   return out;
+}
+
+absl::Status Converter::AppendToList(const torch::jit::Value* list, const torch::jit::Value* element) {
+  auto elements = ListElements(list);
+  if (!elements.ok()) return elements.status();
+  elements->push_back(element);
+  lists_[list] = *elements;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int64_t>> Converter::Ints(const torch::jit::Value* v) const {

@@ -54,8 +54,10 @@ class Converter {
   // The ONNX tensor of `v`: a bound value, or an initializer made from a
   // constant (a tensor, or a number as a float / int64 scalar).
   absl::StatusOr<std::string> Tensor(const torch::jit::Value* v);
-  // `v` as a float tensor: quantized values are dequantized first.
+  // `v` as a float tensor: quantized values are dequantized first, unless
+  // the op being converted only moves or compares bytes (SetKeepQuantized).
   absl::StatusOr<std::string> FloatTensor(const torch::jit::Value* v);
+  void SetKeepQuantized(bool keep) { keep_quantized_ = keep; }
   // The compile-time value of `v`, if it has one.
   std::optional<c10::IValue> Constant(const torch::jit::Value* v) const;
   absl::StatusOr<int64_t> Int(const torch::jit::Value* v) const;
@@ -65,8 +67,16 @@ class Converter {
   // An int list as a 1-D int64 tensor; elements may be computed at run time
   // (x.size(0)).
   absl::StatusOr<std::string> IntsTensor(const torch::jit::Value* v);
-  // The tensors of a prim::ListConstruct list.
+  // The tensors of a list: prim::ListConstruct's inputs, then what
+  // aten::append added (AppendToList) up to the node being converted.
   absl::StatusOr<std::vector<const torch::jit::Value*>> ListElements(const torch::jit::Value* v) const;
+  absl::Status AppendToList(const torch::jit::Value* list, const torch::jit::Value* element);
+  void SetList(const torch::jit::Value* list, std::vector<const torch::jit::Value*> elements) {
+    lists_[list] = std::move(elements);
+  }
+  // Records a value the export knows at compile time (a static size):
+  // Constant() returns it.
+  void SetKnown(const torch::jit::Value* v, c10::IValue value) { known_[v] = std::move(value); }
   // The object a prim::GetAttr chain from the module (or a constant) names.
   absl::StatusOr<c10::IValue> Object(const torch::jit::Value* v) const;
   std::optional<int64_t> Rank(const torch::jit::Value* v) const;
@@ -100,9 +110,12 @@ class Converter {
   onnx::GraphProto* graph_;
   const torch::jit::Module* module_;
   const torch::jit::Node* node_ = nullptr;
+  bool keep_quantized_ = false;
   absl::flat_hash_map<const torch::jit::Value*, std::string> names_;
   absl::flat_hash_map<const torch::jit::Value*, int64_t> ranks_;
   absl::flat_hash_map<const torch::jit::Value*, QParams> qparams_;
+  absl::flat_hash_map<const torch::jit::Value*, std::vector<const torch::jit::Value*>> lists_;
+  absl::flat_hash_map<const torch::jit::Value*, c10::IValue> known_;
   absl::flat_hash_map<std::string, int> used_names_;
   absl::flat_hash_map<const torch::jit::Value*, std::string> dequantized_names_;
 };
@@ -125,7 +138,8 @@ const std::map<std::string, OpConverter>& QuantizedOps();
 // How a float op LibTorch also runs on a quantized tensor (keeping the
 // input's scale and zero point) is exported: its converter runs on the
 // dequantized input and the output is quantized again (kRequantize), or it
-// runs on the uint8 tensor itself, which only moves bytes (kSameBytes).
+// runs on the uint8 tensor itself, which only moves or compares values
+// (reshapes, max pooling: kSameBytes).
 enum class QuantizedInputRule { kRequantize, kSameBytes };
 const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs();
 

@@ -1,7 +1,9 @@
 // Float ops: TorchScript → ONNX opset 17 (see export/onnx.h for the list).
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -16,8 +18,28 @@ using torch::jit::Value;
 const Value* In(const Node* n, size_t i) { return n->input(i); }
 std::string Hint(const Node* n) { return n->output(0)->debugName(); }
 bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
+// An int (x.size(0) // 2) or an integer tensor (a traced size): int64 in ONNX.
 bool IsIntValued(const Value* v) {
-  return v->type()->kind() == c10::TypeKind::IntType || v->type()->kind() == c10::TypeKind::NumberType;
+  if (v->type()->kind() == c10::TypeKind::IntType) return true;
+  if (auto t = v->type()->cast<c10::TensorType>(); t != nullptr && t->scalarType().has_value()) {
+    return c10::isIntegralType(*t->scalarType(), /*includeBool=*/false);
+  }
+  c10::Symbol k = v->node()->kind();
+  if (k == c10::prim::Constant) {
+    std::optional<c10::IValue> c = torch::jit::toIValue(v);
+    if (c.has_value() && c->isTensor()) return c10::isIntegralType(c->toTensor().scalar_type(), false);
+    return c.has_value() && c->isInt();
+  }
+  return k == c10::prim::NumToTensor || k == c10::aten::size;
+}
+
+// A dim's static size, when shape analysis knows it.
+std::optional<int64_t> StaticSize(const Value* v, int64_t dim) {
+  auto t = v->type()->cast<c10::TensorType>();
+  if (t == nullptr || !t->sizes().size().has_value() || dim >= static_cast<int64_t>(*t->sizes().size())) {
+    return std::nullopt;
+  }
+  return t->sizes()[dim];
 }
 
 // A binary op's operand: numbers become scalars of the tensor's type.
@@ -50,7 +72,7 @@ absl::Status Identity(Converter& c, const Node* n) {
 
 OpConverter Binary(std::string op) {
   return [op](Converter& c, const Node* n) -> absl::Status {
-    bool int_valued = IsIntValued(n->output());
+    bool int_valued = IsIntValued(n->output()) || (op == "Div" && IsIntValued(In(n, 0)) && IsIntValued(In(n, 1)));
     ASSIGN_OR_RETURN(std::string a, Operand(c, In(n, 0), int_valued));
     ASSIGN_OR_RETURN(std::string b, Operand(c, In(n, 1), int_valued));
     // add / sub: other * alpha.
@@ -564,6 +586,141 @@ OpConverter Softmax(std::string op) {
   };
 }
 
+// aten::floor_divide(a, b): integer Div for ints (sizes, non-negative), else Floor(Div).
+absl::Status FloorDivide(Converter& c, const Node* n) {
+  if (IsIntValued(In(n, 0)) && IsIntValued(In(n, 1))) return Binary("Div")(c, n);
+  ASSIGN_OR_RETURN(std::string a, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string b, Operand(c, In(n, 1), false));
+  c.Bind(n->output(), c.Op("Floor", {c.Op("Div", {a, b}, Hint(n) + "_div")}, Hint(n)), c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+// aten::append(list, x): the list is read by its consumers (cat), so only
+// recorded; the returned list is the same list.
+absl::Status Append(Converter& c, const Node* n) {
+  RETURN_IF_ERROR(c.AppendToList(In(n, 0), In(n, 1)));
+  ASSIGN_OR_RETURN(std::vector<const Value*> elements, c.ListElements(In(n, 0)));
+  c.SetList(n->output(), elements);
+  return absl::OkStatus();
+}
+
+// aten::chunk(x, chunks, dim) unpacked by prim::ListUnpack: one Split.
+absl::Status Chunk(Converter& c, const Node* n) {
+  const Value* list = n->output();
+  if (list->uses().size() != 1 || list->uses()[0].user->kind() != c10::prim::ListUnpack) {
+    return c.NodeError("chunk maps only when prim::ListUnpack takes its result apart");
+  }
+  const Node* unpack = list->uses()[0].user;
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(int64_t chunks, c.Int(In(n, 1)));
+  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 2)));
+  ASSIGN_OR_RETURN(dim, c.NormalizedDim(In(n, 0), dim));
+  const int64_t parts = static_cast<int64_t>(unpack->outputs().size());
+  std::vector<std::string> inputs = {x};
+  if (std::optional<int64_t> size = StaticSize(In(n, 0), dim); size.has_value()) {
+    // torch.chunk: ceil(size / chunks) each, the last takes what is left.
+    int64_t each = (*size + chunks - 1) / chunks;
+    std::vector<int64_t> split;
+    for (int64_t i = 0; i < parts; ++i) split.push_back(std::min(each, *size - i * each));
+    inputs.push_back(c.Int64s("split", split));
+  }
+  std::vector<std::string> outputs;
+  for (const Value* out : unpack->outputs()) outputs.push_back(c.Fresh(out->debugName()));
+  onnx::NodeProto* node = c.AddNode("Split", inputs, outputs);
+  SetInt(node, "axis", dim);
+  for (size_t i = 0; i < outputs.size(); ++i) c.Bind(unpack->output(i), outputs[i], c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+// prim::ListUnpack of aten::chunk (bound by Chunk already) or of aten::size(x)
+// (each size static when shape analysis knows it, else computed).
+absl::Status ListUnpack(Converter& c, const Node* n) {
+  const Node* producer = In(n, 0)->node();
+  if (producer->kind() == c10::aten::size && producer->inputs().size() == 1) {
+    ASSIGN_OR_RETURN(std::string x, c.Tensor(producer->input(0)));
+    std::string shape;
+    for (size_t i = 0; i < n->outputs().size(); ++i) {
+      if (std::optional<int64_t> size = StaticSize(producer->input(0), i); size.has_value()) {
+        c.SetKnown(n->output(i), c10::IValue(*size));
+        continue;
+      }
+      if (shape.empty()) shape = c.Op("Shape", {x}, Hint(n) + "_shape");
+      onnx::NodeProto* node = nullptr;
+      std::string index = c.AddInitializer("dim", at::scalar_tensor(static_cast<int64_t>(i), at::kLong));
+      c.Bind(n->output(i), c.Op("Gather", {shape, index}, n->output(i)->debugName(), &node), 0);
+      SetInt(node, "axis", 0);
+    }
+    return absl::OkStatus();
+  }
+  for (const Value* out : n->outputs()) {
+    if (!c.IsBound(out)) return c.NodeError("prim::ListUnpack maps only after aten::chunk or aten::size");
+  }
+  return absl::OkStatus();
+}
+
+// aten::instance_norm(x, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn)
+absl::Status InstanceNorm(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(bool use_input_stats, c.Bool(In(n, 5)));
+  if (!use_input_stats) return c.NodeError("instance norm with running statistics has no mapping");
+  std::optional<int64_t> channels = StaticSize(In(n, 0), 1);
+  for (size_t i : {1, 2}) {
+    if (auto w = c.Constant(In(n, i)); w.has_value() && w->isTensor()) channels = w->toTensor().numel();
+  }
+  if (!channels.has_value()) return c.NodeError("instance norm needs its channel count");
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string scale = IsNone(In(n, 1)) ? c.AddInitializer("in_ones", at::ones({*channels})) : "";
+  if (scale.empty()) {
+    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 1)));
+  }
+  std::string shift = IsNone(In(n, 2)) ? c.AddInitializer("in_zeros", at::zeros({*channels})) : "";
+  if (shift.empty()) {
+    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 2)));
+  }
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 7)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("InstanceNormalization", {x, scale, shift}, Hint(n), &node), c.Rank(In(n, 0)));
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  return absl::OkStatus();
+}
+
+// aten::prelu(x, weight): the slope reshaped to broadcast over channels (dim 1).
+absl::Status Prelu(Converter& c, const Node* n) {
+  auto weight = c.Constant(In(n, 1));
+  if (!weight.has_value() || !weight->isTensor()) return c.NodeError("prelu's weight must be a constant tensor");
+  std::optional<int64_t> rank = c.Rank(In(n, 0));
+  at::Tensor slope = weight->toTensor();
+  if (slope.numel() > 1) {
+    if (!rank.has_value()) return c.NodeError("prelu with one slope per channel needs the input's rank");
+    std::vector<int64_t> shape(std::max<int64_t>(*rank - 1, 1), 1);
+    shape[0] = slope.numel();
+    slope = slope.reshape(shape);
+  }
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  c.Bind(n->output(), c.Op("PRelu", {x, c.AddInitializer(In(n, 1)->debugName(), slope)}, Hint(n)), rank);
+  return absl::OkStatus();
+}
+
+// aten::slice(x, dim, start, end, step); None bounds are the ends.
+absl::Status Slice(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
+  int64_t start = 0, end = std::numeric_limits<int64_t>::max();
+  if (!IsNone(In(n, 2))) {
+    ASSIGN_OR_RETURN(start, c.Int(In(n, 2)));
+  }
+  if (!IsNone(In(n, 3))) {
+    ASSIGN_OR_RETURN(end, c.Int(In(n, 3)));
+  }
+  ASSIGN_OR_RETURN(int64_t step, c.Int(In(n, 4)));
+  c.Bind(n->output(),
+         c.Op("Slice",
+              {x, c.Int64s("starts", {start}), c.Int64s("ends", {end}), c.Int64s("axes", {dim}),
+               c.Int64s("steps", {step})},
+              Hint(n)),
+         c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const std::map<std::string, OpConverter>& FloatOps() {
@@ -608,6 +765,13 @@ const std::map<std::string, OpConverter>& FloatOps() {
       {"aten::div", Binary("Div")},
       {"aten::div_", Binary("Div")},
       {"aten::floordiv", Binary("Div")},
+      {"aten::floor_divide", FloorDivide},
+      {"aten::append", Append},
+      {"aten::chunk", Chunk},
+      {"prim::ListUnpack", ListUnpack},
+      {"aten::instance_norm", InstanceNorm},
+      {"aten::prelu", Prelu},
+      {"aten::slice", Slice},
       {"aten::cat", Cat},
       {"aten::flatten", Flatten},
       {"aten::reshape", Reshape},
@@ -642,11 +806,7 @@ const std::map<std::string, OpConverter>& FloatOps() {
 const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs() {
   using R = QuantizedInputRule;
   static const auto* ops = new absl::flat_hash_map<std::string, QuantizedInputRule>{
-      {"aten::relu", R::kRequantize},          {"aten::relu_", R::kRequantize},
-      {"aten::hardtanh", R::kRequantize},      {"aten::hardtanh_", R::kRequantize},
-      {"aten::relu6", R::kRequantize},         {"aten::relu6_", R::kRequantize},
-      {"aten::clamp", R::kRequantize},         {"aten::clamp_", R::kRequantize},
-      {"aten::max_pool2d", R::kRequantize},    {"aten::avg_pool2d", R::kRequantize},
+      {"aten::max_pool2d", R::kSameBytes},     {"aten::avg_pool2d", R::kRequantize},
       {"aten::adaptive_avg_pool2d", R::kRequantize}, {"aten::adaptive_max_pool2d", R::kRequantize},
       {"aten::mean", R::kRequantize},          {"aten::flatten", R::kSameBytes},
       {"aten::reshape", R::kSameBytes},        {"aten::view", R::kSameBytes},

@@ -7,6 +7,9 @@
 #include <ATen/ATen.h>
 #include <ATen/native/quantized/PackedParams.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "export/onnx_converter.h"
@@ -252,6 +255,34 @@ OpConverter FixedQParamsUnary(std::string op, double scale, int64_t zero_point) 
   };
 }
 
+// relu / relu6 / hardtanh / clamp of a quantized tensor: a Clip of its
+// uint8 values at the bounds quantized as LibTorch's quantized clamp does
+// (zero point + round(bound / scale), within 0..255): exact, and no
+// DequantizeLinear / QuantizeLinear pair for the runtime to remove.
+OpConverter QuantizedClip(std::optional<double> lo, std::optional<double> hi, int bound_inputs) {
+  return [lo, hi, bound_inputs](Converter& c, const Node* n) -> absl::Status {
+    ASSIGN_OR_RETURN(const QParams* q, InputQParams(c, In(n, 0)));
+    const QParams in_q = *q;
+    std::optional<double> low = lo, high = hi;
+    if (bound_inputs > 0 && c.Constant(In(n, 1)).has_value() && !c.Constant(In(n, 1))->isNone()) {
+      ASSIGN_OR_RETURN(low, c.Double(In(n, 1)));
+    }
+    if (bound_inputs > 1 && c.Constant(In(n, 2)).has_value() && !c.Constant(In(n, 2))->isNone()) {
+      ASSIGN_OR_RETURN(high, c.Double(In(n, 2)));
+    }
+    auto quantized_bound = [&](double bound) {
+      double v = static_cast<double>(in_q.zero_point_value) + std::nearbyint(bound / in_q.scale_value);
+      return c.AddInitializer("clip_bound", at::scalar_tensor(std::clamp(v, 0.0, 255.0), at::kLong).to(at::kByte));
+    };
+    ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
+    std::string lo_name = low.has_value() ? quantized_bound(*low) : "";
+    std::string hi_name = high.has_value() ? quantized_bound(*high) : "";
+    c.Bind(n->output(), c.Op("Clip", {x, lo_name, hi_name}, Hint(n)), c.Rank(In(n, 0)));
+    c.SetQParams(n->output(), in_q);
+    return absl::OkStatus();
+  };
+}
+
 }  // namespace
 
 const std::map<std::string, OpConverter>& QuantizedOps() {
@@ -269,6 +300,14 @@ const std::map<std::string, OpConverter>& QuantizedOps() {
       {"quantized::cat", QuantizedCat},
       {"quantized::hardswish", QuantizedUnary("HardSwish")},
       // Keyed by the float op: used only when its input is quantized.
+      {"aten::relu", QuantizedClip(0.0, std::nullopt, 0)},
+      {"aten::relu_", QuantizedClip(0.0, std::nullopt, 0)},
+      {"aten::relu6", QuantizedClip(0.0, 6.0, 0)},
+      {"aten::relu6_", QuantizedClip(0.0, 6.0, 0)},
+      {"aten::hardtanh", QuantizedClip(std::nullopt, std::nullopt, 2)},
+      {"aten::hardtanh_", QuantizedClip(std::nullopt, std::nullopt, 2)},
+      {"aten::clamp", QuantizedClip(std::nullopt, std::nullopt, 2)},
+      {"aten::clamp_", QuantizedClip(std::nullopt, std::nullopt, 2)},
       {"aten::sigmoid", FixedQParamsUnary("Sigmoid", 1.0 / 256, 0)},
       {"aten::hardsigmoid", FixedQParamsUnary("HardSigmoid", 1.0 / 256, 0)},
       {"aten::tanh", FixedQParamsUnary("Tanh", 2.0 / 256, 128)},
