@@ -149,7 +149,7 @@ absl::Status ConvertNode(Converter& c, const torch::jit::Node* n, bool* unmapped
   }
   if (quantized_input == nullptr) {
     if (auto it = float_ops.find(kind); it != float_ops.end()) return it->second(c, n);
-    if (kind == "aten::quantize_per_tensor" || kind.rfind("quantized::", 0) == 0) {
+    if (kind == "aten::quantize_per_tensor" || kind == "aten::dequantize" || kind.rfind("quantized::", 0) == 0) {
       if (auto it = quantized_ops.find(kind); it != quantized_ops.end()) return it->second(c, n);
     }
     *unmapped = true;

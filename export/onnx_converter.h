@@ -86,7 +86,8 @@ class Converter {
   // --- quantization --------------------------------------------------------
   const QParams* QuantParams(const torch::jit::Value* v) const;
   QParams MakeQParams(double scale, int64_t zero_point, absl::string_view hint);
-  void SetQParams(const torch::jit::Value* v, const QParams& q) { qparams_[v] = q; }
+  // By value: `q` may point into the map this inserts into.
+  void SetQParams(const torch::jit::Value* v, QParams q) { qparams_[v] = std::move(q); }
   std::string Quantize(const std::string& x, const QParams& q, absl::string_view hint);
   std::string Dequantize(const std::string& x, const QParams& q, absl::string_view hint);
 

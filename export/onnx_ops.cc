@@ -628,7 +628,11 @@ absl::Status Chunk(Converter& c, const Node* n) {
   for (const Value* out : unpack->outputs()) outputs.push_back(c.Fresh(out->debugName()));
   onnx::NodeProto* node = c.AddNode("Split", inputs, outputs);
   SetInt(node, "axis", dim);
-  for (size_t i = 0; i < outputs.size(); ++i) c.Bind(unpack->output(i), outputs[i], c.Rank(In(n, 0)));
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    c.Bind(unpack->output(i), outputs[i], c.Rank(In(n, 0)));
+    // Split of a quantized tensor (the bytes moved as they are): the same parameters.
+    if (const QParams* q = c.QuantParams(In(n, 0)); q != nullptr) c.SetQParams(unpack->output(i), *q);
+  }
   return absl::OkStatus();
 }
 
@@ -813,7 +817,8 @@ const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs
       {"aten::transpose", R::kSameBytes},      {"aten::permute", R::kSameBytes},
       {"aten::squeeze", R::kSameBytes},        {"aten::unsqueeze", R::kSameBytes},
       {"aten::dropout", R::kSameBytes},        {"aten::contiguous", R::kSameBytes},
-      {"aten::size", R::kSameBytes},
+      {"aten::size", R::kSameBytes},           {"aten::chunk", R::kSameBytes},
+      {"aten::append", R::kSameBytes},
   };
   return *ops;
 }

@@ -110,6 +110,12 @@ absl::Status QuantizePerTensor(Converter& c, const Node* n) {
 }
 
 absl::Status Dequantize(Converter& c, const Node* n) {
+  // A quantized constant (LibTorch quantizes a lone batch norm's parameters): its float values.
+  // Known at export time, so the consumers read it as a constant.
+  if (auto constant = c.Constant(In(n, 0)); constant.has_value() && constant->isTensor()) {
+    c.SetKnown(n->output(), c10::IValue(constant->toTensor().dequantize()));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(const QParams* q, InputQParams(c, In(n, 0)));
   ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
   c.Bind(n->output(), c.Dequantize(x, *q, Hint(n)), c.Rank(In(n, 0)));
@@ -255,6 +261,51 @@ OpConverter FixedQParamsUnary(std::string op, double scale, int64_t zero_point) 
   };
 }
 
+// A float tensor input of a quantized op, or `fill` of `channels` when None.
+absl::StatusOr<std::string> TensorOr(Converter& c, const Value* v, double fill, int64_t channels,
+                                     absl::string_view hint) {
+  if (v->type()->kind() == c10::TypeKind::NoneType) return c.AddInitializer(hint, at::full({channels}, fill));
+  return c.Tensor(v);
+}
+
+// quantized::batch_norm / batch_norm2d(x, weight, bias, mean, var, eps, scale, zero_point)
+absl::Status QuantizedBatchNorm(Converter& c, const Node* n) {
+  auto mean = c.Constant(In(n, 3));
+  if (!mean.has_value() || !mean->isTensor()) return c.NodeError("the running mean must be a constant tensor");
+  int64_t channels = mean->toTensor().numel();
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 1), 1.0, channels, "bn_ones"));
+  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 2), 0.0, channels, "bn_zeros"));
+  ASSIGN_OR_RETURN(std::string m, c.Tensor(In(n, 3)));
+  ASSIGN_OR_RETURN(std::string v, c.Tensor(In(n, 4)));
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 5)));
+  onnx::NodeProto* node = nullptr;
+  std::string y = c.Op("BatchNormalization", {x, scale, shift, m, v}, Hint(n) + "_float", &node);
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 6), In(n, 7)));
+  BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
+// quantized::instance_norm(x, weight, bias, eps, scale, zero_point)
+absl::Status QuantizedInstanceNorm(Converter& c, const Node* n) {
+  std::optional<int64_t> channels;
+  for (size_t i : {1, 2}) {
+    if (auto w = c.Constant(In(n, i)); w.has_value() && w->isTensor()) channels = w->toTensor().numel();
+  }
+  if (!channels.has_value()) return c.NodeError("instance norm needs a weight or a bias (its channel count)");
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 1), 1.0, *channels, "in_ones"));
+  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 2), 0.0, *channels, "in_zeros"));
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 3)));
+  onnx::NodeProto* node = nullptr;
+  std::string y = c.Op("InstanceNormalization", {x, scale, shift}, Hint(n) + "_float", &node);
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 4), In(n, 5)));
+  BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
 // relu / relu6 / hardtanh / clamp of a quantized tensor: a Clip of its
 // uint8 values at the bounds quantized as LibTorch's quantized clamp does
 // (zero point + round(bound / scale), within 0..255): exact, and no
@@ -299,6 +350,9 @@ const std::map<std::string, OpConverter>& QuantizedOps() {
       {"quantized::mul_relu", QuantizedBinary("Mul", true)},
       {"quantized::cat", QuantizedCat},
       {"quantized::hardswish", QuantizedUnary("HardSwish")},
+      {"quantized::batch_norm", QuantizedBatchNorm},
+      {"quantized::batch_norm2d", QuantizedBatchNorm},
+      {"quantized::instance_norm", QuantizedInstanceNorm},
       // Keyed by the float op: used only when its input is quantized.
       {"aten::relu", QuantizedClip(0.0, std::nullopt, 0)},
       {"aten::relu_", QuantizedClip(0.0, std::nullopt, 0)},
