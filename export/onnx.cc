@@ -187,8 +187,14 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   // One run on zeros: the outputs' shapes (and a model that runs at all).
   std::vector<c10::IValue> zeros;
   for (const auto& s : shapes) zeros.emplace_back(at::zeros(s));
-  ASSIGN_OR_RETURN(c10::IValue result, TorchCallOr("ONNX export: running the model on zeros of the input shapes",
-                                                   [&] { return frozen.forward(zeros); }));
+  absl::StatusOr<c10::IValue> run = TorchCallOr("", [&] { return frozen.forward(zeros); });
+  if (!run.ok()) {
+    std::vector<std::string> shape_text;
+    for (const auto& s : shapes) shape_text.push_back(absl::StrCat("[", absl::StrJoin(s, ", "), "]"));
+    return absl::InvalidArgumentError(absl::StrCat("ONNX export: the model does not run on inputs of shape ",
+                                                   absl::StrJoin(shape_text, ", "), ": ", run.status().message()));
+  }
+  c10::IValue result = *std::move(run);
   std::vector<at::Tensor> outputs;
   if (result.isTensor()) {
     outputs.push_back(result.toTensor());

@@ -13,7 +13,8 @@ samples of normal noise in the ONNX input's shape. Checks, exit 1 when one
 fails: fp32 outputs within --max_rel (max |onnx - torch| / max |torch|,
 default 1e-4); int8 (and fp32) argmax agreement >= --min_agreement (default
 0.99) and, with labels, accuracy within --max_accuracy_gap points (0.3).
-Prints one JSON object (the figures) as its last line.
+Prints one JSON object (the figures) as its last line; --figures FILE also
+writes the numbers as 'name value' lines (for tests in C++).
 """
 
 import argparse
@@ -105,6 +106,7 @@ def main():
     p.add_argument("--min_agreement", type=float, default=0.99)
     p.add_argument("--max_accuracy_gap", type=float, default=0.3)
     p.add_argument("--latency", action="store_true")
+    p.add_argument("--figures", help="also write the figures here, one 'name value' line each")
     a = p.parse_args()
 
     torch.set_num_threads(1)
@@ -152,6 +154,11 @@ def main():
     for f in failures:
         print("FAIL:", f)
     print(json.dumps(figures))
+    if a.figures:
+        with open(a.figures, "w") as f:
+            for k, v in figures.items():
+                if isinstance(v, (int, float)):
+                    f.write(f"{k} {v!r}\n")
     return 1 if failures else 0
 
 

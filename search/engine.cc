@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "common/field_error.h"
 #include "common/files.h"
+#include "export/onnx.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -143,6 +144,17 @@ absl::Status Engine::Search::CheckModelTakesTheData() {
   return absl::OkStatus();
 }
 
+absl::Status Engine::Search::CheckOnnxExport() {
+  if (!ExportsOnnx(c_)) return absl::OkStatus();
+  absl::StatusOr<std::string> exported = ExportOnnx(e_.model_, OnnxExportOptions());
+  if (!exported.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "export.formats: lists ONNX, but the reference does not export (nothing searched): ",
+        exported.status().message(), "; valid: a model whose ops export/onnx.h maps, or formats without ONNX"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Engine::Search::SetUpDistillation() {
   if (!comp_.distillation().enabled() || comp_.candidate_epochs() + comp_.final_epochs() == 0) {
     return absl::OkStatus();
@@ -180,6 +192,7 @@ absl::StatusOr<EngineResult> Engine::Search::Run() {
   if (!device_.is_cpu()) Say(absl::StrCat("fine-tuning on ", DeviceName(device_)));
   if (!deploy_device_.is_cpu()) Say(absl::StrCat("latency measured on ", DeviceName(deploy_device_)));
   RETURN_IF_ERROR(Agree(CheckModelTakesTheData()));
+  RETURN_IF_ERROR(Agree(CheckOnnxExport()));
   run_dir_ = c_.output_dir();
   // Rank 0 owns the run directory; the others keep its records in memory.
   absl::Status opened = [&]() -> absl::Status {

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "export/onnx.h"
 #include "common/interrupt.h"
 #include "common/json.h"
 #include "common/status_macros.h"
@@ -20,6 +22,7 @@
 #include "evaluators/profiler.h"
 #include "search/budget.h"
 #include "search/engine_search.h"
+#include "search/experiment.h"
 #include "search/report.h"
 #include "search/run_dir.h"
 
@@ -165,6 +168,27 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
   if (!result.returned_reference) RETURN_IF_ERROR(trainable.Save(run_dir_ + "/model_trainable.pt"));
 
   RunReport report;
+  // The files the run returns, with their sizes (and why one is missing).
+  std::vector<std::pair<std::string, std::string>> notes = {
+      {"model.pt", "the result (TorchScript)"}, {"model_trainable.pt", "its fp32 form before freezing (fine-tune it)"}};
+  std::string onnx_missing;
+  if (ExportsOnnx(c_)) {
+    const std::string onnx_path = run_dir_ + "/model.onnx";
+    absl::StatusOr<OnnxExportSummary> onnx = WriteOnnx(result.model, onnx_path, OnnxExportOptions());
+    if (onnx.ok()) {
+      notes.push_back({"model.onnx", absl::StrCat("the result as ONNX (opset 17", onnx->quantized ? ", int8 as QDQ" : "",
+                                                  ", ", onnx->nodes, " nodes)")});
+    } else {
+      std::remove(onnx_path.c_str());  // never a stale file from an earlier run
+      Say(absl::StrCat("warning: model.onnx not written: ", onnx.status().message()));
+      onnx_missing = absl::StrCat("not written: ", onnx.status().message());
+    }
+  }
+  for (const auto& [name, note] : notes) {
+    absl::StatusOr<int64_t> bytes = RegularFileSize(run_dir_ + "/" + name);
+    if (bytes.ok()) report.files.push_back({name, *bytes, note});
+  }
+  if (!onnx_missing.empty()) report.files.push_back({"model.onnx", 0, onnx_missing});
   report.name = c_.name();
   report.eval_key = c_.evaluation().eval_key();
   report.eval_split = c_.evaluation().eval_split();

@@ -265,6 +265,8 @@ class Engine::Search : public SearchContext {
   // take the data's shape is an InvalidArgument naming the inputs. Keeps
   // the output in sample_output_.
   absl::Status CheckModelTakesTheData();
+  // With ONNX in export.formats: the reference exports (fail before searching).
+  absl::Status CheckOnnxExport();
 
   // ---- distributed ----
   bool distributed() const { return IsDistributed(e_.group_); }

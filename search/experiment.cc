@@ -280,7 +280,25 @@ absl::Status ValidateEngineConfig(const Experiment& e) {
                       Quoted(e.deploy_device()), "cpu with level 2, or level 1");
   }
   if (e.threads() < 0) return FieldError("threads", "negative", e.threads(), ">= 0 (0 = 1)");
+  std::set<int> formats;
+  for (int i = 0; i < e.export_().formats_size(); ++i) {
+    const int f = e.export_().formats(i);
+    const std::string field = IndexedField("export.formats", i);
+    if (f == ExportConfig::FORMAT_UNSPECIFIED || !ExportConfig::Format_IsValid(f)) {
+      return FieldError(field, "is not a format", f, "TORCHSCRIPT or ONNX");
+    }
+    if (!formats.insert(f).second) {
+      return FieldError(field, "is listed twice", ExportConfig::Format_Name(f), "each format at most once");
+    }
+  }
   return absl::OkStatus();
+}
+
+bool ExportsOnnx(const Experiment& e) {
+  for (int f : e.export_().formats()) {
+    if (f == ExportConfig::ONNX) return true;
+  }
+  return false;
 }
 
 Experiment WithDefaults(Experiment e) {
@@ -332,6 +350,7 @@ Experiment WithDefaults(Experiment e) {
   if (e.deploy_device().empty()) e.set_deploy_device("cpu");
   if (e.threads() == 0) e.set_threads(1);
   if (e.output_dir().empty()) e.set_output_dir(absl::StrCat("runs/", e.name()));
+  if (e.export_().formats_size() == 0) e.mutable_export_()->add_formats(ExportConfig::TORCHSCRIPT);
   return e;
 }
 

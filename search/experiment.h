@@ -34,11 +34,14 @@ absl::Status ValidateExperiment(const Experiment& experiment);
 
 // The part of ValidateExperiment the engine needs when the caller brings its
 // own model, data and components: name, evaluation, full_trainer,
-// compression, device, threads (model and data are not looked at).
+// compression, device, threads, export (model and data are not looked at).
 absl::Status ValidateEngineConfig(const Experiment& experiment);
 
 // Every unset field that has a default gets it (see experiment.proto).
 Experiment WithDefaults(Experiment experiment);
+
+// Whether `export.formats` lists ONNX (model.onnx beside model.pt).
+bool ExportsOnnx(const Experiment& experiment);
 
 }  // namespace slimfit
 

@@ -226,6 +226,16 @@ std::string PhaseLine(const RunReport& r) {
                          r.invocations > 1 ? absl::StrFormat(", over %d invocations", r.invocations) : "");
 }
 
+std::vector<std::string> FileHeader() { return {"file", "KiB", "what"}; }
+
+std::vector<std::vector<std::string>> FileRows(const RunReport& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (const OutputFile& f : r.files) {
+    rows.push_back({f.name, f.bytes > 0 ? absl::StrFormat("%.1f", f.bytes / 1024.0) : "-", f.note});
+  }
+  return rows;
+}
+
 }  // namespace
 
 std::string SummaryTable(const RunReport& r) {
@@ -247,6 +257,11 @@ std::string ReportJson(const RunReport& r) {
                                   JsonString(l.bits_after), "}"));
   }
   for (const auto& [name, s] : r.phase_seconds) phases.push_back(absl::StrCat(JsonString(name), ": ", JsonNumber(s)));
+  std::vector<std::string> files;
+  for (const OutputFile& f : r.files) {
+    files.push_back(absl::StrCat("    {\"name\": ", JsonString(f.name), ", \"bytes\": ", f.bytes, ", \"note\": ",
+                                 JsonString(f.note), "}"));
+  }
   return absl::StrCat(
       "{\n  \"name\": ", JsonString(r.name), ",\n  \"eval_key\": ", JsonString(r.eval_key),
       ",\n  \"eval_split\": ", JsonString(r.eval_split), ",\n  \"higher_is_better\": ",
@@ -262,6 +277,7 @@ std::string ReportJson(const RunReport& r) {
       ", \"latency_b1\": ", JsonNumber(r.reference.latency_b1_ms() / std::max(1e-12, r.chosen.latency_b1_ms())),
       ", \"latency_bn\": ", JsonNumber(r.reference.latency_bn_ms() / std::max(1e-12, r.chosen.latency_bn_ms())),
       "},\n  \"phase_seconds\": {", absl::StrJoin(phases, ", "), "},\n  \"seconds\": ", JsonNumber(r.seconds),
+      ",\n  \"files\": [\n", absl::StrJoin(files, ",\n"), "\n  ]",
       ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"), "\n  ],\n  \"candidates\": [\n",
       absl::StrJoin(cands, ",\n"), "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
 }
@@ -276,7 +292,8 @@ std::string ReportMarkdown(const RunReport& r) {
   out += MarkdownTable({"", "reference", "result", "change"}, rows);
   absl::StrAppendFormat(&out, "\nLatency: median of timed runs at batch 1 and %d, %d thread(s), each on a fresh copy. "
                         "%s\n\nTime: %s.\n\n", r.latency_batch, r.threads, FrozenNote(r), PhaseLine(r));
-  out += "## Layers\n\n" + MarkdownTable(LayerHeader(), LayerRows(r));
+  out += "## Files\n\n" + MarkdownTable(FileHeader(), FileRows(r));
+  out += "\n## Layers\n\n" + MarkdownTable(LayerHeader(), LayerRows(r));
   out += "\n## Candidates\n\n" + MarkdownTable(CandidateHeader(), CandidateRows(r));
   out += "\nRatios are reference / candidate (higher is better).\n\n## Experiment\n\n```\n" + r.experiment_text + "```\n";
   return out;
@@ -308,6 +325,7 @@ std::string ReportHtml(const RunReport& r) {
   out += table({"", "reference", "result", "change"}, rows);
   out += absl::StrFormat("<p>Latency: median at batch 1 and %d, %d thread(s). %s</p><p>Time: %s.</p>\n",
                          r.latency_batch, r.threads, Html(FrozenNote(r)), Html(PhaseLine(r)));
+  out += "<h2>Files</h2>\n" + table(FileHeader(), FileRows(r));
   out += "<h2>Candidates</h2>\n<p>Every scored model: grey the reference, blue candidates after their short "
          "fine-tune, green after the final fine-tune, purple int8. The chosen one is circled.</p>\n" +
          Plot(r);

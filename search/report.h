@@ -35,6 +35,13 @@ struct LayerRow {
   std::string bits_after = "fp32";  // fp32 | int8
 };
 
+// A file the run wrote into its directory.
+struct OutputFile {
+  std::string name;   // "model.onnx"
+  int64_t bytes = 0;  // 0 when not written
+  std::string note;   // what it is, or why it is missing
+};
+
 struct RunReport {
   std::string name;
   std::string eval_key;
@@ -57,6 +64,7 @@ struct RunReport {
   double seconds = 0;   // wall time over every invocation (resumes add up)
   int invocations = 1;  // how many runs made this directory
   std::string experiment_text;  // the effective experiment (defaults filled in)
+  std::vector<OutputFile> files;  // model.pt, model_trainable.pt, model.onnx
 };
 
 // The before/after table (plain text, aligned), as printed by the tool.

@@ -25,6 +25,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/interrupt.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -94,6 +95,10 @@ absl::Status Run() {
   std::printf("\n%s\n%s\n", r.why.c_str(), r.summary.c_str());
   std::printf("model:  %s/model.pt%s\nreport: %s/report.html (also report.md, report.json)\n", r.run_dir.c_str(),
               r.returned_reference ? " (the reference)" : "", r.run_dir.c_str());
+  if (ExportsOnnx(e)) {
+    const std::string onnx = r.run_dir + "/model.onnx";
+    std::printf("onnx:   %s\n", RegularFileSize(onnx).ok() ? onnx.c_str() : "not written (the report says why)");
+  }
   std::printf("wall time %.1f min (%d record(s) reused from state/)\n", r.seconds / 60, r.reused);
   for (const std::string& f : r.failures) std::printf("skipped (failed): %s\n", f.c_str());
   if (!r.warning.empty()) std::printf("warning: %s\n", r.warning.c_str());
