@@ -41,8 +41,8 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> InputShapes(const Model& model
   std::vector<std::vector<int64_t>> shapes;
   for (const TensorSpec& spec : model.metadata().inputs()) {
     if (!spec.dtype().empty() && spec.dtype() != "float32") {
-      return absl::InvalidArgumentError(absl::StrCat("ONNX export: input ", shapes.size(), " is ", spec.dtype(),
-                                                     "; valid: float32 inputs"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ONNX export: input ", shapes.size(), " is ", spec.dtype(), "; valid: float32 inputs"));
     }
     shapes.emplace_back(spec.shape().begin(), spec.shape().end());
   }
@@ -225,8 +225,8 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   for (const torch::jit::Value* in : graph->inputs()) {
     if (in->type()->cast<c10::ClassType>() != nullptr) continue;
     if (tensor_inputs >= shapes.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("ONNX export: forward() takes more than the ", shapes.size(),
-                                                     " input shape(s) given"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ONNX export: forward() takes more than the ", shapes.size(), " input shape(s) given"));
     }
     std::string name = c.Fresh(tensor_inputs == 0 ? "input" : absl::StrCat("input_", tensor_inputs));
     SetShape(g->add_input(), onnx::TensorProto::FLOAT, shapes[tensor_inputs], options.fixed_batch);
@@ -265,8 +265,8 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   if (!first_error.ok()) {
     other_unmapped.erase(first_kind);
     if (other_unmapped.empty()) return first_error;
-    return absl::InvalidArgumentError(absl::StrCat(first_error.message(), "; other ops with no mapping: ",
-                                                   absl::StrJoin(other_unmapped, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat(first_error.message(), "; other ops with no mapping: ", absl::StrJoin(other_unmapped, ", ")));
   }
 
   // Outputs: the returned tensor or the tuple's elements.
@@ -279,8 +279,8 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
     }
   }
   if (returned.size() != outputs.size()) {
-    return absl::InternalError(absl::StrCat("ONNX export: the graph returns ", returned.size(),
-                                            " values, the run ", outputs.size()));
+    return absl::InternalError(
+        absl::StrCat("ONNX export: the graph returns ", returned.size(), " values, the run ", outputs.size()));
   }
   for (size_t i = 0; i < returned.size(); ++i) {
     ASSIGN_OR_RETURN(std::string value, c.Tensor(returned[i]));

@@ -57,7 +57,7 @@ struct OnnxExportOptions {
 struct OnnxExportSummary {
   int64_t bytes = 0;
   int64_t nodes = 0;
-  bool quantized = false;               // has QuantizeLinear / DequantizeLinear
+  bool quantized = false;                // has QuantizeLinear / DequantizeLinear
   std::map<std::string, int> op_counts;  // ONNX op type -> nodes
 };
 

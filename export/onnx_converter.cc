@@ -89,8 +89,8 @@ absl::StatusOr<std::string> Converter::Tensor(const torch::jit::Value* v) {
   if (it != names_.end()) return it->second;
   std::optional<c10::IValue> c = Constant(v);
   if (!c.has_value()) {
-    return NodeError(absl::StrCat("input %", v->debugName(), " (made by ", v->node()->kind().toQualString(),
-                                  ") has no ONNX value"));
+    return NodeError(
+        absl::StrCat("input %", v->debugName(), " (made by ", v->node()->kind().toQualString(), ") has no ONNX value"));
   }
   std::string name;
   if (c->isTensor()) {

@@ -33,7 +33,7 @@ namespace slimfit::onnx_export {
 
 // A quantized tensor's parameters: initializer names and values.
 struct QParams {
-  std::string scale;  // float scalar
+  std::string scale;       // float scalar
   std::string zero_point;  // uint8 scalar
   double scale_value = 1.0;
   int64_t zero_point_value = 0;

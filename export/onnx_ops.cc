@@ -140,7 +140,8 @@ absl::Status Gelu(Converter& c, const Node* n) {
   } else if (approximate == "tanh") {  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     std::string cube = c.Op("Mul", {x, c.Op("Mul", {x, x}, h + "_sq")}, h + "_cube");
     std::string sum = c.Op("Add", {x, c.Op("Mul", {cube, c.FloatScalar("gelu_k", 0.044715)}, h + "_k")}, h + "_sum");
-    inner = c.Op("Tanh", {c.Op("Mul", {sum, c.FloatScalar("sqrt_2_pi", std::sqrt(2.0 / M_PI))}, h + "_s")}, h + "_tanh");
+    inner =
+        c.Op("Tanh", {c.Op("Mul", {sum, c.FloatScalar("sqrt_2_pi", std::sqrt(2.0 / M_PI))}, h + "_s")}, h + "_tanh");
   } else {
     return c.NodeError(absl::StrCat("gelu approximate '", approximate, "' has no mapping"));
   }
@@ -176,8 +177,8 @@ absl::StatusOr<std::vector<int64_t>> Spatial(Converter& c, const Value* v, size_
   ASSIGN_OR_RETURN(std::vector<int64_t> values, c.Ints(v));
   if (values.size() == 1 && spatial > 1) values.assign(spatial, values[0]);
   if (values.size() != spatial) {
-    return c.NodeError(absl::StrCat("%", v->debugName(), " has ", values.size(), " values for ", spatial,
-                                    " spatial dims"));
+    return c.NodeError(
+        absl::StrCat("%", v->debugName(), " has ", values.size(), " values for ", spatial, " spatial dims"));
   }
   return values;
 }
@@ -380,13 +381,11 @@ absl::Status Flatten(Converter& c, const Node* n) {
   std::string shape = c.Op("Shape", {x}, Hint(n) + "_shape");
   std::vector<std::string> parts;
   if (start > 0) {
-    parts.push_back(
-        c.Op("Slice", {shape, c.Int64s("zero", {0}), c.Int64s("start", {start})}, Hint(n) + "_head"));
+    parts.push_back(c.Op("Slice", {shape, c.Int64s("zero", {0}), c.Int64s("start", {start})}, Hint(n) + "_head"));
   }
   parts.push_back(c.Int64s("minus_one", {-1}));
   if (end + 1 < *rank) {
-    parts.push_back(
-        c.Op("Slice", {shape, c.Int64s("end", {end + 1}), c.Int64s("rank", {*rank})}, Hint(n) + "_tail"));
+    parts.push_back(c.Op("Slice", {shape, c.Int64s("end", {end + 1}), c.Int64s("rank", {*rank})}, Hint(n) + "_tail"));
   }
   onnx::NodeProto* concat = nullptr;
   std::string target = c.Op("Concat", parts, Hint(n) + "_target", &concat);
@@ -810,14 +809,22 @@ const std::map<std::string, OpConverter>& FloatOps() {
 const absl::flat_hash_map<std::string, QuantizedInputRule>& OpsOnQuantizedInputs() {
   using R = QuantizedInputRule;
   static const auto* ops = new absl::flat_hash_map<std::string, QuantizedInputRule>{
-      {"aten::max_pool2d", R::kSameBytes},     {"aten::avg_pool2d", R::kRequantize},
-      {"aten::adaptive_avg_pool2d", R::kRequantize}, {"aten::adaptive_max_pool2d", R::kRequantize},
-      {"aten::mean", R::kRequantize},          {"aten::flatten", R::kSameBytes},
-      {"aten::reshape", R::kSameBytes},        {"aten::view", R::kSameBytes},
-      {"aten::transpose", R::kSameBytes},      {"aten::permute", R::kSameBytes},
-      {"aten::squeeze", R::kSameBytes},        {"aten::unsqueeze", R::kSameBytes},
-      {"aten::dropout", R::kSameBytes},        {"aten::contiguous", R::kSameBytes},
-      {"aten::size", R::kSameBytes},           {"aten::chunk", R::kSameBytes},
+      {"aten::max_pool2d", R::kSameBytes},
+      {"aten::avg_pool2d", R::kRequantize},
+      {"aten::adaptive_avg_pool2d", R::kRequantize},
+      {"aten::adaptive_max_pool2d", R::kRequantize},
+      {"aten::mean", R::kRequantize},
+      {"aten::flatten", R::kSameBytes},
+      {"aten::reshape", R::kSameBytes},
+      {"aten::view", R::kSameBytes},
+      {"aten::transpose", R::kSameBytes},
+      {"aten::permute", R::kSameBytes},
+      {"aten::squeeze", R::kSameBytes},
+      {"aten::unsqueeze", R::kSameBytes},
+      {"aten::dropout", R::kSameBytes},
+      {"aten::contiguous", R::kSameBytes},
+      {"aten::size", R::kSameBytes},
+      {"aten::chunk", R::kSameBytes},
       {"aten::append", R::kSameBytes},
   };
   return *ops;

@@ -3,8 +3,8 @@
 #include <ATen/Functions.h>
 #include <ATen/core/Tensor.h>
 
-#include <map>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -14,12 +14,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
-#include "export/onnx.h"
 #include "common/interrupt.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
 #include "evaluators/profiler.h"
+#include "export/onnx.h"
 #include "search/budget.h"
 #include "search/engine_search.h"
 #include "search/experiment.h"
@@ -176,8 +176,9 @@ absl::Status Engine::Search::WriteOutputs(EngineResult& result, const Model& tra
     const std::string onnx_path = run_dir_ + "/model.onnx";
     absl::StatusOr<OnnxExportSummary> onnx = WriteOnnx(result.model, onnx_path, OnnxExportOptions());
     if (onnx.ok()) {
-      notes.push_back({"model.onnx", absl::StrCat("the result as ONNX (opset 17", onnx->quantized ? ", int8 as QDQ" : "",
-                                                  ", ", onnx->nodes, " nodes)")});
+      notes.push_back(
+          {"model.onnx", absl::StrCat("the result as ONNX (opset 17", onnx->quantized ? ", int8 as QDQ" : "", ", ",
+                                      onnx->nodes, " nodes)")});
     } else {
       std::remove(onnx_path.c_str());  // never a stale file from an earlier run
       Say(absl::StrCat("warning: model.onnx not written: ", onnx.status().message()));

@@ -259,27 +259,28 @@ std::string ReportJson(const RunReport& r) {
   for (const auto& [name, s] : r.phase_seconds) phases.push_back(absl::StrCat(JsonString(name), ": ", JsonNumber(s)));
   std::vector<std::string> files;
   for (const OutputFile& f : r.files) {
-    files.push_back(absl::StrCat("    {\"name\": ", JsonString(f.name), ", \"bytes\": ", f.bytes, ", \"note\": ",
-                                 JsonString(f.note), "}"));
+    files.push_back(absl::StrCat("    {\"name\": ", JsonString(f.name), ", \"bytes\": ", f.bytes,
+                                 ", \"note\": ", JsonString(f.note), "}"));
   }
   return absl::StrCat(
       "{\n  \"name\": ", JsonString(r.name), ",\n  \"eval_key\": ", JsonString(r.eval_key),
-      ",\n  \"eval_split\": ", JsonString(r.eval_split), ",\n  \"higher_is_better\": ",
-      r.higher_is_better ? "true" : "false", ",\n  \"delta\": ", JsonNumber(r.delta), ",\n  \"target\": ", JsonNumber(r.target),
-      ",\n  \"level\": ", r.level, ",\n  \"objective\": ", JsonString(r.objective),
-      ",\n  \"latency_batch\": ", r.latency_batch, ",\n  \"threads\": ", r.threads,
-      ",\n  \"returned_reference\": ", r.returned_reference ? "true" : "false", ",\n  \"why\": ", JsonString(r.why),
-      ",\n  \"warning\": ", JsonString(r.warning),
+      ",\n  \"eval_split\": ", JsonString(r.eval_split),
+      ",\n  \"higher_is_better\": ", r.higher_is_better ? "true" : "false", ",\n  \"delta\": ", JsonNumber(r.delta),
+      ",\n  \"target\": ", JsonNumber(r.target), ",\n  \"level\": ", r.level,
+      ",\n  \"objective\": ", JsonString(r.objective), ",\n  \"latency_batch\": ", r.latency_batch,
+      ",\n  \"threads\": ", r.threads, ",\n  \"returned_reference\": ", r.returned_reference ? "true" : "false",
+      ",\n  \"why\": ", JsonString(r.why), ",\n  \"warning\": ", JsonString(r.warning),
       ",\n  \"reference\": ", RecordJson(r.reference), ",\n  \"result\": ", RecordJson(r.chosen),
-      ",\n  \"ratios\": {\"size\": ", JsonNumber(double(r.reference.serialized_bytes()) / std::max<int64_t>(1, r.chosen.serialized_bytes())),
+      ",\n  \"ratios\": {\"size\": ",
+      JsonNumber(double(r.reference.serialized_bytes()) / std::max<int64_t>(1, r.chosen.serialized_bytes())),
       ", \"params\": ", JsonNumber(double(r.reference.params()) / std::max<int64_t>(1, r.chosen.params())),
       ", \"macs\": ", JsonNumber(double(r.reference.macs()) / std::max<int64_t>(1, r.chosen.macs())),
       ", \"latency_b1\": ", JsonNumber(r.reference.latency_b1_ms() / std::max(1e-12, r.chosen.latency_b1_ms())),
       ", \"latency_bn\": ", JsonNumber(r.reference.latency_bn_ms() / std::max(1e-12, r.chosen.latency_bn_ms())),
       "},\n  \"phase_seconds\": {", absl::StrJoin(phases, ", "), "},\n  \"seconds\": ", JsonNumber(r.seconds),
-      ",\n  \"files\": [\n", absl::StrJoin(files, ",\n"), "\n  ]",
-      ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"), "\n  ],\n  \"candidates\": [\n",
-      absl::StrJoin(cands, ",\n"), "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
+      ",\n  \"files\": [\n", absl::StrJoin(files, ",\n"), "\n  ]", ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"),
+      "\n  ],\n  \"candidates\": [\n", absl::StrJoin(cands, ",\n"),
+      "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
 }
 
 std::string ReportMarkdown(const RunReport& r) {
