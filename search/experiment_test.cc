@@ -141,6 +141,10 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "model.reference_training.optimizer.lr: required, and positive, got -1; valid: > 0"},
       {"compression { tuning { sensitivity_samples: -2 } }", absl::StatusCode::kInvalidArgument,
        "compression.tuning.sensitivity_samples: out of range, got -2; valid: >= -1"},
+      {"export { formats: [ONNX, TORCHSCRIPT, ONNX] }", absl::StatusCode::kInvalidArgument,
+       "export.formats[2]: is listed twice, got ONNX; valid: each format at most once"},
+      {"export { formats: [FORMAT_UNSPECIFIED] }", absl::StatusCode::kInvalidArgument,
+       "export.formats[0]: is not a format, got 0; valid: TORCHSCRIPT or ONNX"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.patch);
@@ -196,6 +200,8 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_THAT(d.compression().tuning().round_to(), ::testing::ElementsAre(16, 8));
   EXPECT_TRUE(d.compression().tuning().latency_aware());
   EXPECT_DOUBLE_EQ(d.compression().tuning().lr_tie(), 0.25);
+  EXPECT_THAT(d.export_().formats(), ::testing::ElementsAre(ExportConfig::TORCHSCRIPT));
+  EXPECT_FALSE(ExportsOnnx(d));
   EXPECT_EQ(WithDefaults(d).DebugString(), d.DebugString());
   EXPECT_OK(ValidateExperiment(d));
   // delta 0 is a real choice (no drop allowed), not "unset".
@@ -218,6 +224,11 @@ TEST(Experiment, DefaultsFillInAndAreIdempotent) {
   EXPECT_DOUBLE_EQ(off_d.compression().tuning().promising_slack(), 0.0);
   EXPECT_FALSE(off_d.compression().tuning().latency_aware());
   EXPECT_DOUBLE_EQ(off_d.compression().tuning().lr_tie(), 0.0);
+  // Formats given are kept as given.
+  Experiment onnx = e;
+  onnx.mutable_export_()->add_formats(ExportConfig::ONNX);
+  EXPECT_THAT(WithDefaults(onnx).export_().formats(), ::testing::ElementsAre(ExportConfig::ONNX));
+  EXPECT_TRUE(ExportsOnnx(WithDefaults(onnx)));
 }
 
 }  // namespace

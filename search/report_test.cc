@@ -43,6 +43,8 @@ RunReport Example() {
   r.layers = {{"conv1", "Conv2d", 16, 8, 100000, 50000, "fp32"}};
   r.phase_seconds = {{"reference", 2}, {"search", 100}};
   r.seconds = 102;
+  r.files = {{"model.pt", 204800, "the result (TorchScript)"},
+             {"model.onnx", 0, "not written: aten::cumsum <has no \"mapping\">"}};
   return r;
 }
 
@@ -71,6 +73,15 @@ TEST(ReportTest, JsonEscapesAndCarriesEveryCandidate) {
     EXPECT_EQ(fields.at("key").string_value(), example.candidates[i].key());
     EXPECT_EQ(fields.at("description").string_value(), example.candidates[i].description());
   }
+  // The files, with their sizes and notes, as written.
+  const auto& files = parsed.fields().at("files").list_value().values();
+  ASSERT_EQ(files.size(), example.files.size());
+  for (int i = 0; i < files.size(); ++i) {
+    const auto& fields = files[i].struct_value().fields();
+    EXPECT_EQ(fields.at("name").string_value(), example.files[i].name);
+    EXPECT_EQ(fields.at("bytes").number_value(), example.files[i].bytes);
+    EXPECT_EQ(fields.at("note").string_value(), example.files[i].note);
+  }
 }
 
 TEST(ReportTest, HtmlIsSelfContainedWithAPlotMarkingTheChosenModel) {
@@ -85,6 +96,8 @@ TEST(ReportTest, HtmlIsSelfContainedWithAPlotMarkingTheChosenModel) {
 
 TEST(ReportTest, MarkdownHasTheLayerTable) {
   const std::string m = ReportMarkdown(Example());
+  EXPECT_THAT(m, HasSubstr("| model.pt | 200.0 | the result (TorchScript) |"));
+  EXPECT_THAT(m, HasSubstr("| model.onnx | - | not written:"));
   EXPECT_THAT(m, HasSubstr("| conv1 | Conv2d | 16 | 8 |"));
   EXPECT_THAT(m, HasSubstr("reference 2 s, search 100 s"));
 }

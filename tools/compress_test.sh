@@ -4,7 +4,8 @@
 # (exit 130, best so far written, resume hint) and resumed: finished
 # records are never recomputed (their files stay byte-identical), the final
 # fine-tune continues from its last epoch, every output parses, and the
-# written model loads in Python with torch.jit.load. Run again, the finished
+# written model loads in Python with torch.jit.load, and model.onnx (the
+# experiment asks for ONNX too) runs in ONNX Runtime and agrees with it. Run again, the finished
 # run recomputes nothing and writes the same bytes. Last, the disk "fills
 # up" under a finished run: exit 1 naming the file, finished outputs intact.
 set -uo pipefail
@@ -35,6 +36,7 @@ data {
 }
 full_trainer { optimizer { sgd { momentum: 0.9 } lr: 0.05 } scheduler { cosine { } interval: ITERATION } }
 compression { delta: 2.0 level: 2 candidate_epochs: 1 final_epochs: 4 }
+export { formats: [TORCHSCRIPT, ONNX] }
 PB
 run="$out/run"
 state="$run/state/candidates"
@@ -95,7 +97,7 @@ cat "$out/log3.txt"
 unchanged "$out/snap2"
 grep -q "resuming the fine-tune after epoch [1-3]/4" "$out/log3.txt" || fail "the final fine-tune did not resume"
 grep -q "record(s) reused from state/" "$out/log3.txt" || fail "no reuse line"
-for f in model.pt reference.pt report.json report.md report.html metrics.jsonl; do
+for f in model.pt model.onnx reference.pt report.json report.md report.html metrics.jsonl; do
   [[ -s "$run/$f" ]] || fail "no $f"
 done
 ls "$run" "$state" | grep -q '\.tmp' && fail "temporary files left behind"
@@ -111,11 +113,29 @@ report = json.load(open(run + "/report.json"))
 assert not report["returned_reference"], report
 assert report["result"]["eval"] >= report["target"] - 1e-9, report["result"]
 print("metrics.jsonl", len(lines), "lines; result", report["result"]["key"])
+# export { formats: [TORCHSCRIPT, ONNX] }: model.onnx listed with its size,
+# and it computes what model.pt computes (ONNX Runtime vs LibTorch, the
+# first 500 Fashion-MNIST test images).
+import gzip, os
+import numpy as np, onnxruntime as ort, torch
+files = {f["name"]: f for f in report["files"]}
+for name in ("model.pt", "model.onnx"):
+    assert files[name]["bytes"] == os.path.getsize(os.path.join(run, name)), files
+assert "int8 as QDQ" in files["model.onnx"]["note"], files["model.onnx"]
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+x = np.frombuffer(raw, np.uint8, offset=16)[: 500 * 784].reshape(500, 1, 28, 28)
+x = ((x.astype(np.float32) / 255 - 0.2860) / 0.3530).astype(np.float32)
+o = ort.InferenceSession(os.path.join(run, "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+with torch.no_grad():
+    t = torch.jit.load(os.path.join(run, "model.pt"))(torch.from_numpy(x)).numpy()
+agreement = (o.argmax(1) == t.argmax(1)).mean()
+assert agreement >= 0.99, agreement
+print("model.onnx: argmax agreement with model.pt", agreement)
 PY
 "$py" -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
   "$run/model.pt" || fail "model.pt does not load in Python's torch"
 echo "== run 5: the finished run again: nothing recomputed, the same bytes out"
-(cd "$run" && md5sum *.pt > "$out/before.md5")
+(cd "$run" && md5sum *.pt model.onnx > "$out/before.md5")
 "$compress" "${args[@]}" > "$out/log_again.txt" 2>&1 || fail "re-run exited $?: $(tail -5 "$out/log_again.txt")"
 grep -q "calibration:\|epoch [0-9]*/[0-9]*:" "$out/log_again.txt" && fail "the re-run computed again: $(cat "$out/log_again.txt")"
 (cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "re-running a finished run changed its outputs"
