@@ -195,12 +195,18 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
                                                    absl::StrJoin(shape_text, ", "), ": ", run.status().message()));
   }
   c10::IValue result = *std::move(run);
+  // A returned tuple's None elements (GoogLeNet's aux outputs when they are
+  // off) have no ONNX value: the tensors are the outputs, in order.
   std::vector<at::Tensor> outputs;
   if (result.isTensor()) {
     outputs.push_back(result.toTensor());
   } else if (result.isTuple()) {
     for (const auto& e : result.toTupleRef().elements()) {
-      if (!e.isTensor()) return absl::InvalidArgumentError("ONNX export: the model returns a tuple of non-tensors");
+      if (e.isNone()) continue;
+      if (!e.isTensor()) {
+        return absl::InvalidArgumentError(absl::StrCat("ONNX export: the model returns a tuple holding a ",
+                                                       e.tagKind(), "; valid: tensors (and None)"));
+      }
       outputs.push_back(e.toTensor());
     }
   } else {
@@ -273,7 +279,9 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   std::vector<const torch::jit::Value*> returned;
   for (const torch::jit::Value* out : graph->outputs()) {
     if (out->node()->kind() == c10::prim::TupleConstruct) {
-      for (const torch::jit::Value* e : out->node()->inputs()) returned.push_back(e);
+      for (const torch::jit::Value* e : out->node()->inputs()) {
+        if (e->type()->kind() != c10::TypeKind::NoneType) returned.push_back(e);
+      }
     } else {
       returned.push_back(out);
     }

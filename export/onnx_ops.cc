@@ -538,16 +538,58 @@ absl::Status AvgPool(Converter& c, const Node* n) {
 }
 
 // adaptive_avg_pool2d / adaptive_max_pool2d to 1x1: the global pools.
+// Average pooling to other sizes, when shape analysis knows the input's
+// height and width: the pooling is linear in each spatial dim, so it is
+// MatMul by the [out, in] averaging matrices (PyTorch's windows: start
+// floor(i in / out), end ceil((i + 1) in / out)), exact for every size.
+at::Tensor AdaptiveAveragingMatrix(int64_t in, int64_t out) {
+  at::Tensor m = at::zeros({out, in});
+  for (int64_t i = 0; i < out; ++i) {
+    const int64_t start = (i * in) / out, end = ((i + 1) * in + out - 1) / out;
+    m.index_put_({i, at::indexing::Slice(start, end)}, 1.0 / static_cast<double>(end - start));
+  }
+  return m;
+}
+
 OpConverter AdaptivePool(std::string global_op) {
   return [global_op](Converter& c, const Node* n) -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<int64_t> size, c.Ints(In(n, 1)));
-    for (int64_t s : size) {
-      if (s != 1) return c.NodeError("adaptive pooling maps only to an output of 1 per spatial dim");
-    }
+    ASSIGN_OR_RETURN(std::vector<int64_t> size, Spatial(c, In(n, 1), 2));
     ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-    c.Bind(n->output(0), c.Op(global_op, {x}, Hint(n)), c.Rank(In(n, 0)));
+    if (size[0] == 1 && size[1] == 1) {
+      c.Bind(n->output(0), c.Op(global_op, {x}, Hint(n)), c.Rank(In(n, 0)));
+      return absl::OkStatus();
+    }
+    std::optional<int64_t> h = StaticSize(In(n, 0), 2), w = StaticSize(In(n, 0), 3);
+    if (global_op != "GlobalAveragePool" || !h.has_value() || !w.has_value()) {
+      return c.NodeError("adaptive pooling to a size other than 1x1 maps only for average pooling of an input "
+                         "whose height and width are known from the input shape");
+    }
+    std::string h_matrix = c.AddInitializer("adaptive_rows", AdaptiveAveragingMatrix(*h, size[0]));
+    std::string w_matrix_t = c.AddInitializer("adaptive_cols", AdaptiveAveragingMatrix(*w, size[1]).t());
+    std::string y = c.Op("MatMul", {x, w_matrix_t}, Hint(n) + "_cols");  // [N, C, H, out_w]
+    c.Bind(n->output(0), c.Op("MatMul", {h_matrix, y}, Hint(n)), 4);   // [N, C, out_h, out_w]
     return absl::OkStatus();
   };
+}
+
+// aten::layer_norm(x, normalized_shape, weight, bias, eps, cudnn): over the last dims.
+absl::Status LayerNorm(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> shape, c.Ints(In(n, 1)));
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  std::string scale = IsNone(In(n, 2)) ? c.AddInitializer("ln_ones", at::ones(shape)) : "";
+  if (scale.empty()) {
+    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 2)));
+  }
+  std::string shift = IsNone(In(n, 3)) ? c.AddInitializer("ln_zeros", at::zeros(shape)) : "";
+  if (shift.empty()) {
+    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 3)));
+  }
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 4)));
+  onnx::NodeProto* node = nullptr;
+  c.Bind(n->output(), c.Op("LayerNormalization", {x, scale, shift}, Hint(n), &node), c.Rank(In(n, 0)));
+  SetInt(node, "axis", -static_cast<int64_t>(shape.size()));
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  return absl::OkStatus();
 }
 
 // aten::mean(x, dims, keepdim, dtype) / sum(...)
@@ -773,6 +815,7 @@ const std::map<std::string, OpConverter>& FloatOps() {
       {"aten::chunk", Chunk},
       {"prim::ListUnpack", ListUnpack},
       {"aten::instance_norm", InstanceNorm},
+      {"aten::layer_norm", LayerNorm},
       {"aten::prelu", Prelu},
       {"aten::slice", Slice},
       {"aten::cat", Cat},
@@ -802,6 +845,8 @@ const std::map<std::string, OpConverter>& FloatOps() {
       {"aten::contiguous", Identity},
       {"aten::detach", Identity},
       {"aten::clone", Identity},
+      // A Python warning (scripted GoogLeNet's "returns a namedtuple"): nothing to compute.
+      {"aten::warn", [](Converter&, const Node*) { return absl::OkStatus(); }},
   };
   return *ops;
 }

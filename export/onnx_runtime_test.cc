@@ -25,6 +25,7 @@
 #include "data/splits.h"
 #include "export/onnx.h"
 #include "graph/pruning_test_util.h"
+#include "model/test_models.h"
 #include "gtest/gtest.h"
 #include "model/zoo/zoo.h"
 #include "quantizers/int8.h"
@@ -192,6 +193,47 @@ TEST(OnnxRuntime, GraphTestModelsAgreeOnRandomInputs) {
     ++compared;
   }
   EXPECT_GE(compared, 9);
+}
+
+// Ops the zoo and graph/testdata do not use, each in one scripted model:
+// pools with ceil mode and padding, adaptive pooling to sizes that do not
+// divide the input, a transposed convolution, layer norm, the activations
+// composed of several ONNX ops (gelu both ways, silu), scalars on either
+// side, reductions, permutes and a tuple output with a None in it.
+TEST(OnnxRuntime, OpsBeyondTheTestModelsMatch) {
+  Model m = testing::ScriptedTestModel(
+      "Ops",
+      "def forward(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor], Tensor]:\n"
+      "    a = torch.adaptive_avg_pool2d(x, [4, 5])\n"
+      "    b = torch.avg_pool2d(x, [3, 3], [2, 2], [1, 1], True, False)\n"
+      "    c = torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], True)\n"
+      "    d = torch.conv_transpose2d(x, self.wt, self.bt, [2, 2], [1, 1], [1, 1])\n"
+      "    e = torch.layer_norm(x, [9], self.g, self.h, 1e-5)\n"
+      "    f = torch.gelu(e, approximate='tanh') + torch.gelu(e) - torch.silu(e) * 0.5\n"
+      "    g = torch.hardsigmoid(f) + torch.leaky_relu(f, 0.2) + torch.clamp(f, -0.5, 0.5)\n"
+      "    h = torch.softmax(g.permute(0, 2, 3, 1), -1) + torch.log_softmax(g.transpose(1, 3), 1).transpose(1, 3).permute(0, 2, 3, 1)\n"
+      "    i = torch.matmul(h, self.p) / 3.0 - 1.0\n"
+      "    j = torch.mean(i, [1, 2], True) + torch.sum(i, [1, 2], True)\n"
+      "    k = torch.cat([a.flatten(1), b.flatten(1), c.flatten(1), d.flatten(1), j.flatten(1)], 1)\n"
+      "    return (torch.tanh(k * 0.001), None, torch.sigmoid(2.0 * k.unsqueeze(1)).squeeze(1))\n",
+      {{"wt", at::randn({4, 3, 3, 3})},
+       {"bt", at::randn({3})},
+       {"g", at::randn({9})},
+       {"h", at::randn({9})},
+       {"p", at::randn({4, 6})}});
+  OnnxExportOptions options;
+  options.input_shapes = {{1, 4, 9, 9}};
+  const std::string path = TempPath("ops");
+  ASSERT_OK(m.Save(path + ".pt"));
+  ASSERT_OK_AND_ASSIGN(OnnxExportSummary summary, WriteOnnx(m, path + ".onnx", options));
+  for (const char* op : {"MatMul", "AveragePool", "MaxPool", "ConvTranspose", "LayerNormalization", "Erf", "Tanh",
+                         "HardSigmoid", "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Transpose", "ReduceMean",
+                         "ReduceSum", "Concat"}) {
+    EXPECT_GT(summary.op_counts[op], 0) << op;
+  }
+  ASSERT_OK_AND_ASSIGN(Figures f, Verify(path + ".pt", path + ".onnx", "fp32", "--random 64 --min_agreement 0"));
+  EXPECT_EQ(f["samples"], 64);
+  EXPECT_LE(f["max_rel"], 1e-4);  // both tensors of the returned tuple (saturated: argmax means nothing)
 }
 
 }  // namespace

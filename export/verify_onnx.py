@@ -53,8 +53,13 @@ def outputs(model, sess, inputs, batch):
     with torch.no_grad():
         for i in range(0, len(inputs), batch):
             x = inputs[i : i + batch]
-            torch_out.append(model(torch.from_numpy(x)).numpy())
-            onnx_out.append(sess.run(None, {name: x})[0])
+            y = model(torch.from_numpy(x))
+            o = sess.run(None, {name: x})
+            if isinstance(y, tuple):  # every tensor of a (named) tuple; ONNX drops None elements
+                y = torch.cat([t.flatten(1) for t in y if t is not None], 1)
+                o = [np.concatenate([t.reshape(len(t), -1) for t in o], 1)]
+            torch_out.append(y.numpy())
+            onnx_out.append(o[0])
     return np.concatenate(torch_out), np.concatenate(onnx_out)
 
 
