@@ -204,8 +204,8 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
     for (const auto& e : result.toTupleRef().elements()) {
       if (e.isNone()) continue;
       if (!e.isTensor()) {
-        return absl::InvalidArgumentError(absl::StrCat("ONNX export: the model returns a tuple holding a ",
-                                                       e.tagKind(), "; valid: tensors (and None)"));
+        return absl::InvalidArgumentError(absl::StrCat("ONNX export: the model returns a tuple holding a ", e.tagKind(),
+                                                       "; valid: tensors (and None)"));
       }
       outputs.push_back(e.toTensor());
     }
@@ -225,6 +225,8 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   onnx::GraphProto* g = proto.mutable_graph();
   g->set_name(model.metadata().name().empty() ? "slimfit" : model.metadata().name());
   Converter c(g, &frozen);
+  auto output_name = [&](size_t i) { return outputs.size() == 1 ? std::string("output") : absl::StrCat("output_", i); };
+  for (size_t i = 0; i < outputs.size(); ++i) c.Reserve(output_name(i));
 
   // Inputs (graph input 0 is the module itself).
   size_t tensor_inputs = 0;
@@ -292,7 +294,7 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   }
   for (size_t i = 0; i < returned.size(); ++i) {
     ASSIGN_OR_RETURN(std::string value, c.Tensor(returned[i]));
-    std::string name = returned.size() == 1 ? "output" : absl::StrCat("output_", i);
+    const std::string name = output_name(i);
     c.AddNode("Identity", {value}, {name});
     int elem = c.QuantParams(returned[i]) != nullptr ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT;
     onnx::ValueInfoProto* info = g->add_output();

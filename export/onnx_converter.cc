@@ -55,14 +55,16 @@ std::string SourceLine(const torch::jit::Node* n) {
 Converter::Converter(onnx::GraphProto* graph, const torch::jit::Module* module) : graph_(graph), module_(module) {}
 
 std::string Converter::Fresh(absl::string_view hint) {
-  std::string base = Sanitized(hint);
-  int& count = used_names_[base];
-  std::string name = count == 0 ? base : absl::StrCat(base, "_", count);
-  ++count;
-  while (used_names_.contains(name) && name != base) name = absl::StrCat(name, "_");
-  used_names_[name];  // reserve
+  const std::string base = Sanitized(hint);
+  int& next = next_suffix_[base];
+  std::string name = next == 0 ? base : absl::StrCat(base, "_", next);
+  while (taken_.contains(name)) name = absl::StrCat(base, "_", ++next);
+  ++next;
+  taken_.insert(name);
   return name;
 }
+
+void Converter::Reserve(const std::string& name) { taken_.insert(name); }
 
 void Converter::Bind(const torch::jit::Value* v, const std::string& name, std::optional<int64_t> rank) {
   names_[v] = name;

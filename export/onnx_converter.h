@@ -46,6 +46,8 @@ class Converter {
   // --- names ---------------------------------------------------------------
   // A graph-unique ONNX name starting with `hint`.
   std::string Fresh(absl::string_view hint);
+  // Keeps `name` from Fresh (the graph's output names, given at the end).
+  void Reserve(const std::string& name);
   // Binds `v` (a node output) to the ONNX tensor `name`, with its rank if known.
   void Bind(const torch::jit::Value* v, const std::string& name, std::optional<int64_t> rank);
   bool IsBound(const torch::jit::Value* v) const { return names_.contains(v); }
@@ -117,7 +119,8 @@ class Converter {
   absl::flat_hash_map<const torch::jit::Value*, QParams> qparams_;
   absl::flat_hash_map<const torch::jit::Value*, std::vector<const torch::jit::Value*>> lists_;
   absl::flat_hash_map<const torch::jit::Value*, c10::IValue> known_;
-  absl::flat_hash_map<std::string, int> used_names_;
+  absl::flat_hash_map<std::string, int> next_suffix_;
+  absl::flat_hash_set<std::string> taken_;
   absl::flat_hash_map<const torch::jit::Value*, std::string> dequantized_names_;
 };
 

@@ -561,13 +561,14 @@ OpConverter AdaptivePool(std::string global_op) {
     }
     std::optional<int64_t> h = StaticSize(In(n, 0), 2), w = StaticSize(In(n, 0), 3);
     if (global_op != "GlobalAveragePool" || !h.has_value() || !w.has_value()) {
-      return c.NodeError("adaptive pooling to a size other than 1x1 maps only for average pooling of an input "
-                         "whose height and width are known from the input shape");
+      return c.NodeError(
+          "adaptive pooling to a size other than 1x1 maps only for average pooling of an input "
+          "whose height and width are known from the input shape");
     }
     std::string h_matrix = c.AddInitializer("adaptive_rows", AdaptiveAveragingMatrix(*h, size[0]));
     std::string w_matrix_t = c.AddInitializer("adaptive_cols", AdaptiveAveragingMatrix(*w, size[1]).t());
     std::string y = c.Op("MatMul", {x, w_matrix_t}, Hint(n) + "_cols");  // [N, C, H, out_w]
-    c.Bind(n->output(0), c.Op("MatMul", {h_matrix, y}, Hint(n)), 4);   // [N, C, out_h, out_w]
+    c.Bind(n->output(0), c.Op("MatMul", {h_matrix, y}, Hint(n)), 4);     // [N, C, out_h, out_w]
     return absl::OkStatus();
   };
 }

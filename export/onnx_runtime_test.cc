@@ -25,8 +25,8 @@
 #include "data/splits.h"
 #include "export/onnx.h"
 #include "graph/pruning_test_util.h"
-#include "model/test_models.h"
 #include "gtest/gtest.h"
+#include "model/test_models.h"
 #include "model/zoo/zoo.h"
 #include "quantizers/int8.h"
 #include "trainer/trainer.h"
@@ -211,7 +211,8 @@ TEST(OnnxRuntime, OpsBeyondTheTestModelsMatch) {
       "    e = torch.layer_norm(x, [9], self.g, self.h, 1e-5)\n"
       "    f = torch.gelu(e, approximate='tanh') + torch.gelu(e) - torch.silu(e) * 0.5\n"
       "    g = torch.hardsigmoid(f) + torch.leaky_relu(f, 0.2) + torch.clamp(f, -0.5, 0.5)\n"
-      "    h = torch.softmax(g.permute(0, 2, 3, 1), -1) + torch.log_softmax(g.transpose(1, 3), 1).transpose(1, 3).permute(0, 2, 3, 1)\n"
+      "    h = torch.softmax(g.permute(0, 2, 3, 1), -1) + torch.log_softmax(g.transpose(1, 3), 1).transpose(1, "
+      "3).permute(0, 2, 3, 1)\n"
       "    i = torch.matmul(h, self.p) / 3.0 - 1.0\n"
       "    j = torch.mean(i, [1, 2], True) + torch.sum(i, [1, 2], True)\n"
       "    k = torch.cat([a.flatten(1), b.flatten(1), c.flatten(1), d.flatten(1), j.flatten(1)], 1)\n"
@@ -226,9 +227,9 @@ TEST(OnnxRuntime, OpsBeyondTheTestModelsMatch) {
   const std::string path = TempPath("ops");
   ASSERT_OK(m.Save(path + ".pt"));
   ASSERT_OK_AND_ASSIGN(OnnxExportSummary summary, WriteOnnx(m, path + ".onnx", options));
-  for (const char* op : {"MatMul", "AveragePool", "MaxPool", "ConvTranspose", "LayerNormalization", "Erf", "Tanh",
-                         "HardSigmoid", "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Transpose", "ReduceMean",
-                         "ReduceSum", "Concat"}) {
+  for (const char* op :
+       {"MatMul", "AveragePool", "MaxPool", "ConvTranspose", "LayerNormalization", "Erf", "Tanh", "HardSigmoid",
+        "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Transpose", "ReduceMean", "ReduceSum", "Concat"}) {
     EXPECT_GT(summary.op_counts[op], 0) << op;
   }
   ASSERT_OK_AND_ASSIGN(Figures f, Verify(path + ".pt", path + ".onnx", "fp32", "--random 64 --min_agreement 0"));

@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,7 +87,36 @@ TEST(OnnxExport, EveryTestModelExportsWithABatchInputAndOneNodePerLayer) {
     EXPECT_EQ(ops["Conv"], convs);
     EXPECT_EQ(ops["Gemm"] + ops["MatMul"], linears);
     EXPECT_EQ(ops["Dropout"], 0);
+    // SSA: every name is defined once (inputs, initializers, node outputs).
+    std::set<std::string> names;
+    int defined = proto.graph().input_size() + proto.graph().initializer_size();
+    for (const auto& i : proto.graph().input()) names.insert(i.name());
+    for (const auto& t : proto.graph().initializer()) names.insert(t.name());
+    for (const auto& n : proto.graph().node()) {
+      defined += n.output_size();
+      names.insert(n.output().begin(), n.output().end());
+    }
+    EXPECT_EQ(names.size(), static_cast<size_t>(defined));
   }
+}
+
+TEST(OnnxExport, ValuesNamedInputAndOutputDoNotTakeTheGraphsNames) {
+  Model m = ScriptedTestModel("Names",
+                              "def forward(self, x: Tensor) -> Tensor:\n"
+                              "    output = torch.relu(x)\n"
+                              "    input = output + 1.0\n"
+                              "    return input * 2.0\n");
+  OnnxExportOptions options;
+  options.input_shapes = {{1, 4}};
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ExportOnnx(m, options));
+  const onnx::ModelProto proto = Parse(bytes);
+  EXPECT_EQ(proto.graph().input(0).name(), "input");
+  EXPECT_EQ(proto.graph().output(0).name(), "output");
+  int defining_output = 0;
+  for (const auto& n : proto.graph().node()) {
+    for (const std::string& o : n.output()) defining_output += o == "output";
+  }
+  EXPECT_EQ(defining_output, 1);
 }
 
 TEST(OnnxExport, BatchNormAfterAConvolutionIsFolded) {
