@@ -38,6 +38,7 @@ def main():
     p.add_argument("--std", type=float, default=0.3530)
     a = p.parse_args()
     run = a.run_dir
+    torch.backends.quantized.engine = "onednn"  # what slimfit's int8 models are made for
     images = verify_onnx.read_idx(FASHION + "t10k-images-idx3-ubyte.gz")
     labels = verify_onnx.read_idx(FASHION + "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     x = ((images.astype(np.float32) / 255.0 - a.mean) / a.std)[:, None, :, :]

@@ -110,11 +110,15 @@ def main():
     p.add_argument("--max_rel", type=float, default=1e-4)
     p.add_argument("--min_agreement", type=float, default=0.99)
     p.add_argument("--max_accuracy_gap", type=float, default=0.3)
+    p.add_argument("--engine", default="onednn",
+                   help="LibTorch's quantized engine for int8 models: slimfit makes them for onednn (its default); "
+                        "x86 and fbgemm saturate in depthwise convolutions (docs/export.md)")
     p.add_argument("--latency", action="store_true")
     p.add_argument("--figures", help="also write the figures here, one 'name value' line each")
     a = p.parse_args()
 
     torch.set_num_threads(1)
+    torch.backends.quantized.engine = a.engine  # before loading: int8 weights are packed for it
     model = torch.jit.load(a.model).eval()
     sess = session(a.onnx)
     labels = None

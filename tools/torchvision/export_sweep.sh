@@ -8,6 +8,11 @@
 #
 #   bazel build //tools:export && tools/torchvision/export_sweep.sh [/tmp/tv]
 #   ONLY="resnet18 mobilenet_v2" REUSE=1 tools/torchvision/export_sweep.sh
+#   INT8=1 REUSE=1 tools/torchvision/export_sweep.sh /tmp/tv
+#       (also the int8 models quantize_sweep.sh wrote to /tmp/tv/int8: each
+#        exported as QDQ and run in both runtimes on 8 random inputs; they
+#        are calibrated on random data, so the line gives the agreement and
+#        the largest difference, not a pass / fail)
 set -u
 cd "$(dirname "$0")/../.."
 # The venv's Python (//third_party:python), whose torch is the LibTorch slimfit links.
@@ -47,3 +52,24 @@ for f in "$OUT"/*_traced.pt "$OUT"/*_scripted.pt; do
   fi
 done
 echo "exported $exported of $total, verified in ONNX Runtime $verified of $total"
+[[ "${INT8:-0}" == 1 ]] || exit 0
+q_exported=0 q_total=0
+for f in "$OUT"/int8/*_int8.pt; do
+  [ -e "$f" ] || continue
+  base=$(basename "$f" .pt)
+  if [[ -n "${ONLY:-}" ]] && ! grep -qw "${base%_*_int8}" <<< "$ONLY"; then continue; fi
+  q_total=$((q_total + 1))
+  size=128; [[ "$base" == inception_v3* ]] && size=299
+  onnx="$OUT/onnx/$base.onnx"
+  if "$EXPORT" --model="$f" --format=onnx --input_shape=3,$size,$size --out="$onnx" > "$OUT/onnx/$base.log" 2>&1; then
+    q_exported=$((q_exported + 1))
+    nodes=$(sed -n 's/.* bytes, \([0-9]*\) nodes.*/\1/p' "$OUT/onnx/$base.log")
+    "$PY" export/verify_onnx.py --model "$f" --onnx "$onnx" --kind int8 --random 8 --batch 4 --min_agreement 0 \
+        > "$OUT/onnx/$base.verify" 2>&1
+    figures=$(tail -1 "$OUT/onnx/$base.verify" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print("agreement %.3f, max relative difference %.3f" % (d["argmax_agreement"], d["max_rel"]))' 2>&1)
+    printf '%-40s exported as QDQ (%s nodes); in ONNX Runtime: %s\n' "$base" "$nodes" "$figures"
+  else
+    printf '%-40s not exported: %s\n' "$base" "$(grep -m1 'export:' "$OUT/onnx/$base.log" | cut -c1-240)"
+  fi
+done
+echo "int8: exported $q_exported of $q_total"
