@@ -138,6 +138,49 @@ void Specialize(std::shared_ptr<torch::jit::Graph>& graph, const std::vector<std
   torch::jit::EliminateDeadCode(graph);
 }
 
+// Every tensor's shape on one run of `graph` on `inputs`, node by node
+// (LibTorch's shape analysis does not follow quantized ops): what static
+// sizes the converters need (adaptive pooling, chunk, instance norm).
+// Best-effort: it stops at control flow or an op it cannot run alone, and
+// returns what it has.
+absl::flat_hash_map<const torch::jit::Value*, std::vector<int64_t>> RecordShapes(
+    const torch::jit::Graph& graph, const torch::jit::Module& module, const std::vector<c10::IValue>& inputs) {
+  absl::flat_hash_map<const torch::jit::Value*, std::vector<int64_t>> shapes;
+  absl::flat_hash_map<const torch::jit::Value*, c10::IValue> env;
+  size_t k = 0;
+  for (const torch::jit::Value* in : graph.inputs()) {
+    if (in->type()->cast<c10::ClassType>() != nullptr) {
+      env[in] = module._ivalue();
+    } else if (k < inputs.size()) {
+      env[in] = inputs[k++];
+    }
+  }
+  try {
+    at::NoGradGuard no_grad;
+    for (const torch::jit::Node* n : graph.nodes()) {
+      if (!n->blocks().empty()) break;
+      if (n->kind() == c10::prim::Constant) {
+        env[n->output()] = torch::jit::toIValue(n->output()).value_or(c10::IValue());
+        continue;
+      }
+      if (n->kind() == c10::prim::GetAttr) {
+        env[n->output()] = env.at(n->input(0)).toObjectRef().getAttr(n->s(c10::attr::name));
+        continue;
+      }
+      torch::jit::Stack stack;
+      for (const torch::jit::Value* in : n->inputs()) stack.push_back(env.at(in));
+      n->getOperation()(stack);
+      if (stack.size() != n->outputs().size()) break;
+      for (size_t i = 0; i < stack.size(); ++i) {
+        if (stack[i].isTensor()) shapes[n->output(i)] = stack[i].toTensor().sizes().vec();
+        env[n->output(i)] = std::move(stack[i]);
+      }
+    }
+  } catch (...) {
+  }
+  return shapes;
+}
+
 // Converts one node; `unmapped` set when no table has its op.
 absl::Status ConvertNode(Converter& c, const torch::jit::Node* n, bool* unmapped) {
   const std::string kind = n->kind().toQualString();
@@ -225,6 +268,7 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const Model& model, const OnnxExport
   onnx::GraphProto* g = proto.mutable_graph();
   g->set_name(model.metadata().name().empty() ? "slimfit" : model.metadata().name());
   Converter c(g, &frozen);
+  c.SetRecordedShapes(RecordShapes(*graph, frozen, zeros), options.fixed_batch);
   auto output_name = [&](size_t i) { return outputs.size() == 1 ? std::string("output") : absl::StrCat("output_", i); };
   for (size_t i = 0; i < outputs.size(); ++i) c.Reserve(output_name(i));
 

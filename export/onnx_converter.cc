@@ -228,6 +228,19 @@ std::optional<int64_t> Converter::Rank(const torch::jit::Value* v) const {
   return std::nullopt;
 }
 
+std::optional<int64_t> Converter::StaticSize(const torch::jit::Value* v, int64_t dim) const {
+  if (dim == 0 && !fixed_batch_) return std::nullopt;
+  if (auto it = recorded_shapes_.find(v); it != recorded_shapes_.end()) {
+    if (dim < static_cast<int64_t>(it->second.size())) return it->second[dim];
+    return std::nullopt;
+  }
+  auto t = v->type()->cast<c10::TensorType>();
+  if (t == nullptr || !t->sizes().size().has_value() || dim >= static_cast<int64_t>(*t->sizes().size())) {
+    return std::nullopt;
+  }
+  return t->sizes()[dim];
+}
+
 absl::StatusOr<int64_t> Converter::NormalizedDim(const torch::jit::Value* tensor, int64_t dim) const {
   if (dim >= 0) return dim;
   std::optional<int64_t> rank = Rank(tensor);

@@ -82,6 +82,13 @@ class Converter {
   // The object a prim::GetAttr chain from the module (or a constant) names.
   absl::StatusOr<c10::IValue> Object(const torch::jit::Value* v) const;
   std::optional<int64_t> Rank(const torch::jit::Value* v) const;
+  // A dim's size when it does not vary: recorded on the run on zeros, else
+  // from shape analysis; never the batch dim unless the batch is fixed.
+  std::optional<int64_t> StaticSize(const torch::jit::Value* v, int64_t dim) const;
+  void SetRecordedShapes(absl::flat_hash_map<const torch::jit::Value*, std::vector<int64_t>> shapes, bool fixed_batch) {
+    recorded_shapes_ = std::move(shapes);
+    fixed_batch_ = fixed_batch;
+  }
   // `dim` counted from the front (negative dims need the rank).
   absl::StatusOr<int64_t> NormalizedDim(const torch::jit::Value* tensor, int64_t dim) const;
 
@@ -119,6 +126,8 @@ class Converter {
   absl::flat_hash_map<const torch::jit::Value*, QParams> qparams_;
   absl::flat_hash_map<const torch::jit::Value*, std::vector<const torch::jit::Value*>> lists_;
   absl::flat_hash_map<const torch::jit::Value*, c10::IValue> known_;
+  absl::flat_hash_map<const torch::jit::Value*, std::vector<int64_t>> recorded_shapes_;
+  bool fixed_batch_ = false;
   absl::flat_hash_map<std::string, int> next_suffix_;
   absl::flat_hash_set<std::string> taken_;
   absl::flat_hash_map<const torch::jit::Value*, std::string> dequantized_names_;

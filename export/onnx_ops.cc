@@ -33,15 +33,6 @@ bool IsIntValued(const Value* v) {
   return k == c10::prim::NumToTensor || k == c10::aten::size;
 }
 
-// A dim's static size, when shape analysis knows it.
-std::optional<int64_t> StaticSize(const Value* v, int64_t dim) {
-  auto t = v->type()->cast<c10::TensorType>();
-  if (t == nullptr || !t->sizes().size().has_value() || dim >= static_cast<int64_t>(*t->sizes().size())) {
-    return std::nullopt;
-  }
-  return t->sizes()[dim];
-}
-
 // A binary op's operand: numbers become scalars of the tensor's type.
 absl::StatusOr<std::string> Operand(Converter& c, const Value* v, bool int_valued) {
   if (!int_valued) {
@@ -559,7 +550,7 @@ OpConverter AdaptivePool(std::string global_op) {
       c.Bind(n->output(0), c.Op(global_op, {x}, Hint(n)), c.Rank(In(n, 0)));
       return absl::OkStatus();
     }
-    std::optional<int64_t> h = StaticSize(In(n, 0), 2), w = StaticSize(In(n, 0), 3);
+    std::optional<int64_t> h = c.StaticSize(In(n, 0), 2), w = c.StaticSize(In(n, 0), 3);
     if (global_op != "GlobalAveragePool" || !h.has_value() || !w.has_value()) {
       return c.NodeError(
           "adaptive pooling to a size other than 1x1 maps only for average pooling of an input "
@@ -659,7 +650,7 @@ absl::Status Chunk(Converter& c, const Node* n) {
   ASSIGN_OR_RETURN(dim, c.NormalizedDim(In(n, 0), dim));
   const int64_t parts = static_cast<int64_t>(unpack->outputs().size());
   std::vector<std::string> inputs = {x};
-  if (std::optional<int64_t> size = StaticSize(In(n, 0), dim); size.has_value()) {
+  if (std::optional<int64_t> size = c.StaticSize(In(n, 0), dim); size.has_value()) {
     // torch.chunk: ceil(size / chunks) each, the last takes what is left.
     int64_t each = (*size + chunks - 1) / chunks;
     std::vector<int64_t> split;
@@ -686,7 +677,7 @@ absl::Status ListUnpack(Converter& c, const Node* n) {
     ASSIGN_OR_RETURN(std::string x, c.Tensor(producer->input(0)));
     std::string shape;
     for (size_t i = 0; i < n->outputs().size(); ++i) {
-      if (std::optional<int64_t> size = StaticSize(producer->input(0), i); size.has_value()) {
+      if (std::optional<int64_t> size = c.StaticSize(producer->input(0), i); size.has_value()) {
         c.SetKnown(n->output(i), c10::IValue(*size));
         continue;
       }
@@ -708,7 +699,7 @@ absl::Status ListUnpack(Converter& c, const Node* n) {
 absl::Status InstanceNorm(Converter& c, const Node* n) {
   ASSIGN_OR_RETURN(bool use_input_stats, c.Bool(In(n, 5)));
   if (!use_input_stats) return c.NodeError("instance norm with running statistics has no mapping");
-  std::optional<int64_t> channels = StaticSize(In(n, 0), 1);
+  std::optional<int64_t> channels = c.StaticSize(In(n, 0), 1);
   for (size_t i : {1, 2}) {
     if (auto w = c.Constant(In(n, i)); w.has_value() && w->isTensor()) channels = w->toTensor().numel();
   }

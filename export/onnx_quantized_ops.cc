@@ -306,6 +306,24 @@ absl::Status QuantizedInstanceNorm(Converter& c, const Node* n) {
   return absl::OkStatus();
 }
 
+// quantized::layer_norm(x, normalized_shape, weight, bias, eps, scale, zero_point)
+absl::Status QuantizedLayerNorm(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> shape, c.Ints(In(n, 1)));
+  int64_t elements = 1;
+  for (int64_t d : shape) elements *= d;
+  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
+  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 2), 1.0, elements, "ln_ones"));
+  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 3), 0.0, elements, "ln_zeros"));
+  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 4)));
+  onnx::NodeProto* node = nullptr;
+  std::string y = c.Op("LayerNormalization", {x, scale, shift}, Hint(n) + "_float", &node);
+  SetInt(node, "axis", -static_cast<int64_t>(shape.size()));
+  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 5), In(n, 6)));
+  BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
+  return absl::OkStatus();
+}
+
 // relu / relu6 / hardtanh / clamp of a quantized tensor: a Clip of its
 // uint8 values at the bounds quantized as LibTorch's quantized clamp does
 // (zero point + round(bound / scale), within 0..255): exact, and no
@@ -353,6 +371,7 @@ const std::map<std::string, OpConverter>& QuantizedOps() {
       {"quantized::batch_norm", QuantizedBatchNorm},
       {"quantized::batch_norm2d", QuantizedBatchNorm},
       {"quantized::instance_norm", QuantizedInstanceNorm},
+      {"quantized::layer_norm", QuantizedLayerNorm},
       // Keyed by the float op: used only when its input is quantized.
       {"aten::relu", QuantizedClip(0.0, std::nullopt, 0)},
       {"aten::relu_", QuantizedClip(0.0, std::nullopt, 0)},
