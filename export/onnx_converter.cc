@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace slimfit::onnx_export {
 namespace {
@@ -312,6 +313,96 @@ std::string Converter::Int64s(absl::string_view hint, const std::vector<int64_t>
 
 std::string Converter::FloatScalar(absl::string_view hint, double value) {
   return AddInitializer(hint, at::scalar_tensor(value, at::kFloat));
+}
+
+namespace {
+
+bool IsNoneValue(const torch::jit::Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
+
+// `v`'s tensor, or `fill` of `shape` when `v` is None.
+absl::StatusOr<std::string> TensorOrFill(Converter& c, const torch::jit::Value* v, double fill,
+                                         const std::vector<int64_t>& shape, absl::string_view hint) {
+  if (IsNoneValue(v)) return c.AddInitializer(hint, at::full(shape, fill));
+  return c.Tensor(v);
+}
+
+// The element count of a norm's per-channel parameter: from a constant weight or bias.
+std::optional<int64_t> ParameterCount(const Converter& c, const torch::jit::Value* weight,
+                                      const torch::jit::Value* bias) {
+  for (const torch::jit::Value* v : {weight, bias}) {
+    if (auto t = c.Constant(v); t.has_value() && t->isTensor()) return t->toTensor().numel();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EmitBatchNorm(Converter& c, const torch::jit::Value* x, const torch::jit::Value* weight,
+                                          const torch::jit::Value* bias, const torch::jit::Value* mean,
+                                          const torch::jit::Value* var, const torch::jit::Value* eps,
+                                          absl::string_view hint) {
+  auto mean_value = c.Constant(mean);
+  if (!mean_value.has_value() || !mean_value->isTensor()) return c.NodeError("the running mean must be a constant");
+  const std::vector<int64_t> shape = {mean_value->toTensor().numel()};
+  ASSIGN_OR_RETURN(auto input, c.FloatTensor(x));
+  ASSIGN_OR_RETURN(auto scale, TensorOrFill(c, weight, 1.0, shape, "bn_ones"));
+  ASSIGN_OR_RETURN(auto shift, TensorOrFill(c, bias, 0.0, shape, "bn_zeros"));
+  ASSIGN_OR_RETURN(auto m, c.Tensor(mean));
+  ASSIGN_OR_RETURN(auto v, c.Tensor(var));
+  ASSIGN_OR_RETURN(auto epsilon, c.Double(eps));
+  onnx::NodeProto* node = nullptr;
+  std::string out = c.Op("BatchNormalization", {input, scale, shift, m, v}, hint, &node);
+  SetFloat(node, "epsilon", static_cast<float>(epsilon));
+  return out;
+}
+
+absl::StatusOr<std::string> EmitInstanceNorm(Converter& c, const torch::jit::Value* x, const torch::jit::Value* weight,
+                                             const torch::jit::Value* bias, const torch::jit::Value* eps,
+                                             absl::string_view hint) {
+  std::optional<int64_t> channels = ParameterCount(c, weight, bias);
+  if (!channels.has_value()) channels = c.StaticSize(x, 1);
+  if (!channels.has_value()) return c.NodeError("instance norm needs its channel count");
+  ASSIGN_OR_RETURN(auto input, c.FloatTensor(x));
+  ASSIGN_OR_RETURN(auto scale, TensorOrFill(c, weight, 1.0, {*channels}, "in_ones"));
+  ASSIGN_OR_RETURN(auto shift, TensorOrFill(c, bias, 0.0, {*channels}, "in_zeros"));
+  ASSIGN_OR_RETURN(auto epsilon, c.Double(eps));
+  onnx::NodeProto* node = nullptr;
+  std::string out = c.Op("InstanceNormalization", {input, scale, shift}, hint, &node);
+  SetFloat(node, "epsilon", static_cast<float>(epsilon));
+  return out;
+}
+
+absl::StatusOr<std::string> EmitLayerNorm(Converter& c, const torch::jit::Value* x,
+                                          const torch::jit::Value* normalized_shape, const torch::jit::Value* weight,
+                                          const torch::jit::Value* bias, const torch::jit::Value* eps,
+                                          absl::string_view hint) {
+  ASSIGN_OR_RETURN(auto shape, c.Ints(normalized_shape));
+  ASSIGN_OR_RETURN(auto input, c.FloatTensor(x));
+  ASSIGN_OR_RETURN(auto scale, TensorOrFill(c, weight, 1.0, shape, "ln_ones"));
+  ASSIGN_OR_RETURN(auto shift, TensorOrFill(c, bias, 0.0, shape, "ln_zeros"));
+  ASSIGN_OR_RETURN(auto epsilon, c.Double(eps));
+  onnx::NodeProto* node = nullptr;
+  std::string out = c.Op("LayerNormalization", {input, scale, shift}, hint, &node);
+  SetInt(node, "axis", -static_cast<int64_t>(shape.size()));
+  SetFloat(node, "epsilon", static_cast<float>(epsilon));
+  return out;
+}
+
+absl::StatusOr<std::string> EmitConcat(Converter& c, const torch::jit::Value* list, const torch::jit::Value* dim,
+                                       absl::string_view hint) {
+  ASSIGN_OR_RETURN(auto parts, c.ListElements(list));
+  if (parts.empty()) return c.NodeError("cat of an empty list");
+  std::vector<std::string> inputs;
+  for (const torch::jit::Value* p : parts) {
+    ASSIGN_OR_RETURN(auto name, c.FloatTensor(p));
+    inputs.push_back(name);
+  }
+  ASSIGN_OR_RETURN(auto d, c.Int(dim));
+  ASSIGN_OR_RETURN(auto axis, c.NormalizedDim(parts[0], d));
+  onnx::NodeProto* node = nullptr;
+  std::string out = c.Op("Concat", inputs, hint, &node);
+  SetInt(node, "axis", axis);
+  return out;
 }
 
 void SetInts(onnx::NodeProto* node, absl::string_view name, const std::vector<int64_t>& values) {

@@ -138,6 +138,25 @@ void SetInt(onnx::NodeProto* node, absl::string_view name, int64_t value);
 void SetFloat(onnx::NodeProto* node, absl::string_view name, float value);
 void SetString(onnx::NodeProto* node, absl::string_view name, absl::string_view value);
 
+// Emitters the float and the quantized converters share: each writes the
+// float op(s) for its inputs (jit values read through `c`) and returns the
+// output's ONNX name; the caller binds it (or quantizes it first).
+// A None weight / bias becomes ones / zeros of `param_shape`.
+absl::StatusOr<std::string> EmitBatchNorm(Converter& c, const torch::jit::Value* x, const torch::jit::Value* weight,
+                                          const torch::jit::Value* bias, const torch::jit::Value* mean,
+                                          const torch::jit::Value* var, const torch::jit::Value* eps,
+                                          absl::string_view hint);
+absl::StatusOr<std::string> EmitInstanceNorm(Converter& c, const torch::jit::Value* x, const torch::jit::Value* weight,
+                                             const torch::jit::Value* bias, const torch::jit::Value* eps,
+                                             absl::string_view hint);
+absl::StatusOr<std::string> EmitLayerNorm(Converter& c, const torch::jit::Value* x,
+                                          const torch::jit::Value* normalized_shape, const torch::jit::Value* weight,
+                                          const torch::jit::Value* bias, const torch::jit::Value* eps,
+                                          absl::string_view hint);
+// Concat of a list's tensors (dequantized) along `dim`.
+absl::StatusOr<std::string> EmitConcat(Converter& c, const torch::jit::Value* list, const torch::jit::Value* dim,
+                                       absl::string_view hint);
+
 // Where a node came from: "file:line" of its source, or "no source line".
 std::string SourceLine(const torch::jit::Node* n);
 

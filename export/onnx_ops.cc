@@ -314,40 +314,16 @@ absl::Status MatMul(Converter& c, const Node* n) {
 absl::Status BatchNorm(Converter& c, const Node* n) {
   ASSIGN_OR_RETURN(bool training, c.Bool(In(n, 5)));
   if (training) return c.NodeError("batch norm in training mode has no inference mapping");
-  auto mean = c.Constant(In(n, 3));
-  if (!mean.has_value() || !mean->isTensor()) return c.NodeError("running_mean must be a constant tensor");
-  int64_t channels = mean->toTensor().numel();
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  std::string scale = IsNone(In(n, 1)) ? c.AddInitializer("bn_ones", at::ones({channels})) : "";
-  if (scale.empty()) {
-    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 1)));
-  }
-  std::string shift = IsNone(In(n, 2)) ? c.AddInitializer("bn_zeros", at::zeros({channels})) : "";
-  if (shift.empty()) {
-    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 2)));
-  }
-  ASSIGN_OR_RETURN(std::string m, c.Tensor(In(n, 3)));
-  ASSIGN_OR_RETURN(std::string v, c.Tensor(In(n, 4)));
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 7)));
-  onnx::NodeProto* node = nullptr;
-  c.Bind(n->output(), c.Op("BatchNormalization", {x, scale, shift, m, v}, Hint(n), &node), c.Rank(In(n, 0)));
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y,
+                   EmitBatchNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), In(n, 7), Hint(n)));
+  c.Bind(n->output(), y, c.Rank(In(n, 0)));
   return absl::OkStatus();
 }
 
 absl::Status Cat(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string y, EmitConcat(c, In(n, 0), In(n, 1), Hint(n)));
   ASSIGN_OR_RETURN(std::vector<const Value*> parts, c.ListElements(In(n, 0)));
-  if (parts.empty()) return c.NodeError("cat of an empty list");
-  std::vector<std::string> inputs;
-  for (const Value* p : parts) {
-    ASSIGN_OR_RETURN(std::string name, c.FloatTensor(p));
-    inputs.push_back(name);
-  }
-  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
-  ASSIGN_OR_RETURN(dim, c.NormalizedDim(parts[0], dim));
-  onnx::NodeProto* node = nullptr;
-  c.Bind(n->output(), c.Op("Concat", inputs, Hint(n), &node), c.Rank(parts[0]));
-  SetInt(node, "axis", dim);
+  c.Bind(n->output(), y, c.Rank(parts[0]));
   return absl::OkStatus();
 }
 
@@ -566,21 +542,8 @@ OpConverter AdaptivePool(std::string global_op) {
 
 // aten::layer_norm(x, normalized_shape, weight, bias, eps, cudnn): over the last dims.
 absl::Status LayerNorm(Converter& c, const Node* n) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> shape, c.Ints(In(n, 1)));
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  std::string scale = IsNone(In(n, 2)) ? c.AddInitializer("ln_ones", at::ones(shape)) : "";
-  if (scale.empty()) {
-    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 2)));
-  }
-  std::string shift = IsNone(In(n, 3)) ? c.AddInitializer("ln_zeros", at::zeros(shape)) : "";
-  if (shift.empty()) {
-    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 3)));
-  }
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 4)));
-  onnx::NodeProto* node = nullptr;
-  c.Bind(n->output(), c.Op("LayerNormalization", {x, scale, shift}, Hint(n), &node), c.Rank(In(n, 0)));
-  SetInt(node, "axis", -static_cast<int64_t>(shape.size()));
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y, EmitLayerNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), Hint(n)));
+  c.Bind(n->output(), y, c.Rank(In(n, 0)));
   return absl::OkStatus();
 }
 
@@ -699,24 +662,8 @@ absl::Status ListUnpack(Converter& c, const Node* n) {
 absl::Status InstanceNorm(Converter& c, const Node* n) {
   ASSIGN_OR_RETURN(bool use_input_stats, c.Bool(In(n, 5)));
   if (!use_input_stats) return c.NodeError("instance norm with running statistics has no mapping");
-  std::optional<int64_t> channels = c.StaticSize(In(n, 0), 1);
-  for (size_t i : {1, 2}) {
-    if (auto w = c.Constant(In(n, i)); w.has_value() && w->isTensor()) channels = w->toTensor().numel();
-  }
-  if (!channels.has_value()) return c.NodeError("instance norm needs its channel count");
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  std::string scale = IsNone(In(n, 1)) ? c.AddInitializer("in_ones", at::ones({*channels})) : "";
-  if (scale.empty()) {
-    ASSIGN_OR_RETURN(scale, c.Tensor(In(n, 1)));
-  }
-  std::string shift = IsNone(In(n, 2)) ? c.AddInitializer("in_zeros", at::zeros({*channels})) : "";
-  if (shift.empty()) {
-    ASSIGN_OR_RETURN(shift, c.Tensor(In(n, 2)));
-  }
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 7)));
-  onnx::NodeProto* node = nullptr;
-  c.Bind(n->output(), c.Op("InstanceNormalization", {x, scale, shift}, Hint(n), &node), c.Rank(In(n, 0)));
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y, EmitInstanceNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 7), Hint(n)));
+  c.Bind(n->output(), y, c.Rank(In(n, 0)));
   return absl::OkStatus();
 }
 

@@ -217,18 +217,8 @@ OpConverter QuantizedBinary(std::string op, bool relu) {
 
 // quantized::cat(tensors, dim, scale, zero_point)
 absl::Status QuantizedCat(Converter& c, const Node* n) {
+  ASSIGN_OR_RETURN(std::string y, EmitConcat(c, In(n, 0), In(n, 1), Hint(n) + "_float"));
   ASSIGN_OR_RETURN(std::vector<const Value*> parts, c.ListElements(In(n, 0)));
-  if (parts.empty()) return c.NodeError("cat of an empty list");
-  std::vector<std::string> inputs;
-  for (const Value* p : parts) {
-    ASSIGN_OR_RETURN(std::string name, c.FloatTensor(p));
-    inputs.push_back(name);
-  }
-  ASSIGN_OR_RETURN(int64_t dim, c.Int(In(n, 1)));
-  ASSIGN_OR_RETURN(dim, c.NormalizedDim(parts[0], dim));
-  onnx::NodeProto* node = nullptr;
-  std::string y = c.Op("Concat", inputs, Hint(n) + "_float", &node);
-  SetInt(node, "axis", dim);
   ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 2), In(n, 3)));
   BindQuantized(c, n, y, q, c.Rank(parts[0]));
   return absl::OkStatus();
@@ -261,27 +251,10 @@ OpConverter FixedQParamsUnary(std::string op, double scale, int64_t zero_point) 
   };
 }
 
-// A float tensor input of a quantized op, or `fill` of `channels` when None.
-absl::StatusOr<std::string> TensorOr(Converter& c, const Value* v, double fill, int64_t channels,
-                                     absl::string_view hint) {
-  if (v->type()->kind() == c10::TypeKind::NoneType) return c.AddInitializer(hint, at::full({channels}, fill));
-  return c.Tensor(v);
-}
-
 // quantized::batch_norm / batch_norm2d(x, weight, bias, mean, var, eps, scale, zero_point)
 absl::Status QuantizedBatchNorm(Converter& c, const Node* n) {
-  auto mean = c.Constant(In(n, 3));
-  if (!mean.has_value() || !mean->isTensor()) return c.NodeError("the running mean must be a constant tensor");
-  int64_t channels = mean->toTensor().numel();
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 1), 1.0, channels, "bn_ones"));
-  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 2), 0.0, channels, "bn_zeros"));
-  ASSIGN_OR_RETURN(std::string m, c.Tensor(In(n, 3)));
-  ASSIGN_OR_RETURN(std::string v, c.Tensor(In(n, 4)));
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 5)));
-  onnx::NodeProto* node = nullptr;
-  std::string y = c.Op("BatchNormalization", {x, scale, shift, m, v}, Hint(n) + "_float", &node);
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y,
+                   EmitBatchNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), In(n, 5), Hint(n) + "_float"));
   ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 6), In(n, 7)));
   BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
   return absl::OkStatus();
@@ -289,18 +262,7 @@ absl::Status QuantizedBatchNorm(Converter& c, const Node* n) {
 
 // quantized::instance_norm(x, weight, bias, eps, scale, zero_point)
 absl::Status QuantizedInstanceNorm(Converter& c, const Node* n) {
-  std::optional<int64_t> channels;
-  for (size_t i : {1, 2}) {
-    if (auto w = c.Constant(In(n, i)); w.has_value() && w->isTensor()) channels = w->toTensor().numel();
-  }
-  if (!channels.has_value()) return c.NodeError("instance norm needs a weight or a bias (its channel count)");
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 1), 1.0, *channels, "in_ones"));
-  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 2), 0.0, *channels, "in_zeros"));
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 3)));
-  onnx::NodeProto* node = nullptr;
-  std::string y = c.Op("InstanceNormalization", {x, scale, shift}, Hint(n) + "_float", &node);
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y, EmitInstanceNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 3), Hint(n) + "_float"));
   ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 4), In(n, 5)));
   BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
   return absl::OkStatus();
@@ -308,17 +270,8 @@ absl::Status QuantizedInstanceNorm(Converter& c, const Node* n) {
 
 // quantized::layer_norm(x, normalized_shape, weight, bias, eps, scale, zero_point)
 absl::Status QuantizedLayerNorm(Converter& c, const Node* n) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> shape, c.Ints(In(n, 1)));
-  int64_t elements = 1;
-  for (int64_t d : shape) elements *= d;
-  ASSIGN_OR_RETURN(std::string x, c.FloatTensor(In(n, 0)));
-  ASSIGN_OR_RETURN(std::string scale, TensorOr(c, In(n, 2), 1.0, elements, "ln_ones"));
-  ASSIGN_OR_RETURN(std::string shift, TensorOr(c, In(n, 3), 0.0, elements, "ln_zeros"));
-  ASSIGN_OR_RETURN(double eps, c.Double(In(n, 4)));
-  onnx::NodeProto* node = nullptr;
-  std::string y = c.Op("LayerNormalization", {x, scale, shift}, Hint(n) + "_float", &node);
-  SetInt(node, "axis", -static_cast<int64_t>(shape.size()));
-  SetFloat(node, "epsilon", static_cast<float>(eps));
+  ASSIGN_OR_RETURN(std::string y,
+                   EmitLayerNorm(c, In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4), Hint(n) + "_float"));
   ASSIGN_OR_RETURN(QParams q, OutputQParams(c, n, In(n, 5), In(n, 6)));
   BindQuantized(c, n, y, q, c.Rank(In(n, 0)));
   return absl::OkStatus();
