@@ -162,6 +162,20 @@ std::string SourceLine(const torch::jit::Node* n);
 
 using OpConverter = std::function<absl::Status(Converter&, const torch::jit::Node*)>;
 
+// Helpers every converter file uses.
+inline const torch::jit::Value* In(const torch::jit::Node* n, size_t i) { return n->input(i); }
+// The node's first output's debug name: the hint its ONNX names start with.
+inline std::string Hint(const torch::jit::Node* n) { return n->output(0)->debugName(); }
+inline bool IsNone(const torch::jit::Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
+// The output is the input (dropout, contiguous, ...); a quantized input's
+// parameters go with it. onnx_ops_shapes.cc.
+absl::Status Identity(Converter& c, const torch::jit::Node* n);
+
+// The float op tables, by file; FloatOps merges them.
+void AddLayerOps(std::map<std::string, OpConverter>& ops);
+void AddElementwiseOps(std::map<std::string, OpConverter>& ops);
+void AddShapeOps(std::map<std::string, OpConverter>& ops);
+
 // Float ops by qualified name ("aten::conv2d"), export/onnx_ops.cc.
 const std::map<std::string, OpConverter>& FloatOps();
 // Ops of int8 models (quantize_per_tensor, dequantize, quantized::*),

@@ -20,9 +20,6 @@ namespace {
 using torch::jit::Node;
 using torch::jit::Value;
 
-const Value* In(const Node* n, size_t i) { return n->input(i); }
-std::string Hint(const Node* n) { return n->output(0)->debugName(); }
-
 // quint8 activations only: LibTorch's int8 models (fbgemm, onednn, qnnpack) use them.
 absl::Status CheckQuint8(Converter& c, const Value* dtype) {
   ASSIGN_OR_RETURN(int64_t d, c.Int(dtype));
