@@ -228,5 +228,40 @@ TEST(OnnxRuntime, OpsBeyondTheTestModelsMatch) {
   EXPECT_LE(f["max_rel"], 1e-4);  // both tensors of the returned tuple (saturated: argmax means nothing)
 }
 
+// A layer whose input never varies (a ReLU that is always off) gets an input
+// scale so small that its bias does not fit int32: it stays float, added
+// after the layer (ONNX Runtime's fused kernel was off by 158 output steps on
+// such a layer of GoogLeNet), and the export still matches LibTorch.
+TEST(OnnxRuntime, ALayerWithAConstantInputKeepsItsBiasExact) {
+  Model m = testing::ScriptedTestModel(
+      "DeadInput",
+      "def forward(self, x: Tensor) -> Tensor:\n"
+      "    h = torch.relu(torch.linear(x, self.w1, self.b1))\n"
+      "    dead = torch.relu(h - 1000.0)\n"
+      "    return torch.linear(dead, self.w2, self.b2) + torch.linear(h, self.w3, self.b3)\n",
+      {{"w1", at::randn({16, 8})},
+       {"b1", at::randn({16})},
+       {"w2", at::randn({4, 16})},
+       {"b2", at::randn({4})},
+       {"w3", at::randn({4, 16})},
+       {"b3", at::randn({4})}});
+  QuantizationConfig config;
+  config.mutable_activation()->mutable_minmax();
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, config));
+  for (int b = 0; b < 4; ++b) ASSERT_OK(q->Observe({RandomInput({8}, 32, 20 + b)}));
+  ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+  OnnxExportOptions options;
+  options.input_shapes = {{1, 8}};
+  const std::string path = TempPath("dead_input_int8");
+  ASSERT_OK(int8.Save(path + ".pt"));
+  ASSERT_OK_AND_ASSIGN(OnnxExportSummary summary, WriteOnnx(int8, path + ".onnx", options));
+  EXPECT_TRUE(summary.quantized);
+  EXPECT_EQ(summary.op_counts["Gemm"], 3);
+  EXPECT_GE(summary.op_counts["Add"], 2);  // the float bias after the dead layer, and the sum
+  ASSERT_OK_AND_ASSIGN(Figures f, Verify(path + ".pt", path + ".onnx", "int8", "--random 256"));
+  EXPECT_GE(f["argmax_agreement"], 0.99);
+  EXPECT_LE(f["max_rel"], 0.05);
+}
+
 }  // namespace
 }  // namespace slimfit
