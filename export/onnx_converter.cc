@@ -116,12 +116,20 @@ absl::StatusOr<std::string> Converter::Tensor(const torch::jit::Value* v) {
 absl::StatusOr<std::string> Converter::FloatTensor(const torch::jit::Value* v) {
   const QParams* q = QuantParams(v);
   if (q == nullptr || keep_quantized_) return Tensor(v);
-  auto it = dequantized_names_.find(v);
-  if (it != dequantized_names_.end()) return it->second;
+  // A float layer reads its input dequantized by arithmetic (IsFloatLayer).
+  const bool by_arithmetic = node_ != nullptr && IsFloatLayer(node_);
+  auto& cache = by_arithmetic ? arithmetic_dequantized_names_ : dequantized_names_;
+  auto it = cache.find(v);
+  if (it != cache.end()) return it->second;
   auto name = Tensor(v);
   if (!name.ok()) return name.status();
-  std::string dq = Dequantize(*name, *q, absl::StrCat(*name, "_dq"));
-  dequantized_names_[v] = dq;
+  std::string dq;
+  if (by_arithmetic) {
+    dq = DequantizeByArithmetic(*name, *q, absl::StrCat(*name, "_dequantized"));
+  } else {
+    dq = Dequantize(*name, *q, absl::StrCat(*name, "_dq"));
+  }
+  cache[v] = dq;
   return dq;
 }
 
@@ -266,6 +274,22 @@ QParams Converter::MakeQParams(double scale, int64_t zero_point, absl::string_vi
 
 std::string Converter::Quantize(const std::string& x, const QParams& q, absl::string_view hint) {
   return Op("QuantizeLinear", {x, q.scale, q.zero_point}, hint);
+}
+
+bool IsFloatLayer(const torch::jit::Node* n) {
+  static const auto* kinds = new absl::flat_hash_set<std::string>{
+      "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::_convolution", "aten::conv_transpose2d", "aten::linear",
+      "aten::addmm",  "aten::matmul", "aten::mm"};
+  return kinds->contains(n->kind().toQualString());
+}
+
+std::string Converter::DequantizeByArithmetic(const std::string& x, const QParams& q, absl::string_view hint) {
+  onnx::NodeProto* cast = nullptr;
+  std::string f = Op("Cast", {x}, absl::StrCat(hint, "_float"), &cast);
+  SetInt(cast, "to", onnx::TensorProto::FLOAT);
+  std::string centered = Op("Sub", {f, FloatScalar("zero_point", static_cast<double>(q.zero_point_value))},
+                            absl::StrCat(hint, "_centered"));
+  return Op("Mul", {centered, q.scale}, hint);
 }
 
 std::string Converter::Dequantize(const std::string& x, const QParams& q, absl::string_view hint) {

@@ -131,7 +131,11 @@ absl::Status Dequantize(Converter& c, const Node* n) {
   }
   ASSIGN_OR_RETURN(const QParams* q, InputQParams(c, In(n, 0)));
   ASSIGN_OR_RETURN(std::string x, c.Tensor(In(n, 0)));
-  c.Bind(n->output(), c.Dequantize(x, *q, Hint(n)), c.Rank(In(n, 0)));
+  // Feeding a layer kept in float: by arithmetic (Converter::DequantizeByArithmetic).
+  bool feeds_float_layer = false;
+  for (const torch::jit::Use& use : n->output()->uses()) feeds_float_layer |= IsFloatLayer(use.user);
+  c.Bind(n->output(), feeds_float_layer ? c.DequantizeByArithmetic(x, *q, Hint(n)) : c.Dequantize(x, *q, Hint(n)),
+         c.Rank(In(n, 0)));
   return absl::OkStatus();
 }
 

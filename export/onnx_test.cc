@@ -188,6 +188,37 @@ TEST(OnnxExport, Int8ModelsBecomeQdqWithInt8WeightsAndInt32Biases) {
   EXPECT_GE(exported, 13);
 }
 
+// A layer kept in float inside an int8 model (mixed precision) must not
+// read a DequantizeLinear: ONNX Runtime would take DQ → Conv → Q for a
+// quantized layer and quantize the float weights (docs/export.md).
+TEST(OnnxExport, LayersKeptInFloatDoNotLookQuantizedToTheRuntime) {
+  ASSERT_OK_AND_ASSIGN(Model m, CreateZooModel("lenet5", ZooOptions()));
+  QuantizationConfig config;
+  config.mutable_activation()->mutable_minmax();
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, config));
+  for (int b = 0; b < 4; ++b) ASSERT_OK(q->Observe({RandomInput({1, 28, 28}, 8, 30 + b)}));
+  ASSERT_OK_AND_ASSIGN(Model mixed, q->Convert({1, 3}));  // the second conv and a linear stay fp32
+  ASSERT_EQ(CountKind(mixed, "quantized::"), 3);
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ExportOnnx(mixed, OnnxExportOptions()));
+  const onnx::ModelProto proto = Parse(bytes);
+  std::set<std::string> float_initializers, dequantized;
+  for (const onnx::TensorProto& t : proto.graph().initializer()) {
+    if (t.data_type() == onnx::TensorProto::FLOAT) float_initializers.insert(t.name());
+  }
+  for (const onnx::NodeProto& n : proto.graph().node()) {
+    if (n.op_type() == "DequantizeLinear") dequantized.insert(n.output(0));
+  }
+  int float_layers = 0;
+  for (const onnx::NodeProto& n : proto.graph().node()) {
+    if ((n.op_type() == "Conv" || n.op_type() == "Gemm" || n.op_type() == "MatMul") &&
+        float_initializers.count(n.input(1))) {
+      ++float_layers;
+      EXPECT_EQ(dequantized.count(n.input(0)), 0u) << n.name() << " reads " << n.input(0);
+    }
+  }
+  EXPECT_GE(float_layers, 2);  // the two kept fp32, and any the quantizer left fp32 with them
+}
+
 TEST(OnnxExport, AnOpWithoutAMappingNamesItsNodeAndSourceAndWritesNothing) {
   Model m = ScriptedTestModel("Unmapped",
                               "def forward(self, x: Tensor) -> Tensor:\n"
