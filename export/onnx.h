@@ -9,20 +9,25 @@
 //   OnnxExportOptions options;                      // input shapes: metadata
 //   RETURN_IF_ERROR(WriteOnnx(model, "runs/x/model.onnx", options));
 //
-// What maps (export/onnx_ops.cc, export/onnx_quantized_ops.cc): conv2d
-// (grouped, depthwise, dilated; traced _convolution), linear / addmm /
-// matmul, batch norm (when not folded), relu / relu6 / hardtanh / clamp /
-// hardswish / hardsigmoid / sigmoid / silu / gelu / tanh / leaky_relu,
-// add / sub / mul / div (tensor or scalar), cat, flatten / reshape / view /
-// transpose / permute / squeeze / unsqueeze, size-driven shapes (x.size(0)),
-// max / avg / adaptive avg pooling, mean, softmax / log_softmax; dropout
-// and contiguous are identities. int8 models (quantizers/int8.h) become QDQ:
-// QuantizeLinear / DequantizeLinear around float ops, int8 weights with
-// per-channel scales (axis 0), int32 biases at input scale x weight scale,
-// the runtime fuses them into its int8 kernels. Ops LibTorch runs on a
-// quantized tensor with its input's scale (relu, hardtanh, pooling,
-// flatten, ...) become DequantizeLinear → op → QuantizeLinear at the same
-// scale and zero point.
+// What maps (export/onnx_ops_{layers,elementwise,shapes}.cc,
+// export/onnx_quantized_ops.cc; docs/export.md has the table): conv
+// (grouped, depthwise, dilated, transposed; traced _convolution), linear /
+// addmm / matmul, batch / instance / layer norm, relu / relu6 / hardtanh /
+// clamp / hardswish / hardsigmoid / sigmoid / silu / gelu / tanh /
+// leaky_relu / prelu, add / sub / mul / div / floor_divide, cat / chunk /
+// slice, flatten / reshape / view / transpose / permute / squeeze /
+// unsqueeze with sizes known or computed (x.size(0)), max / avg / adaptive
+// pooling, mean / sum, softmax / log_softmax, lists built by append;
+// dropout, contiguous and warnings vanish. int8 models (quantizers/int8.h)
+// become QDQ: QuantizeLinear / DequantizeLinear around float ops, int8
+// weights with per-channel scales (axis 0), int32 biases at input scale x
+// weight scale (float, added after the layer, when they do not fit int32),
+// which ONNX Runtime fuses into its int8 kernels. Ops LibTorch runs on a
+// quantized tensor with its input's scale are a Clip of the uint8 values
+// (relu, hardtanh, clamp), run on the uint8 tensor (max pooling, reshapes)
+// or DQ → op → Q at the same scale (average pooling). A layer kept in float
+// reads its input dequantized by arithmetic, so the runtime does not
+// quantize its weights.
 //
 // Contract: the model is not modified. Inputs are float tensors of the
 // shapes `options.input_shapes` gives, or the model metadata records; the
