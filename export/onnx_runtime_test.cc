@@ -87,7 +87,12 @@ std::vector<int64_t> Batched(const std::vector<int64_t>& sample) {
   return shape;
 }
 
-TEST(OnnxRuntime, TrainedZooModelsAgreeOnTheFashionMnistTestSet) {
+// One zoo model per test (the suite is sharded: each trains and compares one).
+class ZooOnnxRuntime : public ::testing::TestWithParam<std::string> {};
+
+TEST(OnnxRuntime, EveryZooModelIsCompared) { EXPECT_GE(ZooModelNames().size(), 4u); }
+
+TEST_P(ZooOnnxRuntime, TrainedModelAgreesOnTheFashionMnistTestSet) {
   // bootstrap.sh installs the data set: its absence is a failure, not a skip.
   ASSERT_OK(RegularFileSize(absl::StrCat(kFashion, "t10k-images-idx3-ubyte.gz")).status());
   DataConfig data;
@@ -105,10 +110,8 @@ TEST(OnnxRuntime, TrainedZooModelsAgreeOnTheFashionMnistTestSet) {
       "trainer", &trainer));
   const std::string test_set = absl::StrCat("--images ", kFashion, "t10k-images-idx3-ubyte.gz --labels ", kFashion,
                                             "t10k-labels-idx1-ubyte.gz --mean 0.2860 --std 0.3530");
-  const std::vector<std::string> zoo = ZooModelNames();
-  ASSERT_GE(zoo.size(), 4u);
-  for (const std::string& name : zoo) {
-    SCOPED_TRACE(name);
+  const std::string name = GetParam();
+  {
     ZooOptions options;
     options.seed = 1;
     ASSERT_OK_AND_ASSIGN(Model model, CreateZooModel(name, options));
@@ -153,6 +156,9 @@ TEST(OnnxRuntime, TrainedZooModelsAgreeOnTheFashionMnistTestSet) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooOnnxRuntime, ::testing::ValuesIn(ZooModelNames()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(OnnxRuntime, GraphTestModelsAgreeOnRandomInputs) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
