@@ -43,8 +43,8 @@
 //
 // Run directory (experiment.output_dir): model.pt (frozen fp32 or int8:
 // plain TorchScript), model_trainable.pt (level 1's unfrozen fp32 model, for
-// more training), reference.pt, report.json / report.md / report.html,
-// metrics.jsonl, state/ (resume). Every file is written atomically. Killed at
+// more training), model.onnx (export ONNX), reference.pt, report.json /
+// report.md / report.html, metrics.jsonl, state/ (resume). Every file is written atomically. Killed at
 // any moment, the same call resumes: scored candidates and completed
 // fine-tuning epochs are read back from state/, never recomputed.
 //
@@ -84,6 +84,7 @@
 #include "losses/loss_function.h"
 #include "model/model.h"
 #include "search/experiment.pb.h"
+#include "search/report.h"
 #include "search/search_state.pb.h"
 
 namespace slimfit {
@@ -142,6 +143,15 @@ class Engine {
   void set_progress(std::function<void(const std::string&)> sink) { progress_ = std::move(sink); }
   // Runs as one rank of `group` (not owned; null or one rank: alone).
   void set_group(Collective* group) { group_ = group; }
+  // Times a TorchScript file and its ONNX export in LibTorch and in ONNX
+  // Runtime (one row each, `model` left empty; `int8`: the files are
+  // quantized). With export ONNX the result is timed so (and, when it is
+  // int8, its fp32 form too) for the report's Runtimes section; unset, the
+  // section says it was not timed. tools/onnx_runtime_timer.h runs
+  // export/verify_onnx.py --latency.
+  using RuntimeTimer = std::function<absl::StatusOr<std::vector<RuntimeRow>>(const std::string& model_pt,
+                                                                             const std::string& model_onnx, bool int8)>;
+  void set_runtime_timer(RuntimeTimer timer) { runtime_timer_ = std::move(timer); }
 
   absl::StatusOr<EngineResult> Run();
 
@@ -155,6 +165,7 @@ class Engine {
   std::unique_ptr<LossFunction> loss_;
   std::function<void(const std::string&)> progress_;
   Collective* group_ = nullptr;
+  RuntimeTimer runtime_timer_;
 };
 
 }  // namespace slimfit

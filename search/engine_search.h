@@ -261,6 +261,11 @@ class Engine::Search : public SearchContext {
   }
   absl::StatusOr<Model> LoadStored(const CandidateRecord& r);
   absl::Status WriteOutputs(EngineResult& result, const Model& trainable);
+  // With ONNX exported: the result (`int8`: its ONNX file is QDQ; then
+  // also its fp32 form, `trainable` frozen) timed in LibTorch and in ONNX
+  // Runtime by the engine's runtime timer, into report.runtimes; how, and
+  // what could not be timed, into runtimes_note.
+  void TimeRuntimes(const EngineResult& result, bool int8, const Model& trainable, RunReport& report);
   // One eval batch through the model before any work: a model that does not
   // take the data's shape is an InvalidArgument naming the inputs. Keeps
   // the output in sample_output_.

@@ -236,6 +236,16 @@ std::vector<std::vector<std::string>> FileRows(const RunReport& r) {
   return rows;
 }
 
+std::vector<std::string> RuntimeHeader() { return {"model", "runtime", "batch 1 ms", "batch 64 ms"}; }
+
+std::vector<std::vector<std::string>> RuntimeRows(const RunReport& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (const RuntimeRow& t : r.runtimes) {
+    rows.push_back({t.model, t.runtime, absl::StrFormat("%.3f", t.batch1_ms), absl::StrFormat("%.2f", t.batch64_ms)});
+  }
+  return rows;
+}
+
 }  // namespace
 
 std::string SummaryTable(const RunReport& r) {
@@ -262,6 +272,12 @@ std::string ReportJson(const RunReport& r) {
     files.push_back(absl::StrCat("    {\"name\": ", JsonString(f.name), ", \"bytes\": ", f.bytes,
                                  ", \"note\": ", JsonString(f.note), "}"));
   }
+  std::vector<std::string> runtimes;
+  for (const RuntimeRow& t : r.runtimes) {
+    runtimes.push_back(absl::StrCat("    {\"model\": ", JsonString(t.model), ", \"runtime\": ", JsonString(t.runtime),
+                                    ", \"batch1_ms\": ", JsonNumber(t.batch1_ms),
+                                    ", \"batch64_ms\": ", JsonNumber(t.batch64_ms), "}"));
+  }
   return absl::StrCat(
       "{\n  \"name\": ", JsonString(r.name), ",\n  \"eval_key\": ", JsonString(r.eval_key),
       ",\n  \"eval_split\": ", JsonString(r.eval_split),
@@ -278,9 +294,10 @@ std::string ReportJson(const RunReport& r) {
       ", \"latency_b1\": ", JsonNumber(r.reference.latency_b1_ms() / std::max(1e-12, r.chosen.latency_b1_ms())),
       ", \"latency_bn\": ", JsonNumber(r.reference.latency_bn_ms() / std::max(1e-12, r.chosen.latency_bn_ms())),
       "},\n  \"phase_seconds\": {", absl::StrJoin(phases, ", "), "},\n  \"seconds\": ", JsonNumber(r.seconds),
-      ",\n  \"files\": [\n", absl::StrJoin(files, ",\n"), "\n  ]", ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"),
-      "\n  ],\n  \"candidates\": [\n", absl::StrJoin(cands, ",\n"),
-      "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
+      ",\n  \"files\": [\n", absl::StrJoin(files, ",\n"), "\n  ]", ",\n  \"runtimes\": [\n",
+      absl::StrJoin(runtimes, ",\n"), "\n  ],\n  \"runtimes_note\": ", JsonString(r.runtimes_note),
+      ",\n  \"layers\": [\n", absl::StrJoin(layers, ",\n"), "\n  ],\n  \"candidates\": [\n",
+      absl::StrJoin(cands, ",\n"), "\n  ],\n  \"experiment\": ", JsonString(r.experiment_text), "\n}\n");
 }
 
 std::string ReportMarkdown(const RunReport& r) {
@@ -294,6 +311,11 @@ std::string ReportMarkdown(const RunReport& r) {
   absl::StrAppendFormat(&out, "\nLatency: median of timed runs at batch 1 and %d, %d thread(s), each on a fresh copy. "
                         "%s\n\nTime: %s.\n\n", r.latency_batch, r.threads, FrozenNote(r), PhaseLine(r));
   out += "## Files\n\n" + MarkdownTable(FileHeader(), FileRows(r));
+  if (!r.runtimes_note.empty()) {
+    out += "\n## Runtimes\n\n";
+    if (!r.runtimes.empty()) out += MarkdownTable(RuntimeHeader(), RuntimeRows(r)) + "\n";
+    out += r.runtimes_note + "\n";
+  }
   out += "\n## Layers\n\n" + MarkdownTable(LayerHeader(), LayerRows(r));
   out += "\n## Candidates\n\n" + MarkdownTable(CandidateHeader(), CandidateRows(r));
   out += "\nRatios are reference / candidate (higher is better).\n\n## Experiment\n\n```\n" + r.experiment_text + "```\n";
@@ -327,6 +349,11 @@ std::string ReportHtml(const RunReport& r) {
   out += absl::StrFormat("<p>Latency: median at batch 1 and %d, %d thread(s). %s</p><p>Time: %s.</p>\n",
                          r.latency_batch, r.threads, Html(FrozenNote(r)), Html(PhaseLine(r)));
   out += "<h2>Files</h2>\n" + table(FileHeader(), FileRows(r));
+  if (!r.runtimes_note.empty()) {
+    out += "<h2>Runtimes</h2>\n";
+    if (!r.runtimes.empty()) out += table(RuntimeHeader(), RuntimeRows(r));
+    out += "<p>" + Html(r.runtimes_note) + "</p>\n";
+  }
   out += "<h2>Candidates</h2>\n<p>Every scored model: grey the reference, blue candidates after their short "
          "fine-tune, green after the final fine-tune, purple int8. The chosen one is circled.</p>\n" +
          Plot(r);

@@ -3,7 +3,8 @@
 // What a compression run shows: the before/after table (metric, size,
 // params, MACs, latency at batch 1 and N, peak activation memory, each with
 // its ratio), why this model, per-layer channels and bit widths, every
-// scored candidate, and where the time went — as JSON (report.json),
+// scored candidate, the result in LibTorch and in ONNX Runtime side by side
+// (when the run wrote model.onnx and had a runtime timer), and where the time went — as JSON (report.json),
 // Markdown (report.md) and one self-contained HTML page with an SVG plot of
 // every candidate's metric against the objective, the chosen one marked
 // (report.html).
@@ -42,6 +43,15 @@ struct OutputFile {
   std::string note;   // what it is, or why it is missing
 };
 
+// One model in one runtime, timed in turns with the other runtime in one
+// process (export/verify_onnx.py --latency): ms per call, one thread.
+struct RuntimeRow {
+  std::string model;    // "int8: model.pt / model.onnx"
+  std::string runtime;  // "LibTorch 2.11.0", "ONNX Runtime 1.32.0"
+  double batch1_ms = 0;
+  double batch64_ms = 0;
+};
+
 struct RunReport {
   std::string name;
   std::string eval_key;
@@ -64,7 +74,9 @@ struct RunReport {
   double seconds = 0;   // wall time over every invocation (resumes add up)
   int invocations = 1;  // how many runs made this directory
   std::string experiment_text;  // the effective experiment (defaults filled in)
-  std::vector<OutputFile> files;  // model.pt, model_trainable.pt, model.onnx
+  std::vector<OutputFile> files;     // model.pt, model_trainable.pt, model.onnx
+  std::vector<RuntimeRow> runtimes;  // empty: not timed (runtimes_note says why)
+  std::string runtimes_note;         // how they were timed, or why not; empty: no ONNX asked for
 };
 
 // The before/after table (plain text, aligned), as printed by the tool.

@@ -45,6 +45,9 @@ RunReport Example() {
   r.seconds = 102;
   r.files = {{"model.pt", 204800, "the result (TorchScript)"},
              {"model.onnx", 0, "not written: aten::cumsum <has no \"mapping\">"}};
+  r.runtimes = {{"int8: model.pt / model.onnx", "LibTorch 2.11.0", 0.8054, 3.621},
+                {"int8: model.pt / model.onnx", "ONNX Runtime 1.32.0", 0.0951, 4.689}};
+  r.runtimes_note = "timed in turns <one thread>";
   return r;
 }
 
@@ -82,6 +85,34 @@ TEST(ReportTest, JsonEscapesAndCarriesEveryCandidate) {
     EXPECT_EQ(fields.at("bytes").number_value(), example.files[i].bytes);
     EXPECT_EQ(fields.at("note").string_value(), example.files[i].note);
   }
+  // The runtimes, as timed.
+  const auto& runtimes = parsed.fields().at("runtimes").list_value().values();
+  ASSERT_EQ(runtimes.size(), example.runtimes.size());
+  for (int i = 0; i < runtimes.size(); ++i) {
+    const auto& fields = runtimes[i].struct_value().fields();
+    EXPECT_EQ(fields.at("model").string_value(), example.runtimes[i].model);
+    EXPECT_EQ(fields.at("runtime").string_value(), example.runtimes[i].runtime);
+    EXPECT_DOUBLE_EQ(fields.at("batch1_ms").number_value(), example.runtimes[i].batch1_ms);
+    EXPECT_DOUBLE_EQ(fields.at("batch64_ms").number_value(), example.runtimes[i].batch64_ms);
+  }
+  EXPECT_EQ(parsed.fields().at("runtimes_note").string_value(), example.runtimes_note);
+}
+
+TEST(ReportTest, RuntimesSectionOnlyWhenThereIsSomethingToSay) {
+  RunReport r = Example();
+  const std::string m = ReportMarkdown(r);
+  EXPECT_THAT(m, HasSubstr("## Runtimes"));
+  EXPECT_THAT(m, HasSubstr("| int8: model.pt / model.onnx | LibTorch 2.11.0 | 0.805 | 3.62 |"));
+  EXPECT_THAT(m, HasSubstr("| int8: model.pt / model.onnx | ONNX Runtime 1.32.0 | 0.095 | 4.69 |"));
+  EXPECT_THAT(ReportHtml(r), HasSubstr("<p>timed in turns &lt;one thread&gt;</p>"));
+  // Not timed: the note says why, no table.
+  r.runtimes.clear();
+  r.runtimes_note = "ONNX Runtime: not timed (--python not set)";
+  EXPECT_THAT(ReportMarkdown(r), HasSubstr("## Runtimes\n\nONNX Runtime: not timed (--python not set)\n"));
+  // No ONNX asked for: no section.
+  r.runtimes_note.clear();
+  EXPECT_THAT(ReportMarkdown(r), Not(HasSubstr("## Runtimes")));
+  EXPECT_THAT(ReportHtml(r), Not(HasSubstr("<h2>Runtimes</h2>")));
 }
 
 TEST(ReportTest, HtmlIsSelfContainedWithAPlotMarkingTheChosenModel) {

@@ -35,6 +35,7 @@
 #include "tools/cli.h"
 #include "tools/device_flag.h"
 #include "tools/distributed_flags.h"
+#include "tools/onnx_runtime_timer.h"
 
 ABSL_FLAG(std::string, experiment, "", "Experiment file (.pbtxt); empty: the built-in default (Fashion-MNIST, "
                                        "a zoo resnet_small trained once, delta 1.0, level 1).");
@@ -91,6 +92,7 @@ absl::Status Run() {
   Engine engine(std::move(in.data), std::move(*in.model), e, in.forward_pass, std::move(in.evaluator),
                 std::move(in.loss));
   engine.set_group(group.get());
+  engine.set_runtime_timer(TimeInOnnxRuntime);  // export ONNX: the report's Runtimes section
   ASSIGN_OR_RETURN(EngineResult r, engine.Run());
   std::printf("\n%s\n%s\n", r.why.c_str(), r.summary.c_str());
   std::printf("model:  %s/model.pt%s\nreport: %s/report.html (also report.md, report.json)\n", r.run_dir.c_str(),

@@ -11,6 +11,7 @@
 set -uo pipefail
 compress="tools/compress"
 py="$1"  # the venv's Python (//third_party:python)
+verify_onnx="$2"  # export/verify_onnx.py: the report times model.onnx in ONNX Runtime with it
 out="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -91,8 +92,9 @@ grep -q "run the same command again to resume" "$out/log_int.txt" || fail "no re
 unchanged "$out/snap2"
 snapshot "$out/snap2"
 
-echo "== run 4: resumed to the end"
-"$compress" "${args[@]}" > "$out/log3.txt" 2>&1 || fail "run 3 exited $?: $(tail -20 "$out/log3.txt")"
+echo "== run 4: resumed to the end (with --python and --verify_onnx, as bazel run passes them)"
+"$compress" "${args[@]}" --python="$py" --verify_onnx="$verify_onnx" > "$out/log3.txt" 2>&1 ||
+  fail "run 3 exited $?: $(tail -20 "$out/log3.txt")"
 cat "$out/log3.txt"
 unchanged "$out/snap2"
 grep -q "resuming the fine-tune after epoch [1-3]/4" "$out/log3.txt" || fail "the final fine-tune did not resume"
@@ -131,6 +133,15 @@ with torch.no_grad():
 agreement = (o.argmax(1) == t.argmax(1)).mean()
 assert agreement >= 0.99, agreement
 print("model.onnx: argmax agreement with model.pt", agreement)
+# The Runtimes section: the int8 result and its fp32 form, each in LibTorch
+# and in ONNX Runtime, batch 1 and 64 timed (positive), nothing missed.
+rows = report["runtimes"]
+print("runtimes:", rows)
+assert [(r["model"].split(":")[0], r["runtime"].split(" ")[0]) for r in rows] == [
+    ("fp32", "LibTorch"), ("fp32", "ONNX"), ("int8", "LibTorch"), ("int8", "ONNX")], rows
+assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > r["batch1_ms"] for r in rows), rows
+assert "Not timed" not in report["runtimes_note"], report["runtimes_note"]
+assert "## Runtimes" in open(os.path.join(run, "report.md")).read()
 PY
 "$py" -c "import torch, sys; m = torch.jit.load(sys.argv[1]); print('python output', tuple(m(torch.randn(2, 1, 28, 28)).shape))" \
   "$run/model.pt" || fail "model.pt does not load in Python's torch"
@@ -138,6 +149,10 @@ echo "== run 5: the finished run again: nothing recomputed, the same bytes out"
 (cd "$run" && md5sum *.pt model.onnx > "$out/before.md5")
 "$compress" "${args[@]}" > "$out/log_again.txt" 2>&1 || fail "re-run exited $?: $(tail -5 "$out/log_again.txt")"
 grep -q "calibration:\|epoch [0-9]*/[0-9]*:" "$out/log_again.txt" && fail "the re-run computed again: $(cat "$out/log_again.txt")"
+# The decision rests on the side-by-side timing recorded the first time, not
+# on a new one that noise may rank otherwise (which could return another model).
+grep -q "side by side: the figures recorded when this run first finished" "$out/log_again.txt" ||
+  fail "the re-run timed the results again: $(grep -A5 "side by side" "$out/log_again.txt")"
 (cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "re-running a finished run changed its outputs"
 
 echo "== run 6: the disk fills up (writes fail past half of model.pt: RLIMIT_FSIZE, EFBIG as ENOSPC)"
