@@ -326,69 +326,37 @@ absl::Status Engine::Search::TimeSideBySide(CandidateRecord* reference, std::opt
   }
   if (*fp32) records.push_back(&**fp32);
   if (*int8) records.push_back(&**int8);
-  // Recorded (phase "retimed", keyed by the set timed together): running a
-  // finished run again decides on the same figures and returns the same
-  // model, rather than on a second timing that noise may rank otherwise.
-  std::vector<std::string> set_keys, keys;
+  // Recorded (keyed by the set timed together): running a finished run
+  // again decides on the same figures and returns the same model, rather
+  // than on a second timing that noise may rank otherwise.
+  std::vector<std::string> set_keys;
   for (const CandidateRecord* r : records) set_keys.push_back(r->key());
-  const std::string set = absl::StrJoin(set_keys, "+");
-  for (const CandidateRecord* r : records) keys.push_back(absl::StrCat("side_by_side|", set, "|", r->key()));
-  bool all_recorded = true;
-  for (const std::string& key : keys) all_recorded &= Reuse(key) != nullptr;
-  if (!all_recorded) {
-    std::vector<Latency> latencies(records.size());
-    const auto t0 = Clock::now();
-    if (root()) {
-      std::vector<Model> models;  // what is loaded here to be timed
-      models.reserve(records.size());
-      std::vector<Model*> deployed;
-      ASSIGN_OR_RETURN(Model given, e_.model_.Clone());
-      deployed.push_back(&models.emplace_back(std::move(given)));
-      if (frozen) {
-        ASSIGN_OR_RETURN(Model * f, FrozenReference());
-        deployed.push_back(f);
-      }
-      if (*fp32) {
-        ASSIGN_OR_RETURN(Model trainable, LoadStored(**fp32));
-        ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing the pruned model to time it");
-        deployed.push_back(&models.emplace_back(std::move(f)));
-      }
-      if (*int8) {
-        ASSIGN_OR_RETURN(Model q, store_->LoadModel(**int8));
-        deployed.push_back(&models.emplace_back(std::move(q)));
-      }
-      Phase("timing", absl::StrFormat("%zu models side by side: in turns, each its fastest of %d rounds",
-                                      deployed.size(), kSideBySideRounds));
-      ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed, TimedInTurns(deployed, kSideBySideRounds),
-                       "timing the results side by side");
-      for (size_t i = 0; i < records.size(); ++i) latencies[i] = {timed[i].latency_b1_ms(), timed[i].latency_bn_ms()};
-      EndPhase();
-    }
-    for (size_t i = 0; i < records.size(); ++i) {
-      CandidateRecord rec = *records[i];
-      ASSIGN_OR_RETURN(const double b1, RootsValue(latencies[i].b1_ms));
-      ASSIGN_OR_RETURN(const double bn, RootsValue(latencies[i].bn_ms));
-      rec.set_latency_b1_ms(b1);
-      rec.set_latency_bn_ms(bn);
-      rec.set_key(keys[i]);
-      rec.set_phase("retimed");
-      rec.set_description(absl::StrCat(records[i]->description(), ", timed side by side with the result"));
-      rec.set_seconds(SecondsSince(t0));
-      rec.clear_model_file();
-      if (store_->Find(keys[i]) == nullptr) RETURN_IF_ERROR(Keep(rec, nullptr));
-    }
-  } else {
-    Say(absl::StrFormat("  %zu models side by side: the figures recorded when this run first finished",
-                        records.size()));
+  if (root()) {
+    Phase("timing", absl::StrFormat("%zu models side by side: in turns, each its fastest of %d rounds", records.size(),
+                                    kSideBySideRounds));
   }
-  for (size_t i = 0; i < records.size(); ++i) {
-    const CandidateRecord* timed = store_->Find(keys[i]);
-    Say(absl::StrFormat("  %s: latency b1 %.3f ms (when made: %.3f), b%d %.2f ms (when made: %.2f)",
-                        records[i]->description(), timed->latency_b1_ms(), records[i]->latency_b1_ms(), kLatencyBatch,
-                        timed->latency_bn_ms(), records[i]->latency_bn_ms()));
-    records[i]->set_latency_b1_ms(timed->latency_b1_ms());
-    records[i]->set_latency_bn_ms(timed->latency_bn_ms());
-  }
+  RETURN_IF_ERROR(TimedTogetherOnce(
+      records, absl::StrCat("side_by_side|", absl::StrJoin(set_keys, "+"), "|"), "timed side by side with the result",
+      [&](std::vector<Model>& hold, std::vector<Model*>& deployed) -> absl::Status {
+        ASSIGN_OR_RETURN(Model given, e_.model_.Clone());
+        deployed.push_back(&hold.emplace_back(std::move(given)));
+        if (frozen) {
+          ASSIGN_OR_RETURN(Model * f, FrozenReference());
+          deployed.push_back(f);
+        }
+        if (*fp32) {
+          ASSIGN_OR_RETURN(Model trainable, LoadStored(**fp32));
+          ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing the pruned model to time it");
+          deployed.push_back(&hold.emplace_back(std::move(f)));
+        }
+        if (*int8) {
+          ASSIGN_OR_RETURN(Model q, store_->LoadModel(**int8));
+          deployed.push_back(&hold.emplace_back(std::move(q)));
+        }
+        return absl::OkStatus();
+      },
+      "  "));
+  if (root()) EndPhase();
   frozen_side_by_side_ = frozen;
   return absl::OkStatus();
 }

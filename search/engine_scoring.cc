@@ -84,10 +84,11 @@ absl::StatusOr<std::vector<CandidateRecord>> Engine::Search::TimedInTurns(const 
   return best;
 }
 
-absl::Status Engine::Search::TimeAgainInTurns(std::vector<CandidateRecord>& records) {
-  if (records.size() < 2) return absl::OkStatus();
+absl::Status Engine::Search::TimedTogetherOnce(const std::vector<CandidateRecord*>& records,
+                                               const std::string& key_prefix, const std::string& how,
+                                               const LoadDeployed& load, const std::string& indent) {
   std::vector<std::string> keys;
-  for (const CandidateRecord& r : records) keys.push_back(absl::StrCat("retimed|", r.key()));
+  for (const CandidateRecord* r : records) keys.push_back(absl::StrCat(key_prefix, r->key()));
   bool all_recorded = true;
   for (const std::string& key : keys) all_recorded &= Reuse(key) != nullptr;
   if (!all_recorded) {
@@ -96,40 +97,56 @@ absl::Status Engine::Search::TimeAgainInTurns(std::vector<CandidateRecord>& reco
     std::vector<Latency> latencies(records.size());
     const auto t0 = Clock::now();
     if (root()) {
-      std::vector<Model> frozen;
-      frozen.reserve(records.size());
+      std::vector<Model> hold;
+      hold.reserve(records.size());
       std::vector<Model*> deployed;
-      for (const CandidateRecord& r : records) {
-        ASSIGN_OR_RETURN(Model trainable, LoadStored(r));
-        ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing a candidate to time it again");
-        deployed.push_back(&frozen.emplace_back(std::move(f)));
-      }
+      RETURN_IF_ERROR(load(hold, deployed));
       ASSIGN_OR_RETURN(std::vector<CandidateRecord> timed, TimedInTurns(deployed, kSideBySideRounds),
-                       "timing candidates again side by side");
+                       absl::StrCat("timing ", records.size(), " models in turns"));
       for (size_t i = 0; i < records.size(); ++i) latencies[i] = {timed[i].latency_b1_ms(), timed[i].latency_bn_ms()};
     }
     for (size_t i = 0; i < records.size(); ++i) {
-      CandidateRecord rec = records[i];
+      CandidateRecord rec = *records[i];
       ASSIGN_OR_RETURN(const double b1, RootsValue(latencies[i].b1_ms));
       ASSIGN_OR_RETURN(const double bn, RootsValue(latencies[i].bn_ms));
       rec.set_latency_b1_ms(b1);
       rec.set_latency_bn_ms(bn);
       rec.set_key(keys[i]);
       rec.set_phase("retimed");
-      rec.set_description(absl::StrCat(records[i].description(), ", timed again in turns"));
+      rec.set_description(absl::StrCat(records[i]->description(), ", ", how));
       rec.set_seconds(SecondsSince(t0));
+      rec.clear_model_file();
       if (store_->Find(keys[i]) == nullptr) RETURN_IF_ERROR(Keep(rec, nullptr));
     }
+  } else {
+    Say(absl::StrCat(indent, "the figures recorded when these were first timed together (state/)"));
   }
   for (size_t i = 0; i < records.size(); ++i) {
-    const CandidateRecord* again = store_->Find(keys[i]);
-    Say(absl::StrFormat("    %s: latency b1 %.3f ms (when made: %.3f), b%d %.2f ms (when made: %.2f)",
-                        records[i].description(), again->latency_b1_ms(), records[i].latency_b1_ms(), kLatencyBatch,
-                        again->latency_bn_ms(), records[i].latency_bn_ms()));
-    records[i].set_latency_b1_ms(again->latency_b1_ms());
-    records[i].set_latency_bn_ms(again->latency_bn_ms());
+    const CandidateRecord* timed = store_->Find(keys[i]);
+    Say(absl::StrFormat("%s%s: latency b1 %.3f ms (when made: %.3f), b%d %.2f ms (when made: %.2f)", indent,
+                        records[i]->description(), timed->latency_b1_ms(), records[i]->latency_b1_ms(), kLatencyBatch,
+                        timed->latency_bn_ms(), records[i]->latency_bn_ms()));
+    records[i]->set_latency_b1_ms(timed->latency_b1_ms());
+    records[i]->set_latency_bn_ms(timed->latency_bn_ms());
   }
   return absl::OkStatus();
+}
+
+absl::Status Engine::Search::TimeAgainInTurns(std::vector<CandidateRecord>& records) {
+  if (records.size() < 2) return absl::OkStatus();
+  std::vector<CandidateRecord*> timed;
+  for (CandidateRecord& r : records) timed.push_back(&r);
+  return TimedTogetherOnce(
+      timed, "retimed|", "timed again in turns",
+      [&](std::vector<Model>& hold, std::vector<Model*>& deployed) -> absl::Status {
+        for (const CandidateRecord* r : timed) {
+          ASSIGN_OR_RETURN(Model trainable, LoadStored(*r));
+          ASSIGN_OR_RETURN(Model f, FrozenForInference(trainable), "freezing a candidate to time it again");
+          deployed.push_back(&hold.emplace_back(std::move(f)));
+        }
+        return absl::OkStatus();
+      },
+      "    ");
 }
 
 absl::StatusOr<int64_t> Engine::Search::Macs(Model& m) {

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -220,10 +221,22 @@ class Engine::Search : public SearchContext {
   // kSideBySideRounds rounds) on rank 0, every rank taking its numbers. The
   // decision and the report compare these, not timings made minutes apart
   // on a machine whose speed drifts. Sets the records' latencies (the
-  // store's stay as made) and frozen_side_by_side_.
+  // store's stay as made; the side-by-side figures are recorded beside
+  // them: TimedTogetherOnce) and frozen_side_by_side_.
   static constexpr int kSideBySideRounds = 3;
   absl::Status TimeSideBySide(CandidateRecord* reference, std::optional<CandidateRecord>* fp32,
                               std::optional<CandidateRecord>* int8);
+  // `records` timed together in turns (kSideBySideRounds rounds, on rank 0,
+  // every rank taking its numbers) the first time, their figures recorded
+  // as key_prefix + key (phase "retimed", described with `how`); a resumed
+  // or repeated run reads them back rather than timing again, so it ranks
+  // and decides as the first did. `load` (rank 0) puts the deployed models
+  // to time in `deployed`, in order (`hold` keeps those it makes). Sets the
+  // records' latencies and says each, `indent`ed, beside its figures when
+  // made.
+  using LoadDeployed = std::function<absl::Status(std::vector<Model>& hold, std::vector<Model*>& deployed)>;
+  absl::Status TimedTogetherOnce(const std::vector<CandidateRecord*>& records, const std::string& key_prefix,
+                                 const std::string& how, const LoadDeployed& load, const std::string& indent);
 
   // ---- bookkeeping ----
   // Stores a record every rank made (distributed: rank 0's numbers win, so

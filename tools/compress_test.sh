@@ -123,7 +123,13 @@ import numpy as np, onnxruntime as ort, torch
 files = {f["name"]: f for f in report["files"]}
 for name in ("model.pt", "model.onnx"):
     assert files[name]["bytes"] == os.path.getsize(os.path.join(run, name)), files
-assert "int8 as QDQ" in files["model.onnx"]["note"], files["model.onnx"]
+# Under objective LATENCY the result is the pruned model or its int8 form,
+# whichever times faster here (on a 0.03-MMAC lenet5 the two can be within
+# noise: 0.586 vs 0.578 ms on one machine), so what is expected follows the
+# result the report names.
+int8 = report["result"]["phase"] == "int8"
+assert report["result"]["phase"] != "weights4", report["result"]  # 4-bit weights: objective SIZE only
+assert ("int8 as QDQ" in files["model.onnx"]["note"]) == int8, (int8, files["model.onnx"])
 raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
 x = np.frombuffer(raw, np.uint8, offset=16)[: 500 * 784].reshape(500, 1, 28, 28)
 x = ((x.astype(np.float32) / 255 - 0.2860) / 0.3530).astype(np.float32)
@@ -133,12 +139,13 @@ with torch.no_grad():
 agreement = (o.argmax(1) == t.argmax(1)).mean()
 assert agreement >= 0.99, agreement
 print("model.onnx: argmax agreement with model.pt", agreement)
-# The Runtimes section: the int8 result and its fp32 form, each in LibTorch
-# and in ONNX Runtime, batch 1 and 64 timed (positive), nothing missed.
+# The Runtimes section: the result (an int8 result also as its fp32 form),
+# each in LibTorch and in ONNX Runtime, batch 1 and 64 timed (positive),
+# nothing missed.
 rows = report["runtimes"]
 print("runtimes:", rows)
-assert [(r["model"].split(":")[0], r["runtime"].split(" ")[0]) for r in rows] == [
-    ("fp32", "LibTorch"), ("fp32", "ONNX"), ("int8", "LibTorch"), ("int8", "ONNX")], rows
+expected = [("fp32", "LibTorch"), ("fp32", "ONNX")] + ([("int8", "LibTorch"), ("int8", "ONNX")] if int8 else [])
+assert [(r["model"].split(":")[0], r["runtime"].split(" ")[0]) for r in rows] == expected, rows
 assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > r["batch1_ms"] for r in rows), rows
 assert "Not timed" not in report["runtimes_note"], report["runtimes_note"]
 assert "## Runtimes" in open(os.path.join(run, "report.md")).read()
@@ -151,7 +158,7 @@ echo "== run 5: the finished run again: nothing recomputed, the same bytes out"
 grep -q "calibration:\|epoch [0-9]*/[0-9]*:" "$out/log_again.txt" && fail "the re-run computed again: $(cat "$out/log_again.txt")"
 # The decision rests on the side-by-side timing recorded the first time, not
 # on a new one that noise may rank otherwise (which could return another model).
-grep -q "side by side: the figures recorded when this run first finished" "$out/log_again.txt" ||
+grep -q "the figures recorded when these were first timed together" "$out/log_again.txt" ||
   fail "the re-run timed the results again: $(grep -A5 "side by side" "$out/log_again.txt")"
 (cd "$run" && md5sum --quiet -c "$out/before.md5") || fail "re-running a finished run changed its outputs"
 
