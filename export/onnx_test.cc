@@ -174,8 +174,7 @@ TEST(OnnxExport, Int8ModelsBecomeQdqWithInt8WeightsAndInt32Biases) {
     for (const onnx::NodeProto& n : proto.graph().node()) {
       if (n.op_type() != "DequantizeLinear" || !inits.count(n.input(0))) continue;
       const onnx::TensorProto& data = *inits[n.input(0)];
-      // Weights are uint8 with zero point 128 (ONNX Runtime's u8u8 kernels).
-      if (data.data_type() == onnx::TensorProto::UINT8) {
+      if (data.data_type() == onnx::TensorProto::INT8) {
         ++int8_weights;
         ASSERT_TRUE(inits.count(n.input(1)));
         const onnx::TensorProto& scale = *inits[n.input(1)];
