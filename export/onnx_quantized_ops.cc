@@ -54,11 +54,7 @@ absl::StatusOr<const QParams*> InputQParams(Converter& c, const Value* v) {
 absl::StatusOr<std::string> DequantizedWeight(Converter& c, const at::Tensor& w, absl::string_view hint,
                                               at::Tensor* scales) {
   if (w.scalar_type() != at::kQInt8) return c.NodeError("the packed weight is not qint8");
-  // Stored as uint8 with zero points + 128 (the same dequantized values):
-  // ONNX Runtime's u8s8 kernels on AVX2 without VNNI sum int8 pairs in int16
-  // and saturate (resnet_small: 98.41 % agreement); u8u8 does not.
-  auto to_u8 = [](const at::Tensor& t) { return (t.to(at::kShort) + 128).to(at::kByte); };
-  std::string data = c.AddInitializer(absl::StrCat(hint, "_uint8"), to_u8(w.int_repr()));
+  std::string data = c.AddInitializer(absl::StrCat(hint, "_int8"), w.int_repr());
   std::string scale, zero_point;
   onnx::NodeProto* node = nullptr;
   std::string out;
@@ -69,7 +65,7 @@ absl::StatusOr<std::string> DequantizedWeight(Converter& c, const at::Tensor& w,
       if (w.q_per_channel_axis() != 0) return c.NodeError("per-channel weight scales must be along axis 0");
       *scales = w.q_per_channel_scales().to(at::kFloat);
       scale = c.AddInitializer(absl::StrCat(hint, "_scale"), *scales);
-      zero_point = c.AddInitializer(absl::StrCat(hint, "_zero_point"), to_u8(w.q_per_channel_zero_points()));
+      zero_point = c.AddInitializer(absl::StrCat(hint, "_zero_point"), w.q_per_channel_zero_points().to(at::kChar));
       out = c.Op("DequantizeLinear", {data, scale, zero_point}, absl::StrCat(hint, "_dq"), &node);
       SetInt(node, "axis", 0);
       return out;
@@ -78,8 +74,8 @@ absl::StatusOr<std::string> DequantizedWeight(Converter& c, const at::Tensor& w,
     case at::kPerTensorSymmetric:
       *scales = at::full({w.size(0)}, w.q_scale(), at::kFloat);
       scale = c.FloatScalar(absl::StrCat(hint, "_scale"), w.q_scale());
-      zero_point =
-          c.AddInitializer(absl::StrCat(hint, "_zero_point"), to_u8(at::scalar_tensor(w.q_zero_point(), at::kLong)));
+      zero_point = c.AddInitializer(absl::StrCat(hint, "_zero_point"),
+                                    at::scalar_tensor(w.q_zero_point(), at::kLong).to(at::kChar));
       return c.Op("DequantizeLinear", {data, scale, zero_point}, absl::StrCat(hint, "_dq"));
     default:
       return c.NodeError("the weight's quantization scheme has no mapping");
