@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -130,11 +131,15 @@ TEST_P(ZooOnnxRuntime, TrainedModelAgreesOnTheFashionMnistTestSet) {
     EXPECT_GE(f["libtorch_accuracy"], 60);  // trained: agreement on a model that guesses would say little
     EXPECT_LE(std::abs(f["libtorch_accuracy"] - f["onnxruntime_accuracy"]), 0.05);
 
-    // ONNX Runtime against LibTorch's int8 kernels (verify_onnx.py loads the
-    // model under onednn, the engine slimfit quantizes for: x86 and fbgemm
-    // saturate in depthwise convolutions, docs/export.md) and against
-    // LibTorch's simulation of the int8 arithmetic (quantize → dequantize in
-    // float), so an export error cannot hide behind a kernel's.
+    // ONNX Runtime against LibTorch's simulation of the int8 arithmetic
+    // (quantize → dequantize in float; the model's arithmetic, which the
+    // export must carry: the issue's 99 %) and against LibTorch's int8
+    // kernels (verify_onnx.py loads the model under onednn, the engine
+    // slimfit quantizes for: x86 and fbgemm saturate in depthwise
+    // convolutions, docs/export.md). Those kernels round differently from
+    // the arithmetic on CPUs without VNNI (an AMD EPYC: one mobilenetv2's
+    // kernels agreed with its own simulation on 99.10 % of the test set), so
+    // against them: 98.5 %; accuracy within 0.3 points of both.
     QuantizationConfig config;
     config.mutable_activation()->mutable_minmax();
     ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(model, config));
@@ -147,11 +152,12 @@ TEST_P(ZooOnnxRuntime, TrainedModelAgreesOnTheFashionMnistTestSet) {
     ASSERT_OK(simulated.Save(q8 + "_simulated.pt"));
     ASSERT_OK_AND_ASSIGN(OnnxExportSummary summary, WriteOnnx(int8, q8 + ".onnx", OnnxExportOptions()));
     EXPECT_TRUE(summary.quantized);
-    for (const std::string& against : {q8 + ".pt", q8 + "_simulated.pt"}) {
+    for (const auto& [against, agreement] : {std::pair{q8 + "_simulated.pt", 0.99}, std::pair{q8 + ".pt", 0.985}}) {
       SCOPED_TRACE(against);
-      ASSERT_OK_AND_ASSIGN(Figures g, Verify(against, q8 + ".onnx", "int8", test_set));
+      ASSERT_OK_AND_ASSIGN(
+          Figures g, Verify(against, q8 + ".onnx", "int8", absl::StrCat(test_set, " --min_agreement ", agreement)));
       EXPECT_EQ(g["samples"], 10000);
-      EXPECT_GE(g["argmax_agreement"], 0.99);
+      EXPECT_GE(g["argmax_agreement"], agreement);
       EXPECT_LE(std::abs(g["libtorch_accuracy"] - g["onnxruntime_accuracy"]), 0.3);
     }
   }
@@ -182,11 +188,22 @@ TEST(OnnxRuntime, GraphTestModelsAgreeOnRandomInputs) {
     ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(tm.model, config));
     for (int b = 0; b < 4; ++b) ASSERT_OK(q->Observe({RandomInput(tm.input_shape, 32, 10 + b)}));
     ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+    ASSERT_OK_AND_ASSIGN(Model simulated, q->Simulate());
     const std::string q8 = TempPath(tm.name + "_int8");
     ASSERT_OK(int8.Save(q8 + ".pt"));
+    ASSERT_OK(simulated.Save(q8 + "_simulated.pt"));
     ASSERT_OK(WriteOnnx(int8, q8 + ".onnx", options).status());
-    ASSERT_OK_AND_ASSIGN(Figures g, Verify(q8 + ".pt", q8 + ".onnx", "int8", "--random 256"));
+    // Against the int8 arithmetic as defined (LibTorch's quantize → dequantize
+    // simulation): the 99 %. Against LibTorch's int8 kernels: within a
+    // few output steps (rounding: 0.019 of the range at most here; saturating
+    // kernels were off by up to 0.18) — their argmax can differ more often,
+    // as these random-weight models' logits bunch within a step or two of
+    // each other (3 of 256 such ties in one model on an AVX2 machine).
+    ASSERT_OK_AND_ASSIGN(Figures g, Verify(q8 + "_simulated.pt", q8 + ".onnx", "int8", "--random 256"));
     EXPECT_GE(g["argmax_agreement"], 0.99);
+    ASSERT_OK_AND_ASSIGN(Figures k, Verify(q8 + ".pt", q8 + ".onnx", "int8", "--random 256 --min_agreement 0.97"));
+    EXPECT_LE(k["max_rel"], 0.05);
+    EXPECT_GE(k["argmax_agreement"], 0.97);
     ++compared;
   }
   EXPECT_GE(compared, 9);

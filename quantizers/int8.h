@@ -31,16 +31,25 @@
 //     minmax, moving average, percentile, MSE, histogram/KL); weight ranges
 //     come straight from the weights.
 //  4. Convert: layers kept fp32 lose their weight observer (and input
-//     observers that feed only fp32 layers), then LibTorch's
+//     observers that feed only fp32 layers), every int8 layer's bias is
+//     rounded to whole steps of input scale x weight scale (the int32 grid
+//     ONNX QDQ stores biases on; too large for int32: left as is), then LibTorch's
 //     InsertQuantDeQuant (quantize/dequantize from our ranges) and Finalize
 //     (pattern fusion into quantized ops, weight prepacking, freezing).
 //
 // Contract: layers are aten::conv1d / conv2d / linear calls of the forward
 // graph's top level (traced `_convolution` included), named by the module
 // path they were called from; ops inside prim::If / prim::Loop stay fp32.
-// Activations are quint8 per tensor (symmetric ranges use zero point 128);
-// weights are qint8 per channel or per tensor, symmetric (onednn needs zero
-// weight zero points), on a 2^bits grid. Every error is a Status; the
+// Activations are quint8 per tensor, calibrated onto 7-bit codes [0, 127]
+// by default on the x86 engines (onednn, x86, fbgemm) and 8-bit on qnnpack:
+// x86 CPUs without VNNI multiply uint8 by int8 with an instruction that
+// saturates a pair of products at 32767 (255 x 127 x 2 does not fit; 127 x
+// 127 x 2 does), so 8-bit codes make LibTorch's int8 results depend on the
+// CPU, and ONNX Runtime's (export/onnx.h) differ from LibTorch's there
+// (`activation.bits: 8` opts in where every deployment CPU has VNNI).
+// Symmetric activation ranges use the middle code as zero point. Weights
+// are qint8 per channel or per tensor, symmetric (onednn needs zero weight
+// zero points), on a 2^bits grid. Every error is a Status; the
 // LibTorch engine is set process-wide (at::globalContext().setQEngine).
 #ifndef SLIMFIT_QUANTIZERS_INT8_H_
 #define SLIMFIT_QUANTIZERS_INT8_H_

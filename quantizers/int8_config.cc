@@ -67,8 +67,10 @@ absl::Status CheckObserver(const ObserverConfig& c, const std::string& field) {
 absl::Status ValidateQuantizationConfig(const QuantizationConfig& c) {
   if (c.has_activation()) {
     RETURN_IF_ERROR(CheckObserver(c.activation(), "activation"));
-    if (c.activation().bits() != 0 && c.activation().bits() != 8) {
-      return FieldError("activation.bits", "int8 kernels take 8-bit activations", c.activation().bits(), "8 (0 = 8)");
+    if (c.activation().bits() != 0 && c.activation().bits() != 7 && c.activation().bits() != 8) {
+      return FieldError("activation.bits", "int8 kernels take 8-bit activation codes", c.activation().bits(),
+                        "8, or 7 (codes 0..127: no saturation on x86 CPUs without VNNI); 0 = 7 on onednn, x86 and "
+                        "fbgemm, 8 on qnnpack");
     }
     if (c.activation().per_channel()) {
       return FieldError("activation.per_channel", "int8 kernels take one scale per activation tensor", "true", "false");

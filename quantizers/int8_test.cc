@@ -7,7 +7,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/native/quantized/PackedParams.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
 
@@ -156,6 +158,82 @@ TEST(Int8Quantizer, StridedPointwiseConvolutionsGiveOneAnswerOnEveryThreadCount)
   }
 }
 
+// The constant a node's input `i` holds (a quantize or quantized op's scale).
+double ConstantInput(const Model& m, const std::string& kind, size_t i) {
+  for (const torch::jit::Node* node : m.module().get_method("forward").graph()->nodes()) {
+    if (node->kind().toQualString() == kind) return torch::jit::toIValue(node->input(i))->toDouble();
+  }
+  ADD_FAILURE() << "no " << kind << " in " << *m.module().get_method("forward").graph();
+  return 0;
+}
+
+// int8.h: x86 CPUs without VNNI add pairs of uint8 x int8 products in int16,
+// saturating at 32767. Activation codes are 7-bit by default, so a pair of
+// in-range products (2 x 127 x 127 = 32258) fits; with 8-bit codes
+// (2 x 255 x 127) it does not. A 1x1 convolution whose weights all quantize
+// to 127, fed inputs at the top of the calibrated range, is the worst case:
+// its int8 kernels must match the simulation (fp32 arithmetic on the same
+// codes) to rounding on any CPU.
+TEST(Int8Quantizer, ActivationsUseSevenBitCodesSoNoCpuSaturates) {
+  Model m = ScriptedTestModel("Sum",
+                              "def forward(self, x: Tensor) -> Tensor:\n"
+                              "    return torch.conv2d(x, self.w, self.b, [1, 1], [0, 0], [1, 1], 1)\n",
+                              {{"w", at::ones({4, 16, 1, 1})}, {"b", at::zeros({4})}});
+  at::manual_seed(5);
+  at::Tensor calibration = at::rand({8, 16, 8, 8});
+  // Inputs in [0, 1] (minmax; 0 is always in the range), one pixel all 1:
+  // the output's range is [0, 16].
+  calibration.select(0, 0).select(1, 0).select(1, 0).fill_(1.0);
+  for (int bits : {0, 8}) {
+    SCOPED_TRACE(::testing::Message() << "activation.bits " << bits);
+    QuantizationConfig config;
+    config.mutable_activation()->mutable_minmax();
+    config.mutable_activation()->set_bits(bits);
+    ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, config));
+    ASSERT_OK(q->Observe({calibration}));
+    ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+    const double codes = bits == 0 ? 127 : 255;  // onednn, the default engine: 7 bits
+    EXPECT_NEAR(ConstantInput(int8, "aten::quantize_per_tensor", 1), 1.0 / codes, 1e-6 / codes);
+    if (bits != 0) continue;  // 8-bit codes saturate on some CPUs only: nothing to assert about the kernel
+    ASSERT_OK_AND_ASSIGN(Model sim, q->Simulate());
+    const at::Tensor x = 0.98 + 0.02 * at::rand({4, 16, 8, 8});  // codes 124..127
+    const double step = ConstantInput(int8, "quantized::conv2d", 2);
+    EXPECT_NEAR(step, 16.0 / codes, 0.01 * step);  // the output's range is [0, 16]
+    EXPECT_LE((Forward(int8, x) - Forward(sim, x)).abs().max().item<double>(), 1.01 * step);
+  }
+}
+
+// int8.cc: an int8 layer's bias is a whole number of input scale x weight
+// scale steps (per output channel), the int32 grid ONNX QDQ and other int8
+// runtimes store it on, so a model exported from the file computes what
+// LibTorch computes (export/onnx_runtime_test).
+TEST(Int8Quantizer, BiasesLieOnTheInt32Grid) {
+  at::manual_seed(6);
+  Model m = ScriptedTestModel("Conv",
+                              "def forward(self, x: Tensor) -> Tensor:\n"
+                              "    return torch.conv2d(x, self.w, self.b, [1, 1], [1, 1], [1, 1], 1)\n",
+                              {{"w", at::randn({8, 4, 3, 3})}, {"b", at::randn({8})}});
+  QuantizationConfig config;
+  config.mutable_activation()->mutable_minmax();
+  ASSERT_OK_AND_ASSIGN(auto q, Int8Quantizer::Create(m, config));
+  ASSERT_OK(q->Observe({at::rand({8, 4, 10, 10}) * 2 - 0.5}));
+  ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
+  const double input_scale = ConstantInput(int8, "aten::quantize_per_tensor", 1);
+  const torch::jit::Node* conv = nullptr;
+  for (const torch::jit::Node* node : int8.module().get_method("forward").graph()->nodes()) {
+    if (node->kind().toQualString() == std::string("quantized::conv2d")) conv = node;
+  }
+  ASSERT_NE(conv, nullptr);
+  ASSERT_EQ(conv->input(1)->node()->kind(), c10::prim::GetAttr);
+  const auto packed =
+      int8.module().attr(conv->input(1)->node()->s(c10::attr::name)).toCustomClass<ConvPackedParamsBase<2>>();
+  auto [weight, bias] = packed->unpack();
+  ASSERT_TRUE(bias.has_value());
+  const at::Tensor steps = bias->to(at::kDouble) / (weight.q_per_channel_scales().to(at::kDouble) * input_scale);
+  EXPECT_LT((steps - steps.round()).abs().max().item<double>(), 1e-3) << steps;
+  EXPECT_GT(steps.abs().max().item<double>(), 10);  // a bias of some steps, not zero
+}
+
 TEST(Int8Quantizer, SelectionKeepsLayersInFloat) {
   ASSERT_OK_AND_ASSIGN(auto models, PruningTestModels());
   Model& m = models[2].model;  // resnet_small
@@ -220,9 +298,11 @@ TEST(Int8Quantizer, ConfigErrorsNameTheField) {
   QuantizationConfig c;
   c.mutable_activation()->mutable_minmax();
   c.mutable_activation()->set_bits(4);
-  EXPECT_THAT(ValidateQuantizationConfig(c),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"));
+  EXPECT_THAT(
+      ValidateQuantizationConfig(c),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "activation.bits: int8 kernels take 8-bit activation codes, got 4; valid: 8, or 7 (codes 0..127: no "
+               "saturation on x86 CPUs without VNNI); 0 = 7 on onednn, x86 and fbgemm, 8 on qnnpack"));
   c.Clear();
   c.add_op_types("Conv3d");
   EXPECT_THAT(
