@@ -114,8 +114,8 @@ def main():
     p.add_argument("--min_agreement", type=float, default=0.99)
     p.add_argument("--max_accuracy_gap", type=float, default=0.3)
     p.add_argument("--engine", default="onednn",
-                   help="LibTorch's quantized engine for int8 models: slimfit makes them for onednn (its default); "
-                        "x86 and fbgemm saturate in depthwise convolutions (docs/export.md)")
+                   help="LibTorch's quantized engine for int8 models: slimfit quantizes under onednn (its default); "
+                        "docs/export.md compares the engines")
     p.add_argument("--latency", action="store_true")
     p.add_argument("--no_checks", action="store_true", help="report the figures, check nothing")
     p.add_argument("--figures", help="also write the figures here, one 'name value' line each")

@@ -87,7 +87,8 @@ TEST(Experiment, BadFieldsNameFieldValueAndWhatIsValid) {
        "quantization block"},
       {"compression { level: 2 quantization { activation { minmax { } bits: 4 } } }",
        absl::StatusCode::kInvalidArgument,
-       "compression.quantization.activation.bits: int8 kernels take 8-bit activations, got 4; valid: 8 (0 = 8)"},
+       "compression.quantization.activation.bits: int8 kernels take 8-bit activation codes, got 4; valid: 8, or 7 "
+       "(codes 0..127: no saturation on x86 CPUs without VNNI); 0 = 7 on onednn, x86 and fbgemm, 8 on qnnpack"},
       {"deploy_device: 'tpu'", absl::StatusCode::kInvalidArgument,
        "deploy_device: not a device, got \"tpu\"; valid: cpu, cuda, cuda:<index>, auto"},
       {"deploy_device: 'cuda' compression { level: 2 }", absl::StatusCode::kInvalidArgument,
