@@ -197,7 +197,7 @@ absl::Status Int8Quantizer::ComputeParams() const {
 // QDQ, TFLite, TensorRT). LibTorch's kernels add the float bias exactly, so
 // without this an exported model's biases differ from LibTorch's by up to
 // half a grid step — a systematic shift per channel that flipped 0.4 % of
-// one mobilenetv2 layer's output codes and 1.5 % of its test predictions
+// one mobilenetv2 layer's output codes and 1.9 % of its test predictions
 // (7-bit activation codes; int8.h). Biases too large for int32 on the grid
 // (an input with a vanishing range) stay as they are; export/onnx.h adds
 // those in float.
