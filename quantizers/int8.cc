@@ -215,8 +215,9 @@ void SnapBiasesToTheInt32Grid(const std::vector<std::unique_ptr<Int8Quantizer::S
   }
   for (Node* n : graph.nodes()) {
     const int l = LayerOfNode(n);
+    if (l < 0 || !is_int8(l) || !weight_slot.count(l)) continue;
     const std::string bias = absl::StrCat(kBiasPrefix, l);
-    if (l < 0 || !is_int8(l) || !weights.count(bias) || !weight_slot.count(l)) continue;
+    if (!weights.count(bias)) continue;
     // The input's range: its observer, or the one before ops that keep the
     // quantization parameters of their input (relu6, pooling, flatten, ...).
     const Int8Quantizer::Slot* input = nullptr;

@@ -158,13 +158,20 @@ TEST(Int8Quantizer, StridedPointwiseConvolutionsGiveOneAnswerOnEveryThreadCount)
   }
 }
 
-// The constant a node's input `i` holds (a quantize or quantized op's scale).
-double ConstantInput(const Model& m, const std::string& kind, size_t i) {
+// The first node of `kind` in the forward graph; a test failure and null
+// when there is none.
+const torch::jit::Node* FirstNode(const Model& m, const std::string& kind) {
   for (const torch::jit::Node* node : m.module().get_method("forward").graph()->nodes()) {
-    if (node->kind().toQualString() == kind) return torch::jit::toIValue(node->input(i))->toDouble();
+    if (node->kind().toQualString() == kind) return node;
   }
   ADD_FAILURE() << "no " << kind << " in " << *m.module().get_method("forward").graph();
-  return 0;
+  return nullptr;
+}
+
+// The constant a node's input `i` holds (a quantize or quantized op's scale).
+double ConstantInput(const Model& m, const std::string& kind, size_t i) {
+  const torch::jit::Node* node = FirstNode(m, kind);
+  return node == nullptr ? 0 : torch::jit::toIValue(node->input(i))->toDouble();
 }
 
 // int8.h: x86 CPUs without VNNI add pairs of uint8 x int8 products in int16,
@@ -219,10 +226,7 @@ TEST(Int8Quantizer, BiasesLieOnTheInt32Grid) {
   ASSERT_OK(q->Observe({at::rand({8, 4, 10, 10}) * 2 - 0.5}));
   ASSERT_OK_AND_ASSIGN(Model int8, q->Convert());
   const double input_scale = ConstantInput(int8, "aten::quantize_per_tensor", 1);
-  const torch::jit::Node* conv = nullptr;
-  for (const torch::jit::Node* node : int8.module().get_method("forward").graph()->nodes()) {
-    if (node->kind().toQualString() == std::string("quantized::conv2d")) conv = node;
-  }
+  const torch::jit::Node* conv = FirstNode(int8, "quantized::conv2d");
   ASSERT_NE(conv, nullptr);
   ASSERT_EQ(conv->input(1)->node()->kind(), c10::prim::GetAttr);
   const auto packed =
